@@ -1,0 +1,80 @@
+//! Content digests as users write them: `sha256:<hex>` or `blake3:<hex>`.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// Hash algorithms accepted for whole-content verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Sha256,
+    Blake3,
+}
+
+/// An expected or computed digest. The hex is kept lower-case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub algorithm: Algorithm,
+    pub hex: String,
+}
+
+/// Why a digest string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("digest {0:?} must look like <algorithm>:<hex>, e.g. sha256:…")]
+    Shape(String),
+    #[error("unsupported digest algorithm {0:?} (use sha256 or blake3)")]
+    Algorithm(String),
+    #[error("digest hex must be {expected} hex characters, got {got:?}")]
+    Hex { expected: usize, got: String },
+}
+
+impl FromStr for Digest {
+    type Err = DigestError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (algo, hex) = s.split_once(':').ok_or_else(|| DigestError::Shape(s.into()))?;
+        let algorithm = match algo.to_ascii_lowercase().as_str() {
+            "sha256" => Algorithm::Sha256,
+            "blake3" => Algorithm::Blake3,
+            other => return Err(DigestError::Algorithm(other.into())),
+        };
+        let hex = hex.to_ascii_lowercase();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(DigestError::Hex { expected: 64, got: hex });
+        }
+        Ok(Self { algorithm, hex })
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let algo = match self.algorithm {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Blake3 => "blake3",
+        };
+        write!(f, "{algo}:{}", self.hex)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_normalises() {
+        let hex = "AB".repeat(32);
+        let d: Digest = format!("SHA256:{hex}").parse().unwrap();
+        assert_eq!(d.algorithm, Algorithm::Sha256);
+        assert_eq!(d.to_string(), format!("sha256:{}", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        assert!(matches!("abc".parse::<Digest>(), Err(DigestError::Shape(_))));
+        assert!(matches!("md5:00".parse::<Digest>(), Err(DigestError::Algorithm(_))));
+        assert!(matches!("blake3:xyz".parse::<Digest>(), Err(DigestError::Hex { .. })));
+        assert!(matches!(format!("sha256:{}", "g".repeat(64)).parse::<Digest>(), Err(DigestError::Hex { .. })));
+    }
+}

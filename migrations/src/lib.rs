@@ -1,0 +1,20 @@
+//! The manager's schema, as forward-only migrations applied at start.
+//!
+//! Migrations describe tables with SeaQuery and never import entities: an entity describes the
+//! schema of today, a migration the schema of the day it was written. Every migration must run on
+//! SQLite, PostgreSQL and MySQL/MariaDB alike.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_users;
+
+/// Applies the migrations in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_create_users::Migration)]
+    }
+}

@@ -1,0 +1,101 @@
+//! `dfdaemon`: the Damselfly peer daemon.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use common::runtime::{self, LogFormat};
+use peer::{
+    Dfdaemon, Listeners,
+    config::{DfdaemonConfig, Overrides},
+};
+use tokio::net::{TcpListener, UnixListener};
+
+/// The Damselfly peer daemon: downloads for local clients and serves pieces to other peers.
+#[derive(Debug, Parser)]
+#[command(version = common::VERSION)]
+struct Cli {
+    /// TOML configuration file (every key is optional; see README "Configuration").
+    #[arg(short, long, env = "DAMSELFLY_DFDAEMON_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for content, metadata and the socket [default: /var/lib/damselfly/dfdaemon].
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Run as a seed peer.
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_SEED")]
+    seed: bool,
+    /// Host name announced to the scheduler [default: the machine's hostname].
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_HOSTNAME")]
+    hostname: Option<String>,
+    /// Unix socket of the download API [default: <data-dir>/dfdaemon.sock].
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_SOCKET")]
+    socket: Option<PathBuf>,
+    /// Address for /healthy and /metrics [default: 0.0.0.0:4003].
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// Address of the piece transport [default: 0.0.0.0:4000].
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_UPLOAD_ADDR")]
+    upload_addr: Option<SocketAddr>,
+    /// Scheduler gRPC address, host:port [default: none, every download goes to the origin].
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_SCHEDULER")]
+    scheduler: Option<String>,
+    /// Write the bound addresses as JSON here once serving (for supervisors and tests).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text", env = "DAMSELFLY_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    runtime::init_logging(cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dfdaemon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        data_dir: cli.data_dir,
+        seed: cli.seed.then_some(true),
+        hostname: cli.hostname,
+        socket: cli.socket,
+        http_addr: cli.http_addr,
+        upload_addr: cli.upload_addr,
+        scheduler_addr: cli.scheduler,
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let config = DfdaemonConfig::load(cli.config.as_deref(), overrides, &hostname)?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let shutdown = runtime::shutdown_on_signals()?;
+
+    let socket_path = &config.server.socket;
+    if socket_path.exists() {
+        // A socket left by a crashed daemon; a live one would still accept connections.
+        if std::os::unix::net::UnixStream::connect(socket_path).is_ok() {
+            anyhow::bail!("another dfdaemon is serving on {}", socket_path.display());
+        }
+        std::fs::remove_file(socket_path)?;
+    }
+    let socket = UnixListener::bind(socket_path)?;
+    let http = TcpListener::bind(config.server.http_addr).await?;
+    let upload = TcpListener::bind(config.server.upload_addr).await?;
+    let addrs = BTreeMap::from([
+        ("socket", socket_path.display().to_string()),
+        ("http", http.local_addr()?.to_string()),
+        ("upload", upload.local_addr()?.to_string()),
+    ]);
+    tracing::info!(seed = config.seed, socket = %addrs["socket"], http = %addrs["http"], "dfdaemon serving");
+    if let Some(path) = &cli.ready_file {
+        runtime::write_ready_file(path, &addrs)?;
+    }
+    Dfdaemon::new(config).serve(Listeners { socket, http, upload }, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! The dfdaemon's configuration: one TOML tree, every key documented with its default.
+//!
+//! ```toml
+//! # Content, metadata and the download socket live here. Default: /var/lib/damselfly/dfdaemon
+//! data_dir = "/var/lib/damselfly/dfdaemon"
+//! # Seed mode: fetch new tasks from the origin first and serve them to the cluster. Default: false
+//! seed = false
+//!
+//! [host]
+//! # Name announced to the scheduler. Default: the machine's hostname
+//! hostname = ""
+//! # Address other peers reach this host on. Default: 127.0.0.1
+//! ip = "127.0.0.1"
+//! # Data-centre and location labels for parent affinity. Default: ""
+//! idc = ""
+//! location = ""
+//!
+//! [server]
+//! # Unix socket of the local download API (what `dfget --endpoint` takes). Default: <data_dir>/dfdaemon.sock
+//! socket = ""
+//! # /healthy and /metrics. Default: 0.0.0.0:4003
+//! http_addr = "0.0.0.0:4003"
+//! # Piece transport other peers download from. Default: 0.0.0.0:4000
+//! upload_addr = "0.0.0.0:4000"
+//!
+//! [scheduler]
+//! # gRPC address of the scheduler ("" = none: every download goes to the origin). Default: ""
+//! addr = ""
+//! # Seconds between host announcements. Default: 30
+//! announce_interval_secs = 30
+//! ```
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The whole dfdaemon configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DfdaemonConfig {
+    /// Content, metadata and the download socket live here.
+    pub data_dir: PathBuf,
+    /// Seed mode.
+    pub seed: bool,
+    /// How this host presents itself.
+    pub host: HostConfig,
+    /// Listening addresses.
+    pub server: ServerConfig,
+    /// The scheduler to announce to.
+    pub scheduler: SchedulerClientConfig,
+}
+
+/// How this host presents itself to the scheduler and other peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// Name announced to the scheduler; empty means the machine's hostname.
+    pub hostname: String,
+    /// Address other peers reach this host on.
+    pub ip: IpAddr,
+    /// Data-centre label.
+    pub idc: String,
+    /// `region|zone|rack` location label.
+    pub location: String,
+}
+
+/// Listening addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Unix socket of the local download API; empty means `<data_dir>/dfdaemon.sock`.
+    pub socket: PathBuf,
+    /// `/healthy` and `/metrics`.
+    pub http_addr: SocketAddr,
+    /// Piece transport other peers download from.
+    pub upload_addr: SocketAddr,
+}
+
+/// The scheduler to announce to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerClientConfig {
+    /// gRPC address (`host:port`); empty means none.
+    pub addr: String,
+    /// Seconds between host announcements.
+    pub announce_interval_secs: u64,
+}
+
+impl Default for DfdaemonConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/damselfly/dfdaemon"),
+            seed: false,
+            host: HostConfig::default(),
+            server: ServerConfig::default(),
+            scheduler: SchedulerClientConfig::default(),
+        }
+    }
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            hostname: String::new(),
+            ip: [127, 0, 0, 1].into(),
+            idc: String::new(),
+            location: String::new(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::new(),
+            http_addr: ([0, 0, 0, 0], 4003).into(),
+            upload_addr: ([0, 0, 0, 0], 4000).into(),
+        }
+    }
+}
+
+impl Default for SchedulerClientConfig {
+    fn default() -> Self {
+        Self { addr: String::new(), announce_interval_secs: 30 }
+    }
+}
+
+/// Values from flags or the environment; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub seed: Option<bool>,
+    pub hostname: Option<String>,
+    pub socket: Option<PathBuf>,
+    pub http_addr: Option<SocketAddr>,
+    pub upload_addr: Option<SocketAddr>,
+    pub scheduler_addr: Option<String>,
+}
+
+impl DfdaemonConfig {
+    /// Reads `path` (if any), applies `overrides`, derives defaults, validates.
+    /// `machine_hostname` fills an empty `host.hostname`.
+    pub fn load(path: Option<&Path>, overrides: Overrides, machine_hostname: &str) -> Result<Self, Error> {
+        let mut c: Self = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+            }
+            None => Self::default(),
+        };
+        let o = overrides;
+        if let Some(v) = o.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = o.seed {
+            c.seed = v;
+        }
+        if let Some(v) = o.hostname {
+            c.host.hostname = v;
+        }
+        if let Some(v) = o.socket {
+            c.server.socket = v;
+        }
+        if let Some(v) = o.http_addr {
+            c.server.http_addr = v;
+        }
+        if let Some(v) = o.upload_addr {
+            c.server.upload_addr = v;
+        }
+        if let Some(v) = o.scheduler_addr {
+            c.scheduler.addr = v;
+        }
+        if c.host.hostname.is_empty() {
+            c.host.hostname = machine_hostname.to_owned();
+        }
+        if c.server.socket.as_os_str().is_empty() {
+            c.server.socket = c.data_dir.join("dfdaemon.sock");
+        }
+        if c.scheduler.announce_interval_secs == 0 {
+            return Err(Error::Config("scheduler.announce_interval_secs must be at least 1".into()));
+        }
+        if !c.scheduler.addr.is_empty() && c.scheduler.addr.parse::<SocketAddr>().is_err() {
+            return Err(Error::Config(format!(
+                "scheduler.addr {:?} must be host:port with an IP address",
+                c.scheduler.addr
+            )));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_socket_and_hostname_and_rejects_bad_values() {
+        let c = DfdaemonConfig::load(
+            None,
+            Overrides { data_dir: Some("/d".into()), ..Default::default() },
+            "box",
+        )
+        .unwrap();
+        assert_eq!(c.server.socket, PathBuf::from("/d/dfdaemon.sock"));
+        assert_eq!(c.host.hostname, "box");
+        let err = DfdaemonConfig::load(
+            None,
+            Overrides { scheduler_addr: Some("nowhere".into()), ..Default::default() },
+            "box",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("scheduler.addr"), "{err}");
+        let err = toml::from_str::<DfdaemonConfig>("sead = true").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}

@@ -1,0 +1,59 @@
+//! The peer's one error type, by what a caller can do about it, and its gRPC mapping.
+
+use tonic::{Code, Status};
+
+/// Everything that can go wrong in the peer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid; the message names the key.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The request is malformed; the message names the field.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The output file exists and overwriting was not asked for.
+    #[error("{0} already exists (pass --overwrite to replace it)")]
+    OutputExists(String),
+    /// The origin answered with a client error such as 404; retrying will not help.
+    #[error("origin answered {status} for {url}")]
+    OriginRejected { status: u16, url: String },
+    /// The origin failed (5xx, unreachable, reset) after retries.
+    #[error("origin unavailable for {url}: {reason}")]
+    OriginUnavailable { url: String, reason: String },
+    /// The content arrived incomplete or does not match the expected digest.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    /// No peer can serve and back-to-source is disabled.
+    #[error("no peer can serve {0} and back-to-source is disabled")]
+    NoSource(String),
+    /// The download did not finish in time.
+    #[error("download timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// Local I/O failed (disk full, permissions…).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A gRPC transport failed.
+    #[error("gRPC transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::InvalidRequest(_) => Code::InvalidArgument,
+            Error::OutputExists(_) => Code::AlreadyExists,
+            Error::OriginRejected { status: 404 | 410, .. } => Code::NotFound,
+            Error::OriginRejected { status: 401 | 403, .. } => Code::PermissionDenied,
+            Error::OriginRejected { .. } => Code::FailedPrecondition,
+            Error::OriginUnavailable { .. } => Code::Unavailable,
+            Error::Integrity(_) => Code::DataLoss,
+            Error::NoSource(_) => Code::FailedPrecondition,
+            Error::Timeout(_) => Code::DeadlineExceeded,
+            Error::Config(_) | Error::Io(_) | Error::Transport(_) => Code::Internal,
+        };
+        if code == Code::Internal {
+            tracing::error!(error = %e, "request failed");
+        }
+        Status::new(code, e.to_string())
+    }
+}

@@ -1,0 +1,112 @@
+//! The scheduler's configuration: one TOML tree, every key documented with its default.
+//!
+//! ```toml
+//! [server]
+//! # gRPC for peers. Default: 0.0.0.0:8002
+//! grpc_addr = "0.0.0.0:8002"
+//! # /healthy and /metrics. Default: 0.0.0.0:8004
+//! http_addr = "0.0.0.0:8004"
+//!
+//! [gc]
+//! # Forget a host that has not announced itself for this long. Default: 3600
+//! host_ttl_secs = 3600
+//! ```
+
+use std::{net::SocketAddr, path::Path};
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The whole scheduler configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Listening addresses.
+    pub server: ServerConfig,
+    /// Garbage collection of state.
+    pub gc: GcConfig,
+}
+
+/// Listening addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// gRPC for peers.
+    pub grpc_addr: SocketAddr,
+    /// `/healthy` and `/metrics`.
+    pub http_addr: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { grpc_addr: ([0, 0, 0, 0], 8002).into(), http_addr: ([0, 0, 0, 0], 8004).into() }
+    }
+}
+
+/// Garbage collection of state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// Seconds after which a host that stopped announcing is forgotten.
+    pub host_ttl_secs: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self { host_ttl_secs: 3600 }
+    }
+}
+
+/// Values from flags or the environment; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub grpc_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+}
+
+impl SchedulerConfig {
+    /// Reads `path` (if any), applies `overrides`, and validates.
+    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Self, Error> {
+        let mut config: Self = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text)
+                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+            }
+            None => Self::default(),
+        };
+        if let Some(v) = overrides.grpc_addr {
+            config.server.grpc_addr = v;
+        }
+        if let Some(v) = overrides.http_addr {
+            config.server.http_addr = v;
+        }
+        if config.gc.host_ttl_secs == 0 {
+            return Err(Error::Config("gc.host_ttl_secs must be at least 1".into()));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_is_strict_and_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "[gc]\nhost_ttl = 5\n").unwrap();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        std::fs::write(&path, "[gc]\nhost_ttl_secs = 0\n").unwrap();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("host_ttl_secs"), "{err}");
+        std::fs::write(&path, "[gc]\nhost_ttl_secs = 60\n").unwrap();
+        let c = SchedulerConfig::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(c.gc.host_ttl_secs, 60);
+        assert_eq!(c.server.grpc_addr.port(), 8002);
+    }
+}

@@ -1,0 +1,15 @@
+//! The Damselfly scheduler: the per-cluster tracker that peers announce their hosts and downloads
+//! to, and that answers with parents to fetch pieces from.
+//!
+//! Layers: [`resource`] holds state (hosts today; tasks and peers with the data plane), [`rpc`]
+//! converts protobuf at the edge, [`serve`] wires listeners. Entry point: [`Scheduler::serve`].
+
+pub mod config;
+mod error;
+mod http;
+pub mod resource;
+mod rpc;
+mod serve;
+
+pub use error::Error;
+pub use serve::{Listeners, Scheduler};

@@ -1,0 +1,227 @@
+//! The manager's configuration: one TOML tree, every key documented with its default.
+//!
+//! Loading is parse → override → derive → validate. This module never reads the environment;
+//! the `manager` binary maps flags and `DAMSELFLY_MANAGER_*` variables onto [`Overrides`].
+//!
+//! ```toml
+//! # Directory for the SQLite database and other state. Default: /var/lib/damselfly/manager
+//! data_dir = "/var/lib/damselfly/manager"
+//!
+//! [server]
+//! # REST API, console, /healthy and /metrics. Default: 0.0.0.0:8080
+//! http_addr = "0.0.0.0:8080"
+//! # gRPC for schedulers and peers. Default: 0.0.0.0:65003
+//! grpc_addr = "0.0.0.0:65003"
+//!
+//! [database]
+//! # sqlite://, postgres:// or mysql:// URL. Default: sqlite://<data_dir>/manager.db?mode=rwc
+//! url = ""
+//! # Maximum pooled connections. Default: 16
+//! max_connections = 16
+//!
+//! [console]
+//! # Directory holding pkg/console.{js,wasm,css}. Default: <dir of the binary>/../site
+//! site_root = ""
+//! ```
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The whole manager configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagerConfig {
+    /// Directory for the SQLite database and other local state.
+    pub data_dir: PathBuf,
+    /// Listening addresses.
+    pub server: ServerConfig,
+    /// Database connection.
+    pub database: DatabaseConfig,
+    /// Where the console's static files are.
+    pub console: ConsoleConfig,
+}
+
+/// Listening addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// REST API, console, `/healthy` and `/metrics`.
+    pub http_addr: SocketAddr,
+    /// gRPC for schedulers and peers.
+    pub grpc_addr: SocketAddr,
+}
+
+/// Database connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://`, `postgres://` or `mysql://` URL; empty means SQLite in `data_dir`.
+    pub url: String,
+    /// Maximum pooled connections.
+    pub max_connections: u32,
+}
+
+/// Where the console's static files are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Directory holding `pkg/console.{js,wasm,css}`; empty means `<binary dir>/../site`.
+    pub site_root: PathBuf,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/damselfly/manager"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            console: ConsoleConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: ([0, 0, 0, 0], 8080).into(),
+            grpc_addr: ([0, 0, 0, 0], 65003).into(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 16 }
+    }
+}
+
+/// Values given on the command line or in the environment; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub http_addr: Option<SocketAddr>,
+    pub grpc_addr: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub site_root: Option<PathBuf>,
+}
+
+impl ManagerConfig {
+    /// Reads `path` (if any), applies `overrides`, fills derived defaults and validates.
+    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Self, Error> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+                Self::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+            }
+            None => Self::default(),
+        };
+        config.apply(overrides);
+        config.derive();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML; unknown keys are errors.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn apply(&mut self, o: Overrides) {
+        if let Some(v) = o.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = o.http_addr {
+            self.server.http_addr = v;
+        }
+        if let Some(v) = o.grpc_addr {
+            self.server.grpc_addr = v;
+        }
+        if let Some(v) = o.database_url {
+            self.database.url = v;
+        }
+        if let Some(v) = o.site_root {
+            self.console.site_root = v;
+        }
+    }
+
+    fn derive(&mut self) {
+        if self.database.url.is_empty() {
+            self.database.url =
+                format!("sqlite://{}?mode=rwc", self.data_dir.join("manager.db").display());
+        }
+        if self.console.site_root.as_os_str().is_empty() {
+            self.console.site_root = std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.parent()?.join("site")))
+                .unwrap_or_else(|| PathBuf::from("site"));
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let url = &self.database.url;
+        if !["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(Error::Config(format!(
+                "database.url must start with sqlite:, postgres: or mysql:, got {url:?}"
+            )));
+        }
+        if self.database.max_connections == 0 {
+            return Err(Error::Config("database.max_connections must be at least 1".into()));
+        }
+        if self.server.http_addr == self.server.grpc_addr && self.server.http_addr.port() != 0 {
+            return Err(Error::Config("server.http_addr and server.grpc_addr must differ".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = ManagerConfig::parse("[server]\nhttp_adr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn defaults_derive_sqlite_in_the_data_dir() {
+        let c = ManagerConfig::load(
+            None,
+            Overrides { data_dir: Some("/tmp/dfly".into()), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(c.database.url, "sqlite:///tmp/dfly/manager.db?mode=rwc");
+        assert_eq!(c.server.http_addr.port(), 8080);
+        assert_eq!(c.server.grpc_addr.port(), 65003);
+    }
+
+    #[test]
+    fn overrides_win_over_the_file_and_bad_urls_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "[database]\nurl = \"postgres://db/x\"\n").unwrap();
+        let c = ManagerConfig::load(
+            Some(&path),
+            Overrides { database_url: Some("mysql://root@db/y".into()), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(c.database.url, "mysql://root@db/y");
+        let err = ManagerConfig::load(
+            Some(&path),
+            Overrides { database_url: Some("redis://x".into()), ..Default::default() },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("database.url"), "{err}");
+    }
+}

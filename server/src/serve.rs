@@ -1,0 +1,85 @@
+//! Running the manager: HTTP (API + console) and gRPC on listeners the caller bound.
+
+use std::{net::SocketAddr, time::Instant};
+
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    Error,
+    api::{self, ApiState},
+    config::ManagerConfig,
+    console,
+    db::{self, RootUser},
+};
+
+/// The sockets the manager serves on, bound by the caller (port 0 is fine).
+#[derive(Debug)]
+pub struct Listeners {
+    /// REST API, console, `/healthy`.
+    pub http: TcpListener,
+    /// gRPC for schedulers and peers.
+    pub grpc: TcpListener,
+}
+
+/// A manager whose database is connected and migrated, ready to serve.
+#[derive(Debug)]
+pub struct Manager {
+    config: ManagerConfig,
+    db: DatabaseConnection,
+}
+
+impl Manager {
+    /// Connects to the database, applies migrations and makes sure the `root` user exists
+    /// (with `root_password`, or a generated one that the returned [`RootUser`] carries).
+    pub async fn open(
+        config: ManagerConfig,
+        root_password: Option<&str>,
+    ) -> Result<(Self, RootUser), Error> {
+        if config.database.url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir)?;
+        }
+        let db = db::connect(&config.database).await?;
+        let root = db::ensure_root(&db, root_password).await?;
+        Ok((Self { config, db }, root))
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes in-flight requests and returns.
+    pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
+        let http_addr = loopback_reachable(listeners.http.local_addr()?);
+        let state = ApiState { db: self.db.clone(), started: Instant::now() };
+        let app = api::public_routes()
+            .with_state(state)
+            .merge(console::router(&self.config.console.site_root, format!("http://{http_addr}")))
+            .layer(TraceLayer::new_for_http());
+
+        let (_, health_service) = tonic_health::server::health_reporter();
+        let grpc = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listeners.grpc),
+                shutdown.clone().cancelled_owned(),
+            );
+        let http = axum::serve(listeners.http, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+
+        tracing::info!(%http_addr, "manager serving");
+        let (http, grpc) = tokio::join!(http, grpc);
+        http?;
+        grpc.map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        self.db.close().await?;
+        Ok(())
+    }
+}
+
+/// The address a local client should use: an unspecified bind address becomes loopback.
+fn loopback_reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    }
+}
