@@ -34,7 +34,10 @@ pub async fn manager_health() -> Result<HealthReport, ServerFnError> {
         .await
         .map_err(|e| ServerFnError::new(format!("manager unreachable: {e}")))?;
     if !resp.status().is_success() {
-        return Err(ServerFnError::new(format!("manager answered {}", resp.status())));
+        return Err(ServerFnError::new(format!(
+            "manager answered {}",
+            resp.status()
+        )));
     }
     resp.json::<HealthReport>()
         .await

@@ -12,20 +12,29 @@ use crate::config::DfdaemonConfig;
 /// Announces until `shutdown`, then tells the scheduler the host leaves.
 pub async fn run(config: DfdaemonConfig, upload_port: u16, shutdown: CancellationToken) {
     let addr = format!("http://{}", config.scheduler.addr);
-    let id = HostId::for_host(&config.host.hostname, &config.host.ip.to_string(), config.seed);
+    let id = HostId::for_host(
+        &config.host.hostname,
+        &config.host.ip.to_string(),
+        config.seed,
+    );
     let host = pb_common::Host {
         id: id.to_string(),
         hostname: config.host.hostname.clone(),
         ip: config.host.ip.to_string(),
         upload_port: u32::from(upload_port),
-        r#type: if config.seed { pb_common::HostType::Seed } else { pb_common::HostType::Normal } as i32,
+        r#type: if config.seed {
+            pb_common::HostType::Seed
+        } else {
+            pb_common::HostType::Normal
+        } as i32,
         idc: config.host.idc.clone(),
         location: config.host.location.clone(),
         upload_limit: 50,
         version: common::VERSION.into(),
         ..Default::default()
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(config.scheduler.announce_interval_secs));
+    let mut tick =
+        tokio::time::interval(Duration::from_secs(config.scheduler.announce_interval_secs));
     let mut announced = false;
     loop {
         tokio::select! {
@@ -50,7 +59,11 @@ pub async fn run(config: DfdaemonConfig, upload_port: u16, shutdown: Cancellatio
     if announced {
         let leave = async {
             let mut client = pb::scheduler_client::SchedulerClient::connect(addr).await?;
-            client.leave_host(pb::LeaveHostRequest { host_id: id.to_string() }).await?;
+            client
+                .leave_host(pb::LeaveHostRequest {
+                    host_id: id.to_string(),
+                })
+                .await?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         };
         match tokio::time::timeout(Duration::from_secs(2), leave).await {

@@ -126,7 +126,10 @@ impl Default for ServerConfig {
 
 impl Default for SchedulerClientConfig {
     fn default() -> Self {
-        Self { addr: String::new(), announce_interval_secs: 30 }
+        Self {
+            addr: String::new(),
+            announce_interval_secs: 30,
+        }
     }
 }
 
@@ -145,12 +148,17 @@ pub struct Overrides {
 impl DfdaemonConfig {
     /// Reads `path` (if any), applies `overrides`, derives defaults, validates.
     /// `machine_hostname` fills an empty `host.hostname`.
-    pub fn load(path: Option<&Path>, overrides: Overrides, machine_hostname: &str) -> Result<Self, Error> {
+    pub fn load(
+        path: Option<&Path>,
+        overrides: Overrides,
+        machine_hostname: &str,
+    ) -> Result<Self, Error> {
         let mut c: Self = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+                toml::from_str(&text)
+                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
             }
             None => Self::default(),
         };
@@ -183,7 +191,9 @@ impl DfdaemonConfig {
             c.server.socket = c.data_dir.join("dfdaemon.sock");
         }
         if c.scheduler.announce_interval_secs == 0 {
-            return Err(Error::Config("scheduler.announce_interval_secs must be at least 1".into()));
+            return Err(Error::Config(
+                "scheduler.announce_interval_secs must be at least 1".into(),
+            ));
         }
         if !c.scheduler.addr.is_empty() && c.scheduler.addr.parse::<SocketAddr>().is_err() {
             return Err(Error::Config(format!(
@@ -203,7 +213,10 @@ mod tests {
     fn derives_socket_and_hostname_and_rejects_bad_values() {
         let c = DfdaemonConfig::load(
             None,
-            Overrides { data_dir: Some("/d".into()), ..Default::default() },
+            Overrides {
+                data_dir: Some("/d".into()),
+                ..Default::default()
+            },
             "box",
         )
         .unwrap();
@@ -211,7 +224,10 @@ mod tests {
         assert_eq!(c.host.hostname, "box");
         let err = DfdaemonConfig::load(
             None,
-            Overrides { scheduler_addr: Some("nowhere".into()), ..Default::default() },
+            Overrides {
+                scheduler_addr: Some("nowhere".into()),
+                ..Default::default()
+            },
             "box",
         )
         .unwrap_err();

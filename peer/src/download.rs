@@ -65,7 +65,9 @@ pub async fn run(
     }
     let work = back_to_source(client, &request, &events);
     match request.timeout {
-        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| Error::Timeout(limit))?,
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| Error::Timeout(limit))?,
         None => work.await,
     }
 }
@@ -82,8 +84,14 @@ async fn back_to_source(
     let part = PartFile::create(&request.output).await?;
     let mut file = fs::File::create(&part.path).await?;
     let mut blake = blake3::Hasher::new();
-    let mut sha = matches!(request.digest, Some(Digest { algorithm: Algorithm::Sha256, .. }))
-        .then(sha2::Sha256::new);
+    let mut sha = matches!(
+        request.digest,
+        Some(Digest {
+            algorithm: Algorithm::Sha256,
+            ..
+        })
+    )
+    .then(sha2::Sha256::new);
     let mut written = 0u64;
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
@@ -97,7 +105,9 @@ async fn back_to_source(
             sha.update(&chunk);
         }
         written += chunk.len() as u64;
-        let _ = events.try_send(Event::Progress { finished_bytes: written });
+        let _ = events.try_send(Event::Progress {
+            finished_bytes: written,
+        });
     }
     if let Some(expected) = content_length.filter(|len| *len != written) {
         return Err(Error::Integrity(format!(
@@ -116,7 +126,10 @@ async fn back_to_source(
         if actual != expected.hex {
             return Err(Error::Integrity(format!(
                 "expected {expected}, got {}",
-                Digest { algorithm: expected.algorithm, hex: actual }
+                Digest {
+                    algorithm: expected.algorithm,
+                    hex: actual
+                }
             )));
         }
     }
@@ -124,7 +137,10 @@ async fn back_to_source(
     let _ = events
         .send(Event::Finished {
             content_length: written,
-            digest: Digest { algorithm: Algorithm::Blake3, hex: blake_hex },
+            digest: Digest {
+                algorithm: Algorithm::Blake3,
+                hex: blake_hex,
+            },
         })
         .await;
     Ok(())
@@ -176,8 +192,14 @@ impl PartFile {
             Error::InvalidRequest(format!("{} has no parent directory", target.display()))
         })?;
         let name = target.file_name().unwrap_or_default().to_string_lossy();
-        let path = dir.join(format!(".{name}.{}.dfpart", std::process::id() ^ rand_suffix()));
-        Ok(Self { path, published: false })
+        let path = dir.join(format!(
+            ".{name}.{}.dfpart",
+            std::process::id() ^ rand_suffix()
+        ));
+        Ok(Self {
+            path,
+            published: false,
+        })
     }
 
     /// Moves the verified file under its final name. Without `overwrite` a hard link is used,
@@ -186,12 +208,14 @@ impl PartFile {
         if overwrite {
             fs::rename(&self.path, target).await?;
         } else {
-            fs::hard_link(&self.path, target).await.map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => {
-                    Error::OutputExists(target.display().to_string())
-                }
-                _ => Error::Io(e),
-            })?;
+            fs::hard_link(&self.path, target)
+                .await
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => {
+                        Error::OutputExists(target.display().to_string())
+                    }
+                    _ => Error::Io(e),
+                })?;
             fs::remove_file(&self.path).await?;
         }
         self.published = true;
@@ -209,5 +233,8 @@ impl Drop for PartFile {
 
 fn rand_suffix() -> u32 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
 }

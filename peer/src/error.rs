@@ -42,8 +42,12 @@ impl From<Error> for Status {
         let code = match &e {
             Error::InvalidRequest(_) => Code::InvalidArgument,
             Error::OutputExists(_) => Code::AlreadyExists,
-            Error::OriginRejected { status: 404 | 410, .. } => Code::NotFound,
-            Error::OriginRejected { status: 401 | 403, .. } => Code::PermissionDenied,
+            Error::OriginRejected {
+                status: 404 | 410, ..
+            } => Code::NotFound,
+            Error::OriginRejected {
+                status: 401 | 403, ..
+            } => Code::PermissionDenied,
             Error::OriginRejected { .. } => Code::FailedPrecondition,
             Error::OriginUnavailable { .. } => Code::Unavailable,
             Error::Integrity(_) => Code::DataLoss,

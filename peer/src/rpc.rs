@@ -61,15 +61,22 @@ impl TryFrom<pb::DownloadRequest> for DownloadRequest {
 fn to_pb(event: Event) -> pb::DownloadResponse {
     use pb::download_response::Event as E;
     let event = match event {
-        Event::Started { content_length } => {
-            E::Started(pb::Started { task_id: String::new(), content_length, piece_length: 0 })
-        }
-        Event::Progress { finished_bytes } => {
-            E::Progress(pb::Progress { finished_bytes, finished_pieces: 0 })
-        }
-        Event::Finished { content_length, digest } => {
-            E::Finished(pb::Finished { content_length, digest: digest.to_string() })
-        }
+        Event::Started { content_length } => E::Started(pb::Started {
+            task_id: String::new(),
+            content_length,
+            piece_length: 0,
+        }),
+        Event::Progress { finished_bytes } => E::Progress(pb::Progress {
+            finished_bytes,
+            finished_pieces: 0,
+        }),
+        Event::Finished {
+            content_length,
+            digest,
+        } => E::Finished(pb::Finished {
+            content_length,
+            digest: digest.to_string(),
+        }),
     };
     pb::DownloadResponse { event: Some(event) }
 }
@@ -114,7 +121,9 @@ pub async fn connect_unix(path: PathBuf) -> Result<Channel, Error> {
     let channel = tonic::transport::Endpoint::from_static("http://dfdaemon.local")
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
         }))
         .await?;
     Ok(channel)

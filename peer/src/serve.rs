@@ -33,15 +33,24 @@ impl Dfdaemon {
     }
 
     /// Serves until `shutdown` is cancelled.
-    pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error> {
         let started = Instant::now();
         let client = reqwest::Client::builder()
             .user_agent(concat!("damselfly-dfdaemon/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         let upload_port = listeners.upload.local_addr()?.port();
-        let announcer = (!self.config.scheduler.addr.is_empty())
-            .then(|| tokio::spawn(announce::run(self.config.clone(), upload_port, shutdown.clone())));
+        let announcer = (!self.config.scheduler.addr.is_empty()).then(|| {
+            tokio::spawn(announce::run(
+                self.config.clone(),
+                upload_port,
+                shutdown.clone(),
+            ))
+        });
 
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter

@@ -40,7 +40,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { grpc_addr: ([0, 0, 0, 0], 8002).into(), http_addr: ([0, 0, 0, 0], 8004).into() }
+        Self {
+            grpc_addr: ([0, 0, 0, 0], 8002).into(),
+            http_addr: ([0, 0, 0, 0], 8004).into(),
+        }
     }
 }
 
@@ -54,7 +57,9 @@ pub struct GcConfig {
 
 impl Default for GcConfig {
     fn default() -> Self {
-        Self { host_ttl_secs: 3600 }
+        Self {
+            host_ttl_secs: 3600,
+        }
     }
 }
 

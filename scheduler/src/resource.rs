@@ -52,17 +52,31 @@ impl Hosts {
     /// Records or refreshes `host`, stamped `now`.
     pub fn announce(&self, host: Host, now: Instant) {
         let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(host.id.clone(), Entry { host, last_announce: now });
+        map.insert(
+            host.id.clone(),
+            Entry {
+                host,
+                last_announce: now,
+            },
+        );
     }
 
     /// Forgets a host; returns whether it was known.
     pub fn leave(&self, id: &HostId) -> bool {
-        self.inner.write().unwrap_or_else(|p| p.into_inner()).remove(id).is_some()
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .is_some()
     }
 
     /// A snapshot of one host.
     pub fn get(&self, id: &HostId) -> Option<Host> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).get(id).map(|e| e.host.clone())
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|e| e.host.clone())
     }
 
     /// How many hosts are known.

@@ -27,16 +27,25 @@ impl TryFrom<pb_common::Host> for Host {
             return Err(Error::InvalidRequest("host.id must not be empty".into()));
         }
         if h.ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(Error::InvalidRequest(format!("host.ip {:?} is not an IP address", h.ip)));
+            return Err(Error::InvalidRequest(format!(
+                "host.ip {:?} is not an IP address",
+                h.ip
+            )));
         }
         let upload_port = u16::try_from(h.upload_port)
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| Error::InvalidRequest(format!("host.upload_port {} is not a port", h.upload_port)))?;
+            .ok_or_else(|| {
+                Error::InvalidRequest(format!("host.upload_port {} is not a port", h.upload_port))
+            })?;
         let kind = match pb_common::HostType::try_from(h.r#type) {
             Ok(pb_common::HostType::Normal) => HostKind::Normal,
             Ok(pb_common::HostType::Seed) => HostKind::Seed,
-            _ => return Err(Error::InvalidRequest("host.type must be NORMAL or SEED".into())),
+            _ => {
+                return Err(Error::InvalidRequest(
+                    "host.type must be NORMAL or SEED".into(),
+                ));
+            }
         };
         Ok(Host {
             id: HostId(h.id),
@@ -65,7 +74,9 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         let host = Host::try_from(host)?;
         tracing::debug!(host_id = %host.id, kind = ?host.kind, "host announced");
         self.hosts.announce(host, Instant::now());
-        Ok(Response::new(pb::AnnounceHostResponse { host_ttl_secs: self.host_ttl_secs }))
+        Ok(Response::new(pb::AnnounceHostResponse {
+            host_ttl_secs: self.host_ttl_secs,
+        }))
     }
 
     async fn leave_host(

@@ -30,7 +30,10 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler with empty state.
     pub fn new(config: SchedulerConfig) -> Self {
-        Self { config, hosts: Arc::default() }
+        Self {
+            config,
+            hosts: Arc::default(),
+        }
     }
 
     /// The hosts it knows, for inspection by tests and the HTTP side.
@@ -39,7 +42,11 @@ impl Scheduler {
     }
 
     /// Serves gRPC and HTTP until `shutdown` is cancelled.
-    pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error> {
         let started = Instant::now();
         let ttl = Duration::from_secs(self.config.gc.host_ttl_secs);
         let service = SchedulerService {

@@ -97,7 +97,10 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: String::new(), max_connections: 16 }
+        Self {
+            url: String::new(),
+            max_connections: 16,
+        }
     }
 }
 
@@ -153,8 +156,10 @@ impl ManagerConfig {
 
     fn derive(&mut self) {
         if self.database.url.is_empty() {
-            self.database.url =
-                format!("sqlite://{}?mode=rwc", self.data_dir.join("manager.db").display());
+            self.database.url = format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("manager.db").display()
+            );
         }
         if self.console.site_root.as_os_str().is_empty() {
             self.console.site_root = std::env::current_exe()
@@ -175,10 +180,14 @@ impl ManagerConfig {
             )));
         }
         if self.database.max_connections == 0 {
-            return Err(Error::Config("database.max_connections must be at least 1".into()));
+            return Err(Error::Config(
+                "database.max_connections must be at least 1".into(),
+            ));
         }
         if self.server.http_addr == self.server.grpc_addr && self.server.http_addr.port() != 0 {
-            return Err(Error::Config("server.http_addr and server.grpc_addr must differ".into()));
+            return Err(Error::Config(
+                "server.http_addr and server.grpc_addr must differ".into(),
+            ));
         }
         Ok(())
     }
@@ -198,7 +207,10 @@ mod tests {
     fn defaults_derive_sqlite_in_the_data_dir() {
         let c = ManagerConfig::load(
             None,
-            Overrides { data_dir: Some("/tmp/dfly".into()), ..Default::default() },
+            Overrides {
+                data_dir: Some("/tmp/dfly".into()),
+                ..Default::default()
+            },
         )
         .unwrap();
         assert_eq!(c.database.url, "sqlite:///tmp/dfly/manager.db?mode=rwc");
@@ -213,13 +225,19 @@ mod tests {
         std::fs::write(&path, "[database]\nurl = \"postgres://db/x\"\n").unwrap();
         let c = ManagerConfig::load(
             Some(&path),
-            Overrides { database_url: Some("mysql://root@db/y".into()), ..Default::default() },
+            Overrides {
+                database_url: Some("mysql://root@db/y".into()),
+                ..Default::default()
+            },
         )
         .unwrap();
         assert_eq!(c.database.url, "mysql://root@db/y");
         let err = ManagerConfig::load(
             Some(&path),
-            Overrides { database_url: Some("redis://x".into()), ..Default::default() },
+            Overrides {
+                database_url: Some("redis://x".into()),
+                ..Default::default()
+            },
         )
         .unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");

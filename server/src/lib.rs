@@ -10,7 +10,6 @@ mod console;
 pub mod db;
 mod entity;
 mod error;
-pub mod launcher;
 pub mod password;
 mod serve;
 

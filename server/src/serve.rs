@@ -48,12 +48,22 @@ impl Manager {
     }
 
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests and returns.
-    pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error> {
         let http_addr = loopback_reachable(listeners.http.local_addr()?);
-        let state = ApiState { db: self.db.clone(), started: Instant::now() };
+        let state = ApiState {
+            db: self.db.clone(),
+            started: Instant::now(),
+        };
         let app = api::public_routes()
             .with_state(state)
-            .merge(console::router(&self.config.console.site_root, format!("http://{http_addr}")))
+            .merge(console::router(
+                &self.config.console.site_root,
+                format!("http://{http_addr}"),
+            ))
             .layer(TraceLayer::new_for_http());
 
         let (_, health_service) = tonic_health::server::health_reporter();

@@ -67,7 +67,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let http = bind(config.server.http_addr, "http").await?;
     let grpc = bind(config.server.grpc_addr, "grpc").await?;
 
-    let root_password = std::env::var("DAMSELFLY_ROOT_PASSWORD").ok().filter(|p| !p.is_empty());
+    let root_password = std::env::var("DAMSELFLY_ROOT_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
     let (manager, root) = Manager::open(config, root_password.as_deref()).await?;
     match root {
         RootUser::Existing => {}
@@ -75,7 +77,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("created user root with the password from DAMSELFLY_ROOT_PASSWORD");
         }
         RootUser::CreatedWithGeneratedPassword(p) => {
-            println!("Created user root with password: {p}\n(shown once; change it after signing in)");
+            println!(
+                "Created user root with password: {p}\n(shown once; change it after signing in)"
+            );
         }
     }
 

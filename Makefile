@@ -1,0 +1,79 @@
+# Damselfly's two commands:
+#   make run    build everything and start a local cluster with the console (Ctrl-C stops it)
+#   make test   run every test: fmt, clippy, unit + integration tests, browser tests
+# Both install what is missing first (Debian packages, wasm-bindgen-cli, npm packages).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# rustup's toolchain builds the native binaries; Debian's rustc-web builds the browser bundle.
+CARGO := $(shell PATH="$(HOME)/.cargo/bin:$$PATH" command -v cargo)
+WEB_CARGO := /usr/bin/cargo
+WEB_RUSTC := /usr/bin/rustc
+APT_PACKAGES := rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3}' Cargo.lock)
+WASM_BINDGEN := $(HOME)/.cargo/bin/wasm-bindgen
+SITE := target/site
+FRONT := target/front
+PEERS ?= 2
+DATA_DIR ?= .damselfly
+
+.PHONY: help deps apt-deps wasm-bindgen npm-deps console build run test lint unit-test e2e
+
+help:
+	@sed -n '1,4p' Makefile
+
+deps: apt-deps wasm-bindgen npm-deps
+
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+wasm-bindgen:
+	@if [ "$$($(WASM_BINDGEN) --version 2>/dev/null)" != "wasm-bindgen $(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION)"; \
+	  $(CARGO) install --quiet --force wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+
+npm-deps:
+	@if [ ! -x end2end/node_modules/.bin/playwright ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then \
+	  echo "installing npm packages"; \
+	  cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
+# The browser bundle: console.js + console.wasm (+ .gz) + console.css in target/site/pkg.
+console: apt-deps wasm-bindgen npm-deps
+	env PATH=/usr/bin:$$PATH RUSTC=$(WEB_RUSTC) RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FRONT) \
+	  $(WEB_CARGO) build --quiet -p console --lib --target wasm32-unknown-unknown \
+	  --no-default-features --features hydrate -Zbuild-std=std,panic_abort --profile wasm-release
+	mkdir -p $(SITE)/pkg
+	$(WASM_BINDGEN) --target web --out-dir $(FRONT)/bindgen --out-name console \
+	  $(FRONT)/wasm32-unknown-unknown/wasm-release/console.wasm
+	end2end/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+	  $(FRONT)/bindgen/console_bg.wasm -o $(SITE)/pkg/console_bg.wasm
+	cp $(FRONT)/bindgen/console.js $(SITE)/pkg/console.js
+	cp style/main.css $(SITE)/pkg/console.css
+	cp style/favicon.svg $(SITE)/favicon.svg
+	gzip -kf9 $(SITE)/pkg/console_bg.wasm $(SITE)/pkg/console.js $(SITE)/pkg/console.css
+
+build: console
+	$(CARGO) build --workspace --bins
+
+run: build
+	target/debug/damselfly up --peers $(PEERS) --data-dir $(DATA_DIR)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+unit-test:
+	$(CARGO) test --workspace
+
+e2e: build
+	cd end2end && npx playwright test
+
+test: deps build lint unit-test e2e
