@@ -18,6 +18,8 @@
 //! url = ""
 //! # Maximum pooled connections. Default: 16
 //! max_connections = 16
+//! # Seconds to wait for a connection before failing. Default: 10
+//! connect_timeout_secs = 10
 //!
 //! [console]
 //! # Directory holding pkg/console.{js,wasm,css}. Default: <dir of the binary>/../site
@@ -65,6 +67,8 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Maximum pooled connections.
     pub max_connections: u32,
+    /// Seconds to wait for a connection before failing.
+    pub connect_timeout_secs: u64,
 }
 
 /// Where the console's static files are.
@@ -100,6 +104,7 @@ impl Default for DatabaseConfig {
         Self {
             url: String::new(),
             max_connections: 16,
+            connect_timeout_secs: 10,
         }
     }
 }

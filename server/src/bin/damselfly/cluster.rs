@@ -83,8 +83,7 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
     // Manager. A first start gets a root password: the given one, else a generated one.
     let manager_dir = opts.data_dir.join("manager");
     let first_start = !manager_dir.join("manager.db").exists();
-    let generated =
-        (first_start && opts.root_password.is_none()).then(|| server::password::generate());
+    let generated = (first_start && opts.root_password.is_none()).then(server::password::generate);
     let mut env = Vec::new();
     if let Some(p) = opts.root_password.clone().or_else(|| generated.clone()) {
         env.push(("DAMSELFLY_ROOT_PASSWORD", p));

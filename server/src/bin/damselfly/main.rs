@@ -197,16 +197,15 @@ fn print_banner(opts: &UpOptions, cluster: &Cluster) {
 /// Refuses to run two launchers on one data dir; the lock file holds the launcher's pid.
 fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<LockFile> {
     let path = dir.join("launcher.pid");
-    if let Ok(pid) = std::fs::read_to_string(&path) {
-        if let Ok(pid) = pid.trim().parse::<i32>() {
-            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-            if alive && pid != std::process::id() as i32 {
-                anyhow::bail!(
-                    "another damselfly (pid {pid}) is running on {}",
-                    dir.display()
-                );
-            }
-        }
+    if let Ok(pid) = std::fs::read_to_string(&path)
+        && let Ok(pid) = pid.trim().parse::<i32>()
+        && pid != std::process::id() as i32
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    {
+        anyhow::bail!(
+            "another damselfly (pid {pid}) is running on {}",
+            dir.display()
+        );
     }
     std::fs::write(&path, std::process::id().to_string())?;
     Ok(LockFile(path))

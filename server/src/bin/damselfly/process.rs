@@ -115,10 +115,10 @@ pub async fn wait_ready(
                 child.log_tail(20)
             );
         }
-        if addrs.is_none() {
-            if let Ok(bytes) = std::fs::read(ready_file) {
-                addrs = serde_json::from_slice(&bytes).ok();
-            }
+        if addrs.is_none()
+            && let Ok(bytes) = std::fs::read(ready_file)
+        {
+            addrs = serde_json::from_slice(&bytes).ok();
         }
         if let Some(a) = &addrs {
             let url = format!(
