@@ -7,6 +7,8 @@
 pub mod digest;
 pub mod health;
 pub mod ids;
+pub mod piece;
+pub mod task_id;
 
 /// The version every Damselfly binary reports (`--version`, health endpoints, registration).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

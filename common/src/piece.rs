@@ -1,0 +1,313 @@
+//! Piece arithmetic: how content is cut into pieces and how big the pieces are.
+//!
+//! Every component must agree on this arithmetic byte for byte: the scheduler counts pieces to
+//! judge progress, a peer asks a parent for piece `n` and checks the length it gets back, and the
+//! piece length is part of the task id. So it lives here, once, as pure functions with no I/O.
+//!
+//! The size scopes follow Dragonfly: empty and tiny content need no P2P at all (a tiny file can
+//! travel inside a scheduler message), small content is a single piece fetched from one parent,
+//! and only normal content is spread over several parents.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+/// The smallest piece length [`default_piece_length`] picks: 4 MiB.
+pub const MIN_PIECE_LENGTH: u64 = 4 << 20;
+
+/// The largest piece length [`default_piece_length`] picks: 64 MiB.
+pub const MAX_PIECE_LENGTH: u64 = 64 << 20;
+
+/// Content of at most this many bytes is [`SizeScope::Tiny`].
+pub const TINY_LIMIT: u64 = 128;
+
+/// How many pieces [`default_piece_length`] aims for before clamping.
+const TARGET_PIECE_COUNT: u64 = 500;
+
+/// The piece length used when the user does not choose one: the next power of two of
+/// `content_length / 500`, clamped to [`MIN_PIECE_LENGTH`]..=[`MAX_PIECE_LENGTH`].
+///
+/// Anything up to 2000 MiB gets 4 MiB pieces; larger content gets fewer than ~1000 pieces until
+/// the 64 MiB ceiling is reached.
+pub fn default_piece_length(content_length: u64) -> u64 {
+    (content_length / TARGET_PIECE_COUNT)
+        .checked_next_power_of_two()
+        .unwrap_or(MAX_PIECE_LENGTH)
+        .clamp(MIN_PIECE_LENGTH, MAX_PIECE_LENGTH)
+}
+
+/// How a download is carried out, decided by its size alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeScope {
+    /// No bytes: nothing to fetch.
+    Empty,
+    /// 1..=[`TINY_LIMIT`] bytes, whatever the piece length.
+    Tiny,
+    /// More than [`TINY_LIMIT`] bytes that fit in exactly one piece.
+    Small,
+    /// More than one piece.
+    Normal,
+}
+
+/// Why a [`PieceLayout`] was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PieceError {
+    /// A piece length of zero would need infinitely many pieces.
+    #[error("piece length must be greater than zero")]
+    ZeroPieceLength,
+    /// Piece numbers are `u32` on the wire; the content would need more.
+    #[error(
+        "content of {content_length} bytes needs more than {} pieces of {piece_length} bytes",
+        u32::MAX
+    )]
+    TooManyPieces {
+        content_length: u64,
+        piece_length: u64,
+    },
+}
+
+/// Content of a known length cut into pieces of a fixed length; the last piece may be shorter.
+///
+/// Build it with [`PieceLayout::new`] (deserialization goes through it too), which guarantees a
+/// non-zero piece length and a piece count that fits in `u32`. The fields are public to read; a
+/// layout assembled by hand with a zero piece length has no pieces rather than panicking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawLayout")]
+pub struct PieceLayout {
+    /// Total bytes of the content.
+    pub content_length: u64,
+    /// Bytes in every piece but the last.
+    pub piece_length: u64,
+}
+
+/// The unchecked shape [`PieceLayout`] deserializes from before validation.
+#[derive(Deserialize)]
+struct RawLayout {
+    content_length: u64,
+    piece_length: u64,
+}
+
+impl TryFrom<RawLayout> for PieceLayout {
+    type Error = PieceError;
+
+    fn try_from(raw: RawLayout) -> Result<Self, Self::Error> {
+        Self::new(raw.content_length, raw.piece_length)
+    }
+}
+
+impl PieceLayout {
+    /// A layout for `content_length` bytes in pieces of `piece_length` bytes.
+    pub fn new(content_length: u64, piece_length: u64) -> Result<Self, PieceError> {
+        if piece_length == 0 {
+            return Err(PieceError::ZeroPieceLength);
+        }
+        if content_length.div_ceil(piece_length) > u64::from(u32::MAX) {
+            return Err(PieceError::TooManyPieces {
+                content_length,
+                piece_length,
+            });
+        }
+        Ok(Self {
+            content_length,
+            piece_length,
+        })
+    }
+
+    /// Number of pieces: 0 for empty content, otherwise `ceil(content_length / piece_length)`.
+    pub fn count(&self) -> u32 {
+        if self.piece_length == 0 {
+            return 0;
+        }
+        let count = self.content_length.div_ceil(self.piece_length);
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    /// Byte range of piece `number` (0-based), or `None` past the last piece.
+    pub fn range(&self, number: u32) -> Option<Range<u64>> {
+        if number >= self.count() {
+            return None;
+        }
+        let start = u64::from(number) * self.piece_length;
+        let end = start
+            .saturating_add(self.piece_length)
+            .min(self.content_length);
+        Some(start..end)
+    }
+
+    /// Length in bytes of piece `number`, or `None` past the last piece.
+    pub fn len_of(&self, number: u32) -> Option<u64> {
+        self.range(number).map(|r| r.end - r.start)
+    }
+
+    /// How the content should be downloaded, by size.
+    pub fn scope(&self) -> SizeScope {
+        match self.content_length {
+            0 => SizeScope::Empty,
+            1..=TINY_LIMIT => SizeScope::Tiny,
+            _ if self.count() == 1 => SizeScope::Small,
+            _ => SizeScope::Normal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn default_piece_length_boundaries() {
+        let cases = [
+            (0, 4 * MIB),
+            (1, 4 * MIB),
+            (4 * MIB, 4 * MIB),
+            (2000 * MIB, 4 * MIB),
+            // 2000 MiB + 499 still divides down to exactly 4 MiB.
+            (2000 * MIB + 499, 4 * MIB),
+            (2000 * MIB + 500, 8 * MIB),
+            (4000 * MIB, 8 * MIB),
+            (4000 * MIB + 500, 16 * MIB),
+            (16000 * MIB, 32 * MIB),
+            (32000 * MIB, 64 * MIB),
+            (32000 * MIB + 500, 64 * MIB),
+            (1 << 50, 64 * MIB),
+            (u64::MAX, 64 * MIB),
+        ];
+        for (content_length, expected) in cases {
+            assert_eq!(
+                default_piece_length(content_length),
+                expected,
+                "content_length {content_length}"
+            );
+        }
+    }
+
+    /// (content length, piece count, length of the last piece, scope)
+    fn table(piece: u64) -> Vec<(u64, u32, Option<u64>, SizeScope)> {
+        vec![
+            (0, 0, None, SizeScope::Empty),
+            (1, 1, Some(1), SizeScope::Tiny),
+            (128, 1, Some(128), SizeScope::Tiny),
+            (129, 1, Some(129), SizeScope::Small),
+            (piece - 1, 1, Some(piece - 1), SizeScope::Small),
+            (piece, 1, Some(piece), SizeScope::Small),
+            (piece + 1, 2, Some(1), SizeScope::Normal),
+            (10 * piece + 3, 11, Some(3), SizeScope::Normal),
+        ]
+    }
+
+    #[test]
+    fn layout_table() {
+        for piece in [4 * MIB, 1024] {
+            for (content_length, count, last_len, scope) in table(piece) {
+                let layout = PieceLayout::new(content_length, piece).unwrap();
+                let ctx = format!("piece {piece}, content {content_length}");
+                assert_eq!(layout.count(), count, "count: {ctx}");
+                assert_eq!(layout.scope(), scope, "scope: {ctx}");
+                let last = count.checked_sub(1);
+                assert_eq!(last.and_then(|n| layout.len_of(n)), last_len, "last: {ctx}");
+                assert_eq!(layout.range(count), None, "past end: {ctx}");
+                assert_eq!(layout.len_of(count), None, "past end: {ctx}");
+            }
+        }
+    }
+
+    #[test]
+    fn ranges_tile_the_content_exactly() {
+        for piece in [4 * MIB, 1024] {
+            for (content_length, ..) in table(piece) {
+                let layout = PieceLayout::new(content_length, piece).unwrap();
+                let mut next = 0;
+                for n in 0..layout.count() {
+                    let range = layout.range(n).unwrap();
+                    assert_eq!(
+                        range.start, next,
+                        "gap before piece {n} of {content_length}"
+                    );
+                    assert!(!range.is_empty(), "empty piece {n} of {content_length}");
+                    if n + 1 < layout.count() {
+                        assert_eq!(range.end - range.start, piece, "short inner piece {n}");
+                    }
+                    next = range.end;
+                }
+                assert_eq!(next, content_length, "coverage of {content_length}");
+            }
+        }
+    }
+
+    #[test]
+    fn explicit_ranges() {
+        let layout = PieceLayout::new(2500, 1024).unwrap();
+        assert_eq!(layout.range(0), Some(0..1024));
+        assert_eq!(layout.range(1), Some(1024..2048));
+        assert_eq!(layout.range(2), Some(2048..2500));
+        assert_eq!(layout.len_of(2), Some(452));
+        assert_eq!(layout.range(3), None);
+        assert_eq!(layout.range(u32::MAX), None);
+    }
+
+    #[test]
+    fn tiny_wins_over_piece_count() {
+        // 128 bytes in 100-byte pieces is two pieces but still tiny.
+        let layout = PieceLayout::new(128, 100).unwrap();
+        assert_eq!(layout.count(), 2);
+        assert_eq!(layout.scope(), SizeScope::Tiny);
+        // 129 bytes in 100-byte pieces is normal, not small.
+        assert_eq!(
+            PieceLayout::new(129, 100).unwrap().scope(),
+            SizeScope::Normal
+        );
+    }
+
+    #[test]
+    fn zero_piece_length_is_rejected() {
+        assert_eq!(PieceLayout::new(10, 0), Err(PieceError::ZeroPieceLength));
+        assert_eq!(PieceLayout::new(0, 0), Err(PieceError::ZeroPieceLength));
+    }
+
+    #[test]
+    fn piece_count_must_fit_u32() {
+        let max = u64::from(u32::MAX);
+        let at_limit = PieceLayout::new(max, 1).unwrap();
+        assert_eq!(at_limit.count(), u32::MAX);
+        assert_eq!(at_limit.range(u32::MAX - 1), Some(max - 1..max));
+        assert_eq!(
+            PieceLayout::new(max + 1, 1),
+            Err(PieceError::TooManyPieces {
+                content_length: max + 1,
+                piece_length: 1
+            })
+        );
+    }
+
+    #[test]
+    fn huge_piece_length_does_not_overflow() {
+        let layout = PieceLayout::new(u64::MAX, (1 << 63) + 1).unwrap();
+        assert_eq!(layout.count(), 2);
+        assert_eq!(layout.range(1), Some((1 << 63) + 1..u64::MAX));
+    }
+
+    #[test]
+    fn hand_built_zero_piece_length_has_no_pieces() {
+        let layout = PieceLayout {
+            content_length: 10,
+            piece_length: 0,
+        };
+        assert_eq!(layout.count(), 0);
+        assert_eq!(layout.range(0), None);
+    }
+
+    #[test]
+    fn serde_round_trip_and_validation() {
+        let layout = PieceLayout::new(10 * MIB + 3, 4 * MIB).unwrap();
+        let json = serde_json::to_string(&layout).unwrap();
+        assert_eq!(
+            json,
+            r#"{"content_length":10485763,"piece_length":4194304}"#
+        );
+        assert_eq!(serde_json::from_str::<PieceLayout>(&json).unwrap(), layout);
+        let bad = serde_json::from_str::<PieceLayout>(r#"{"content_length":1,"piece_length":0}"#);
+        assert!(bad.is_err());
+    }
+}

@@ -1,0 +1,364 @@
+//! Task-id derivation: which downloads are the same task.
+//!
+//! Peers share pieces only within one task, so two downloads of the same content must get the
+//! same id even when they arrive through different presigned URLs (S3, GCS, OSS, OBS, COS sign
+//! every URL with a fresh date, credential and signature). We therefore drop signing query
+//! parameters and the fragment before hashing, keep every other parameter in its original order
+//! (order can matter to an origin), and mix in what else changes the bytes a peer stores: the
+//! user's tag, the application, and the piece length.
+//!
+//! The dfdaemon, dfget and the scheduler all derive ids with this one function; it is pure so the
+//! console can show the id a URL would get.
+
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+use crate::ids::TaskId;
+
+/// Query parameters removed by default: the signing parameters of S3, GCS, OSS, OBS and COS
+/// presigned URLs, plus `ns`. Names match case-insensitively.
+pub const DEFAULT_FILTERED_QUERY_PARAMS: &[&str] = &[
+    // Amazon S3 (SigV4)
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "X-Amz-User-Agent",
+    // Google Cloud Storage (V4)
+    "X-Goog-Algorithm",
+    "X-Goog-Credential",
+    "X-Goog-Date",
+    "X-Goog-Expires",
+    "X-Goog-SignedHeaders",
+    "X-Goog-Signature",
+    // Alibaba Cloud OSS
+    "OSSAccessKeyId",
+    "Expires",
+    "Signature",
+    "security-token",
+    // Huawei Cloud OBS
+    "AccessKeyId",
+    "X-Obs-Date",
+    "X-Obs-Security-Token",
+    // Tencent Cloud COS
+    "q-sign-algorithm",
+    "q-ak",
+    "q-sign-time",
+    "q-key-time",
+    "q-header-list",
+    "q-url-param-list",
+    "q-signature",
+    "x-cos-security-token",
+    // Namespaces added by some registries' redirects.
+    "ns",
+];
+
+/// Everything that decides a download's task id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TaskSpec<'a> {
+    /// The URL as the user gave it; filtered before hashing.
+    pub url: &'a str,
+    /// Free-form user tag that separates otherwise identical downloads ("" for none).
+    pub tag: &'a str,
+    /// The calling application ("" for none).
+    pub application: &'a str,
+    /// An explicit piece length; `None` means the default for the content length. Different
+    /// piece lengths give different pieces, so they must be different tasks.
+    pub piece_length: Option<u64>,
+    /// Query parameter names to drop. Empty means [`DEFAULT_FILTERED_QUERY_PARAMS`]; a non-empty
+    /// list replaces the defaults entirely (dfget's `--filtered-query-param`).
+    pub filtered_query_params: &'a [String],
+}
+
+/// Why a task id could not be derived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskIdError {
+    /// The URL is not an absolute URL.
+    #[error("invalid URL {url:?}: {source}")]
+    InvalidUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+}
+
+/// `url` without the fragment and without the query parameters named in `filtered`
+/// ([`DEFAULT_FILTERED_QUERY_PARAMS`] when `filtered` is empty).
+///
+/// Names are compared case-insensitively after percent-decoding; kept parameters stay in their
+/// original order and original encoding. The `?` disappears when no parameter remains. The URL is
+/// otherwise normalised by the WHATWG parser (lower-case scheme and host, default port dropped).
+pub fn filtered_url(url: &str, filtered: &[String]) -> Result<String, TaskIdError> {
+    let mut parsed = Url::parse(url).map_err(|source| TaskIdError::InvalidUrl {
+        url: url.to_owned(),
+        source,
+    })?;
+    parsed.set_fragment(None);
+    let kept: Option<String> = parsed.query().map(|query| {
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && !is_filtered(param_name(pair).as_ref(), filtered))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match kept {
+        Some(query) if !query.is_empty() => parsed.set_query(Some(&query)),
+        _ => parsed.set_query(None),
+    }
+    Ok(parsed.into())
+}
+
+/// The task id of `spec`: lower-case hex SHA-256 of
+/// `<filtered url>|<tag>|<application>|<piece length>`, the piece length in decimal or empty when
+/// `None`.
+///
+/// This format is stable: changing it splits every running task in a cluster of mixed versions.
+pub fn task_id(spec: &TaskSpec) -> Result<TaskId, TaskIdError> {
+    let url = filtered_url(spec.url, spec.filtered_query_params)?;
+    let piece_length = spec
+        .piece_length
+        .map(|len| len.to_string())
+        .unwrap_or_default();
+    let input = [url.as_str(), spec.tag, spec.application, &piece_length].join("|");
+    Ok(TaskId(hex::encode(Sha256::digest(input.as_bytes()))))
+}
+
+/// The percent-decoded name of one raw `name=value` query pair.
+fn param_name(pair: &str) -> std::borrow::Cow<'_, str> {
+    let raw = pair.split_once('=').map_or(pair, |(name, _)| name);
+    url::form_urlencoded::parse(raw.as_bytes())
+        .next()
+        .map_or(std::borrow::Cow::Borrowed(raw), |(name, _)| name)
+}
+
+fn is_filtered(name: &str, filtered: &[String]) -> bool {
+    if filtered.is_empty() {
+        DEFAULT_FILTERED_QUERY_PARAMS
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+    } else {
+        filtered.iter().any(|f| f.eq_ignore_ascii_case(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OBJECT: &str = "https://bucket.s3.amazonaws.com/dir/object.bin";
+
+    fn s3_presigned(date: &str, signature: &str) -> String {
+        format!(
+            "{OBJECT}?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+             &X-Amz-Credential=AKIA%2F{date}%2Fus-east-1%2Fs3%2Faws4_request\
+             &X-Amz-Date={date}T000000Z&X-Amz-Expires=3600\
+             &X-Amz-Security-Token=tok&X-Amz-SignedHeaders=host\
+             &X-Amz-Signature={signature}"
+        )
+    }
+
+    fn id(spec: TaskSpec) -> TaskId {
+        task_id(&spec).unwrap()
+    }
+
+    #[test]
+    fn presigned_urls_of_one_object_are_one_task() {
+        let a = s3_presigned("20240101", "aaaa");
+        let b = s3_presigned("20250607", "bbbb");
+        assert_ne!(a, b);
+        assert_eq!(
+            id(TaskSpec {
+                url: &a,
+                ..Default::default()
+            }),
+            id(TaskSpec {
+                url: &b,
+                ..Default::default()
+            })
+        );
+        assert_eq!(filtered_url(&a, &[]).unwrap(), OBJECT);
+    }
+
+    #[test]
+    fn different_objects_are_different_tasks() {
+        let a = id(TaskSpec {
+            url: "https://h/a",
+            ..Default::default()
+        });
+        let b = id(TaskSpec {
+            url: "https://h/b",
+            ..Default::default()
+        });
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn tag_application_and_piece_length_separate_tasks() {
+        let base = TaskSpec {
+            url: OBJECT,
+            tag: "v1",
+            application: "app",
+            piece_length: Some(4 << 20),
+            filtered_query_params: &[],
+        };
+        let variants = [
+            TaskSpec { tag: "v2", ..base },
+            TaskSpec { tag: "", ..base },
+            TaskSpec {
+                application: "other",
+                ..base
+            },
+            TaskSpec {
+                piece_length: Some(8 << 20),
+                ..base
+            },
+            TaskSpec {
+                piece_length: None,
+                ..base
+            },
+        ];
+        let base_id = id(base);
+        for variant in variants {
+            assert_ne!(id(variant), base_id, "{variant:?}");
+        }
+    }
+
+    #[test]
+    fn id_format_is_pinned() {
+        // Computed independently: printf '%s' '<input>' | sha256sum
+        let spec = TaskSpec {
+            url: "https://bucket.s3.amazonaws.com/dir/object.bin?versionId=7&X-Amz-Date=x#frag",
+            tag: "v1",
+            application: "app",
+            piece_length: Some(4194304),
+            filtered_query_params: &[],
+        };
+        assert_eq!(
+            id(spec).0,
+            "32a2d3a352fb052cb9b52c4687b963d376ca135553129fdba26a47c90e3252c7"
+        );
+        let spec = TaskSpec {
+            url: "https://example.com/a",
+            application: "dfget",
+            ..Default::default()
+        };
+        assert_eq!(
+            id(spec).0,
+            "8363f0b4f6f11493b4f3a69d9eaefd2b282785aa3dea78f0a3a8e2f1e8abfefd"
+        );
+    }
+
+    #[test]
+    fn every_default_cloud_parameter_is_dropped() {
+        for name in DEFAULT_FILTERED_QUERY_PARAMS {
+            let url = format!("https://h/o?keep=1&{name}=secret");
+            assert_eq!(
+                filtered_url(&url, &[]).unwrap(),
+                "https://h/o?keep=1",
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_parameters_keep_their_order_and_encoding() {
+        let url = "https://h/o?z=1&X-Amz-Date=d&a=2&Signature=s&m=a%20b&flag";
+        assert_eq!(
+            filtered_url(url, &[]).unwrap(),
+            "https://h/o?z=1&a=2&m=a%20b&flag"
+        );
+    }
+
+    #[test]
+    fn names_match_case_insensitively() {
+        let url = "https://h/o?x-amz-signature=s&X-AMZ-DATE=d&SIGNATURE=s&NS=n&keep=1";
+        assert_eq!(filtered_url(url, &[]).unwrap(), "https://h/o?keep=1");
+        let user = vec!["Token".to_owned()];
+        assert_eq!(
+            filtered_url("https://h/o?TOKEN=1&k=2", &user).unwrap(),
+            "https://h/o?k=2"
+        );
+    }
+
+    #[test]
+    fn percent_encoded_names_are_decoded_before_matching() {
+        // "X-Amz-Date" with its hyphens percent-encoded.
+        let url = "https://h/o?X%2DAmz%2DDate=d&keep=1";
+        assert_eq!(filtered_url(url, &[]).unwrap(), "https://h/o?keep=1");
+    }
+
+    #[test]
+    fn user_list_replaces_the_defaults() {
+        let user = vec!["token".to_owned(), "expiry".to_owned()];
+        let url = "https://h/o?token=t&X-Amz-Signature=s&expiry=9&k=v";
+        assert_eq!(
+            filtered_url(url, &user).unwrap(),
+            "https://h/o?X-Amz-Signature=s&k=v"
+        );
+        let with_defaults = id(TaskSpec {
+            url,
+            ..Default::default()
+        });
+        let with_user = id(TaskSpec {
+            url,
+            filtered_query_params: &user,
+            ..Default::default()
+        });
+        assert_ne!(with_defaults, with_user);
+    }
+
+    #[test]
+    fn question_mark_and_fragment_disappear() {
+        let cases = [
+            ("https://h/o?X-Amz-Date=d", "https://h/o"),
+            ("https://h/o?", "https://h/o"),
+            ("https://h/o?&&", "https://h/o"),
+            ("https://h/o#part", "https://h/o"),
+            ("https://h/o?Expires=1#part", "https://h/o"),
+            ("https://h/o?k=v#part", "https://h/o?k=v"),
+            ("https://h/o?a=1&&b=2", "https://h/o?a=1&b=2"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(filtered_url(url, &[]).unwrap(), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn parameter_values_are_not_names() {
+        // A kept parameter whose value looks like a filtered name stays.
+        let url = "https://h/o?key=X-Amz-Signature";
+        assert_eq!(filtered_url(url, &[]).unwrap(), url);
+    }
+
+    #[test]
+    fn bad_urls_are_errors() {
+        for url in ["", "not a url", "/relative/path", "http://"] {
+            let err = filtered_url(url, &[]).unwrap_err();
+            assert!(matches!(err, TaskIdError::InvalidUrl { .. }), "{url}");
+            assert!(
+                task_id(&TaskSpec {
+                    url,
+                    ..Default::default()
+                })
+                .is_err(),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn deterministic() {
+        let url = s3_presigned("20240101", "aaaa");
+        let spec = TaskSpec {
+            url: &url,
+            tag: "t",
+            application: "a",
+            ..Default::default()
+        };
+        assert_eq!(id(spec), id(spec));
+        assert_eq!(id(spec).0.len(), 64);
+    }
+}
