@@ -1,7 +1,8 @@
 //! The Damselfly scheduler: the per-cluster tracker that peers announce their hosts and downloads
 //! to, and that answers with parents to fetch pieces from.
 //!
-//! Layers: [`resource`] holds state (hosts today; tasks and peers with the data plane), [`rpc`]
+//! Layers: [`resource`] holds state (hosts today; tasks and peers with the data plane),
+//! [`scheduling`] picks parents from plain snapshots of that state (pure, no I/O), [`rpc`]
 //! converts protobuf at the edge, [`serve`] wires listeners. Entry point: [`Scheduler::serve`].
 
 pub mod config;
@@ -9,6 +10,7 @@ mod error;
 mod http;
 pub mod resource;
 mod rpc;
+pub mod scheduling;
 mod serve;
 
 pub use error::Error;
