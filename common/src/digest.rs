@@ -34,9 +34,7 @@ impl FromStr for Digest {
     type Err = DigestError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (algo, hex) = s
-            .split_once(':')
-            .ok_or_else(|| DigestError::Shape(s.into()))?;
+        let (algo, hex) = s.split_once(':').ok_or_else(|| DigestError::Shape(s.into()))?;
         let algorithm = match algo.to_ascii_lowercase().as_str() {
             "sha256" => Algorithm::Sha256,
             "blake3" => Algorithm::Blake3,
@@ -44,10 +42,7 @@ impl FromStr for Digest {
         };
         let hex = hex.to_ascii_lowercase();
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(DigestError::Hex {
-                expected: 64,
-                got: hex,
-            });
+            return Err(DigestError::Hex { expected: 64, got: hex });
         }
         Ok(Self { algorithm, hex })
     }
@@ -77,21 +72,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes() {
-        assert!(matches!(
-            "abc".parse::<Digest>(),
-            Err(DigestError::Shape(_))
-        ));
-        assert!(matches!(
-            "md5:00".parse::<Digest>(),
-            Err(DigestError::Algorithm(_))
-        ));
-        assert!(matches!(
-            "blake3:xyz".parse::<Digest>(),
-            Err(DigestError::Hex { .. })
-        ));
-        assert!(matches!(
-            format!("sha256:{}", "g".repeat(64)).parse::<Digest>(),
-            Err(DigestError::Hex { .. })
-        ));
+        assert!(matches!("abc".parse::<Digest>(), Err(DigestError::Shape(_))));
+        assert!(matches!("md5:00".parse::<Digest>(), Err(DigestError::Algorithm(_))));
+        assert!(matches!("blake3:xyz".parse::<Digest>(), Err(DigestError::Hex { .. })));
+        assert!(matches!(format!("sha256:{}", "g".repeat(64)).parse::<Digest>(), Err(DigestError::Hex { .. })));
     }
 }

@@ -40,11 +40,7 @@ id_type!(
 impl HostId {
     /// The id a host announces itself with. Seed and normal daemons on one machine differ.
     pub fn for_host(hostname: &str, ip: &str, seed: bool) -> Self {
-        if seed {
-            Self(format!("{hostname}-{ip}-seed"))
-        } else {
-            Self(format!("{hostname}-{ip}"))
-        }
+        if seed { Self(format!("{hostname}-{ip}-seed")) } else { Self(format!("{hostname}-{ip}")) }
     }
 }
 

@@ -56,14 +56,8 @@ pub enum PieceError {
     #[error("piece length must be greater than zero")]
     ZeroPieceLength,
     /// Piece numbers are `u32` on the wire; the content would need more.
-    #[error(
-        "content of {content_length} bytes needs more than {} pieces of {piece_length} bytes",
-        u32::MAX
-    )]
-    TooManyPieces {
-        content_length: u64,
-        piece_length: u64,
-    },
+    #[error("content of {content_length} bytes needs more than {} pieces of {piece_length} bytes", u32::MAX)]
+    TooManyPieces { content_length: u64, piece_length: u64 },
 }
 
 /// Content of a known length cut into pieces of a fixed length; the last piece may be shorter.
@@ -102,15 +96,9 @@ impl PieceLayout {
             return Err(PieceError::ZeroPieceLength);
         }
         if content_length.div_ceil(piece_length) > u64::from(u32::MAX) {
-            return Err(PieceError::TooManyPieces {
-                content_length,
-                piece_length,
-            });
+            return Err(PieceError::TooManyPieces { content_length, piece_length });
         }
-        Ok(Self {
-            content_length,
-            piece_length,
-        })
+        Ok(Self { content_length, piece_length })
     }
 
     /// Number of pieces: 0 for empty content, otherwise `ceil(content_length / piece_length)`.
@@ -128,9 +116,7 @@ impl PieceLayout {
             return None;
         }
         let start = u64::from(number) * self.piece_length;
-        let end = start
-            .saturating_add(self.piece_length)
-            .min(self.content_length);
+        let end = start.saturating_add(self.piece_length).min(self.content_length);
         Some(start..end)
     }
 
@@ -175,11 +161,7 @@ mod tests {
             (u64::MAX, 64 * MIB),
         ];
         for (content_length, expected) in cases {
-            assert_eq!(
-                default_piece_length(content_length),
-                expected,
-                "content_length {content_length}"
-            );
+            assert_eq!(default_piece_length(content_length), expected, "content_length {content_length}");
         }
     }
 
@@ -221,10 +203,7 @@ mod tests {
                 let mut next = 0;
                 for n in 0..layout.count() {
                     let range = layout.range(n).unwrap();
-                    assert_eq!(
-                        range.start, next,
-                        "gap before piece {n} of {content_length}"
-                    );
+                    assert_eq!(range.start, next, "gap before piece {n} of {content_length}");
                     assert!(!range.is_empty(), "empty piece {n} of {content_length}");
                     if n + 1 < layout.count() {
                         assert_eq!(range.end - range.start, piece, "short inner piece {n}");
@@ -254,10 +233,7 @@ mod tests {
         assert_eq!(layout.count(), 2);
         assert_eq!(layout.scope(), SizeScope::Tiny);
         // 129 bytes in 100-byte pieces is normal, not small.
-        assert_eq!(
-            PieceLayout::new(129, 100).unwrap().scope(),
-            SizeScope::Normal
-        );
+        assert_eq!(PieceLayout::new(129, 100).unwrap().scope(), SizeScope::Normal);
     }
 
     #[test]
@@ -274,10 +250,7 @@ mod tests {
         assert_eq!(at_limit.range(u32::MAX - 1), Some(max - 1..max));
         assert_eq!(
             PieceLayout::new(max + 1, 1),
-            Err(PieceError::TooManyPieces {
-                content_length: max + 1,
-                piece_length: 1
-            })
+            Err(PieceError::TooManyPieces { content_length: max + 1, piece_length: 1 })
         );
     }
 
@@ -290,10 +263,7 @@ mod tests {
 
     #[test]
     fn hand_built_zero_piece_length_has_no_pieces() {
-        let layout = PieceLayout {
-            content_length: 10,
-            piece_length: 0,
-        };
+        let layout = PieceLayout { content_length: 10, piece_length: 0 };
         assert_eq!(layout.count(), 0);
         assert_eq!(layout.range(0), None);
     }
@@ -302,10 +272,7 @@ mod tests {
     fn serde_round_trip_and_validation() {
         let layout = PieceLayout::new(10 * MIB + 3, 4 * MIB).unwrap();
         let json = serde_json::to_string(&layout).unwrap();
-        assert_eq!(
-            json,
-            r#"{"content_length":10485763,"piece_length":4194304}"#
-        );
+        assert_eq!(json, r#"{"content_length":10485763,"piece_length":4194304}"#);
         assert_eq!(serde_json::from_str::<PieceLayout>(&json).unwrap(), layout);
         let bad = serde_json::from_str::<PieceLayout>(r#"{"content_length":1,"piece_length":0}"#);
         assert!(bad.is_err());

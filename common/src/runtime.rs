@@ -23,9 +23,7 @@ impl std::str::FromStr for LogFormat {
         match s {
             "text" => Ok(Self::Text),
             "json" => Ok(Self::Json),
-            other => Err(format!(
-                "unknown log format {other:?} (expected text or json)"
-            )),
+            other => Err(format!("unknown log format {other:?} (expected text or json)")),
         }
     }
 }
@@ -34,9 +32,7 @@ impl std::str::FromStr for LogFormat {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -78,8 +74,7 @@ mod tests {
         let path = dir.path().join("ready.json");
         let addrs = BTreeMap::from([("http", "127.0.0.1:1".to_string())]);
         write_ready_file(&path, &addrs).unwrap();
-        let back: BTreeMap<String, String> =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let back: BTreeMap<String, String> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(back["http"], "127.0.0.1:1");
         assert!(!path.with_extension("tmp").exists());
     }

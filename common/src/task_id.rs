@@ -92,10 +92,7 @@ pub enum TaskIdError {
 /// original order and original encoding. The `?` disappears when no parameter remains. The URL is
 /// otherwise normalised by the WHATWG parser (lower-case scheme and host, default port dropped).
 pub fn filtered_url(url: &str, filtered: &[String]) -> Result<String, TaskIdError> {
-    let mut parsed = Url::parse(url).map_err(|source| TaskIdError::InvalidUrl {
-        url: url.to_owned(),
-        source,
-    })?;
+    let mut parsed = Url::parse(url).map_err(|source| TaskIdError::InvalidUrl { url: url.to_owned(), source })?;
     parsed.set_fragment(None);
     let kept: Option<String> = parsed.query().map(|query| {
         query
@@ -118,10 +115,7 @@ pub fn filtered_url(url: &str, filtered: &[String]) -> Result<String, TaskIdErro
 /// This format is stable: changing it splits every running task in a cluster of mixed versions.
 pub fn task_id(spec: &TaskSpec) -> Result<TaskId, TaskIdError> {
     let url = filtered_url(spec.url, spec.filtered_query_params)?;
-    let piece_length = spec
-        .piece_length
-        .map(|len| len.to_string())
-        .unwrap_or_default();
+    let piece_length = spec.piece_length.map(|len| len.to_string()).unwrap_or_default();
     let input = [url.as_str(), spec.tag, spec.application, &piece_length].join("|");
     Ok(TaskId(hex::encode(Sha256::digest(input.as_bytes()))))
 }
@@ -129,16 +123,12 @@ pub fn task_id(spec: &TaskSpec) -> Result<TaskId, TaskIdError> {
 /// The percent-decoded name of one raw `name=value` query pair.
 fn param_name(pair: &str) -> std::borrow::Cow<'_, str> {
     let raw = pair.split_once('=').map_or(pair, |(name, _)| name);
-    url::form_urlencoded::parse(raw.as_bytes())
-        .next()
-        .map_or(std::borrow::Cow::Borrowed(raw), |(name, _)| name)
+    url::form_urlencoded::parse(raw.as_bytes()).next().map_or(std::borrow::Cow::Borrowed(raw), |(name, _)| name)
 }
 
 fn is_filtered(name: &str, filtered: &[String]) -> bool {
     if filtered.is_empty() {
-        DEFAULT_FILTERED_QUERY_PARAMS
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case(name))
+        DEFAULT_FILTERED_QUERY_PARAMS.iter().any(|f| f.eq_ignore_ascii_case(name))
     } else {
         filtered.iter().any(|f| f.eq_ignore_ascii_case(name))
     }
@@ -169,29 +159,14 @@ mod tests {
         let a = s3_presigned("20240101", "aaaa");
         let b = s3_presigned("20250607", "bbbb");
         assert_ne!(a, b);
-        assert_eq!(
-            id(TaskSpec {
-                url: &a,
-                ..Default::default()
-            }),
-            id(TaskSpec {
-                url: &b,
-                ..Default::default()
-            })
-        );
+        assert_eq!(id(TaskSpec { url: &a, ..Default::default() }), id(TaskSpec { url: &b, ..Default::default() }));
         assert_eq!(filtered_url(&a, &[]).unwrap(), OBJECT);
     }
 
     #[test]
     fn different_objects_are_different_tasks() {
-        let a = id(TaskSpec {
-            url: "https://h/a",
-            ..Default::default()
-        });
-        let b = id(TaskSpec {
-            url: "https://h/b",
-            ..Default::default()
-        });
+        let a = id(TaskSpec { url: "https://h/a", ..Default::default() });
+        let b = id(TaskSpec { url: "https://h/b", ..Default::default() });
         assert_ne!(a, b);
     }
 
@@ -207,18 +182,9 @@ mod tests {
         let variants = [
             TaskSpec { tag: "v2", ..base },
             TaskSpec { tag: "", ..base },
-            TaskSpec {
-                application: "other",
-                ..base
-            },
-            TaskSpec {
-                piece_length: Some(8 << 20),
-                ..base
-            },
-            TaskSpec {
-                piece_length: None,
-                ..base
-            },
+            TaskSpec { application: "other", ..base },
+            TaskSpec { piece_length: Some(8 << 20), ..base },
+            TaskSpec { piece_length: None, ..base },
         ];
         let base_id = id(base);
         for variant in variants {
@@ -236,40 +202,23 @@ mod tests {
             piece_length: Some(4194304),
             filtered_query_params: &[],
         };
-        assert_eq!(
-            id(spec).0,
-            "32a2d3a352fb052cb9b52c4687b963d376ca135553129fdba26a47c90e3252c7"
-        );
-        let spec = TaskSpec {
-            url: "https://example.com/a",
-            application: "dfget",
-            ..Default::default()
-        };
-        assert_eq!(
-            id(spec).0,
-            "8363f0b4f6f11493b4f3a69d9eaefd2b282785aa3dea78f0a3a8e2f1e8abfefd"
-        );
+        assert_eq!(id(spec).0, "32a2d3a352fb052cb9b52c4687b963d376ca135553129fdba26a47c90e3252c7");
+        let spec = TaskSpec { url: "https://example.com/a", application: "dfget", ..Default::default() };
+        assert_eq!(id(spec).0, "8363f0b4f6f11493b4f3a69d9eaefd2b282785aa3dea78f0a3a8e2f1e8abfefd");
     }
 
     #[test]
     fn every_default_cloud_parameter_is_dropped() {
         for name in DEFAULT_FILTERED_QUERY_PARAMS {
             let url = format!("https://h/o?keep=1&{name}=secret");
-            assert_eq!(
-                filtered_url(&url, &[]).unwrap(),
-                "https://h/o?keep=1",
-                "{name}"
-            );
+            assert_eq!(filtered_url(&url, &[]).unwrap(), "https://h/o?keep=1", "{name}");
         }
     }
 
     #[test]
     fn other_parameters_keep_their_order_and_encoding() {
         let url = "https://h/o?z=1&X-Amz-Date=d&a=2&Signature=s&m=a%20b&flag";
-        assert_eq!(
-            filtered_url(url, &[]).unwrap(),
-            "https://h/o?z=1&a=2&m=a%20b&flag"
-        );
+        assert_eq!(filtered_url(url, &[]).unwrap(), "https://h/o?z=1&a=2&m=a%20b&flag");
     }
 
     #[test]
@@ -277,10 +226,7 @@ mod tests {
         let url = "https://h/o?x-amz-signature=s&X-AMZ-DATE=d&SIGNATURE=s&NS=n&keep=1";
         assert_eq!(filtered_url(url, &[]).unwrap(), "https://h/o?keep=1");
         let user = vec!["Token".to_owned()];
-        assert_eq!(
-            filtered_url("https://h/o?TOKEN=1&k=2", &user).unwrap(),
-            "https://h/o?k=2"
-        );
+        assert_eq!(filtered_url("https://h/o?TOKEN=1&k=2", &user).unwrap(), "https://h/o?k=2");
     }
 
     #[test]
@@ -294,19 +240,9 @@ mod tests {
     fn user_list_replaces_the_defaults() {
         let user = vec!["token".to_owned(), "expiry".to_owned()];
         let url = "https://h/o?token=t&X-Amz-Signature=s&expiry=9&k=v";
-        assert_eq!(
-            filtered_url(url, &user).unwrap(),
-            "https://h/o?X-Amz-Signature=s&k=v"
-        );
-        let with_defaults = id(TaskSpec {
-            url,
-            ..Default::default()
-        });
-        let with_user = id(TaskSpec {
-            url,
-            filtered_query_params: &user,
-            ..Default::default()
-        });
+        assert_eq!(filtered_url(url, &user).unwrap(), "https://h/o?X-Amz-Signature=s&k=v");
+        let with_defaults = id(TaskSpec { url, ..Default::default() });
+        let with_user = id(TaskSpec { url, filtered_query_params: &user, ..Default::default() });
         assert_ne!(with_defaults, with_user);
     }
 
@@ -338,26 +274,14 @@ mod tests {
         for url in ["", "not a url", "/relative/path", "http://"] {
             let err = filtered_url(url, &[]).unwrap_err();
             assert!(matches!(err, TaskIdError::InvalidUrl { .. }), "{url}");
-            assert!(
-                task_id(&TaskSpec {
-                    url,
-                    ..Default::default()
-                })
-                .is_err(),
-                "{url}"
-            );
+            assert!(task_id(&TaskSpec { url, ..Default::default() }).is_err(), "{url}");
         }
     }
 
     #[test]
     fn deterministic() {
         let url = s3_presigned("20240101", "aaaa");
-        let spec = TaskSpec {
-            url: &url,
-            tag: "t",
-            application: "a",
-            ..Default::default()
-        };
+        let spec = TaskSpec { url: &url, tag: "t", application: "a", ..Default::default() };
         assert_eq!(id(spec), id(spec));
         assert_eq!(id(spec).0.len(), 64);
     }

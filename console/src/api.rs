@@ -19,8 +19,7 @@ pub struct ManagerApi {
 
 #[cfg(feature = "ssr")]
 fn manager_api() -> Result<ManagerApi, ServerFnError> {
-    use_context::<ManagerApi>()
-        .ok_or_else(|| ServerFnError::new("the console is not mounted with a manager API"))
+    use_context::<ManagerApi>().ok_or_else(|| ServerFnError::new("the console is not mounted with a manager API"))
 }
 
 /// The manager's health report (`GET /healthy`).
@@ -34,12 +33,7 @@ pub async fn manager_health() -> Result<HealthReport, ServerFnError> {
         .await
         .map_err(|e| ServerFnError::new(format!("manager unreachable: {e}")))?;
     if !resp.status().is_success() {
-        return Err(ServerFnError::new(format!(
-            "manager answered {}",
-            resp.status()
-        )));
+        return Err(ServerFnError::new(format!("manager answered {}", resp.status())));
     }
-    resp.json::<HealthReport>()
-        .await
-        .map_err(|e| ServerFnError::new(format!("unexpected health report: {e}")))
+    resp.json::<HealthReport>().await.map_err(|e| ServerFnError::new(format!("unexpected health report: {e}")))
 }

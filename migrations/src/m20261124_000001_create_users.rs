@@ -25,31 +25,11 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Users::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Users::Id)
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(Users::Name)
-                            .string_len(256)
-                            .not_null()
-                            .unique_key(),
-                    )
+                    .col(ColumnDef::new(Users::Id).big_integer().not_null().auto_increment().primary_key())
+                    .col(ColumnDef::new(Users::Name).string_len(256).not_null().unique_key())
                     .col(ColumnDef::new(Users::Email).string_len(256).null())
-                    .col(
-                        ColumnDef::new(Users::EncryptedPassword)
-                            .string_len(512)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Users::State)
-                            .string_len(32)
-                            .not_null()
-                            .default("enabled"),
-                    )
+                    .col(ColumnDef::new(Users::EncryptedPassword).string_len(512).not_null())
+                    .col(ColumnDef::new(Users::State).string_len(32).not_null().default("enabled"))
                     .col(
                         ColumnDef::new(Users::CreatedAt)
                             .timestamp_with_time_zone()
@@ -68,8 +48,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Users::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(Users::Table).to_owned()).await
     }
 }

@@ -23,6 +23,20 @@
 //! # Piece transport other peers download from. Default: 0.0.0.0:4000
 //! upload_addr = "0.0.0.0:4000"
 //!
+//! [download]
+//! # Pieces fetched at once per task. Default: 16
+//! concurrency = 16
+//! # Host-wide download limit from parents in bytes/s (0 = unlimited). Default: 0
+//! rate_limit = 0
+//! # Host-wide limit for origin fetches in bytes/s (0 = unlimited). Default: 0
+//! back_to_source_rate_limit = 0
+//!
+//! [upload]
+//! # Concurrent piece uploads accepted; more get "busy". Default: 64
+//! concurrency = 64
+//! # Host-wide upload limit in bytes/s (0 = unlimited). Default: 0
+//! rate_limit = 0
+//!
 //! [scheduler]
 //! # gRPC address of the scheduler ("" = none: every download goes to the origin). Default: ""
 //! addr = ""
@@ -51,8 +65,46 @@ pub struct DfdaemonConfig {
     pub host: HostConfig,
     /// Listening addresses.
     pub server: ServerConfig,
+    /// Downloading.
+    pub download: DownloadConfig,
+    /// Serving pieces to other peers.
+    pub upload: UploadConfig,
     /// The scheduler to announce to.
     pub scheduler: SchedulerClientConfig,
+}
+
+/// Downloading.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownloadConfig {
+    /// Pieces fetched at once per task.
+    pub concurrency: usize,
+    /// Host-wide download limit from parents, bytes/s (0 = unlimited).
+    pub rate_limit: u64,
+    /// Host-wide limit for origin fetches, bytes/s (0 = unlimited).
+    pub back_to_source_rate_limit: u64,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        Self { concurrency: 16, rate_limit: 0, back_to_source_rate_limit: 0 }
+    }
+}
+
+/// Serving pieces to other peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// Concurrent piece uploads accepted.
+    pub concurrency: u32,
+    /// Host-wide upload limit, bytes/s (0 = unlimited).
+    pub rate_limit: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self { concurrency: 64, rate_limit: 0 }
+    }
 }
 
 /// How this host presents itself to the scheduler and other peers.
@@ -98,6 +150,8 @@ impl Default for DfdaemonConfig {
             seed: false,
             host: HostConfig::default(),
             server: ServerConfig::default(),
+            download: DownloadConfig::default(),
+            upload: UploadConfig::default(),
             scheduler: SchedulerClientConfig::default(),
         }
     }
@@ -105,12 +159,7 @@ impl Default for DfdaemonConfig {
 
 impl Default for HostConfig {
     fn default() -> Self {
-        Self {
-            hostname: String::new(),
-            ip: [127, 0, 0, 1].into(),
-            idc: String::new(),
-            location: String::new(),
-        }
+        Self { hostname: String::new(), ip: [127, 0, 0, 1].into(), idc: String::new(), location: String::new() }
     }
 }
 
@@ -126,10 +175,7 @@ impl Default for ServerConfig {
 
 impl Default for SchedulerClientConfig {
     fn default() -> Self {
-        Self {
-            addr: String::new(),
-            announce_interval_secs: 30,
-        }
+        Self { addr: String::new(), announce_interval_secs: 30 }
     }
 }
 
@@ -148,17 +194,12 @@ pub struct Overrides {
 impl DfdaemonConfig {
     /// Reads `path` (if any), applies `overrides`, derives defaults, validates.
     /// `machine_hostname` fills an empty `host.hostname`.
-    pub fn load(
-        path: Option<&Path>,
-        overrides: Overrides,
-        machine_hostname: &str,
-    ) -> Result<Self, Error> {
+    pub fn load(path: Option<&Path>, overrides: Overrides, machine_hostname: &str) -> Result<Self, Error> {
         let mut c: Self = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str(&text)
-                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
             }
             None => Self::default(),
         };
@@ -190,10 +231,11 @@ impl DfdaemonConfig {
         if c.server.socket.as_os_str().is_empty() {
             c.server.socket = c.data_dir.join("dfdaemon.sock");
         }
+        if c.download.concurrency == 0 || c.upload.concurrency == 0 {
+            return Err(Error::Config("download.concurrency and upload.concurrency must be at least 1".into()));
+        }
         if c.scheduler.announce_interval_secs == 0 {
-            return Err(Error::Config(
-                "scheduler.announce_interval_secs must be at least 1".into(),
-            ));
+            return Err(Error::Config("scheduler.announce_interval_secs must be at least 1".into()));
         }
         if !c.scheduler.addr.is_empty() && c.scheduler.addr.parse::<SocketAddr>().is_err() {
             return Err(Error::Config(format!(
@@ -211,23 +253,13 @@ mod tests {
 
     #[test]
     fn derives_socket_and_hostname_and_rejects_bad_values() {
-        let c = DfdaemonConfig::load(
-            None,
-            Overrides {
-                data_dir: Some("/d".into()),
-                ..Default::default()
-            },
-            "box",
-        )
-        .unwrap();
+        let c =
+            DfdaemonConfig::load(None, Overrides { data_dir: Some("/d".into()), ..Default::default() }, "box").unwrap();
         assert_eq!(c.server.socket, PathBuf::from("/d/dfdaemon.sock"));
         assert_eq!(c.host.hostname, "box");
         let err = DfdaemonConfig::load(
             None,
-            Overrides {
-                scheduler_addr: Some("nowhere".into()),
-                ..Default::default()
-            },
+            Overrides { scheduler_addr: Some("nowhere".into()), ..Default::default() },
             "box",
         )
         .unwrap_err();

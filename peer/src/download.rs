@@ -1,22 +1,38 @@
-//! Producing a file for a local client.
+//! Producing content on this host: from the cache, from parent peers, or from the origin.
 //!
-//! Today every download goes back to the origin over HTTP(S); pieces from parent peers arrive
-//! with the data plane. Whatever the source, the contract is the same: bytes go to a temporary
-//! file beside the target, the digest is checked, and only a complete, verified file appears
-//! under the target name (hard link, so an existing file is never clobbered unless asked).
+//! [`Downloader::fetch_task`] brings a task's pieces into storage (the scheduler decides where
+//! from: parents via [`p2p`], or the origin via [`origin`]; without a scheduler, or when it is
+//! unreachable, the origin is used unless back-to-source is disabled). [`Downloader::download`]
+//! then checks the whole-content digest and exports a copy under the user's path, atomically.
+
+mod origin;
+mod p2p;
 
 use std::{
-    path::{Path, PathBuf},
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
-use common::digest::{Algorithm, Digest};
-use futures::StreamExt;
+use common::{
+    digest::{Algorithm, Digest},
+    ids::{HostId, TaskId},
+    task_id::{TaskSpec, task_id},
+};
 use sha2::Digest as _;
-use tokio::{fs, io::AsyncWriteExt, sync::mpsc};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
 use url::Url;
 
-use crate::Error;
+use crate::{
+    Error,
+    limiter::RateLimiter,
+    storage::{Storage, TaskStore},
+};
 
 /// A download as the daemon understands it (converted from the RPC at the edge).
 #[derive(Debug, Clone)]
@@ -35,206 +51,227 @@ pub struct DownloadRequest {
     pub disable_back_to_source: bool,
     /// Give up after this long.
     pub timeout: Option<Duration>,
+    /// Task identity: tag, application, filtered query parameters, piece length.
+    pub tag: String,
+    pub application: String,
+    pub filtered_query_params: Vec<String>,
+    pub piece_length: Option<u64>,
+}
+
+/// The part of a request that identifies and fetches the content (no output file).
+#[derive(Debug, Clone)]
+pub struct TaskRequest {
+    pub task_id: TaskId,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub piece_length: Option<u64>,
+    pub disable_back_to_source: bool,
 }
 
 /// What a running download reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// The source answered; the length is known when the origin sent one.
-    Started { content_length: Option<u64> },
-    /// This many bytes are written so far.
-    Progress { finished_bytes: u64 },
+    /// The task is identified and its size known (when the source says).
+    Started { task_id: TaskId, content_length: Option<u64>, piece_length: u64 },
+    /// This many bytes are in place so far.
+    Progress { finished_bytes: u64, finished_pieces: u32 },
     /// The file is complete and verified; `digest` is its BLAKE3.
     Finished { content_length: u64, digest: Digest },
 }
 
-/// How often the origin is tried before the download fails.
-const ORIGIN_ATTEMPTS: u32 = 3;
+/// Bytes this host received, by where they came from (for metrics).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub back_to_source: AtomicU64,
+    pub remote_peer: AtomicU64,
+    pub local_peer: AtomicU64,
+}
 
-/// Runs `request`, sending events to `events`, and returns once the file is in place.
-pub async fn run(
-    client: &reqwest::Client,
-    request: DownloadRequest,
-    events: mpsc::Sender<Event>,
-) -> Result<(), Error> {
-    if !request.overwrite && fs::try_exists(&request.output).await? {
-        return Err(Error::OutputExists(request.output.display().to_string()));
+/// Settings of the downloader.
+#[derive(Debug, Clone)]
+pub struct DownloaderConfig {
+    pub host_id: HostId,
+    /// Pieces fetched at once per task.
+    pub concurrency: usize,
+    /// Host-wide download limit in bytes/s from parents (0 = unlimited).
+    pub download_rate: u64,
+    /// Host-wide limit in bytes/s from origins (0 = unlimited).
+    pub back_to_source_rate: u64,
+}
+
+/// Fetches tasks into storage and exports them.
+#[derive(Debug, Clone)]
+pub struct Downloader {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    storage: Arc<Storage>,
+    http: reqwest::Client,
+    scheduler: Option<Channel>,
+    config: DownloaderConfig,
+    download_limiter: Arc<RateLimiter>,
+    source_limiter: RateLimiter,
+    traffic: Arc<Traffic>,
+    /// One fetch per task on this host at a time; later callers wait and reuse the result.
+    running: Mutex<HashMap<TaskId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Downloader {
+    /// A downloader over `storage`; `scheduler` is `None` when the host runs without one.
+    pub fn new(
+        storage: Arc<Storage>,
+        http: reqwest::Client,
+        scheduler: Option<Channel>,
+        config: DownloaderConfig,
+        traffic: Arc<Traffic>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                storage,
+                http,
+                scheduler,
+                download_limiter: Arc::new(RateLimiter::new(config.download_rate)),
+                source_limiter: RateLimiter::new(config.back_to_source_rate),
+                config,
+                traffic,
+                running: Mutex::default(),
+            }),
+        }
     }
-    if request.disable_back_to_source {
-        return Err(Error::NoSource(request.url.to_string()));
+
+    /// The storage it fills.
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.inner.storage
     }
-    let work = back_to_source(client, &request, &events);
-    match request.timeout {
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .map_err(|_| Error::Timeout(limit))?,
-        None => work.await,
+
+    /// Runs `request` to a verified file at `request.output`, reporting to `events`.
+    pub async fn download(&self, request: DownloadRequest, events: mpsc::Sender<Event>) -> Result<(), Error> {
+        if !request.overwrite && tokio::fs::try_exists(&request.output).await? {
+            return Err(Error::OutputExists(request.output.display().to_string()));
+        }
+        let spec = TaskSpec {
+            url: request.url.as_str(),
+            tag: &request.tag,
+            application: &request.application,
+            piece_length: request.piece_length,
+            filtered_query_params: &request.filtered_query_params,
+        };
+        let id = task_id(&spec).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let task_request = TaskRequest {
+            task_id: id,
+            url: request.url.clone(),
+            headers: request.headers.clone(),
+            piece_length: request.piece_length,
+            disable_back_to_source: request.disable_back_to_source,
+        };
+        let work = async {
+            let task = self.fetch_task(&task_request, &events).await?;
+            let (content_length, blake) = verify_whole(&task, request.digest.as_ref()).await?;
+            let (t, out, overwrite) = (task.clone(), request.output.clone(), request.overwrite);
+            tokio::task::spawn_blocking(move || t.export(&out, overwrite))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            let _ = events.send(Event::Finished { content_length, digest: blake }).await;
+            Ok(())
+        };
+        match request.timeout {
+            Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| Error::Timeout(limit))?,
+            None => work.await,
+        }
+    }
+
+    /// Brings every piece of the task into storage.
+    pub async fn fetch_task(&self, req: &TaskRequest, events: &mpsc::Sender<Event>) -> Result<Arc<TaskStore>, Error> {
+        let gate = {
+            let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.entry(req.task_id.clone()).or_default().clone()
+        };
+        let _guard = gate.lock().await;
+        let task = self.inner.storage.task(&req.task_id, req.url.as_str())?;
+        if task.is_complete() {
+            let layout = task.layout().unwrap_or_else(|| unreachable_layout());
+            self.inner.traffic.local_peer.fetch_add(layout.content_length, Ordering::Relaxed);
+            let _ = events
+                .send(Event::Started {
+                    task_id: req.task_id.clone(),
+                    content_length: Some(layout.content_length),
+                    piece_length: layout.piece_length,
+                })
+                .await;
+            tracing::info!(task_id = %req.task_id, "served from the local cache");
+            return Ok(task);
+        }
+        let result = match &self.inner.scheduler {
+            Some(channel) => match p2p::run(&self.inner, &task, req, channel.clone(), events).await {
+                Err(Error::SchedulerLost(why)) if !req.disable_back_to_source => {
+                    tracing::warn!(task_id = %req.task_id, %why, "scheduler unavailable; fetching from the origin");
+                    origin::fetch(&self.inner, &task, req, None, events).await
+                }
+                Err(Error::SchedulerLost(why)) => {
+                    Err(Error::NoSource(format!("{} (scheduler unavailable: {why})", req.url)))
+                }
+                other => other,
+            },
+            None if req.disable_back_to_source => Err(Error::NoSource(req.url.to_string())),
+            None => origin::fetch(&self.inner, &task, req, None, events).await,
+        };
+        match result {
+            Ok(()) if task.is_complete() => {
+                task.persist()?;
+                Ok(task)
+            }
+            Ok(()) => Err(Error::Integrity(format!("task {} ended incomplete", req.task_id))),
+            Err(e) => {
+                let _ = task.persist();
+                Err(e)
+            }
+        }
     }
 }
 
-async fn back_to_source(
-    client: &reqwest::Client,
-    request: &DownloadRequest,
-    events: &mpsc::Sender<Event>,
-) -> Result<(), Error> {
-    let response = fetch_with_retries(client, request).await?;
-    let content_length = response.content_length();
-    let _ = events.send(Event::Started { content_length }).await;
+fn unreachable_layout() -> common::piece::PieceLayout {
+    common::piece::PieceLayout { content_length: 0, piece_length: common::piece::MIN_PIECE_LENGTH }
+}
 
-    let part = PartFile::create(&request.output).await?;
-    let mut file = fs::File::create(&part.path).await?;
-    let mut blake = blake3::Hasher::new();
-    let mut sha = matches!(
-        request.digest,
-        Some(Digest {
-            algorithm: Algorithm::Sha256,
-            ..
-        })
-    )
-    .then(sha2::Sha256::new);
-    let mut written = 0u64;
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Error::OriginUnavailable {
-            url: request.url.to_string(),
-            reason: format!("body interrupted after {written} bytes: {e}"),
-        })?;
-        file.write_all(&chunk).await?;
-        blake.update(&chunk);
-        if let Some(sha) = sha.as_mut() {
-            sha.update(&chunk);
+/// Hashes the stored content once: BLAKE3 always (reported), SHA-256 when that is expected.
+async fn verify_whole(task: &Arc<TaskStore>, expected: Option<&Digest>) -> Result<(u64, Digest), Error> {
+    let task = task.clone();
+    let want_sha = matches!(expected, Some(Digest { algorithm: Algorithm::Sha256, .. }));
+    let (len, blake, sha) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        use std::io::Read;
+        let mut file = task.reader()?;
+        let mut blake = blake3::Hasher::new();
+        let mut sha = want_sha.then(sha2::Sha256::new);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            blake.update(&buf[..n]);
+            if let Some(s) = sha.as_mut() {
+                s.update(&buf[..n]);
+            }
+            len += n as u64;
         }
-        written += chunk.len() as u64;
-        let _ = events.try_send(Event::Progress {
-            finished_bytes: written,
-        });
-    }
-    if let Some(expected) = content_length.filter(|len| *len != written) {
-        return Err(Error::Integrity(format!(
-            "origin announced {expected} bytes but sent {written}"
-        )));
-    }
-    file.sync_all().await?;
-    drop(file);
-
-    let blake_hex = blake.finalize().to_hex().to_string();
-    if let Some(expected) = &request.digest {
+        Ok((len, blake.finalize().to_hex().to_string(), sha.map(|s| hex::encode(s.finalize()))))
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    if let Some(expected) = expected {
         let actual = match expected.algorithm {
-            Algorithm::Blake3 => blake_hex.clone(),
-            Algorithm::Sha256 => hex::encode(sha.take().unwrap_or_default().finalize()),
+            Algorithm::Blake3 => blake.clone(),
+            Algorithm::Sha256 => sha.unwrap_or_default(),
         };
         if actual != expected.hex {
             return Err(Error::Integrity(format!(
                 "expected {expected}, got {}",
-                Digest {
-                    algorithm: expected.algorithm,
-                    hex: actual
-                }
+                Digest { algorithm: expected.algorithm, hex: actual }
             )));
         }
     }
-    part.publish(&request.output, request.overwrite).await?;
-    let _ = events
-        .send(Event::Finished {
-            content_length: written,
-            digest: Digest {
-                algorithm: Algorithm::Blake3,
-                hex: blake_hex,
-            },
-        })
-        .await;
-    Ok(())
-}
-
-async fn fetch_with_retries(
-    client: &reqwest::Client,
-    request: &DownloadRequest,
-) -> Result<reqwest::Response, Error> {
-    let mut last = String::new();
-    for attempt in 1..=ORIGIN_ATTEMPTS {
-        let mut builder = client.get(request.url.clone());
-        for (name, value) in &request.headers {
-            builder = builder.header(name, value);
-        }
-        match builder.send().await {
-            Ok(resp) if resp.status().is_success() => return Ok(resp),
-            Ok(resp) if resp.status().is_server_error() => {
-                last = format!("answered {}", resp.status());
-            }
-            Ok(resp) => {
-                return Err(Error::OriginRejected {
-                    status: resp.status().as_u16(),
-                    url: request.url.to_string(),
-                });
-            }
-            Err(e) => last = e.to_string(),
-        }
-        tracing::warn!(url = %request.url, attempt, reason = %last, "origin attempt failed");
-        if attempt < ORIGIN_ATTEMPTS {
-            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-        }
-    }
-    Err(Error::OriginUnavailable {
-        url: request.url.to_string(),
-        reason: format!("{last} (after {ORIGIN_ATTEMPTS} attempts)"),
-    })
-}
-
-/// A temporary file beside the target; removed on drop unless published.
-struct PartFile {
-    path: PathBuf,
-    published: bool,
-}
-
-impl PartFile {
-    async fn create(target: &Path) -> Result<Self, Error> {
-        let dir = target.parent().ok_or_else(|| {
-            Error::InvalidRequest(format!("{} has no parent directory", target.display()))
-        })?;
-        let name = target.file_name().unwrap_or_default().to_string_lossy();
-        let path = dir.join(format!(
-            ".{name}.{}.dfpart",
-            std::process::id() ^ rand_suffix()
-        ));
-        Ok(Self {
-            path,
-            published: false,
-        })
-    }
-
-    /// Moves the verified file under its final name. Without `overwrite` a hard link is used,
-    /// which fails rather than replace a file that appeared meanwhile.
-    async fn publish(mut self, target: &Path, overwrite: bool) -> Result<(), Error> {
-        if overwrite {
-            fs::rename(&self.path, target).await?;
-        } else {
-            fs::hard_link(&self.path, target)
-                .await
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::AlreadyExists => {
-                        Error::OutputExists(target.display().to_string())
-                    }
-                    _ => Error::Io(e),
-                })?;
-            fs::remove_file(&self.path).await?;
-        }
-        self.published = true;
-        Ok(())
-    }
-}
-
-impl Drop for PartFile {
-    fn drop(&mut self) {
-        if !self.published {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-fn rand_suffix() -> u32 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
+    Ok((len, Digest { algorithm: Algorithm::Blake3, hex: blake }))
 }

@@ -26,6 +26,9 @@ pub enum Error {
     /// No peer can serve and back-to-source is disabled.
     #[error("no peer can serve {0} and back-to-source is disabled")]
     NoSource(String),
+    /// The scheduler stream broke or refused the peer.
+    #[error("scheduler: {0}")]
+    SchedulerLost(String),
     /// The download did not finish in time.
     #[error("download timed out after {0:?}")]
     Timeout(std::time::Duration),
@@ -42,16 +45,13 @@ impl From<Error> for Status {
         let code = match &e {
             Error::InvalidRequest(_) => Code::InvalidArgument,
             Error::OutputExists(_) => Code::AlreadyExists,
-            Error::OriginRejected {
-                status: 404 | 410, ..
-            } => Code::NotFound,
-            Error::OriginRejected {
-                status: 401 | 403, ..
-            } => Code::PermissionDenied,
+            Error::OriginRejected { status: 404 | 410, .. } => Code::NotFound,
+            Error::OriginRejected { status: 401 | 403, .. } => Code::PermissionDenied,
             Error::OriginRejected { .. } => Code::FailedPrecondition,
             Error::OriginUnavailable { .. } => Code::Unavailable,
             Error::Integrity(_) => Code::DataLoss,
             Error::NoSource(_) => Code::FailedPrecondition,
+            Error::SchedulerLost(_) => Code::Unavailable,
             Error::Timeout(_) => Code::DeadlineExceeded,
             Error::Config(_) | Error::Io(_) | Error::Transport(_) => Code::Internal,
         };

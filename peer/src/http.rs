@@ -7,9 +7,7 @@ use common::health::{Component, HealthReport, HealthStatus};
 
 /// Routes served on the HTTP listener.
 pub fn router(started: Instant) -> Router {
-    Router::new()
-        .route("/healthy", get(healthy))
-        .with_state(started)
+    Router::new().route("/healthy", get(healthy)).with_state(started)
 }
 
 async fn healthy(State(started): State<Instant>) -> Json<HealthReport> {

@@ -1,17 +1,22 @@
 //! The Damselfly peer: `dfdaemon`, the daemon on every host that downloads content for local
 //! clients and serves it to other peers, and `dfget`, its command-line client.
 //!
-//! Layers: [`download`] produces files (today from the origin; pieces from parents come with the
-//! data plane), [`rpc`] is the gRPC edge (the local download API and the scheduler client),
-//! [`serve`] wires listeners. Entry point: [`Dfdaemon::serve`].
+//! Layers: [`storage`] keeps content and metadata; [`transport`] moves piece bytes between peers
+//! over TCP; [`download`] fills storage from parents or the origin and exports files; [`rpc`] is
+//! the gRPC edge (local download API, scheduler stream); `seed` takes orders in seed mode;
+//! `serve` wires listeners. Entry point: [`Dfdaemon::serve`].
 
 mod announce;
 pub mod config;
 pub mod download;
 mod error;
 mod http;
+pub mod limiter;
 pub mod rpc;
+mod seed;
 mod serve;
+pub mod storage;
+pub mod transport;
 
 pub use error::Error;
 pub use serve::{Dfdaemon, Listeners};

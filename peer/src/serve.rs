@@ -1,12 +1,28 @@
 //! Running the dfdaemon on listeners the caller bound, until a token is cancelled.
 
-use std::time::Instant;
+use std::{
+    sync::{Arc, atomic::AtomicU64},
+    time::Instant,
+};
 
-use tokio::net::{TcpListener, UnixListener};
+use tokio::{
+    net::{TcpListener, UnixListener},
+    sync::Semaphore,
+};
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Error, announce, config::DfdaemonConfig, http, rpc::DfdaemonService};
+use crate::{
+    Error, announce,
+    config::DfdaemonConfig,
+    download::{Downloader, DownloaderConfig, Traffic},
+    http,
+    limiter::RateLimiter,
+    rpc::{DfdaemonService, scheduler},
+    seed,
+    storage::Storage,
+    transport::server::{self as upload, UploadContext},
+};
 
 /// The sockets the dfdaemon serves on.
 #[derive(Debug)]
@@ -15,8 +31,7 @@ pub struct Listeners {
     pub socket: UnixListener,
     /// `/healthy` and `/metrics`.
     pub http: TcpListener,
-    /// The piece transport other peers will download from. Bound and announced now so the port is
-    /// stable; connections are refused until the data plane serves pieces on it.
+    /// The piece transport other peers download from.
     pub upload: TcpListener,
 }
 
@@ -33,59 +48,75 @@ impl Dfdaemon {
     }
 
     /// Serves until `shutdown` is cancelled.
-    pub async fn serve(
-        self,
-        listeners: Listeners,
-        shutdown: CancellationToken,
-    ) -> Result<(), Error> {
+    pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
+        let config = self.config;
         let started = Instant::now();
-        let client = reqwest::Client::builder()
+        let storage = Arc::new(Storage::open(&config.data_dir.join("storage"))?);
+        let http_client = reqwest::Client::builder()
             .user_agent(concat!("damselfly-dfdaemon/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        let upload_port = listeners.upload.local_addr()?.port();
-        let announcer = (!self.config.scheduler.addr.is_empty()).then(|| {
-            tokio::spawn(announce::run(
-                self.config.clone(),
-                upload_port,
-                shutdown.clone(),
-            ))
-        });
+        let scheduler_channel =
+            (!config.scheduler.addr.is_empty()).then(|| scheduler::channel(&config.scheduler.addr)).transpose()?;
+        let host_id = announce::host_id(&config);
+        let traffic = Arc::new(Traffic::default());
+        let downloader = Downloader::new(
+            storage.clone(),
+            http_client,
+            scheduler_channel.clone(),
+            DownloaderConfig {
+                host_id: host_id.clone(),
+                concurrency: config.download.concurrency,
+                download_rate: config.download.rate_limit,
+                back_to_source_rate: config.download.back_to_source_rate_limit,
+            },
+            traffic.clone(),
+        );
 
+        let upload_port = listeners.upload.local_addr()?.port();
+        let (announced_tx, announced_rx) = tokio::sync::watch::channel(false);
+        let announcer = scheduler_channel
+            .is_some()
+            .then(|| tokio::spawn(announce::run(config.clone(), upload_port, announced_tx, shutdown.clone())));
+        let seeder = match (&scheduler_channel, config.seed) {
+            (Some(ch), true) => Some(tokio::spawn(seed::run(
+                downloader.clone(),
+                ch.clone(),
+                host_id.clone(),
+                announced_rx,
+                shutdown.clone(),
+            ))),
+            _ => None,
+        };
+
+        let upload_ctx = UploadContext {
+            storage: storage.clone(),
+            slots: Arc::new(Semaphore::new(config.upload.concurrency as usize)),
+            limiter: Arc::new(RateLimiter::new(config.upload.rate_limit)),
+            uploaded: Arc::new(AtomicU64::new(0)),
+        };
         let (reporter, health) = tonic_health::server::health_reporter();
-        reporter
-            .set_serving::<proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer<DfdaemonService>>()
-            .await;
+        reporter.set_serving::<proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer<DfdaemonService>>().await;
         let grpc = tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer::new(
-                DfdaemonService { client },
-            ))
+            .add_service(proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer::new(DfdaemonService { downloader }))
             .serve_with_incoming_shutdown(
                 UnixListenerStream::new(listeners.socket),
                 shutdown.clone().cancelled_owned(),
             );
         let http = axum::serve(listeners.http, http::router(started))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let upload = refuse_until_data_plane(listeners.upload, shutdown.clone());
+        let upload = upload::serve(listeners.upload, upload_ctx, shutdown.clone());
         let (grpc, http, ()) = tokio::join!(grpc, http, upload);
-        if let Some(announcer) = announcer {
-            let _ = announcer.await;
+        for task in [announcer, seeder].into_iter().flatten() {
+            let _ = task.await;
         }
-        let _ = std::fs::remove_file(&self.config.server.socket);
+        for t in storage.tasks() {
+            let _ = t.persist();
+        }
+        let _ = std::fs::remove_file(&config.server.socket);
         grpc?;
         http?;
         Ok(())
-    }
-}
-
-async fn refuse_until_data_plane(listener: TcpListener, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => if let Ok((_, from)) = accepted {
-                tracing::debug!(%from, "piece transport not served yet; closing connection");
-            },
-        }
     }
 }

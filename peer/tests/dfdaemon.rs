@@ -19,14 +19,8 @@ fn content(len: usize) -> Vec<u8> {
 /// An origin serving `/bytes/<n>` (n deterministic bytes) and `/status/<code>`.
 async fn origin() -> String {
     let app = Router::new()
-        .route(
-            "/bytes/{n}",
-            get(|UrlPath(n): UrlPath<usize>| async move { content(n) }),
-        )
-        .route(
-            "/status/{code}",
-            get(|UrlPath(code): UrlPath<u16>| async move { StatusCode::from_u16(code).unwrap() }),
-        );
+        .route("/bytes/{n}", get(|UrlPath(n): UrlPath<usize>| async move { content(n) }))
+        .route("/status/{code}", get(|UrlPath(code): UrlPath<u16>| async move { StatusCode::from_u16(code).unwrap() }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -43,10 +37,7 @@ async fn daemon() -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let config = DfdaemonConfig::load(
         None,
-        Overrides {
-            data_dir: Some(dir.path().join("data")),
-            ..Default::default()
-        },
+        Overrides { data_dir: Some(dir.path().join("data")), ..Default::default() },
         "test-host",
     )
     .unwrap();
@@ -59,11 +50,7 @@ async fn daemon() -> Daemon {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(Dfdaemon::new(config).serve(listeners, shutdown.clone()));
-    Daemon {
-        socket,
-        dir,
-        shutdown,
-    }
+    Daemon { socket, dir, shutdown }
 }
 
 async fn download(d: &Daemon, req: pb::DownloadRequest) -> Result<pb::Finished, tonic::Status> {
@@ -79,35 +66,20 @@ async fn download(d: &Daemon, req: pb::DownloadRequest) -> Result<pb::Finished, 
 }
 
 fn request(url: String, output: &std::path::Path) -> pb::DownloadRequest {
-    pb::DownloadRequest {
-        url,
-        output_path: output.display().to_string(),
-        ..Default::default()
-    }
+    pb::DownloadRequest { url, output_path: output.display().to_string(), ..Default::default() }
 }
 
 #[tokio::test]
 async fn boundary_sizes_arrive_intact_with_their_digest() {
     let origin = origin().await;
     let d = daemon().await;
-    for len in [
-        0usize,
-        1,
-        128,
-        129,
-        65_535,
-        65_536,
-        65_537,
-        3 * 1024 * 1024 + 7,
-    ] {
+    for len in [0usize, 1, 128, 129, 65_535, 65_536, 65_537, 3 * 1024 * 1024 + 7] {
         let out = d.dir.path().join(format!("out-{len}"));
         let expected = content(len);
         let digest = format!("blake3:{}", blake3::hash(&expected).to_hex());
         let mut req = request(format!("{origin}/bytes/{len}"), &out);
         req.digest = Some(digest.clone());
-        let finished = download(&d, req)
-            .await
-            .unwrap_or_else(|e| panic!("{len}: {e}"));
+        let finished = download(&d, req).await.unwrap_or_else(|e| panic!("{len}: {e}"));
         assert_eq!(finished.content_length, len as u64);
         assert_eq!(finished.digest, digest);
         assert_eq!(std::fs::read(&out).unwrap(), expected, "size {len}");
@@ -132,11 +104,7 @@ async fn sha256_mismatch_fails_and_leaves_no_file() {
     assert_eq!(err.code(), tonic::Code::DataLoss, "{err}");
     assert!(err.message().contains("expected sha256:"), "{err}");
     assert!(!out.exists());
-    assert_eq!(
-        std::fs::read_dir(d.dir.path()).unwrap().count(),
-        1,
-        "only data/ must remain"
-    );
+    assert_eq!(std::fs::read_dir(d.dir.path()).unwrap().count(), 1, "only data/ must remain");
 }
 
 #[tokio::test]
@@ -145,25 +113,19 @@ async fn origin_errors_and_existing_files_are_clear() {
     let d = daemon().await;
     let out = d.dir.path().join("x");
 
-    let err = download(&d, request(format!("{origin}/status/404"), &out))
-        .await
-        .unwrap_err();
+    let err = download(&d, request(format!("{origin}/status/404"), &out)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
-    let err = tokio::time::timeout(
-        Duration::from_secs(20),
-        download(&d, request(format!("{origin}/status/503"), &out)),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    let err =
+        tokio::time::timeout(Duration::from_secs(20), download(&d, request(format!("{origin}/status/503"), &out)))
+            .await
+            .unwrap()
+            .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
     assert!(err.message().contains("after 3 attempts"), "{err}");
     assert!(!out.exists());
 
     std::fs::write(&out, b"precious").unwrap();
-    let err = download(&d, request(format!("{origin}/bytes/10"), &out))
-        .await
-        .unwrap_err();
+    let err = download(&d, request(format!("{origin}/bytes/10"), &out)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     let mut req = request(format!("{origin}/bytes/10"), &out);
@@ -171,16 +133,9 @@ async fn origin_errors_and_existing_files_are_clear() {
     download(&d, req).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), content(10));
 
-    let err = download(&d, request("ftp://x/y".into(), &out))
-        .await
-        .unwrap_err();
+    let err = download(&d, request("ftp://x/y".into(), &out)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    let err = download(
-        &d,
-        request(format!("{origin}/bytes/1"), std::path::Path::new("rel")),
-    )
-    .await
-    .unwrap_err();
+    let err = download(&d, request(format!("{origin}/bytes/1"), std::path::Path::new("rel"))).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let mut req = request(format!("{origin}/bytes/1"), &d.dir.path().join("y"));
     req.disable_back_to_source = true;

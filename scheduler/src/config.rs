@@ -7,9 +7,17 @@
 //! # /healthy and /metrics. Default: 0.0.0.0:8004
 //! http_addr = "0.0.0.0:8004"
 //!
+//! [scheduling]
+//! # Parents offered to a peer at once. Default: 4
+//! candidate_parent_limit = 4
+//! # Candidates evaluated per decision. Default: 15
+//! filter_parent_limit = 15
+//!
 //! [gc]
 //! # Forget a host that has not announced itself for this long. Default: 3600
 //! host_ttl_secs = 3600
+//! # Forget a task without peers after this long. Default: 1800
+//! task_ttl_secs = 1800
 //! ```
 
 use std::{net::SocketAddr, path::Path};
@@ -24,8 +32,29 @@ use crate::Error;
 pub struct SchedulerConfig {
     /// Listening addresses.
     pub server: ServerConfig,
+    /// Parent selection limits.
+    pub scheduling: SchedulingConfig,
     /// Garbage collection of state.
     pub gc: GcConfig,
+}
+
+/// Parent selection limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulingConfig {
+    /// Parents offered to a peer at once (1–20).
+    pub candidate_parent_limit: usize,
+    /// Candidates evaluated per decision (10–1000).
+    pub filter_parent_limit: usize,
+}
+
+impl Default for SchedulingConfig {
+    fn default() -> Self {
+        Self {
+            candidate_parent_limit: crate::scheduling::DEFAULT_CANDIDATE_PARENT_LIMIT,
+            filter_parent_limit: crate::scheduling::DEFAULT_FILTER_PARENT_LIMIT,
+        }
+    }
 }
 
 /// Listening addresses.
@@ -40,10 +69,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            grpc_addr: ([0, 0, 0, 0], 8002).into(),
-            http_addr: ([0, 0, 0, 0], 8004).into(),
-        }
+        Self { grpc_addr: ([0, 0, 0, 0], 8002).into(), http_addr: ([0, 0, 0, 0], 8004).into() }
     }
 }
 
@@ -53,13 +79,13 @@ impl Default for ServerConfig {
 pub struct GcConfig {
     /// Seconds after which a host that stopped announcing is forgotten.
     pub host_ttl_secs: u64,
+    /// Seconds after which a task without peers is forgotten.
+    pub task_ttl_secs: u64,
 }
 
 impl Default for GcConfig {
     fn default() -> Self {
-        Self {
-            host_ttl_secs: 3600,
-        }
+        Self { host_ttl_secs: 3600, task_ttl_secs: 1800 }
     }
 }
 
@@ -77,8 +103,7 @@ impl SchedulerConfig {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str(&text)
-                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
             }
             None => Self::default(),
         };
@@ -87,6 +112,12 @@ impl SchedulerConfig {
         }
         if let Some(v) = overrides.http_addr {
             config.server.http_addr = v;
+        }
+        if !(1..=20).contains(&config.scheduling.candidate_parent_limit) {
+            return Err(Error::Config("scheduling.candidate_parent_limit must be 1–20".into()));
+        }
+        if !(10..=1000).contains(&config.scheduling.filter_parent_limit) {
+            return Err(Error::Config("scheduling.filter_parent_limit must be 10–1000".into()));
         }
         if config.gc.host_ttl_secs == 0 {
             return Err(Error::Config("gc.host_ttl_secs must be at least 1".into()));

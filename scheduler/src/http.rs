@@ -16,9 +16,7 @@ struct HttpState {
 
 /// Routes served on the HTTP listener.
 pub fn router(hosts: Arc<Hosts>, started: Instant) -> Router {
-    Router::new()
-        .route("/healthy", get(healthy))
-        .with_state(HttpState { started, hosts })
+    Router::new().route("/healthy", get(healthy)).with_state(HttpState { started, hosts })
 }
 
 async fn healthy(State(state): State<HttpState>) -> Json<HealthReport> {

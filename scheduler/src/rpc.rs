@@ -1,7 +1,12 @@
 //! The gRPC edge: converts `damselfly.scheduler.v1` messages to the scheduler's own types and
 //! back. No other module sees protobuf types.
 
-use std::{sync::Arc, time::Instant};
+mod announce_peer;
+
+use std::{pin::Pin, sync::Arc, time::Instant};
+
+use futures::Stream;
+use tokio_stream::StreamExt;
 
 use common::ids::HostId;
 use proto::{common::v1 as pb_common, scheduler::v1 as pb};
@@ -9,15 +14,21 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     Error,
-    resource::{Host, HostKind, Hosts},
+    resource::{Host, HostKind, Hosts, SeedWatchers, Tasks},
+    scheduling::Limits,
 };
 
 /// The `Scheduler` gRPC service.
 #[derive(Debug, Clone)]
 pub struct SchedulerService {
     pub hosts: Arc<Hosts>,
+    pub tasks: Arc<Tasks>,
+    pub seeds: Arc<SeedWatchers>,
+    pub limits: Limits,
     pub host_ttl_secs: u64,
 }
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 impl TryFrom<pb_common::Host> for Host {
     type Error = Error;
@@ -27,24 +38,17 @@ impl TryFrom<pb_common::Host> for Host {
             return Err(Error::InvalidRequest("host.id must not be empty".into()));
         }
         if h.ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(Error::InvalidRequest(format!(
-                "host.ip {:?} is not an IP address",
-                h.ip
-            )));
+            return Err(Error::InvalidRequest(format!("host.ip {:?} is not an IP address", h.ip)));
         }
         let upload_port = u16::try_from(h.upload_port)
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| {
-                Error::InvalidRequest(format!("host.upload_port {} is not a port", h.upload_port))
-            })?;
+            .ok_or_else(|| Error::InvalidRequest(format!("host.upload_port {} is not a port", h.upload_port)))?;
         let kind = match pb_common::HostType::try_from(h.r#type) {
             Ok(pb_common::HostType::Normal) => HostKind::Normal,
             Ok(pb_common::HostType::Seed) => HostKind::Seed,
             _ => {
-                return Err(Error::InvalidRequest(
-                    "host.type must be NORMAL or SEED".into(),
-                ));
+                return Err(Error::InvalidRequest("host.type must be NORMAL or SEED".into()));
             }
         };
         Ok(Host {
@@ -67,16 +71,11 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         &self,
         request: Request<pb::AnnounceHostRequest>,
     ) -> Result<Response<pb::AnnounceHostResponse>, Status> {
-        let host = request
-            .into_inner()
-            .host
-            .ok_or_else(|| Status::invalid_argument("host is required"))?;
+        let host = request.into_inner().host.ok_or_else(|| Status::invalid_argument("host is required"))?;
         let host = Host::try_from(host)?;
         tracing::debug!(host_id = %host.id, kind = ?host.kind, "host announced");
         self.hosts.announce(host, Instant::now());
-        Ok(Response::new(pb::AnnounceHostResponse {
-            host_ttl_secs: self.host_ttl_secs,
-        }))
+        Ok(Response::new(pb::AnnounceHostResponse { host_ttl_secs: self.host_ttl_secs }))
     }
 
     async fn leave_host(
@@ -87,7 +86,67 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         if !self.hosts.leave(&id) {
             return Err(Status::not_found(format!("host {id} is not known")));
         }
+        self.tasks.remove_host(&id);
         tracing::info!(host_id = %id, "host left");
         Ok(Response::new(pb::LeaveHostResponse {}))
+    }
+
+    type AnnouncePeerStream = BoxStream<pb::AnnouncePeerResponse>;
+
+    async fn announce_peer(
+        &self,
+        request: Request<tonic::Streaming<pb::AnnouncePeerRequest>>,
+    ) -> Result<Response<Self::AnnouncePeerStream>, Status> {
+        announce_peer::start(self.clone(), request.into_inner()).await
+    }
+
+    type WatchSeedTasksStream = BoxStream<pb::SeedTask>;
+
+    async fn watch_seed_tasks(
+        &self,
+        request: Request<pb::WatchSeedTasksRequest>,
+    ) -> Result<Response<Self::WatchSeedTasksStream>, Status> {
+        let id = HostId(request.into_inner().host_id);
+        match self.hosts.get(&id) {
+            Some(h) if h.kind == HostKind::Seed => {}
+            Some(_) => return Err(Status::failed_precondition(format!("host {id} is not a seed peer"))),
+            None => return Err(Status::failed_precondition(format!("host {id} has not announced itself"))),
+        }
+        tracing::info!(host_id = %id, "seed peer watching for tasks");
+        let orders = tokio_stream::wrappers::ReceiverStream::new(self.seeds.watch(id));
+        let stream = orders.map(|o| {
+            Ok(pb::SeedTask {
+                task: Some(pb::TaskSpec {
+                    task_id: o.task_id,
+                    url: o.url,
+                    request_headers: o.headers.into_iter().collect(),
+                    piece_length: o.piece_length,
+                }),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn stat_task(&self, request: Request<pb::StatTaskRequest>) -> Result<Response<pb::TaskInfo>, Status> {
+        let id = common::ids::TaskId(request.into_inner().task_id);
+        let cell = self.tasks.get(&id).ok_or_else(|| Status::not_found(format!("task {id} is not known")))?;
+        let t = cell.lock().snapshot();
+        Ok(Response::new(pb::TaskInfo {
+            task_id: t.id.0,
+            url: t.url,
+            content_length: t.content_length,
+            piece_length: t.piece_length.unwrap_or(0),
+            total_pieces: t.total_pieces,
+            peers: t
+                .peers
+                .into_iter()
+                .map(|p| pb::PeerInfo {
+                    peer_id: p.id.0,
+                    host_id: p.host_id.0,
+                    state: p.phase.as_str().into(),
+                    finished_pieces: p.finished.len(),
+                })
+                .collect(),
+        }))
     }
 }

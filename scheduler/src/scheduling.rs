@@ -103,12 +103,7 @@ pub enum Exclusion {
 }
 
 /// The first rule that rules `c` out as a parent of `child`, or `None` if it is eligible.
-pub fn exclusion(
-    child: &Child,
-    c: &Candidate,
-    blocklist: &HashSet<PeerId>,
-    dag: &Dag,
-) -> Option<Exclusion> {
+pub fn exclusion(child: &Child, c: &Candidate, blocklist: &HashSet<PeerId>, dag: &Dag) -> Option<Exclusion> {
     if c.peer_id == child.peer_id {
         Some(Exclusion::IsChild)
     } else if c.host_id == child.host_id {
@@ -152,11 +147,7 @@ pub fn select_parents(
         Ordering::Equal => a.cmp(b),
         by_score => by_score,
     });
-    ranked
-        .into_iter()
-        .take(limits.candidate_parent_limit)
-        .map(|(_, peer)| peer.clone())
-        .collect()
+    ranked.into_iter().take(limits.candidate_parent_limit).map(|(_, peer)| peer.clone()).collect()
 }
 
 #[cfg(test)]
@@ -165,12 +156,7 @@ mod tests {
 
     /// A child on host `host`.
     pub(super) fn child(peer: &str, host: &str, idc: &str, location: &str) -> Child {
-        Child {
-            peer_id: PeerId(peer.into()),
-            host_id: HostId(host.into()),
-            idc: idc.into(),
-            location: location.into(),
-        }
+        Child { peer_id: PeerId(peer.into()), host_id: HostId(host.into()), idc: idc.into(), location: location.into() }
     }
 
     /// An eligible, middling normal peer: half its pieces, half its slots, 3 of 4 uploads ok,
@@ -226,14 +212,8 @@ mod tests {
         type Tweak = fn(&mut Candidate);
         let cases: [(Tweak, Exclusion); 6] = [
             (|c| c.peer_id = PeerId("kid".into()), Exclusion::IsChild),
-            (
-                |c| c.host_id = HostId("kid-host".into()),
-                Exclusion::SameHost,
-            ),
-            (
-                |c| c.peer_id = PeerId("blocked".into()),
-                Exclusion::Blocklisted,
-            ),
+            (|c| c.host_id = HostId("kid-host".into()), Exclusion::SameHost),
+            (|c| c.peer_id = PeerId("blocked".into()), Exclusion::Blocklisted),
             (|c| c.failed_or_left = true, Exclusion::FailedOrLeft),
             (|c| c.finished_pieces = 0, Exclusion::NoPieces),
             (|c| c.upload_slots_free = 0, Exclusion::NoFreeUploadSlots),
@@ -273,14 +253,8 @@ mod tests {
         dag.add_edge(&kid.peer_id, &middle.peer_id).unwrap();
         dag.add_edge(&middle.peer_id, &grandchild.peer_id).unwrap();
         let none = HashSet::new();
-        assert_eq!(
-            exclusion(&kid, &grandchild, &none, &dag),
-            Some(Exclusion::DagRefused)
-        );
-        assert_eq!(
-            exclusion(&kid, &middle, &none, &dag),
-            Some(Exclusion::DagRefused)
-        );
+        assert_eq!(exclusion(&kid, &grandchild, &none, &dag), Some(Exclusion::DagRefused));
+        assert_eq!(exclusion(&kid, &middle, &none, &dag), Some(Exclusion::DagRefused));
         let got = select_parents(&kid, &candidates, &none, &dag, &Limits::default());
         assert_eq!(ids(&got), ["other"]);
     }
@@ -292,10 +266,7 @@ mod tests {
         let mut dag = Dag::new();
         dag.add_vertex(c.peer_id.clone());
         let none = HashSet::new();
-        assert_eq!(
-            exclusion(&kid, &c, &none, &dag),
-            Some(Exclusion::DagRefused)
-        );
+        assert_eq!(exclusion(&kid, &c, &none, &dag), Some(Exclusion::DagRefused));
         assert!(select_parents(&kid, &[c], &none, &dag, &Limits::default()).is_empty());
     }
 
@@ -325,11 +296,7 @@ mod tests {
         let mut same_rack = candidate("d-rack", "h4");
         same_rack.idc = "idc1".into();
         same_rack.location = "r1|z1|rack1".into();
-        let got = select(
-            &kid,
-            &[far, same_zone, same_idc, same_rack],
-            Limits::default(),
-        );
+        let got = select(&kid, &[far, same_zone, same_idc, same_rack], Limits::default());
         assert_eq!(ids(&got), ["d-rack", "c-idc", "b-zone", "a-far"]);
     }
 
@@ -350,33 +317,18 @@ mod tests {
     #[test]
     fn ties_break_by_peer_id() {
         let kid = child("kid", "h0", "", "");
-        let candidates = [
-            candidate("c", "h3"),
-            candidate("a", "h1"),
-            candidate("b", "h2"),
-        ];
-        assert_eq!(
-            ids(&select(&kid, &candidates, Limits::default())),
-            ["a", "b", "c"]
-        );
+        let candidates = [candidate("c", "h3"), candidate("a", "h1"), candidate("b", "h2")];
+        assert_eq!(ids(&select(&kid, &candidates, Limits::default())), ["a", "b", "c"]);
     }
 
     #[test]
     fn candidate_parent_limit_caps_the_answer_after_ranking() {
         let kid = child("kid", "h0", "", "");
-        let mut candidates: Vec<_> = (0..6)
-            .map(|i| candidate(&format!("p{i}"), &format!("host{i}")))
-            .collect();
+        let mut candidates: Vec<_> = (0..6).map(|i| candidate(&format!("p{i}"), &format!("host{i}"))).collect();
         candidates[5].is_seed = true;
-        let limits = Limits {
-            candidate_parent_limit: 2,
-            ..Limits::default()
-        };
+        let limits = Limits { candidate_parent_limit: 2, ..Limits::default() };
         assert_eq!(ids(&select(&kid, &candidates, limits)), ["p5", "p0"]);
-        let limits = Limits {
-            candidate_parent_limit: 0,
-            ..Limits::default()
-        };
+        let limits = Limits { candidate_parent_limit: 0, ..Limits::default() };
         assert!(select(&kid, &candidates, limits).is_empty());
     }
 
@@ -387,26 +339,12 @@ mod tests {
         gone.failed_or_left = true;
         let mut late_seed = candidate("late-seed", "h8");
         late_seed.is_seed = true;
-        let candidates = [
-            gone,
-            candidate("p1", "h1"),
-            candidate("p2", "h2"),
-            late_seed,
-        ];
-        let limits = Limits {
-            candidate_parent_limit: 10,
-            filter_parent_limit: 2,
-        };
+        let candidates = [gone, candidate("p1", "h1"), candidate("p2", "h2"), late_seed];
+        let limits = Limits { candidate_parent_limit: 10, filter_parent_limit: 2 };
         // The excluded peer does not use up the budget; the seed past it is never scored.
         assert_eq!(ids(&select(&kid, &candidates, limits)), ["p1", "p2"]);
-        let limits = Limits {
-            candidate_parent_limit: 10,
-            filter_parent_limit: 3,
-        };
-        assert_eq!(
-            ids(&select(&kid, &candidates, limits)),
-            ["late-seed", "p1", "p2"]
-        );
+        let limits = Limits { candidate_parent_limit: 10, filter_parent_limit: 3 };
+        assert_eq!(ids(&select(&kid, &candidates, limits)), ["late-seed", "p1", "p2"]);
     }
 
     #[test]

@@ -9,7 +9,14 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Error, config::SchedulerConfig, http, resource::Hosts, rpc::SchedulerService};
+use crate::{
+    Error,
+    config::SchedulerConfig,
+    http,
+    resource::{Hosts, SeedWatchers, Tasks},
+    rpc::SchedulerService,
+    scheduling::Limits,
+};
 
 /// The sockets the scheduler serves on (port 0 is fine).
 #[derive(Debug)]
@@ -25,15 +32,13 @@ pub struct Listeners {
 pub struct Scheduler {
     config: SchedulerConfig,
     hosts: Arc<Hosts>,
+    tasks: Arc<Tasks>,
 }
 
 impl Scheduler {
     /// A scheduler with empty state.
     pub fn new(config: SchedulerConfig) -> Self {
-        Self {
-            config,
-            hosts: Arc::default(),
-        }
+        Self { config, hosts: Arc::default(), tasks: Arc::default() }
     }
 
     /// The hosts it knows, for inspection by tests and the HTTP side.
@@ -41,31 +46,34 @@ impl Scheduler {
         self.hosts.clone()
     }
 
+    /// The tasks it knows, for inspection by tests.
+    pub fn tasks(&self) -> Arc<Tasks> {
+        self.tasks.clone()
+    }
+
     /// Serves gRPC and HTTP until `shutdown` is cancelled.
-    pub async fn serve(
-        self,
-        listeners: Listeners,
-        shutdown: CancellationToken,
-    ) -> Result<(), Error> {
+    pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
         let started = Instant::now();
         let ttl = Duration::from_secs(self.config.gc.host_ttl_secs);
         let service = SchedulerService {
             hosts: self.hosts.clone(),
+            tasks: self.tasks.clone(),
+            seeds: Arc::new(SeedWatchers::default()),
+            limits: Limits {
+                candidate_parent_limit: self.config.scheduling.candidate_parent_limit,
+                filter_parent_limit: self.config.scheduling.filter_parent_limit,
+            },
             host_ttl_secs: self.config.gc.host_ttl_secs,
         };
         let (reporter, health) = tonic_health::server::health_reporter();
-        reporter
-            .set_serving::<proto::scheduler::v1::scheduler_server::SchedulerServer<SchedulerService>>()
-            .await;
+        reporter.set_serving::<proto::scheduler::v1::scheduler_server::SchedulerServer<SchedulerService>>().await;
 
-        let gc = tokio::spawn(collect_garbage(self.hosts.clone(), ttl, shutdown.clone()));
+        let task_ttl = Duration::from_secs(self.config.gc.task_ttl_secs);
+        let gc = tokio::spawn(collect_garbage(self.hosts.clone(), self.tasks.clone(), ttl, task_ttl, shutdown.clone()));
         let grpc = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(proto::scheduler::v1::scheduler_server::SchedulerServer::new(service))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listeners.grpc),
-                shutdown.clone().cancelled_owned(),
-            );
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
         let http = axum::serve(listeners.http, http::router(self.hosts.clone(), started))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let (grpc, http) = tokio::join!(grpc, http);
@@ -76,16 +84,26 @@ impl Scheduler {
     }
 }
 
-async fn collect_garbage(hosts: Arc<Hosts>, ttl: Duration, shutdown: CancellationToken) {
+async fn collect_garbage(
+    hosts: Arc<Hosts>,
+    tasks: Arc<Tasks>,
+    ttl: Duration,
+    task_ttl: Duration,
+    shutdown: CancellationToken,
+) {
     let period = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                let removed = hosts.collect_garbage(ttl, Instant::now());
+                for gone in hosts.collect_garbage(ttl, Instant::now()) {
+                    tracing::info!(host_id = %gone, "forgot a host that stopped announcing");
+                    tasks.remove_host(&gone);
+                }
+                let removed = tasks.collect_garbage(task_ttl, Instant::now());
                 if removed > 0 {
-                    tracing::info!(removed, "forgot hosts that stopped announcing");
+                    tracing::info!(removed, "forgot tasks without peers");
                 }
             }
         }

@@ -27,70 +27,27 @@ async fn hosts_announce_leave_and_bad_hosts_are_rejected() -> anyhow::Result<()>
     let server = tokio::spawn(scheduler.serve(Listeners { grpc, http }, shutdown.clone()));
 
     let mut client = pb::scheduler_client::SchedulerClient::connect(addr).await?;
-    let resp = client
-        .announce_host(pb::AnnounceHostRequest {
-            host: Some(host("a")),
-        })
-        .await?;
+    let resp = client.announce_host(pb::AnnounceHostRequest { host: Some(host("a")) }).await?;
     assert_eq!(resp.into_inner().host_ttl_secs, 3600);
     assert_eq!(hosts.len(), 1);
 
     for (bad, field) in [
-        (
-            pb_common::Host {
-                ip: "not-an-ip".into(),
-                ..host("b")
-            },
-            "host.ip",
-        ),
-        (
-            pb_common::Host {
-                upload_port: 70_000,
-                ..host("b")
-            },
-            "host.upload_port",
-        ),
-        (
-            pb_common::Host {
-                r#type: 0,
-                ..host("b")
-            },
-            "host.type",
-        ),
-        (
-            pb_common::Host {
-                id: String::new(),
-                ..host("b")
-            },
-            "host.id",
-        ),
+        (pb_common::Host { ip: "not-an-ip".into(), ..host("b") }, "host.ip"),
+        (pb_common::Host { upload_port: 70_000, ..host("b") }, "host.upload_port"),
+        (pb_common::Host { r#type: 0, ..host("b") }, "host.type"),
+        (pb_common::Host { id: String::new(), ..host("b") }, "host.id"),
     ] {
-        let err = client
-            .announce_host(pb::AnnounceHostRequest { host: Some(bad) })
-            .await
-            .unwrap_err();
+        let err = client.announce_host(pb::AnnounceHostRequest { host: Some(bad) }).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains(field), "{}", err.message());
     }
-    let err = client
-        .announce_host(pb::AnnounceHostRequest { host: None })
-        .await
-        .unwrap_err();
+    let err = client.announce_host(pb::AnnounceHostRequest { host: None }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert_eq!(hosts.len(), 1);
 
-    client
-        .leave_host(pb::LeaveHostRequest {
-            host_id: "a".into(),
-        })
-        .await?;
+    client.leave_host(pb::LeaveHostRequest { host_id: "a".into() }).await?;
     assert!(hosts.is_empty());
-    let err = client
-        .leave_host(pb::LeaveHostRequest {
-            host_id: "a".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = client.leave_host(pb::LeaveHostRequest { host_id: "a".into() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 
     shutdown.cancel();

@@ -92,20 +92,13 @@ impl Default for ManagerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            http_addr: ([0, 0, 0, 0], 8080).into(),
-            grpc_addr: ([0, 0, 0, 0], 65003).into(),
-        }
+        Self { http_addr: ([0, 0, 0, 0], 8080).into(), grpc_addr: ([0, 0, 0, 0], 65003).into() }
     }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: String::new(),
-            max_connections: 16,
-            connect_timeout_secs: 10,
-        }
+        Self { url: String::new(), max_connections: 16, connect_timeout_secs: 10 }
     }
 }
 
@@ -161,10 +154,7 @@ impl ManagerConfig {
 
     fn derive(&mut self) {
         if self.database.url.is_empty() {
-            self.database.url = format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("manager.db").display()
-            );
+            self.database.url = format!("sqlite://{}?mode=rwc", self.data_dir.join("manager.db").display());
         }
         if self.console.site_root.as_os_str().is_empty() {
             self.console.site_root = std::env::current_exe()
@@ -176,23 +166,16 @@ impl ManagerConfig {
 
     fn validate(&self) -> Result<(), Error> {
         let url = &self.database.url;
-        if !["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"]
-            .iter()
-            .any(|scheme| url.starts_with(scheme))
-        {
+        if !["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"].iter().any(|scheme| url.starts_with(scheme)) {
             return Err(Error::Config(format!(
                 "database.url must start with sqlite:, postgres: or mysql:, got {url:?}"
             )));
         }
         if self.database.max_connections == 0 {
-            return Err(Error::Config(
-                "database.max_connections must be at least 1".into(),
-            ));
+            return Err(Error::Config("database.max_connections must be at least 1".into()));
         }
         if self.server.http_addr == self.server.grpc_addr && self.server.http_addr.port() != 0 {
-            return Err(Error::Config(
-                "server.http_addr and server.grpc_addr must differ".into(),
-            ));
+            return Err(Error::Config("server.http_addr and server.grpc_addr must differ".into()));
         }
         Ok(())
     }
@@ -210,14 +193,8 @@ mod tests {
 
     #[test]
     fn defaults_derive_sqlite_in_the_data_dir() {
-        let c = ManagerConfig::load(
-            None,
-            Overrides {
-                data_dir: Some("/tmp/dfly".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let c =
+            ManagerConfig::load(None, Overrides { data_dir: Some("/tmp/dfly".into()), ..Default::default() }).unwrap();
         assert_eq!(c.database.url, "sqlite:///tmp/dfly/manager.db?mode=rwc");
         assert_eq!(c.server.http_addr.port(), 8080);
         assert_eq!(c.server.grpc_addr.port(), 65003);
@@ -230,19 +207,13 @@ mod tests {
         std::fs::write(&path, "[database]\nurl = \"postgres://db/x\"\n").unwrap();
         let c = ManagerConfig::load(
             Some(&path),
-            Overrides {
-                database_url: Some("mysql://root@db/y".into()),
-                ..Default::default()
-            },
+            Overrides { database_url: Some("mysql://root@db/y".into()), ..Default::default() },
         )
         .unwrap();
         assert_eq!(c.database.url, "mysql://root@db/y");
         let err = ManagerConfig::load(
             Some(&path),
-            Overrides {
-                database_url: Some("redis://x".into()),
-                ..Default::default()
-            },
+            Overrides { database_url: Some("redis://x".into()), ..Default::default() },
         )
         .unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");

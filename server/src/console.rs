@@ -23,10 +23,7 @@ pub fn router(site_root: &Path, api_base: String) -> Router {
         .site_root(site_root.display().to_string())
         .site_pkg_dir("pkg")
         .build();
-    let api = ManagerApi {
-        base_url: api_base,
-        client: reqwest::Client::new(),
-    };
+    let api = ManagerApi { base_url: api_base, client: reqwest::Client::new() };
     let routes = generate_route_list(console::App);
     let shell_options = options.clone();
     let fallback_api = api.clone();
@@ -42,13 +39,7 @@ pub fn router(site_root: &Path, api_base: String) -> Router {
             move || provide_context(fallback_api.clone()),
             console::shell,
         ))
-        .nest_service(
-            "/pkg",
-            ServeDir::new(site_root.join("pkg")).precompressed_gzip(),
-        )
-        .route_service(
-            "/favicon.svg",
-            ServeFile::new(site_root.join("favicon.svg")),
-        )
+        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")).precompressed_gzip())
+        .route_service("/favicon.svg", ServeFile::new(site_root.join("favicon.svg")))
         .with_state(options)
 }

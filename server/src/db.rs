@@ -2,8 +2,7 @@
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait,
-    QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, QueryFilter, Set,
 };
 
 use crate::{Error, config::DatabaseConfig, entity::users, password};
@@ -11,8 +10,7 @@ use crate::{Error, config::DatabaseConfig, entity::users, password};
 /// Opens the pool and brings the schema up to date.
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, Error> {
     let mut opts = ConnectOptions::new(config.url.clone());
-    opts.max_connections(config.max_connections)
-        .sqlx_logging(false);
+    opts.max_connections(config.max_connections).sqlx_logging(false);
     let db = Database::connect(opts).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
@@ -30,14 +28,8 @@ pub enum RootUser {
 }
 
 /// Creates the platform `root` user on first start.
-pub async fn ensure_root(
-    db: &DatabaseConnection,
-    password: Option<&str>,
-) -> Result<RootUser, Error> {
-    let existing = users::Entity::find()
-        .filter(users::Column::Name.eq("root"))
-        .one(db)
-        .await?;
+pub async fn ensure_root(db: &DatabaseConnection, password: Option<&str>) -> Result<RootUser, Error> {
+    let existing = users::Entity::find().filter(users::Column::Name.eq("root")).one(db).await?;
     if existing.is_some() {
         return Ok(RootUser::Existing);
     }

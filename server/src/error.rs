@@ -41,13 +41,6 @@ impl IntoResponse for Error {
             Error::Password(_) | Error::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         tracing::error!(error = %self, "request failed");
-        (
-            status,
-            Json(ErrorBody {
-                code,
-                message: self.to_string(),
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody { code, message: self.to_string() })).into_response()
     }
 }

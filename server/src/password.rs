@@ -19,22 +19,12 @@ pub fn hash(password: &str) -> Result<String, Error> {
 
 /// Whether `password` matches the stored PHC string; a malformed hash never matches.
 pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    PasswordHash::new(phc).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
 }
 
 /// A random password for the initial root user: 24 alphanumerics (~142 bits).
 pub fn generate() -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect()
 }
 
 #[cfg(test)]

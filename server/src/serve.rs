@@ -35,10 +35,7 @@ pub struct Manager {
 impl Manager {
     /// Connects to the database, applies migrations and makes sure the `root` user exists
     /// (with `root_password`, or a generated one that the returned [`RootUser`] carries).
-    pub async fn open(
-        config: ManagerConfig,
-        root_password: Option<&str>,
-    ) -> Result<(Self, RootUser), Error> {
+    pub async fn open(config: ManagerConfig, root_password: Option<&str>) -> Result<(Self, RootUser), Error> {
         if config.database.url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir)?;
         }
@@ -48,33 +45,19 @@ impl Manager {
     }
 
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests and returns.
-    pub async fn serve(
-        self,
-        listeners: Listeners,
-        shutdown: CancellationToken,
-    ) -> Result<(), Error> {
+    pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
         let http_addr = loopback_reachable(listeners.http.local_addr()?);
-        let state = ApiState {
-            db: self.db.clone(),
-            started: Instant::now(),
-        };
+        let state = ApiState { db: self.db.clone(), started: Instant::now() };
         let app = api::public_routes()
             .with_state(state)
-            .merge(console::router(
-                &self.config.console.site_root,
-                format!("http://{http_addr}"),
-            ))
+            .merge(console::router(&self.config.console.site_root, format!("http://{http_addr}")))
             .layer(TraceLayer::new_for_http());
 
         let (_, health_service) = tonic_health::server::health_reporter();
         let grpc = tonic::transport::Server::builder()
             .add_service(health_service)
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listeners.grpc),
-                shutdown.clone().cancelled_owned(),
-            );
-        let http = axum::serve(listeners.http, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
+        let http = axum::serve(listeners.http, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
         tracing::info!(%http_addr, "manager serving");
         let (http, grpc) = tokio::join!(http, grpc);
@@ -87,9 +70,5 @@ impl Manager {
 
 /// The address a local client should use: an unspecified bind address becomes loopback.
 fn loopback_reachable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-    } else {
-        addr
-    }
+    if addr.ip().is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr }
 }

@@ -14,10 +14,7 @@ use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
 
 fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_damselfly"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    Path::new(env!("CARGO_BIN_EXE_damselfly")).parent().unwrap().to_owned()
 }
 
 fn alive(pid: i32) -> bool {
@@ -27,10 +24,7 @@ fn alive(pid: i32) -> bool {
 #[tokio::test]
 async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Result<()> {
     for b in ["manager", "scheduler", "dfdaemon", "dfget"] {
-        anyhow::ensure!(
-            bin_dir().join(b).is_file(),
-            "{b} is not built: run `cargo build --workspace --bins`"
-        );
+        anyhow::ensure!(bin_dir().join(b).is_file(), "{b} is not built: run `cargo build --workspace --bins`");
     }
     let dir = tempfile::tempdir()?;
     let mut launcher = Command::new(env!("CARGO_BIN_EXE_damselfly"))
@@ -43,14 +37,8 @@ async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Res
     let cluster_json = dir.path().join("cluster.json");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !cluster_json.exists() {
-        anyhow::ensure!(
-            launcher.try_wait()?.is_none(),
-            "launcher exited during start-up"
-        );
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "cluster.json did not appear in 60 s"
-        );
+        anyhow::ensure!(launcher.try_wait()?.is_none(), "launcher exited during start-up");
+        anyhow::ensure!(Instant::now() < deadline, "cluster.json did not appear in 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cluster: Value = serde_json::from_slice(&std::fs::read(&cluster_json)?)?;
@@ -65,22 +53,14 @@ async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Res
     ];
     health_urls.extend(peers.iter().map(|p| p["http"].as_str().unwrap().to_owned()));
     for base in &health_urls {
-        let report: HealthReport = client
-            .get(format!("{base}/healthy"))
-            .send()
-            .await?
-            .json()
-            .await?;
+        let report: HealthReport = client.get(format!("{base}/healthy")).send().await?.json().await?;
         assert_eq!(report.status, HealthStatus::Ok, "{base}");
     }
 
     // The banner's dfget example works: fetch the manager's stylesheet through peer-1.
     let peer = peers.iter().find(|p| p["seed"] == false).unwrap();
     let out = dir.path().join("console.css");
-    let url = format!(
-        "{}/pkg/console.css",
-        cluster["manager"]["http"].as_str().unwrap()
-    );
+    let url = format!("{}/pkg/console.css", cluster["manager"]["http"].as_str().unwrap());
     let status = Command::new(bin_dir().join("dfget"))
         .arg(&url)
         .arg("-O")
@@ -92,43 +72,27 @@ async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Res
         assert!(status.success());
         assert_eq!(std::fs::read(&out)?, served.bytes().await?);
     } else {
-        assert!(
-            !status.success(),
-            "dfget must fail when the origin answers {}",
-            served.status()
-        );
+        assert!(!status.success(), "dfget must fail when the origin answers {}", served.status());
         assert!(!out.exists());
     }
 
-    let pids: Vec<i32> = peers
-        .iter()
-        .map(|p| p["pid"].as_i64().unwrap() as i32)
-        .collect();
+    let pids: Vec<i32> = peers.iter().map(|p| p["pid"].as_i64().unwrap() as i32).collect();
     signal::kill(Pid::from_raw(launcher.id() as i32), signal::Signal::SIGINT)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
         if let Some(exit) = launcher.try_wait()? {
             break exit;
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "launcher still running 30 s after SIGINT"
-        );
+        anyhow::ensure!(Instant::now() < deadline, "launcher still running 30 s after SIGINT");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(exit.success(), "launcher exit: {exit:?}");
     for pid in pids {
         assert!(!alive(pid), "peer process {pid} survived the launcher");
     }
-    assert!(
-        !cluster_json.exists(),
-        "cluster.json must go with the cluster"
-    );
+    assert!(!cluster_json.exists(), "cluster.json must go with the cluster");
     let stdout = std::io::read_to_string(launcher.stdout.take().unwrap())?;
-    assert!(
-        stdout.contains("Password     (from DAMSELFLY_ROOT_PASSWORD)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("Password     (from DAMSELFLY_ROOT_PASSWORD)"), "{stdout}");
     assert!(stdout.contains("dfget"), "{stdout}");
     Ok(())
 }

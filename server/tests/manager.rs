@@ -41,12 +41,7 @@ async fn first_start_creates_root_once_and_serves_health_and_console() -> anyhow
     let server = tokio::spawn(manager.serve(Listeners { http, grpc }, shutdown.clone()));
 
     let client = reqwest::Client::new();
-    let report: HealthReport = client
-        .get(format!("{base}/healthy"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let report: HealthReport = client.get(format!("{base}/healthy")).send().await?.json().await?;
     assert_eq!(report.component, Component::Manager);
     assert_eq!(report.status, HealthStatus::Ok);
     assert_eq!(report.version, common::VERSION);

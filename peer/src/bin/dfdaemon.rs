@@ -96,15 +96,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(path) = &cli.ready_file {
         runtime::write_ready_file(path, &addrs)?;
     }
-    Dfdaemon::new(config)
-        .serve(
-            Listeners {
-                socket,
-                http,
-                upload,
-            },
-            shutdown,
-        )
-        .await?;
+    Dfdaemon::new(config).serve(Listeners { socket, http, upload }, shutdown).await?;
     Ok(())
 }

@@ -25,12 +25,7 @@ struct Cli {
     #[arg(short = 'O', long)]
     output: PathBuf,
     /// The dfdaemon's download socket.
-    #[arg(
-        short,
-        long,
-        env = "DFGET_ENDPOINT",
-        default_value = "/var/lib/damselfly/dfdaemon/dfdaemon.sock"
-    )]
+    #[arg(short, long, env = "DFGET_ENDPOINT", default_value = "/var/lib/damselfly/dfdaemon/dfdaemon.sock")]
     endpoint: PathBuf,
     /// Expected digest of the whole file: sha256:<hex> or blake3:<hex>.
     #[arg(long, value_parser = parse_digest)]
@@ -65,23 +60,14 @@ struct Cli {
 }
 
 fn parse_digest(s: &str) -> Result<Digest, String> {
-    s.parse()
-        .map_err(|e: common::digest::DigestError| e.to_string())
+    s.parse().map_err(|e: common::digest::DigestError| e.to_string())
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("header {s:?} must be \"Name: value\""))?;
+    let (name, value) = s.split_once(':').ok_or_else(|| format!("header {s:?} must be \"Name: value\""))?;
     let name = name.trim();
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-    {
-        return Err(format!(
-            "header name {name:?} is not a valid HTTP header name"
-        ));
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+        return Err(format!("header name {name:?} is not a valid HTTP header name"));
     }
     Ok((name.to_owned(), value.trim().to_owned()))
 }
@@ -89,9 +75,7 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 4194304 or 4MiB"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size such as 4194304 or 4MiB"))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" | "kb" => 1 << 10,
@@ -99,13 +83,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gib" | "gb" => 1 << 30,
         other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
     };
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))?;
+    let bytes = n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))?;
     if !(1 << 10..=1 << 30).contains(&bytes) {
-        return Err(format!(
-            "piece length {bytes} must be between 1 KiB and 1 GiB"
-        ));
+        return Err(format!("piece length {bytes} must be between 1 KiB and 1 GiB"));
     }
     Ok(bytes)
 }
@@ -125,37 +105,23 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     let url = url::Url::parse(&cli.url).map_err(|e| format!("invalid URL {:?}: {e}", cli.url))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "unsupported URL scheme {:?} (use http or https)",
-            url.scheme()
-        ));
+        return Err(format!("unsupported URL scheme {:?} (use http or https)", url.scheme()));
     }
     let output = absolute(&cli.output)?;
     if output.is_dir() {
-        return Err(format!(
-            "{} is a directory; give a file name",
-            output.display()
-        ));
+        return Err(format!("{} is a directory; give a file name", output.display()));
     }
     if !cli.overwrite && output.exists() {
-        return Err(format!(
-            "{} already exists (pass --overwrite to replace it)",
-            output.display()
-        ));
+        return Err(format!("{} already exists (pass --overwrite to replace it)", output.display()));
     }
     match output.parent() {
         Some(dir) if dir.is_dir() => {}
         _ => return Err(format!("directory of {} does not exist", output.display())),
     }
 
-    let channel = peer::rpc::connect_unix(cli.endpoint.clone())
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the dfdaemon at {}: {e} (is it running? see --endpoint)",
-                cli.endpoint.display()
-            )
-        })?;
+    let channel = peer::rpc::connect_unix(cli.endpoint.clone()).await.map_err(|e| {
+        format!("cannot reach the dfdaemon at {}: {e} (is it running? see --endpoint)", cli.endpoint.display())
+    })?;
     let mut client = pb::dfdaemon_client::DfdaemonClient::new(channel);
     let request = pb::DownloadRequest {
         url: url.to_string(),
@@ -170,11 +136,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         overwrite: cli.overwrite,
         timeout_ms: Duration::from_secs(cli.timeout).as_millis() as u64,
     };
-    let mut stream = client
-        .download(request)
-        .await
-        .map_err(describe)?
-        .into_inner();
+    let mut stream = client.download(request).await.map_err(describe)?.into_inner();
     let bar = (!cli.no_progress && std::io::stderr().is_terminal()).then(ProgressBar::new_spinner);
     while let Some(message) = stream.message().await.map_err(describe)? {
         match message.event {
@@ -182,10 +144,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 if let (Some(bar), Some(len)) = (&bar, s.content_length) {
                     bar.set_length(len);
                     bar.set_style(
-                        ProgressStyle::with_template(
-                            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
                     );
                 }
             }
@@ -198,12 +158,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
-                eprintln!(
-                    "dfget: {} ({} bytes, {})",
-                    output.display(),
-                    f.content_length,
-                    f.digest
-                );
+                eprintln!("dfget: {} ({} bytes, {})", output.display(), f.content_length, f.digest);
                 return Ok(());
             }
             None => {}
@@ -220,9 +175,7 @@ fn absolute(path: &Path) -> Result<PathBuf, String> {
     if path.is_absolute() {
         return Ok(path.to_owned());
     }
-    std::env::current_dir()
-        .map(|d| d.join(path))
-        .map_err(|e| format!("cannot resolve {}: {e}", path.display()))
+    std::env::current_dir().map(|d| d.join(path)).map_err(|e| format!("cannot resolve {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -235,10 +188,7 @@ mod tests {
         assert_eq!(parse_size("65536").unwrap(), 65536);
         assert!(parse_size("12").unwrap_err().contains("between"));
         assert!(parse_size("4 parsecs").unwrap_err().contains("unit"));
-        assert_eq!(
-            parse_header("Authorization: Bearer x").unwrap(),
-            ("Authorization".into(), "Bearer x".into())
-        );
+        assert_eq!(parse_header("Authorization: Bearer x").unwrap(), ("Authorization".into(), "Bearer x".into()));
         assert!(parse_header("no colon").is_err());
         assert!(parse_header("bad name: x").is_err());
     }

@@ -45,24 +45,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let overrides = Overrides {
-        grpc_addr: cli.grpc_addr,
-        http_addr: cli.http_addr,
-    };
+    let overrides = Overrides { grpc_addr: cli.grpc_addr, http_addr: cli.http_addr };
     let config = SchedulerConfig::load(cli.config.as_deref(), overrides)?;
     let shutdown = runtime::shutdown_on_signals()?;
     let grpc = TcpListener::bind(config.server.grpc_addr).await?;
     let http = TcpListener::bind(config.server.http_addr).await?;
-    let addrs = BTreeMap::from([
-        ("grpc", grpc.local_addr()?.to_string()),
-        ("http", http.local_addr()?.to_string()),
-    ]);
+    let addrs = BTreeMap::from([("grpc", grpc.local_addr()?.to_string()), ("http", http.local_addr()?.to_string())]);
     tracing::info!(grpc = %addrs["grpc"], http = %addrs["http"], "scheduler serving");
     if let Some(path) = &cli.ready_file {
         runtime::write_ready_file(path, &addrs)?;
     }
-    Scheduler::new(config)
-        .serve(Listeners { grpc, http }, shutdown)
-        .await?;
+    Scheduler::new(config).serve(Listeners { grpc, http }, shutdown).await?;
     Ok(())
 }

@@ -99,10 +99,7 @@ impl Dag {
 
     /// Removes the edge `parent -> child`. Returns `false` if there was none.
     pub fn remove_edge(&mut self, parent: &PeerId, child: &PeerId) -> bool {
-        let removed = self
-            .vertices
-            .get_mut(parent)
-            .is_some_and(|v| v.children.remove(child));
+        let removed = self.vertices.get_mut(parent).is_some_and(|v| v.children.remove(child));
         if let Some(v) = self.vertices.get_mut(child) {
             v.parents.remove(parent);
         }
@@ -116,18 +113,12 @@ impl Dag {
 
     /// The parents of `child`, in no particular order (none if it is unknown).
     pub fn parents(&self, child: &PeerId) -> impl Iterator<Item = &PeerId> + '_ {
-        self.vertices
-            .get(child)
-            .into_iter()
-            .flat_map(|v| v.parents.iter())
+        self.vertices.get(child).into_iter().flat_map(|v| v.parents.iter())
     }
 
     /// The children of `parent`, in no particular order (none if it is unknown).
     pub fn children(&self, parent: &PeerId) -> impl Iterator<Item = &PeerId> + '_ {
-        self.vertices
-            .get(parent)
-            .into_iter()
-            .flat_map(|v| v.children.iter())
+        self.vertices.get(parent).into_iter().flat_map(|v| v.children.iter())
     }
 
     fn check_edge(&self, parent: &PeerId, child: &PeerId) -> Result<(), DagError> {
@@ -140,10 +131,7 @@ impl Dag {
             }
         }
         if self.reaches(child, parent) {
-            return Err(DagError::Cycle {
-                parent: parent.clone(),
-                child: child.clone(),
-            });
+            return Err(DagError::Cycle { parent: parent.clone(), child: child.clone() });
         }
         Ok(())
     }
@@ -201,23 +189,14 @@ mod tests {
     fn self_loops_are_refused() {
         let mut g = dag(&["a"]);
         assert!(!g.can_add_edge(&p("a"), &p("a")));
-        assert_eq!(
-            g.add_edge(&p("a"), &p("a")),
-            Err(DagError::SelfLoop(p("a")))
-        );
+        assert_eq!(g.add_edge(&p("a"), &p("a")), Err(DagError::SelfLoop(p("a"))));
     }
 
     #[test]
     fn unknown_vertices_are_refused() {
         let mut g = dag(&["a"]);
-        assert_eq!(
-            g.add_edge(&p("a"), &p("x")),
-            Err(DagError::UnknownVertex(p("x")))
-        );
-        assert_eq!(
-            g.add_edge(&p("x"), &p("a")),
-            Err(DagError::UnknownVertex(p("x")))
-        );
+        assert_eq!(g.add_edge(&p("a"), &p("x")), Err(DagError::UnknownVertex(p("x"))));
+        assert_eq!(g.add_edge(&p("x"), &p("a")), Err(DagError::UnknownVertex(p("x"))));
         assert!(!g.can_add_edge(&p("x"), &p("a")));
         assert_eq!(sorted(g.children(&p("a"))), Vec::<&str>::new());
     }
@@ -230,13 +209,7 @@ mod tests {
         g.add_edge(&p("c"), &p("d")).unwrap();
         for (parent, child) in [("b", "a"), ("c", "a"), ("d", "a"), ("d", "b")] {
             assert!(!g.can_add_edge(&p(parent), &p(child)), "{parent}->{child}");
-            assert_eq!(
-                g.add_edge(&p(parent), &p(child)),
-                Err(DagError::Cycle {
-                    parent: p(parent),
-                    child: p(child)
-                })
-            );
+            assert_eq!(g.add_edge(&p(parent), &p(child)), Err(DagError::Cycle { parent: p(parent), child: p(child) }));
         }
         // Shortcuts along the existing direction are fine.
         assert!(g.can_add_edge(&p("a"), &p("d")));

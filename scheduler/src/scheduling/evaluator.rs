@@ -61,20 +61,12 @@ pub fn is_bad_parent(costs_micros: &[u64], latest: u64) -> bool {
     if n < NORMAL_DISTRIBUTION_SAMPLES {
         return latest > SHORT_HISTORY_FACTOR * mean;
     }
-    let variance = costs_micros
-        .iter()
-        .map(|&c| (c as f64 - mean).powi(2))
-        .sum::<f64>()
-        / samples;
+    let variance = costs_micros.iter().map(|&c| (c as f64 - mean).powi(2)).sum::<f64>() / samples;
     latest > mean + LONG_HISTORY_SIGMAS * variance.sqrt()
 }
 
 fn load_quality(c: &Candidate) -> f64 {
-    ratio(
-        u64::from(c.upload_slots_free),
-        u64::from(c.upload_limit),
-        0.0,
-    )
+    ratio(u64::from(c.upload_slots_free), u64::from(c.upload_limit), 0.0)
 }
 
 fn upload_success_rate(c: &Candidate) -> f64 {
@@ -90,11 +82,7 @@ fn finished_pieces_ratio(c: &Candidate) -> f64 {
 }
 
 fn idc_affinity(child: &str, candidate: &str) -> f64 {
-    if !child.is_empty() && child == candidate {
-        1.0
-    } else {
-        0.0
-    }
+    if !child.is_empty() && child == candidate { 1.0 } else { 0.0 }
 }
 
 /// Share of leading `|`-separated elements the two locations have in common, over the longer
@@ -103,33 +91,19 @@ fn location_affinity(child: &str, candidate: &str) -> f64 {
     if child.is_empty() || candidate.is_empty() {
         return 0.0;
     }
-    let shared = child
-        .split(LOCATION_SEPARATOR)
-        .zip(candidate.split(LOCATION_SEPARATOR))
-        .take_while(|(a, b)| a == b)
-        .count();
-    let longest = child
-        .split(LOCATION_SEPARATOR)
-        .count()
-        .max(candidate.split(LOCATION_SEPARATOR).count());
+    let shared =
+        child.split(LOCATION_SEPARATOR).zip(candidate.split(LOCATION_SEPARATOR)).take_while(|(a, b)| a == b).count();
+    let longest = child.split(LOCATION_SEPARATOR).count().max(candidate.split(LOCATION_SEPARATOR).count());
     shared as f64 / longest as f64
 }
 
 fn host_type(c: &Candidate) -> f64 {
-    if c.is_seed {
-        SEED_HOST_SCORE
-    } else {
-        NORMAL_HOST_SCORE
-    }
+    if c.is_seed { SEED_HOST_SCORE } else { NORMAL_HOST_SCORE }
 }
 
 /// `part / whole` clamped to `[0, 1]`, or `when_empty` if `whole` is 0.
 fn ratio(part: u64, whole: u64, when_empty: f64) -> f64 {
-    if whole == 0 {
-        when_empty
-    } else {
-        (part as f64 / whole as f64).min(1.0)
-    }
+    if whole == 0 { when_empty } else { (part as f64 / whole as f64).min(1.0) }
 }
 
 #[cfg(test)]
@@ -184,37 +158,18 @@ mod tests {
         let cases: [(&str, Tweak, f64); 6] = [
             ("seed", |c| c.is_seed = true, HOST_TYPE_WEIGHT * 0.5),
             ("same idc", |c| c.idc = "idc1".into(), IDC_AFFINITY_WEIGHT),
-            (
-                "same location",
-                |c| c.location = "r1|z1|k1".into(),
-                LOCATION_AFFINITY_WEIGHT,
-            ),
-            (
-                "succeeded",
-                |c| c.succeeded = true,
-                FINISHED_PIECES_WEIGHT * 0.5,
-            ),
+            ("same location", |c| c.location = "r1|z1|k1".into(), LOCATION_AFFINITY_WEIGHT),
+            ("succeeded", |c| c.succeeded = true, FINISHED_PIECES_WEIGHT * 0.5),
             // base: 2 of 4 slots free; all free adds half the load weight.
-            (
-                "idle",
-                |c| c.upload_slots_free = c.upload_limit,
-                LOAD_QUALITY_WEIGHT * 0.5,
-            ),
+            ("idle", |c| c.upload_slots_free = c.upload_limit, LOAD_QUALITY_WEIGHT * 0.5),
             // base: 3 ok, 1 failed; 3 ok, 3 failed drops the rate from 3/4 to 1/2.
-            (
-                "failing",
-                |c| c.upload_failed = 3,
-                -UPLOAD_SUCCESS_WEIGHT * 0.25,
-            ),
+            ("failing", |c| c.upload_failed = 3, -UPLOAD_SUCCESS_WEIGHT * 0.25),
         ];
         for (name, tweak, delta) in cases {
             let mut c = base.clone();
             tweak(&mut c);
             let got = score(&kid, &c) - base_score;
-            assert!(
-                close(got, delta),
-                "{name}: moved by {got}, expected {delta}"
-            );
+            assert!(close(got, delta), "{name}: moved by {got}, expected {delta}");
         }
     }
 
@@ -295,9 +250,7 @@ mod tests {
     #[test]
     fn long_history_uses_three_sigma() {
         // Alternating 90 and 110: mean 100, population sigma 10, threshold 130.
-        let costs: Vec<u64> = (0..NORMAL_DISTRIBUTION_SAMPLES)
-            .map(|i| if i % 2 == 0 { 90 } else { 110 })
-            .collect();
+        let costs: Vec<u64> = (0..NORMAL_DISTRIBUTION_SAMPLES).map(|i| if i % 2 == 0 { 90 } else { 110 }).collect();
         assert!(!is_bad_parent(&costs, 130));
         assert!(is_bad_parent(&costs, 131));
     }

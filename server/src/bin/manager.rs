@@ -67,9 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let http = bind(config.server.http_addr, "http").await?;
     let grpc = bind(config.server.grpc_addr, "grpc").await?;
 
-    let root_password = std::env::var("DAMSELFLY_ROOT_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
+    let root_password = std::env::var("DAMSELFLY_ROOT_PASSWORD").ok().filter(|p| !p.is_empty());
     let (manager, root) = Manager::open(config, root_password.as_deref()).await?;
     match root {
         RootUser::Existing => {}
@@ -77,16 +75,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("created user root with the password from DAMSELFLY_ROOT_PASSWORD");
         }
         RootUser::CreatedWithGeneratedPassword(p) => {
-            println!(
-                "Created user root with password: {p}\n(shown once; change it after signing in)"
-            );
+            println!("Created user root with password: {p}\n(shown once; change it after signing in)");
         }
     }
 
-    let addrs = BTreeMap::from([
-        ("http", http.local_addr()?.to_string()),
-        ("grpc", grpc.local_addr()?.to_string()),
-    ]);
+    let addrs = BTreeMap::from([("http", http.local_addr()?.to_string()), ("grpc", grpc.local_addr()?.to_string())]);
     if let Some(path) = &cli.ready_file {
         runtime::write_ready_file(path, &addrs)?;
     }
@@ -95,7 +88,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for {what} on {addr}: {e}"))
+    TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen for {what} on {addr}: {e}"))
 }

@@ -70,9 +70,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starts manager, scheduler, a seed peer and `peers` peers; on error, stops what it started.
 pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Result<Cluster> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
     let run_dir = opts.data_dir.join("run");
     let log_dir = opts.data_dir.join("logs");
     for dir in [&run_dir, &log_dir] {
@@ -99,22 +97,14 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
     if let Some(site) = &opts.site_root {
         args.extend(["--site-root".into(), site.display().to_string()]);
     }
-    let manager = start(
-        opts, children, "manager", "manager", args, &env, &client, &run_dir, &log_dir,
-    )
-    .await?;
+    let manager = start(opts, children, "manager", "manager", args, &env, &client, &run_dir, &log_dir).await?;
 
     let scheduler = start(
         opts,
         children,
         "scheduler",
         "scheduler",
-        vec![
-            "--grpc-addr".into(),
-            loopback.clone(),
-            "--http-addr".into(),
-            loopback.clone(),
-        ],
+        vec!["--grpc-addr".into(), loopback.clone(), "--http-addr".into(), loopback.clone()],
         &[],
         &client,
         &run_dir,
@@ -124,11 +114,7 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
 
     let mut peers = Vec::new();
     for i in 0..=opts.peers {
-        let (name, seed) = if i == 0 {
-            ("seed-peer".to_string(), true)
-        } else {
-            (format!("peer-{i}"), false)
-        };
+        let (name, seed) = if i == 0 { ("seed-peer".to_string(), true) } else { (format!("peer-{i}"), false) };
         let peer_dir = opts.data_dir.join("peers").join(&name);
         let mut args = vec![
             "--data-dir".into(),
@@ -145,22 +131,8 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
         if seed {
             args.push("--seed".into());
         }
-        let addrs = start(
-            opts,
-            children,
-            &name,
-            "dfdaemon",
-            args,
-            &[],
-            &client,
-            &run_dir,
-            &log_dir,
-        )
-        .await?;
-        let pid = children
-            .last()
-            .and_then(Supervised::pid)
-            .unwrap_or_default();
+        let addrs = start(opts, children, &name, "dfdaemon", args, &[], &client, &run_dir, &log_dir).await?;
+        let pid = children.last().and_then(Supervised::pid).unwrap_or_default();
         peers.push(PeerEntry {
             name,
             seed,
@@ -173,24 +145,15 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
 
     let file = ClusterFile {
         data_dir: opts.data_dir.clone(),
-        manager: ManagerEntry {
-            http: format!("http://{}", manager["http"]),
-            grpc: manager["grpc"].clone(),
-        },
-        scheduler: SchedulerEntry {
-            grpc: scheduler["grpc"].clone(),
-            http: format!("http://{}", scheduler["http"]),
-        },
+        manager: ManagerEntry { http: format!("http://{}", manager["http"]), grpc: manager["grpc"].clone() },
+        scheduler: SchedulerEntry { grpc: scheduler["grpc"].clone(), http: format!("http://{}", scheduler["http"]) },
         peers,
     };
     let path = opts.data_dir.join("cluster.json");
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&file)?)?;
     std::fs::rename(&tmp, &path)?;
-    Ok(Cluster {
-        file,
-        generated_password: generated,
-    })
+    Ok(Cluster { file, generated_password: generated })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -210,18 +173,9 @@ async fn start(
     args.extend(["--ready-file".into(), ready.display().to_string()]);
     let program = opts.bin_dir.join(binary);
     if !program.is_file() {
-        anyhow::bail!(
-            "{} not found; build the workspace first (`make build`)",
-            program.display()
-        );
+        anyhow::bail!("{} not found; build the workspace first (`make build`)", program.display());
     }
-    let mut child = Supervised::spawn(
-        name,
-        &program,
-        &args,
-        env,
-        log_dir.join(format!("{name}.log")),
-    )?;
+    let mut child = Supervised::spawn(name, &program, &args, env, log_dir.join(format!("{name}.log")))?;
     let result = wait_ready(&mut child, &ready, "http", client, START_TIMEOUT).await;
     children.push(child);
     let addrs = result?;

@@ -20,12 +20,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log format: text or json.
-    #[arg(
-        long,
-        global = true,
-        default_value = "text",
-        env = "DAMSELFLY_LOG_FORMAT"
-    )]
+    #[arg(long, global = true, default_value = "text", env = "DAMSELFLY_LOG_FORMAT")]
     log_format: LogFormat,
 }
 
@@ -53,12 +48,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     runtime::init_logging(cli.log_format);
-    let Command::Up {
-        peers,
-        data_dir,
-        bin_dir,
-        site_root,
-    } = cli.command;
+    let Command::Up { peers, data_dir, bin_dir, site_root } = cli.command;
     if peers > 64 {
         eprintln!("damselfly: --peers {peers} is more than one machine should run (at most 64)");
         return ExitCode::from(2);
@@ -94,16 +84,8 @@ fn options(
             .ok_or_else(|| anyhow::anyhow!("cannot tell this binary's directory"))?
             .to_owned(),
     };
-    let root_password = std::env::var("DAMSELFLY_ROOT_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
-    Ok(UpOptions {
-        data_dir,
-        peers,
-        bin_dir,
-        site_root,
-        root_password,
-    })
+    let root_password = std::env::var("DAMSELFLY_ROOT_PASSWORD").ok().filter(|p| !p.is_empty());
+    Ok(UpOptions { data_dir, peers, bin_dir, site_root, root_password })
 }
 
 async fn run(opts: UpOptions) -> anyhow::Result<ExitCode> {
@@ -150,9 +132,7 @@ async fn first_exit(children: &mut [Supervised]) -> String {
     futures_select_all(waits).await
 }
 
-async fn futures_select_all<F: std::future::Future<Output = String> + Unpin>(
-    futs: impl Iterator<Item = F>,
-) -> String {
+async fn futures_select_all<F: std::future::Future<Output = String> + Unpin>(futs: impl Iterator<Item = F>) -> String {
     let futs: Vec<F> = futs.collect();
     if futs.is_empty() {
         return std::future::pending().await;
@@ -176,10 +156,7 @@ fn print_banner(opts: &UpOptions, cluster: &Cluster) {
     println!("  Console      {}", f.manager.http);
     println!("  User         root");
     println!("  Password     {password}");
-    println!(
-        "  Cluster      {}",
-        opts.data_dir.join("cluster.json").display()
-    );
+    println!("  Cluster      {}", opts.data_dir.join("cluster.json").display());
     println!("  Logs         {}", opts.data_dir.join("logs").display());
     if let Some(peer) = peer {
         println!();
@@ -202,10 +179,7 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<LockFile> {
         && pid != std::process::id() as i32
         && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
     {
-        anyhow::bail!(
-            "another damselfly (pid {pid}) is running on {}",
-            dir.display()
-        );
+        anyhow::bail!("another damselfly (pid {pid}) is running on {}", dir.display());
     }
     std::fs::write(&path, std::process::id().to_string())?;
     Ok(LockFile(path))

@@ -45,18 +45,10 @@ impl Supervised {
         // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
         #[allow(unsafe_code)]
         unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-            });
+            cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from));
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", program.display()))?;
-        Ok(Self {
-            name: name.to_owned(),
-            log,
-            child,
-        })
+        let child = cmd.spawn().map_err(|e| anyhow::anyhow!("cannot start {}: {e}", program.display()))?;
+        Ok(Self { name: name.to_owned(), log, child })
     }
 
     /// The child's pid, while it runs.
@@ -78,10 +70,7 @@ impl Supervised {
     pub async fn stop(&mut self) {
         if let Some(pid) = self.child.id() {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-            if tokio::time::timeout(STOP_GRACE, self.child.wait())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_err() {
                 tracing::warn!(name = %self.name, "did not stop in time; killing");
                 let _ = self.child.kill().await;
             }
@@ -121,20 +110,13 @@ pub async fn wait_ready(
             addrs = serde_json::from_slice(&bytes).ok();
         }
         if let Some(a) = &addrs {
-            let url = format!(
-                "http://{}/healthy",
-                a.get(health_key).map(String::as_str).unwrap_or("")
-            );
+            let url = format!("http://{}/healthy", a.get(health_key).map(String::as_str).unwrap_or(""));
             if matches!(client.get(&url).send().await, Ok(r) if r.status().is_success()) {
                 return Ok(a.clone());
             }
         }
         if tokio::time::Instant::now() > deadline {
-            anyhow::bail!(
-                "{} was not healthy after {timeout:?}; see {}",
-                child.name,
-                child.log.display()
-            );
+            anyhow::bail!("{} was not healthy after {timeout:?}; see {}", child.name, child.log.display());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,0 +1,171 @@
+//! Back-to-source: one GET to the origin, cut into pieces as the body streams in. Each piece is
+//! hashed (BLAKE3) and stored, and, when a scheduler stream is open, reported with its digest
+//! at once, so other peers can fetch it from here while the rest still arrives.
+
+use std::{sync::Arc, time::Duration};
+
+use common::piece::{MIN_PIECE_LENGTH, PieceLayout, default_piece_length};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::{Event, Inner, TaskRequest};
+use crate::{
+    Error,
+    rpc::scheduler::{PieceDone, Reporter, ToScheduler},
+    storage::TaskStore,
+};
+
+/// How often the origin is tried before the download fails.
+const ORIGIN_ATTEMPTS: u32 = 3;
+
+/// Fetches the whole content from the origin into `task`.
+pub(super) async fn fetch(
+    inner: &Inner,
+    task: &Arc<TaskStore>,
+    req: &TaskRequest,
+    reporter: Option<&Reporter>,
+    events: &mpsc::Sender<Event>,
+) -> Result<(), Error> {
+    let response = fetch_with_retries(&inner.http, req).await?;
+    let content_length = response.content_length();
+    let piece_length = req
+        .piece_length
+        .or(task.layout().map(|l| l.piece_length))
+        .unwrap_or_else(|| content_length.map(default_piece_length).unwrap_or(MIN_PIECE_LENGTH));
+    if let Some(len) = content_length {
+        let layout = PieceLayout::new(len, piece_length).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        task.set_layout(layout)?;
+    }
+    if let Some(r) = reporter {
+        r.send(ToScheduler::ContentInfo { content_length, piece_length }).await?;
+    }
+    let _ = events.send(Event::Started { task_id: req.task_id.clone(), content_length, piece_length }).await;
+
+    let mut body = response.bytes_stream();
+    let mut buf: Vec<u8> = Vec::with_capacity(piece_length as usize);
+    let mut number = 0u32;
+    let mut written = 0u64;
+    let mut unsized_digests = Vec::new();
+    let mut started = tokio::time::Instant::now();
+    loop {
+        let chunk = match body.next().await {
+            Some(Ok(chunk)) => Some(chunk),
+            Some(Err(e)) => {
+                return Err(Error::OriginUnavailable {
+                    url: req.url.to_string(),
+                    reason: format!("body interrupted after {} bytes: {e}", written + buf.len() as u64),
+                });
+            }
+            None => None,
+        };
+        let end = chunk.is_none();
+        if let Some(chunk) = chunk {
+            inner.source_limiter.acquire(chunk.len() as u64).await;
+            inner.traffic.back_to_source.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let mut rest: &[u8] = &chunk;
+            while !rest.is_empty() {
+                let take = rest.len().min(piece_length as usize - buf.len());
+                buf.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if buf.len() as u64 == piece_length {
+                    let digest = store_piece(task, number, written, &buf, content_length.is_some()).await?;
+                    written += buf.len() as u64;
+                    buf.clear();
+                    report(reporter, events, task, number, digest, written, &mut started, &mut unsized_digests).await?;
+                    number += 1;
+                }
+            }
+        }
+        if end {
+            break;
+        }
+    }
+    if !buf.is_empty() {
+        let digest = store_piece(task, number, written, &buf, content_length.is_some()).await?;
+        written += buf.len() as u64;
+        report(reporter, events, task, number, digest, written, &mut started, &mut unsized_digests).await?;
+    }
+    match content_length {
+        Some(expected) if expected != written => {
+            return Err(Error::Integrity(format!("origin announced {expected} bytes but sent {written}")));
+        }
+        Some(_) => {}
+        None => {
+            // Now the size is known: fix the layout, mark the pieces, tell the scheduler.
+            let layout = PieceLayout::new(written, piece_length).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+            task.set_layout(layout)?;
+            for (n, digest) in &unsized_digests {
+                task.mark_finished(*n, &hex::encode(digest));
+            }
+            if let Some(r) = reporter {
+                r.send(ToScheduler::ContentInfo { content_length: Some(written), piece_length }).await?;
+                let pieces = unsized_digests
+                    .iter()
+                    .map(|(n, d)| PieceDone { number: *n, digest: Some(*d), parent: None, cost_micros: 0 })
+                    .collect();
+                r.send(ToScheduler::Pieces(pieces)).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn store_piece(task: &Arc<TaskStore>, n: u32, offset: u64, bytes: &[u8], sized: bool) -> Result<[u8; 32], Error> {
+    let digest = *blake3::hash(bytes).as_bytes();
+    let (task, bytes) = (task.clone(), bytes.to_vec());
+    tokio::task::spawn_blocking(move || {
+        if sized { task.write_piece(n, &bytes, &hex::encode(digest)) } else { task.write_raw(offset, &bytes) }
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    Ok(digest)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn report(
+    reporter: Option<&Reporter>,
+    events: &mpsc::Sender<Event>,
+    task: &TaskStore,
+    number: u32,
+    digest: [u8; 32],
+    written: u64,
+    started: &mut tokio::time::Instant,
+    unsized_digests: &mut Vec<(u32, [u8; 32])>,
+) -> Result<(), Error> {
+    let cost_micros = started.elapsed().as_micros() as u64;
+    *started = tokio::time::Instant::now();
+    if task.layout().is_none() {
+        unsized_digests.push((number, digest));
+    } else if let Some(r) = reporter {
+        r.send(ToScheduler::Pieces(vec![PieceDone { number, digest: Some(digest), parent: None, cost_micros }]))
+            .await?;
+    }
+    let _ = events.try_send(Event::Progress { finished_bytes: written, finished_pieces: number + 1 });
+    Ok(())
+}
+
+async fn fetch_with_retries(client: &reqwest::Client, req: &TaskRequest) -> Result<reqwest::Response, Error> {
+    let mut last = String::new();
+    for attempt in 1..=ORIGIN_ATTEMPTS {
+        let mut builder = client.get(req.url.clone());
+        for (name, value) in &req.headers {
+            builder = builder.header(name, value);
+        }
+        match builder.send().await {
+            Ok(resp) if resp.status().is_success() => return Ok(resp),
+            Ok(resp) if resp.status().is_server_error() => last = format!("answered {}", resp.status()),
+            Ok(resp) => {
+                return Err(Error::OriginRejected { status: resp.status().as_u16(), url: req.url.to_string() });
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tracing::warn!(url = %req.url, attempt, reason = %last, "origin attempt failed");
+        if attempt < ORIGIN_ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        }
+    }
+    Err(Error::OriginUnavailable {
+        url: req.url.to_string(),
+        reason: format!("{last} (after {ORIGIN_ATTEMPTS} attempts)"),
+    })
+}

@@ -1,0 +1,297 @@
+//! Downloading a task through the scheduler: register, then fetch pieces from several parents at
+//! once while reporting each finished piece, until the content is whole.
+//!
+//! Every piece is checked against the BLAKE3 digest the scheduler holds (recorded by the peer that
+//! fetched it from the origin), never against anything the parent says. A mismatch drops the
+//! bytes, reports the parent as corrupt, and the piece is fetched elsewhere. A parent that cannot
+//! be reached costs a retry with another parent, not the download.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use common::{ids::PeerId, piece::PieceLayout};
+use rand::Rng;
+use tokio::{sync::mpsc, task::JoinSet};
+use tonic::transport::Channel;
+
+use super::{Event, Inner, TaskRequest, origin};
+use crate::{
+    Error,
+    limiter::RateLimiter,
+    rpc::scheduler::{FromScheduler, Parent, ParentProblem, PeerStream, PieceDone, Registration, ToScheduler},
+    storage::TaskStore,
+    transport::client::{FetchError, PieceConnection},
+};
+
+/// Most pieces fetched from one parent at the same time.
+const PER_PARENT: usize = 4;
+
+/// Idle connections kept per parent.
+type Pool = Arc<Mutex<HashMap<PeerId, Vec<PieceConnection>>>>;
+
+struct Fetched {
+    number: u32,
+    parent: PeerId,
+    result: Result<Duration, ParentProblem>,
+}
+
+/// Runs the download through the scheduler. `Err(SchedulerLost)` tells the caller to fall back.
+pub(super) async fn run(
+    inner: &Inner,
+    task: &Arc<TaskStore>,
+    req: &TaskRequest,
+    channel: Channel,
+    events: &mpsc::Sender<Event>,
+) -> Result<(), Error> {
+    let peer_id = PeerId(format!("{}-{}", inner.config.host_id, uuid_like()));
+    let registration = Registration {
+        host_id: inner.config.host_id.0.clone(),
+        peer_id: peer_id.clone(),
+        task_id: req.task_id.0.clone(),
+        url: req.url.to_string(),
+        headers: req.headers.clone(),
+        piece_length: req.piece_length,
+        disable_back_to_source: req.disable_back_to_source,
+    };
+    let mut stream = match PeerStream::open(channel, registration).await {
+        Ok(s) => s,
+        Err(status)
+            if status.code() == tonic::Code::FailedPrecondition || status.code() == tonic::Code::InvalidArgument =>
+        {
+            return Err(Error::SchedulerLost(status.message().to_owned()));
+        }
+        Err(status) => return Err(Error::SchedulerLost(status.to_string())),
+    };
+    let reporter = stream.reporter();
+    let mut state = State::new(task.clone(), task.layout());
+    let pool: Pool = Arc::default();
+    let mut jobs: JoinSet<Fetched> = JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut announced_start = false;
+    tracing::info!(task_id = %req.task_id, peer_id = %peer_id, "registered with the scheduler");
+
+    loop {
+        if let Some(layout) = state.layout {
+            if !announced_start {
+                announced_start = true;
+                let _ = events
+                    .send(Event::Started {
+                        task_id: req.task_id.clone(),
+                        content_length: Some(layout.content_length),
+                        piece_length: layout.piece_length,
+                    })
+                    .await;
+            }
+            if task.is_complete() {
+                jobs.shutdown().await;
+                drop(reporter);
+                stream.finish(ToScheduler::Finished { content_length: layout.content_length }).await?;
+                return Ok(());
+            }
+        }
+        state.schedule(inner, &mut jobs, &pool, &req.task_id.0);
+
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Ok(Some(FromScheduler::BackToSource(reason))) => {
+                    tracing::info!(task_id = %req.task_id, %reason, "fetching from the origin as told");
+                    jobs.shutdown().await;
+                    let result = origin::fetch(inner, task, req, Some(&reporter), events).await;
+                    match result {
+                        Ok(()) => {
+                            let len = task.layout().map(|l| l.content_length).unwrap_or(0);
+                            drop(reporter);
+                            stream.finish(ToScheduler::Finished { content_length: len }).await?;
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            drop(reporter);
+                            let _ = stream.finish(ToScheduler::Failed(e.to_string())).await;
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(Some(FromScheduler::Update { content_length, piece_length, digests, parents })) => {
+                    state.apply(content_length, piece_length, digests, parents)?;
+                }
+                Ok(None) => return Err(Error::SchedulerLost("the scheduler closed the stream".into())),
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                    return Err(Error::NoSource(status.message().to_owned()));
+                }
+                Err(status) => return Err(Error::SchedulerLost(status.to_string())),
+            },
+            Some(done) = jobs.join_next(), if !jobs.is_empty() => {
+                let Ok(done) = done else { continue };
+                state.in_flight.remove(&done.number);
+                if let Some(n) = state.parent_load.get_mut(&done.parent) { *n = n.saturating_sub(1); }
+                match done.result {
+                    Ok(cost) => {
+                        let len = state.layout.and_then(|l| l.len_of(done.number)).unwrap_or(0);
+                        inner.traffic.remote_peer.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                        state.finished_bytes += len;
+                        reporter.send(ToScheduler::Pieces(vec![PieceDone {
+                            number: done.number,
+                            digest: None,
+                            parent: Some(done.parent),
+                            cost_micros: cost.as_micros() as u64,
+                        }])).await?;
+                        let _ = events.try_send(Event::Progress {
+                            finished_bytes: state.finished_bytes,
+                            finished_pieces: task.finished().len(),
+                        });
+                    }
+                    Err(problem) => {
+                        tracing::warn!(task_id = %req.task_id, parent = %done.parent, piece = done.number, ?problem, "piece fetch failed");
+                        if problem != ParentProblem::Missing {
+                            state.blocked.insert(done.parent.clone());
+                        }
+                        reporter.send(ToScheduler::ParentFailed { parent: done.parent, piece: done.number, problem }).await?;
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+/// What the loop knows about the task and its parents.
+struct State {
+    task: Arc<TaskStore>,
+    layout: Option<PieceLayout>,
+    digests: HashMap<u32, [u8; 32]>,
+    parents: Vec<Parent>,
+    blocked: HashSet<PeerId>,
+    in_flight: HashSet<u32>,
+    parent_load: HashMap<PeerId, usize>,
+    finished_bytes: u64,
+}
+
+impl State {
+    fn new(task: Arc<TaskStore>, layout: Option<PieceLayout>) -> Self {
+        Self {
+            task,
+            layout,
+            digests: HashMap::new(),
+            parents: Vec::new(),
+            blocked: HashSet::new(),
+            in_flight: HashSet::new(),
+            parent_load: HashMap::new(),
+            finished_bytes: 0,
+        }
+    }
+
+    fn apply(
+        &mut self,
+        content_length: Option<u64>,
+        piece_length: Option<u64>,
+        digests: Vec<(u32, [u8; 32])>,
+        parents: Vec<Parent>,
+    ) -> Result<(), Error> {
+        if self.layout.is_none() {
+            if let (Some(c), Some(p)) = (content_length, piece_length) {
+                let layout = PieceLayout::new(c, p).map_err(|e| Error::Integrity(e.to_string()))?;
+                self.task.set_layout(layout)?;
+                self.layout = Some(layout);
+            }
+        }
+        self.digests.extend(digests);
+        self.parents = parents.into_iter().filter(|p| !self.blocked.contains(&p.peer_id)).collect();
+        Ok(())
+    }
+
+    /// Starts fetches until the concurrency limit: rarest piece first, least-loaded parent.
+    fn schedule(&mut self, inner: &Inner, jobs: &mut JoinSet<Fetched>, pool: &Pool, task_id: &str) {
+        let Some(layout) = self.layout else { return };
+        let finished = self.task.finished();
+        let mut rng = rand::rng();
+        while self.in_flight.len() < inner.config.concurrency {
+            let mut best: Option<(usize, u32, u32)> = None; // (holders, tiebreak, piece)
+            for n in 0..layout.count() {
+                if finished.contains(n) || self.in_flight.contains(&n) || !self.digests.contains_key(&n) {
+                    continue;
+                }
+                let holders = self
+                    .parents
+                    .iter()
+                    .filter(|p| p.finished.contains(n) && !self.blocked.contains(&p.peer_id))
+                    .count();
+                let available = self.parents.iter().any(|p| {
+                    p.finished.contains(n)
+                        && !self.blocked.contains(&p.peer_id)
+                        && self.parent_load.get(&p.peer_id).copied().unwrap_or(0) < PER_PARENT
+                });
+                if !available {
+                    continue;
+                }
+                let tiebreak = rng.random::<u32>();
+                if best.is_none_or(|(h, t, _)| (holders, tiebreak) < (h, t)) {
+                    best = Some((holders, tiebreak, n));
+                }
+            }
+            let Some((_, _, n)) = best else { return };
+            let parent = self
+                .parents
+                .iter()
+                .filter(|p| {
+                    p.finished.contains(n)
+                        && !self.blocked.contains(&p.peer_id)
+                        && self.parent_load.get(&p.peer_id).copied().unwrap_or(0) < PER_PARENT
+                })
+                .min_by_key(|p| (self.parent_load.get(&p.peer_id).copied().unwrap_or(0), rng.random::<u32>()))
+                .cloned();
+            let Some(parent) = parent else { return };
+            let (Some(expected_len), Some(digest)) = (layout.len_of(n), self.digests.get(&n).copied()) else { return };
+            self.in_flight.insert(n);
+            *self.parent_load.entry(parent.peer_id.clone()).or_default() += 1;
+            let (pool, task, task_id) = (pool.clone(), self.task.clone(), task_id.to_owned());
+            let limiter = inner.download_limiter.clone();
+            jobs.spawn(fetch_piece(pool, limiter, task, task_id, parent, n, expected_len, digest));
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fetch_piece(
+    pool: Pool,
+    limiter: Arc<RateLimiter>,
+    task: Arc<TaskStore>,
+    task_id: String,
+    parent: Parent,
+    number: u32,
+    expected_len: u64,
+    digest: [u8; 32],
+) -> Fetched {
+    let started = Instant::now();
+    let result = async {
+        limiter.acquire(expected_len).await;
+        let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&parent.peer_id).and_then(Vec::pop);
+        let mut conn = match conn {
+            Some(c) => c,
+            None => PieceConnection::connect(parent.addr).await.map_err(|_| ParentProblem::Unreachable)?,
+        };
+        let bytes = conn.get_piece(&task_id, number, expected_len).await.map_err(|e| match e {
+            FetchError::NotFound | FetchError::Busy => ParentProblem::Missing,
+            FetchError::Unreachable(_) | FetchError::Remote(_) => ParentProblem::Unreachable,
+        })?;
+        pool.lock().unwrap_or_else(|p| p.into_inner()).entry(parent.peer_id.clone()).or_default().push(conn);
+        if blake3::hash(&bytes).as_bytes() != &digest {
+            return Err(ParentProblem::Corrupt);
+        }
+        let hex = hex::encode(digest);
+        tokio::task::spawn_blocking(move || task.write_piece(number, &bytes, &hex))
+            .await
+            .map_err(|_| ParentProblem::Unreachable)?
+            .map_err(|_| ParentProblem::Unreachable)?;
+        Ok(started.elapsed())
+    }
+    .await;
+    Fetched { number, parent: parent.peer_id, result }
+}
+
+fn uuid_like() -> String {
+    let mut rng = rand::rng();
+    format!("{:016x}", rng.random::<u64>())
+}

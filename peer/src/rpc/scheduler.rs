@@ -1,0 +1,208 @@
+//! The peer's side of `AnnouncePeer`, in the peer's own types.
+
+use std::net::{IpAddr, SocketAddr};
+
+use common::{bitmap::PieceBitmap, ids::PeerId};
+use proto::scheduler::v1 as pb;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use crate::Error;
+
+/// A parent the scheduler offered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parent {
+    pub peer_id: PeerId,
+    pub addr: SocketAddr,
+    pub finished: PieceBitmap,
+}
+
+/// What the scheduler tells a downloading peer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FromScheduler {
+    /// Fetch from the origin.
+    BackToSource(String),
+    /// Metadata, new digests, and the current parents.
+    Update {
+        content_length: Option<u64>,
+        piece_length: Option<u64>,
+        digests: Vec<(u32, [u8; 32])>,
+        parents: Vec<Parent>,
+    },
+}
+
+/// A piece this peer finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PieceDone {
+    pub number: u32,
+    /// Set when fetched from the origin.
+    pub digest: Option<[u8; 32]>,
+    /// `None` for the origin.
+    pub parent: Option<PeerId>,
+    pub cost_micros: u64,
+}
+
+/// Why a parent could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentProblem {
+    Unreachable,
+    Corrupt,
+    Missing,
+}
+
+/// What a downloading peer tells the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToScheduler {
+    ContentInfo { content_length: Option<u64>, piece_length: u64 },
+    Pieces(Vec<PieceDone>),
+    ParentFailed { parent: PeerId, piece: u32, problem: ParentProblem },
+    Finished { content_length: u64 },
+    Failed(String),
+}
+
+/// Registration data.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub host_id: String,
+    pub peer_id: PeerId,
+    pub task_id: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub piece_length: Option<u64>,
+    pub disable_back_to_source: bool,
+}
+
+/// An open `AnnouncePeer` stream.
+#[derive(Debug)]
+pub struct PeerStream {
+    out: mpsc::Sender<pb::AnnouncePeerRequest>,
+    inbound: tonic::Streaming<pb::AnnouncePeerResponse>,
+}
+
+impl PeerStream {
+    /// Connects to the scheduler at `addr` and registers.
+    pub async fn open(channel: Channel, reg: Registration) -> Result<Self, tonic::Status> {
+        let mut client = pb::scheduler_client::SchedulerClient::new(channel);
+        let (out, rx) = mpsc::channel(256);
+        let register = pb::RegisterPeer {
+            host_id: reg.host_id,
+            peer_id: reg.peer_id.0,
+            task: Some(pb::TaskSpec {
+                task_id: reg.task_id,
+                url: reg.url,
+                request_headers: reg.headers.into_iter().collect(),
+                piece_length: reg.piece_length,
+            }),
+            disable_back_to_source: reg.disable_back_to_source,
+        };
+        out.send(pb::AnnouncePeerRequest { request: Some(pb::announce_peer_request::Request::Register(register)) })
+            .await
+            .map_err(|_| tonic::Status::internal("request channel closed"))?;
+        let inbound = client.announce_peer(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(Self { out, inbound })
+    }
+
+    /// Sends the last report, closes this side and waits (briefly) for the scheduler to end the
+    /// stream, so the report is not lost to a stream reset.
+    pub async fn finish(self, last: ToScheduler) -> Result<(), Error> {
+        let Self { out, mut inbound } = self;
+        Reporter(out).send(last).await?;
+        let drain = async { while let Ok(Some(_)) = inbound.message().await {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+        Ok(())
+    }
+
+    /// A sender for reports, usable from other tasks.
+    pub fn reporter(&self) -> Reporter {
+        Reporter(self.out.clone())
+    }
+
+    /// The next message; `Ok(None)` when the scheduler closed the stream.
+    pub async fn next(&mut self) -> Result<Option<FromScheduler>, tonic::Status> {
+        loop {
+            let Some(msg) = self.inbound.message().await? else { return Ok(None) };
+            use pb::announce_peer_response::Response as R;
+            match msg.response {
+                Some(R::NeedBackToSource(b)) => return Ok(Some(FromScheduler::BackToSource(b.reason))),
+                Some(R::Update(u)) => {
+                    let digests = u
+                        .digests
+                        .into_iter()
+                        .filter_map(|d| Some((d.number, <[u8; 32]>::try_from(d.digest.as_slice()).ok()?)))
+                        .collect();
+                    let parents = u
+                        .parents
+                        .into_iter()
+                        .filter_map(|p| {
+                            let ip: IpAddr = p.ip.parse().ok()?;
+                            let port = u16::try_from(p.upload_port).ok()?;
+                            Some(Parent {
+                                peer_id: PeerId(p.peer_id),
+                                addr: SocketAddr::new(ip, port),
+                                finished: PieceBitmap::from_bytes(&p.finished_pieces),
+                            })
+                        })
+                        .collect();
+                    return Ok(Some(FromScheduler::Update {
+                        content_length: u.content_length,
+                        piece_length: (u.piece_length > 0).then_some(u.piece_length),
+                        digests,
+                        parents,
+                    }));
+                }
+                None => continue,
+            }
+        }
+    }
+}
+
+/// Sends reports on a stream; cloneable.
+#[derive(Debug, Clone)]
+pub struct Reporter(mpsc::Sender<pb::AnnouncePeerRequest>);
+
+impl Reporter {
+    /// Sends one report; an error means the stream is gone.
+    pub async fn send(&self, msg: ToScheduler) -> Result<(), Error> {
+        use pb::announce_peer_request::Request as R;
+        let request = match msg {
+            ToScheduler::ContentInfo { content_length, piece_length } => {
+                R::ContentInfo(pb::ContentInfo { content_length, piece_length })
+            }
+            ToScheduler::Pieces(pieces) => R::PiecesFinished(pb::PiecesFinished {
+                pieces: pieces
+                    .into_iter()
+                    .map(|p| pb::PieceFinished {
+                        number: p.number,
+                        digest: p.digest.map(|d| d.to_vec()).unwrap_or_default(),
+                        parent_id: p.parent.map(|p| p.0).unwrap_or_default(),
+                        cost_micros: p.cost_micros,
+                    })
+                    .collect(),
+            }),
+            ToScheduler::ParentFailed { parent, piece, problem } => R::ParentFailed(pb::ParentFailed {
+                parent_id: parent.0,
+                piece,
+                reason: match problem {
+                    ParentProblem::Unreachable => pb::ParentFailure::Unreachable,
+                    ParentProblem::Corrupt => pb::ParentFailure::Corrupt,
+                    ParentProblem::Missing => pb::ParentFailure::Missing,
+                } as i32,
+            }),
+            ToScheduler::Finished { content_length } => R::Finished(pb::PeerFinished { content_length }),
+            ToScheduler::Failed(description) => R::Failed(pb::PeerFailed { description }),
+        };
+        self.0
+            .send(pb::AnnouncePeerRequest { request: Some(request) })
+            .await
+            .map_err(|_| Error::SchedulerLost("report stream closed".into()))
+    }
+}
+
+/// Opens a lazily-connecting channel to the scheduler at `addr` (`host:port`).
+pub fn channel(addr: &str) -> Result<Channel, Error> {
+    Ok(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| Error::Config(format!("scheduler address {addr:?}: {e}")))?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .connect_lazy())
+}

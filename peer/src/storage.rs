@@ -1,0 +1,87 @@
+//! Where a dfdaemon keeps content: one file per task under `content/<id[..3]>/<id>`, written piece
+//! by piece at its offset, plus `meta/<id>.json` with the layout, the finished pieces and their
+//! digests, so a restarted daemon still serves and reuses what it has.
+//!
+//! Storage knows nothing about parents, schedulers or origins: it stores verified pieces and
+//! hands out byte ranges. Verification happens before [`TaskStore::write_piece`] is called.
+
+mod task;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use common::ids::TaskId;
+
+pub use task::{TaskMeta, TaskStore};
+
+use crate::Error;
+
+/// All tasks on this host.
+#[derive(Debug)]
+pub struct Storage {
+    root: PathBuf,
+    tasks: Mutex<HashMap<TaskId, Arc<TaskStore>>>,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the store under `root` and loads every task's metadata.
+    pub fn open(root: &Path) -> Result<Self, Error> {
+        let meta_dir = root.join("meta");
+        std::fs::create_dir_all(&meta_dir)?;
+        std::fs::create_dir_all(root.join("content"))?;
+        let mut tasks = HashMap::new();
+        for entry in std::fs::read_dir(&meta_dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            match TaskStore::load(root, &path) {
+                Ok(task) => {
+                    tasks.insert(task.id().clone(), Arc::new(task));
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "dropping unreadable task metadata");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        tracing::info!(tasks = tasks.len(), root = %root.display(), "storage opened");
+        Ok(Self { root: root.to_owned(), tasks: Mutex::new(tasks) })
+    }
+
+    /// The task, creating an empty entry when it is new.
+    pub fn task(&self, id: &TaskId, url: &str) -> Result<Arc<TaskStore>, Error> {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tasks.get(id) {
+            return Ok(t.clone());
+        }
+        let task = Arc::new(TaskStore::create(&self.root, id, url)?);
+        tasks.insert(id.clone(), task.clone());
+        Ok(task)
+    }
+
+    /// The task if this host has it.
+    pub fn get(&self, id: &TaskId) -> Option<Arc<TaskStore>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Removes a task's content and metadata.
+    pub fn remove(&self, id: &TaskId) -> Result<bool, Error> {
+        let task = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        match task {
+            Some(t) => {
+                t.delete_files()?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Every task, for GC and listings.
+    pub fn tasks(&self) -> Vec<Arc<TaskStore>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+}

@@ -1,0 +1,295 @@
+//! One task's content file and metadata.
+
+use std::{
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+    sync::{Mutex, RwLock},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use common::{bitmap::PieceBitmap, ids::TaskId, piece::PieceLayout};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// What `meta/<id>.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskMeta {
+    pub task_id: TaskId,
+    pub url: String,
+    pub content_length: Option<u64>,
+    pub piece_length: Option<u64>,
+    /// Finished piece numbers.
+    pub finished: Vec<u32>,
+    /// BLAKE3 hex of each finished piece, by number.
+    pub digests: std::collections::BTreeMap<u32, String>,
+    /// Unix seconds of the last use, for GC.
+    pub last_used: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    layout: Option<PieceLayout>,
+    finished: PieceBitmap,
+    digests: std::collections::BTreeMap<u32, String>,
+    last_used: u64,
+}
+
+/// One task's content file and what is known about it.
+#[derive(Debug)]
+pub struct TaskStore {
+    id: TaskId,
+    url: String,
+    content: PathBuf,
+    meta: PathBuf,
+    file: Mutex<Option<std::fs::File>>,
+    state: RwLock<State>,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn paths(root: &Path, id: &TaskId) -> (PathBuf, PathBuf) {
+    let prefix = id.0.get(..3).unwrap_or(&id.0);
+    (root.join("content").join(prefix).join(&id.0), root.join("meta").join(format!("{}.json", id.0)))
+}
+
+impl TaskStore {
+    pub(super) fn create(root: &Path, id: &TaskId, url: &str) -> Result<Self, Error> {
+        let (content, meta) = paths(root, id);
+        if let Some(dir) = content.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(Self {
+            id: id.clone(),
+            url: url.to_owned(),
+            content,
+            meta,
+            file: Mutex::new(None),
+            state: RwLock::new(State {
+                layout: None,
+                finished: PieceBitmap::new(),
+                digests: Default::default(),
+                last_used: now(),
+            }),
+        })
+    }
+
+    pub(super) fn load(root: &Path, meta_path: &Path) -> Result<Self, Error> {
+        let meta: TaskMeta =
+            serde_json::from_slice(&std::fs::read(meta_path)?).map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let (content, meta_file) = paths(root, &meta.task_id);
+        let layout = match (meta.content_length, meta.piece_length) {
+            (Some(c), Some(p)) => Some(PieceLayout::new(c, p).map_err(|e| Error::Io(std::io::Error::other(e)))?),
+            _ => None,
+        };
+        let on_disk = std::fs::metadata(&content).map(|m| m.len()).unwrap_or(0);
+        let finished: PieceBitmap = match layout {
+            // Pieces whose bytes are not all on disk are forgotten.
+            Some(l) => {
+                meta.finished.iter().copied().filter(|n| l.range(*n).is_some_and(|r| r.end <= on_disk)).collect()
+            }
+            None => PieceBitmap::new(),
+        };
+        Ok(Self {
+            id: meta.task_id,
+            url: meta.url,
+            content,
+            meta: meta_file,
+            file: Mutex::new(None),
+            state: RwLock::new(State { layout, finished, digests: meta.digests, last_used: meta.last_used }),
+        })
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> &TaskId {
+        &self.id
+    }
+
+    /// The URL it was created for.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Path of the content file.
+    pub fn content_path(&self) -> &Path {
+        &self.content
+    }
+
+    /// The piece layout, once the content length is known.
+    pub fn layout(&self) -> Option<PieceLayout> {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).layout
+    }
+
+    /// Fixes the layout and sizes the content file. A different layout than before is an error.
+    pub fn set_layout(&self, layout: PieceLayout) -> Result<(), Error> {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        match state.layout {
+            Some(l) if l == layout => return Ok(()),
+            Some(l) => {
+                return Err(Error::Integrity(format!("task {} has layout {l:?}, now told {layout:?}", self.id)));
+            }
+            None => {}
+        }
+        let file = self.open_file()?;
+        file.set_len(layout.content_length)?;
+        state.layout = Some(layout);
+        Ok(())
+    }
+
+    fn open_file(&self) -> Result<std::fs::File, Error> {
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = guard.as_ref() {
+            return Ok(f.try_clone()?);
+        }
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&self.content)?;
+        *guard = Some(f.try_clone()?);
+        Ok(f)
+    }
+
+    /// Writes piece `n` (already verified) and marks it finished.
+    pub fn write_piece(&self, n: u32, bytes: &[u8], digest_hex: &str) -> Result<(), Error> {
+        let layout = self.layout().ok_or_else(|| Error::Integrity("piece before layout".into()))?;
+        let range = layout.range(n).ok_or_else(|| Error::Integrity(format!("piece {n} is out of range")))?;
+        if range.end - range.start != bytes.len() as u64 {
+            return Err(Error::Integrity(format!(
+                "piece {n} should be {} bytes, got {}",
+                range.end - range.start,
+                bytes.len()
+            )));
+        }
+        self.open_file()?.write_all_at(bytes, range.start)?;
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state.finished.insert(n);
+        state.digests.insert(n, digest_hex.to_owned());
+        Ok(())
+    }
+
+    /// Writes bytes at `offset` before the layout is known (an origin without a content length);
+    /// call [`set_layout`](Self::set_layout) and [`mark_finished`](Self::mark_finished) at the end.
+    pub fn write_raw(&self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.open_file()?.write_all_at(bytes, offset)?;
+        Ok(())
+    }
+
+    /// Marks piece `n`, written with [`write_raw`](Self::write_raw), as finished.
+    pub fn mark_finished(&self, n: u32, digest_hex: &str) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state.finished.insert(n);
+        state.digests.insert(n, digest_hex.to_owned());
+    }
+
+    /// Reads piece `n` if it is finished.
+    pub fn read_piece(&self, n: u32) -> Result<Option<Vec<u8>>, Error> {
+        let Some(range) = self.finished_range(n) else {
+            return Ok(None);
+        };
+        let mut buf = vec![0; (range.end - range.start) as usize];
+        self.open_file()?.read_exact_at(&mut buf, range.start)?;
+        Ok(Some(buf))
+    }
+
+    /// The byte range of piece `n` if it is finished (for serving straight from the file).
+    pub fn finished_range(&self, n: u32) -> Option<std::ops::Range<u64>> {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        if !state.finished.contains(n) {
+            return None;
+        }
+        state.layout?.range(n)
+    }
+
+    /// A read-only handle on the content file.
+    pub fn reader(&self) -> Result<std::fs::File, Error> {
+        Ok(std::fs::File::open(&self.content)?)
+    }
+
+    /// Which pieces are finished.
+    pub fn finished(&self) -> PieceBitmap {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).finished.clone()
+    }
+
+    /// The digest recorded for a finished piece.
+    pub fn digest(&self, n: u32) -> Option<String> {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).digests.get(&n).cloned()
+    }
+
+    /// Whether every piece is finished.
+    pub fn is_complete(&self) -> bool {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state.layout.is_some_and(|l| state.finished.is_complete(l.count()))
+    }
+
+    /// Records a use (for LRU GC).
+    pub fn touch(&self) {
+        self.state.write().unwrap_or_else(|p| p.into_inner()).last_used = now();
+    }
+
+    /// Unix seconds of the last use.
+    pub fn last_used(&self) -> u64 {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).last_used
+    }
+
+    /// Writes the metadata file (temp + rename) after syncing the content.
+    pub fn persist(&self) -> Result<(), Error> {
+        if let Some(f) = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            f.sync_data()?;
+        }
+        let meta = {
+            let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+            TaskMeta {
+                task_id: self.id.clone(),
+                url: self.url.clone(),
+                content_length: s.layout.map(|l| l.content_length),
+                piece_length: s.layout.map(|l| l.piece_length),
+                finished: s.finished.iter().collect(),
+                digests: s.digests.clone(),
+                last_used: s.last_used,
+            }
+        };
+        let tmp = self.meta.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&meta).map_err(|e| Error::Io(std::io::Error::other(e)))?)?;
+        std::fs::rename(tmp, &self.meta)?;
+        Ok(())
+    }
+
+    /// Copies the complete content to `output` atomically (temp file beside it, then a hard link
+    /// or, with `overwrite`, a rename). The cache is never shared with the output file, so a user
+    /// editing the output cannot corrupt what this host serves.
+    pub fn export(&self, output: &Path, overwrite: bool) -> Result<(), Error> {
+        if !self.is_complete() {
+            return Err(Error::Integrity(format!("task {} is not complete", self.id)));
+        }
+        let dir = output
+            .parent()
+            .ok_or_else(|| Error::InvalidRequest(format!("{} has no parent directory", output.display())))?;
+        let name = output.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dir.join(format!(".{name}.{}.dfpart", std::process::id()));
+        let result = (|| {
+            std::fs::copy(&self.content, &tmp)?;
+            if overwrite {
+                std::fs::rename(&tmp, output)?;
+            } else {
+                std::fs::hard_link(&tmp, output).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Error::OutputExists(output.display().to_string()),
+                    _ => Error::Io(e),
+                })?;
+            }
+            Ok(())
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        self.touch();
+        result
+    }
+
+    pub(super) fn delete_files(&self) -> Result<(), Error> {
+        *self.file.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        for p in [&self.content, &self.meta] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

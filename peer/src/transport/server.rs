@@ -1,0 +1,128 @@
+//! Serving finished pieces to other peers, straight from the content file.
+
+use std::sync::Arc;
+
+use common::ids::TaskId;
+use tokio::{
+    io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{OP_GET_PIECE, Status};
+use crate::{limiter::RateLimiter, storage::Storage};
+
+/// What the upload server needs.
+#[derive(Debug, Clone)]
+pub struct UploadContext {
+    pub storage: Arc<Storage>,
+    /// Concurrent piece transfers this host accepts; more get `Busy`.
+    pub slots: Arc<Semaphore>,
+    /// Host-wide upload bandwidth.
+    pub limiter: Arc<RateLimiter>,
+    /// Bytes uploaded, for metrics.
+    pub uploaded: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Accepts connections until `shutdown`.
+pub async fn serve(listener: TcpListener, ctx: UploadContext, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, from)) => {
+                    let _ = stream.set_nodelay(true);
+                    let ctx = ctx.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {}
+                            r = connection(stream, ctx) => if let Err(e) = r {
+                                tracing::debug!(%from, error = %e, "upload connection ended");
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, ctx: UploadContext) -> std::io::Result<()> {
+    let (mut rd, wr) = stream.into_split();
+    let mut wr = BufWriter::with_capacity(256 * 1024, wr);
+    loop {
+        let op = match rd.read_u8().await {
+            Ok(op) => op,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let id_len = rd.read_u8().await? as usize;
+        let mut id = vec![0; id_len];
+        rd.read_exact(&mut id).await?;
+        let piece = rd.read_u32().await?;
+        if op != OP_GET_PIECE {
+            reply(&mut wr, Status::Error, format!("unknown op {op}").as_bytes()).await?;
+            return Ok(());
+        }
+        let Ok(id) = String::from_utf8(id) else {
+            reply(&mut wr, Status::Error, b"task id is not UTF-8").await?;
+            return Ok(());
+        };
+        serve_piece(&mut wr, &ctx, TaskId(id), piece).await?;
+    }
+}
+
+async fn reply<W: AsyncWriteExt + Unpin>(wr: &mut W, status: Status, body: &[u8]) -> std::io::Result<()> {
+    wr.write_u8(status as u8).await?;
+    wr.write_u64(body.len() as u64).await?;
+    wr.write_all(body).await?;
+    wr.flush().await
+}
+
+async fn serve_piece<W: AsyncWriteExt + Unpin>(
+    wr: &mut W,
+    ctx: &UploadContext,
+    id: TaskId,
+    piece: u32,
+) -> std::io::Result<()> {
+    let Some(task) = ctx.storage.get(&id) else {
+        return reply(wr, Status::NotFound, b"no such task").await;
+    };
+    let Some(range) = task.finished_range(piece) else {
+        return reply(wr, Status::NotFound, b"piece not finished").await;
+    };
+    let Ok(_slot) = ctx.slots.clone().try_acquire_owned() else {
+        return reply(wr, Status::Busy, b"upload slots full").await;
+    };
+    let file = match task.reader() {
+        Ok(f) => f,
+        Err(e) => return reply(wr, Status::Error, e.to_string().as_bytes()).await,
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    file.seek(std::io::SeekFrom::Start(range.start)).await?;
+    let len = range.end - range.start;
+    wr.write_u8(Status::Ok as u8).await?;
+    wr.write_u64(len).await?;
+    let mut remaining = len;
+    let mut buf = vec![0u8; 256 * 1024];
+    while remaining > 0 {
+        let want = remaining.min(buf.len() as u64) as usize;
+        let n = file.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "content file shorter than piece"));
+        }
+        ctx.limiter.acquire(n as u64).await;
+        wr.write_all(&buf[..n]).await?;
+        remaining -= n as u64;
+    }
+    wr.flush().await?;
+    ctx.uploaded.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+    task.touch();
+    Ok(())
+}

@@ -1,0 +1,609 @@
+//! Tasks and their peers: who holds which pieces, the digest of every piece (as reported by the
+//! peer that fetched it from the origin), who is blocked as whose parent, and who is the source.
+//!
+//! A peer moves `Pending → Running | BackToSource → Succeeded | Failed`; a peer that leaves
+//! unfinished is removed. Every change bumps the task's version so the peers' streams push
+//! updates without polling.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use common::{
+    bitmap::PieceBitmap,
+    ids::{HostId, PeerId, TaskId},
+    piece::PieceLayout,
+};
+use tokio::sync::watch;
+
+use crate::{
+    resource::{Host, HostKind, Hosts},
+    scheduling::{self, Candidate, Child, Dag, Limits},
+};
+
+/// Where a peer is in its download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerPhase {
+    /// Registered, nothing downloaded yet.
+    Pending,
+    /// Downloading pieces from parents.
+    Running,
+    /// Fetching from the origin (the task's source).
+    BackToSource,
+    /// Has the whole content.
+    Succeeded,
+    /// Gave up.
+    Failed,
+}
+
+impl PeerPhase {
+    /// Lower-case name for APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::BackToSource => "back_to_source",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One peer of a task.
+#[derive(Debug, Clone)]
+pub struct PeerRecord {
+    pub id: PeerId,
+    pub host_id: HostId,
+    pub phase: PeerPhase,
+    pub finished: PieceBitmap,
+    /// Parents this peer must not use again (failed, corrupt or slow for it).
+    pub blocked: HashSet<PeerId>,
+    /// Transfer costs of pieces children fetched from this peer, in microseconds.
+    pub costs: Vec<u64>,
+    pub upload_success: u32,
+    pub upload_failed: u32,
+    pub disable_back_to_source: bool,
+    /// Served corrupt bytes: never a parent again in this task.
+    pub excluded: bool,
+}
+
+/// A piece a peer reports finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceReport {
+    pub number: u32,
+    /// BLAKE3, when the peer fetched it from the origin.
+    pub digest: Option<[u8; 32]>,
+    /// The parent it came from; `None` for the origin.
+    pub parent: Option<PeerId>,
+    pub cost_micros: u64,
+}
+
+/// What a registering or waiting peer should do about the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceDecision {
+    /// Someone is (or will be) the source; wait for updates.
+    Wait,
+    /// Ask a seed peer to fetch the task, then wait.
+    OrderSeed,
+    /// This peer must fetch from the origin.
+    BackToSource(String),
+    /// Nobody can provide the content.
+    Fail(String),
+}
+
+/// A parent as sent to a child.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParentInfo {
+    pub peer_id: PeerId,
+    pub host: Host,
+    pub finished: PieceBitmap,
+}
+
+/// What to tell one peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub content_length: Option<u64>,
+    pub piece_length: Option<u64>,
+    pub digests: Vec<(u32, [u8; 32])>,
+    pub parents: Vec<ParentInfo>,
+}
+
+/// What a stream has already sent its peer, to send only news.
+#[derive(Debug, Default)]
+pub struct Sent {
+    digests: PieceBitmap,
+    parents: Vec<(PeerId, u32)>,
+    content_length: Option<u64>,
+    piece_length: Option<u64>,
+}
+
+/// How long to wait for an ordered seed peer before electing a normal peer as the source.
+pub const SEED_GRACE: Duration = Duration::from_secs(5);
+
+/// One task's state.
+#[derive(Debug)]
+pub struct Task {
+    pub id: TaskId,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub requested_piece_length: Option<u64>,
+    pub content_length: Option<u64>,
+    pub piece_length: Option<u64>,
+    digests: Vec<Option<[u8; 32]>>,
+    peers: HashMap<PeerId, PeerRecord>,
+    /// Join order, so candidate lists are stable.
+    order: Vec<PeerId>,
+    dag: Dag,
+    seed_ordered_at: Option<Instant>,
+    pub updated: Instant,
+}
+
+/// A read-only view for `StatTask`.
+#[derive(Debug, Clone)]
+pub struct TaskSnapshot {
+    pub id: TaskId,
+    pub url: String,
+    pub content_length: Option<u64>,
+    pub piece_length: Option<u64>,
+    pub total_pieces: u32,
+    pub peers: Vec<PeerRecord>,
+}
+
+impl Task {
+    fn new(id: TaskId, url: String, headers: Vec<(String, String)>, piece_length: Option<u64>) -> Self {
+        Self {
+            id,
+            url,
+            headers,
+            requested_piece_length: piece_length,
+            content_length: None,
+            piece_length,
+            digests: Vec::new(),
+            peers: HashMap::new(),
+            order: Vec::new(),
+            dag: Dag::default(),
+            seed_ordered_at: None,
+            updated: Instant::now(),
+        }
+    }
+
+    /// The layout, once the source reported the content length.
+    pub fn layout(&self) -> Option<PieceLayout> {
+        PieceLayout::new(self.content_length?, self.piece_length?).ok()
+    }
+
+    /// A peer of this task.
+    pub fn peer(&self, id: &PeerId) -> Option<&PeerRecord> {
+        self.peers.get(id)
+    }
+
+    /// Adds a peer (or resets one that registers again).
+    pub fn register(&mut self, id: PeerId, host_id: HostId, disable_back_to_source: bool) {
+        if !self.peers.contains_key(&id) {
+            self.order.push(id.clone());
+        }
+        self.dag.add_vertex(id.clone());
+        self.peers.insert(
+            id.clone(),
+            PeerRecord {
+                id,
+                host_id,
+                phase: PeerPhase::Pending,
+                finished: PieceBitmap::new(),
+                blocked: HashSet::new(),
+                costs: Vec::new(),
+                upload_success: 0,
+                upload_failed: 0,
+                disable_back_to_source,
+                excluded: false,
+            },
+        );
+        self.updated = Instant::now();
+    }
+
+    /// Whether the content is being fetched from the origin, or is already whole in the swarm.
+    fn has_source(&self) -> bool {
+        let fetching = self.peers.values().any(|p| p.phase == PeerPhase::BackToSource);
+        fetching || self.whole_in_swarm()
+    }
+
+    fn whole_in_swarm(&self) -> bool {
+        let Some(layout) = self.layout() else { return false };
+        (0..layout.count()).all(|n| {
+            self.digests.get(n as usize).is_some_and(Option::is_some)
+                && self.peers.values().any(|p| !p.excluded && p.phase != PeerPhase::Failed && p.finished.contains(n))
+        })
+    }
+
+    /// Decides whether `peer` must fetch from the origin, given whether a seed peer is connected
+    /// and whether `peer` itself runs on a seed host. Marks it `BackToSource` when it must.
+    pub fn decide_source(
+        &mut self,
+        peer: &PeerId,
+        seeds_available: bool,
+        peer_is_seed: bool,
+        now: Instant,
+    ) -> SourceDecision {
+        if self.has_source() {
+            return SourceDecision::Wait;
+        }
+        let Some(record) = self.peers.get(peer) else {
+            return SourceDecision::Fail("peer is not registered".into());
+        };
+        if matches!(record.phase, PeerPhase::Succeeded | PeerPhase::Failed) {
+            return SourceDecision::Wait;
+        }
+        let disabled = record.disable_back_to_source;
+        if !peer_is_seed && seeds_available {
+            match self.seed_ordered_at {
+                None => {
+                    self.seed_ordered_at = Some(now);
+                    return SourceDecision::OrderSeed;
+                }
+                Some(at) if now.saturating_duration_since(at) < SEED_GRACE => return SourceDecision::Wait,
+                Some(_) => {}
+            }
+        }
+        if disabled {
+            let someone_else = self.peers.values().any(|p| {
+                &p.id != peer && !p.disable_back_to_source && matches!(p.phase, PeerPhase::Pending | PeerPhase::Running)
+            });
+            return if someone_else {
+                SourceDecision::Wait
+            } else {
+                SourceDecision::Fail(format!("no peer holds {} and back-to-source is disabled", self.url))
+            };
+        }
+        if let Some(r) = self.peers.get_mut(peer) {
+            r.phase = PeerPhase::BackToSource;
+        }
+        self.updated = now;
+        let why =
+            if peer_is_seed { "seed peer fetches new tasks from the origin" } else { "no peer holds the content" };
+        SourceDecision::BackToSource(why.into())
+    }
+
+    /// The source reports the content's size. Only a peer fetching from the origin may.
+    pub fn content_info(
+        &mut self,
+        peer: &PeerId,
+        content_length: Option<u64>,
+        piece_length: u64,
+    ) -> Result<(), String> {
+        let record = self.peers.get(peer).ok_or("peer is not registered")?;
+        if record.phase != PeerPhase::BackToSource {
+            return Err("only the peer fetching from the origin reports content info".into());
+        }
+        if piece_length == 0 {
+            return Err("piece_length must be positive".into());
+        }
+        if let Some(p) = self.piece_length.filter(|p| *p != piece_length) {
+            if self.requested_piece_length.is_some() || self.content_length.is_some() {
+                return Err(format!("piece length {piece_length} contradicts {p}"));
+            }
+        }
+        if let (Some(old), Some(new)) = (self.content_length, content_length) {
+            if old != new {
+                return Err(format!("content length {new} contradicts {old}"));
+            }
+        }
+        self.piece_length = Some(piece_length);
+        if content_length.is_some() {
+            self.content_length = content_length;
+        }
+        if let Some(layout) = self.layout() {
+            self.digests.resize(layout.count() as usize, None);
+        }
+        self.updated = Instant::now();
+        Ok(())
+    }
+
+    /// Records finished pieces. Digests are taken only from a peer that fetched from the origin;
+    /// a digest that contradicts an earlier one is refused.
+    pub fn pieces_finished(&mut self, peer: &PeerId, reports: &[PieceReport]) -> Result<(), String> {
+        let phase = self.peers.get(peer).ok_or("peer is not registered")?.phase;
+        for r in reports {
+            match &r.parent {
+                None => {
+                    if phase != PeerPhase::BackToSource {
+                        return Err(format!(
+                            "piece {} reported from the origin by a peer not fetching from it",
+                            r.number
+                        ));
+                    }
+                    let digest = r.digest.ok_or_else(|| format!("piece {} from the origin has no digest", r.number))?;
+                    let n = r.number as usize;
+                    if self.digests.len() <= n {
+                        if self.layout().is_some() {
+                            return Err(format!("piece {} is beyond the content", r.number));
+                        }
+                        self.digests.resize(n + 1, None);
+                    }
+                    match self.digests[n] {
+                        Some(d) if d != digest => {
+                            return Err(format!("piece {} digest contradicts the recorded one", r.number));
+                        }
+                        _ => self.digests[n] = Some(digest),
+                    }
+                }
+                Some(parent) => {
+                    if let Some(p) = self.peers.get_mut(parent) {
+                        p.upload_success += 1;
+                        let bad = scheduling::is_bad_parent(&p.costs, r.cost_micros);
+                        p.costs.push(r.cost_micros);
+                        if p.costs.len() > 4096 {
+                            p.costs.drain(..2048);
+                        }
+                        if bad {
+                            tracing::info!(task_id = %self.id, parent = %parent, child = %peer, cost_us = r.cost_micros, "slow parent blocked for this child");
+                            if let Some(c) = self.peers.get_mut(peer) {
+                                c.blocked.insert(parent.clone());
+                            }
+                            self.dag.remove_edge(parent, peer);
+                        }
+                    }
+                }
+            }
+            if let Some(c) = self.peers.get_mut(peer) {
+                c.finished.insert(r.number);
+                if c.phase == PeerPhase::Pending {
+                    c.phase = PeerPhase::Running;
+                }
+            }
+        }
+        self.updated = Instant::now();
+        Ok(())
+    }
+
+    /// A child could not use `parent`. A corrupt parent is excluded from the whole task.
+    pub fn parent_failed(&mut self, child: &PeerId, parent: &PeerId, corrupt: bool) {
+        if let Some(c) = self.peers.get_mut(child) {
+            c.blocked.insert(parent.clone());
+        }
+        if let Some(p) = self.peers.get_mut(parent) {
+            p.upload_failed += 1;
+            if corrupt {
+                tracing::warn!(task_id = %self.id, parent = %parent, reported_by = %child, "parent served corrupt bytes; excluded from the task");
+                p.excluded = true;
+            }
+        }
+        self.dag.remove_edge(parent, child);
+        self.updated = Instant::now();
+    }
+
+    /// The peer has everything.
+    pub fn peer_succeeded(&mut self, peer: &PeerId) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.phase = PeerPhase::Succeeded;
+        }
+        let parents: Vec<PeerId> = self.dag.parents(peer).cloned().collect();
+        for parent in parents {
+            self.dag.remove_edge(&parent, peer);
+        }
+        self.updated = Instant::now();
+    }
+
+    /// The peer gave up.
+    pub fn peer_failed(&mut self, peer: &PeerId) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.phase = PeerPhase::Failed;
+        }
+        self.dag.remove_vertex(peer);
+        self.dag.add_vertex(peer.clone());
+        self.updated = Instant::now();
+    }
+
+    /// The peer's stream ended: an unfinished peer is forgotten; a finished one stays as a parent.
+    pub fn peer_left(&mut self, peer: &PeerId) {
+        let keep = self.peers.get(peer).is_some_and(|p| p.phase == PeerPhase::Succeeded);
+        if !keep {
+            self.remove_peer(peer);
+        }
+    }
+
+    fn remove_peer(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+        self.order.retain(|p| p != peer);
+        self.dag.remove_vertex(peer);
+        self.updated = Instant::now();
+    }
+
+    /// Forgets every peer on `host`; returns how many.
+    pub fn remove_host(&mut self, host: &HostId) -> usize {
+        let gone: Vec<PeerId> = self.peers.values().filter(|p| &p.host_id == host).map(|p| p.id.clone()).collect();
+        for p in &gone {
+            self.remove_peer(p);
+        }
+        gone.len()
+    }
+
+    /// Whether no peer is left.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Computes what `peer` has not been told yet; `None` when there is no news.
+    pub fn update_for(&mut self, peer: &PeerId, sent: &mut Sent, hosts: &Hosts, limits: &Limits) -> Option<Update> {
+        let record = self.peers.get(peer)?.clone();
+        let digests: Vec<(u32, [u8; 32])> = self
+            .digests
+            .iter()
+            .enumerate()
+            .filter_map(|(n, d)| d.map(|d| (n as u32, d)))
+            .filter(|(n, _)| !sent.digests.contains(*n))
+            .collect();
+        for (n, _) in &digests {
+            sent.digests.insert(*n);
+        }
+
+        let parents = if matches!(record.phase, PeerPhase::Pending | PeerPhase::Running) {
+            self.choose_parents(&record, hosts, limits)
+        } else {
+            Vec::new()
+        };
+        let summary: Vec<(PeerId, u32)> = parents.iter().map(|p| (p.peer_id.clone(), p.finished.len())).collect();
+        let info_changed = sent.content_length != self.content_length || sent.piece_length != self.piece_length;
+        if digests.is_empty() && summary == sent.parents && !info_changed {
+            return None;
+        }
+        sent.parents = summary;
+        sent.content_length = self.content_length;
+        sent.piece_length = self.piece_length;
+        Some(Update { content_length: self.content_length, piece_length: self.piece_length, digests, parents })
+    }
+
+    fn choose_parents(&mut self, child: &PeerRecord, hosts: &Hosts, limits: &Limits) -> Vec<ParentInfo> {
+        let Some(child_host) = hosts.get(&child.host_id) else { return Vec::new() };
+        let total = self.layout().map(|l| l.count()).unwrap_or(0);
+        let mut known = HashMap::new();
+        let candidates: Vec<Candidate> = self
+            .order
+            .iter()
+            .filter_map(|id| self.peers.get(id))
+            .filter_map(|p| {
+                let host = hosts.get(&p.host_id)?;
+                let children = self.dag.children(&p.id).count() as u32;
+                let c = Candidate {
+                    peer_id: p.id.clone(),
+                    host_id: p.host_id.clone(),
+                    is_seed: host.kind == HostKind::Seed,
+                    idc: host.idc.clone(),
+                    location: host.location.clone(),
+                    finished_pieces: p.finished.len(),
+                    total_pieces: total,
+                    upload_slots_free: host.upload_limit.saturating_sub(children),
+                    upload_limit: host.upload_limit,
+                    upload_success: p.upload_success,
+                    upload_failed: p.upload_failed,
+                    succeeded: p.phase == PeerPhase::Succeeded,
+                    failed_or_left: p.phase == PeerPhase::Failed || p.excluded,
+                };
+                known.insert(p.id.clone(), (host, p.finished.clone()));
+                Some(c)
+            })
+            .collect();
+        let me = Child {
+            peer_id: child.id.clone(),
+            host_id: child.host_id.clone(),
+            idc: child_host.idc.clone(),
+            location: child_host.location.clone(),
+        };
+        let old: Vec<PeerId> = self.dag.parents(&child.id).cloned().collect();
+        for parent in old {
+            self.dag.remove_edge(&parent, &child.id);
+        }
+        let chosen = scheduling::select_parents(&me, &candidates, &child.blocked, &self.dag, limits);
+        chosen
+            .into_iter()
+            .filter(|p| self.dag.add_edge(p, &child.id).is_ok())
+            .filter_map(|p| {
+                let (host, finished) = known.remove(&p)?;
+                Some(ParentInfo { peer_id: p, host, finished })
+            })
+            .collect()
+    }
+
+    /// A view for `StatTask`.
+    pub fn snapshot(&self) -> TaskSnapshot {
+        TaskSnapshot {
+            id: self.id.clone(),
+            url: self.url.clone(),
+            content_length: self.content_length,
+            piece_length: self.piece_length,
+            total_pieces: self.layout().map(|l| l.count()).unwrap_or(0),
+            peers: self.order.iter().filter_map(|p| self.peers.get(p).cloned()).collect(),
+        }
+    }
+}
+
+/// A task and the channel that announces its changes.
+#[derive(Debug)]
+pub struct TaskCell {
+    task: Mutex<Task>,
+    version: watch::Sender<u64>,
+}
+
+impl TaskCell {
+    /// Locks the task.
+    pub fn lock(&self) -> MutexGuard<'_, Task> {
+        self.task.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells every stream of this task that something changed.
+    pub fn changed(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// A receiver that wakes on [`changed`](Self::changed).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+}
+
+/// All tasks.
+#[derive(Debug, Default)]
+pub struct Tasks {
+    inner: Mutex<HashMap<TaskId, Arc<TaskCell>>>,
+}
+
+impl Tasks {
+    /// The task, created when new.
+    pub fn get_or_create(
+        &self,
+        id: &TaskId,
+        url: &str,
+        headers: Vec<(String, String)>,
+        piece_length: Option<u64>,
+    ) -> Arc<TaskCell> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.clone())
+            .or_insert_with(|| {
+                Arc::new(TaskCell {
+                    task: Mutex::new(Task::new(id.clone(), url.to_owned(), headers, piece_length)),
+                    version: watch::channel(0).0,
+                })
+            })
+            .clone()
+    }
+
+    /// The task if known.
+    pub fn get(&self, id: &TaskId) -> Option<Arc<TaskCell>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Forgets every peer of `host` in every task (the host left or expired).
+    pub fn remove_host(&self, host: &HostId) {
+        let cells: Vec<Arc<TaskCell>> =
+            self.inner.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for cell in cells {
+            if cell.lock().remove_host(host) > 0 {
+                cell.changed();
+            }
+        }
+    }
+
+    /// Drops tasks without peers that have not changed for `ttl`; returns how many.
+    pub fn collect_garbage(&self, ttl: Duration, now: Instant) -> usize {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let before = map.len();
+        map.retain(|_, cell| {
+            let t = cell.lock();
+            !(t.is_empty() && now.saturating_duration_since(t.updated) > ttl)
+        });
+        before - map.len()
+    }
+
+    /// How many tasks are known.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no task is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,196 @@
+//! One download's stream: register, then report progress and receive parents, digests, or the
+//! instruction to fetch from the origin. The stream's task holds no lock across an await.
+
+use std::time::{Duration, Instant};
+
+use common::ids::{HostId, PeerId, TaskId};
+use proto::scheduler::v1 as pb;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Response, Status, Streaming};
+
+use super::{BoxStream, SchedulerService};
+use crate::resource::{HostKind, PieceReport, SeedOrder, Sent, SourceDecision, TaskCell, Update};
+
+/// Validates the first message and spawns the loop that drives this peer.
+pub async fn start(
+    svc: SchedulerService,
+    mut inbound: Streaming<pb::AnnouncePeerRequest>,
+) -> Result<Response<BoxStream<pb::AnnouncePeerResponse>>, Status> {
+    let first = inbound.message().await?.ok_or_else(|| Status::invalid_argument("stream ended before RegisterPeer"))?;
+    let Some(pb::announce_peer_request::Request::Register(reg)) = first.request else {
+        return Err(Status::invalid_argument("the first message must be RegisterPeer"));
+    };
+    let host_id = HostId(reg.host_id);
+    let host = svc
+        .hosts
+        .get(&host_id)
+        .ok_or_else(|| Status::failed_precondition(format!("host {host_id} has not announced itself")))?;
+    if reg.peer_id.is_empty() {
+        return Err(Status::invalid_argument("peer_id must not be empty"));
+    }
+    let spec = reg.task.ok_or_else(|| Status::invalid_argument("task is required"))?;
+    if spec.task_id.is_empty() {
+        return Err(Status::invalid_argument("task.task_id must not be empty"));
+    }
+    url::Url::parse(&spec.url).map_err(|e| Status::invalid_argument(format!("task.url: {e}")))?;
+    if spec.piece_length == Some(0) {
+        return Err(Status::invalid_argument("task.piece_length must be positive"));
+    }
+
+    let peer = PeerId(reg.peer_id);
+    let task_id = TaskId(spec.task_id);
+    let headers: Vec<(String, String)> = spec.request_headers.into_iter().collect();
+    let cell = svc.tasks.get_or_create(&task_id, &spec.url, headers, spec.piece_length);
+    cell.lock().register(peer.clone(), host_id.clone(), reg.disable_back_to_source);
+    cell.changed();
+    tracing::info!(task_id = %task_id, peer_id = %peer, host_id = %host_id, "peer registered");
+
+    let (tx, rx) = mpsc::channel(64);
+    let is_seed = host.kind == HostKind::Seed;
+    tokio::spawn(drive(svc, cell, peer, is_seed, inbound, tx));
+    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+}
+
+type Out = mpsc::Sender<Result<pb::AnnouncePeerResponse, Status>>;
+
+async fn drive(
+    svc: SchedulerService,
+    cell: std::sync::Arc<TaskCell>,
+    peer: PeerId,
+    is_seed: bool,
+    mut inbound: Streaming<pb::AnnouncePeerRequest>,
+    tx: Out,
+) {
+    let mut version = cell.subscribe();
+    let mut sent = Sent::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let decision = cell.lock().decide_source(&peer, svc.seeds.any(), is_seed, Instant::now());
+        match decision {
+            SourceDecision::Wait => {}
+            SourceDecision::OrderSeed => {
+                let order = {
+                    let t = cell.lock();
+                    SeedOrder {
+                        task_id: t.id.0.clone(),
+                        url: t.url.clone(),
+                        headers: t.headers.clone(),
+                        piece_length: t.requested_piece_length,
+                    }
+                };
+                let sent_to_seed = svc.seeds.dispatch(order);
+                tracing::info!(peer_id = %peer, sent_to_seed, "new task: seed peer ordered");
+            }
+            SourceDecision::BackToSource(reason) => {
+                tracing::info!(peer_id = %peer, %reason, "peer goes back to source");
+                let msg = pb::announce_peer_response::Response::NeedBackToSource(pb::NeedBackToSource { reason });
+                if tx.send(Ok(pb::AnnouncePeerResponse { response: Some(msg) })).await.is_err() {
+                    break;
+                }
+                cell.changed();
+            }
+            SourceDecision::Fail(reason) => {
+                let _ = tx.send(Err(Status::failed_precondition(reason))).await;
+                break;
+            }
+        }
+        let update = cell.lock().update_for(&peer, &mut sent, &svc.hosts, &svc.limits);
+        if let Some(u) = update {
+            if tx.send(Ok(update_to_pb(u))).await.is_err() {
+                break;
+            }
+        }
+        tokio::select! {
+            msg = inbound.message() => match msg {
+                Ok(Some(m)) => match handle(&cell, &peer, m) {
+                    Ok(done) => {
+                        cell.changed();
+                        if done { break; }
+                    }
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                },
+                Ok(None) | Err(_) => break,
+            },
+            _ = version.changed() => {}
+            _ = tick.tick() => {}
+            _ = tx.closed() => break,
+        }
+    }
+    cell.lock().peer_left(&peer);
+    cell.changed();
+}
+
+/// Applies one message; `Ok(true)` when the peer is done with the stream.
+fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest) -> Result<bool, Status> {
+    use pb::announce_peer_request::Request as R;
+    let mut task = cell.lock();
+    match msg.request {
+        Some(R::Register(_)) => Err(Status::invalid_argument("RegisterPeer may only be the first message")),
+        Some(R::ContentInfo(info)) => {
+            task.content_info(peer, info.content_length, info.piece_length).map_err(Status::invalid_argument)?;
+            Ok(false)
+        }
+        Some(R::PiecesFinished(p)) => {
+            let reports = p
+                .pieces
+                .into_iter()
+                .map(|p| {
+                    let digest = match p.digest.len() {
+                        0 => None,
+                        32 => Some(<[u8; 32]>::try_from(p.digest.as_slice()).unwrap_or_default()),
+                        n => {
+                            return Err(Status::invalid_argument(format!(
+                                "piece {} digest is {n} bytes, not 32",
+                                p.number
+                            )));
+                        }
+                    };
+                    let parent = (!p.parent_id.is_empty()).then(|| PeerId(p.parent_id));
+                    Ok(PieceReport { number: p.number, digest, parent, cost_micros: p.cost_micros })
+                })
+                .collect::<Result<Vec<_>, Status>>()?;
+            task.pieces_finished(peer, &reports).map_err(Status::invalid_argument)?;
+            Ok(false)
+        }
+        Some(R::ParentFailed(f)) => {
+            let corrupt = f.reason == pb::ParentFailure::Corrupt as i32;
+            task.parent_failed(peer, &PeerId(f.parent_id), corrupt);
+            Ok(false)
+        }
+        Some(R::Finished(_)) => {
+            task.peer_succeeded(peer);
+            tracing::info!(task_id = %task.id, peer_id = %peer, "peer finished");
+            Ok(true)
+        }
+        Some(R::Failed(f)) => {
+            tracing::warn!(task_id = %task.id, peer_id = %peer, reason = %f.description, "peer failed");
+            task.peer_failed(peer);
+            Ok(true)
+        }
+        None => Err(Status::invalid_argument("empty request")),
+    }
+}
+
+fn update_to_pb(u: Update) -> pb::AnnouncePeerResponse {
+    let update = pb::TaskUpdate {
+        content_length: u.content_length,
+        piece_length: u.piece_length.unwrap_or(0),
+        digests: u.digests.into_iter().map(|(number, d)| pb::PieceDigest { number, digest: d.to_vec() }).collect(),
+        parents: u
+            .parents
+            .into_iter()
+            .map(|p| pb::Parent {
+                peer_id: p.peer_id.0,
+                host_id: p.host.id.0,
+                ip: p.host.ip,
+                upload_port: u32::from(p.host.upload_port),
+                finished_pieces: p.finished.to_bytes(),
+            })
+            .collect(),
+    };
+    pb::AnnouncePeerResponse { response: Some(pb::announce_peer_response::Response::Update(update)) }
+}
