@@ -190,8 +190,7 @@ impl Downloader {
         };
         let _guard = gate.lock().await;
         let task = self.inner.storage.task(&req.task_id, req.url.as_str())?;
-        if task.is_complete() {
-            let layout = task.layout().unwrap_or_else(|| unreachable_layout());
+        if let Some(layout) = task.layout().filter(|_| task.is_complete()) {
             self.inner.traffic.local_peer.fetch_add(layout.content_length, Ordering::Relaxed);
             let _ = events
                 .send(Event::Started {
@@ -229,10 +228,6 @@ impl Downloader {
             }
         }
     }
-}
-
-fn unreachable_layout() -> common::piece::PieceLayout {
-    common::piece::PieceLayout { content_length: 0, piece_length: common::piece::MIN_PIECE_LENGTH }
 }
 
 /// Hashes the stored content once: BLAKE3 always (reported), SHA-256 when that is expected.

@@ -10,13 +10,24 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, extract::Path as UrlPath, extract::State, routing::get};
+use axum::{
+    Router,
+    body::Body,
+    extract::{Path as UrlPath, State},
+    http::{StatusCode, header},
+    response::Response,
+    routing::get,
+};
+use common::{
+    ids::HostId,
+    task_id::{TaskSpec, task_id},
+};
 use peer::{
     Dfdaemon, Listeners,
     config::{DfdaemonConfig, Overrides},
 };
 use proto::dfdaemon::v1::{self as pb, download_response::Event};
-use scheduler::{Scheduler, config::SchedulerConfig, resource::Hosts};
+use scheduler::{Scheduler, config::SchedulerConfig, resource::Tasks};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +53,14 @@ async fn origin() -> Origin {
                 content(n, seed)
             }),
         )
+        .route("/status/{code}", get(|UrlPath(code): UrlPath<u16>| async move { StatusCode::from_u16(code).unwrap() }))
+        .route(
+            "/truncated/{n}",
+            get(|UrlPath(n): UrlPath<usize>| async move {
+                // Announces n bytes, sends half, then the connection dies.
+                Response::builder().header(header::CONTENT_LENGTH, n).body(Body::from(content(n / 2, 0))).unwrap()
+            }),
+        )
         .with_state(sent.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -59,12 +78,18 @@ struct Cluster {
     dir: tempfile::TempDir,
     scheduler_addr: String,
     scheduler_stop: CancellationToken,
-    hosts: Arc<Hosts>,
+    tasks: Arc<Tasks>,
     seed: Peer,
     peers: Vec<Peer>,
 }
 
-async fn start_peer(dir: &Path, name: &str, seed: bool, scheduler: &str) -> Peer {
+async fn start_peer(
+    dir: &Path,
+    name: &str,
+    seed: bool,
+    scheduler: &str,
+    tweak: impl FnOnce(&mut DfdaemonConfig),
+) -> Peer {
     let data = dir.join(name);
     let mut config = DfdaemonConfig::load(
         None,
@@ -79,6 +104,7 @@ async fn start_peer(dir: &Path, name: &str, seed: bool, scheduler: &str) -> Peer
     )
     .unwrap();
     config.scheduler.announce_interval_secs = 1;
+    tweak(&mut config);
     std::fs::create_dir_all(&data).unwrap();
     let socket = config.server.socket.clone();
     let listeners = Listeners {
@@ -92,6 +118,11 @@ async fn start_peer(dir: &Path, name: &str, seed: bool, scheduler: &str) -> Peer
 }
 
 async fn cluster(peers: usize) -> Cluster {
+    cluster_with(peers, |_| {}).await
+}
+
+/// A cluster whose seed peer's config is changed by `seed_tweak`.
+async fn cluster_with(peers: usize, seed_tweak: impl FnOnce(&mut DfdaemonConfig)) -> Cluster {
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
     }
@@ -101,12 +132,13 @@ async fn cluster(peers: usize) -> Cluster {
     let scheduler_addr = grpc.local_addr().unwrap().to_string();
     let scheduler = Scheduler::new(SchedulerConfig::default());
     let hosts = scheduler.hosts();
+    let tasks = scheduler.tasks();
     let scheduler_stop = CancellationToken::new();
     tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, scheduler_stop.clone()));
-    let seed = start_peer(dir.path(), "seed", true, &scheduler_addr).await;
+    let seed = start_peer(dir.path(), "seed", true, &scheduler_addr, seed_tweak).await;
     let mut list = Vec::new();
     for i in 0..peers {
-        list.push(start_peer(dir.path(), &format!("peer{i}"), false, &scheduler_addr).await);
+        list.push(start_peer(dir.path(), &format!("peer{i}"), false, &scheduler_addr, |_| {}).await);
     }
     for _ in 0..100 {
         if hosts.len() == peers + 1 {
@@ -117,7 +149,7 @@ async fn cluster(peers: usize) -> Cluster {
     assert_eq!(hosts.len(), peers + 1, "every host announced itself");
     // Give the seed peer a moment to open its watch stream.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    Cluster { dir, scheduler_addr, scheduler_stop, hosts, seed, peers: list }
+    Cluster { dir, scheduler_addr, scheduler_stop, tasks, seed, peers: list }
 }
 
 async fn dfget(
@@ -186,5 +218,89 @@ async fn scheduler_down_means_origin_unless_back_to_source_is_disabled() {
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
     assert!(err.message().contains("back-to-source is disabled"), "{err}");
     assert!(!c.dir.path().join("none").exists());
-    let _ = (&c.scheduler_addr, &c.hosts, &c.seed.data, &c.seed.shutdown);
+    let _ = (&c.scheduler_addr, &c.tasks, &c.seed.data);
+}
+
+fn id_of(url: &str) -> common::ids::TaskId {
+    task_id(&TaskSpec { url, piece_length: Some(PIECE), ..Default::default() }).unwrap()
+}
+
+/// Flips every byte of every content file under `data` (a disk that went bad, or a tampered host).
+fn corrupt_content(data: &Path) -> usize {
+    let mut flipped = 0;
+    let mut stack = vec![data.join("storage").join("content")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes: Vec<u8> = std::fs::read(&path).unwrap().iter().map(|b| !b).collect();
+                std::fs::write(&path, bytes).unwrap();
+                flipped += 1;
+            }
+        }
+    }
+    flipped
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parent_serving_corrupt_bytes_is_excluded_and_the_file_is_still_right() {
+    let origin = origin().await;
+    let c = cluster(3).await;
+    let len = 8 * PIECE as usize;
+    let url = format!("{}/bytes/{len}/3", origin.base);
+    for k in 0..2 {
+        dfget(&c.peers[k], &url, &c.dir.path().join(format!("first-{k}")), |_| {}).await.unwrap();
+    }
+    // The seed goes away; peer0's disk goes bad; peer2 must still get the right bytes (from peer1).
+    c.seed.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(corrupt_content(&c.peers[0].data), 1);
+    let out = c.dir.path().join("after-corruption");
+    dfget(&c.peers[2], &url, &out, |_| {}).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), content(len, 3));
+
+    let cell = c.tasks.get(&id_of(&url)).expect("task known");
+    let snapshot = cell.lock().snapshot();
+    let bad = snapshot.peers.iter().find(|p| p.host_id == HostId("peer0-127.0.0.1".into())).unwrap();
+    assert!(bad.excluded, "the corrupt parent must be excluded from the task");
+    assert!(bad.upload_failed > 0);
+    let good = snapshot.peers.iter().find(|p| p.host_id == HostId("peer1-127.0.0.1".into())).unwrap();
+    assert!(!good.excluded && good.upload_success > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parent_dying_mid_transfer_costs_a_reschedule_not_the_download() {
+    let origin = origin().await;
+    // The seed uploads slowly, so peer0 is mid-transfer when the seed dies.
+    let c = cluster_with(1, |cfg| cfg.upload.rate_limit = 512 * 1024).await;
+    let len = 24 * PIECE as usize;
+    let url = format!("{}/bytes/{len}/5", origin.base);
+    let out = c.dir.path().join("survivor");
+    let download = dfget(&c.peers[0], &url, &out, |_| {});
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        c.seed.shutdown.cancel();
+    };
+    let (result, ()) = tokio::join!(download, killer);
+    result.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), content(len, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn origin_failures_through_the_cluster_are_clear_errors_and_leave_no_file() {
+    let origin = origin().await;
+    let c = cluster(1).await;
+    let cases = [
+        (format!("{}/status/404", origin.base), tonic::Code::NotFound),
+        (format!("{}/status/500", origin.base), tonic::Code::Unavailable),
+        (format!("{}/truncated/{}", origin.base, 4 * PIECE), tonic::Code::Unavailable),
+    ];
+    for (i, (url, code)) in cases.into_iter().enumerate() {
+        let out = c.dir.path().join(format!("fail-{i}"));
+        let err = dfget(&c.peers[0], &url, &out, |_| {}).await.unwrap_err();
+        assert_eq!(err.code(), code, "{url}: {err}");
+        assert!(!out.exists(), "{url}: no file may be left");
+    }
 }

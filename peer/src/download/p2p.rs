@@ -190,12 +190,12 @@ impl State {
         digests: Vec<(u32, [u8; 32])>,
         parents: Vec<Parent>,
     ) -> Result<(), Error> {
-        if self.layout.is_none() {
-            if let (Some(c), Some(p)) = (content_length, piece_length) {
-                let layout = PieceLayout::new(c, p).map_err(|e| Error::Integrity(e.to_string()))?;
-                self.task.set_layout(layout)?;
-                self.layout = Some(layout);
-            }
+        if self.layout.is_none()
+            && let (Some(c), Some(p)) = (content_length, piece_length)
+        {
+            let layout = PieceLayout::new(c, p).map_err(|e| Error::Integrity(e.to_string()))?;
+            self.task.set_layout(layout)?;
+            self.layout = Some(layout);
         }
         self.digests.extend(digests);
         self.parents = parents.into_iter().filter(|p| !self.blocked.contains(&p.peer_id)).collect();

@@ -279,15 +279,15 @@ impl Task {
         if piece_length == 0 {
             return Err("piece_length must be positive".into());
         }
-        if let Some(p) = self.piece_length.filter(|p| *p != piece_length) {
-            if self.requested_piece_length.is_some() || self.content_length.is_some() {
-                return Err(format!("piece length {piece_length} contradicts {p}"));
-            }
+        if let Some(p) = self.piece_length.filter(|p| *p != piece_length)
+            && (self.requested_piece_length.is_some() || self.content_length.is_some())
+        {
+            return Err(format!("piece length {piece_length} contradicts {p}"));
         }
-        if let (Some(old), Some(new)) = (self.content_length, content_length) {
-            if old != new {
-                return Err(format!("content length {new} contradicts {old}"));
-            }
+        if let (Some(old), Some(new)) = (self.content_length, content_length)
+            && old != new
+        {
+            return Err(format!("content length {new} contradicts {old}"));
         }
         self.piece_length = Some(piece_length);
         if content_length.is_some() {

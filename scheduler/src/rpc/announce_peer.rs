@@ -96,10 +96,10 @@ async fn drive(
             }
         }
         let update = cell.lock().update_for(&peer, &mut sent, &svc.hosts, &svc.limits);
-        if let Some(u) = update {
-            if tx.send(Ok(update_to_pb(u))).await.is_err() {
-                break;
-            }
+        if let Some(u) = update
+            && tx.send(Ok(update_to_pb(u))).await.is_err()
+        {
+            break;
         }
         tokio::select! {
             msg = inbound.message() => match msg {
@@ -149,7 +149,7 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest) -> Resul
                             )));
                         }
                     };
-                    let parent = (!p.parent_id.is_empty()).then(|| PeerId(p.parent_id));
+                    let parent = (!p.parent_id.is_empty()).then_some(PeerId(p.parent_id));
                     Ok(PieceReport { number: p.number, digest, parent, cost_micros: p.cost_micros })
                 })
                 .collect::<Result<Vec<_>, Status>>()?;
