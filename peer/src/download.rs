@@ -11,10 +11,7 @@ mod p2p;
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -31,6 +28,7 @@ use url::Url;
 use crate::{
     Error,
     limiter::RateLimiter,
+    metrics::{Metrics, TrafficType},
     storage::{Storage, TaskStore},
 };
 
@@ -79,14 +77,6 @@ pub enum Event {
     Finished { content_length: u64, digest: Digest },
 }
 
-/// Bytes this host received, by where they came from (for metrics).
-#[derive(Debug, Default)]
-pub struct Traffic {
-    pub back_to_source: AtomicU64,
-    pub remote_peer: AtomicU64,
-    pub local_peer: AtomicU64,
-}
-
 /// Settings of the downloader.
 #[derive(Debug, Clone)]
 pub struct DownloaderConfig {
@@ -113,7 +103,7 @@ struct Inner {
     config: DownloaderConfig,
     download_limiter: Arc<RateLimiter>,
     source_limiter: RateLimiter,
-    traffic: Arc<Traffic>,
+    metrics: Arc<Metrics>,
     /// One fetch per task on this host at a time; later callers wait and reuse the result.
     running: Mutex<HashMap<TaskId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -125,7 +115,7 @@ impl Downloader {
         http: reqwest::Client,
         scheduler: Option<Channel>,
         config: DownloaderConfig,
-        traffic: Arc<Traffic>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -135,10 +125,15 @@ impl Downloader {
                 download_limiter: Arc::new(RateLimiter::new(config.download_rate)),
                 source_limiter: RateLimiter::new(config.back_to_source_rate),
                 config,
-                traffic,
+                metrics,
                 running: Mutex::default(),
             }),
         }
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// The storage it fills.
@@ -191,7 +186,7 @@ impl Downloader {
         let _guard = gate.lock().await;
         let task = self.inner.storage.task(&req.task_id, req.url.as_str())?;
         if let Some(layout) = task.layout().filter(|_| task.is_complete()) {
-            self.inner.traffic.local_peer.fetch_add(layout.content_length, Ordering::Relaxed);
+            self.inner.metrics.downloaded(TrafficType::LocalPeer, layout.content_length);
             let _ = events
                 .send(Event::Started {
                     task_id: req.task_id.clone(),

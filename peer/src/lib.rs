@@ -12,6 +12,7 @@ pub mod download;
 mod error;
 mod http;
 pub mod limiter;
+pub mod metrics;
 pub mod rpc;
 mod seed;
 mod serve;

@@ -1,9 +1,6 @@
 //! Running the dfdaemon on listeners the caller bound, until a token is cancelled.
 
-use std::{
-    sync::{Arc, atomic::AtomicU64},
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use tokio::{
     net::{TcpListener, UnixListener},
@@ -15,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Error, announce,
     config::DfdaemonConfig,
-    download::{Downloader, DownloaderConfig, Traffic},
+    download::{Downloader, DownloaderConfig},
     http,
     limiter::RateLimiter,
+    metrics::Metrics,
     rpc::{DfdaemonService, scheduler},
     seed,
     storage::Storage,
@@ -59,7 +57,7 @@ impl Dfdaemon {
         let scheduler_channel =
             (!config.scheduler.addr.is_empty()).then(|| scheduler::channel(&config.scheduler.addr)).transpose()?;
         let host_id = announce::host_id(&config);
-        let traffic = Arc::new(Traffic::default());
+        let metrics = Arc::new(Metrics::default());
         let downloader = Downloader::new(
             storage.clone(),
             http_client,
@@ -70,7 +68,7 @@ impl Dfdaemon {
                 download_rate: config.download.rate_limit,
                 back_to_source_rate: config.download.back_to_source_rate_limit,
             },
-            traffic.clone(),
+            metrics.clone(),
         );
 
         let upload_port = listeners.upload.local_addr()?.port();
@@ -93,7 +91,7 @@ impl Dfdaemon {
             storage: storage.clone(),
             slots: Arc::new(Semaphore::new(config.upload.concurrency as usize)),
             limiter: Arc::new(RateLimiter::new(config.upload.rate_limit)),
-            uploaded: Arc::new(AtomicU64::new(0)),
+            metrics: metrics.clone(),
         };
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer<DfdaemonService>>().await;
@@ -104,7 +102,7 @@ impl Dfdaemon {
                 UnixListenerStream::new(listeners.socket),
                 shutdown.clone().cancelled_owned(),
             );
-        let http = axum::serve(listeners.http, http::router(started))
+        let http = axum::serve(listeners.http, http::router(started, metrics.clone()))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let upload = upload::serve(listeners.upload, upload_ctx, shutdown.clone());
         let (grpc, http, ()) = tokio::join!(grpc, http, upload);

@@ -70,6 +70,8 @@ async fn origin() -> Origin {
 
 struct Peer {
     socket: PathBuf,
+    /// Base URL of its /healthy and /metrics.
+    http: String,
     data: PathBuf,
     shutdown: CancellationToken,
 }
@@ -77,6 +79,7 @@ struct Peer {
 struct Cluster {
     dir: tempfile::TempDir,
     scheduler_addr: String,
+    scheduler_http: String,
     scheduler_stop: CancellationToken,
     tasks: Arc<Tasks>,
     seed: Peer,
@@ -107,14 +110,16 @@ async fn start_peer(
     tweak(&mut config);
     std::fs::create_dir_all(&data).unwrap();
     let socket = config.server.socket.clone();
+    let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = format!("http://{}", http_listener.local_addr().unwrap());
     let listeners = Listeners {
         socket: UnixListener::bind(&socket).unwrap(),
-        http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        http: http_listener,
         upload: TcpListener::bind("127.0.0.1:0").await.unwrap(),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(Dfdaemon::new(config).serve(listeners, shutdown.clone()));
-    Peer { socket, data, shutdown }
+    Peer { socket, http, data, shutdown }
 }
 
 async fn cluster(peers: usize) -> Cluster {
@@ -130,6 +135,7 @@ async fn cluster_with(peers: usize, seed_tweak: impl FnOnce(&mut DfdaemonConfig)
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let scheduler_addr = grpc.local_addr().unwrap().to_string();
+    let scheduler_http = format!("http://{}", http.local_addr().unwrap());
     let scheduler = Scheduler::new(SchedulerConfig::default());
     let hosts = scheduler.hosts();
     let tasks = scheduler.tasks();
@@ -149,7 +155,7 @@ async fn cluster_with(peers: usize, seed_tweak: impl FnOnce(&mut DfdaemonConfig)
     assert_eq!(hosts.len(), peers + 1, "every host announced itself");
     // Give the seed peer a moment to open its watch stream.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    Cluster { dir, scheduler_addr, scheduler_stop, tasks, seed, peers: list }
+    Cluster { dir, scheduler_addr, scheduler_http, scheduler_stop, tasks, seed, peers: list }
 }
 
 async fn dfget(
@@ -268,6 +274,35 @@ async fn a_parent_serving_corrupt_bytes_is_excluded_and_the_file_is_still_right(
     assert!(bad.upload_failed > 0);
     let good = snapshot.peers.iter().find(|p| p.host_id == HostId("peer1-127.0.0.1".into())).unwrap();
     assert!(!good.excluded && good.upload_success > 0);
+
+    // Both sides count it where operators look.
+    let peer_metrics = metric_text(&c.peers[2].http).await;
+    assert!(
+        counter(&peer_metrics, r#"damselfly_dfdaemon_piece_failures_total{reason="corrupt"}"#) >= 1.0,
+        "{peer_metrics}"
+    );
+    assert_eq!(
+        counter(&peer_metrics, r#"damselfly_dfdaemon_download_traffic_bytes_total{type="remote_peer"}"#),
+        len as f64
+    );
+    assert_eq!(
+        counter(&peer_metrics, r#"damselfly_dfdaemon_download_traffic_bytes_total{type="back_to_source"}"#),
+        0.0
+    );
+    let sched_metrics = metric_text(&c.scheduler_http).await;
+    assert!(
+        counter(&sched_metrics, r#"damselfly_scheduler_parent_failures_total{reason="corrupt"}"#) >= 1.0,
+        "{sched_metrics}"
+    );
+}
+
+async fn metric_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap()
+}
+
+/// The value of one sample line (0 when absent).
+fn counter(text: &str, sample: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,6 +8,7 @@
 pub mod config;
 mod error;
 mod http;
+pub mod metrics;
 pub mod resource;
 mod rpc;
 pub mod scheduling;

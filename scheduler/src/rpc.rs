@@ -26,6 +26,7 @@ pub struct SchedulerService {
     pub seeds: Arc<SeedWatchers>,
     pub limits: Limits,
     pub host_ttl_secs: u64,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;

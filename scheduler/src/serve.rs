@@ -13,6 +13,7 @@ use crate::{
     Error,
     config::SchedulerConfig,
     http,
+    metrics::Metrics,
     resource::{Hosts, SeedWatchers, Tasks},
     rpc::SchedulerService,
     scheduling::Limits,
@@ -64,7 +65,9 @@ impl Scheduler {
                 filter_parent_limit: self.config.scheduling.filter_parent_limit,
             },
             host_ttl_secs: self.config.gc.host_ttl_secs,
+            metrics: Arc::new(Metrics::default()),
         };
+        let metrics = service.metrics.clone();
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<proto::scheduler::v1::scheduler_server::SchedulerServer<SchedulerService>>().await;
 
@@ -74,7 +77,7 @@ impl Scheduler {
             .add_service(health)
             .add_service(proto::scheduler::v1::scheduler_server::SchedulerServer::new(service))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
-        let http = axum::serve(listeners.http, http::router(self.hosts.clone(), started))
+        let http = axum::serve(listeners.http, http::router(self.hosts.clone(), self.tasks.clone(), metrics, started))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let (grpc, http) = tokio::join!(grpc, http);
         gc.abort();

@@ -61,7 +61,7 @@ pub(super) async fn fetch(
         let end = chunk.is_none();
         if let Some(chunk) = chunk {
             inner.source_limiter.acquire(chunk.len() as u64).await;
-            inner.traffic.back_to_source.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            inner.metrics.downloaded(crate::metrics::TrafficType::BackToSource, chunk.len() as u64);
             let mut rest: &[u8] = &chunk;
             while !rest.is_empty() {
                 let take = rest.len().min(piece_length as usize - buf.len());

@@ -21,6 +21,7 @@ use super::{Event, Inner, TaskRequest, origin};
 use crate::{
     Error,
     limiter::RateLimiter,
+    metrics::{PieceFailure, PieceFailureLabels, TrafficType},
     rpc::scheduler::{FromScheduler, Parent, ParentProblem, PeerStream, PieceDone, Registration, ToScheduler},
     storage::TaskStore,
     transport::client::{FetchError, PieceConnection},
@@ -85,8 +86,9 @@ pub(super) async fn run(
                     })
                     .await;
             }
-            if task.is_complete() {
-                jobs.shutdown().await;
+            // Finish only once every fetch has been joined and reported: the scheduler must
+            // know each piece this peer holds, or children will never ask for it.
+            if task.is_complete() && jobs.is_empty() {
                 drop(reporter);
                 stream.finish(ToScheduler::Finished { content_length: layout.content_length }).await?;
                 return Ok(());
@@ -130,7 +132,7 @@ pub(super) async fn run(
                 match done.result {
                     Ok(cost) => {
                         let len = state.layout.and_then(|l| l.len_of(done.number)).unwrap_or(0);
-                        inner.traffic.remote_peer.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                        inner.metrics.downloaded(TrafficType::RemotePeer, len);
                         state.finished_bytes += len;
                         reporter.send(ToScheduler::Pieces(vec![PieceDone {
                             number: done.number,
@@ -145,6 +147,12 @@ pub(super) async fn run(
                     }
                     Err(problem) => {
                         tracing::warn!(task_id = %req.task_id, parent = %done.parent, piece = done.number, ?problem, "piece fetch failed");
+                        let reason = match problem {
+                            ParentProblem::Unreachable => PieceFailure::Unreachable,
+                            ParentProblem::Corrupt => PieceFailure::Corrupt,
+                            ParentProblem::Missing => PieceFailure::Missing,
+                        };
+                        inner.metrics.piece_failures.get_or_create(&PieceFailureLabels { reason }).inc();
                         if problem != ParentProblem::Missing {
                             state.blocked.insert(done.parent.clone());
                         }

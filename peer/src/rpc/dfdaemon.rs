@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status, transport::Channel};
 use crate::{
     Error,
     download::{DownloadRequest, Downloader, Event},
+    metrics::{Outcome, OutcomeLabels},
 };
 
 /// The local download API.
@@ -96,6 +97,8 @@ impl pb::dfdaemon_server::Dfdaemon for DfdaemonService {
                 }
             });
             let result = downloader.download(request, ev_tx).await;
+            let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+            downloader.metrics().downloads.get_or_create(&OutcomeLabels { result: outcome }).inc();
             let _ = forward.await;
             if let Err(e) = result {
                 tracing::warn!(error = %e, "download failed");

@@ -21,8 +21,8 @@ pub struct UploadContext {
     pub slots: Arc<Semaphore>,
     /// Host-wide upload bandwidth.
     pub limiter: Arc<RateLimiter>,
-    /// Bytes uploaded, for metrics.
-    pub uploaded: Arc<std::sync::atomic::AtomicU64>,
+    /// Where uploaded bytes are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Accepts connections until `shutdown`.
@@ -122,7 +122,7 @@ async fn serve_piece<W: AsyncWriteExt + Unpin>(
         remaining -= n as u64;
     }
     wr.flush().await?;
-    ctx.uploaded.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+    ctx.metrics.upload_traffic.inc_by(len);
     task.touch();
     Ok(())
 }

@@ -10,6 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Response, Status, Streaming};
 
 use super::{BoxStream, SchedulerService};
+use crate::metrics::{Metrics, ParentFailureReason, PeerResult, ReasonLabels, ResultLabels};
 use crate::resource::{HostKind, PieceReport, SeedOrder, Sent, SourceDecision, TaskCell, Update};
 
 /// Validates the first message and spawns the loop that drives this peer.
@@ -45,6 +46,7 @@ pub async fn start(
     cell.lock().register(peer.clone(), host_id.clone(), reg.disable_back_to_source);
     cell.changed();
     tracing::info!(task_id = %task_id, peer_id = %peer, host_id = %host_id, "peer registered");
+    svc.metrics.peers_registered.inc();
 
     let (tx, rx) = mpsc::channel(64);
     let is_seed = host.kind == HostKind::Seed;
@@ -80,10 +82,12 @@ async fn drive(
                     }
                 };
                 let sent_to_seed = svc.seeds.dispatch(order);
+                svc.metrics.seed_orders.inc();
                 tracing::info!(peer_id = %peer, sent_to_seed, "new task: seed peer ordered");
             }
             SourceDecision::BackToSource(reason) => {
                 tracing::info!(peer_id = %peer, %reason, "peer goes back to source");
+                svc.metrics.back_to_source.inc();
                 let msg = pb::announce_peer_response::Response::NeedBackToSource(pb::NeedBackToSource { reason });
                 if tx.send(Ok(pb::AnnouncePeerResponse { response: Some(msg) })).await.is_err() {
                     break;
@@ -95,7 +99,9 @@ async fn drive(
                 break;
             }
         }
+        let started = Instant::now();
         let update = cell.lock().update_for(&peer, &mut sent, &svc.hosts, &svc.limits);
+        svc.metrics.schedule_duration.observe(started.elapsed().as_secs_f64());
         if let Some(u) = update
             && tx.send(Ok(update_to_pb(u))).await.is_err()
         {
@@ -103,7 +109,7 @@ async fn drive(
         }
         tokio::select! {
             msg = inbound.message() => match msg {
-                Ok(Some(m)) => match handle(&cell, &peer, m) {
+                Ok(Some(m)) => match handle(&cell, &peer, m, &svc.metrics) {
                     Ok(done) => {
                         cell.changed();
                         if done { break; }
@@ -125,7 +131,7 @@ async fn drive(
 }
 
 /// Applies one message; `Ok(true)` when the peer is done with the stream.
-fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest) -> Result<bool, Status> {
+fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics: &Metrics) -> Result<bool, Status> {
     use pb::announce_peer_request::Request as R;
     let mut task = cell.lock();
     match msg.request {
@@ -158,17 +164,25 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest) -> Resul
         }
         Some(R::ParentFailed(f)) => {
             let corrupt = f.reason == pb::ParentFailure::Corrupt as i32;
+            let reason = match pb::ParentFailure::try_from(f.reason) {
+                Ok(pb::ParentFailure::Corrupt) => ParentFailureReason::Corrupt,
+                Ok(pb::ParentFailure::Missing) => ParentFailureReason::Missing,
+                _ => ParentFailureReason::Unreachable,
+            };
+            metrics.parent_failures.get_or_create(&ReasonLabels { reason }).inc();
             task.parent_failed(peer, &PeerId(f.parent_id), corrupt);
             Ok(false)
         }
         Some(R::Finished(_)) => {
             task.peer_succeeded(peer);
+            metrics.peer_results.get_or_create(&ResultLabels { result: PeerResult::Succeeded }).inc();
             tracing::info!(task_id = %task.id, peer_id = %peer, "peer finished");
             Ok(true)
         }
         Some(R::Failed(f)) => {
             tracing::warn!(task_id = %task.id, peer_id = %peer, reason = %f.description, "peer failed");
             task.peer_failed(peer);
+            metrics.peer_results.get_or_create(&ResultLabels { result: PeerResult::Failed }).inc();
             Ok(true)
         }
         None => Err(Status::invalid_argument("empty request")),

@@ -1,0 +1,123 @@
+//! Prometheus metrics of the scheduler, served on `GET /metrics` of its HTTP listener.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+/// Label values are snake_case, like the rest of Damselfly's API.
+macro_rules! snake_label {
+    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl EncodeLabelValue for $ty {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                use std::fmt::Write;
+                encoder.write_str(match self { $(Self::$variant => $text),* })
+            }
+        }
+    };
+}
+
+snake_label!(ParentFailureReason { Unreachable => "unreachable", Corrupt => "corrupt", Missing => "missing" });
+
+snake_label!(PeerResult { Succeeded => "succeeded", Failed => "failed" });
+
+use crate::resource::{Hosts, Tasks};
+
+/// Why a child reported a parent.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum ParentFailureReason {
+    Unreachable,
+    Corrupt,
+    Missing,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: ParentFailureReason,
+}
+
+/// How a peer's download ended.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum PeerResult {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: PeerResult,
+}
+
+/// Every metric of one scheduler.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    hosts_gauge: Gauge,
+    tasks_gauge: Gauge,
+    /// Downloads registered (`AnnouncePeer` streams).
+    pub peers_registered: Counter,
+    /// Peers told to fetch from the origin.
+    pub back_to_source: Counter,
+    /// Seed peers ordered to fetch a new task.
+    pub seed_orders: Counter,
+    /// Parents reported by children, by reason.
+    pub parent_failures: Family<ReasonLabels, Counter>,
+    /// Finished downloads, by result.
+    pub peer_results: Family<ResultLabels, Counter>,
+    /// Time to compute one peer's update (parents and digests), in seconds.
+    pub schedule_duration: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("damselfly_scheduler");
+        let hosts_gauge = Gauge::default();
+        let tasks_gauge = Gauge::default();
+        let peers_registered = Counter::default();
+        let back_to_source = Counter::default();
+        let seed_orders = Counter::default();
+        let parent_failures = Family::<ReasonLabels, Counter>::default();
+        let peer_results = Family::<ResultLabels, Counter>::default();
+        let schedule_duration = Histogram::new(exponential_buckets(0.000_01, 4.0, 10));
+        registry.register("hosts", "Hosts known", hosts_gauge.clone());
+        registry.register("tasks", "Tasks known", tasks_gauge.clone());
+        registry.register("peers_registered", "Downloads registered", peers_registered.clone());
+        registry.register("back_to_source", "Peers told to fetch from the origin", back_to_source.clone());
+        registry.register("seed_orders", "Seed peers ordered to fetch a new task", seed_orders.clone());
+        registry.register("parent_failures", "Parents reported by children, by reason", parent_failures.clone());
+        registry.register("peer_results", "Finished downloads, by result", peer_results.clone());
+        registry.register("schedule_duration_seconds", "Time to compute a peer's parents", schedule_duration.clone());
+        Self {
+            registry,
+            hosts_gauge,
+            tasks_gauge,
+            peers_registered,
+            back_to_source,
+            seed_orders,
+            parent_failures,
+            peer_results,
+            schedule_duration,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition format, with gauges read from the current state.
+    pub fn render(&self, hosts: &Arc<Hosts>, tasks: &Arc<Tasks>) -> String {
+        self.hosts_gauge.set(hosts.len() as i64);
+        self.tasks_gauge.set(tasks.len() as i64);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
