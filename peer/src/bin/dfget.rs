@@ -20,7 +20,8 @@ use proto::dfdaemon::v1::{self as pb, download_response::Event};
 #[command(version = common::VERSION, after_help = "Example:\n  dfget https://example.com/big.iso -O /tmp/big.iso --digest sha256:<hex>")]
 struct Cli {
     /// The URL to download (http or https).
-    url: String,
+    #[arg(value_parser = parse_url)]
+    url: url::Url,
     /// Where to write the file.
     #[arg(short = 'O', long)]
     output: PathBuf,
@@ -57,6 +58,14 @@ struct Cli {
     /// Do not show a progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+fn parse_url(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("unsupported URL scheme {:?} (use http or https)", url.scheme()));
+    }
+    Ok(url)
 }
 
 fn parse_digest(s: &str) -> Result<Digest, String> {
@@ -103,10 +112,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let url = url::Url::parse(&cli.url).map_err(|e| format!("invalid URL {:?}: {e}", cli.url))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("unsupported URL scheme {:?} (use http or https)", url.scheme()));
-    }
+    let url = cli.url;
     let output = absolute(&cli.output)?;
     if output.is_dir() {
         return Err(format!("{} is a directory; give a file name", output.display()));
