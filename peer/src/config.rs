@@ -37,6 +37,16 @@
 //! # Host-wide upload limit in bytes/s (0 = unlimited). Default: 0
 //! rate_limit = 0
 //!
+//! [gc]
+//! # Seconds between cache collections. Default: 900
+//! interval_secs = 900
+//! # Remove tasks unused for this long, in seconds. Default: 2592000 (30 days)
+//! task_ttl_secs = 2592000
+//! # Evict least recently used tasks when the disk is fuller than this (percent). Default: 80
+//! disk_high_watermark_percent = 80
+//! # ...until it is at most this full (percent). Default: 60
+//! disk_low_watermark_percent = 60
+//!
 //! [scheduler]
 //! # gRPC address of the scheduler ("" = none: every download goes to the origin). Default: ""
 //! addr = ""
@@ -69,8 +79,35 @@ pub struct DfdaemonConfig {
     pub download: DownloadConfig,
     /// Serving pieces to other peers.
     pub upload: UploadConfig,
+    /// Cache garbage collection.
+    pub gc: GcConfig,
     /// The scheduler to announce to.
     pub scheduler: SchedulerClientConfig,
+}
+
+/// Cache garbage collection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// Seconds between collections.
+    pub interval_secs: u64,
+    /// Tasks unused for this many seconds are removed.
+    pub task_ttl_secs: u64,
+    /// Evict when the disk is fuller than this (percent).
+    pub disk_high_watermark_percent: u8,
+    /// Evict until the disk is at most this full (percent).
+    pub disk_low_watermark_percent: u8,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 900,
+            task_ttl_secs: 30 * 24 * 3600,
+            disk_high_watermark_percent: 80,
+            disk_low_watermark_percent: 60,
+        }
+    }
 }
 
 /// Downloading.
@@ -152,6 +189,7 @@ impl Default for DfdaemonConfig {
             server: ServerConfig::default(),
             download: DownloadConfig::default(),
             upload: UploadConfig::default(),
+            gc: GcConfig::default(),
             scheduler: SchedulerClientConfig::default(),
         }
     }
@@ -233,6 +271,15 @@ impl DfdaemonConfig {
         }
         if c.download.concurrency == 0 || c.upload.concurrency == 0 {
             return Err(Error::Config("download.concurrency and upload.concurrency must be at least 1".into()));
+        }
+        if c.gc.interval_secs == 0
+            || c.gc.disk_high_watermark_percent > 100
+            || c.gc.disk_low_watermark_percent >= c.gc.disk_high_watermark_percent
+        {
+            return Err(Error::Config(
+                "gc: interval_secs must be positive and disk_low_watermark_percent < disk_high_watermark_percent <= 100"
+                    .into(),
+            ));
         }
         if c.scheduler.announce_interval_secs == 0 {
             return Err(Error::Config("scheduler.announce_interval_secs must be at least 1".into()));

@@ -185,6 +185,8 @@ impl Downloader {
         };
         let _guard = gate.lock().await;
         let task = self.inner.storage.task(&req.task_id, req.url.as_str())?;
+        let _busy = task.mark_busy();
+        task.touch();
         if let Some(layout) = task.layout().filter(|_| task.is_complete()) {
             self.inner.metrics.downloaded(TrafficType::LocalPeer, layout.content_length);
             let _ = events

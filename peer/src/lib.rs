@@ -10,6 +10,7 @@ mod announce;
 pub mod config;
 pub mod download;
 mod error;
+pub mod gc;
 mod http;
 pub mod limiter;
 pub mod metrics;

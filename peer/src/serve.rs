@@ -13,7 +13,7 @@ use crate::{
     Error, announce,
     config::DfdaemonConfig,
     download::{Downloader, DownloaderConfig},
-    http,
+    gc, http,
     limiter::RateLimiter,
     metrics::Metrics,
     rpc::{DfdaemonService, scheduler},
@@ -87,6 +87,17 @@ impl Dfdaemon {
             _ => None,
         };
 
+        let gc_task = tokio::spawn(gc::run(
+            storage.clone(),
+            config.data_dir.join("storage"),
+            gc::GcPolicy {
+                task_ttl: std::time::Duration::from_secs(config.gc.task_ttl_secs),
+                high_watermark_percent: config.gc.disk_high_watermark_percent,
+                low_watermark_percent: config.gc.disk_low_watermark_percent,
+            },
+            std::time::Duration::from_secs(config.gc.interval_secs),
+            shutdown.clone(),
+        ));
         let upload_ctx = UploadContext {
             storage: storage.clone(),
             slots: Arc::new(Semaphore::new(config.upload.concurrency as usize)),
@@ -106,7 +117,7 @@ impl Dfdaemon {
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let upload = upload::serve(listeners.upload, upload_ctx, shutdown.clone());
         let (grpc, http, ()) = tokio::join!(grpc, http, upload);
-        for task in [announcer, seeder].into_iter().flatten() {
+        for task in [announcer, seeder, Some(gc_task)].into_iter().flatten() {
             let _ = task.await;
         }
         for t in storage.tasks() {

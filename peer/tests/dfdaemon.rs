@@ -12,6 +12,9 @@ use proto::dfdaemon::v1::{self as pb, download_response::Event};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 
+/// Requests to `/counted/*`.
+static COUNTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn content(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
@@ -20,6 +23,13 @@ fn content(len: usize) -> Vec<u8> {
 async fn origin() -> String {
     let app = Router::new()
         .route("/bytes/{n}", get(|UrlPath(n): UrlPath<usize>| async move { content(n) }))
+        .route(
+            "/counted/{n}",
+            get(|UrlPath(n): UrlPath<usize>| async move {
+                COUNTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                content(n)
+            }),
+        )
         .route("/status/{code}", get(|UrlPath(code): UrlPath<u16>| async move { StatusCode::from_u16(code).unwrap() }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -34,7 +44,10 @@ struct Daemon {
 }
 
 async fn daemon() -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
+    daemon_in(tempfile::tempdir().unwrap()).await
+}
+
+async fn daemon_in(dir: tempfile::TempDir) -> Daemon {
     let config = DfdaemonConfig::load(
         None,
         Overrides { data_dir: Some(dir.path().join("data")), ..Default::default() },
@@ -141,4 +154,28 @@ async fn origin_errors_and_existing_files_are_clear() {
     req.disable_back_to_source = true;
     let err = download(&d, req).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn the_cache_survives_a_restart_and_serves_without_the_origin() {
+    let origin = origin().await;
+    let url = format!("{origin}/counted/300000");
+    let d = daemon().await;
+    download(&d, request(url.clone(), &d.dir.path().join("one"))).await.unwrap();
+    assert_eq!(COUNTED.load(std::sync::atomic::Ordering::SeqCst), 1);
+    d.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let Daemon { dir, .. } = d;
+    let d = daemon_in(dir).await;
+    let out = d.dir.path().join("two");
+    let finished = download(&d, request(url, &out)).await.unwrap();
+    assert_eq!(COUNTED.load(std::sync::atomic::Ordering::SeqCst), 1, "the origin must not be asked again");
+    assert_eq!(finished.content_length, 300_000);
+    assert_eq!(std::fs::read(&out).unwrap(), content(300_000));
+    // The output is a copy: changing it cannot corrupt the cache.
+    std::fs::write(&out, b"scribbled").unwrap();
+    let again = d.dir.path().join("three");
+    download(&d, request(format!("{origin}/counted/300000"), &again)).await.unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), content(300_000));
 }

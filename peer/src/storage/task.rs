@@ -44,6 +44,18 @@ pub struct TaskStore {
     meta: PathBuf,
     file: Mutex<Option<std::fs::File>>,
     state: RwLock<State>,
+    /// Downloads in progress on this task; GC leaves busy tasks alone.
+    busy: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Marks a task busy while alive (see [`TaskStore::mark_busy`]).
+#[derive(Debug)]
+pub struct BusyGuard(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 fn now() -> u64 {
@@ -67,6 +79,7 @@ impl TaskStore {
             content,
             meta,
             file: Mutex::new(None),
+            busy: Default::default(),
             state: RwLock::new(State {
                 layout: None,
                 finished: PieceBitmap::new(),
@@ -98,6 +111,7 @@ impl TaskStore {
             content,
             meta: meta_file,
             file: Mutex::new(None),
+            busy: Default::default(),
             state: RwLock::new(State { layout, finished, digests: meta.digests, last_used: meta.last_used }),
         })
     }
@@ -223,6 +237,22 @@ impl TaskStore {
     /// Records a use (for LRU GC).
     pub fn touch(&self) {
         self.state.write().unwrap_or_else(|p| p.into_inner()).last_used = now();
+    }
+
+    /// Sets the last use (GC tests and imports).
+    pub fn set_last_used(&self, unix_secs: u64) {
+        self.state.write().unwrap_or_else(|p| p.into_inner()).last_used = unix_secs;
+    }
+
+    /// Keeps GC away from this task until the guard drops.
+    pub fn mark_busy(&self) -> BusyGuard {
+        self.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        BusyGuard(self.busy.clone())
+    }
+
+    /// Whether a download is using the task.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     /// Unix seconds of the last use.
