@@ -22,6 +22,14 @@
 //! http_addr = "0.0.0.0:4003"
 //! # Piece transport other peers download from. Default: 0.0.0.0:4000
 //! upload_addr = "0.0.0.0:4000"
+//! # HTTP proxy and registry mirror for runtimes and HTTP clients. Default: 0.0.0.0:4001
+//! proxy_addr = "0.0.0.0:4001"
+//!
+//! [proxy]
+//! # GET requests whose URL matches one of these regexes go through P2P. Default: ["blobs/sha256.*"]
+//! rules = ["blobs/sha256.*"]
+//! # Upstream for mirror requests that name none (X-Dragonfly-Registry, ?ns=). Default: "" (none)
+//! registry_mirror = ""
 //!
 //! [download]
 //! # Pieces fetched at once per task. Default: 16
@@ -79,6 +87,8 @@ pub struct DfdaemonConfig {
     pub download: DownloadConfig,
     /// Serving pieces to other peers.
     pub upload: UploadConfig,
+    /// The HTTP proxy and registry mirror.
+    pub proxy: ProxyConfig,
     /// Cache garbage collection.
     pub gc: GcConfig,
     /// The scheduler to announce to.
@@ -168,6 +178,24 @@ pub struct ServerConfig {
     pub http_addr: SocketAddr,
     /// Piece transport other peers download from.
     pub upload_addr: SocketAddr,
+    /// HTTP proxy and registry mirror.
+    pub proxy_addr: SocketAddr,
+}
+
+/// The HTTP proxy and registry mirror.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Regexes: matching GET URLs go through P2P.
+    pub rules: Vec<String>,
+    /// Upstream for mirror requests that name none; empty for none.
+    pub registry_mirror: String,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self { rules: vec!["blobs/sha256.*".into()], registry_mirror: String::new() }
+    }
 }
 
 /// The scheduler to announce to.
@@ -189,6 +217,7 @@ impl Default for DfdaemonConfig {
             server: ServerConfig::default(),
             download: DownloadConfig::default(),
             upload: UploadConfig::default(),
+            proxy: ProxyConfig::default(),
             gc: GcConfig::default(),
             scheduler: SchedulerClientConfig::default(),
         }
@@ -207,6 +236,7 @@ impl Default for ServerConfig {
             socket: PathBuf::new(),
             http_addr: ([0, 0, 0, 0], 4003).into(),
             upload_addr: ([0, 0, 0, 0], 4000).into(),
+            proxy_addr: ([0, 0, 0, 0], 4001).into(),
         }
     }
 }
@@ -226,6 +256,7 @@ pub struct Overrides {
     pub socket: Option<PathBuf>,
     pub http_addr: Option<SocketAddr>,
     pub upload_addr: Option<SocketAddr>,
+    pub proxy_addr: Option<SocketAddr>,
     pub scheduler_addr: Option<String>,
 }
 
@@ -260,6 +291,9 @@ impl DfdaemonConfig {
         if let Some(v) = o.upload_addr {
             c.server.upload_addr = v;
         }
+        if let Some(v) = o.proxy_addr {
+            c.server.proxy_addr = v;
+        }
         if let Some(v) = o.scheduler_addr {
             c.scheduler.addr = v;
         }
@@ -271,6 +305,13 @@ impl DfdaemonConfig {
         }
         if c.download.concurrency == 0 || c.upload.concurrency == 0 {
             return Err(Error::Config("download.concurrency and upload.concurrency must be at least 1".into()));
+        }
+        for rule in &c.proxy.rules {
+            regex::Regex::new(rule).map_err(|e| Error::Config(format!("proxy.rules: {rule:?}: {e}")))?;
+        }
+        if !c.proxy.registry_mirror.is_empty() {
+            url::Url::parse(&c.proxy.registry_mirror)
+                .map_err(|e| Error::Config(format!("proxy.registry_mirror {:?}: {e}", c.proxy.registry_mirror)))?;
         }
         if c.gc.interval_secs == 0
             || c.gc.disk_high_watermark_percent > 100

@@ -14,6 +14,7 @@ pub mod gc;
 mod http;
 pub mod limiter;
 pub mod metrics;
+pub mod proxy;
 pub mod rpc;
 mod seed;
 mod serve;

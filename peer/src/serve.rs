@@ -16,6 +16,7 @@ use crate::{
     gc, http,
     limiter::RateLimiter,
     metrics::Metrics,
+    proxy,
     rpc::{DfdaemonService, scheduler},
     seed,
     storage::Storage,
@@ -31,6 +32,8 @@ pub struct Listeners {
     pub http: TcpListener,
     /// The piece transport other peers download from.
     pub upload: TcpListener,
+    /// The HTTP proxy and registry mirror.
+    pub proxy: TcpListener,
 }
 
 /// A configured dfdaemon.
@@ -50,6 +53,18 @@ impl Dfdaemon {
         let config = self.config;
         let started = Instant::now();
         let storage = Arc::new(Storage::open(&config.data_dir.join("storage"))?);
+        let rules = proxy::ProxyRules {
+            p2p: config
+                .proxy
+                .rules
+                .iter()
+                .map(|r| regex::Regex::new(r).map_err(|e| Error::Config(format!("proxy.rules: {e}"))))
+                .collect::<Result<_, _>>()?,
+            registry_mirror: (!config.proxy.registry_mirror.is_empty())
+                .then(|| url::Url::parse(&config.proxy.registry_mirror))
+                .transpose()
+                .map_err(|e| Error::Config(format!("proxy.registry_mirror: {e}")))?,
+        };
         let http_client = reqwest::Client::builder()
             .user_agent(concat!("damselfly-dfdaemon/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -60,7 +75,7 @@ impl Dfdaemon {
         let metrics = Arc::new(Metrics::default());
         let downloader = Downloader::new(
             storage.clone(),
-            http_client,
+            http_client.clone(),
             scheduler_channel.clone(),
             DownloaderConfig {
                 host_id: host_id.clone(),
@@ -108,7 +123,9 @@ impl Dfdaemon {
         reporter.set_serving::<proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer<DfdaemonService>>().await;
         let grpc = tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer::new(DfdaemonService { downloader }))
+            .add_service(proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer::new(DfdaemonService {
+                downloader: downloader.clone(),
+            }))
             .serve_with_incoming_shutdown(
                 UnixListenerStream::new(listeners.socket),
                 shutdown.clone().cancelled_owned(),
@@ -116,7 +133,8 @@ impl Dfdaemon {
         let http = axum::serve(listeners.http, http::router(started, metrics.clone()))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let upload = upload::serve(listeners.upload, upload_ctx, shutdown.clone());
-        let (grpc, http, ()) = tokio::join!(grpc, http, upload);
+        let proxy = proxy::serve(listeners.proxy, downloader, http_client, rules, shutdown.clone());
+        let (grpc, http, (), proxy) = tokio::join!(grpc, http, upload, proxy);
         for task in [announcer, seeder, Some(gc_task)].into_iter().flatten() {
             let _ = task.await;
         }
@@ -126,6 +144,7 @@ impl Dfdaemon {
         let _ = std::fs::remove_file(&config.server.socket);
         grpc?;
         http?;
+        proxy?;
         Ok(())
     }
 }

@@ -60,6 +60,7 @@ async fn daemon_in(dir: tempfile::TempDir) -> Daemon {
         socket: UnixListener::bind(&socket).unwrap(),
         http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         upload: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(Dfdaemon::new(config).serve(listeners, shutdown.clone()));

@@ -116,6 +116,7 @@ async fn start_peer(
         socket: UnixListener::bind(&socket).unwrap(),
         http: http_listener,
         upload: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(Dfdaemon::new(config).serve(listeners, shutdown.clone()));

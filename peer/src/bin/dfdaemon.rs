@@ -35,6 +35,9 @@ struct Cli {
     /// Address of the piece transport [default: 0.0.0.0:4000].
     #[arg(long, env = "DAMSELFLY_DFDAEMON_UPLOAD_ADDR")]
     upload_addr: Option<SocketAddr>,
+    /// Address of the HTTP proxy and registry mirror [default: 0.0.0.0:4001].
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_PROXY_ADDR")]
+    proxy_addr: Option<SocketAddr>,
     /// Scheduler gRPC address, host:port [default: none, every download goes to the origin].
     #[arg(long, env = "DAMSELFLY_DFDAEMON_SCHEDULER")]
     scheduler: Option<String>,
@@ -67,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         socket: cli.socket,
         http_addr: cli.http_addr,
         upload_addr: cli.upload_addr,
+        proxy_addr: cli.proxy_addr,
         scheduler_addr: cli.scheduler,
     };
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -87,15 +91,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let socket = UnixListener::bind(socket_path)?;
     let http = TcpListener::bind(config.server.http_addr).await?;
     let upload = TcpListener::bind(config.server.upload_addr).await?;
+    let proxy = TcpListener::bind(config.server.proxy_addr).await?;
     let addrs = BTreeMap::from([
         ("socket", socket_path.display().to_string()),
         ("http", http.local_addr()?.to_string()),
         ("upload", upload.local_addr()?.to_string()),
+        ("proxy", proxy.local_addr()?.to_string()),
     ]);
     tracing::info!(seed = config.seed, socket = %addrs["socket"], http = %addrs["http"], "dfdaemon serving");
     if let Some(path) = &cli.ready_file {
         runtime::write_ready_file(path, &addrs)?;
     }
-    Dfdaemon::new(config).serve(Listeners { socket, http, upload }, shutdown).await?;
+    Dfdaemon::new(config).serve(Listeners { socket, http, upload, proxy }, shutdown).await?;
     Ok(())
 }

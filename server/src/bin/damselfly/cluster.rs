@@ -53,6 +53,8 @@ pub struct PeerEntry {
     pub endpoint: String,
     /// Piece transport `host:port`.
     pub upload: String,
+    /// HTTP proxy and registry mirror, as a URL for `HTTP_PROXY` or containerd's hosts.toml.
+    pub proxy: String,
     /// Base URL of `/healthy` and `/metrics`.
     pub http: String,
     pub pid: u32,
@@ -125,6 +127,8 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
             loopback.clone(),
             "--upload-addr".into(),
             loopback.clone(),
+            "--proxy-addr".into(),
+            loopback.clone(),
             "--scheduler".into(),
             scheduler["grpc"].clone(),
         ];
@@ -138,6 +142,7 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
             seed,
             endpoint: addrs["socket"].clone(),
             upload: addrs["upload"].clone(),
+            proxy: format!("http://{}", addrs["proxy"]),
             http: format!("http://{}", addrs["http"]),
             pid,
         });

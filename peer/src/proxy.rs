@@ -1,0 +1,247 @@
+//! The dfdaemon's HTTP proxy and registry mirror: how container runtimes and HTTP clients reach
+//! the P2P network without knowing about it.
+//!
+//! - Forward proxy: `GET http://host/path` (absolute URI) goes to that URL.
+//! - Mirror: `GET /v2/...` (no host) goes to the upstream named by `X-Dragonfly-Registry`, else
+//!   the `ns` query parameter containerd appends, else `proxy.registry_mirror` from the config.
+//!
+//! A GET whose URL matches a rule (default: blobs by digest), or that carries
+//! `X-Dragonfly-Use-P2P: true`, is fetched through the downloader (cache, parents, origin) and
+//! answered from the cache, with `Range` support; everything else is forwarded as is. Request
+//! headers except hop-by-hop ones reach the origin; `X-Dragonfly-Tag`, `-Application`,
+//! `-Filtered-Query-Params` and `-Piece-Length` shape the task id like dfget's flags do.
+
+mod p2p;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use regex::Regex;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::download::Downloader;
+
+/// Which requests go through P2P, and where a mirror request goes by default.
+#[derive(Debug, Clone)]
+pub struct ProxyRules {
+    /// URLs matching any of these go through P2P (GET only).
+    pub p2p: Vec<Regex>,
+    /// Upstream for mirror requests without `X-Dragonfly-Registry` or `ns` (e.g. `https://index.docker.io`).
+    pub registry_mirror: Option<url::Url>,
+}
+
+#[derive(Debug, Clone)]
+struct ProxyState {
+    downloader: Downloader,
+    client: reqwest::Client,
+    rules: Arc<ProxyRules>,
+}
+
+/// Serves the proxy on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    downloader: Downloader,
+    client: reqwest::Client,
+    rules: ProxyRules,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let state = ProxyState { downloader, client, rules: Arc::new(rules) };
+    let app = Router::new().fallback(handle).with_state(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+/// Where a proxy failure came from, for `X-Dragonfly-Error-Type`.
+#[derive(Debug, Clone, Copy)]
+enum ErrorType {
+    /// The origin answered with an error or could not be reached.
+    Backend,
+    /// The request itself could not be proxied.
+    Proxy,
+    /// The dfdaemon failed (storage, integrity).
+    Dfdaemon,
+}
+
+fn error(status: StatusCode, kind: ErrorType, message: String) -> Response {
+    let kind = match kind {
+        ErrorType::Backend => "backend",
+        ErrorType::Proxy => "proxy",
+        ErrorType::Dfdaemon => "dfdaemon",
+    };
+    let body = serde_json::json!({ "code": kind, "message": message }).to_string();
+    (status, [("x-dragonfly-error-type", kind), ("content-type", "application/json")], body).into_response()
+}
+
+async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
+    if request.method() == Method::CONNECT {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            ErrorType::Proxy,
+            "HTTPS tunnelling (CONNECT) is not supported yet; use the mirror mode or plain HTTP".into(),
+        );
+    }
+    let target = match target_url(request.uri(), request.headers(), state.rules.registry_mirror.as_ref()) {
+        Ok(u) => u,
+        Err(message) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, message),
+    };
+    let use_p2p = request.method() == Method::GET
+        && (header_str(request.headers(), "x-dragonfly-use-p2p").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            || state.rules.p2p.iter().any(|r| r.is_match(target.as_str())));
+    if use_p2p {
+        p2p::serve(&state.downloader, target, request.headers()).await
+    } else {
+        forward(&state.client, target, request).await
+    }
+}
+
+/// The URL a request is for: absolute-form URIs as they are, mirror requests on their upstream.
+fn target_url(uri: &Uri, headers: &HeaderMap, mirror: Option<&url::Url>) -> Result<url::Url, String> {
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return url::Url::parse(&uri.to_string()).map_err(|e| format!("invalid request URI: {e}"));
+    }
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let upstream = if let Some(registry) = header_str(headers, "x-dragonfly-registry") {
+        url::Url::parse(registry).map_err(|e| format!("X-Dragonfly-Registry {registry:?}: {e}"))?
+    } else if let Some(ns) = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "ns")
+        .map(|(_, v)| v.into_owned())
+    {
+        url::Url::parse(&format!("https://{ns}")).map_err(|e| format!("ns {ns:?}: {e}"))?
+    } else if let Some(m) = mirror {
+        m.clone()
+    } else {
+        return Err(
+            "no upstream: send an absolute URI, X-Dragonfly-Registry, or configure proxy.registry_mirror".into()
+        );
+    };
+    upstream.join(path_and_query).map_err(|e| format!("invalid path {path_and_query:?}: {e}"))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Headers that describe one hop and must not be forwarded, plus our own control headers.
+fn forwardable(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "proxy-connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    ) && !name.as_str().starts_with("x-dragonfly-")
+}
+
+/// Request headers for the origin.
+fn origin_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(n, _)| forwardable(n) && *n != header::RANGE)
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+/// Sends the request to `target` as it is and streams the answer back.
+async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut builder = client.request(parts.method.clone(), target.clone());
+    for (name, value) in parts.headers.iter().filter(|(n, _)| forwardable(n)) {
+        builder = builder.header(name, value);
+    }
+    if !matches!(parts.method, Method::GET | Method::HEAD) {
+        builder = builder.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    }
+    match builder.send().await {
+        Ok(upstream) => {
+            let mut response = Response::builder().status(upstream.status());
+            for (name, value) in upstream.headers().iter().filter(|(n, _)| forwardable(n)) {
+                response = response.header(name, value);
+            }
+            response
+                .body(Body::from_stream(upstream.bytes_stream()))
+                .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, ErrorType::Proxy, e.to_string()))
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, ErrorType::Backend, format!("{target}: {e}")),
+    }
+}
+
+/// The task-id inputs carried in `X-Dragonfly-*` headers.
+fn task_shaping(headers: &HeaderMap) -> (String, String, Vec<String>, Option<u64>) {
+    let tag = header_str(headers, "x-dragonfly-tag").unwrap_or("").to_owned();
+    let application = header_str(headers, "x-dragonfly-application").unwrap_or("").to_owned();
+    let filtered = header_str(headers, "x-dragonfly-filtered-query-params")
+        .map(|v| v.split('&').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
+    let piece_length = header_str(headers, "x-dragonfly-piece-length").and_then(|v| v.parse().ok());
+    (tag, application, filtered, piece_length)
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_static(v))).collect()
+    }
+
+    #[test]
+    fn upstream_comes_from_uri_then_header_then_ns_then_config() {
+        let abs: Uri = "http://origin.test/a/b?x=1".parse().unwrap();
+        assert_eq!(target_url(&abs, &HeaderMap::new(), None).unwrap().as_str(), "http://origin.test/a/b?x=1");
+
+        let mirror: Uri = "/v2/lib/blobs/sha256:ab?ns=reg.example".parse().unwrap();
+        let h = headers(&[("x-dragonfly-registry", "http://127.0.0.1:5000")]);
+        assert_eq!(
+            target_url(&mirror, &h, None).unwrap().as_str(),
+            "http://127.0.0.1:5000/v2/lib/blobs/sha256:ab?ns=reg.example"
+        );
+        assert_eq!(
+            target_url(&mirror, &HeaderMap::new(), None).unwrap().as_str(),
+            "https://reg.example/v2/lib/blobs/sha256:ab?ns=reg.example"
+        );
+        let plain: Uri = "/v2/".parse().unwrap();
+        let configured = url::Url::parse("https://index.docker.io").unwrap();
+        assert_eq!(
+            target_url(&plain, &HeaderMap::new(), Some(&configured)).unwrap().as_str(),
+            "https://index.docker.io/v2/"
+        );
+        assert!(target_url(&plain, &HeaderMap::new(), None).unwrap_err().contains("no upstream"));
+    }
+
+    #[test]
+    fn hop_by_hop_and_control_headers_stay_here() {
+        let h = headers(&[
+            ("authorization", "Bearer t"),
+            ("connection", "close"),
+            ("x-dragonfly-tag", "t1"),
+            ("range", "bytes=0-1"),
+            ("accept", "*/*"),
+        ]);
+        let mut kept = origin_headers(&h);
+        kept.sort();
+        assert_eq!(kept, vec![("accept".into(), "*/*".into()), ("authorization".into(), "Bearer t".into())]);
+        let (tag, app, filtered, pl) = task_shaping(&headers(&[
+            ("x-dragonfly-tag", "t1"),
+            ("x-dragonfly-filtered-query-params", "X-Amz-Date&Expires"),
+            ("x-dragonfly-piece-length", "4194304"),
+        ]));
+        assert_eq!((tag.as_str(), app.as_str(), pl), ("t1", "", Some(4_194_304)));
+        assert_eq!(filtered, vec!["X-Amz-Date".to_string(), "Expires".to_string()]);
+    }
+}

@@ -1,0 +1,142 @@
+//! The dfdaemon's proxy and mirror as HTTP clients and container runtimes use them: blobs come
+//! through P2P and the cache (once from the origin), everything else is forwarded.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use axum::{
+    Router,
+    extract::{Path as UrlPath, State},
+    http::{HeaderMap, StatusCode},
+    routing::get,
+};
+use peer::{
+    Dfdaemon, Listeners,
+    config::{DfdaemonConfig, Overrides},
+};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+
+fn blob(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 253) as u8).collect()
+}
+
+/// A registry-like origin that counts requests per path kind.
+async fn origin() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let blobs = Arc::new(AtomicUsize::new(0));
+    let manifests = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/v2/{repo}/blobs/{digest}",
+            get(
+                |State((b, _)): State<(Arc<AtomicUsize>, Arc<AtomicUsize>)>,
+                 headers: HeaderMap,
+                 UrlPath((_, d)): UrlPath<(String, String)>| async move {
+                    b.fetch_add(1, Ordering::SeqCst);
+                    if headers.get("authorization").map(|v| v.as_bytes()) != Some(b"Bearer secret") {
+                        return Err(StatusCode::UNAUTHORIZED);
+                    }
+                    if d == "sha256:missing" { Err(StatusCode::NOT_FOUND) } else { Ok(blob(300_000)) }
+                },
+            ),
+        )
+        .route(
+            "/v2/{repo}/manifests/{tag}",
+            get(|State((_, m)): State<(Arc<AtomicUsize>, Arc<AtomicUsize>)>| async move {
+                m.fetch_add(1, Ordering::SeqCst);
+                ([("docker-content-digest", "sha256:abc")], "{\"schemaVersion\":2}")
+            }),
+        )
+        .with_state((blobs.clone(), manifests.clone()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, blobs, manifests)
+}
+
+async fn daemon() -> (String, tempfile::TempDir, CancellationToken) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DfdaemonConfig::load(
+        None,
+        Overrides { data_dir: Some(dir.path().join("d")), ..Default::default() },
+        "proxy-host",
+    )
+    .unwrap();
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let listeners = Listeners {
+        socket: UnixListener::bind(&config.server.socket).unwrap(),
+        http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        upload: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        proxy,
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(Dfdaemon::new(config).serve(listeners, shutdown.clone()));
+    (proxy_url, dir, shutdown)
+}
+
+#[tokio::test]
+async fn forward_proxy_serves_blobs_from_the_cache_and_forwards_the_rest() {
+    let (origin, blobs, manifests) = origin().await;
+    let (proxy, _dir, _stop) = daemon().await;
+    let client = reqwest::Client::builder().proxy(reqwest::Proxy::http(&proxy).unwrap()).build().unwrap();
+    let blob_url = format!("{origin}/v2/lib/blobs/sha256:0123");
+
+    for _ in 0..2 {
+        let resp = client.get(&blob_url).bearer_auth("secret").send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().contains_key("x-dragonfly-task-id"));
+        assert_eq!(resp.bytes().await.unwrap(), blob(300_000));
+    }
+    assert_eq!(blobs.load(Ordering::SeqCst), 1, "the second pull comes from the cache");
+
+    let part = client.get(&blob_url).header("range", "bytes=100-199").send().await.unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 100-199/300000");
+    assert_eq!(part.bytes().await.unwrap(), blob(300_000)[100..200]);
+    let bad = client.get(&blob_url).header("range", "bytes=400000-").send().await.unwrap();
+    assert_eq!(bad.status(), 416);
+
+    for _ in 0..2 {
+        let m = client.get(format!("{origin}/v2/lib/manifests/latest")).send().await.unwrap();
+        assert_eq!(m.status(), 200);
+        assert_eq!(m.headers()["docker-content-digest"], "sha256:abc");
+    }
+    assert_eq!(manifests.load(Ordering::SeqCst), 2, "manifests are forwarded, never cached");
+
+    let denied = client.get(format!("{origin}/v2/lib/blobs/sha256:other")).send().await.unwrap();
+    assert_eq!(denied.status(), 401, "the origin's status reaches the client");
+    assert_eq!(denied.headers()["x-dragonfly-error-type"], "backend");
+    let missing =
+        client.get(format!("{origin}/v2/lib/blobs/sha256:missing")).bearer_auth("secret").send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+
+    let unreachable = client.get("http://127.0.0.1:1/v2/").send().await.unwrap();
+    assert_eq!(unreachable.status(), 502);
+    assert_eq!(unreachable.headers()["x-dragonfly-error-type"], "backend");
+}
+
+#[tokio::test]
+async fn mirror_mode_finds_the_upstream_from_the_header() {
+    let (origin, blobs, _) = origin().await;
+    let (proxy, _dir, _stop) = daemon().await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{proxy}/v2/lib/blobs/sha256:4567"))
+        .header("x-dragonfly-registry", &origin)
+        .bearer_auth("secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), blob(300_000));
+    assert_eq!(blobs.load(Ordering::SeqCst), 1);
+
+    let lost = client.get(format!("{proxy}/v2/")).send().await.unwrap();
+    assert_eq!(lost.status(), 400);
+    assert_eq!(lost.headers()["x-dragonfly-error-type"], "proxy");
+    assert!(lost.text().await.unwrap().contains("no upstream"));
+}
