@@ -3,10 +3,9 @@
 //!
 //! Layers: [`storage`] keeps content and metadata; [`transport`] moves piece bytes between peers
 //! over TCP; [`download`] fills storage from parents or the origin and exports files; [`rpc`] is
-//! the gRPC edge (local download API, scheduler stream); `seed` takes orders in seed mode;
+//! the gRPC edge (local download API, scheduler stream, host announcements, seed orders);
 //! `serve` wires listeners. Entry point: [`Dfdaemon::serve`].
 
-mod announce;
 pub mod config;
 pub mod download;
 mod error;
@@ -16,7 +15,6 @@ pub mod limiter;
 pub mod metrics;
 pub mod proxy;
 pub mod rpc;
-mod seed;
 mod serve;
 pub mod storage;
 pub mod transport;

@@ -10,15 +10,14 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Error, announce,
+    Error,
     config::DfdaemonConfig,
     download::{Downloader, DownloaderConfig},
     gc, http,
     limiter::RateLimiter,
     metrics::Metrics,
     proxy,
-    rpc::{DfdaemonService, scheduler},
-    seed,
+    rpc::{DfdaemonService, announce, scheduler, seed},
     storage::Storage,
     transport::server::{self as upload, UploadContext},
 };
