@@ -48,6 +48,18 @@ impl FromStr for Digest {
     }
 }
 
+impl Digest {
+    /// The digest an OCI distribution blob URL names (`…/v2/<name>/blobs/sha256:<hex>`), so a
+    /// blob fetched by URL is verified even when the caller gave no digest.
+    pub fn from_oci_blob_path(path: &str) -> Option<Self> {
+        let (before, last) = path.rsplit_once('/')?;
+        if !before.ends_with("/blobs") || !before.contains("/v2/") {
+            return None;
+        }
+        last.parse().ok().filter(|d: &Digest| d.algorithm == Algorithm::Sha256)
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let algo = match self.algorithm {
@@ -68,6 +80,16 @@ mod tests {
         let d: Digest = format!("SHA256:{hex}").parse().unwrap();
         assert_eq!(d.algorithm, Algorithm::Sha256);
         assert_eq!(d.to_string(), format!("sha256:{}", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn oci_blob_urls_name_their_digest() {
+        let hex = "a".repeat(64);
+        let d = Digest::from_oci_blob_path(&format!("/v2/library/alpine/blobs/sha256:{hex}")).unwrap();
+        assert_eq!(d.to_string(), format!("sha256:{hex}"));
+        assert!(Digest::from_oci_blob_path(&format!("/v2/x/manifests/sha256:{hex}")).is_none());
+        assert!(Digest::from_oci_blob_path("/v2/x/blobs/sha256:short").is_none());
+        assert!(Digest::from_oci_blob_path(&format!("/files/blobs/sha256:{hex}")).is_none());
     }
 
     #[test]

@@ -161,9 +161,10 @@ impl Downloader {
             piece_length: request.piece_length,
             disable_back_to_source: request.disable_back_to_source,
         };
+        let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
             let task = self.fetch_task(&task_request, &events).await?;
-            let (content_length, blake) = verify_whole(&task, request.digest.as_ref()).await?;
+            let (content_length, blake) = verify_whole(&task, expected.as_ref()).await?;
             let (t, out, overwrite) = (task.clone(), request.output.clone(), request.overwrite);
             tokio::task::spawn_blocking(move || t.export(&out, overwrite))
                 .await
@@ -228,7 +229,7 @@ impl Downloader {
 }
 
 /// Hashes the stored content once: BLAKE3 always (reported), SHA-256 when that is expected.
-async fn verify_whole(task: &Arc<TaskStore>, expected: Option<&Digest>) -> Result<(u64, Digest), Error> {
+pub(crate) async fn verify_whole(task: &Arc<TaskStore>, expected: Option<&Digest>) -> Result<(u64, Digest), Error> {
     let task = task.clone();
     let want_sha = matches!(expected, Some(Digest { algorithm: Algorithm::Sha256, .. }));
     let (len, blake, sha) = tokio::task::spawn_blocking(move || -> Result<_, Error> {

@@ -19,6 +19,11 @@ use peer::{
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 fn blob(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 253) as u8).collect()
 }
@@ -113,6 +118,20 @@ async fn forward_proxy_serves_blobs_from_the_cache_and_forwards_the_rest() {
     let missing =
         client.get(format!("{origin}/v2/lib/blobs/sha256:missing")).bearer_auth("secret").send().await.unwrap();
     assert_eq!(missing.status(), 404);
+
+    // A blob whose bytes do not match the digest in its URL is refused and not cached.
+    let lying = format!("{origin}/v2/lib/blobs/sha256:{}", "ab".repeat(32));
+    for _ in 0..2 {
+        let resp = client.get(&lying).bearer_auth("secret").send().await.unwrap();
+        assert_eq!(resp.status(), 502);
+        assert!(resp.text().await.unwrap().contains("integrity"));
+    }
+    let honest = format!("{origin}/v2/lib/blobs/sha256:{}", sha256_hex(&blob(300_000)));
+    let resp = client.get(&honest).bearer_auth("secret").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let before = blobs.load(Ordering::SeqCst);
+    assert_eq!(client.get(&honest).bearer_auth("secret").send().await.unwrap().status(), 200);
+    assert_eq!(blobs.load(Ordering::SeqCst), before, "a verified blob is served from the cache");
 
     let unreachable = client.get("http://127.0.0.1:1/v2/").send().await.unwrap();
     assert_eq!(unreachable.status(), 502);

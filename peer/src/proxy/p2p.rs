@@ -6,7 +6,10 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
-use common::task_id::{TaskSpec, task_id};
+use common::{
+    digest::Digest,
+    task_id::{TaskSpec, task_id},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncSeekExt},
     sync::mpsc,
@@ -16,7 +19,7 @@ use tokio_util::io::ReaderStream;
 use super::{ErrorType, error, header_str, header_value, origin_headers, task_shaping};
 use crate::{
     Error,
-    download::{Downloader, TaskRequest},
+    download::{Downloader, TaskRequest, verify_whole},
 };
 
 pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &HeaderMap) -> Response {
@@ -45,6 +48,13 @@ pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &H
         Ok(t) => t,
         Err(e) => return download_error(e),
     };
+    // A blob URL names its digest: content that does not match is neither served nor kept.
+    if let Some(expected) = Digest::from_oci_blob_path(req.url.path())
+        && let Err(e) = verify_whole(&task, Some(&expected)).await
+    {
+        let _ = downloader.storage().remove(&id);
+        return error(StatusCode::BAD_GATEWAY, ErrorType::Backend, e.to_string());
+    }
     let Some(layout) = task.layout() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, "task has no layout".into());
     };

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use common::ids::TaskId;
 use tokio::{
-    io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter},
+    io::{AsyncReadExt, AsyncWriteExt, BufWriter},
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
@@ -85,8 +85,8 @@ async fn reply<W: AsyncWriteExt + Unpin>(wr: &mut W, status: Status, body: &[u8]
     wr.flush().await
 }
 
-async fn serve_piece<W: AsyncWriteExt + Unpin>(
-    wr: &mut W,
+async fn serve_piece(
+    wr: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
     ctx: &UploadContext,
     id: TaskId,
     piece: u32,
@@ -104,25 +104,50 @@ async fn serve_piece<W: AsyncWriteExt + Unpin>(
         Ok(f) => f,
         Err(e) => return reply(wr, Status::Error, e.to_string().as_bytes()).await,
     };
-    let mut file = tokio::fs::File::from_std(file);
-    file.seek(std::io::SeekFrom::Start(range.start)).await?;
     let len = range.end - range.start;
     wr.write_u8(Status::Ok as u8).await?;
     wr.write_u64(len).await?;
-    let mut remaining = len;
-    let mut buf = vec![0u8; 256 * 1024];
-    while remaining > 0 {
-        let want = remaining.min(buf.len() as u64) as usize;
-        let n = file.read(&mut buf[..want]).await?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "content file shorter than piece"));
-        }
-        ctx.limiter.acquire(n as u64).await;
-        wr.write_all(&buf[..n]).await?;
-        remaining -= n as u64;
-    }
     wr.flush().await?;
+    send_range(wr.get_ref().as_ref(), &file, range.start, len, &ctx.limiter).await?;
     ctx.metrics.upload_traffic.inc_by(len);
     task.touch();
+    Ok(())
+}
+
+/// Most bytes handed to one `sendfile` call, so the rate limiter stays fine-grained.
+const SENDFILE_CHUNK: u64 = 1 << 20;
+
+/// Sends `len` bytes of `file` from `offset` with `sendfile(2)`: the kernel copies from the page
+/// cache to the socket, and the bytes never enter this process.
+async fn send_range(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    limiter: &RateLimiter,
+) -> std::io::Result<()> {
+    let mut off = offset as i64;
+    let end = offset + len;
+    while (off as u64) < end {
+        let chunk = (end - off as u64).min(SENDFILE_CHUNK);
+        limiter.acquire(chunk).await;
+        let mut left = chunk;
+        while left > 0 {
+            stream.writable().await?;
+            match stream.try_io(tokio::io::Interest::WRITABLE, || {
+                nix::sys::sendfile::sendfile(stream, file, Some(&mut off), left as usize).map_err(std::io::Error::from)
+            }) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "content file shorter than piece",
+                    ));
+                }
+                Ok(n) => left -= n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
     Ok(())
 }
