@@ -1,7 +1,8 @@
-# Damselfly's two commands:
+# Damselfly's commands:
 #   make run    build everything and start a local cluster with the console (Ctrl-C stops it)
 #   make test   run every test: fmt, clippy, unit + integration tests, browser tests
-# Both install what is missing first (Debian packages, wasm-bindgen-cli, npm packages).
+#   make bench  distribution benchmark vs curl and BitTorrent (root; quick: make bench BENCH_ARGS="-F 32 -N 4")
+# run and test install what is missing first (Debian packages, wasm-bindgen-cli, npm packages).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,11 +19,12 @@ SITE := target/site
 FRONT := target/front
 PEERS ?= 2
 DATA_DIR ?= .damselfly
+BENCH_ARGS ?=
 
-.PHONY: help deps apt-deps wasm-bindgen npm-deps console build run test lint unit-test e2e
+.PHONY: help deps apt-deps wasm-bindgen npm-deps console build run test lint unit-test e2e bench bench-deps
 
 help:
-	@sed -n '1,4p' Makefile
+	@sed -n '1,5p' Makefile
 
 deps: apt-deps wasm-bindgen npm-deps
 
@@ -77,3 +79,19 @@ e2e: build
 	cd end2end && npx playwright test
 
 test: deps build lint unit-test e2e
+
+# One file from one origin to N peers: Damselfly vs N curls vs BitTorrent (aria2) under tc caps,
+# in network namespaces (needs root). Defaults: F=256 MiB, N=8 and N=16, u_s=40, u=20 MiB/s.
+# Uses ../shared/bench/baseline.py; see peer/benches/distribution/README.md.
+BENCH_PACKAGES := nginx-light aria2 mktorrent opentracker curl iproute2 util-linux
+
+bench-deps:
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+bench: bench-deps
+	nice -n 10 $(CARGO) build --release --bins
+	peer/benches/distribution/run.sh $(BENCH_ARGS)

@@ -1,0 +1,500 @@
+#!/usr/bin/env python3
+"""Distribution benchmark: one file of F MiB from one origin to N peers, by Damselfly, by N plain
+curls (direct) and by BitTorrent (aria2), in one run, under the same per-host bandwidth caps.
+
+The network (one namespace per host, tc tbf caps at the edges), the direct and BitTorrent runs
+and the measuring helpers come from the shared baseline harness, ../shared/bench/baseline.py
+beside the repository (python3 stdlib only); this script adds the Damselfly run and the report.
+
+Damselfly run: nginx on the origin (cap u_s), the scheduler on an uncapped host, one seed
+dfdaemon and N dfdaemons (each capped at u up, d down). The clock starts when the N `dfget`s
+are launched (daemons up, announced and healthy) and stops when the last one exits 0, i.e. has
+a complete file verified against the sha256 (`--digest`). The seed peer is not timed; it
+counts in the bound as one more host that must receive the file and may upload:
+
+    T_min = max(F/u_s, F/d, (N+1)·F/(u_s + (N+1)·u))
+
+The same T_min is used for all three systems of a configuration so wall/T_min compares them
+directly (the classic bound for N downloaders without a seed, N·F/(u_s+N·u), is shown too).
+Must run as root.
+"""
+import argparse
+import collections
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+BASELINE_DIR = os.environ.get("BASELINE_DIR") or os.path.join(REPO, "..", "shared", "bench")
+sys.path.insert(0, os.path.abspath(BASELINE_DIR))
+sys.dont_write_bytecode = True           # no __pycache__ in the shared directory
+try:
+    import baseline as B  # noqa: E402
+except ImportError:
+    sys.exit("cannot import baseline.py from %s (set BASELINE_DIR)" % BASELINE_DIR)
+
+MiB = B.MiB
+SCHED_GRPC, SCHED_HTTP = 8002, 8004
+DF_UPLOAD, DF_HTTP = 4000, 4003
+ORIGIN_PORT = 8080
+SYSTEMS = ("damselfly", "direct", "bittorrent")
+
+
+def t_min(F, N, us, u, d):
+    """The issue's bound: the seed peer is one more uploader that must also receive the file."""
+    terms = [F / us, (N + 1) * F / (us + (N + 1) * u)]
+    if d:
+        terms.append(F / d)
+    return max(terms)
+
+
+# --------------------------------------------------------------------------- network
+class Net(B.Net):
+    """The baseline's star network; optionally with another TCP congestion control in every
+    namespace (new namespaces inherit the machine's default, often bbr)."""
+
+    def __init__(self, args, n_peers, tag):
+        super().__init__(args, n_peers, tag)
+        if getattr(args, "tcp_cc", None):
+            for h in self.hosts.values():
+                B.sh(h.cmd(["sysctl", "-q", "-w", "net.ipv4.tcp_congestion_control=%s" % args.tcp_cc]))
+
+
+# --------------------------------------------------------------------------- damselfly
+def start_origin(host, run_dir, src):
+    """nginx serving src's directory on host:ORIGIN_PORT; returns (proc, dir, url)."""
+    ndir = os.path.join(run_dir, "nginx")
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        os.makedirs(os.path.join(ndir, sub))
+    conf = f"""
+master_process off;
+daemon off;
+worker_processes 1;
+pid {ndir}/nginx.pid;
+error_log {ndir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  log_format bench '$remote_addr $status $body_bytes_sent $bytes_sent $request_time "$request" "$http_range"';
+  access_log {ndir}/access.log bench;
+  client_body_temp_path {ndir}/client_body;
+  proxy_temp_path {ndir}/proxy;
+  fastcgi_temp_path {ndir}/fastcgi;
+  uwsgi_temp_path {ndir}/uwsgi;
+  scgi_temp_path {ndir}/scgi;
+  default_type application/octet-stream;
+  sendfile on;
+  tcp_nopush on;
+  server {{
+    listen {host.addr}:{ORIGIN_PORT};
+    root {os.path.dirname(src)};
+  }}
+}}
+"""
+    with open(os.path.join(ndir, "nginx.conf"), "w") as f:
+        f.write(conf)
+    p = B.spawn(host, ["nginx", "-p", ndir, "-e", ndir + "/error.log", "-c", ndir + "/nginx.conf"],
+                os.path.join(ndir, "stdout.log"))
+    B.wait_listen(host, ORIGIN_PORT)
+    return p, ndir, "http://%s:%d/%s" % (host.addr, ORIGIN_PORT, os.path.basename(src))
+
+
+def origin_log(ndir):
+    """nginx access log -> {remote_addr: [requests, bytes_sent]}."""
+    by = collections.defaultdict(lambda: [0, 0])
+    path = os.path.join(ndir, "access.log")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 4 and parts[3].isdigit():
+                    by[parts[0]][0] += 1
+                    by[parts[0]][1] += int(parts[3])
+    return dict(by)
+
+
+def origin_request_time(ndir, addr):
+    """Seconds nginx spent on addr's longest request (the seed's back-to-source GET)."""
+    best = None
+    path = os.path.join(ndir, "access.log")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 5 and parts[0] == addr:
+                    try:
+                        best = max(best or 0.0, float(parts[4]))
+                    except ValueError:
+                        pass
+    return best
+
+
+def per_host_timeline(series, step=1.0):
+    """[[t, origin, seed, peer1..peerN] upload MiB/s per ~step s] from NetSampler samples."""
+    out, prev = [], series[0]
+    for t, v in series[1:]:
+        if t - prev[0] >= step or (t, v) == series[-1]:
+            dt = max(1e-9, t - prev[0])
+            out.append([round(t, 1)] + [round((v[i][1] - prev[1][i][1]) / MiB / dt, 1) for i in range(len(v))])
+            prev = (t, v)
+    return out
+
+
+def wait_healthy(host, url, proc, what, timeout=30):
+    end = time.monotonic() + timeout
+    while True:
+        B.check_deadline()
+        if proc.poll() is not None:
+            raise B.BenchError("%s exited (%s) before becoming healthy" % (what, proc.returncode))
+        if B.sh(host.cmd(["curl", "-sf", "-o", "/dev/null", "--max-time", "1", url]), check=False) == 0:
+            return
+        if time.monotonic() > end:
+            raise B.BenchError("%s not healthy at %s after %ds" % (what, url, timeout))
+        time.sleep(0.1)
+
+
+def grep(path, pattern):
+    if not os.path.exists(path):
+        return []
+    rx = re.compile(pattern)
+    with open(path, errors="replace") as f:
+        return [line.rstrip("\n") for line in f if rx.search(line)]
+
+
+def run_damselfly(a, run_dir, src, digest, tag):
+    N = a.N
+    bindir = a.bin_dir
+    net = Net(a, N + 1, tag)                 # peers[0] is the seed peer, peers[1..N] download
+    cpu0 = B.children_cpu()
+    env = dict(os.environ, RUST_LOG=a.rust_log, NO_COLOR="1")
+    res = {}
+    try:
+        o, sch = net.origin, net.tracker     # the scheduler lives on the (uncapped) tracker host
+        nginx, ndir, url = start_origin(o, run_dir, src)
+
+        sdir = os.path.join(run_dir, "scheduler")
+        os.makedirs(sdir)
+        sched = B.spawn(sch, [os.path.join(bindir, "scheduler"),
+                              "--grpc-addr", "%s:%d" % (sch.addr, SCHED_GRPC),
+                              "--http-addr", "%s:%d" % (sch.addr, SCHED_HTTP)],
+                        os.path.join(sdir, "scheduler.log"), env=env)
+        wait_healthy(sch, "http://%s:%d/healthy" % (sch.addr, SCHED_HTTP), sched, "scheduler")
+
+        names, socks, daemons = [], [], []
+        for idx, h in enumerate(net.peers):
+            name = "seed" if idx == 0 else "peer%d" % idx
+            ddir = os.path.join(run_dir, name)
+            os.makedirs(os.path.join(ddir, "out"))
+            conf = os.path.join(ddir, "dfdaemon.toml")
+            with open(conf, "w") as f:
+                # host.ip: the address other peers dial for pieces (this namespace's address)
+                f.write('[host]\nip = "%s"\n\n[download]\nconcurrency = %d\n\n'
+                        '[scheduler]\nannounce_interval_secs = 1\n' % (h.addr, a.df_concurrency))
+            argv = [os.path.join(bindir, "dfdaemon"), "-c", conf, "--data-dir", os.path.join(ddir, "data"),
+                    "--hostname", name, "--scheduler", "%s:%d" % (sch.addr, SCHED_GRPC),
+                    "--http-addr", "%s:%d" % (h.addr, DF_HTTP), "--upload-addr", "%s:%d" % (h.addr, DF_UPLOAD)]
+            if idx == 0:
+                argv.append("--seed")
+            daemons.append(B.spawn(h, argv, os.path.join(ddir, "dfdaemon.log"), env=env))
+            names.append(name)
+            socks.append(os.path.join(ddir, "data", "dfdaemon.sock"))
+        for h, p, name in zip(net.peers, daemons, names):
+            wait_healthy(h, "http://%s:%d/healthy" % (h.addr, DF_HTTP), p, "dfdaemon " + name)
+        time.sleep(a.settle)                 # every host announced, the seed's watch stream open
+        for p, name in zip(daemons, names):
+            if p.poll() is not None:
+                raise B.BenchError("dfdaemon %s exited (%s)" % (name, p.returncode))
+
+        tx0 = net.tx_bytes(o)
+        meter = B.CpuMeter()
+        t0 = time.monotonic()
+        outs, procs = [], []
+        for h, name, sock in zip(net.peers[1:], names[1:], socks[1:]):
+            out = os.path.join(run_dir, name, "out", os.path.basename(src))
+            outs.append(out)
+            argv = [os.path.join(bindir, "dfget"), url, "-O", out, "-e", sock, "--no-progress",
+                    "--digest", "sha256:" + digest]
+            procs.append(B.spawn(h, argv, os.path.join(run_dir, name, "dfget.log"), env=env))
+        spawn_s = time.monotonic() - t0
+
+        def chk(pr, name):
+            def f():
+                rc = pr.poll()
+                if rc is None:
+                    return None
+                if rc != 0:
+                    raise B.BenchError("dfget on %s exited %s (see %s/%s/dfget.log)" % (name, rc, run_dir, name))
+                return time.monotonic()
+            return f
+        smp = B.NetSampler(net, nginx, daemons, t0)    # daemons: seed + N peers, all capped at u
+        fin = B.wait_all([chk(pr, n) for pr, n in zip(procs, names[1:])], "dfget", meter, sampler=smp)
+        wall = max(fin) - t0
+        cpu = meter.result()
+        a1 = argparse.Namespace(**vars(a))
+        a1.N = N + 1
+        cpu.update(smp.summary(a1, wall))
+        tx1 = net.tx_bytes(o)
+        drops = net.qdisc_drops(o)
+        seed_drops = net.qdisc_drops(net.peers[0])
+        # bytes each daemon's host sent during the run (seed first), from the sampler
+        up_by_host, up_timeline = {}, []
+        if smp.on and len(smp.series) > 1:
+            end = smp.series[-1][1]
+            up_by_host = {n: end[i + 1][1] - smp.first[i + 1][1] for i, n in enumerate(names)}
+            up_timeline = per_host_timeline(smp.series)
+        B.stop_procs(daemons, grace=10.0)          # before the scheduler, so they can leave it
+        B.stop_procs([sched])
+        B.stop_procs([nginx])
+        by_addr, seed_get_s = origin_log(ndir), origin_request_time(ndir, net.peers[0].addr)
+        bad = B.verify(outs, digest)
+        addr_name = {h.addr: n for h, n in zip(net.peers, names)}
+        addr_name[sch.addr] = "scheduler"
+        origin_by = {addr_name.get(k, k): v for k, v in sorted(by_addr.items())}
+        # misbehaviour worth flagging: normal peers sent to the origin, warnings in the logs
+        b2s = grep(os.path.join(sdir, "scheduler.log"), r"goes back to source")
+        b2s_peers = [l for l in b2s if "seed peer fetches" not in l]
+        warns = {n: len(grep(os.path.join(run_dir, n, "dfdaemon.log"), r"\b(WARN|ERROR)\b")) for n in names}
+        res = dict(mode="damselfly", wall=wall,
+                   origin_app_bytes=sum(v[1] for v in by_addr.values()),
+                   origin_wire_bytes=(tx1 - tx0) if tx0 is not None else None,
+                   origin_by_host=origin_by, back_to_source_nonseed=len(b2s_peers),
+                   daemon_warnings={k: v for k, v in warns.items() if v},
+                   sched_warnings=len(grep(os.path.join(sdir, "scheduler.log"), r"\b(WARN|ERROR)\b")),
+                   per_peer=[round(x - t0, 3) for x in fin], origin_qdisc_drops=drops,
+                   seed_qdisc_drops=seed_drops, up_by_host=up_by_host, up_timeline=up_timeline, seed_origin_get_s=seed_get_s,
+                   spawn_s=round(spawn_s, 3), bad=bad, n_copies=len(outs), **cpu)
+    finally:
+        B.stop_procs([p for p in B.PROCS if p.poll() is None])
+        res_cpu = B.children_cpu() - cpu0
+        net.teardown()
+    res["proc_cpu_s"] = round(res_cpu, 2)
+    return res
+
+
+# --------------------------------------------------------------------------- report
+def fmt_row(system, r, F, tmin):
+    if r.get("error"):
+        return "%-11s FAILED: %s" % (system, r["error"])
+    ob, ow = r.get("origin_app_bytes"), r.get("origin_wire_bytes")
+    n = r.get("n_copies") or len(r.get("per_peer") or [])
+    sha = "OK %d/%d" % (n - len(r["bad"]), n) if not r["bad"] else "BAD %d/%d" % (len(r["bad"]), n)
+    return "%-11s %8.2f %8.2f %10.2f %14s %13s %9s %9.0f%%" % (
+        system, r["wall"], tmin, r["wall"] / tmin,
+        "%.3f" % (ob / (F * MiB)) if ob is not None else "n/a",
+        "%.3f" % (ow / (F * MiB)) if ow is not None else "n/a", sha, r.get("bench_cpu_pct", 0))
+
+
+HEADER = "%-11s %8s %8s %10s %14s %13s %9s %10s" % (
+    "system", "wall_s", "T_min_s", "wall/T_min", "origin_bytes/F", "origin_wire/F", "sha256", "bench_cpu")
+
+
+def machine_cc():
+    try:
+        with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def report(a, rows):
+    tmin = t_min(a.F, a.N, a.us, a.u, a.d)
+    kr = B.kumar_ross(a.F, a.N, a.us, a.u, a.d)
+    print()
+    print("== F=%d MiB  N=%d  u_s=%g MiB/s  u=%g MiB/s  d=%s  tcp=%s   T_min=max(F/u_s, F/d, (N+1)F/(u_s+(N+1)u))=%.2f s"
+          "  (KR without seed, N·F/(u_s+N·u): %.2f s)" % (a.F, a.N, a.us, a.u, "%g" % a.d if a.d else "inf",
+                                                      a.tcp_cc or machine_cc(), tmin, kr))
+    print(HEADER)
+    for system, r in rows:
+        print(fmt_row(system, r, a.F, tmin))
+    for system, r in rows:
+        if r.get("error"):
+            continue
+        extra = "  %s: peers done at %s s" % (system, ", ".join("%.2f" % x for x in sorted(r["per_peer"])))
+        if r.get("origin_up_util") is not None:
+            extra += "; origin_util=%.2f up_util=%.2f t_1MiB_median=%ss" % (
+                r["origin_up_util"], r["total_up_util"], r["t_first_MiB_median"])
+        print(extra)
+        if system == "damselfly":
+            print("  damselfly: origin bytes/F by host %s; normal peers sent back to source: %d; "
+                  "WARN/ERROR lines: scheduler %d, daemons %s" % (
+                      ", ".join("%s=%.3f (%d req)" % (k, v[1] / (a.F * MiB), v[0]) for k, v in r["origin_by_host"].items()),
+                      r["back_to_source_nonseed"], r["sched_warnings"], r["daemon_warnings"] or "none"))
+            if r.get("up_by_host"):
+                print("  damselfly: upload by host /F (wire): %s" % ", ".join(
+                    "%s=%.2f" % (k, v / (a.F * MiB)) for k, v in r["up_by_host"].items()))
+            if a.verbose and r.get("up_timeline"):
+                print("  damselfly: upload MiB/s per host over time [t, origin, seed, peer1..]:")
+                for row in r["up_timeline"]:
+                    print("    " + " ".join("%6s" % x for x in row))
+            if r.get("seed_origin_get_s"):
+                print("  damselfly: seed's GET from the origin took %.2f s (%.1f MiB/s; F/u_s = %.2f s); "
+                      "tbf drops on seed uplink %s, on origin uplink %s" % (
+                          r["seed_origin_get_s"], a.F / r["seed_origin_get_s"], a.F / a.us,
+                          r["seed_qdisc_drops"], r["origin_qdisc_drops"]))
+    sys.stdout.flush()
+
+
+def shrink(run_dir, keep_logs):
+    """Drop the payload copies (tmpfs); keep the logs when asked."""
+    if not keep_logs:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for dp, _, fn in os.walk(run_dir):
+        for n in fn:
+            fp = os.path.join(dp, n)
+            try:
+                if os.path.getsize(fp) > MiB and not fp.endswith(".log"):
+                    os.unlink(fp)
+            except OSError:
+                pass
+
+
+def main():
+    env = os.environ
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-F", type=int, default=int(env.get("F", 256)), help="file size MiB (default 256)")
+    ap.add_argument("-N", default=env.get("N", "8,16"), help="peers; comma list = one configuration each (default 8,16)")
+    ap.add_argument("--us", type=float, default=float(env.get("U_S", 40)), help="origin upload MiB/s (default 40)")
+    ap.add_argument("--u", type=float, default=float(env.get("U", 20)), help="peer upload MiB/s (default 20)")
+    ap.add_argument("--d", default=env.get("D", "unlimited"), help="peer download MiB/s (default unlimited)")
+    ap.add_argument("--systems", default="damselfly,direct,bittorrent", help="comma list of %s" % ",".join(SYSTEMS))
+    ap.add_argument("--bin-dir", default=os.path.join(REPO, "target", "release"),
+                    help="where scheduler, dfdaemon, dfget are (default target/release)")
+    ap.add_argument("--df-concurrency", type=int, default=16, help="dfdaemon [download] concurrency (default 16)")
+    ap.add_argument("--settle", type=float, default=2.0, help="seconds between daemons healthy and the clock (default 2)")
+    ap.add_argument("--rust-log", default=env.get("RUST_LOG", "info"), help="RUST_LOG for the daemons (default info)")
+    ap.add_argument("--tcp-cc", default=None,
+                    help="TCP congestion control in every namespace, e.g. reno (default: the machine's)")
+    ap.add_argument("--piece-kib", type=int, default=256, help="BitTorrent piece size KiB (default 256)")
+    ap.add_argument("--mtu", type=int, default=1500)
+    ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay on every downlink")
+    ap.add_argument("--timeout", type=float, default=3600, help="hard limit for the whole invocation, s (default 3600)")
+    ap.add_argument("--nice", type=int, default=0, help="nice level of the benchmarked processes")
+    ap.add_argument("--workdir", default=None, help="parent of the temp dir (default /dev/shm when it has room)")
+    ap.add_argument("--keep", action="store_true", help="keep the logs of every run (payload copies are dropped)")
+    ap.add_argument("--json", default=None, help="append one JSON object per run to this file")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    args.d = B.parse_d(args.d)
+    ns = [int(x) for x in str(args.N).split(",") if x.strip()]
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    for s in systems:
+        if s not in SYSTEMS:
+            ap.error("unknown system %s" % s)
+    if os.geteuid() != 0:
+        ap.error("needs root (network namespaces, tc)")
+    need = {"damselfly": ["nginx", "curl"], "direct": ["nginx", "curl"],
+            "bittorrent": ["aria2c", "mktorrent", "opentracker", "curl"]}
+    for s in systems:
+        for b in need[s] + ["ip", "tc", "ss", "setpriv"]:
+            if not shutil.which(b):
+                ap.error("missing %s (apt-get install -y nginx-light aria2 mktorrent opentracker curl iproute2 util-linux)" % b)
+    if "damselfly" in systems:
+        for b in ("scheduler", "dfdaemon", "dfget"):
+            if not os.access(os.path.join(args.bin_dir, b), os.X_OK):
+                ap.error("missing %s/%s (cargo build --release --bins)" % (args.bin_dir, b))
+
+    # what the shared harness's runners read
+    args.net, args.app_limits, args.cap_basis = "netns", False, "payload"
+    args.comp = (args.mtu + 14) / (args.mtu - 52)
+    args.announce_interval, args.aria2_log_level = 0, "warn"
+    B.VERBOSE, B.NICE = args.verbose, args.nice
+    B.Net = Net                               # the baseline runners build their networks with it too
+    B.DEADLINE = time.monotonic() + args.timeout
+
+    def on_signal(sig, frm):
+        raise SystemExit(128 + sig)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    B.cleanup_stale_netns()
+    F = args.F
+    need_bytes = F * MiB * (2 * max(ns) + 4) + 256 * MiB     # origin + seed + N (cache + output)
+    parent = args.workdir
+    if parent is None:
+        parent = "/tmp"
+        try:
+            st = os.statvfs("/dev/shm")
+            if st.f_bavail * st.f_frsize > need_bytes:
+                parent = "/dev/shm"
+        except OSError:
+            pass
+    work = tempfile.mkdtemp(prefix="dfbench.", dir=parent)
+    os.chmod(work, 0o755)
+    runners = {"damselfly": run_damselfly, "direct": B.run_direct, "bittorrent": B.run_bittorrent}
+    rc = 0
+    try:
+        odir = os.path.join(work, "origin")
+        os.makedirs(odir)
+        os.chmod(odir, 0o755)
+        src = os.path.join(odir, "payload.bin")
+        B.info("creating %d MiB file in %s" % (F, work))
+        B.make_file(src, F)
+        os.chmod(src, 0o644)
+        digest = B.sha256_file(src)
+        B.info("sha256 %s" % digest)
+        for ci, n in enumerate(ns):
+            a = argparse.Namespace(**vars(args))
+            a.N = n
+            tmin = t_min(F, n, a.us, a.u, a.d)
+            rows = []
+            for s in systems:
+                run_dir = os.path.join(work, "N%d.%s" % (n, s))
+                os.makedirs(run_dir)
+                os.chmod(run_dir, 0o755)
+                B.info("run %s F=%d N=%d" % (s, F, n))
+                try:
+                    r = runners[s](a, run_dir, src, digest, "r%d%s" % (ci, s[:2]))
+                except B.Timeout:
+                    raise
+                except B.BenchError as e:
+                    B.info("ERROR in %s: %s (logs in %s)" % (s, e, run_dir))
+                    rows.append((s, {"error": str(e)}))
+                    rc = rc or 2
+                    shrink(run_dir, True)
+                    continue
+                r.update(system=s, F=F, N=n, U_S=a.us, U=a.u, D=a.d, T_min=tmin, wall_over_tmin=r["wall"] / tmin,
+                         origin_bytes_over_F=(r["origin_app_bytes"] / (F * MiB)) if r.get("origin_app_bytes") is not None else None,
+                         sha256=digest, ts=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                r.setdefault("n_copies", n)
+                print("RESULT system=%s F=%d N=%d wall=%.2fs T_min=%.2fs wall/T_min=%.2f origin_bytes/F=%s sha=%s" % (
+                    s, F, n, r["wall"], tmin, r["wall_over_tmin"],
+                    "%.3f" % r["origin_bytes_over_F"] if r["origin_bytes_over_F"] is not None else "n/a",
+                    "OK" if not r["bad"] else "BAD"), flush=True)
+                if args.json:
+                    with open(args.json, "a") as f:
+                        f.write(json.dumps(r, default=str) + "\n")
+                if r["bad"]:
+                    for p, g in r["bad"]:
+                        B.info("CHECKSUM MISMATCH %s: %s" % (p, g))
+                    rc = 1
+                rows.append((s, r))
+                shrink(run_dir, args.keep or bool(r["bad"]))
+            report(a, rows)
+    except B.Timeout as e:
+        B.info("ERROR:", e)
+        rc = 3
+    except B.BenchError as e:
+        B.info("ERROR:", e)
+        rc = 2
+    finally:
+        B.cleanup_all()
+        try:
+            os.unlink(os.path.join(work, "origin", "payload.bin"))
+        except OSError:
+            pass
+        if rc == 0 and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            shrink(work, True)
+            B.info("logs kept in %s" % work)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
