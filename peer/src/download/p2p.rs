@@ -211,46 +211,16 @@ impl State {
     }
 
     /// Starts fetches until the concurrency limit: rarest piece first, least-loaded parent.
+    /// Pieces other peers can serve come first; a seed peer is asked only for pieces no other
+    /// parent has, so its upload goes to new pieces instead of copies the swarm already holds.
     fn schedule(&mut self, inner: &Inner, jobs: &mut JoinSet<Fetched>, pool: &Pool, task_id: &str) {
         let Some(layout) = self.layout else { return };
         let finished = self.task.finished();
         let mut rng = rand::rng();
         while self.in_flight.len() < inner.config.concurrency {
-            let mut best: Option<(usize, u32, u32)> = None; // (holders, tiebreak, piece)
-            for n in 0..layout.count() {
-                if finished.contains(n) || self.in_flight.contains(&n) || !self.digests.contains_key(&n) {
-                    continue;
-                }
-                let holders = self
-                    .parents
-                    .iter()
-                    .filter(|p| p.finished.contains(n) && !self.blocked.contains(&p.peer_id))
-                    .count();
-                let available = self.parents.iter().any(|p| {
-                    p.finished.contains(n)
-                        && !self.blocked.contains(&p.peer_id)
-                        && self.parent_load.get(&p.peer_id).copied().unwrap_or(0) < PER_PARENT
-                });
-                if !available {
-                    continue;
-                }
-                let tiebreak = rng.random::<u32>();
-                if best.is_none_or(|(h, t, _)| (holders, tiebreak) < (h, t)) {
-                    best = Some((holders, tiebreak, n));
-                }
-            }
-            let Some((_, _, n)) = best else { return };
-            let parent = self
-                .parents
-                .iter()
-                .filter(|p| {
-                    p.finished.contains(n)
-                        && !self.blocked.contains(&p.peer_id)
-                        && self.parent_load.get(&p.peer_id).copied().unwrap_or(0) < PER_PARENT
-                })
-                .min_by_key(|p| (self.parent_load.get(&p.peer_id).copied().unwrap_or(0), rng.random::<u32>()))
-                .cloned();
-            let Some(parent) = parent else { return };
+            let choice =
+                self.pick(&finished, layout, false, &mut rng).or_else(|| self.pick(&finished, layout, true, &mut rng));
+            let Some((n, parent)) = choice else { return };
             let (Some(expected_len), Some(digest)) = (layout.len_of(n), self.digests.get(&n).copied()) else { return };
             self.in_flight.insert(n);
             *self.parent_load.entry(parent.peer_id.clone()).or_default() += 1;
@@ -258,6 +228,44 @@ impl State {
             let limiter = inner.download_limiter.clone();
             jobs.spawn(fetch_piece(pool, limiter, task, task_id, parent, n, expected_len, digest));
         }
+    }
+
+    /// The rarest wanted piece that a free parent of the given kind (seed or not) can serve, with
+    /// the least-loaded such parent. For seeds, only pieces no unblocked non-seed parent holds.
+    fn pick(
+        &self,
+        finished: &common::bitmap::PieceBitmap,
+        layout: PieceLayout,
+        seeds: bool,
+        rng: &mut impl Rng,
+    ) -> Option<(u32, Parent)> {
+        let load = |p: &Parent| self.parent_load.get(&p.peer_id).copied().unwrap_or(0);
+        let has = |p: &Parent, n: u32| p.finished.contains(n) && !self.blocked.contains(&p.peer_id);
+        let mut best: Option<(usize, u32, u32)> = None; // (holders, tiebreak, piece)
+        for n in 0..layout.count() {
+            if finished.contains(n) || self.in_flight.contains(&n) || !self.digests.contains_key(&n) {
+                continue;
+            }
+            if seeds && self.parents.iter().any(|p| !p.seed && has(p, n)) {
+                continue;
+            }
+            if !self.parents.iter().any(|p| p.seed == seeds && has(p, n) && load(p) < PER_PARENT) {
+                continue;
+            }
+            let holders = self.parents.iter().filter(|p| has(p, n)).count();
+            let tiebreak = rng.random::<u32>();
+            if best.is_none_or(|(h, t, _)| (holders, tiebreak) < (h, t)) {
+                best = Some((holders, tiebreak, n));
+            }
+        }
+        let (_, _, n) = best?;
+        let parent = self
+            .parents
+            .iter()
+            .filter(|p| p.seed == seeds && has(p, n) && load(p) < PER_PARENT)
+            .min_by_key(|p| (load(p), rng.random::<u32>()))
+            .cloned()?;
+        Some((n, parent))
     }
 }
 

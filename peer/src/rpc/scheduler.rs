@@ -16,6 +16,8 @@ pub struct Parent {
     pub peer_id: PeerId,
     pub addr: SocketAddr,
     pub finished: PieceBitmap,
+    /// A seed peer: asked only for pieces no other parent has.
+    pub seed: bool,
 }
 
 /// What the scheduler tells a downloading peer.
@@ -141,6 +143,7 @@ impl PeerStream {
                                 peer_id: PeerId(p.peer_id),
                                 addr: SocketAddr::new(ip, port),
                                 finished: PieceBitmap::from_bytes(&p.finished_pieces),
+                                seed: p.seed,
                             })
                         })
                         .collect();
