@@ -117,6 +117,8 @@ impl Dfdaemon {
             slots: Arc::new(Semaphore::new(config.upload.concurrency as usize)),
             limiter: Arc::new(RateLimiter::new(config.upload.rate_limit)),
             metrics: metrics.clone(),
+            one_upload_per_piece: config.seed,
+            active: Arc::default(),
         };
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer<DfdaemonService>>().await;

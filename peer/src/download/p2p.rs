@@ -36,8 +36,20 @@ type Pool = Arc<Mutex<HashMap<PeerId, Vec<PieceConnection>>>>;
 struct Fetched {
     number: u32,
     parent: PeerId,
-    result: Result<Duration, ParentProblem>,
+    result: Result<Duration, Failure>,
 }
+
+/// Why a fetch did not produce a piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The parent is busy with this piece or full; try again shortly, from anyone.
+    Busy,
+    /// The parent failed; report it and use another.
+    Parent(ParentProblem),
+}
+
+/// How long a piece a parent was busy with waits before it is asked for again.
+const BUSY_RETRY: Duration = Duration::from_millis(40);
 
 /// Runs the download through the scheduler. `Err(SchedulerLost)` tells the caller to fall back.
 pub(super) async fn run(
@@ -70,7 +82,7 @@ pub(super) async fn run(
     let mut state = State::new(task.clone(), task.layout());
     let pool: Pool = Arc::default();
     let mut jobs: JoinSet<Fetched> = JoinSet::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut announced_start = false;
     tracing::info!(task_id = %req.task_id, peer_id = %peer_id, "registered with the scheduler");
 
@@ -145,7 +157,10 @@ pub(super) async fn run(
                             finished_pieces: task.finished().len(),
                         });
                     }
-                    Err(problem) => {
+                    Err(Failure::Busy) => {
+                        state.retry_at.insert(done.number, Instant::now() + BUSY_RETRY);
+                    }
+                    Err(Failure::Parent(problem)) => {
                         tracing::warn!(task_id = %req.task_id, parent = %done.parent, piece = done.number, ?problem, "piece fetch failed");
                         let reason = match problem {
                             ParentProblem::Unreachable => PieceFailure::Unreachable,
@@ -174,6 +189,8 @@ struct State {
     blocked: HashSet<PeerId>,
     in_flight: HashSet<u32>,
     parent_load: HashMap<PeerId, usize>,
+    /// Pieces a parent was busy with, and when to ask again.
+    retry_at: HashMap<u32, Instant>,
     finished_bytes: u64,
 }
 
@@ -187,6 +204,7 @@ impl State {
             blocked: HashSet::new(),
             in_flight: HashSet::new(),
             parent_load: HashMap::new(),
+            retry_at: HashMap::new(),
             finished_bytes: 0,
         }
     }
@@ -241,9 +259,13 @@ impl State {
     ) -> Option<(u32, Parent)> {
         let load = |p: &Parent| self.parent_load.get(&p.peer_id).copied().unwrap_or(0);
         let has = |p: &Parent, n: u32| p.finished.contains(n) && !self.blocked.contains(&p.peer_id);
+        let now = Instant::now();
         let mut best: Option<(usize, u32, u32)> = None; // (holders, tiebreak, piece)
         for n in 0..layout.count() {
             if finished.contains(n) || self.in_flight.contains(&n) || !self.digests.contains_key(&n) {
+                continue;
+            }
+            if self.retry_at.get(&n).is_some_and(|t| *t > now) {
                 continue;
             }
             if seeds && self.parents.iter().any(|p| !p.seed && has(p, n)) {
@@ -286,21 +308,27 @@ async fn fetch_piece(
         let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&parent.peer_id).and_then(Vec::pop);
         let mut conn = match conn {
             Some(c) => c,
-            None => PieceConnection::connect(parent.addr).await.map_err(|_| ParentProblem::Unreachable)?,
+            None => {
+                PieceConnection::connect(parent.addr).await.map_err(|_| Failure::Parent(ParentProblem::Unreachable))?
+            }
         };
-        let bytes = conn.get_piece(&task_id, number, expected_len).await.map_err(|e| match e {
-            FetchError::NotFound | FetchError::Busy => ParentProblem::Missing,
-            FetchError::Unreachable(_) | FetchError::Remote(_) => ParentProblem::Unreachable,
+        let fetched = conn.get_piece(&task_id, number, expected_len).await;
+        if matches!(fetched, Ok(_) | Err(FetchError::Busy | FetchError::NotFound)) {
+            pool.lock().unwrap_or_else(|p| p.into_inner()).entry(parent.peer_id.clone()).or_default().push(conn);
+        }
+        let bytes = fetched.map_err(|e| match e {
+            FetchError::Busy => Failure::Busy,
+            FetchError::NotFound => Failure::Parent(ParentProblem::Missing),
+            FetchError::Unreachable(_) | FetchError::Remote(_) => Failure::Parent(ParentProblem::Unreachable),
         })?;
-        pool.lock().unwrap_or_else(|p| p.into_inner()).entry(parent.peer_id.clone()).or_default().push(conn);
         if blake3::hash(&bytes).as_bytes() != &digest {
-            return Err(ParentProblem::Corrupt);
+            return Err(Failure::Parent(ParentProblem::Corrupt));
         }
         let hex = hex::encode(digest);
         tokio::task::spawn_blocking(move || task.write_piece(number, &bytes, &hex))
             .await
-            .map_err(|_| ParentProblem::Unreachable)?
-            .map_err(|_| ParentProblem::Unreachable)?;
+            .map_err(|_| Failure::Parent(ParentProblem::Unreachable))?
+            .map_err(|_| Failure::Parent(ParentProblem::Unreachable))?;
         Ok(started.elapsed())
     }
     .await;

@@ -23,6 +23,22 @@ pub struct UploadContext {
     pub limiter: Arc<RateLimiter>,
     /// Where uploaded bytes are counted.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Seed mode: upload each piece to one child at a time and answer `Busy` to concurrent
+    /// requests for it, so the seed's uplink carries new pieces and children pass copies on.
+    pub one_upload_per_piece: bool,
+    /// Pieces being uploaded right now (only tracked with `one_upload_per_piece`).
+    pub active: Arc<std::sync::Mutex<std::collections::HashSet<(TaskId, u32)>>>,
+}
+
+/// Removes a piece from [`UploadContext::active`] when its upload ends.
+struct ActivePiece<'a>(&'a std::sync::Mutex<std::collections::HashSet<(TaskId, u32)>>, Option<(TaskId, u32)>);
+
+impl Drop for ActivePiece<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.1.take() {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        }
+    }
 }
 
 /// Accepts connections until `shutdown`.
@@ -99,6 +115,15 @@ async fn serve_piece(
     };
     let Ok(_slot) = ctx.slots.clone().try_acquire_owned() else {
         return reply(wr, Status::Busy, b"upload slots full").await;
+    };
+    let _active = if ctx.one_upload_per_piece {
+        let key = (id.clone(), piece);
+        if !ctx.active.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone()) {
+            return reply(wr, Status::Busy, b"piece is being uploaded to another peer").await;
+        }
+        ActivePiece(&ctx.active, Some(key))
+    } else {
+        ActivePiece(&ctx.active, None)
     };
     let file = match task.reader() {
         Ok(f) => f,

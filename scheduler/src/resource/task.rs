@@ -458,21 +458,10 @@ impl Task {
         let Some(child_host) = hosts.get(&child.host_id) else { return Vec::new() };
         let total = self.layout().map(|l| l.count()).unwrap_or(0);
         let mut known = HashMap::new();
-        // The DAG follows one stable order: a peer takes pieces from seed peers, finished peers,
-        // and peers that registered before it. No cycle can form, and parent sets do not flip
-        // back and forth between updates.
-        let child_rank = self.order.iter().position(|p| p == &child.id).unwrap_or(usize::MAX);
         let candidates: Vec<Candidate> = self
             .order
             .iter()
-            .enumerate()
-            .filter_map(|(rank, id)| self.peers.get(id).map(|p| (rank, p)))
-            .filter(|(rank, p)| {
-                *rank < child_rank
-                    || p.phase == PeerPhase::Succeeded
-                    || hosts.get(&p.host_id).is_some_and(|h| h.kind == HostKind::Seed)
-            })
-            .map(|(_, p)| p)
+            .filter_map(|id| self.peers.get(id))
             .filter_map(|p| {
                 let host = hosts.get(&p.host_id)?;
                 let children = self.dag.children(&p.id).count() as u32;
