@@ -16,3 +16,21 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(feature = "runtime")]
 pub mod runtime;
+
+/// Implements `prometheus_client`'s `EncodeLabelValue` for a closed enum with snake_case label
+/// values, like the rest of Damselfly's API: `snake_label!(Kind { BackToSource => "back_to_source" });`.
+/// Expands in the caller, which must depend on `prometheus-client`.
+#[macro_export]
+macro_rules! snake_label {
+    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl ::prometheus_client::encoding::EncodeLabelValue for $ty {
+            fn encode(
+                &self,
+                encoder: &mut ::prometheus_client::encoding::LabelValueEncoder<'_>,
+            ) -> Result<(), ::std::fmt::Error> {
+                use ::std::fmt::Write;
+                encoder.write_str(match self { $(Self::$variant => $text),* })
+            }
+        }
+    };
+}

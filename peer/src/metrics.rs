@@ -4,28 +4,16 @@
 //! (the origin), `remote_peer` (parents) and `local_peer` (this host's cache).
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
 
-/// Label values are snake_case, like the rest of Damselfly's API.
-macro_rules! snake_label {
-    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
-        impl EncodeLabelValue for $ty {
-            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-                use std::fmt::Write;
-                encoder.write_str(match self { $(Self::$variant => $text),* })
-            }
-        }
-    };
-}
+common::snake_label!(TrafficType { BackToSource => "back_to_source", RemotePeer => "remote_peer", LocalPeer => "local_peer" });
 
-snake_label!(TrafficType { BackToSource => "back_to_source", RemotePeer => "remote_peer", LocalPeer => "local_peer" });
+common::snake_label!(Outcome { Success => "success", Failure => "failure" });
 
-snake_label!(Outcome { Success => "success", Failure => "failure" });
-
-snake_label!(PieceFailure { Unreachable => "unreachable", Corrupt => "corrupt", Missing => "missing" });
+common::snake_label!(PieceFailure { Unreachable => "unreachable", Corrupt => "corrupt", Missing => "missing" });
 
 /// Where downloaded bytes came from.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]

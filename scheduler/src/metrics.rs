@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    encoding::EncodeLabelSet,
     metrics::{
         counter::Counter,
         family::Family,
@@ -13,21 +13,9 @@ use prometheus_client::{
     registry::Registry,
 };
 
-/// Label values are snake_case, like the rest of Damselfly's API.
-macro_rules! snake_label {
-    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
-        impl EncodeLabelValue for $ty {
-            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-                use std::fmt::Write;
-                encoder.write_str(match self { $(Self::$variant => $text),* })
-            }
-        }
-    };
-}
+common::snake_label!(ParentFailureReason { Unreachable => "unreachable", Corrupt => "corrupt", Missing => "missing" });
 
-snake_label!(ParentFailureReason { Unreachable => "unreachable", Corrupt => "corrupt", Missing => "missing" });
-
-snake_label!(PeerResult { Succeeded => "succeeded", Failed => "failed" });
+common::snake_label!(PeerResult { Succeeded => "succeeded", Failed => "failed" });
 
 use crate::resource::{Hosts, Tasks};
 
