@@ -38,6 +38,8 @@
 //! rate_limit = 0
 //! # Host-wide limit for origin fetches in bytes/s (0 = unlimited). Default: 0
 //! back_to_source_rate_limit = 0
+//! # Range requests to the origin at once per task, when it serves ranges (1 = one GET). Default: 4
+//! back_to_source_concurrency = 4
 //!
 //! [upload]
 //! # Concurrent piece uploads accepted; more get "busy". Default: 64
@@ -130,11 +132,13 @@ pub struct DownloadConfig {
     pub rate_limit: u64,
     /// Host-wide limit for origin fetches, bytes/s (0 = unlimited).
     pub back_to_source_rate_limit: u64,
+    /// Range requests to the origin at once per task (1 = one streaming GET).
+    pub back_to_source_concurrency: usize,
 }
 
 impl Default for DownloadConfig {
     fn default() -> Self {
-        Self { concurrency: 16, rate_limit: 0, back_to_source_rate_limit: 0 }
+        Self { concurrency: 16, rate_limit: 0, back_to_source_rate_limit: 0, back_to_source_concurrency: 4 }
     }
 }
 
@@ -303,7 +307,7 @@ impl DfdaemonConfig {
         if c.server.socket.as_os_str().is_empty() {
             c.server.socket = c.data_dir.join("dfdaemon.sock");
         }
-        if c.download.concurrency == 0 || c.upload.concurrency == 0 {
+        if c.download.concurrency == 0 || c.upload.concurrency == 0 || c.download.back_to_source_concurrency == 0 {
             return Err(Error::Config("download.concurrency and upload.concurrency must be at least 1".into()));
         }
         for rule in &c.proxy.rules {

@@ -87,6 +87,8 @@ pub struct DownloaderConfig {
     pub download_rate: u64,
     /// Host-wide limit in bytes/s from origins (0 = unlimited).
     pub back_to_source_rate: u64,
+    /// Range requests to the origin at once per task (1 = one streaming GET).
+    pub back_to_source_concurrency: usize,
 }
 
 /// Fetches tasks into storage and exports them.
@@ -102,7 +104,7 @@ struct Inner {
     scheduler: Option<Channel>,
     config: DownloaderConfig,
     download_limiter: Arc<RateLimiter>,
-    source_limiter: RateLimiter,
+    source_limiter: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     /// One fetch per task on this host at a time; later callers wait and reuse the result.
     running: Mutex<HashMap<TaskId, Arc<tokio::sync::Mutex<()>>>>,
@@ -123,7 +125,7 @@ impl Downloader {
                 http,
                 scheduler,
                 download_limiter: Arc::new(RateLimiter::new(config.download_rate)),
-                source_limiter: RateLimiter::new(config.back_to_source_rate),
+                source_limiter: Arc::new(RateLimiter::new(config.back_to_source_rate)),
                 config,
                 metrics,
                 running: Mutex::default(),

@@ -81,6 +81,7 @@ impl Dfdaemon {
                 concurrency: config.download.concurrency,
                 download_rate: config.download.rate_limit,
                 back_to_source_rate: config.download.back_to_source_rate_limit,
+                back_to_source_concurrency: config.download.back_to_source_concurrency,
             },
             metrics.clone(),
         );

@@ -12,7 +12,7 @@ use proto::dfdaemon::v1::{self as pb, download_response::Event};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 
-/// Requests to `/counted/*`.
+/// GET requests to `/counted/*` (HEADs do not count: they carry no content).
 static COUNTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn content(len: usize) -> Vec<u8> {
@@ -25,8 +25,10 @@ async fn origin() -> String {
         .route("/bytes/{n}", get(|UrlPath(n): UrlPath<usize>| async move { content(n) }))
         .route(
             "/counted/{n}",
-            get(|UrlPath(n): UrlPath<usize>| async move {
-                COUNTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            get(|method: axum::http::Method, UrlPath(n): UrlPath<usize>| async move {
+                if method == axum::http::Method::GET {
+                    COUNTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 content(n)
             }),
         )
@@ -179,4 +181,40 @@ async fn the_cache_survives_a_restart_and_serves_without_the_origin() {
     let again = d.dir.path().join("three");
     download(&d, request(format!("{origin}/counted/300000"), &again)).await.unwrap();
     assert_eq!(std::fs::read(&again).unwrap(), content(300_000));
+}
+
+#[tokio::test]
+async fn origins_serving_ranges_are_fetched_piece_by_piece_concurrently() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let files = tempfile::tempdir().unwrap();
+    let len = 9 * 65_536 + 7;
+    std::fs::write(files.path().join("big.bin"), content(len)).unwrap();
+    let ranged = Arc::new(AtomicUsize::new(0));
+    let plain = Arc::new(AtomicUsize::new(0));
+    let (r, p) = (ranged.clone(), plain.clone());
+    let app = Router::new().fallback_service(tower_http::services::ServeDir::new(files.path())).layer(
+        axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let counter = if req.headers().contains_key("range") { r.clone() } else { p.clone() };
+            if req.method() == axum::http::Method::GET {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            next.run(req)
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let d = daemon().await;
+    let out = d.dir.path().join("ranged");
+    let mut req = request(format!("{base}/big.bin"), &out);
+    req.piece_length = Some(65_536);
+    let finished = download(&d, req).await.unwrap();
+    assert_eq!(finished.content_length, len as u64);
+    assert_eq!(std::fs::read(&out).unwrap(), content(len));
+    assert_eq!(ranged.load(Ordering::SeqCst), 10, "one range request per piece");
+    assert_eq!(plain.load(Ordering::SeqCst), 0, "no whole-body GET");
 }

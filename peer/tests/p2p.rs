@@ -48,10 +48,17 @@ async fn origin() -> Origin {
     let app = Router::new()
         .route(
             "/bytes/{n}/{seed}",
-            get(|State(sent): State<Arc<AtomicU64>>, UrlPath((n, seed)): UrlPath<(usize, u8)>| async move {
-                sent.fetch_add(n as u64, Ordering::SeqCst);
-                content(n, seed)
-            }),
+            get(
+                |method: axum::http::Method,
+                 State(sent): State<Arc<AtomicU64>>,
+                 UrlPath((n, seed)): UrlPath<(usize, u8)>| async move {
+                    // A HEAD carries no body: only GETs send content.
+                    if method == axum::http::Method::GET {
+                        sent.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                    content(n, seed)
+                },
+            ),
         )
         .route("/status/{code}", get(|UrlPath(code): UrlPath<u16>| async move { StatusCode::from_u16(code).unwrap() }))
         .route(

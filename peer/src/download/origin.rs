@@ -1,6 +1,12 @@
-//! Back-to-source: one GET to the origin, cut into pieces as the body streams in. Each piece is
-//! hashed (BLAKE3) and stored, and, when a scheduler stream is open, reported with its digest
-//! at once, so other peers can fetch it from here while the rest still arrives.
+//! Back-to-source: pieces from the origin, each hashed (BLAKE3), stored and, when a scheduler
+//! stream is open, reported with its digest at once, so other peers can fetch it from here while
+//! the rest still arrives.
+//!
+//! When the origin announces its length and byte ranges (a HEAD answers `Accept-Ranges: bytes`),
+//! several workers fetch pieces with `Range` requests at once ([`ranged`]): one slow TCP stream no
+//! longer bounds the whole task. Otherwise one GET is cut into pieces as its body streams in.
+
+mod ranged;
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,6 +32,11 @@ pub(super) async fn fetch(
     reporter: Option<&Reporter>,
     events: &mpsc::Sender<Event>,
 ) -> Result<(), Error> {
+    if inner.config.back_to_source_concurrency > 1
+        && let Some(layout) = ranged::plan(inner, task, req).await
+    {
+        return ranged::fetch(inner, task, req, layout, reporter, events).await;
+    }
     let response = fetch_with_retries(&inner.http, req).await?;
     let content_length = response.content_length();
     let piece_length = req
@@ -145,11 +156,25 @@ async fn report(
 }
 
 async fn fetch_with_retries(client: &reqwest::Client, req: &TaskRequest) -> Result<reqwest::Response, Error> {
+    send_with_retries(client, req, reqwest::Method::GET, None).await
+}
+
+/// Sends a request for the task's URL with its headers (and a byte range, inclusive), retrying
+/// 5xx answers and connection errors; other failures are final.
+pub(super) async fn send_with_retries(
+    client: &reqwest::Client,
+    req: &TaskRequest,
+    method: reqwest::Method,
+    range: Option<(u64, u64)>,
+) -> Result<reqwest::Response, Error> {
     let mut last = String::new();
     for attempt in 1..=ORIGIN_ATTEMPTS {
-        let mut builder = client.get(req.url.clone());
+        let mut builder = client.request(method.clone(), req.url.clone());
         for (name, value) in &req.headers {
             builder = builder.header(name, value);
+        }
+        if let Some((start, end)) = range {
+            builder = builder.header(reqwest::header::RANGE, format!("bytes={start}-{end}"));
         }
         match builder.send().await {
             Ok(resp) if resp.status().is_success() => return Ok(resp),

@@ -1,0 +1,163 @@
+//! Concurrent back-to-source by piece ranges.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU32, AtomicU64, Ordering},
+};
+
+use common::piece::{PieceLayout, default_piece_length};
+use tokio::{sync::mpsc, task::JoinSet};
+
+use super::{Event, Inner, TaskRequest, send_with_retries};
+use crate::{
+    Error,
+    metrics::TrafficType,
+    rpc::scheduler::{PieceDone, Reporter, ToScheduler},
+    storage::TaskStore,
+};
+
+/// The layout to fetch by ranges, when a HEAD shows the origin can serve them and there is more
+/// than one piece; `None` means: use one streaming GET.
+pub(super) async fn plan(inner: &Inner, task: &TaskStore, req: &TaskRequest) -> Option<PieceLayout> {
+    let head = send_with_retries(&inner.http, req, reqwest::Method::HEAD, None).await.ok()?;
+    let ranges = head
+        .headers()
+        .get(reqwest::header::ACCEPT_RANGES)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|u| u.trim().eq_ignore_ascii_case("bytes")));
+    let length: u64 = head.headers().get(reqwest::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?;
+    if !ranges {
+        return None;
+    }
+    let piece_length =
+        req.piece_length.or(task.layout().map(|l| l.piece_length)).unwrap_or(default_piece_length(length));
+    PieceLayout::new(length, piece_length).ok().filter(|l| l.count() > 1)
+}
+
+/// Fetches every missing piece of `layout` with range requests, several at once.
+pub(super) async fn fetch(
+    inner: &Inner,
+    task: &Arc<TaskStore>,
+    req: &TaskRequest,
+    layout: PieceLayout,
+    reporter: Option<&Reporter>,
+    events: &mpsc::Sender<Event>,
+) -> Result<(), Error> {
+    task.set_layout(layout)?;
+    if let Some(r) = reporter {
+        r.send(ToScheduler::ContentInfo {
+            content_length: Some(layout.content_length),
+            piece_length: layout.piece_length,
+        })
+        .await?;
+    }
+    let _ = events
+        .send(Event::Started {
+            task_id: req.task_id.clone(),
+            content_length: Some(layout.content_length),
+            piece_length: layout.piece_length,
+        })
+        .await;
+
+    let next = Arc::new(AtomicU32::new(0));
+    let done_bytes = Arc::new(AtomicU64::new(0));
+    let workers = inner.config.back_to_source_concurrency.min(layout.count() as usize);
+    let mut set = JoinSet::new();
+    for _ in 0..workers {
+        let ctx = Worker {
+            http: inner.http.clone(),
+            task: task.clone(),
+            req: req.clone(),
+            layout,
+            reporter: reporter.cloned(),
+            events: events.clone(),
+            next: next.clone(),
+            done_bytes: done_bytes.clone(),
+        };
+        set.spawn(ctx.run_with(inner_limits(inner)));
+    }
+    while let Some(joined) = set.join_next().await {
+        let result = joined.map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        if let Err(e) = result {
+            set.shutdown().await;
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// What a worker needs from the downloader, detached from its lifetime.
+#[derive(Clone)]
+struct Limits {
+    source: Arc<crate::limiter::RateLimiter>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+fn inner_limits(inner: &Inner) -> Limits {
+    Limits { source: inner.source_limiter.clone(), metrics: inner.metrics.clone() }
+}
+
+struct Worker {
+    http: reqwest::Client,
+    task: Arc<TaskStore>,
+    req: TaskRequest,
+    layout: PieceLayout,
+    reporter: Option<Reporter>,
+    events: mpsc::Sender<Event>,
+    next: Arc<AtomicU32>,
+    done_bytes: Arc<AtomicU64>,
+}
+
+impl Worker {
+    /// Takes the next unfetched piece until none is left.
+    async fn run_with(self, limits: Limits) -> Result<(), Error> {
+        loop {
+            let n = self.next.fetch_add(1, Ordering::SeqCst);
+            if n >= self.layout.count() {
+                return Ok(());
+            }
+            if self.task.finished().contains(n) {
+                continue;
+            }
+            let Some(range) = self.layout.range(n) else { return Ok(()) };
+            let len = range.end - range.start;
+            limits.source.acquire(len).await;
+            let started = std::time::Instant::now();
+            let resp =
+                send_with_retries(&self.http, &self.req, reqwest::Method::GET, Some((range.start, range.end - 1)))
+                    .await?;
+            if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+                return Err(Error::OriginUnavailable {
+                    url: self.req.url.to_string(),
+                    reason: format!("asked for a byte range, got {}", resp.status()),
+                });
+            }
+            let bytes = resp.bytes().await.map_err(|e| Error::OriginUnavailable {
+                url: self.req.url.to_string(),
+                reason: format!("piece {n} interrupted: {e}"),
+            })?;
+            if bytes.len() as u64 != len {
+                return Err(Error::Integrity(format!("piece {n}: origin sent {} bytes of {len}", bytes.len())));
+            }
+            limits.metrics.downloaded(TrafficType::BackToSource, len);
+            let digest = *blake3::hash(&bytes).as_bytes();
+            let task = self.task.clone();
+            tokio::task::spawn_blocking(move || task.write_piece(n, &bytes, &hex::encode(digest)))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            if let Some(r) = &self.reporter {
+                let cost_micros = started.elapsed().as_micros() as u64;
+                r.send(ToScheduler::Pieces(vec![PieceDone {
+                    number: n,
+                    digest: Some(digest),
+                    parent: None,
+                    cost_micros,
+                }]))
+                .await?;
+            }
+            let finished_bytes = self.done_bytes.fetch_add(len, Ordering::SeqCst) + len;
+            let _ =
+                self.events.try_send(Event::Progress { finished_bytes, finished_pieces: self.task.finished().len() });
+        }
+    }
+}
