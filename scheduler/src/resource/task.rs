@@ -458,10 +458,13 @@ impl Task {
         let Some(child_host) = hosts.get(&child.host_id) else { return Vec::new() };
         let total = self.layout().map(|l| l.count()).unwrap_or(0);
         let mut known = HashMap::new();
+        // Only peers holding a piece the child lacks are offered: a useless edge would still
+        // occupy the DAG and forbid the reverse edge, which is often the useful one.
         let candidates: Vec<Candidate> = self
             .order
             .iter()
             .filter_map(|id| self.peers.get(id))
+            .filter(|p| p.finished.iter().any(|n| !child.finished.contains(n)))
             .filter_map(|p| {
                 let host = hosts.get(&p.host_id)?;
                 let children = self.dag.children(&p.id).count() as u32;
