@@ -80,7 +80,7 @@ pid {ndir}/nginx.pid;
 error_log {ndir}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-  log_format bench '$remote_addr $status $body_bytes_sent $bytes_sent $request_time "$request" "$http_range"';
+  log_format bench '$remote_addr $status $body_bytes_sent $bytes_sent $request_time $msec "$request" "$http_range"';
   access_log {ndir}/access.log bench;
   client_body_temp_path {ndir}/client_body;
   proxy_temp_path {ndir}/proxy;
@@ -119,19 +119,22 @@ def origin_log(ndir):
 
 
 def origin_request_time(ndir, addr):
-    """Seconds nginx spent on addr's longest request (the seed's back-to-source GET)."""
-    best = None
+    """Seconds from the start of addr's first request to the end of its last one: the seed's whole
+    back-to-source fetch, whether one GET or many range requests."""
+    first, last = None, None
     path = os.path.join(ndir, "access.log")
     if os.path.exists(path):
         with open(path) as f:
             for line in f:
                 parts = line.split()
-                if len(parts) >= 5 and parts[0] == addr:
+                if len(parts) >= 6 and parts[0] == addr:
                     try:
-                        best = max(best or 0.0, float(parts[4]))
+                        took, end = float(parts[4]), float(parts[5])
                     except ValueError:
-                        pass
-    return best
+                        continue
+                    first = min(first if first is not None else end - took, end - took)
+                    last = max(last or 0.0, end)
+    return None if first is None else last - first
 
 
 def per_host_timeline(series, step=1.0):
@@ -332,7 +335,7 @@ def report(a, rows):
                 for row in r["up_timeline"]:
                     print("    " + " ".join("%6s" % x for x in row))
             if r.get("seed_origin_get_s"):
-                print("  damselfly: seed's GET from the origin took %.2f s (%.1f MiB/s; F/u_s = %.2f s); "
+                print("  damselfly: seed's fetch from the origin took %.2f s (%.1f MiB/s; F/u_s = %.2f s); "
                       "tbf drops on seed uplink %s, on origin uplink %s" % (
                           r["seed_origin_get_s"], a.F / r["seed_origin_get_s"], a.F / a.us,
                           r["seed_qdisc_drops"], r["origin_qdisc_drops"]))
