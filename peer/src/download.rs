@@ -73,8 +73,9 @@ pub enum Event {
     Started { task_id: TaskId, content_length: Option<u64>, piece_length: u64 },
     /// This many bytes are in place so far.
     Progress { finished_bytes: u64, finished_pieces: u32 },
-    /// The file is complete and verified; `digest` is its BLAKE3.
-    Finished { content_length: u64, digest: Digest },
+    /// The file is complete and verified; `digest` is its BLAKE3 when a whole-content digest was
+    /// checked (every piece is verified either way).
+    Finished { content_length: u64, digest: Option<Digest> },
 }
 
 /// Settings of the downloader.
@@ -166,7 +167,15 @@ impl Downloader {
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
             let task = self.fetch_task(&task_request, &events).await?;
-            let (content_length, blake) = verify_whole(&task, expected.as_ref()).await?;
+            // Every piece is already checked against the scheduler's digest; reading the whole
+            // file again is only worth it when the caller named a digest to compare with.
+            let (content_length, blake) = match &expected {
+                Some(d) => {
+                    let (len, blake) = verify_whole(&task, Some(d)).await?;
+                    (len, Some(blake))
+                }
+                None => (task.layout().map(|l| l.content_length).unwrap_or(0), None),
+            };
             let (t, out, overwrite) = (task.clone(), request.output.clone(), request.overwrite);
             tokio::task::spawn_blocking(move || t.export(&out, overwrite))
                 .await

@@ -36,10 +36,14 @@ async fn origin() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
         .route(
             "/v2/{repo}/blobs/{digest}",
             get(
-                |State((b, _)): State<(Arc<AtomicUsize>, Arc<AtomicUsize>)>,
+                |method: axum::http::Method,
+                 State((b, _)): State<(Arc<AtomicUsize>, Arc<AtomicUsize>)>,
                  headers: HeaderMap,
                  UrlPath((_, d)): UrlPath<(String, String)>| async move {
-                    b.fetch_add(1, Ordering::SeqCst);
+                    // HEADs (the dfdaemon asks before fetching by ranges) carry no content.
+                    if method == axum::http::Method::GET {
+                        b.fetch_add(1, Ordering::SeqCst);
+                    }
                     if headers.get("authorization").map(|v| v.as_bytes()) != Some(b"Bearer secret") {
                         return Err(StatusCode::UNAUTHORIZED);
                     }

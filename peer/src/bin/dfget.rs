@@ -164,7 +164,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
-                eprintln!("dfget: {} ({} bytes, {})", output.display(), f.content_length, f.digest);
+                if f.digest.is_empty() {
+                    eprintln!("dfget: {} ({} bytes, every piece verified)", output.display(), f.content_length);
+                } else {
+                    eprintln!("dfget: {} ({} bytes, {})", output.display(), f.content_length, f.digest);
+                }
                 return Ok(());
             }
             None => {}

@@ -69,7 +69,7 @@ fn to_pb(event: Event) -> pb::DownloadResponse {
             E::Progress(pb::Progress { finished_bytes, finished_pieces })
         }
         Event::Finished { content_length, digest } => {
-            E::Finished(pb::Finished { content_length, digest: digest.to_string() })
+            E::Finished(pb::Finished { content_length, digest: digest.map(|d| d.to_string()).unwrap_or_default() })
         }
     };
     pb::DownloadResponse { event: Some(event) }

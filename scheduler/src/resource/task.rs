@@ -60,6 +60,9 @@ pub struct PeerRecord {
     pub finished: PieceBitmap,
     /// Parents this peer must not use again (failed, corrupt or slow for it).
     pub blocked: HashSet<PeerId>,
+    /// Parents that were far slower than usual for this peer: avoided while another parent can
+    /// serve it, never so that it is left with none.
+    pub slow: HashSet<PeerId>,
     /// Transfer costs of pieces children fetched from this peer, in microseconds.
     pub costs: Vec<u64>,
     pub upload_success: u32,
@@ -193,6 +196,7 @@ impl Task {
                 phase: PeerPhase::Pending,
                 finished: PieceBitmap::new(),
                 blocked: HashSet::new(),
+                slow: HashSet::new(),
                 costs: Vec::new(),
                 upload_success: 0,
                 upload_failed: 0,
@@ -337,9 +341,9 @@ impl Task {
                             p.costs.drain(..2048);
                         }
                         if bad {
-                            tracing::info!(task_id = %self.id, parent = %parent, child = %peer, cost_us = r.cost_micros, "slow parent blocked for this child");
+                            tracing::info!(task_id = %self.id, parent = %parent, child = %peer, cost_us = r.cost_micros, "slow parent avoided for this child");
                             if let Some(c) = self.peers.get_mut(peer) {
-                                c.blocked.insert(parent.clone());
+                                c.slow.insert(parent.clone());
                             }
                             self.dag.remove_edge(parent, peer);
                         }
@@ -497,7 +501,12 @@ impl Task {
         for parent in old {
             self.dag.remove_edge(&parent, &child.id);
         }
-        let chosen = scheduling::select_parents(&me, &candidates, &child.blocked, &self.dag, limits);
+        let avoided: HashSet<PeerId> = child.blocked.union(&child.slow).cloned().collect();
+        let mut chosen = scheduling::select_parents(&me, &candidates, &avoided, &self.dag, limits);
+        if chosen.is_empty() && !child.slow.is_empty() {
+            // A slow parent beats none: never strand a child on a soft block.
+            chosen = scheduling::select_parents(&me, &candidates, &child.blocked, &self.dag, limits);
+        }
         chosen
             .into_iter()
             .filter(|p| self.dag.add_edge(p, &child.id).is_ok())
@@ -608,5 +617,61 @@ impl Tasks {
     /// Whether no task is known.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::{Host, HostKind};
+
+    fn host(name: &str) -> Host {
+        Host {
+            id: HostId(name.into()),
+            hostname: name.into(),
+            ip: "127.0.0.1".into(),
+            upload_port: 4000,
+            kind: HostKind::Normal,
+            idc: String::new(),
+            location: String::new(),
+            upload_limit: 64,
+            version: "0".into(),
+        }
+    }
+
+    fn from_parent(n: u32, parent: &PeerId, cost_micros: u64) -> PieceReport {
+        PieceReport { number: n, digest: None, parent: Some(parent.clone()), cost_micros }
+    }
+
+    #[test]
+    fn a_slow_only_parent_is_avoided_but_never_leaves_the_child_without_parents() {
+        let hosts = Hosts::default();
+        hosts.announce(host("a"), Instant::now());
+        hosts.announce(host("b"), Instant::now());
+        let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        t.register(a.clone(), HostId("a".into()), false);
+        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&a, Some(4 * 1024), 1024).unwrap();
+        let origin: Vec<PieceReport> = (0..4)
+            .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
+            .collect();
+        t.pieces_finished(&a, &origin).unwrap();
+        t.peer_succeeded(&a);
+
+        t.register(b.clone(), HostId("b".into()), false);
+        // Two ordinary pieces, then one 100x slower: the parent is marked slow for b.
+        t.pieces_finished(&b, &[from_parent(0, &a, 100), from_parent(1, &a, 100), from_parent(2, &a, 10_000)]).unwrap();
+        assert!(t.peer(&b).unwrap().slow.contains(&a));
+        assert!(!t.peer(&b).unwrap().blocked.contains(&a));
+
+        let update = t.update_for(&b, &mut Sent::default(), &hosts, &Limits::default()).unwrap();
+        let parents: Vec<_> = update.parents.iter().map(|p| p.peer_id.clone()).collect();
+        assert_eq!(parents, vec![a.clone()], "the only holder of piece 3 must still be offered");
+
+        // A hard failure, by contrast, does remove it.
+        t.parent_failed(&b, &a, false);
+        let update = t.update_for(&b, &mut Sent::default(), &hosts, &Limits::default()).unwrap();
+        assert!(update.parents.is_empty());
     }
 }
