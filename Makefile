@@ -2,6 +2,7 @@
 #   make run    build everything and start a local cluster with the console (Ctrl-C stops it)
 #   make test   run every test: fmt, clippy, unit + integration tests, browser tests
 #   make bench  distribution benchmark vs curl and BitTorrent (root; quick: make bench BENCH_ARGS="-F 32 -N 4")
+#   make bench-single  1 GiB peer-to-peer on loopback vs curl from nginx, serving peer's RSS (quick: BENCH_ARGS="--size-mib 128")
 # run and test install what is missing first (Debian packages, wasm-bindgen-cli, npm packages).
 
 SHELL := /bin/bash
@@ -21,10 +22,10 @@ PEERS ?= 2
 DATA_DIR ?= .damselfly
 BENCH_ARGS ?=
 
-.PHONY: help deps apt-deps wasm-bindgen npm-deps console build run test lint unit-test e2e bench bench-deps
+.PHONY: help deps apt-deps wasm-bindgen npm-deps console build run test lint unit-test e2e bench bench-deps bench-single
 
 help:
-	@sed -n '1,5p' Makefile
+	@sed -n '1,6p' Makefile
 
 deps: apt-deps wasm-bindgen npm-deps
 
@@ -95,3 +96,10 @@ bench-deps:
 bench: bench-deps
 	nice -n 10 $(CARGO) build --release --bins
 	peer/benches/distribution/run.sh $(BENCH_ARGS)
+
+# One 1 GiB file cached on peer A, fetched by peer B on loopback, vs curl from nginx (sendfile),
+# alternating, 3 reps each; then 16 children fetch it from A at once (A's peak RSS).
+# See peer/benches/single/README.md.
+bench-single: bench-deps
+	nice -n 10 $(CARGO) build --release -p scheduler -p peer --bins
+	python3 peer/benches/single/run.py $(BENCH_ARGS)
