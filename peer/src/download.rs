@@ -109,6 +109,9 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// One fetch per task on this host at a time; later callers wait and reuse the result.
     running: Mutex<HashMap<TaskId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Cancelled when the daemon stops: running fetches end at once instead of falling back to
+    /// the origin after the host left the scheduler.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Downloader {
@@ -119,6 +122,7 @@ impl Downloader {
         scheduler: Option<Channel>,
         config: DownloaderConfig,
         metrics: Arc<Metrics>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -130,6 +134,7 @@ impl Downloader {
                 config,
                 metrics,
                 running: Mutex::default(),
+                shutdown,
             }),
         }
     }
@@ -189,8 +194,16 @@ impl Downloader {
         }
     }
 
-    /// Brings every piece of the task into storage.
+    /// Brings every piece of the task into storage; ends with [`Error::ShuttingDown`] when the
+    /// daemon stops first.
     pub async fn fetch_task(&self, req: &TaskRequest, events: &mpsc::Sender<Event>) -> Result<Arc<TaskStore>, Error> {
+        tokio::select! {
+            result = self.fetch_task_inner(req, events) => result,
+            _ = self.inner.shutdown.cancelled() => Err(Error::ShuttingDown),
+        }
+    }
+
+    async fn fetch_task_inner(&self, req: &TaskRequest, events: &mpsc::Sender<Event>) -> Result<Arc<TaskStore>, Error> {
         let gate = {
             let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
             running.entry(req.task_id.clone()).or_default().clone()

@@ -29,6 +29,9 @@ pub enum Error {
     /// The scheduler stream broke or refused the peer.
     #[error("scheduler: {0}")]
     SchedulerLost(String),
+    /// The dfdaemon is stopping; the download was abandoned (partial pieces stay cached).
+    #[error("the dfdaemon is shutting down")]
+    ShuttingDown,
     /// The download did not finish in time.
     #[error("download timed out after {0:?}")]
     Timeout(std::time::Duration),
@@ -51,7 +54,7 @@ impl From<Error> for Status {
             Error::OriginUnavailable { .. } => Code::Unavailable,
             Error::Integrity(_) => Code::DataLoss,
             Error::NoSource(_) => Code::FailedPrecondition,
-            Error::SchedulerLost(_) => Code::Unavailable,
+            Error::SchedulerLost(_) | Error::ShuttingDown => Code::Unavailable,
             Error::Timeout(_) => Code::DeadlineExceeded,
             Error::Config(_) | Error::Io(_) | Error::Transport(_) => Code::Internal,
         };

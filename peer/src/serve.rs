@@ -84,6 +84,7 @@ impl Dfdaemon {
                 back_to_source_concurrency: config.download.back_to_source_concurrency,
             },
             metrics.clone(),
+            shutdown.clone(),
         );
 
         let upload_port = listeners.upload.local_addr()?.port();

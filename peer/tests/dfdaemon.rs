@@ -24,6 +24,20 @@ async fn origin() -> String {
     let app = Router::new()
         .route("/bytes/{n}", get(|UrlPath(n): UrlPath<usize>| async move { content(n) }))
         .route(
+            "/slow",
+            get(|| async {
+                // 64 KiB every 100 ms, 4 MiB in all: a download that is still running when stopped.
+                let chunks = futures::stream::unfold(0u32, |i| async move {
+                    if i >= 64 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![7u8; 65_536])), i + 1))
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
+        .route(
             "/counted/{n}",
             get(|method: axum::http::Method, UrlPath(n): UrlPath<usize>| async move {
                 if method == axum::http::Method::GET {
@@ -217,4 +231,23 @@ async fn origins_serving_ranges_are_fetched_piece_by_piece_concurrently() {
     assert_eq!(std::fs::read(&out).unwrap(), content(len));
     assert_eq!(ranged.load(Ordering::SeqCst), 10, "one range request per piece");
     assert_eq!(plain.load(Ordering::SeqCst), 0, "no whole-body GET");
+}
+
+#[tokio::test]
+async fn stopping_the_daemon_ends_running_downloads_at_once_with_a_clear_status() {
+    let origin = origin().await;
+    let d = daemon().await;
+    let out = d.dir.path().join("interrupted");
+    let download = download(&d, request(format!("{origin}/slow"), &out));
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        d.shutdown.cancel();
+    };
+    let started = std::time::Instant::now();
+    let (result, ()) = tokio::join!(download, stop);
+    let err = result.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "the download must end promptly, took {:?}", started.elapsed());
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+    assert!(err.message().contains("shutting down"), "{err}");
+    assert!(!out.exists());
 }

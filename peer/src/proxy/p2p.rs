@@ -107,6 +107,7 @@ fn download_error(e: Error) -> Response {
             error(StatusCode::BAD_GATEWAY, ErrorType::Backend, e.to_string())
         }
         Error::Timeout(_) => error(StatusCode::GATEWAY_TIMEOUT, ErrorType::Backend, e.to_string()),
+        Error::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, ErrorType::Dfdaemon, e.to_string()),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, other.to_string()),
     }
 }
