@@ -45,6 +45,8 @@ pub struct DownloadRequest {
     pub digest: Option<Digest>,
     /// Replace an existing output file.
     pub overwrite: bool,
+    /// Hard-link the output to the cache instead of copying it.
+    pub force_hard_link: bool,
     /// Refuse to fetch from the origin.
     pub disable_back_to_source: bool,
     /// Give up after this long.
@@ -181,8 +183,9 @@ impl Downloader {
                 }
                 None => (task.layout().map(|l| l.content_length).unwrap_or(0), None),
             };
-            let (t, out, overwrite) = (task.clone(), request.output.clone(), request.overwrite);
-            tokio::task::spawn_blocking(move || t.export(&out, overwrite))
+            let (t, out, overwrite, link) =
+                (task.clone(), request.output.clone(), request.overwrite, request.force_hard_link);
+            tokio::task::spawn_blocking(move || t.export(&out, overwrite, link))
                 .await
                 .map_err(|e| Error::Io(std::io::Error::other(e)))??;
             let _ = events.send(Event::Finished { content_length, digest: blake }).await;

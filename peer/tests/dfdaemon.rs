@@ -251,3 +251,20 @@ async fn stopping_the_daemon_ends_running_downloads_at_once_with_a_clear_status(
     assert!(err.message().contains("shutting down"), "{err}");
     assert!(!out.exists());
 }
+
+#[tokio::test]
+async fn force_hard_link_shares_the_cache_file_instead_of_copying() {
+    use std::os::unix::fs::MetadataExt;
+    let origin = origin().await;
+    let d = daemon().await;
+    let copied = d.dir.path().join("copied");
+    download(&d, request(format!("{origin}/bytes/200000"), &copied)).await.unwrap();
+    assert_eq!(std::fs::metadata(&copied).unwrap().nlink(), 1, "a plain download is a copy");
+
+    let linked = d.dir.path().join("linked");
+    let mut req = request(format!("{origin}/bytes/200000"), &linked);
+    req.force_hard_link = true;
+    download(&d, req).await.unwrap();
+    assert_eq!(std::fs::read(&linked).unwrap(), content(200_000));
+    assert_eq!(std::fs::metadata(&linked).unwrap().nlink(), 2, "the output is the cache's inode");
+}

@@ -262,6 +262,7 @@ class Cluster:
     def __init__(self, a, work, env):
         self.a, self.work, self.env = a, work, env
         self.bin = a.bin_dir
+        self.hard_link = a.force_hard_link
         self.conf = os.path.join(work, "dfdaemon.toml")
         with open(self.conf, "w") as f:
             f.write("[download]\nconcurrency = %d\n\n[scheduler]\nannounce_interval_secs = 1\n" % a.df_concurrency)
@@ -290,6 +291,8 @@ class Cluster:
         argv = [os.path.join(self.bin, "dfget"), url, "-O", out, "-e", addrs["socket"], "--no-progress"]
         if digest:
             argv += ["--digest", "sha256:" + digest]
+        if self.hard_link:
+            argv += ["--force-hard-link"]
         return spawn(argv, logpath, self.env)
 
 
@@ -350,6 +353,8 @@ def main():
     ap.add_argument("--df-concurrency", type=int, default=16, help="dfdaemon [download] concurrency (default 16)")
     ap.add_argument("--digest", action="store_true",
                     help="also pass --digest to the timed dfgets (the daemon then verifies before it reports)")
+    ap.add_argument("--force-hard-link", action="store_true",
+                    help="pass --force-hard-link to dfget: the output shares the cache's inode instead of a copy")
     ap.add_argument("--settle", type=float, default=1.5, help="s between a daemon healthy and its dfget (default 1.5)")
     ap.add_argument("--timeout", type=float, default=300, help="limit for one download, s (default 300)")
     ap.add_argument("--children-timeout", type=float, default=150,

@@ -55,6 +55,10 @@ struct Cli {
     /// Replace the output file if it exists.
     #[arg(long)]
     overwrite: bool,
+    /// Hard-link the output to the dfdaemon's cache instead of copying it (no copy; the output must
+    /// be on the cache's file system, and must not be edited in place).
+    #[arg(long)]
+    force_hard_link: bool,
     /// Do not show a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -140,6 +144,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         digest: cli.digest.map(|d| d.to_string()),
         disable_back_to_source: cli.disable_back_to_source,
         overwrite: cli.overwrite,
+        force_hard_link: cli.force_hard_link,
         timeout_ms: Duration::from_secs(cli.timeout).as_millis() as u64,
     };
     let mut stream = client.download(request).await.map_err(describe)?.into_inner();

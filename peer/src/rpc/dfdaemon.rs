@@ -49,6 +49,7 @@ impl TryFrom<pb::DownloadRequest> for DownloadRequest {
             headers: r.request_headers.into_iter().collect(),
             digest,
             overwrite: r.overwrite,
+            force_hard_link: r.force_hard_link,
             disable_back_to_source: r.disable_back_to_source,
             timeout: (r.timeout_ms > 0).then(|| Duration::from_millis(r.timeout_ms)),
             tag: r.tag,

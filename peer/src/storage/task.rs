@@ -283,10 +283,12 @@ impl TaskStore {
         Ok(())
     }
 
-    /// Copies the complete content to `output` atomically (temp file beside it, then a hard link
-    /// or, with `overwrite`, a rename). The cache is never shared with the output file, so a user
-    /// editing the output cannot corrupt what this host serves.
-    pub fn export(&self, output: &Path, overwrite: bool) -> Result<(), Error> {
+    /// Puts the complete content at `output` atomically (temp file beside it, then a hard link or,
+    /// with `overwrite`, a rename). By default the output is a copy, so a user editing it cannot
+    /// touch what this host serves. With `hard_link` the output shares the cache's inode: no copy,
+    /// same file system required; edits would then change the cache, and other peers would reject
+    /// those pieces by digest and exclude this host.
+    pub fn export(&self, output: &Path, overwrite: bool, hard_link: bool) -> Result<(), Error> {
         if !self.is_complete() {
             return Err(Error::Integrity(format!("task {} is not complete", self.id)));
         }
@@ -296,7 +298,18 @@ impl TaskStore {
         let name = output.file_name().unwrap_or_default().to_string_lossy();
         let tmp = dir.join(format!(".{name}.{}.dfpart", std::process::id()));
         let result = (|| {
-            std::fs::copy(&self.content, &tmp)?;
+            if hard_link {
+                std::fs::hard_link(&self.content, &tmp).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::CrossesDevices => Error::InvalidRequest(format!(
+                        "--force-hard-link needs {} on the same file system as the cache ({})",
+                        output.display(),
+                        self.content.display()
+                    )),
+                    _ => Error::Io(e),
+                })?;
+            } else {
+                std::fs::copy(&self.content, &tmp)?;
+            }
             if overwrite {
                 std::fs::rename(&tmp, output)?;
             } else {
