@@ -80,6 +80,19 @@ pub enum Event {
     Finished { content_length: u64, digest: Option<Digest> },
 }
 
+impl Event {
+    /// Sends `Started` for a task whose layout is known; a gone listener is not an error.
+    pub(crate) async fn started(events: &mpsc::Sender<Event>, req: &TaskRequest, layout: common::piece::PieceLayout) {
+        let _ = events
+            .send(Event::Started {
+                task_id: req.task_id.clone(),
+                content_length: Some(layout.content_length),
+                piece_length: layout.piece_length,
+            })
+            .await;
+    }
+}
+
 /// Settings of the downloader.
 #[derive(Debug, Clone)]
 pub struct DownloaderConfig {
@@ -217,13 +230,7 @@ impl Downloader {
         task.touch();
         if let Some(layout) = task.layout().filter(|_| task.is_complete()) {
             self.inner.metrics.downloaded(TrafficType::LocalPeer, layout.content_length);
-            let _ = events
-                .send(Event::Started {
-                    task_id: req.task_id.clone(),
-                    content_length: Some(layout.content_length),
-                    piece_length: layout.piece_length,
-                })
-                .await;
+            Event::started(events, req, layout).await;
             tracing::info!(task_id = %req.task_id, "served from the local cache");
             return Ok(task);
         }

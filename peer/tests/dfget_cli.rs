@@ -27,6 +27,7 @@ fn help_and_version_work() {
         "--timeout",
         "--disable-back-to-source",
         "--overwrite",
+        "--force-hard-link",
         "--no-progress",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}");

@@ -90,13 +90,7 @@ pub(super) async fn run(
         if let Some(layout) = state.layout {
             if !announced_start {
                 announced_start = true;
-                let _ = events
-                    .send(Event::Started {
-                        task_id: req.task_id.clone(),
-                        content_length: Some(layout.content_length),
-                        piece_length: layout.piece_length,
-                    })
-                    .await;
+                Event::started(events, req, layout).await;
             }
             // Finish only once every fetch has been joined and reported: the scheduler must
             // know each piece this peer holds, or children will never ask for it.

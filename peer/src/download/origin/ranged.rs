@@ -51,13 +51,7 @@ pub(super) async fn fetch(
         })
         .await?;
     }
-    let _ = events
-        .send(Event::Started {
-            task_id: req.task_id.clone(),
-            content_length: Some(layout.content_length),
-            piece_length: layout.piece_length,
-        })
-        .await;
+    Event::started(events, req, layout).await;
 
     let next = Arc::new(AtomicU32::new(0));
     let done_bytes = Arc::new(AtomicU64::new(0));
