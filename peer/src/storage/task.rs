@@ -126,11 +126,6 @@ impl TaskStore {
         &self.url
     }
 
-    /// Path of the content file.
-    pub fn content_path(&self) -> &Path {
-        &self.content
-    }
-
     /// The piece layout, once the content length is known.
     pub fn layout(&self) -> Option<PieceLayout> {
         self.state.read().unwrap_or_else(|p| p.into_inner()).layout
@@ -192,16 +187,6 @@ impl TaskStore {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.finished.insert(n);
         state.digests.insert(n, digest_hex.to_owned());
-    }
-
-    /// Reads piece `n` if it is finished.
-    pub fn read_piece(&self, n: u32) -> Result<Option<Vec<u8>>, Error> {
-        let Some(range) = self.finished_range(n) else {
-            return Ok(None);
-        };
-        let mut buf = vec![0; (range.end - range.start) as usize];
-        self.open_file()?.read_exact_at(&mut buf, range.start)?;
-        Ok(Some(buf))
     }
 
     /// The byte range of piece `n` if it is finished (for serving straight from the file).
