@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_users;
+mod m20261124_000002_control_plane;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -15,6 +16,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_users::Migration)]
+        vec![Box::new(m20261124_000001_create_users::Migration), Box::new(m20261124_000002_control_plane::Migration)]
     }
 }

@@ -24,6 +24,14 @@
 //! [console]
 //! # Directory holding pkg/console.{js,wasm,css}. Default: <dir of the binary>/../site
 //! site_root = ""
+//!
+//! [auth]
+//! # Lifetime of a sign-in token (JWT); refresh before it ends. Default: 86400 (one day)
+//! token_ttl_secs = 86400
+//! # How long a sign-in session may be refreshed before signing in again. Default: 1209600 (14 days)
+//! session_ttl_secs = 1209600
+//! # Whether anyone may create an account with POST /api/v1/users/signup. Default: true
+//! allow_signup = true
 //! ```
 
 use std::{
@@ -47,6 +55,26 @@ pub struct ManagerConfig {
     pub database: DatabaseConfig,
     /// Where the console's static files are.
     pub console: ConsoleConfig,
+    /// Sign-in tokens and accounts.
+    pub auth: AuthConfig,
+}
+
+/// Sign-in tokens and accounts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of a sign-in token (JWT), in seconds.
+    pub token_ttl_secs: u64,
+    /// How long a session may be refreshed, in seconds, before signing in again.
+    pub session_ttl_secs: u64,
+    /// Whether anyone may create an account.
+    pub allow_signup: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { token_ttl_secs: 86_400, session_ttl_secs: 14 * 86_400, allow_signup: true }
+    }
 }
 
 /// Listening addresses.
@@ -86,6 +114,7 @@ impl Default for ManagerConfig {
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
             console: ConsoleConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -173,6 +202,9 @@ impl ManagerConfig {
         }
         if self.database.max_connections == 0 {
             return Err(Error::Config("database.max_connections must be at least 1".into()));
+        }
+        if self.auth.token_ttl_secs == 0 || self.auth.token_ttl_secs > self.auth.session_ttl_secs {
+            return Err(Error::Config("auth.token_ttl_secs must be between 1 and auth.session_ttl_secs".into()));
         }
         if self.server.http_addr == self.server.grpc_addr && self.server.http_addr.port() != 0 {
             return Err(Error::Config("server.http_addr and server.grpc_addr must differ".into()));

@@ -1,4 +1,16 @@
-//! SeaORM entities, one module per table, in the shape `sea-orm-cli generate entity` writes.
-//! They describe the schema the migrations in `migrations/` produce; change both together.
+//! SeaORM entities, one module per table. They mirror `migrations/` and hold no logic.
 
+pub mod applications;
+pub mod audits;
+pub mod clusters;
+pub mod configs;
+pub mod jobs;
+pub mod manager_secrets;
+pub mod members;
+pub mod peers;
+pub mod personal_access_tokens;
+pub mod schedulers;
+pub mod seed_peers;
+pub mod sessions;
+pub mod tenants;
 pub mod users;

@@ -1,10 +1,14 @@
-//! The manager's one error type, and how it becomes an HTTP response.
+//! The manager's one error type, and how it becomes an HTTP response or a gRPC status.
+//!
+//! Every error the API answers has the same JSON shape, [`ErrorBody`]: a stable `code` for
+//! programs, a `message` for people, and the offending `field` when one input is to blame.
 
 use axum::{
     Json,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use sea_orm::{DbErr, SqlErr};
 use serde::Serialize;
 
 /// Everything that can go wrong in the manager, by what a caller can do about it.
@@ -15,32 +19,137 @@ pub enum Error {
     Config(String),
     /// The database could not be reached or refused a statement.
     #[error("database error: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    Database(DbErr),
     /// Password hashing failed (only on resource exhaustion).
     #[error("password hashing failed: {0}")]
     Password(String),
     /// A listener or file could not be used.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The request carries no usable credential (missing, unknown, expired session).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller is known but may not do this (role, token scope, expired or disabled token).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such object, or one the caller may not know exists.
+    #[error("{0}")]
+    NotFound(String),
+    /// The input is wrong; `field` names the part to fix when there is one.
+    #[error("{message}")]
+    Invalid { field: Option<String>, message: String },
+    /// The request body is not JSON (wrong or missing `Content-Type`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The change would clash with an existing object (a taken name, say).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many requests for a rate-limited resource.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// Something the manager depends on (a scheduler, say) did not answer.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an impossible state; the message is logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An input error blamed on `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid { field: Some(field.to_owned()), message: message.into() }
+    }
+
+    /// `"<what> not found"`.
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("{what} not found"))
+    }
+}
+
+impl From<DbErr> for Error {
+    /// Constraint violations are the caller's doing (a taken name, a vanished parent); anything
+    /// else is the database's.
+    fn from(e: DbErr) -> Self {
+        match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                Self::Conflict("an object with the same name already exists".into())
+            }
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Self::Conflict("the object refers to, or is referred to by, another object".into())
+            }
+            _ => Self::Database(e),
+        }
+    }
 }
 
 /// The JSON body of every error the API answers with.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// Stable, machine-readable code such as `database_unavailable`.
+    /// Stable, machine-readable code such as `not_found` or `invalid_argument`.
     pub code: &'static str,
     /// A sentence for people.
     pub message: String,
+    /// The input field to fix, when one is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Error {
+    /// The HTTP status and stable code for this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured"),
+            Error::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Error::Password(_) | Error::Io(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            Error::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured"),
-            Error::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
-            Error::Password(_) | Error::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        let (status, code) = self.status_and_code();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            match &self {
+                Error::Internal(_) | Error::Password(_) | Error::Io(_) => "internal error; see the manager's log".into(),
+                _ => self.to_string(),
+            }
+        } else {
+            self.to_string()
         };
-        tracing::error!(error = %self, "request failed");
-        (status, Json(ErrorBody { code, message: self.to_string() })).into_response()
+        let field = match self {
+            Error::Invalid { field, .. } => field,
+            _ => None,
+        };
+        let mut response = (status, Json(ErrorBody { code, message, field })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, "Bearer".parse().unwrap());
+        }
+        response
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        let message = e.to_string();
+        match e {
+            Error::Unauthorized(_) => Self::unauthenticated(message),
+            Error::Forbidden(_) => Self::permission_denied(message),
+            Error::NotFound(_) => Self::not_found(message),
+            Error::Invalid { .. } | Error::UnsupportedMediaType(_) => Self::invalid_argument(message),
+            Error::Conflict(_) => Self::already_exists(message),
+            Error::TooManyRequests(_) => Self::resource_exhausted(message),
+            Error::Database(_) | Error::Unavailable(_) => Self::unavailable(message),
+            Error::Config(_) | Error::Password(_) | Error::Io(_) | Error::Internal(_) => Self::internal(message),
+        }
     }
 }

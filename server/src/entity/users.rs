@@ -12,6 +12,8 @@ pub struct Model {
     pub email: Option<String>,
     pub encrypted_password: String,
     pub state: String,
+    /// `root` for platform administrators, else empty.
+    pub platform_role: String,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }
