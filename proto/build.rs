@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "damselfly/common/v1/common.proto",
         "damselfly/scheduler/v1/scheduler.proto",
         "damselfly/dfdaemon/v1/dfdaemon.proto",
+        "damselfly/manager/v1/manager.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed=proto/{f}");

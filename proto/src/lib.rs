@@ -25,3 +25,10 @@ pub mod dfdaemon {
         tonic::include_proto!("damselfly.dfdaemon.v1");
     }
 }
+
+/// `damselfly.manager.v1`: registration and keepalive of schedulers, seed peers and peers.
+pub mod manager {
+    pub mod v1 {
+        tonic::include_proto!("damselfly.manager.v1");
+    }
+}
