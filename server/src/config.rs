@@ -32,6 +32,10 @@
 //! session_ttl_secs = 1209600
 //! # Whether anyone may create an account with POST /api/v1/users/signup. Default: true
 //! allow_signup = true
+//!
+//! [grpc]
+//! # A scheduler, seed peer or peer whose keepalive is silent this long is inactive. Default: 30
+//! keepalive_timeout_secs = 30
 //! ```
 
 use std::{
@@ -57,6 +61,22 @@ pub struct ManagerConfig {
     pub console: ConsoleConfig,
     /// Sign-in tokens and accounts.
     pub auth: AuthConfig,
+    /// Registration of schedulers, seed peers and peers.
+    pub grpc: GrpcConfig,
+}
+
+/// Registration of schedulers, seed peers and peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Seconds without a keepalive message after which a component counts as inactive.
+    pub keepalive_timeout_secs: u64,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self { keepalive_timeout_secs: 30 }
+    }
 }
 
 /// Sign-in tokens and accounts.
@@ -115,6 +135,7 @@ impl Default for ManagerConfig {
             database: DatabaseConfig::default(),
             console: ConsoleConfig::default(),
             auth: AuthConfig::default(),
+            grpc: GrpcConfig::default(),
         }
     }
 }
@@ -205,6 +226,9 @@ impl ManagerConfig {
         }
         if self.auth.token_ttl_secs == 0 || self.auth.token_ttl_secs > self.auth.session_ttl_secs {
             return Err(Error::Config("auth.token_ttl_secs must be between 1 and auth.session_ttl_secs".into()));
+        }
+        if self.grpc.keepalive_timeout_secs == 0 {
+            return Err(Error::Config("grpc.keepalive_timeout_secs must be at least 1".into()));
         }
         if self.server.http_addr == self.server.grpc_addr && self.server.http_addr.port() != 0 {
             return Err(Error::Config("server.http_addr and server.grpc_addr must differ".into()));

@@ -5,7 +5,12 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, QueryFilter, Set,
 };
 
-use crate::{Error, config::DatabaseConfig, entity::users, password};
+use crate::{
+    Error,
+    config::DatabaseConfig,
+    entity::{clusters, tenants, users},
+    password,
+};
 
 /// Opens the pool and brings the schema up to date.
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, Error> {
@@ -52,4 +57,57 @@ pub async fn ensure_root(db: &DatabaseConnection, password: Option<&str>) -> Res
     .insert(db)
     .await?;
     Ok(outcome)
+}
+
+/// Makes sure tenant `default` and its default cluster `default` exist, so schedulers and peers
+/// have somewhere to register on a fresh install. Returns the cluster's id.
+pub async fn ensure_default_cluster(db: &DatabaseConnection) -> Result<i64, Error> {
+    let now = chrono::Utc::now().naive_utc();
+    let tenant = match tenants::Entity::find()
+        .filter(tenants::Column::Name.eq("default"))
+        .filter(tenants::Column::IsDel.eq(0))
+        .one(db)
+        .await?
+    {
+        Some(t) => t.id,
+        None => {
+            tenants::ActiveModel {
+                name: Set("default".into()),
+                bio: Set(String::new()),
+                is_del: Set(0),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?
+            .id
+        }
+    };
+    let existing = clusters::Entity::find()
+        .filter(clusters::Column::TenantId.eq(tenant))
+        .filter(clusters::Column::Name.eq("default"))
+        .filter(clusters::Column::IsDel.eq(0))
+        .one(db)
+        .await?;
+    if let Some(c) = existing {
+        return Ok(c.id);
+    }
+    let cluster = clusters::ActiveModel {
+        tenant_id: Set(tenant),
+        name: Set("default".into()),
+        bio: Set("Created on first start.".into()),
+        scopes: Set(serde_json::json!({})),
+        scheduler_cluster_config: Set(serde_json::json!({})),
+        seed_peer_cluster_config: Set(serde_json::json!({})),
+        peer_cluster_config: Set(serde_json::json!({})),
+        is_default: Set(true),
+        is_del: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(cluster.id)
 }

@@ -10,6 +10,7 @@ mod console;
 pub mod db;
 mod entity;
 mod error;
+mod grpc;
 pub mod password;
 mod serve;
 

@@ -14,6 +14,7 @@ use crate::{
     config::ManagerConfig,
     console,
     db::{self, RootUser},
+    grpc,
 };
 
 /// The sockets the manager serves on, bound by the caller (port 0 is fine).
@@ -41,6 +42,7 @@ impl Manager {
         }
         let db = db::connect(&config.database).await?;
         let root = db::ensure_root(&db, root_password).await?;
+        db::ensure_default_cluster(&db).await?;
         Ok((Self { config, db }, root))
     }
 
@@ -54,13 +56,17 @@ impl Manager {
             .layer(TraceLayer::new_for_http());
 
         let (_, health_service) = tonic_health::server::health_reporter();
+        let registration = grpc::Registration::new(self.db.clone(), &self.config.grpc, shutdown.clone());
+        let sweeper = tokio::spawn(registration.clone().sweep());
         let grpc = tonic::transport::Server::builder()
             .add_service(health_service)
+            .add_service(registration.service())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
         let http = axum::serve(listeners.http, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
         tracing::info!(%http_addr, "manager serving");
         let (http, grpc) = tokio::join!(http, grpc);
+        let _ = sweeper.await;
         http?;
         grpc.map_err(|e| Error::Io(std::io::Error::other(e)))?;
         self.db.close().await?;

@@ -1,0 +1,285 @@
+//! The manager's gRPC edge (`damselfly.manager.v1`): schedulers and seed peers register and
+//! keep themselves alive, peers learn which schedulers serve them, and schedulers read their
+//! cluster's settings.
+//!
+//! Protobuf types stop in this file: requests are validated into the registry's own types (a
+//! bad field is `InvalidArgument` naming it), and rows are converted back on the way out.
+//! [`registry`] owns the tables, [`keepalive`] the streams and the sweep, [`scopes`] the pure
+//! choice of a cluster for a peer, [`cluster_config`] the cluster's JSON settings.
+
+mod cluster_config;
+mod keepalive;
+mod registry;
+mod scopes;
+
+use std::{net::IpAddr, pin::pin, time::Duration};
+
+use futures::StreamExt;
+use proto::manager::v1 as pb;
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use self::{
+    cluster_config::ClusterSettings,
+    keepalive::KeepAlive,
+    registry::{Component, HostKey, PeerRegistration, SchedulerRegistration, SeedPeerRegistration, SeedPeerType},
+    scopes::{CandidateCluster, PeerPlace, Scopes},
+};
+use crate::{
+    Error,
+    config::GrpcConfig,
+    entity::{schedulers, seed_peers},
+};
+
+/// The `Manager` gRPC service and its background sweep.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    db: DatabaseConnection,
+    /// How long a component may stay silent before it counts as inactive.
+    keepalive_timeout: Duration,
+    /// Ends open keepalive streams so a graceful shutdown does not wait on them.
+    shutdown: CancellationToken,
+}
+
+impl Registration {
+    /// The service over `db`; streams end when `shutdown` is cancelled.
+    pub fn new(db: DatabaseConnection, config: &GrpcConfig, shutdown: CancellationToken) -> Self {
+        Self { db, keepalive_timeout: Duration::from_secs(config.keepalive_timeout_secs), shutdown }
+    }
+
+    /// The tonic service to mount.
+    pub fn service(self) -> pb::manager_server::ManagerServer<Self> {
+        pb::manager_server::ManagerServer::new(self)
+    }
+
+    /// Expires silent components until shutdown; run one per replica.
+    pub async fn sweep(self) {
+        keepalive::sweep(self.db, self.keepalive_timeout, self.shutdown).await;
+    }
+}
+
+fn hostname(value: String, field: &str) -> Result<String, Error> {
+    if value.is_empty() || value.len() > 256 {
+        return Err(Error::invalid(field, format!("{field} must be 1–256 characters")));
+    }
+    Ok(value)
+}
+
+fn ip(value: &str, field: &str) -> Result<IpAddr, Error> {
+    value.parse().map_err(|_| Error::invalid(field, format!("{field} {value:?} is not an IP address")))
+}
+
+fn port(value: u32, field: &str) -> Result<u16, Error> {
+    u16::try_from(value)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| Error::invalid(field, format!("{field} {value} is not a port")))
+}
+
+fn optional_port(value: u32, field: &str) -> Result<u16, Error> {
+    if value == 0 { Ok(0) } else { port(value, field) }
+}
+
+fn cluster_id(value: u64) -> Result<i64, Error> {
+    i64::try_from(value)
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Error::invalid("cluster_id", format!("cluster_id {value} is not a cluster id")))
+}
+
+impl TryFrom<pb::UpdateSchedulerRequest> for SchedulerRegistration {
+    type Error = Error;
+
+    fn try_from(r: pb::UpdateSchedulerRequest) -> Result<Self, Error> {
+        Ok(Self {
+            key: HostKey {
+                cluster_id: cluster_id(r.cluster_id)?,
+                ip: ip(&r.ip, "ip")?,
+                hostname: hostname(r.hostname, "hostname")?,
+            },
+            port: port(r.port, "port")?,
+            idc: r.idc,
+            location: r.location,
+            features: r.features,
+            version: r.version,
+        })
+    }
+}
+
+impl TryFrom<pb::UpdateSeedPeerRequest> for SeedPeerRegistration {
+    type Error = Error;
+
+    fn try_from(r: pb::UpdateSeedPeerRequest) -> Result<Self, Error> {
+        let kind = match r.r#type.as_str() {
+            "" | "super" => SeedPeerType::Super,
+            "strong" => SeedPeerType::Strong,
+            "weak" => SeedPeerType::Weak,
+            other => return Err(Error::invalid("type", format!("type {other:?} must be super, strong or weak"))),
+        };
+        Ok(Self {
+            key: HostKey {
+                cluster_id: cluster_id(r.cluster_id)?,
+                ip: ip(&r.ip, "ip")?,
+                hostname: hostname(r.hostname, "hostname")?,
+            },
+            port: port(r.port, "port")?,
+            download_port: optional_port(r.download_port, "download_port")?,
+            kind,
+            idc: r.idc,
+            location: r.location,
+            version: r.version,
+        })
+    }
+}
+
+impl TryFrom<pb::KeepAliveRequest> for KeepAlive {
+    type Error = Error;
+
+    fn try_from(r: pb::KeepAliveRequest) -> Result<Self, Error> {
+        let kind = match pb::SourceType::try_from(r.source_type) {
+            Ok(pb::SourceType::Scheduler) => Component::Scheduler,
+            Ok(pb::SourceType::SeedPeer) => Component::SeedPeer,
+            Ok(pb::SourceType::Peer) => Component::Peer,
+            _ => return Err(Error::invalid("source_type", "source_type must be SCHEDULER, SEED_PEER or PEER")),
+        };
+        Ok(Self {
+            kind,
+            key: HostKey {
+                cluster_id: cluster_id(r.cluster_id)?,
+                ip: ip(&r.ip, "ip")?,
+                hostname: hostname(r.hostname, "hostname")?,
+            },
+        })
+    }
+}
+
+fn scheduler_reply(m: schedulers::Model, cluster_config: Option<pb::ClusterConfig>) -> pb::Scheduler {
+    pb::Scheduler {
+        id: u64::try_from(m.id).unwrap_or_default(),
+        hostname: m.hostname,
+        ip: m.ip,
+        port: u32::try_from(m.port).unwrap_or_default(),
+        idc: m.idc,
+        location: m.location,
+        features: serde_json::from_value(m.features).unwrap_or_default(),
+        cluster_id: u64::try_from(m.cluster_id).unwrap_or_default(),
+        state: m.state,
+        cluster_config,
+    }
+}
+
+fn seed_peer_reply(m: seed_peers::Model) -> pb::SeedPeer {
+    pb::SeedPeer {
+        id: u64::try_from(m.id).unwrap_or_default(),
+        hostname: m.hostname,
+        ip: m.ip,
+        port: u32::try_from(m.port).unwrap_or_default(),
+        download_port: u32::try_from(m.download_port).unwrap_or_default(),
+        r#type: m.r#type,
+        idc: m.idc,
+        location: m.location,
+        cluster_id: u64::try_from(m.cluster_id).unwrap_or_default(),
+        state: m.state,
+    }
+}
+
+impl From<ClusterSettings> for pb::ClusterConfig {
+    fn from(s: ClusterSettings) -> Self {
+        Self {
+            cluster_id: u64::try_from(s.cluster_id).unwrap_or_default(),
+            candidate_parent_limit: s.scheduler.candidate_parent_limit,
+            filter_parent_limit: s.scheduler.filter_parent_limit,
+            job_rate_limit: s.scheduler.job_rate_limit,
+            seed_peer_load_limit: s.seed_peer.load_limit,
+            peer_load_limit: s.peer.load_limit,
+            block_list: Some(pb::BlockList {
+                applications: s.peer.block_list.applications,
+                urls: s.peer.block_list.urls,
+                tags: s.peer.block_list.tags,
+            }),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::manager_server::Manager for Registration {
+    async fn update_scheduler(
+        &self,
+        request: Request<pb::UpdateSchedulerRequest>,
+    ) -> Result<Response<pb::Scheduler>, Status> {
+        let r = SchedulerRegistration::try_from(request.into_inner())?;
+        let cluster = registry::live_cluster(&self.db, r.key.cluster_id).await?;
+        tracing::info!(hostname = %r.key.hostname, ip = %r.key.ip, cluster_id = r.key.cluster_id, "scheduler registered");
+        let row = registry::upsert_scheduler(&self.db, r).await?;
+        Ok(Response::new(scheduler_reply(row, Some(ClusterSettings::from_row(&cluster).into()))))
+    }
+
+    async fn update_seed_peer(
+        &self,
+        request: Request<pb::UpdateSeedPeerRequest>,
+    ) -> Result<Response<pb::SeedPeer>, Status> {
+        let r = SeedPeerRegistration::try_from(request.into_inner())?;
+        tracing::info!(hostname = %r.key.hostname, ip = %r.key.ip, cluster_id = r.key.cluster_id, "seed peer registered");
+        let row = registry::upsert_seed_peer(&self.db, r).await?;
+        Ok(Response::new(seed_peer_reply(row)))
+    }
+
+    async fn list_schedulers(
+        &self,
+        request: Request<pb::ListSchedulersRequest>,
+    ) -> Result<Response<pb::ListSchedulersResponse>, Status> {
+        let r = request.into_inner();
+        let hostname = hostname(r.hostname, "hostname")?;
+        let ip = ip(&r.ip, "ip")?;
+        let download_port = optional_port(r.download_port, "download_port")?;
+        let place =
+            PeerPlace { hostname: hostname.clone(), ip: Some(ip), idc: r.idc.clone(), location: r.location.clone() };
+        let clusters: Vec<CandidateCluster> = registry::live_clusters(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| CandidateCluster { id: c.id, scopes: Scopes::from_json(&c.scopes), is_default: c.is_default })
+            .collect();
+        let cluster_id = scopes::best_cluster(&clusters, &place)
+            .ok_or_else(|| Error::NotFound("no cluster is configured".into()))?;
+        registry::upsert_peer(
+            &self.db,
+            PeerRegistration {
+                key: HostKey { cluster_id, hostname, ip },
+                download_port,
+                idc: r.idc,
+                location: r.location,
+                version: r.version,
+                os: r.os,
+                platform: r.platform,
+            },
+        )
+        .await?;
+        let schedulers = registry::active_schedulers(&self.db, cluster_id, self.keepalive_timeout).await?;
+        Ok(Response::new(pb::ListSchedulersResponse {
+            schedulers: schedulers.into_iter().map(|s| scheduler_reply(s, None)).collect(),
+        }))
+    }
+
+    async fn get_cluster_config(
+        &self,
+        request: Request<pb::GetClusterConfigRequest>,
+    ) -> Result<Response<pb::ClusterConfig>, Status> {
+        let id = cluster_id(request.into_inner().cluster_id)?;
+        let cluster = registry::live_cluster(&self.db, id).await?;
+        Ok(Response::new(ClusterSettings::from_row(&cluster).into()))
+    }
+
+    async fn keep_alive(
+        &self,
+        request: Request<tonic::Streaming<pb::KeepAliveRequest>>,
+    ) -> Result<Response<()>, Status> {
+        let messages = request.into_inner().map(|m| match m {
+            Ok(m) => KeepAlive::try_from(m),
+            // The component went away mid-message: the stream is over.
+            Err(status) => Err(Error::Unavailable(format!("keepalive stream broke: {}", status.message()))),
+        });
+        keepalive::hold(&self.db, self.keepalive_timeout, pin!(messages), &self.shutdown).await?;
+        Ok(Response::new(()))
+    }
+}

@@ -1,0 +1,82 @@
+//! Holding one keepalive stream, and the sweep that expires silent components.
+//!
+//! A stream stamps its component active on every message. When the stream ends (the component
+//! stopped or lost its connection) or stays silent past the timeout, the component is marked
+//! inactive at once; the sweep catches what no stream can report, such as a manager replica that
+//! died with streams open. Manager shutdown ends streams without marking anything: the
+//! components reconnect to another replica, and the sweep judges them if they do not.
+
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+
+use super::registry::{self, Component, HostKey};
+use crate::Error;
+
+/// One keepalive message, in the manager's types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepAlive {
+    pub kind: Component,
+    pub key: HostKey,
+}
+
+/// Serves one stream until it ends, falls silent for `timeout`, or `shutdown`.
+pub async fn hold(
+    db: &DatabaseConnection,
+    timeout: Duration,
+    mut messages: impl Stream<Item = Result<KeepAlive, Error>> + Unpin,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
+    let mut current: Option<(KeepAlive, chrono::NaiveDateTime)> = None;
+    let outcome = loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            next = tokio::time::timeout(timeout, messages.next()) => next,
+        };
+        let msg = match next {
+            Err(_) => {
+                tracing::info!(?timeout, "keepalive stream fell silent");
+                break Ok(());
+            }
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(e))) => break Err(e),
+            Ok(Some(Ok(msg))) => msg,
+        };
+        if let Some((previous, stamp)) = current.take_if(|(p, _)| *p != msg) {
+            // One stream, one component; a stream that changes identity ends the old one's.
+            registry::end_keep_alive(db, previous.kind, &previous.key, stamp).await?;
+        }
+        let stamp = match registry::keep_alive(db, msg.kind, &msg.key).await {
+            Ok(stamp) => stamp,
+            Err(e) => break Err(e),
+        };
+        if current.is_none() {
+            tracing::info!(kind = ?msg.kind, hostname = %msg.key.hostname, ip = %msg.key.ip, cluster_id = msg.key.cluster_id, "keepalive started");
+        }
+        current = Some((msg, stamp));
+    };
+    if let Some((last, stamp)) = current {
+        tracing::info!(kind = ?last.kind, hostname = %last.key.hostname, ip = %last.key.ip, "keepalive ended; inactive");
+        registry::end_keep_alive(db, last.kind, &last.key, stamp).await?;
+    }
+    outcome
+}
+
+/// Expires silent components every few seconds until `shutdown`.
+pub async fn sweep(db: DatabaseConnection, timeout: Duration, shutdown: CancellationToken) {
+    let period = (timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => match registry::sweep(&db, timeout).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "marked silent components inactive"),
+                Err(e) => tracing::warn!(error = %e, "keepalive sweep failed"),
+            },
+        }
+    }
+}
