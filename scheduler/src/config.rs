@@ -18,9 +18,31 @@
 //! host_ttl_secs = 3600
 //! # Forget a task without peers after this long. Default: 1800
 //! task_ttl_secs = 1800
+//!
+//! [host]
+//! # Name registered with the manager. Default: the machine's hostname
+//! hostname = ""
+//! # Address peers reach this scheduler on. Default: server.grpc_addr's IP, or 127.0.0.1 when unspecified
+//! ip = ""
+//! # Data-centre and location labels the manager matches cluster scopes against. Default: ""
+//! idc = ""
+//! location = ""
+//!
+//! [manager]
+//! # gRPC address of the manager, host:port ("" = standalone: no registration). Default: ""
+//! addr = ""
+//! # Cluster this scheduler belongs to. Default: 1
+//! cluster_id = 1
+//! # Seconds between keepalive messages. Default: 5
+//! keepalive_interval_secs = 5
+//! # Seconds between reads of the cluster's settings (parent limits). Default: 60
+//! config_refresh_secs = 60
 //! ```
 
-use std::{net::SocketAddr, path::Path};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::Path,
+};
 
 use serde::Deserialize;
 
@@ -36,6 +58,44 @@ pub struct SchedulerConfig {
     pub scheduling: SchedulingConfig,
     /// Garbage collection of state.
     pub gc: GcConfig,
+    /// How this scheduler presents itself to the manager.
+    pub host: HostConfig,
+    /// Registration with the manager.
+    pub manager: ManagerClientConfig,
+}
+
+/// How this scheduler presents itself to the manager and, through it, to peers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// Registered name; empty means the machine's hostname.
+    pub hostname: String,
+    /// Address peers reach the gRPC port on; `None` derives it from `server.grpc_addr`.
+    pub ip: Option<IpAddr>,
+    /// Data-centre label.
+    pub idc: String,
+    /// `region|zone|rack` location label.
+    pub location: String,
+}
+
+/// Registration with the manager.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagerClientConfig {
+    /// gRPC `host:port` of the manager; empty means standalone.
+    pub addr: String,
+    /// Cluster this scheduler belongs to.
+    pub cluster_id: u64,
+    /// Seconds between keepalive messages; well under the manager's keepalive timeout.
+    pub keepalive_interval_secs: u64,
+    /// Seconds between reads of the cluster's settings.
+    pub config_refresh_secs: u64,
+}
+
+impl Default for ManagerClientConfig {
+    fn default() -> Self {
+        Self { addr: String::new(), cluster_id: 1, keepalive_interval_secs: 5, config_refresh_secs: 60 }
+    }
 }
 
 /// Parent selection limits.
@@ -94,11 +154,13 @@ impl Default for GcConfig {
 pub struct Overrides {
     pub grpc_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
+    pub manager_addr: Option<String>,
 }
 
 impl SchedulerConfig {
-    /// Reads `path` (if any), applies `overrides`, and validates.
-    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Self, Error> {
+    /// Reads `path` (if any), applies `overrides`, derives defaults and validates.
+    /// `machine_hostname` fills an empty `host.hostname`.
+    pub fn load(path: Option<&Path>, overrides: Overrides, machine_hostname: &str) -> Result<Self, Error> {
         let mut config: Self = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -113,6 +175,12 @@ impl SchedulerConfig {
         if let Some(v) = overrides.http_addr {
             config.server.http_addr = v;
         }
+        if let Some(v) = overrides.manager_addr {
+            config.manager.addr = v;
+        }
+        if config.host.hostname.is_empty() {
+            config.host.hostname = machine_hostname.to_owned();
+        }
         if !(1..=20).contains(&config.scheduling.candidate_parent_limit) {
             return Err(Error::Config("scheduling.candidate_parent_limit must be 1–20".into()));
         }
@@ -121,6 +189,19 @@ impl SchedulerConfig {
         }
         if config.gc.host_ttl_secs == 0 {
             return Err(Error::Config("gc.host_ttl_secs must be at least 1".into()));
+        }
+        if !config.manager.addr.is_empty()
+            && tonic::transport::Endpoint::from_shared(format!("http://{}", config.manager.addr)).is_err()
+        {
+            return Err(Error::Config(format!("manager.addr {:?} must be host:port", config.manager.addr)));
+        }
+        if config.manager.cluster_id == 0 {
+            return Err(Error::Config("manager.cluster_id must be at least 1".into()));
+        }
+        if config.manager.keepalive_interval_secs == 0 || config.manager.config_refresh_secs == 0 {
+            return Err(Error::Config(
+                "manager.keepalive_interval_secs and manager.config_refresh_secs must be at least 1".into(),
+            ));
         }
         Ok(config)
     }
@@ -135,14 +216,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.toml");
         std::fs::write(&path, "[gc]\nhost_ttl = 5\n").unwrap();
-        let err = SchedulerConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
         std::fs::write(&path, "[gc]\nhost_ttl_secs = 0\n").unwrap();
-        let err = SchedulerConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
         assert!(err.to_string().contains("host_ttl_secs"), "{err}");
         std::fs::write(&path, "[gc]\nhost_ttl_secs = 60\n").unwrap();
-        let c = SchedulerConfig::load(Some(&path), Overrides::default()).unwrap();
+        let c = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap();
         assert_eq!(c.gc.host_ttl_secs, 60);
         assert_eq!(c.server.grpc_addr.port(), 8002);
+        assert_eq!(c.host.hostname, "box");
+        assert!(c.manager.addr.is_empty());
+        std::fs::write(&path, "[manager]\naddr = \"a b\"\n").unwrap();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        assert!(err.to_string().contains("manager.addr"), "{err}");
     }
 }

@@ -1,7 +1,9 @@
 //! The gRPC edge: converts `damselfly.scheduler.v1` messages to the scheduler's own types and
-//! back. No other module sees protobuf types.
+//! back, and [`manager`] is the client side of `damselfly.manager.v1`. No other module sees
+//! protobuf types.
 
 mod announce_peer;
+pub mod manager;
 
 use std::{pin::Pin, sync::Arc, time::Instant};
 
@@ -15,7 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     Error,
     resource::{Host, HostKind, Hosts, SeedWatchers, Tasks},
-    scheduling::Limits,
+    scheduling::LiveLimits,
 };
 
 /// The `Scheduler` gRPC service.
@@ -24,7 +26,8 @@ pub struct SchedulerService {
     pub hosts: Arc<Hosts>,
     pub tasks: Arc<Tasks>,
     pub seeds: Arc<SeedWatchers>,
-    pub limits: Limits,
+    /// Parent selection limits, updated at runtime from the manager's cluster settings.
+    pub limits: LiveLimits,
     pub host_ttl_secs: u64,
     pub metrics: Arc<crate::metrics::Metrics>,
 }

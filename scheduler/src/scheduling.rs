@@ -83,6 +83,28 @@ impl Default for Limits {
     }
 }
 
+/// The [`Limits`] in force, shared by every stream and replaced at runtime when the manager
+/// sends its cluster's settings. Readers copy them out; no lock is held beyond that copy.
+#[derive(Debug, Clone, Default)]
+pub struct LiveLimits(std::sync::Arc<std::sync::RwLock<Limits>>);
+
+impl LiveLimits {
+    /// Starts with `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(limits)))
+    }
+
+    /// The limits now.
+    pub fn get(&self) -> Limits {
+        *self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the limits for every later decision.
+    pub fn set(&self, limits: Limits) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
+    }
+}
+
 /// Why a candidate cannot be a parent of the child, in the order the rules are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exclusion {

@@ -15,8 +15,8 @@ use crate::{
     http,
     metrics::Metrics,
     resource::{Hosts, SeedWatchers, Tasks},
-    rpc::SchedulerService,
-    scheduling::Limits,
+    rpc::{SchedulerService, manager},
+    scheduling::{Limits, LiveLimits},
 };
 
 /// The sockets the scheduler serves on (port 0 is fine).
@@ -34,12 +34,23 @@ pub struct Scheduler {
     config: SchedulerConfig,
     hosts: Arc<Hosts>,
     tasks: Arc<Tasks>,
+    /// Parent limits: the configuration's until the manager sends its cluster's.
+    limits: LiveLimits,
 }
 
 impl Scheduler {
     /// A scheduler with empty state.
     pub fn new(config: SchedulerConfig) -> Self {
-        Self { config, hosts: Arc::default(), tasks: Arc::default() }
+        let limits = LiveLimits::new(Limits {
+            candidate_parent_limit: config.scheduling.candidate_parent_limit,
+            filter_parent_limit: config.scheduling.filter_parent_limit,
+        });
+        Self { config, hosts: Arc::default(), tasks: Arc::default(), limits }
+    }
+
+    /// The parent limits in force, for inspection by tests.
+    pub fn limits(&self) -> LiveLimits {
+        self.limits.clone()
     }
 
     /// The hosts it knows, for inspection by tests and the HTTP side.
@@ -60,10 +71,7 @@ impl Scheduler {
             hosts: self.hosts.clone(),
             tasks: self.tasks.clone(),
             seeds: Arc::new(SeedWatchers::default()),
-            limits: Limits {
-                candidate_parent_limit: self.config.scheduling.candidate_parent_limit,
-                filter_parent_limit: self.config.scheduling.filter_parent_limit,
-            },
+            limits: self.limits.clone(),
             host_ttl_secs: self.config.gc.host_ttl_secs,
             metrics: Arc::new(Metrics::default()),
         };
@@ -71,6 +79,8 @@ impl Scheduler {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<proto::scheduler::v1::scheduler_server::SchedulerServer<SchedulerService>>().await;
 
+        let registration = manager::Registration::from_config(&self.config, listeners.grpc.local_addr()?)
+            .map(|reg| tokio::spawn(manager::run(reg, self.limits.clone(), shutdown.clone())));
         let task_ttl = Duration::from_secs(self.config.gc.task_ttl_secs);
         let gc = tokio::spawn(collect_garbage(self.hosts.clone(), self.tasks.clone(), ttl, task_ttl, shutdown.clone()));
         let grpc = tonic::transport::Server::builder()
@@ -81,6 +91,10 @@ impl Scheduler {
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let (grpc, http) = tokio::join!(grpc, http);
         gc.abort();
+        if let Some(registration) = registration {
+            // It returns promptly once `shutdown` is cancelled, resetting its keepalive stream.
+            let _ = registration.await;
+        }
         grpc?;
         http?;
         Ok(())

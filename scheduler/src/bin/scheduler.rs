@@ -23,6 +23,9 @@ struct Cli {
     /// Address for /healthy and /metrics [default: 0.0.0.0:8004].
     #[arg(long, env = "DAMSELFLY_SCHEDULER_HTTP_ADDR")]
     http_addr: Option<SocketAddr>,
+    /// gRPC `host:port` of the manager to register with [default: none, standalone].
+    #[arg(long, env = "DAMSELFLY_SCHEDULER_MANAGER_ADDR")]
+    manager: Option<String>,
     /// Write the bound addresses as JSON here once serving (for supervisors and tests).
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -45,8 +48,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let overrides = Overrides { grpc_addr: cli.grpc_addr, http_addr: cli.http_addr };
-    let config = SchedulerConfig::load(cli.config.as_deref(), overrides)?;
+    let overrides = Overrides { grpc_addr: cli.grpc_addr, http_addr: cli.http_addr, manager_addr: cli.manager };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let config = SchedulerConfig::load(cli.config.as_deref(), overrides, &hostname)?;
     let shutdown = runtime::shutdown_on_signals()?;
     let grpc = TcpListener::bind(config.server.grpc_addr).await?;
     let http = TcpListener::bind(config.server.http_addr).await?;

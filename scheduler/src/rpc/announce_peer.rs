@@ -100,7 +100,8 @@ async fn drive(
             }
         }
         let started = Instant::now();
-        let update = cell.lock().update_for(&peer, &mut sent, &svc.hosts, &svc.limits);
+        let limits = svc.limits.get();
+        let update = cell.lock().update_for(&peer, &mut sent, &svc.hosts, &limits);
         svc.metrics.schedule_duration.observe(started.elapsed().as_secs_f64());
         if let Some(u) = update
             && tx.send(Ok(update_to_pb(u))).await.is_err()

@@ -1,0 +1,201 @@
+//! The scheduler as a client of the manager (`damselfly.manager.v1`): register, keep alive, and
+//! follow the cluster's settings.
+//!
+//! The manager is never on the scheduling path. Registration retries in the background with
+//! backoff, so the scheduler serves from its first second; when the manager is unreachable the
+//! scheduler keeps the limits it last received (or its own configuration's). Each keepalive
+//! session re-registers first, so a manager that lost its row (a fresh database) relearns it.
+
+use std::{net::IpAddr, time::Duration};
+
+use proto::manager::v1 as pb;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{
+    Error,
+    config::SchedulerConfig,
+    scheduling::{Limits, LiveLimits},
+};
+
+/// Where the manager is and how this scheduler presents itself to it.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub manager_addr: String,
+    pub cluster_id: u64,
+    pub hostname: String,
+    pub ip: IpAddr,
+    /// The bound gRPC port peers reach.
+    pub port: u16,
+    pub idc: String,
+    pub location: String,
+    pub keepalive_interval: Duration,
+    pub config_refresh: Duration,
+}
+
+impl Registration {
+    /// From the configuration, once the gRPC listener is bound to `grpc_addr`; `None` when the
+    /// scheduler runs standalone.
+    pub fn from_config(config: &SchedulerConfig, grpc_addr: std::net::SocketAddr) -> Option<Self> {
+        if config.manager.addr.is_empty() {
+            return None;
+        }
+        let ip = config.host.ip.unwrap_or_else(|| {
+            if grpc_addr.ip().is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { grpc_addr.ip() }
+        });
+        Some(Self {
+            manager_addr: config.manager.addr.clone(),
+            cluster_id: config.manager.cluster_id,
+            hostname: config.host.hostname.clone(),
+            ip,
+            port: grpc_addr.port(),
+            idc: config.host.idc.clone(),
+            location: config.host.location.clone(),
+            keepalive_interval: Duration::from_secs(config.manager.keepalive_interval_secs),
+            config_refresh: Duration::from_secs(config.manager.config_refresh_secs),
+        })
+    }
+}
+
+/// First delay after a failure; doubled up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Registers and keeps alive until `shutdown`, applying the cluster's limits to `limits`.
+pub async fn run(reg: Registration, limits: LiveLimits, shutdown: CancellationToken) -> Result<(), Error> {
+    let channel = Endpoint::from_shared(format!("http://{}", reg.manager_addr))
+        .map_err(|e| Error::Config(format!("manager.addr {:?}: {e}", reg.manager_addr)))?
+        .connect_timeout(Duration::from_secs(3))
+        .connect_lazy();
+    tokio::join!(
+        keep_registered(&reg, channel.clone(), &limits, &shutdown),
+        follow_cluster_config(&reg, channel, &limits, &shutdown),
+    );
+    Ok(())
+}
+
+/// Register, then hold a keepalive stream; after any failure wait (with backoff) and start over.
+async fn keep_registered(reg: &Registration, channel: Channel, limits: &LiveLimits, shutdown: &CancellationToken) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let mut client = pb::manager_client::ManagerClient::new(channel.clone());
+        let session = async {
+            let scheduler = client.update_scheduler(update_request(reg)).await?.into_inner();
+            if let Some(c) = scheduler.cluster_config {
+                apply(limits, &c);
+            }
+            tracing::info!(id = scheduler.id, cluster_id = reg.cluster_id, manager = %reg.manager_addr, "registered with the manager");
+            keep_alive(&mut client, reg, shutdown).await
+        };
+        let started = tokio::time::Instant::now();
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = session => r,
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                tracing::info!(manager = %reg.manager_addr, "the manager ended the keepalive stream; reconnecting")
+            }
+            Err(e) => {
+                tracing::warn!(manager = %reg.manager_addr, error = %e.message(), "manager unreachable; retrying")
+            }
+        }
+        // A session that lasted is a fresh failure, not a repeated one.
+        if started.elapsed() > reg.keepalive_interval * 4 {
+            backoff = MIN_BACKOFF;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Sends a keepalive every interval until the manager ends the stream or `shutdown`. Dropping
+/// the call on shutdown resets the stream, which the manager reads as "inactive".
+async fn keep_alive(
+    client: &mut pb::manager_client::ManagerClient<Channel>,
+    reg: &Registration,
+    shutdown: &CancellationToken,
+) -> Result<(), tonic::Status> {
+    let (tx, rx) = mpsc::channel(1);
+    let message = pb::KeepAliveRequest {
+        source_type: pb::SourceType::Scheduler as i32,
+        hostname: reg.hostname.clone(),
+        ip: reg.ip.to_string(),
+        cluster_id: reg.cluster_id,
+    };
+    let interval = reg.keepalive_interval;
+    let sender = async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            if tx.send(message.clone()).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => Ok(()),
+        () = sender => Ok(()),
+        r = client.keep_alive(ReceiverStream::new(rx)) => r.map(|_| ()),
+    }
+}
+
+/// Reads the cluster's settings every `config_refresh`; failures keep the last ones.
+async fn follow_cluster_config(
+    reg: &Registration,
+    channel: Channel,
+    limits: &LiveLimits,
+    shutdown: &CancellationToken,
+) {
+    let mut client = pb::manager_client::ManagerClient::new(channel);
+    let mut tick = tokio::time::interval(reg.config_refresh);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match client.get_cluster_config(pb::GetClusterConfigRequest { cluster_id: reg.cluster_id }).await {
+            Ok(c) => apply(limits, &c.into_inner()),
+            Err(e) => tracing::debug!(error = %e.message(), "cluster settings unavailable; keeping the last ones"),
+        }
+    }
+}
+
+fn update_request(reg: &Registration) -> pb::UpdateSchedulerRequest {
+    pb::UpdateSchedulerRequest {
+        hostname: reg.hostname.clone(),
+        ip: reg.ip.to_string(),
+        port: u32::from(reg.port),
+        idc: reg.idc.clone(),
+        location: reg.location.clone(),
+        features: vec!["schedule".into()],
+        version: common::VERSION.into(),
+        cluster_id: reg.cluster_id,
+    }
+}
+
+/// Takes the cluster's parent limits, clamped to what the scheduler accepts in its own
+/// configuration (1–20 parents, 10–1000 candidates).
+fn apply(limits: &LiveLimits, c: &pb::ClusterConfig) {
+    let next = Limits {
+        candidate_parent_limit: (c.candidate_parent_limit as usize).clamp(1, 20),
+        filter_parent_limit: (c.filter_parent_limit as usize).clamp(10, 1000),
+    };
+    if limits.get() != next {
+        tracing::info!(
+            candidate_parent_limit = next.candidate_parent_limit,
+            filter_parent_limit = next.filter_parent_limit,
+            "applying the cluster's parent limits"
+        );
+        limits.set(next);
+    }
+}
