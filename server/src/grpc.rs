@@ -279,7 +279,11 @@ impl pb::manager_server::Manager for Registration {
             // The component went away mid-message: the stream is over.
             Err(status) => Err(Error::Unavailable(format!("keepalive stream broke: {}", status.message()))),
         });
-        keepalive::hold(&self.db, self.keepalive_timeout, pin!(messages), &self.shutdown).await?;
+        // tonic drops this handler when the client resets the stream (a stopped scheduler does),
+        // so the stream is held in its own task, which always gets to mark the end.
+        let (db, timeout, shutdown) = (self.db.clone(), self.keepalive_timeout, self.shutdown.clone());
+        let held = tokio::spawn(async move { keepalive::hold(&db, timeout, pin!(messages), &shutdown).await });
+        held.await.map_err(|e| Error::Internal(format!("keepalive task failed: {e}")))??;
         Ok(Response::new(()))
     }
 }

@@ -1,0 +1,357 @@
+//! Registration over real gRPC, in-process on SQLite: a manager, schedulers that register and
+//! keep alive, peers that ask which schedulers serve them.
+
+use std::{future::Future, time::Duration};
+
+use proto::manager::v1 as pb;
+use scheduler::{Scheduler, config::SchedulerConfig};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use server::{
+    Listeners, Manager,
+    config::{ManagerConfig, Overrides},
+};
+use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, transport::Channel};
+
+type Client = pb::manager_client::ManagerClient<Channel>;
+
+/// A manager serving gRPC on loopback, and a second connection to its database for checks.
+struct TestManager {
+    grpc: String,
+    db: DatabaseConnection,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), server::Error>>,
+}
+
+impl TestManager {
+    async fn start(dir: &std::path::Path, keepalive_timeout_secs: u64) -> anyhow::Result<Self> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+        }
+        let mut config = ManagerConfig::load(
+            None,
+            Overrides { data_dir: Some(dir.to_owned()), site_root: Some(dir.join("no-site")), ..Default::default() },
+        )?;
+        config.grpc.keepalive_timeout_secs = keepalive_timeout_secs;
+        let url = config.database.url.clone();
+        let (manager, _) = Manager::open(config, Some("pw")).await?;
+        let http = TcpListener::bind("127.0.0.1:0").await?;
+        let grpc = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = grpc.local_addr()?.to_string();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(manager.serve(Listeners { http, grpc }, shutdown.clone()));
+        Ok(Self { grpc: addr, db: Database::connect(url).await?, shutdown, task })
+    }
+
+    async fn client(&self) -> anyhow::Result<Client> {
+        Ok(pb::manager_client::ManagerClient::connect(format!("http://{}", self.grpc)).await?)
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task).await???;
+        Ok(())
+    }
+
+    /// `state` of the scheduler row with `hostname`, if any.
+    async fn scheduler_state(&self, hostname: &str) -> anyhow::Result<Option<String>> {
+        let row = self
+            .db
+            .query_one(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                "SELECT state FROM schedulers WHERE hostname = ?",
+                [hostname.into()],
+            ))
+            .await?;
+        Ok(row.map(|r| r.try_get::<String>("", "state")).transpose()?)
+    }
+
+    async fn sql(&self, sql: &str) -> anyhow::Result<()> {
+        self.db.execute_unprepared(sql).await?;
+        Ok(())
+    }
+}
+
+/// Polls `check` until it holds, failing after `within`.
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn scheduler_config(manager: &str, hostname: &str) -> SchedulerConfig {
+    let mut c = SchedulerConfig::default();
+    c.manager.addr = manager.into();
+    c.manager.keepalive_interval_secs = 1;
+    c.host.hostname = hostname.into();
+    c
+}
+
+struct RunningScheduler {
+    addr: String,
+    limits: scheduler::scheduling::LiveLimits,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), scheduler::Error>>,
+}
+
+async fn start_scheduler(config: SchedulerConfig) -> anyhow::Result<RunningScheduler> {
+    let grpc = TcpListener::bind("127.0.0.1:0").await?;
+    let http = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = grpc.local_addr()?.to_string();
+    let scheduler = Scheduler::new(config);
+    let limits = scheduler.limits();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, shutdown.clone()));
+    Ok(RunningScheduler { addr, limits, shutdown, task })
+}
+
+fn peer_request(hostname: &str, ip: &str) -> pb::ListSchedulersRequest {
+    pb::ListSchedulersRequest {
+        hostname: hostname.into(),
+        ip: ip.into(),
+        os: "linux".into(),
+        platform: "x86_64".into(),
+        download_port: 4000,
+        ..Default::default()
+    }
+}
+
+async fn listed(client: &mut Client, hostname: &str, ip: &str) -> anyhow::Result<Vec<String>> {
+    let resp = client.list_schedulers(peer_request(hostname, ip)).await?.into_inner();
+    Ok(resp.schedulers.into_iter().map(|s| s.hostname).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive_when_stopped() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // A long timeout: going inactive below comes from the stream ending, not from silence.
+    let manager = TestManager::start(dir.path(), 60).await?;
+    manager.sql(r#"UPDATE clusters SET scheduler_cluster_config = '{"candidate_parent_limit": 7}'"#).await?;
+    let sched = start_scheduler(scheduler_config(&manager.grpc, "sched-a")).await?;
+    assert_eq!(sched.limits.get().filter_parent_limit, 15, "its own configuration until the manager answers");
+
+    let mut client = manager.client().await?;
+    eventually("the scheduler to be listed", Duration::from_secs(20), || {
+        let mut client = client.clone();
+        async move { Ok(listed(&mut client, "peer-1", "10.0.0.1").await? == ["sched-a"]) }
+    })
+    .await?;
+    assert_eq!(manager.scheduler_state("sched-a").await?.as_deref(), Some("active"));
+    let resp = client.list_schedulers(peer_request("peer-1", "10.0.0.1")).await?.into_inner();
+    let s = &resp.schedulers[0];
+    assert_eq!(
+        (s.ip.as_str(), s.port.to_string(), s.cluster_id),
+        ("127.0.0.1", sched.addr.rsplit(':').next().unwrap_or("").to_owned(), 1)
+    );
+    assert_eq!(s.features, ["schedule"]);
+
+    // The cluster's limits replace the configuration's; unset fields take the manager's defaults.
+    let limits = sched.limits.get();
+    assert_eq!((limits.candidate_parent_limit, limits.filter_parent_limit), (7, 40));
+
+    sched.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), sched.task).await???;
+    eventually("the stopped scheduler to be inactive", Duration::from_secs(20), || async {
+        Ok(manager.scheduler_state("sched-a").await?.as_deref() == Some("inactive"))
+    })
+    .await?;
+    assert!(listed(&mut client, "peer-1", "10.0.0.1").await?.is_empty());
+    manager.stop().await
+}
+
+#[tokio::test]
+async fn silence_and_stale_rows_become_inactive() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manager = TestManager::start(dir.path(), 1).await?;
+    let mut client = manager.client().await?;
+    let register = |hostname: &str| pb::UpdateSchedulerRequest {
+        hostname: hostname.into(),
+        ip: "10.1.0.1".into(),
+        port: 8002,
+        cluster_id: 1,
+        ..Default::default()
+    };
+    let row = client.update_scheduler(register("quiet")).await?.into_inner();
+    assert_eq!(row.state, "inactive", "registered but not yet kept alive");
+    assert_eq!(row.cluster_config.map(|c| c.candidate_parent_limit), Some(4));
+
+    // One message, then silence on an open stream.
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(pb::KeepAliveRequest {
+        source_type: pb::SourceType::Scheduler as i32,
+        hostname: "quiet".into(),
+        ip: "10.1.0.1".into(),
+        cluster_id: 1,
+    })
+    .await?;
+    let mut stream_client = client.clone();
+    let call = tokio::spawn(async move { stream_client.keep_alive(ReceiverStream::new(rx)).await });
+    eventually("the keepalive to mark it active", Duration::from_secs(10), || async {
+        Ok(manager.scheduler_state("quiet").await?.as_deref() == Some("active"))
+    })
+    .await?;
+    // The manager ends the silent stream itself and marks the scheduler inactive.
+    tokio::time::timeout(Duration::from_secs(10), call).await???;
+    assert_eq!(manager.scheduler_state("quiet").await?.as_deref(), Some("inactive"));
+    drop(tx);
+
+    // A row another (dead) replica left active with an old stamp is expired by the sweep.
+    client.update_scheduler(register("orphan")).await?;
+    manager
+        .sql("UPDATE schedulers SET state = 'active', last_keep_alive_at = '2000-01-01 00:00:00' WHERE hostname = 'orphan'")
+        .await?;
+    eventually("the sweep to expire the orphan", Duration::from_secs(10), || async {
+        Ok(manager.scheduler_state("orphan").await?.as_deref() == Some("inactive"))
+    })
+    .await?;
+    manager.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_get_the_active_schedulers_of_the_best_matching_cluster() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manager = TestManager::start(dir.path(), 60).await?;
+    manager
+        .sql(
+            r#"INSERT INTO clusters (tenant_id, name, scopes, scheduler_cluster_config, seed_peer_cluster_config, peer_cluster_config, is_default)
+               VALUES (1, 'web', '{"hostnames": ["^web-"]}', '{}', '{}', '{}', 0),
+                      (1, 'lab', '{"cidrs": ["192.168.0.0/16"], "idc": "lab"}', '{}', '{}', '{}', 0)"#,
+        )
+        .await?;
+    let mut in_cluster = |hostname: &str, cluster_id: u64| {
+        let mut c = scheduler_config(&manager.grpc, hostname);
+        c.manager.cluster_id = cluster_id;
+        c
+    };
+    let default_sched = start_scheduler(in_cluster("sched-default", 1)).await?;
+    let web_sched = start_scheduler(in_cluster("sched-web", 2)).await?;
+    let mut client = manager.client().await?;
+    // Registered in the web cluster but never kept alive: never listed.
+    client
+        .update_scheduler(pb::UpdateSchedulerRequest {
+            hostname: "sched-web-idle".into(),
+            ip: "127.0.0.1".into(),
+            port: 1,
+            cluster_id: 2,
+            ..Default::default()
+        })
+        .await?;
+
+    eventually("both schedulers to be listed", Duration::from_secs(20), || {
+        let mut client = client.clone();
+        async move {
+            Ok(listed(&mut client, "web-1", "10.0.0.1").await? == ["sched-web"]
+                && listed(&mut client, "db-1", "10.0.0.2").await? == ["sched-default"])
+        }
+    })
+    .await?;
+    // The lab cluster matches by CIDR and IDC but has no scheduler alive.
+    let mut lab = peer_request("web-2", "192.168.1.1");
+    lab.idc = "lab".into();
+    assert!(client.list_schedulers(lab).await?.into_inner().schedulers.is_empty());
+
+    // Asking recorded the peers, each in the cluster chosen for it.
+    let rows = manager
+        .db
+        .query_all(Statement::from_string(
+            manager.db.get_database_backend(),
+            "SELECT hostname, cluster_id, state, os FROM peers ORDER BY hostname",
+        ))
+        .await?;
+    let rows: Vec<(String, i64, String, String)> = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("", "hostname")?,
+                r.try_get("", "cluster_id")?,
+                r.try_get("", "state")?,
+                r.try_get("", "os")?,
+            ))
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()?;
+    assert_eq!(
+        rows,
+        [
+            ("db-1".into(), 1, "active".into(), "linux".into()),
+            ("web-1".into(), 2, "active".into(), "linux".into()),
+            ("web-2".into(), 3, "active".into(), "linux".into()),
+        ]
+    );
+
+    for s in [default_sched, web_sched] {
+        s.shutdown.cancel();
+        s.task.await??;
+    }
+    manager.stop().await
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_with_the_field_named() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manager = TestManager::start(dir.path(), 60).await?;
+    let mut client = manager.client().await?;
+    let good = pb::UpdateSchedulerRequest {
+        hostname: "s".into(),
+        ip: "10.0.0.1".into(),
+        port: 8002,
+        cluster_id: 1,
+        ..Default::default()
+    };
+    for (bad, field) in [
+        (pb::UpdateSchedulerRequest { hostname: String::new(), ..good.clone() }, "hostname"),
+        (pb::UpdateSchedulerRequest { ip: "ten".into(), ..good.clone() }, "ip"),
+        (pb::UpdateSchedulerRequest { port: 0, ..good.clone() }, "port"),
+        (pb::UpdateSchedulerRequest { port: 70_000, ..good.clone() }, "port"),
+        (pb::UpdateSchedulerRequest { cluster_id: 0, ..good.clone() }, "cluster_id"),
+    ] {
+        let err = client.update_scheduler(bad).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+        assert!(err.message().contains(field), "{field}: {}", err.message());
+    }
+    let err = client.update_scheduler(pb::UpdateSchedulerRequest { cluster_id: 99, ..good.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = client
+        .update_seed_peer(pb::UpdateSeedPeerRequest {
+            hostname: "seed".into(),
+            ip: "10.0.0.2".into(),
+            port: 4000,
+            r#type: "mega".into(),
+            cluster_id: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("type"), "{}", err.message());
+    let err = client.get_cluster_config(pb::GetClusterConfigRequest { cluster_id: 99 }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = client.list_schedulers(peer_request("p", "nowhere")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // Keepalive: an unspecified source is invalid; an unregistered component is not found.
+    for (source_type, hostname, code) in
+        [(0, "s", Code::InvalidArgument), (pb::SourceType::SeedPeer as i32, "unknown", Code::NotFound)]
+    {
+        let msg = pb::KeepAliveRequest { source_type, hostname: hostname.into(), ip: "10.0.0.1".into(), cluster_id: 1 };
+        let err = client.keep_alive(tokio_stream::iter([msg])).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err:?}");
+    }
+
+    let config = client.get_cluster_config(pb::GetClusterConfigRequest { cluster_id: 1 }).await?.into_inner();
+    assert_eq!((config.candidate_parent_limit, config.filter_parent_limit, config.job_rate_limit), (4, 40, 10));
+    assert_eq!((config.seed_peer_load_limit, config.peer_load_limit), (2000, 200));
+    manager.stop().await
+}
