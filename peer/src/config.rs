@@ -62,6 +62,18 @@
 //! addr = ""
 //! # Seconds between host announcements. Default: 30
 //! announce_interval_secs = 30
+//!
+//! [manager]
+//! # gRPC address of the manager, host:port ("" = use scheduler.addr only). When set, the
+//! # schedulers come from the manager (scheduler.addr is the fallback until it first answers),
+//! # and the host keeps itself alive there. Default: ""
+//! addr = ""
+//! # Cluster a seed peer registers in (normal peers are placed by the manager). Default: 1
+//! cluster_id = 1
+//! # Seconds between keepalive messages. Default: 5
+//! keepalive_interval_secs = 5
+//! # Seconds between scheduler list refreshes. Default: 60
+//! refresh_interval_secs = 60
 //! ```
 
 use std::{
@@ -95,6 +107,28 @@ pub struct DfdaemonConfig {
     pub gc: GcConfig,
     /// The scheduler to announce to.
     pub scheduler: SchedulerClientConfig,
+    /// The manager that names the schedulers.
+    pub manager: ManagerClientConfig,
+}
+
+/// The manager that names the schedulers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagerClientConfig {
+    /// gRPC `host:port`; empty means none (only `scheduler.addr`).
+    pub addr: String,
+    /// Cluster a seed peer registers in.
+    pub cluster_id: u64,
+    /// Seconds between keepalive messages.
+    pub keepalive_interval_secs: u64,
+    /// Seconds between scheduler list refreshes.
+    pub refresh_interval_secs: u64,
+}
+
+impl Default for ManagerClientConfig {
+    fn default() -> Self {
+        Self { addr: String::new(), cluster_id: 1, keepalive_interval_secs: 5, refresh_interval_secs: 60 }
+    }
 }
 
 /// Cache garbage collection.
@@ -224,6 +258,7 @@ impl Default for DfdaemonConfig {
             proxy: ProxyConfig::default(),
             gc: GcConfig::default(),
             scheduler: SchedulerClientConfig::default(),
+            manager: ManagerClientConfig::default(),
         }
     }
 }
@@ -262,6 +297,7 @@ pub struct Overrides {
     pub upload_addr: Option<SocketAddr>,
     pub proxy_addr: Option<SocketAddr>,
     pub scheduler_addr: Option<String>,
+    pub manager_addr: Option<String>,
 }
 
 impl DfdaemonConfig {
@@ -301,6 +337,9 @@ impl DfdaemonConfig {
         if let Some(v) = o.scheduler_addr {
             c.scheduler.addr = v;
         }
+        if let Some(v) = o.manager_addr {
+            c.manager.addr = v;
+        }
         if c.host.hostname.is_empty() {
             c.host.hostname = machine_hostname.to_owned();
         }
@@ -334,6 +373,17 @@ impl DfdaemonConfig {
                 "scheduler.addr {:?} must be host:port with an IP address",
                 c.scheduler.addr
             )));
+        }
+        if !c.manager.addr.is_empty()
+            && tonic::transport::Endpoint::from_shared(format!("http://{}", c.manager.addr)).is_err()
+        {
+            return Err(Error::Config(format!("manager.addr {:?} must be host:port", c.manager.addr)));
+        }
+        if c.manager.cluster_id == 0 || c.manager.keepalive_interval_secs == 0 || c.manager.refresh_interval_secs == 0 {
+            return Err(Error::Config(
+                "manager.cluster_id, manager.keepalive_interval_secs and manager.refresh_interval_secs must be at least 1"
+                    .into(),
+            ));
         }
         Ok(c)
     }

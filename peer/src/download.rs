@@ -22,13 +22,13 @@ use common::{
 };
 use sha2::Digest as _;
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
 use url::Url;
 
 use crate::{
     Error,
     limiter::RateLimiter,
     metrics::{Metrics, TrafficType},
+    rpc::scheduler_set::SchedulerSet,
     storage::{Storage, TaskStore},
 };
 
@@ -117,7 +117,7 @@ pub struct Downloader {
 struct Inner {
     storage: Arc<Storage>,
     http: reqwest::Client,
-    scheduler: Option<Channel>,
+    scheduler: Option<SchedulerSet>,
     config: DownloaderConfig,
     download_limiter: Arc<RateLimiter>,
     source_limiter: Arc<RateLimiter>,
@@ -130,11 +130,11 @@ struct Inner {
 }
 
 impl Downloader {
-    /// A downloader over `storage`; `scheduler` is `None` when the host runs without one.
+    /// A downloader over `storage`; `scheduler` is `None` when the host runs without schedulers.
     pub fn new(
         storage: Arc<Storage>,
         http: reqwest::Client,
-        scheduler: Option<Channel>,
+        scheduler: Option<SchedulerSet>,
         config: DownloaderConfig,
         metrics: Arc<Metrics>,
         shutdown: tokio_util::sync::CancellationToken,
@@ -234,8 +234,13 @@ impl Downloader {
             tracing::info!(task_id = %req.task_id, "served from the local cache");
             return Ok(task);
         }
-        let result = match &self.inner.scheduler {
-            Some(channel) => match p2p::run(&self.inner, &task, req, channel.clone(), events).await {
+        // The task's scheduler; none while the manager has named none and no static one is set.
+        let scheduler = match self.inner.scheduler.as_ref().and_then(|set| Some((set, set.for_task(&req.task_id.0)?))) {
+            Some((set, addr)) => Some(set.channel(addr)?),
+            None => None,
+        };
+        let result = match scheduler {
+            Some(channel) => match p2p::run(&self.inner, &task, req, channel, events).await {
                 Err(Error::SchedulerLost(why)) if !req.disable_back_to_source => {
                     tracing::warn!(task_id = %req.task_id, %why, "scheduler unavailable; fetching from the origin");
                     origin::fetch(&self.inner, &task, req, None, events).await

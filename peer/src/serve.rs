@@ -17,7 +17,7 @@ use crate::{
     limiter::RateLimiter,
     metrics::Metrics,
     proxy,
-    rpc::{DfdaemonService, announce, scheduler, seed},
+    rpc::{DfdaemonService, announce, manager, scheduler_set::SchedulerSet, seed},
     storage::Storage,
     transport::server::{self as upload, UploadContext},
 };
@@ -68,14 +68,21 @@ impl Dfdaemon {
             .user_agent(concat!("damselfly-dfdaemon/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        let scheduler_channel =
-            (!config.scheduler.addr.is_empty()).then(|| scheduler::channel(&config.scheduler.addr)).transpose()?;
+        // The schedulers: the static one, replaced by the manager's answers when a manager is set.
+        let static_scheduler: Vec<std::net::SocketAddr> = (!config.scheduler.addr.is_empty())
+            .then(|| config.scheduler.addr.parse())
+            .transpose()
+            .map_err(|e| Error::Config(format!("scheduler.addr {:?}: {e}", config.scheduler.addr)))?
+            .into_iter()
+            .collect();
+        let schedulers = (!static_scheduler.is_empty() || !config.manager.addr.is_empty())
+            .then(|| SchedulerSet::new(static_scheduler));
         let host_id = announce::host_id(&config);
         let metrics = Arc::new(Metrics::default());
         let downloader = Downloader::new(
             storage.clone(),
             http_client.clone(),
-            scheduler_channel.clone(),
+            schedulers.clone(),
             DownloaderConfig {
                 host_id: host_id.clone(),
                 concurrency: config.download.concurrency,
@@ -89,13 +96,19 @@ impl Dfdaemon {
 
         let upload_port = listeners.upload.local_addr()?.port();
         let (announced_tx, announced_rx) = tokio::sync::watch::channel(false);
-        let announcer = scheduler_channel
-            .is_some()
-            .then(|| tokio::spawn(announce::run(config.clone(), upload_port, announced_tx, shutdown.clone())));
-        let seeder = match (&scheduler_channel, config.seed) {
-            (Some(ch), true) => Some(tokio::spawn(seed::run(
+        let announcer = schedulers
+            .clone()
+            .map(|set| tokio::spawn(announce::run(config.clone(), upload_port, set, announced_tx, shutdown.clone())));
+        let manager_client = match (&schedulers, config.manager.addr.is_empty()) {
+            (Some(set), false) => {
+                Some(tokio::spawn(manager::run(config.clone(), upload_port, set.clone(), shutdown.clone())))
+            }
+            _ => None,
+        };
+        let seeder = match (&schedulers, config.seed) {
+            (Some(set), true) => Some(tokio::spawn(seed::run(
                 downloader.clone(),
-                ch.clone(),
+                set.clone(),
                 host_id.clone(),
                 announced_rx,
                 shutdown.clone(),
@@ -139,6 +152,9 @@ impl Dfdaemon {
         let proxy = proxy::serve(listeners.proxy, downloader, http_client, rules, shutdown.clone());
         let (grpc, http, (), proxy) = tokio::join!(grpc, http, upload, proxy);
         for task in [announcer, seeder, Some(gc_task)].into_iter().flatten() {
+            let _ = task.await;
+        }
+        if let Some(task) = manager_client {
             let _ = task.await;
         }
         for t in storage.tasks() {

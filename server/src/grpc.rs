@@ -258,6 +258,7 @@ impl pb::manager_server::Manager for Registration {
         let schedulers = registry::active_schedulers(&self.db, cluster_id, self.keepalive_timeout).await?;
         Ok(Response::new(pb::ListSchedulersResponse {
             schedulers: schedulers.into_iter().map(|s| scheduler_reply(s, None)).collect(),
+            cluster_id: u64::try_from(cluster_id).unwrap_or_default(),
         }))
     }
 

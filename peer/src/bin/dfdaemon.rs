@@ -41,6 +41,9 @@ struct Cli {
     /// Scheduler gRPC address, host:port [default: none, every download goes to the origin].
     #[arg(long, env = "DAMSELFLY_DFDAEMON_SCHEDULER")]
     scheduler: Option<String>,
+    /// Manager gRPC address, host:port; it names the schedulers [default: none, use --scheduler].
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_MANAGER")]
+    manager: Option<String>,
     /// Write the bound addresses as JSON here once serving (for supervisors and tests).
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -72,6 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         upload_addr: cli.upload_addr,
         proxy_addr: cli.proxy_addr,
         scheduler_addr: cli.scheduler,
+        manager_addr: cli.manager,
     };
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())

@@ -1,22 +1,24 @@
-//! Keeping the scheduler informed about this host: announce at start and periodically, leave on
-//! shutdown. A scheduler that is down only delays the announcement; downloads keep working.
+//! Keeping the schedulers informed about this host: announce to each at start, periodically and
+//! whenever the list changes; leave on shutdown. A scheduler that is down only delays the
+//! announcement; downloads keep working.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use common::ids::HostId;
 use proto::{common::v1 as pb_common, scheduler::v1 as pb};
 use tokio_util::sync::CancellationToken;
 
+use super::scheduler_set::SchedulerSet;
 use crate::config::DfdaemonConfig;
 
-/// Announces until `shutdown`, then tells the scheduler the host leaves.
+/// Announces until `shutdown`, then tells the schedulers the host leaves.
 pub async fn run(
     config: DfdaemonConfig,
     upload_port: u16,
+    schedulers: SchedulerSet,
     announced_tx: tokio::sync::watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    let addr = format!("http://{}", config.scheduler.addr);
     let id = host_id(&config);
     let host = pb_common::Host {
         id: id.to_string(),
@@ -31,39 +33,46 @@ pub async fn run(
         ..Default::default()
     };
     let mut tick = tokio::time::interval(Duration::from_secs(config.scheduler.announce_interval_secs));
-    let mut announced = false;
+    let mut changes = schedulers.subscribe();
+    let mut announced = HashSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {
-                let result = async {
-                    let mut client = pb::scheduler_client::SchedulerClient::connect(addr.clone()).await?;
-                    client.announce_host(pb::AnnounceHostRequest { host: Some(host.clone()) }).await?;
-                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-                }.await;
-                match result {
-                    Ok(()) if !announced => {
-                        tracing::info!(host_id = %id, scheduler = %config.scheduler.addr, "announced to scheduler");
-                        announced = true;
-                        let _ = announced_tx.send(true);
-                    }
-                    Ok(()) => {}
-                    Err(e) => tracing::warn!(error = %e, scheduler = %config.scheduler.addr, "announce failed; will retry"),
+            _ = tick.tick() => {}
+            Ok(()) = changes.changed() => {}
+        }
+        for addr in schedulers.addrs() {
+            let result = async {
+                let mut client = pb::scheduler_client::SchedulerClient::new(schedulers.channel(addr)?);
+                client.announce_host(pb::AnnounceHostRequest { host: Some(host.clone()) }).await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            }
+            .await;
+            match result {
+                Ok(()) if announced.insert(addr) => {
+                    tracing::info!(host_id = %id, scheduler = %addr, "announced to scheduler");
+                    let _ = announced_tx.send(true);
                 }
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %e, scheduler = %addr, "announce failed; will retry"),
             }
         }
     }
-    if announced {
-        let leave = async {
-            let mut client = pb::scheduler_client::SchedulerClient::connect(addr).await?;
-            client.leave_host(pb::LeaveHostRequest { host_id: id.to_string() }).await?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        };
-        match tokio::time::timeout(Duration::from_secs(2), leave).await {
-            Ok(Ok(())) => tracing::info!("left the scheduler"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "leaving the scheduler failed"),
-            Err(_) => tracing::warn!("leaving the scheduler timed out"),
+    let leave_all = async {
+        for addr in announced {
+            let leave = async {
+                let mut client = pb::scheduler_client::SchedulerClient::new(schedulers.channel(addr)?);
+                client.leave_host(pb::LeaveHostRequest { host_id: id.to_string() }).await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            };
+            match leave.await {
+                Ok(()) => tracing::info!(scheduler = %addr, "left the scheduler"),
+                Err(e) => tracing::warn!(error = %e, scheduler = %addr, "leaving the scheduler failed"),
+            }
         }
+    };
+    if tokio::time::timeout(Duration::from_secs(2), leave_all).await.is_err() {
+        tracing::warn!("leaving the schedulers timed out");
     }
 }
 

@@ -1,8 +1,9 @@
 //! Seed mode: keep a `WatchSeedTasks` stream open and fetch every ordered task into the cache,
 //! from the origin (the scheduler tells the seed to go back to source), so normal peers can take
-//! pieces from here while it still downloads. Reconnects when the stream breaks.
+//! pieces from here while it still downloads. One stream per scheduler in the [`SchedulerSet`],
+//! following its changes; each reconnects when it breaks.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use common::ids::{HostId, TaskId};
 use proto::scheduler::v1 as pb;
@@ -10,12 +11,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use super::scheduler_set::SchedulerSet;
 use crate::download::{Downloader, TaskRequest};
 
-/// Takes seed orders until `shutdown`.
+/// Takes seed orders from every scheduler until `shutdown`.
 pub async fn run(
     downloader: Downloader,
-    channel: Channel,
+    schedulers: SchedulerSet,
     host_id: HostId,
     mut announced: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -25,6 +27,39 @@ pub async fn run(
         _ = shutdown.cancelled() => return,
         _ = announced.wait_for(|a| *a) => {}
     }
+    let mut changes = schedulers.subscribe();
+    let mut watchers: HashMap<std::net::SocketAddr, CancellationToken> = HashMap::new();
+    loop {
+        let addrs = changes.borrow_and_update().clone();
+        watchers.retain(|addr, stop| {
+            let keep = addrs.contains(addr);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
+        for addr in addrs {
+            if watchers.contains_key(&addr) {
+                continue;
+            }
+            match schedulers.channel(addr) {
+                Ok(channel) => {
+                    let stop = shutdown.child_token();
+                    tokio::spawn(watch_one(downloader.clone(), channel, host_id.clone(), stop.clone()));
+                    watchers.insert(addr, stop);
+                }
+                Err(e) => tracing::warn!(error = %e, scheduler = %addr, "cannot reach scheduler"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Keeps one scheduler's seed-order stream open until `shutdown`.
+async fn watch_one(downloader: Downloader, channel: Channel, host_id: HostId, shutdown: CancellationToken) {
     loop {
         let mut client = pb::scheduler_client::SchedulerClient::new(channel.clone());
         let stream = client.watch_seed_tasks(pb::WatchSeedTasksRequest { host_id: host_id.0.clone() }).await;

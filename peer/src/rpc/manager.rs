@@ -1,0 +1,205 @@
+//! The dfdaemon as a client of the manager (`damselfly.manager.v1`): learn the schedulers, and
+//! keep this host alive there (as a seed peer, registered first, or as a peer).
+//!
+//! The manager only names schedulers; it is never on a download's path. Its answers replace the
+//! [`SchedulerSet`] when they name at least one scheduler, so a manager that is down, or a
+//! cluster whose schedulers are all restarting, leaves the host on the last known list (or the
+//! static `scheduler.addr` if the manager never answered).
+
+use std::{net::SocketAddr, time::Duration};
+
+use proto::manager::v1 as pb;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use super::scheduler_set::SchedulerSet;
+use crate::{Error, config::DfdaemonConfig};
+
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What this host tells the manager about itself.
+#[derive(Debug, Clone)]
+struct Me {
+    hostname: String,
+    ip: String,
+    idc: String,
+    location: String,
+    upload_port: u16,
+    seed: bool,
+    /// Cluster a seed peer registers in.
+    seed_cluster_id: u64,
+    keepalive_interval: Duration,
+    refresh_interval: Duration,
+}
+
+/// Follows the manager until `shutdown`.
+pub async fn run(
+    config: DfdaemonConfig,
+    upload_port: u16,
+    schedulers: SchedulerSet,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let channel = Endpoint::from_shared(format!("http://{}", config.manager.addr))
+        .map_err(|e| Error::Config(format!("manager.addr {:?}: {e}", config.manager.addr)))?
+        .connect_timeout(Duration::from_secs(3))
+        .connect_lazy();
+    let me = Me {
+        hostname: config.host.hostname.clone(),
+        ip: config.host.ip.to_string(),
+        idc: config.host.idc.clone(),
+        location: config.host.location.clone(),
+        upload_port,
+        seed: config.seed,
+        seed_cluster_id: config.manager.cluster_id,
+        keepalive_interval: Duration::from_secs(config.manager.keepalive_interval_secs),
+        refresh_interval: Duration::from_secs(config.manager.refresh_interval_secs),
+    };
+    // The cluster the manager placed this (normal) peer in, which its keepalive names.
+    let (cluster_tx, cluster_rx) = watch::channel(me.seed.then_some(me.seed_cluster_id));
+    tokio::join!(
+        list_schedulers(&me, channel.clone(), &schedulers, &cluster_tx, &shutdown),
+        keep_alive(&me, channel, cluster_rx, &shutdown),
+    );
+    Ok(())
+}
+
+/// Asks for schedulers at start (retrying with backoff until the first answer) and then every
+/// refresh interval.
+async fn list_schedulers(
+    me: &Me,
+    channel: Channel,
+    schedulers: &SchedulerSet,
+    cluster: &watch::Sender<Option<u64>>,
+    shutdown: &CancellationToken,
+) {
+    let mut client = pb::manager_client::ManagerClient::new(channel);
+    let request = pb::ListSchedulersRequest {
+        hostname: me.hostname.clone(),
+        ip: me.ip.clone(),
+        idc: me.idc.clone(),
+        location: me.location.clone(),
+        version: common::VERSION.into(),
+        os: std::env::consts::OS.into(),
+        platform: std::env::consts::ARCH.into(),
+        download_port: u32::from(me.upload_port),
+    };
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let wait = match client.list_schedulers(request.clone()).await {
+            Ok(resp) => {
+                let resp = resp.into_inner();
+                if !me.seed {
+                    cluster.send_replace(Some(resp.cluster_id));
+                }
+                let addrs: Vec<SocketAddr> = resp
+                    .schedulers
+                    .iter()
+                    .filter_map(|s| Some(SocketAddr::new(s.ip.parse().ok()?, u16::try_from(s.port).ok()?)))
+                    .collect();
+                if addrs.is_empty() {
+                    tracing::warn!(
+                        cluster_id = resp.cluster_id,
+                        "the manager knows no active scheduler; keeping the last list"
+                    );
+                } else if schedulers.replace(addrs.clone()) {
+                    tracing::info!(?addrs, cluster_id = resp.cluster_id, "schedulers from the manager");
+                }
+                backoff = MIN_BACKOFF;
+                // Until some scheduler is known, ask again soon.
+                if schedulers.addrs().is_empty() {
+                    MIN_BACKOFF.max(Duration::from_secs(1))
+                } else {
+                    me.refresh_interval
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "cannot list schedulers; keeping the last list");
+                let wait = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                if schedulers.addrs().is_empty() { wait } else { wait.max(me.refresh_interval.min(MAX_BACKOFF)) }
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Holds a keepalive stream (a seed peer registers first), reconnecting with backoff.
+async fn keep_alive(
+    me: &Me,
+    channel: Channel,
+    mut cluster: watch::Receiver<Option<u64>>,
+    shutdown: &CancellationToken,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let cluster_id = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            c = cluster.wait_for(Option::is_some) => match c {
+                Ok(c) => c.unwrap_or_default(),
+                Err(_) => return,
+            },
+        };
+        let mut client = pb::manager_client::ManagerClient::new(channel.clone());
+        let session = async {
+            if me.seed {
+                client
+                    .update_seed_peer(pb::UpdateSeedPeerRequest {
+                        hostname: me.hostname.clone(),
+                        ip: me.ip.clone(),
+                        port: u32::from(me.upload_port),
+                        download_port: u32::from(me.upload_port),
+                        r#type: "super".into(),
+                        idc: me.idc.clone(),
+                        location: me.location.clone(),
+                        version: common::VERSION.into(),
+                        cluster_id,
+                    })
+                    .await?;
+                tracing::info!(cluster_id, "registered with the manager as a seed peer");
+            }
+            let (tx, rx) = mpsc::channel(1);
+            let message = pb::KeepAliveRequest {
+                source_type: if me.seed { pb::SourceType::SeedPeer } else { pb::SourceType::Peer } as i32,
+                hostname: me.hostname.clone(),
+                ip: me.ip.clone(),
+                cluster_id,
+            };
+            let interval = me.keepalive_interval;
+            let sender = async move {
+                let mut tick = tokio::time::interval(interval);
+                loop {
+                    tick.tick().await;
+                    if tx.send(message.clone()).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                () = sender => Ok(()),
+                r = client.keep_alive(ReceiverStream::new(rx)) => r.map(|_| ()),
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = session => r,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e.message(), "manager keepalive failed; retrying");
+        }
+        if started.elapsed() > me.keepalive_interval * 4 {
+            backoff = MIN_BACKOFF;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
