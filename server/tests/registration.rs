@@ -355,3 +355,141 @@ async fn bad_input_is_rejected_with_the_field_named() -> anyhow::Result<()> {
     assert_eq!((config.seed_peer_load_limit, config.peer_load_limit), (2000, 200));
     manager.stop().await
 }
+
+/// An origin serving `/bytes/<n>` and counting the body bytes it sends.
+async fn origin() -> anyhow::Result<(String, std::sync::Arc<std::sync::atomic::AtomicU64>)> {
+    use std::sync::{Arc, atomic::AtomicU64};
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let app = axum::Router::new().route(
+        "/bytes/{n}",
+        axum::routing::get(move |method: axum::http::Method, axum::extract::Path(n): axum::extract::Path<usize>| {
+            let counter = counter.clone();
+            async move {
+                if method == axum::http::Method::GET {
+                    counter.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+                }
+                (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>()
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((base, sent))
+}
+
+struct RunningPeer {
+    socket: std::path::PathBuf,
+    shutdown: CancellationToken,
+}
+
+/// A dfdaemon that knows only the manager, not the scheduler.
+async fn start_peer(dir: &std::path::Path, name: &str, manager: &str) -> anyhow::Result<RunningPeer> {
+    use peer::config::{DfdaemonConfig, Overrides};
+    let data = dir.join(name);
+    let mut config = DfdaemonConfig::load(
+        None,
+        Overrides {
+            data_dir: Some(data.clone()),
+            hostname: Some(name.into()),
+            manager_addr: Some(manager.into()),
+            ..Default::default()
+        },
+        name,
+    )?;
+    config.manager.keepalive_interval_secs = 1;
+    std::fs::create_dir_all(&data)?;
+    let socket = config.server.socket.clone();
+    let listeners = peer::Listeners {
+        socket: tokio::net::UnixListener::bind(&socket)?,
+        http: TcpListener::bind("127.0.0.1:0").await?,
+        upload: TcpListener::bind("127.0.0.1:0").await?,
+        proxy: TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(peer::Dfdaemon::new(config).serve(listeners, shutdown.clone()));
+    Ok(RunningPeer { socket, shutdown })
+}
+
+async fn download(peer: &RunningPeer, url: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    use proto::dfdaemon::v1 as dfpb;
+    let channel = peer::rpc::connect_unix(peer.socket.clone()).await?;
+    let mut client = dfpb::dfdaemon_client::DfdaemonClient::new(channel);
+    let req = dfpb::DownloadRequest {
+        url: url.into(),
+        output_path: out.display().to_string(),
+        piece_length: Some(64 * 1024),
+        timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let mut stream = client.download(req).await?.into_inner();
+    while let Some(msg) = stream.message().await? {
+        if let Some(dfpb::download_response::Event::Finished(_)) = msg.event {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("download stream ended without Finished")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_without_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manager = TestManager::start(dir.path(), 60).await?;
+    let grpc = TcpListener::bind("127.0.0.1:0").await?;
+    let http = TcpListener::bind("127.0.0.1:0").await?;
+    let scheduler = Scheduler::new(scheduler_config(&manager.grpc, "sched"));
+    let hosts = scheduler.hosts();
+    let scheduler_stop = CancellationToken::new();
+    let scheduler_task = tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, scheduler_stop.clone()));
+    let (base, sent) = origin().await?;
+
+    let first = start_peer(dir.path(), "peer-1", &manager.grpc).await?;
+    let second = start_peer(dir.path(), "peer-2", &manager.grpc).await?;
+    // They announce to the scheduler only once the manager has named it.
+    eventually("both peers to reach the scheduler", Duration::from_secs(30), || {
+        let n = hosts.len();
+        async move { Ok(n == 2) }
+    })
+    .await?;
+    // Listing stamps each peer once; later stamps come from its keepalive stream.
+    let stamps = || async {
+        let rows = manager
+            .db
+            .query_all(Statement::from_string(
+                manager.db.get_database_backend(),
+                "SELECT last_keep_alive_at FROM peers WHERE state = 'active' ORDER BY hostname",
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<chrono::NaiveDateTime>("", "last_keep_alive_at"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::from)
+    };
+    let listed_at = stamps().await?;
+    assert_eq!(listed_at.len(), 2);
+    eventually("both peers to keep alive at the manager", Duration::from_secs(20), || async {
+        let now = stamps().await?;
+        Ok(now.len() == 2 && now.iter().zip(&listed_at).all(|(now, then)| now > then))
+    })
+    .await?;
+
+    let len = 300 * 1024;
+    let url = format!("{base}/bytes/{len}");
+    download(&first, &url, &dir.path().join("one")).await?;
+    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), len as u64);
+
+    // Without the manager, the peers keep their scheduler and the scheduler keeps scheduling:
+    // the second peer gets every piece from the first.
+    manager.stop().await?;
+    download(&second, &url, &dir.path().join("two")).await?;
+    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), len as u64, "the origin was read once");
+    assert_eq!(std::fs::read(dir.path().join("two"))?, std::fs::read(dir.path().join("one"))?);
+
+    for p in [first, second] {
+        p.shutdown.cancel();
+    }
+    scheduler_stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), scheduler_task).await???;
+    Ok(())
+}

@@ -106,7 +106,15 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
         children,
         "scheduler",
         "scheduler",
-        vec!["--grpc-addr".into(), loopback.clone(), "--http-addr".into(), loopback.clone()],
+        // It registers with the manager and keeps alive there (cluster 1, the default cluster).
+        vec![
+            "--grpc-addr".into(),
+            loopback.clone(),
+            "--http-addr".into(),
+            loopback.clone(),
+            "--manager".into(),
+            manager["grpc"].clone(),
+        ],
         &[],
         &client,
         &run_dir,
@@ -129,6 +137,9 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
             loopback.clone(),
             "--proxy-addr".into(),
             loopback.clone(),
+            // The manager names the schedulers; the static one serves until it first answers.
+            "--manager".into(),
+            manager["grpc"].clone(),
             "--scheduler".into(),
             scheduler["grpc"].clone(),
         ];
