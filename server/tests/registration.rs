@@ -231,7 +231,7 @@ async fn peers_get_the_active_schedulers_of_the_best_matching_cluster() -> anyho
                       (1, 'lab', '{"cidrs": ["192.168.0.0/16"], "idc": "lab"}', '{}', '{}', '{}', 0)"#,
         )
         .await?;
-    let mut in_cluster = |hostname: &str, cluster_id: u64| {
+    let in_cluster = |hostname: &str, cluster_id: u64| {
         let mut c = scheduler_config(&manager.grpc, hostname);
         c.manager.cluster_id = cluster_id;
         c
