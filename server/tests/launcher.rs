@@ -57,6 +57,27 @@ async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Res
         assert_eq!(report.status, HealthStatus::Ok, "{base}");
     }
 
+    // The scheduler registered with the manager and keeps alive: peers are told about it.
+    let manager_grpc = format!("http://{}", cluster["manager"]["grpc"].as_str().unwrap());
+    let scheduler_port: u32 = cluster["scheduler"]["grpc"].as_str().unwrap().rsplit(':').next().unwrap().parse()?;
+    let mut registry = proto::manager::v1::manager_client::ManagerClient::connect(manager_grpc).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = registry
+            .list_schedulers(proto::manager::v1::ListSchedulersRequest {
+                hostname: "launcher-test".into(),
+                ip: "127.0.0.1".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        if listed.schedulers.iter().any(|s| s.port == scheduler_port) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the scheduler was not listed by the manager in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The banner's dfget example works: fetch the manager's stylesheet through peer-1.
     let peer = peers.iter().find(|p| p["seed"] == false).unwrap();
     let out = dir.path().join("console.css");
