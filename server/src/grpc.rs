@@ -242,19 +242,21 @@ impl pb::manager_server::Manager for Registration {
             .collect();
         let cluster_id = scopes::best_cluster(&clusters, &place)
             .ok_or_else(|| Error::NotFound("no cluster is configured".into()))?;
-        registry::upsert_peer(
-            &self.db,
-            PeerRegistration {
-                key: HostKey { cluster_id, hostname, ip },
-                download_port,
-                idc: r.idc,
-                location: r.location,
-                version: r.version,
-                os: r.os,
-                platform: r.platform,
-            },
-        )
-        .await?;
+        if !r.seed_peer {
+            registry::upsert_peer(
+                &self.db,
+                PeerRegistration {
+                    key: HostKey { cluster_id, hostname, ip },
+                    download_port,
+                    idc: r.idc,
+                    location: r.location,
+                    version: r.version,
+                    os: r.os,
+                    platform: r.platform,
+                },
+            )
+            .await?;
+        }
         let schedulers = registry::active_schedulers(&self.db, cluster_id, self.keepalive_timeout).await?;
         Ok(Response::new(pb::ListSchedulersResponse {
             schedulers: schedulers.into_iter().map(|s| scheduler_reply(s, None)).collect(),

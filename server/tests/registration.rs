@@ -385,7 +385,7 @@ struct RunningPeer {
 }
 
 /// A dfdaemon that knows only the manager, not the scheduler.
-async fn start_peer(dir: &std::path::Path, name: &str, manager: &str) -> anyhow::Result<RunningPeer> {
+async fn start_peer(dir: &std::path::Path, name: &str, seed: bool, manager: &str) -> anyhow::Result<RunningPeer> {
     use peer::config::{DfdaemonConfig, Overrides};
     let data = dir.join(name);
     let mut config = DfdaemonConfig::load(
@@ -393,6 +393,7 @@ async fn start_peer(dir: &std::path::Path, name: &str, manager: &str) -> anyhow:
         Overrides {
             data_dir: Some(data.clone()),
             hostname: Some(name.into()),
+            seed: Some(seed),
             manager_addr: Some(manager.into()),
             ..Default::default()
         },
@@ -444,12 +445,28 @@ async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_witho
     let scheduler_task = tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, scheduler_stop.clone()));
     let (base, sent) = origin().await?;
 
-    let first = start_peer(dir.path(), "peer-1", &manager.grpc).await?;
-    let second = start_peer(dir.path(), "peer-2", &manager.grpc).await?;
+    let seed = start_peer(dir.path(), "seed", true, &manager.grpc).await?;
+    let first = start_peer(dir.path(), "peer-1", false, &manager.grpc).await?;
+    let second = start_peer(dir.path(), "peer-2", false, &manager.grpc).await?;
     // They announce to the scheduler only once the manager has named it.
-    eventually("both peers to reach the scheduler", Duration::from_secs(30), || {
+    eventually("every peer to reach the scheduler", Duration::from_secs(30), || {
         let n = hosts.len();
-        async move { Ok(n == 2) }
+        async move { Ok(n == 3) }
+    })
+    .await?;
+    // The seed peer registered itself as one and keeps alive.
+    eventually("the seed peer to be active", Duration::from_secs(20), || async {
+        let row = manager
+            .db
+            .query_one(Statement::from_string(
+                manager.db.get_database_backend(),
+                "SELECT state, type FROM seed_peers WHERE hostname = 'seed'",
+            ))
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<String>("", "state")? == "active" && r.try_get::<String>("", "type")? == "super",
+            None => false,
+        })
     })
     .await?;
     // Listing stamps each peer once; later stamps come from its keepalive stream.
@@ -480,13 +497,13 @@ async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_witho
     assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), len as u64);
 
     // Without the manager, the peers keep their scheduler and the scheduler keeps scheduling:
-    // the second peer gets every piece from the first.
+    // the second peer gets every piece from the seed peer or the first peer.
     manager.stop().await?;
     download(&second, &url, &dir.path().join("two")).await?;
     assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), len as u64, "the origin was read once");
     assert_eq!(std::fs::read(dir.path().join("two"))?, std::fs::read(dir.path().join("one"))?);
 
-    for p in [first, second] {
+    for p in [seed, first, second] {
         p.shutdown.cancel();
     }
     scheduler_stop.cancel();

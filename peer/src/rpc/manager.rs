@@ -85,6 +85,7 @@ async fn list_schedulers(
         os: std::env::consts::OS.into(),
         platform: std::env::consts::ARCH.into(),
         download_port: u32::from(me.upload_port),
+        seed_peer: me.seed,
     };
     let mut backoff = MIN_BACKOFF;
     loop {
