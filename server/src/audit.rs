@@ -7,7 +7,7 @@
 //! with [`AuditActor`].
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, OriginalUri, Request, State},
     http::Method,
     middleware::Next,
     response::{IntoResponse, Response},
@@ -44,7 +44,8 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
         return next.run(req).await;
     }
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // Nested routers see their own part of the path; the audit wants the whole of it.
+    let path = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().path(), |u| u.path()).to_owned();
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
     let principal = req.extensions().get::<Principal>().cloned();
     let response = next.run(req).await;
