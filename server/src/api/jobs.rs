@@ -154,10 +154,11 @@ fn check_args(kind: &str, args: &serde_json::Value) -> Result<(), Error> {
     match kind {
         "preheat" => {
             check_url("args.url", obj.get("url").unwrap_or(&serde_json::Value::Null))?;
-            if let Some(t) = obj.get("type") {
-                if t != "image" && t != "file" {
-                    return Err(Error::invalid("args.type", "args.type must be image or file"));
-                }
+            if let Some(t) = obj.get("type")
+                && t != "image"
+                && t != "file"
+            {
+                return Err(Error::invalid("args.type", "args.type must be image or file"));
             }
         }
         "get_task" | "delete_task" => match (obj.get("task_id"), obj.get("url")) {
