@@ -1,6 +1,7 @@
 # Damselfly's commands:
 #   make run    build everything and start a local cluster with the console (Ctrl-C stops it)
-#   make test   run every test: fmt, clippy, unit + integration tests, browser tests
+#   make test   run every test: fmt, clippy, unit + integration tests (SQLite, PostgreSQL, MariaDB),
+#               the live manager against its OpenAPI document (schemathesis), browser tests
 #   make bench  distribution benchmark vs curl and BitTorrent (root; quick: make bench BENCH_ARGS="-F 32 -N 4")
 #   make bench-single  1 GiB peer-to-peer on loopback vs curl from nginx, serving peer's RSS (quick: BENCH_ARGS="--size-mib 128")
 # run and test install what is missing first (Debian packages, wasm-bindgen-cli, npm packages).
@@ -22,12 +23,30 @@ PEERS ?= 2
 DATA_DIR ?= .damselfly
 BENCH_ARGS ?=
 
-.PHONY: help deps apt-deps wasm-bindgen npm-deps console build run test lint unit-test e2e bench bench-deps bench-single
+.PHONY: help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single
 
 help:
 	@sed -n '1,6p' Makefile
 
 deps: apt-deps wasm-bindgen npm-deps
+
+SCHEMATHESIS_VERSION := 4.32.5
+VENV := target/venv
+
+# Python tools for tests (schemathesis), in a venv under target/.
+py-deps:
+	@if [ "$$($(VENV)/bin/st --version 2>/dev/null)" != "st, version $(SCHEMATHESIS_VERSION)" ]; then \
+	  echo "installing schemathesis $(SCHEMATHESIS_VERSION)"; \
+	  python3 -m venv $(VENV) && $(VENV)/bin/pip install -q "schemathesis==$(SCHEMATHESIS_VERSION)"; \
+	fi
+
+# The integration tests use the machine's PostgreSQL and MariaDB (and Redis where configured);
+# start any that is down. The tests start them too, but doing it once here is quicker.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@mysqladmin -h 127.0.0.1 -u root status >/dev/null 2>&1 || start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+	@for i in $$(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && mysqladmin -h 127.0.0.1 -u root status >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
+	  echo "PostgreSQL or MariaDB did not come up on 127.0.0.1"; exit 1
 
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -73,13 +92,18 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
-unit-test:
+unit-test: services
 	$(CARGO) test --workspace
+
+# The live manager against its own OpenAPI document (no 5xx, responses match their schemas).
+api-check: py-deps
+	$(CARGO) build --quiet --bin manager
+	end2end/openapi.sh target/debug/manager $(VENV)/bin/st 30
 
 e2e: build
 	cd end2end && npx playwright test
 
-test: deps build lint unit-test e2e
+test: deps py-deps build lint unit-test api-check e2e
 
 # One file from one origin to N peers: Damselfly vs N curls vs BitTorrent (aria2) under tc caps,
 # in network namespaces (needs root). Defaults: F=256 MiB, N=8 and N=16, u_s=40, u=20 MiB/s.

@@ -18,6 +18,7 @@ pub struct Migration;
 enum Users {
     Table,
     Id,
+    Name,
     PlatformRole,
 }
 
@@ -203,11 +204,7 @@ fn fk(
     to_table: impl IntoIden + 'static,
     to_col: impl IntoIden + 'static,
 ) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(from_table, from_col)
-        .to(to_table, to_col)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
+    ForeignKey::create().from(from_table, from_col).to(to_table, to_col).on_delete(ForeignKeyAction::Cascade).to_owned()
 }
 
 /// The columns schedulers, seed peers and peers have in common.
@@ -254,6 +251,15 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        // The bootstrap user is the platform administrator.
+        m.exec_stmt(
+            Query::update()
+                .table(Users::Table)
+                .value(Users::PlatformRole, "root")
+                .and_where(Expr::col(Users::Name).eq("root"))
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(Tenants::Table)
@@ -268,7 +274,13 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("uk_tenants_name").table(Tenants::Table).col(Tenants::Name).col(Tenants::IsDel).unique().to_owned(),
+            Index::create()
+                .name("uk_tenants_name")
+                .table(Tenants::Table)
+                .col(Tenants::Name)
+                .col(Tenants::IsDel)
+                .unique()
+                .to_owned(),
         )
         .await?;
 
@@ -287,7 +299,13 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("uk_members").table(Members::Table).col(Members::TenantId).col(Members::UserId).unique().to_owned(),
+            Index::create()
+                .name("uk_members")
+                .table(Members::Table)
+                .col(Members::TenantId)
+                .col(Members::UserId)
+                .unique()
+                .to_owned(),
         )
         .await?;
 
@@ -453,7 +471,12 @@ impl MigrationTrait for Migration {
                     Tenants::Table,
                     Tenants::Id,
                 ))
-                .foreign_key(&mut fk(PersonalAccessTokens::Table, PersonalAccessTokens::UserId, Users::Table, Users::Id))
+                .foreign_key(&mut fk(
+                    PersonalAccessTokens::Table,
+                    PersonalAccessTokens::UserId,
+                    Users::Table,
+                    Users::Id,
+                ))
                 .to_owned(),
         )
         .await?;
@@ -487,8 +510,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ix_audits_created").table(Audits::Table).col(Audits::CreatedAt).to_owned())
-            .await?;
+        m.create_index(
+            Index::create().name("ix_audits_created").table(Audits::Table).col(Audits::CreatedAt).to_owned(),
+        )
+        .await?;
         Ok(())
     }
 

@@ -1,10 +1,41 @@
-//! The manager's HTTP API. Handlers are thin: they parse, call a service, and answer.
+//! The manager's HTTP API: `/api/v1` for people (sign-in tokens), `/oapi/v1` for machines
+//! (personal access tokens), `/healthy`, and the OpenAPI document at `/openapi.json`.
+//!
+//! Handlers are thin: parse (with the JSON-error [`extract`]ors), ask the [`Principal`] whether
+//! the caller may act (casbin via [`crate::rbac`]), touch the database, answer. Every list is
+//! paginated the same way ([`page`]); every error has one JSON shape ([`crate::error::ErrorBody`]).
+//!
+//! [`Principal`]: crate::auth::Principal
 
-use std::time::Instant;
+mod applications;
+mod audits;
+mod clusters;
+mod configs;
+pub mod extract;
+mod health;
+mod hosts;
+mod jobs;
+mod oapi;
+mod openapi;
+pub mod page;
+mod tenants;
+mod tokens;
+mod users;
+mod validate;
 
-use axum::{Json, Router, extract::State, routing::get};
-use common::health::{Component, HealthReport, HealthStatus};
+use std::{sync::Arc, time::Instant};
+
+use axum::{Json, Router, middleware::from_fn_with_state, routing::get};
 use sea_orm::DatabaseConnection;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    audit,
+    auth::{self, Sessions},
+    metrics::Metrics,
+    rbac::Rbac,
+};
 
 /// What handlers share.
 #[derive(Debug, Clone)]
@@ -13,26 +44,46 @@ pub struct ApiState {
     pub db: DatabaseConnection,
     /// When the manager started serving, for uptime.
     pub started: Instant,
+    /// The authorization policy.
+    pub rbac: Rbac,
+    /// Sign-in sessions and their tokens.
+    pub sessions: Sessions,
+    /// Whether `POST /api/v1/users/signup` is open.
+    pub allow_signup: bool,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-cluster job admission.
+    pub job_limiter: Arc<jobs::JobRateLimiter>,
 }
 
-/// Routes that need no authentication.
-pub fn public_routes() -> Router<ApiState> {
-    Router::new().route("/healthy", get(healthy))
-}
-
-/// `GET /healthy`: always 200 while the process serves; `degraded` when the database is down.
-async fn healthy(State(state): State<ApiState>) -> Json<HealthReport> {
-    let status = match state.db.ping().await {
-        Ok(()) => HealthStatus::Ok,
-        Err(e) => {
-            tracing::warn!(error = %e, "database ping failed");
-            HealthStatus::Degraded
-        }
-    };
-    Json(HealthReport {
-        component: Component::Manager,
-        version: common::VERSION.to_owned(),
-        status,
-        uptime_secs: state.started.elapsed().as_secs(),
-    })
+/// The whole HTTP API with its state applied, and the OpenAPI document describing it.
+pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
+    let audited = || from_fn_with_state(state.clone(), audit::record);
+    let api_v1 = OpenApiRouter::new()
+        .merge(users::routes())
+        .merge(tenants::routes())
+        .merge(clusters::routes())
+        .merge(hosts::routes())
+        .merge(applications::routes())
+        .merge(configs::routes())
+        .merge(jobs::routes())
+        .merge(tokens::routes())
+        .merge(audits::routes())
+        .route_layer(audited())
+        .route_layer(from_fn_with_state(state.clone(), auth::require_session))
+        .merge(users::public_routes().route_layer(audited()));
+    let oapi_v1 =
+        oapi::routes().route_layer(audited()).route_layer(from_fn_with_state(state.clone(), auth::require_token));
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", api_v1)
+        .nest("/oapi/v1", oapi_v1)
+        .routes(routes!(health::healthy))
+        .split_for_parts();
+    let served = doc.clone();
+    let metrics = state.metrics.clone();
+    let router = router
+        .route("/openapi.json", get(move || std::future::ready(Json(served.clone()))))
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .with_state(state);
+    (router, doc)
 }

@@ -1,21 +1,27 @@
 //! Connecting to the database, applying migrations, and the first-start bootstrap.
 
 use migrations::{Migrator, MigratorTrait};
+use std::time::Duration;
+
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 
 use crate::{
     Error,
     config::DatabaseConfig,
-    entity::{clusters, tenants, users},
+    entity::{clusters, members, tenants, users},
     password,
 };
 
 /// Opens the pool and brings the schema up to date.
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, Error> {
     let mut opts = ConnectOptions::new(config.url.clone());
-    opts.max_connections(config.max_connections).sqlx_logging(false);
+    opts.max_connections(config.max_connections)
+        .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+        .acquire_timeout(Duration::from_secs(config.connect_timeout_secs))
+        .sqlx_logging(false);
     let db = Database::connect(opts).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
@@ -50,6 +56,7 @@ pub async fn ensure_root(db: &DatabaseConnection, password: Option<&str>) -> Res
         name: Set("root".into()),
         encrypted_password: Set(password::hash(&clear)?),
         state: Set("enabled".into()),
+        platform_role: Set("root".into()),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -59,44 +66,51 @@ pub async fn ensure_root(db: &DatabaseConnection, password: Option<&str>) -> Res
     Ok(outcome)
 }
 
-/// Makes sure tenant `default` and its default cluster `default` exist, so schedulers and peers
-/// have somewhere to register on a fresh install. Returns the cluster's id.
-pub async fn ensure_default_cluster(db: &DatabaseConnection) -> Result<i64, Error> {
+/// On a fresh database, creates tenant `default` (with `root` as its admin) and, in it, cluster
+/// `default`, which serves every peer no other cluster's scopes match. Later starts change
+/// nothing, even if an operator has since renamed or removed them.
+pub async fn ensure_defaults(db: &DatabaseConnection) -> Result<(), Error> {
+    if tenants::Entity::find().count(db).await? > 0 {
+        return Ok(());
+    }
+    let Some(root) = users::Entity::find().filter(users::Column::Name.eq("root")).one(db).await? else {
+        return Ok(());
+    };
     let now = chrono::Utc::now().naive_utc();
-    let tenant = match tenants::Entity::find()
-        .filter(tenants::Column::Name.eq("default"))
-        .filter(tenants::Column::IsDel.eq(0))
-        .one(db)
-        .await?
-    {
-        Some(t) => t.id,
-        None => {
-            tenants::ActiveModel {
-                name: Set("default".into()),
-                bio: Set(String::new()),
-                is_del: Set(0),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .insert(db)
-            .await?
-            .id
+    let txn = db.begin().await?;
+    let tenant = tenants::ActiveModel {
+        name: Set("default".into()),
+        bio: Set("Created on first start".into()),
+        is_del: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await;
+    // Another replica starting at the same moment may have won the race; that is fine.
+    let tenant = match tenant {
+        Ok(t) => t,
+        Err(e) => {
+            return match Error::from(e) {
+                Error::Conflict(_) => Ok(()),
+                other => Err(other),
+            };
         }
     };
-    let existing = clusters::Entity::find()
-        .filter(clusters::Column::TenantId.eq(tenant))
-        .filter(clusters::Column::Name.eq("default"))
-        .filter(clusters::Column::IsDel.eq(0))
-        .one(db)
-        .await?;
-    if let Some(c) = existing {
-        return Ok(c.id);
+    members::ActiveModel {
+        tenant_id: Set(tenant.id),
+        user_id: Set(root.id),
+        role: Set("admin".into()),
+        created_at: Set(now),
+        ..Default::default()
     }
-    let cluster = clusters::ActiveModel {
-        tenant_id: Set(tenant),
+    .insert(&txn)
+    .await?;
+    clusters::ActiveModel {
+        tenant_id: Set(tenant.id),
         name: Set("default".into()),
-        bio: Set("Created on first start.".into()),
+        bio: Set("Serves peers that no other cluster's scopes match".into()),
         scopes: Set(serde_json::json!({})),
         scheduler_cluster_config: Set(serde_json::json!({})),
         seed_peer_cluster_config: Set(serde_json::json!({})),
@@ -107,7 +121,8 @@ pub async fn ensure_default_cluster(db: &DatabaseConnection) -> Result<i64, Erro
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
-    Ok(cluster.id)
+    txn.commit().await?;
+    Ok(())
 }

@@ -120,7 +120,9 @@ impl IntoResponse for Error {
         let message = if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
             match &self {
-                Error::Internal(_) | Error::Password(_) | Error::Io(_) => "internal error; see the manager's log".into(),
+                Error::Internal(_) | Error::Password(_) | Error::Io(_) => {
+                    "internal error; see the manager's log".into()
+                }
                 _ => self.to_string(),
             }
         } else {

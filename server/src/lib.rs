@@ -1,17 +1,22 @@
 //! The Damselfly manager: the control plane that operators, CI pipelines, schedulers and peers
-//! talk to. It owns the database, serves the REST API and the console, and (later) registration.
+//! talk to. It owns the database, serves the REST API (`/api/v1`, `/oapi/v1`, `/openapi.json`),
+//! the console and `/metrics`, and registers schedulers and peers over gRPC.
 //!
 //! Entry point: [`Manager::serve`], which takes already-bound listeners and a cancellation token
 //! so tests run it in-process on ephemeral ports.
 
 pub mod api;
+mod audit;
+pub mod auth;
 pub mod config;
 mod console;
 pub mod db;
 mod entity;
-mod error;
+pub mod error;
 mod grpc;
+pub mod metrics;
 pub mod password;
+pub mod rbac;
 mod serve;
 
 pub use error::Error;

@@ -1,6 +1,8 @@
 //! Running the manager: HTTP (API + console) and gRPC on listeners the caller bound.
 
-use std::{net::SocketAddr, time::Instant};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use axum::middleware::from_fn_with_state;
 
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -11,10 +13,13 @@ use tower_http::trace::TraceLayer;
 use crate::{
     Error,
     api::{self, ApiState},
+    auth::{Keys, Sessions},
     config::ManagerConfig,
     console,
     db::{self, RootUser},
     grpc,
+    metrics::{self, Metrics},
+    rbac::Rbac,
 };
 
 /// The sockets the manager serves on, bound by the caller (port 0 is fine).
@@ -42,16 +47,26 @@ impl Manager {
         }
         let db = db::connect(&config.database).await?;
         let root = db::ensure_root(&db, root_password).await?;
-        db::ensure_default_cluster(&db).await?;
+        db::ensure_defaults(&db).await?;
         Ok((Self { config, db }, root))
     }
 
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests and returns.
     pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
         let http_addr = loopback_reachable(listeners.http.local_addr()?);
-        let state = ApiState { db: self.db.clone(), started: Instant::now() };
-        let app = api::public_routes()
-            .with_state(state)
+        let metrics = Arc::new(Metrics::default());
+        let state = ApiState {
+            db: self.db.clone(),
+            started: Instant::now(),
+            rbac: Rbac::new().await?,
+            sessions: Sessions::new(Keys::load_or_create(&self.db).await?, &self.config.auth),
+            allow_signup: self.config.auth.allow_signup,
+            metrics: metrics.clone(),
+            job_limiter: Arc::default(),
+        };
+        let (api, _) = api::router(state);
+        let app = api
+            .route_layer(from_fn_with_state(metrics, metrics::track))
             .merge(console::router(&self.config.console.site_root, format!("http://{http_addr}")))
             .layer(TraceLayer::new_for_http());
 

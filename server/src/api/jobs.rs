@@ -1,0 +1,321 @@
+//! Jobs: work the manager runs against the scheduler clusters of a tenant (preheat,
+//! get_task, delete_task). `POST` records the job as `PENDING`; the job runner picks it up.
+//! The answer's shape follows Dragonfly's, which Harbor's preheat provider reads.
+
+use std::{collections::HashMap, sync::Mutex, time::Instant};
+
+use axum::{
+    Json,
+    extract::{Extension, OriginalUri, State},
+    http::StatusCode,
+    response::Response,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    ApiState,
+    clusters::SchedulerClusterConfig,
+    extract::{Body, Path, Query},
+    page::{self, PageParams, Paged},
+    validate,
+};
+use crate::{
+    Error,
+    audit::in_tenant,
+    auth::{Principal, Visible},
+    entity::{clusters, jobs},
+    rbac::{Act, Obj},
+};
+
+/// Job types the manager knows.
+pub const TYPES: &[&str] = &["preheat", "get_task", "delete_task"];
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Job {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub user_id: i64,
+    /// `preheat`, `get_task` or `delete_task`.
+    pub r#type: String,
+    /// `PENDING`, `RUNNING`, `SUCCESS` or `FAILURE`.
+    pub state: String,
+    #[schema(value_type = Object)]
+    pub args: serde_json::Value,
+    /// Per scheduler cluster, once the job has run.
+    #[schema(value_type = Object)]
+    pub result: Option<serde_json::Value>,
+    pub bio: String,
+    pub scheduler_cluster_ids: Vec<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<jobs::Model> for Job {
+    fn from(j: jobs::Model) -> Self {
+        Self {
+            id: j.id,
+            tenant_id: j.tenant_id,
+            user_id: j.user_id,
+            r#type: j.r#type,
+            state: j.state,
+            args: j.args,
+            result: j.result,
+            bio: j.bio,
+            scheduler_cluster_ids: serde_json::from_value(j.cluster_ids).unwrap_or_default(),
+            created_at: j.created_at.and_utc(),
+            updated_at: j.updated_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateJob {
+    /// `preheat`, `get_task` or `delete_task`.
+    pub r#type: String,
+    /// Type-specific arguments; `url` (http or https) or, for get_task/delete_task, `task_id`.
+    #[schema(value_type = Object)]
+    pub args: serde_json::Value,
+    /// Clusters to run on; none means every cluster of the tenant.
+    pub scheduler_cluster_ids: Option<Vec<i64>>,
+    pub bio: Option<String>,
+    /// The tenant; may be left out by users of exactly one tenant.
+    pub tenant_id: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateJob {
+    pub bio: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobFilter {
+    pub r#type: Option<String>,
+    pub state: Option<String>,
+    pub user_id: Option<i64>,
+    pub tenant_id: Option<i64>,
+}
+
+/// Per-cluster job admission (`scheduler_cluster_config.job_rate_limit` jobs per second), per
+/// manager replica.
+#[derive(Debug, Default)]
+pub struct JobRateLimiter {
+    windows: Mutex<HashMap<i64, (Instant, u32)>>,
+}
+
+impl JobRateLimiter {
+    /// Admits one job on every cluster of `limits`, or none.
+    fn admit(&self, limits: &[(i64, u32)]) -> Result<(), Error> {
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        for (cluster, limit) in limits {
+            let (start, count) = windows.entry(*cluster).or_insert((now, 0));
+            if now.duration_since(*start).as_secs() >= 1 {
+                *start = now;
+                *count = 0;
+            }
+            if *count >= *limit {
+                return Err(Error::TooManyRequests(format!(
+                    "cluster {cluster} accepts {limit} job(s) per second; retry shortly"
+                )));
+            }
+        }
+        for (cluster, _) in limits {
+            if let Some((_, count)) = windows.get_mut(cluster) {
+                *count += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(list_jobs, create_job)).routes(routes!(get_job, update_job, delete_job))
+}
+
+fn check_url(field: &str, v: &serde_json::Value) -> Result<(), Error> {
+    let s = v.as_str().ok_or_else(|| Error::invalid(field, format!("{field} must be a string")))?;
+    let url = url::Url::parse(s).map_err(|e| Error::invalid(field, format!("{field} is not a URL: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(Error::invalid(field, format!("{field} must be an http or https URL")));
+    }
+    Ok(())
+}
+
+fn check_args(kind: &str, args: &serde_json::Value) -> Result<(), Error> {
+    let obj = args.as_object().ok_or_else(|| Error::invalid("args", "args must be an object"))?;
+    if serde_json::to_vec(args).map_or(0, |v| v.len()) > 64 * 1024 {
+        return Err(Error::invalid("args", "args must be at most 64 KiB"));
+    }
+    match kind {
+        "preheat" => {
+            check_url("args.url", obj.get("url").unwrap_or(&serde_json::Value::Null))?;
+            if let Some(t) = obj.get("type")
+                && t != "image"
+                && t != "file"
+            {
+                return Err(Error::invalid("args.type", "args.type must be image or file"));
+            }
+        }
+        "get_task" | "delete_task" => match (obj.get("task_id"), obj.get("url")) {
+            (Some(id), _) => {
+                let ok = id.as_str().is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+                if !ok {
+                    return Err(Error::invalid("args.task_id", "args.task_id must be 64 hex digits"));
+                }
+            }
+            (None, Some(url)) => check_url("args.url", url)?,
+            (None, None) => return Err(Error::invalid("args", "give args.task_id or args.url")),
+        },
+        _ => return Err(Error::invalid("type", format!("type must be one of {}", TYPES.join(", ")))),
+    }
+    Ok(())
+}
+
+async fn load(state: &ApiState, me: &Principal, id: i64, act: Act) -> Result<jobs::Model, Error> {
+    let job = jobs::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("job"))?;
+    me.check(&state.rbac, job.tenant_id, Obj::Jobs, act, "job")?;
+    Ok(job)
+}
+
+/// Jobs of the caller's tenants, newest first.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", security(("session" = [])), params(PageParams, JobFilter),
+    responses((status = 200, body = [Job])))]
+pub async fn list_jobs(
+    State(state): State<ApiState>,
+    Extension(me): Extension<Principal>,
+    OriginalUri(uri): OriginalUri,
+    Query(paging): Query<PageParams>,
+    Query(filter): Query<JobFilter>,
+) -> Result<Paged<Job>, Error> {
+    let page = paging.validate()?;
+    let mut query = jobs::Entity::find().order_by_desc(jobs::Column::Id);
+    if let Visible::Tenants(ids) = me.visible(&state.rbac, Obj::Jobs)? {
+        query = query.filter(jobs::Column::TenantId.is_in(ids));
+    }
+    if let Some(t) = filter.r#type {
+        query = query.filter(jobs::Column::Type.eq(t));
+    }
+    if let Some(s) = filter.state {
+        query = query.filter(jobs::Column::State.eq(s));
+    }
+    if let Some(u) = filter.user_id {
+        query = query.filter(jobs::Column::UserId.eq(u));
+    }
+    if let Some(t) = filter.tenant_id {
+        query = query.filter(jobs::Column::TenantId.eq(t));
+    }
+    Ok(page::fetch(&state.db, query, page, uri).await?.map(Job::from))
+}
+
+/// Create a job (tenant members and admins). Answers the job as `PENDING`; poll it by id.
+#[utoipa::path(post, path = "/jobs", tag = "jobs", security(("session" = [])), request_body = CreateJob,
+    responses((status = 201, body = Job), (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
+pub async fn create_job(
+    State(state): State<ApiState>,
+    Extension(me): Extension<Principal>,
+    Body(body): Body<CreateJob>,
+) -> Result<Response, Error> {
+    let tenant = me.tenant_for_create(&state.rbac, body.tenant_id, Obj::Jobs)?;
+    check_args(&body.r#type, &body.args)?;
+    let bio = body.bio.unwrap_or_default();
+    validate::text("bio", &bio, 1024)?;
+    let tenant_clusters =
+        clusters::Entity::find().filter(clusters::Column::TenantId.eq(tenant)).filter(clusters::Column::IsDel.eq(0));
+    let chosen = match body.scheduler_cluster_ids.filter(|ids| !ids.is_empty()) {
+        Some(ids) => {
+            if ids.len() > 1000 {
+                return Err(Error::invalid("scheduler_cluster_ids", "at most 1000 clusters per job"));
+            }
+            let found = tenant_clusters.filter(clusters::Column::Id.is_in(ids.clone())).all(&state.db).await?;
+            if let Some(missing) = ids.iter().find(|id| !found.iter().any(|c| c.id == **id)) {
+                return Err(Error::invalid("scheduler_cluster_ids", format!("the tenant has no cluster {missing}")));
+            }
+            found
+        }
+        None => tenant_clusters.all(&state.db).await?,
+    };
+    if chosen.is_empty() {
+        return Err(Error::invalid("scheduler_cluster_ids", "the tenant has no cluster to run the job on"));
+    }
+    let limits: Vec<(i64, u32)> = chosen
+        .iter()
+        .map(|c| {
+            let config: SchedulerClusterConfig =
+                serde_json::from_value(c.scheduler_cluster_config.clone()).unwrap_or_default();
+            (c.id, config.job_rate_limit)
+        })
+        .collect();
+    state.job_limiter.admit(&limits)?;
+    let cluster_ids: Vec<i64> = chosen.iter().map(|c| c.id).collect();
+    let now = Utc::now().naive_utc();
+    let job = jobs::ActiveModel {
+        tenant_id: Set(tenant),
+        user_id: Set(me.user_id),
+        r#type: Set(body.r#type),
+        state: Set("PENDING".into()),
+        args: Set(body.args),
+        result: Set(None),
+        bio: Set(bio),
+        cluster_ids: Set(serde_json::json!(cluster_ids)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&state.db)
+    .await?;
+    Ok(in_tenant(tenant, (StatusCode::CREATED, Json(Job::from(job)))))
+}
+
+/// One job with its state and results.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", security(("session" = [])),
+    params(("id" = i64, Path, description = "Job id")),
+    responses((status = 200, body = Job), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_job(
+    State(state): State<ApiState>,
+    Extension(me): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<Job>, Error> {
+    Ok(Json(load(&state, &me, id, Act::Read).await?.into()))
+}
+
+/// Change a job's description (tenant admins).
+#[utoipa::path(patch, path = "/jobs/{id}", tag = "jobs", security(("session" = [])), request_body = UpdateJob,
+    params(("id" = i64, Path, description = "Job id")),
+    responses((status = 200, body = Job), (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn update_job(
+    State(state): State<ApiState>,
+    Extension(me): Extension<Principal>,
+    Path(id): Path<i64>,
+    Body(body): Body<UpdateJob>,
+) -> Result<Response, Error> {
+    let job = load(&state, &me, id, Act::Update).await?;
+    let tenant = job.tenant_id;
+    let mut active: jobs::ActiveModel = job.into();
+    if let Some(bio) = body.bio {
+        validate::text("bio", &bio, 1024)?;
+        active.bio = Set(bio);
+    }
+    active.updated_at = Set(Utc::now().naive_utc());
+    Ok(in_tenant(tenant, Json(Job::from(active.update(&state.db).await?))))
+}
+
+/// Delete a job record (tenant admins); a running job is not stopped by this.
+#[utoipa::path(delete, path = "/jobs/{id}", tag = "jobs", security(("session" = [])),
+    params(("id" = i64, Path, description = "Job id")),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete_job(
+    State(state): State<ApiState>,
+    Extension(me): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Response, Error> {
+    let job = load(&state, &me, id, Act::Delete).await?;
+    jobs::Entity::delete_by_id(id).exec(&state.db).await?;
+    Ok(in_tenant(job.tenant_id, StatusCode::NO_CONTENT))
+}

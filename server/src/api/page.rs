@@ -1,0 +1,117 @@
+//! List pagination: `?page=1&per_page=10` in, a JSON array plus `X-Total-Count` and `Link` out.
+
+use axum::{
+    Json,
+    http::{HeaderValue, Uri, header},
+    response::{IntoResponse, Response},
+};
+use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QuerySelect, Select};
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+
+use crate::Error;
+
+/// The largest page a client may ask for.
+pub const MAX_PER_PAGE: u64 = 1000;
+
+/// `page` (from 1) and `per_page` (1 to 1000, default 10).
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page number, from 1. Default: 1.
+    #[param(minimum = 1)]
+    pub page: Option<u64>,
+    /// Items per page, 1 to 1000. Default: 10.
+    #[param(minimum = 1, maximum = 1000)]
+    pub per_page: Option<u64>,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl PageParams {
+    pub fn validate(&self) -> Result<Page, Error> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(10);
+        if page == 0 {
+            return Err(Error::invalid("page", "page starts at 1"));
+        }
+        if per_page == 0 || per_page > MAX_PER_PAGE {
+            return Err(Error::invalid("per_page", format!("per_page must be between 1 and {MAX_PER_PAGE}")));
+        }
+        if page.checked_mul(per_page).is_none_or(|n| n > i64::MAX as u64) {
+            return Err(Error::invalid("page", "page is too large"));
+        }
+        Ok(Page { page, per_page })
+    }
+}
+
+/// One page of a list and how many items there are in all.
+#[derive(Debug)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: Page,
+    pub uri: Uri,
+}
+
+impl<T> Paged<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Paged<U> {
+        Paged { items: self.items.into_iter().map(f).collect(), total: self.total, page: self.page, uri: self.uri }
+    }
+}
+
+/// Counts `query`'s rows and fetches one page of them.
+pub async fn fetch<E, C>(db: &C, query: Select<E>, page: Page, uri: Uri) -> Result<Paged<E::Model>, Error>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult + Sized + Send + Sync,
+    C: ConnectionTrait,
+{
+    let total = query.clone().count(db).await?;
+    let items = query.offset((page.page - 1) * page.per_page).limit(page.per_page).all(db).await?;
+    Ok(Paged { items, total, page, uri })
+}
+
+impl<T: Serialize> IntoResponse for Paged<T> {
+    fn into_response(self) -> Response {
+        let last = self.total.div_ceil(self.page.per_page).max(1);
+        let link = |page: u64, rel: &str| {
+            let mut pairs: Vec<(String, String)> = self
+                .uri
+                .query()
+                .map(|q| {
+                    q.split('&')
+                        .filter_map(|kv| {
+                            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                            (k != "page" && k != "per_page" && !k.is_empty()).then(|| (k.to_owned(), v.to_owned()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            pairs.push(("page".into(), page.to_string()));
+            pairs.push(("per_page".into(), self.page.per_page.to_string()));
+            let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("<{}?{}>; rel=\"{rel}\"", self.uri.path(), query.join("&"))
+        };
+        let mut links = vec![link(1, "first")];
+        if self.page.page > 1 {
+            links.push(link((self.page.page - 1).min(last), "prev"));
+        }
+        if self.page.page < last {
+            links.push(link(self.page.page + 1, "next"));
+        }
+        links.push(link(last, "last"));
+        let mut response = Json(self.items).into_response();
+        let headers = response.headers_mut();
+        headers.insert("x-total-count", HeaderValue::from(self.total));
+        if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
+            headers.insert(header::LINK, v);
+        }
+        response
+    }
+}
