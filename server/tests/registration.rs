@@ -1,5 +1,7 @@
-//! Registration over real gRPC, in-process on SQLite: a manager, schedulers that register and
-//! keep alive, peers that ask which schedulers serve them.
+//! Registration over real gRPC, in-process on every database: a manager, schedulers that
+//! register and keep alive, peers that ask which schedulers serve them.
+
+mod support;
 
 use std::{future::Future, time::Duration};
 
@@ -10,6 +12,7 @@ use server::{
     Listeners, Manager,
     config::{ManagerConfig, Overrides},
 };
+use support::{Backend, TestDb};
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -17,22 +20,45 @@ use tonic::{Code, transport::Channel};
 
 type Client = pb::manager_client::ManagerClient<Channel>;
 
+/// One `#[tokio::test]` per backend for an `async fn(Backend) -> anyhow::Result<()>`.
+macro_rules! on_every_database {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $name() -> anyhow::Result<()> { super::$name(super::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $name() -> anyhow::Result<()> { super::$name(super::Backend::Postgres).await } )* }
+        mod mysql { $( #[tokio::test(flavor = "multi_thread")] async fn $name() -> anyhow::Result<()> { super::$name(super::Backend::Mysql).await } )* }
+    };
+}
+
+on_every_database!(
+    a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive_when_stopped,
+    silence_and_stale_rows_become_inactive,
+    peers_get_the_active_schedulers_of_the_best_matching_cluster,
+    bad_input_is_rejected_with_the_field_named,
+);
+
 /// A manager serving gRPC on loopback, and a second connection to its database for checks.
 struct TestManager {
     grpc: String,
     db: DatabaseConnection,
+    test_db: TestDb,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), server::Error>>,
 }
 
 impl TestManager {
-    async fn start(dir: &std::path::Path, keepalive_timeout_secs: u64) -> anyhow::Result<Self> {
+    async fn start(backend: Backend, dir: &std::path::Path, keepalive_timeout_secs: u64) -> anyhow::Result<Self> {
         if std::env::var_os("TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
         }
+        let test_db = TestDb::new(backend).await;
         let mut config = ManagerConfig::load(
             None,
-            Overrides { data_dir: Some(dir.to_owned()), site_root: Some(dir.join("no-site")), ..Default::default() },
+            Overrides {
+                data_dir: Some(dir.to_owned()),
+                site_root: Some(dir.join("no-site")),
+                database_url: Some(test_db.url.clone()),
+                ..Default::default()
+            },
         )?;
         config.grpc.keepalive_timeout_secs = keepalive_timeout_secs;
         let url = config.database.url.clone();
@@ -42,7 +68,7 @@ impl TestManager {
         let addr = grpc.local_addr()?.to_string();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(manager.serve(Listeners { http, grpc }, shutdown.clone()));
-        Ok(Self { grpc: addr, db: Database::connect(url).await?, shutdown, task })
+        Ok(Self { grpc: addr, db: Database::connect(url).await?, test_db, shutdown, task })
     }
 
     async fn client(&self) -> anyhow::Result<Client> {
@@ -52,6 +78,8 @@ impl TestManager {
     async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), self.task).await???;
+        self.db.close().await?;
+        self.test_db.drop_db().await;
         Ok(())
     }
 
@@ -59,10 +87,9 @@ impl TestManager {
     async fn scheduler_state(&self, hostname: &str) -> anyhow::Result<Option<String>> {
         let row = self
             .db
-            .query_one(Statement::from_sql_and_values(
+            .query_one(Statement::from_string(
                 self.db.get_database_backend(),
-                "SELECT state FROM schedulers WHERE hostname = ?",
-                [hostname.into()],
+                format!("SELECT state FROM schedulers WHERE hostname = '{hostname}'"),
             ))
             .await?;
         Ok(row.map(|r| r.try_get::<String>("", "state")).transpose()?)
@@ -134,11 +161,12 @@ async fn listed(client: &mut Client, hostname: &str, ip: &str) -> anyhow::Result
     Ok(resp.schedulers.into_iter().map(|s| s.hostname).collect())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive_when_stopped() -> anyhow::Result<()> {
+async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive_when_stopped(
+    backend: Backend,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // A long timeout: going inactive below comes from the stream ending, not from silence.
-    let manager = TestManager::start(dir.path(), 60).await?;
+    let manager = TestManager::start(backend, dir.path(), 60).await?;
     manager.sql(r#"UPDATE clusters SET scheduler_cluster_config = '{"candidate_parent_limit": 7}'"#).await?;
     let sched = start_scheduler(scheduler_config(&manager.grpc, "sched-a")).await?;
     assert_eq!(sched.limits.get().filter_parent_limit, 15, "its own configuration until the manager answers");
@@ -172,10 +200,9 @@ async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive
     manager.stop().await
 }
 
-#[tokio::test]
-async fn silence_and_stale_rows_become_inactive() -> anyhow::Result<()> {
+async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let manager = TestManager::start(dir.path(), 1).await?;
+    let manager = TestManager::start(backend, dir.path(), 1).await?;
     let mut client = manager.client().await?;
     let register = |hostname: &str| pb::UpdateSchedulerRequest {
         hostname: hostname.into(),
@@ -232,15 +259,14 @@ async fn silence_and_stale_rows_become_inactive() -> anyhow::Result<()> {
     manager.stop().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_get_the_active_schedulers_of_the_best_matching_cluster() -> anyhow::Result<()> {
+async fn peers_get_the_active_schedulers_of_the_best_matching_cluster(backend: Backend) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let manager = TestManager::start(dir.path(), 60).await?;
+    let manager = TestManager::start(backend, dir.path(), 60).await?;
     manager
         .sql(
             r#"INSERT INTO clusters (tenant_id, name, scopes, scheduler_cluster_config, seed_peer_cluster_config, peer_cluster_config, is_default)
-               VALUES (1, 'web', '{"hostnames": ["^web-"]}', '{}', '{}', '{}', 0),
-                      (1, 'lab', '{"cidrs": ["192.168.0.0/16"], "idc": "lab"}', '{}', '{}', '{}', 0)"#,
+               VALUES (1, 'web', '{"hostnames": ["^web-"]}', '{}', '{}', '{}', false),
+                      (1, 'lab', '{"cidrs": ["192.168.0.0/16"], "idc": "lab"}', '{}', '{}', '{}', false)"#,
         )
         .await?;
     let in_cluster = |hostname: &str, cluster_id: u64| {
@@ -310,10 +336,9 @@ async fn peers_get_the_active_schedulers_of_the_best_matching_cluster() -> anyho
     manager.stop().await
 }
 
-#[tokio::test]
-async fn bad_input_is_rejected_with_the_field_named() -> anyhow::Result<()> {
+async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let manager = TestManager::start(dir.path(), 60).await?;
+    let manager = TestManager::start(backend, dir.path(), 60).await?;
     let mut client = manager.client().await?;
     let good = pb::UpdateSchedulerRequest {
         hostname: "s".into(),
@@ -448,7 +473,7 @@ async fn download(peer: &RunningPeer, url: &str, out: &std::path::Path) -> anyho
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_without_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let manager = TestManager::start(dir.path(), 60).await?;
+    let manager = TestManager::start(Backend::Sqlite, dir.path(), 60).await?;
     let grpc = TcpListener::bind("127.0.0.1:0").await?;
     let http = TcpListener::bind("127.0.0.1:0").await?;
     let scheduler = Scheduler::new(scheduler_config(&manager.grpc, "sched"));

@@ -98,6 +98,15 @@ fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
 
+/// A keepalive stamp, in whole seconds: MySQL's `DATETIME` keeps no fraction (and rounds one it
+/// is given), so a stamp written and later compared in [`end_keep_alive`] must already be whole to
+/// compare equal on every backend.
+fn stamp_now() -> NaiveDateTime {
+    use chrono::Timelike;
+    let t = now();
+    t.with_nanosecond(0).unwrap_or(t)
+}
+
 /// The live (not soft-deleted) cluster `id`, or `NotFound`.
 pub async fn live_cluster(db: &impl ConnectionTrait, id: i64) -> Result<clusters::Model, Error> {
     clusters::Entity::find_by_id(id)
@@ -207,7 +216,7 @@ pub async fn upsert_peer(db: &impl ConnectionTrait, r: PeerRegistration) -> Resu
     row.os = Set(r.os);
     row.platform = Set(r.platform);
     row.state = Set(ACTIVE.into());
-    row.last_keep_alive_at = Set(Some(t));
+    row.last_keep_alive_at = Set(Some(stamp_now()));
     row.updated_at = Set(t);
     Ok(row.save(db).await?.try_into_model()?)
 }
@@ -246,7 +255,7 @@ macro_rules! by_key {
 /// Stamps a keepalive: the row becomes active as of now. Returns the stamp, or `NotFound` when
 /// the component never registered.
 pub async fn keep_alive(db: &impl ConnectionTrait, kind: Component, key: &HostKey) -> Result<NaiveDateTime, Error> {
-    let t = now();
+    let t = stamp_now();
     macro_rules! stamp {
         ($entity:ident) => {
             by_key!($entity, key)
