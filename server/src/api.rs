@@ -9,7 +9,8 @@
 
 mod applications;
 mod audits;
-mod clusters;
+/// `pub(crate)`: the gRPC registration reads the same JSON column shapes.
+pub(crate) mod clusters;
 mod configs;
 pub mod extract;
 mod health;

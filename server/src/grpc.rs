@@ -24,7 +24,7 @@ use self::{
     cluster_config::ClusterSettings,
     keepalive::KeepAlive,
     registry::{Component, HostKey, PeerRegistration, SchedulerRegistration, SeedPeerRegistration, SeedPeerType},
-    scopes::{CandidateCluster, PeerPlace, Scopes},
+    scopes::{CandidateCluster, PeerPlace, scopes_from_json},
 };
 use crate::{
     Error,
@@ -238,7 +238,7 @@ impl pb::manager_server::Manager for Registration {
         let clusters: Vec<CandidateCluster> = registry::live_clusters(&self.db)
             .await?
             .into_iter()
-            .map(|c| CandidateCluster { id: c.id, scopes: Scopes::from_json(&c.scopes), is_default: c.is_default })
+            .map(|c| CandidateCluster { id: c.id, scopes: scopes_from_json(&c.scopes), is_default: c.is_default })
             .collect();
         let cluster_id = scopes::best_cluster(&clusters, &place)
             .ok_or_else(|| Error::NotFound("no cluster is configured".into()))?;

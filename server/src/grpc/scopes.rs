@@ -9,7 +9,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use regex::Regex;
-use serde::Deserialize;
+
+use crate::api::clusters::Scopes;
 
 /// Weight of an IP inside one of the cluster's CIDRs.
 const CIDR_WEIGHT: f64 = 0.3;
@@ -22,29 +23,13 @@ const LOCATION_WEIGHT: f64 = 0.14;
 /// Weight of being the default cluster.
 const DEFAULT_WEIGHT: f64 = 0.01;
 
-/// The `clusters.scopes` JSON column; every field may be missing.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Scopes {
-    /// Data centre(s), `|`-separated; empty matches nothing.
-    pub idc: String,
-    /// Location path such as `region|zone|rack`; empty matches nothing.
-    pub location: String,
-    /// Networks such as `10.0.0.0/8`.
-    pub cidrs: Vec<String>,
-    /// Regexes over the peer's hostname.
-    pub hostnames: Vec<String>,
-}
-
-impl Scopes {
-    /// Reads the JSON column; a malformed value (the REST layer validates on write, so only a
-    /// hand-edited row) counts as no scopes rather than hiding the cluster.
-    pub fn from_json(value: &serde_json::Value) -> Self {
-        serde_json::from_value(value.clone()).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "ignoring malformed cluster scopes");
-            Self::default()
-        })
-    }
+/// Reads the `clusters.scopes` column; a malformed value (the REST layer validates on write, so
+/// only a hand-edited row) counts as no scopes rather than hiding the cluster.
+pub fn scopes_from_json(value: &serde_json::Value) -> Scopes {
+    serde_json::from_value(value.clone()).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ignoring malformed cluster scopes");
+        Scopes::default()
+    })
 }
 
 /// What a peer says about itself when it asks for schedulers.
@@ -117,7 +102,7 @@ mod tests {
     use super::*;
 
     fn cluster(id: i64, scopes: serde_json::Value, is_default: bool) -> CandidateCluster {
-        CandidateCluster { id, scopes: Scopes::from_json(&scopes), is_default }
+        CandidateCluster { id, scopes: scopes_from_json(&scopes), is_default }
     }
 
     fn peer(hostname: &str, ip: &str, idc: &str, location: &str) -> PeerPlace {
