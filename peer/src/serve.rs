@@ -17,7 +17,7 @@ use crate::{
     limiter::RateLimiter,
     metrics::Metrics,
     proxy,
-    rpc::{DfdaemonService, announce, scheduler, seed},
+    rpc::{DfdaemonService, announce, orders, scheduler, seed},
     storage::Storage,
     transport::server::{self as upload, UploadContext},
 };
@@ -92,6 +92,15 @@ impl Dfdaemon {
         let announcer = scheduler_channel
             .is_some()
             .then(|| tokio::spawn(announce::run(config.clone(), upload_port, announced_tx, shutdown.clone())));
+        let order_taker = scheduler_channel.as_ref().map(|ch| {
+            tokio::spawn(orders::run(
+                storage.clone(),
+                ch.clone(),
+                host_id.clone(),
+                announced_rx.clone(),
+                shutdown.clone(),
+            ))
+        });
         let seeder = match (&scheduler_channel, config.seed) {
             (Some(ch), true) => Some(tokio::spawn(seed::run(
                 downloader.clone(),
@@ -138,7 +147,7 @@ impl Dfdaemon {
         let upload = upload::serve(listeners.upload, upload_ctx, shutdown.clone());
         let proxy = proxy::serve(listeners.proxy, downloader, http_client, rules, shutdown.clone());
         let (grpc, http, (), proxy) = tokio::join!(grpc, http, upload, proxy);
-        for task in [announcer, seeder, Some(gc_task)].into_iter().flatten() {
+        for task in [announcer, seeder, order_taker, Some(gc_task)].into_iter().flatten() {
             let _ = task.await;
         }
         for t in storage.tasks() {

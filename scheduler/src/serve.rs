@@ -14,7 +14,7 @@ use crate::{
     config::SchedulerConfig,
     http,
     metrics::Metrics,
-    resource::{Hosts, SeedWatchers, Tasks},
+    resource::{HostOrders, Hosts, SeedWatchers, Tasks},
     rpc::SchedulerService,
     scheduling::Limits,
 };
@@ -60,6 +60,7 @@ impl Scheduler {
             hosts: self.hosts.clone(),
             tasks: self.tasks.clone(),
             seeds: Arc::new(SeedWatchers::default()),
+            orders: Arc::new(HostOrders::default()),
             limits: Limits {
                 candidate_parent_limit: self.config.scheduling.candidate_parent_limit,
                 filter_parent_limit: self.config.scheduling.filter_parent_limit,

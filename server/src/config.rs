@@ -32,6 +32,14 @@
 //! session_ttl_secs = 1209600
 //! # Whether anyone may create an account with POST /api/v1/users/signup. Default: true
 //! allow_signup = true
+//!
+//! [jobs]
+//! # How often an idle runner looks for pending jobs, in milliseconds. Default: 1000
+//! poll_interval_ms = 1000
+//! # Deadline for one call to a scheduler, in seconds. Default: 10
+//! scheduler_timeout_secs = 10
+//! # A job RUNNING this long without an update is handed back to PENDING. Default: 600
+//! stale_after_secs = 600
 //! ```
 
 use std::{
@@ -57,6 +65,26 @@ pub struct ManagerConfig {
     pub console: ConsoleConfig,
     /// Sign-in tokens and accounts.
     pub auth: AuthConfig,
+    /// The job runner.
+    pub jobs: JobsConfig,
+}
+
+/// The job runner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// How often an idle runner looks for pending jobs, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Deadline for one call to a scheduler, in seconds.
+    pub scheduler_timeout_secs: u64,
+    /// A job `RUNNING` this long without an update is handed back to `PENDING`.
+    pub stale_after_secs: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self { poll_interval_ms: 1000, scheduler_timeout_secs: 10, stale_after_secs: 600 }
+    }
 }
 
 /// Sign-in tokens and accounts.
@@ -115,6 +143,7 @@ impl Default for ManagerConfig {
             database: DatabaseConfig::default(),
             console: ConsoleConfig::default(),
             auth: AuthConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }

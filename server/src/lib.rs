@@ -13,6 +13,7 @@ mod console;
 pub mod db;
 mod entity;
 pub mod error;
+mod jobs;
 pub mod metrics;
 pub mod password;
 pub mod rbac;

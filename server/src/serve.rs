@@ -75,8 +75,10 @@ impl Manager {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
         let http = axum::serve(listeners.http, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
+        let runner = tokio::spawn(crate::jobs::run(self.db.clone(), self.config.jobs.clone(), shutdown.clone()));
         tracing::info!(%http_addr, "manager serving");
         let (http, grpc) = tokio::join!(http, grpc);
+        let _ = runner.await;
         http?;
         grpc.map_err(|e| Error::Io(std::io::Error::other(e)))?;
         self.db.close().await?;
