@@ -40,6 +40,11 @@
 //! scheduler_timeout_secs = 10
 //! # A job RUNNING this long without an update is handed back to PENDING. Default: 600
 //! stale_after_secs = 600
+//! # redis:// URL: new jobs also travel over Redis so idle runners start them at once
+//! # (several replicas). Empty: the database alone. Default: ""
+//! redis_url = ""
+//! # The Redis list carrying job ids; managers of one deployment share it. Default: damselfly:jobs
+//! redis_key = "damselfly:jobs"
 //! ```
 
 use std::{
@@ -79,11 +84,21 @@ pub struct JobsConfig {
     pub scheduler_timeout_secs: u64,
     /// A job `RUNNING` this long without an update is handed back to `PENDING`.
     pub stale_after_secs: u64,
+    /// `redis://` URL of the queue's transport; empty for the database alone.
+    pub redis_url: String,
+    /// The Redis list carrying job ids.
+    pub redis_key: String,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        Self { poll_interval_ms: 1000, scheduler_timeout_secs: 10, stale_after_secs: 600 }
+        Self {
+            poll_interval_ms: 1000,
+            scheduler_timeout_secs: 10,
+            stale_after_secs: 600,
+            redis_url: String::new(),
+            redis_key: "damselfly:jobs".into(),
+        }
     }
 }
 

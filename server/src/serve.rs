@@ -17,6 +17,7 @@ use crate::{
     config::ManagerConfig,
     console,
     db::{self, RootUser},
+    jobs::queue::RedisQueue,
     metrics::{self, Metrics},
     rbac::Rbac,
 };
@@ -54,6 +55,10 @@ impl Manager {
     pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
         let http_addr = loopback_reachable(listeners.http.local_addr()?);
         let metrics = Arc::new(Metrics::default());
+        let queue = (!self.config.jobs.redis_url.is_empty())
+            .then(|| RedisQueue::new(&self.config.jobs.redis_url, &self.config.jobs.redis_key))
+            .transpose()
+            .map_err(Error::Config)?;
         let state = ApiState {
             db: self.db.clone(),
             started: Instant::now(),
@@ -62,6 +67,7 @@ impl Manager {
             allow_signup: self.config.auth.allow_signup,
             metrics: metrics.clone(),
             job_limiter: Arc::default(),
+            job_queue: queue.clone(),
         };
         let (api, _) = api::router(state);
         let app = api
@@ -75,7 +81,7 @@ impl Manager {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
         let http = axum::serve(listeners.http, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
-        let runner = tokio::spawn(crate::jobs::run(self.db.clone(), self.config.jobs.clone(), shutdown.clone()));
+        let runner = tokio::spawn(crate::jobs::run(self.db.clone(), self.config.jobs.clone(), queue, shutdown.clone()));
         tracing::info!(%http_addr, "manager serving");
         let (http, grpc) = tokio::join!(http, grpc);
         let _ = runner.await;

@@ -205,3 +205,43 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     stop.cancel();
     m.stop().await;
 }
+
+mod redis_queue {
+    use super::*;
+
+    /// With Redis configured, a new job starts at once although the database poll is a minute
+    /// away; a Redis that is down only falls back to that poll, never loses the job.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn redis_wakes_an_idle_runner() {
+        let url = support::redis().await;
+        let key = format!("damselfly:test:{}", uuid::Uuid::new_v4().simple());
+        let m = TestManager::start_with(Backend::Sqlite, |c| {
+            c.jobs.poll_interval_ms = 60_000;
+            c.jobs.redis_url = url.into();
+            c.jobs.redis_key = key.clone();
+        })
+        .await;
+        // Let the runner do its first database poll and block on Redis.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let job =
+            m.post("/api/v1/jobs", &m.root, json!({"type": "get_task", "args": {"task_id": "d".repeat(64)}})).await;
+        let done = finished_job(&m, job.expect(201).id()).await;
+        // No scheduler is active, so it fails, but it ran: the poll alone would take a minute.
+        assert_eq!(done["state"], "FAILURE", "{done}");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        m.stop().await;
+
+        // Redis unreachable: creating a job still works, and the database poll runs it.
+        let m = TestManager::start_with(Backend::Sqlite, |c| {
+            c.jobs.poll_interval_ms = 100;
+            c.jobs.redis_url = "redis://127.0.0.1:1/".into();
+        })
+        .await;
+        let job =
+            m.post("/api/v1/jobs", &m.root, json!({"type": "get_task", "args": {"task_id": "d".repeat(64)}})).await;
+        let done = finished_job(&m, job.expect(201).id()).await;
+        assert_eq!(done["state"], "FAILURE", "{done}");
+        m.stop().await;
+    }
+}
