@@ -40,11 +40,12 @@ py-deps:
 	  python3 -m venv $(VENV) && $(VENV)/bin/pip install -q "schemathesis==$(SCHEMATHESIS_VERSION)"; \
 	fi
 
-# The integration tests use the machine's PostgreSQL and MariaDB (and Redis where configured);
+# The integration tests use the machine's PostgreSQL, MariaDB and Redis;
 # start any that is down. The tests start them too, but doing it once here is quicker.
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@mysqladmin -h 127.0.0.1 -u root status >/dev/null 2>&1 || start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 	@for i in $$(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && mysqladmin -h 127.0.0.1 -u root status >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
 	  echo "PostgreSQL or MariaDB did not come up on 127.0.0.1"; exit 1
 

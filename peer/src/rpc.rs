@@ -3,11 +3,13 @@
 //! - [`scheduler`]: the download's stream to the scheduler, as the peer's own message types;
 //! - [`scheduler_set`]: which schedulers this host uses, and which one serves a task;
 //! - `manager`: learning the schedulers from the manager and keeping the host alive there;
-//! - `announce`: host announcements; `seed`: seed orders in seed mode.
+//! - `announce`: host announcements; `seed`: seed orders in seed mode; `orders`: the
+//!   scheduler's orders for this host (task deletions).
 
 pub(crate) mod announce;
 pub mod dfdaemon;
 pub(crate) mod manager;
+pub(crate) mod orders;
 pub mod scheduler;
 pub mod scheduler_set;
 pub(crate) mod seed;

@@ -17,7 +17,7 @@ use crate::{
     limiter::RateLimiter,
     metrics::Metrics,
     proxy,
-    rpc::{DfdaemonService, announce, manager, scheduler_set::SchedulerSet, seed},
+    rpc::{DfdaemonService, announce, manager, orders, scheduler_set::SchedulerSet, seed},
     storage::Storage,
     transport::server::{self as upload, UploadContext},
 };
@@ -105,6 +105,9 @@ impl Dfdaemon {
             }
             _ => None,
         };
+        let order_taker = schedulers.clone().map(|set| {
+            tokio::spawn(orders::run(storage.clone(), set, host_id.clone(), announced_rx.clone(), shutdown.clone()))
+        });
         let seeder = match (&schedulers, config.seed) {
             (Some(set), true) => Some(tokio::spawn(seed::run(
                 downloader.clone(),
@@ -151,7 +154,7 @@ impl Dfdaemon {
         let upload = upload::serve(listeners.upload, upload_ctx, shutdown.clone());
         let proxy = proxy::serve(listeners.proxy, downloader, http_client, rules, shutdown.clone());
         let (grpc, http, (), proxy) = tokio::join!(grpc, http, upload, proxy);
-        for task in [announcer, seeder, Some(gc_task)].into_iter().flatten() {
+        for task in [announcer, seeder, order_taker, Some(gc_task)].into_iter().flatten() {
             let _ = task.await;
         }
         if let Some(task) = manager_client {

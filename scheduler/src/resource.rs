@@ -2,10 +2,12 @@
 //! Pure in-memory bookkeeping: no I/O, no protobuf types; the `rpc` layer drives it.
 
 mod host;
+mod orders;
 mod seed;
 mod task;
 
 pub use host::{Host, HostKind, Hosts};
+pub use orders::{HostOrder, HostOrders};
 pub use seed::{SeedOrder, SeedWatchers};
 pub use task::{
     ParentInfo, PeerPhase, PeerRecord, PieceReport, SEED_GRACE, Sent, SourceDecision, Task, TaskCell, TaskSnapshot,

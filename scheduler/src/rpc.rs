@@ -4,6 +4,7 @@
 
 mod announce_peer;
 pub mod manager;
+mod orders;
 
 use std::{pin::Pin, sync::Arc, time::Instant};
 
@@ -16,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     Error,
-    resource::{Host, HostKind, Hosts, SeedWatchers, Tasks},
+    resource::{Host, HostKind, HostOrders, Hosts, SeedWatchers, Tasks},
     scheduling::LiveLimits,
 };
 
@@ -26,6 +27,7 @@ pub struct SchedulerService {
     pub hosts: Arc<Hosts>,
     pub tasks: Arc<Tasks>,
     pub seeds: Arc<SeedWatchers>,
+    pub orders: Arc<HostOrders>,
     /// Parent selection limits, updated at runtime from the manager's cluster settings.
     pub limits: LiveLimits,
     pub host_ttl_secs: u64,
@@ -144,13 +146,34 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
             peers: t
                 .peers
                 .into_iter()
-                .map(|p| pb::PeerInfo {
-                    peer_id: p.id.0,
-                    host_id: p.host_id.0,
-                    state: p.phase.as_str().into(),
-                    finished_pieces: p.finished.len(),
+                .map(|p| {
+                    let host = self.hosts.get(&p.host_id);
+                    pb::PeerInfo {
+                        peer_id: p.id.0,
+                        state: p.phase.as_str().into(),
+                        finished_pieces: p.finished.len(),
+                        hostname: host.as_ref().map(|h| h.hostname.clone()).unwrap_or_default(),
+                        ip: host.map(|h| h.ip).unwrap_or_default(),
+                        host_id: p.host_id.0,
+                    }
                 })
                 .collect(),
         }))
+    }
+
+    async fn delete_task(
+        &self,
+        request: Request<pb::DeleteTaskRequest>,
+    ) -> Result<Response<pb::DeleteTaskResponse>, Status> {
+        orders::delete_task(self, request.into_inner()).map(Response::new)
+    }
+
+    type WatchHostOrdersStream = BoxStream<pb::HostOrder>;
+
+    async fn watch_host_orders(
+        &self,
+        request: Request<pb::WatchHostOrdersRequest>,
+    ) -> Result<Response<Self::WatchHostOrdersStream>, Status> {
+        orders::watch_host_orders(self, request.into_inner())
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     config::SchedulerConfig,
     http,
     metrics::Metrics,
-    resource::{Hosts, SeedWatchers, Tasks},
+    resource::{HostOrders, Hosts, SeedWatchers, Tasks},
     rpc::{SchedulerService, manager},
     scheduling::{Limits, LiveLimits},
 };
@@ -71,6 +71,7 @@ impl Scheduler {
             hosts: self.hosts.clone(),
             tasks: self.tasks.clone(),
             seeds: Arc::new(SeedWatchers::default()),
+            orders: Arc::new(HostOrders::default()),
             limits: self.limits.clone(),
             host_ttl_secs: self.config.gc.host_ttl_secs,
             metrics: Arc::new(Metrics::default()),

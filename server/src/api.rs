@@ -55,6 +55,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Per-cluster job admission.
     pub job_limiter: Arc<jobs::JobRateLimiter>,
+    /// Redis transport of the job queue, when configured.
+    pub job_queue: Option<crate::jobs::queue::RedisQueue>,
 }
 
 /// The whole HTTP API with its state applied, and the OpenAPI document describing it.

@@ -33,6 +33,19 @@
 //! # Whether anyone may create an account with POST /api/v1/users/signup. Default: true
 //! allow_signup = true
 //!
+//! [jobs]
+//! # How often an idle runner looks for pending jobs, in milliseconds. Default: 1000
+//! poll_interval_ms = 1000
+//! # Deadline for one call to a scheduler, in seconds. Default: 10
+//! scheduler_timeout_secs = 10
+//! # A job RUNNING this long without an update is handed back to PENDING. Default: 600
+//! stale_after_secs = 600
+//! # redis:// URL: new jobs also travel over Redis so idle runners start them at once
+//! # (several replicas). Empty: the database alone. Default: ""
+//! redis_url = ""
+//! # The Redis list carrying job ids; managers of one deployment share it. Default: damselfly:jobs
+//! redis_key = "damselfly:jobs"
+//!
 //! [grpc]
 //! # A scheduler, seed peer or peer whose keepalive is silent this long is inactive. Default: 30
 //! keepalive_timeout_secs = 30
@@ -61,8 +74,38 @@ pub struct ManagerConfig {
     pub console: ConsoleConfig,
     /// Sign-in tokens and accounts.
     pub auth: AuthConfig,
+    /// The job runner.
+    pub jobs: JobsConfig,
     /// Registration of schedulers, seed peers and peers.
     pub grpc: GrpcConfig,
+}
+
+/// The job runner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// How often an idle runner looks for pending jobs, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Deadline for one call to a scheduler, in seconds.
+    pub scheduler_timeout_secs: u64,
+    /// A job `RUNNING` this long without an update is handed back to `PENDING`.
+    pub stale_after_secs: u64,
+    /// `redis://` URL of the queue's transport; empty for the database alone.
+    pub redis_url: String,
+    /// The Redis list carrying job ids.
+    pub redis_key: String,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1000,
+            scheduler_timeout_secs: 10,
+            stale_after_secs: 600,
+            redis_url: String::new(),
+            redis_key: "damselfly:jobs".into(),
+        }
+    }
 }
 
 /// Registration of schedulers, seed peers and peers.
@@ -135,6 +178,7 @@ impl Default for ManagerConfig {
             database: DatabaseConfig::default(),
             console: ConsoleConfig::default(),
             auth: AuthConfig::default(),
+            jobs: JobsConfig::default(),
             grpc: GrpcConfig::default(),
         }
     }

@@ -14,6 +14,7 @@ pub mod db;
 mod entity;
 pub mod error;
 mod grpc;
+mod jobs;
 pub mod metrics;
 pub mod password;
 pub mod rbac;

@@ -18,6 +18,7 @@ use crate::{
     console,
     db::{self, RootUser},
     grpc,
+    jobs::queue::RedisQueue,
     metrics::{self, Metrics},
     rbac::Rbac,
 };
@@ -55,6 +56,10 @@ impl Manager {
     pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
         let http_addr = loopback_reachable(listeners.http.local_addr()?);
         let metrics = Arc::new(Metrics::default());
+        let queue = (!self.config.jobs.redis_url.is_empty())
+            .then(|| RedisQueue::new(&self.config.jobs.redis_url, &self.config.jobs.redis_key))
+            .transpose()
+            .map_err(Error::Config)?;
         let state = ApiState {
             db: self.db.clone(),
             started: Instant::now(),
@@ -63,6 +68,7 @@ impl Manager {
             allow_signup: self.config.auth.allow_signup,
             metrics: metrics.clone(),
             job_limiter: Arc::default(),
+            job_queue: queue.clone(),
         };
         let (api, _) = api::router(state);
         let app = api
@@ -79,9 +85,11 @@ impl Manager {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
         let http = axum::serve(listeners.http, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
+        let runner = tokio::spawn(crate::jobs::run(self.db.clone(), self.config.jobs.clone(), queue, shutdown.clone()));
         tracing::info!(%http_addr, "manager serving");
         let (http, grpc) = tokio::join!(http, grpc);
         let _ = sweeper.await;
+        let _ = runner.await;
         http?;
         grpc.map_err(|e| Error::Io(std::io::Error::other(e)))?;
         self.db.close().await?;

@@ -8,11 +8,13 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
 };
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::Error;
@@ -62,6 +64,45 @@ impl SchedulerSet {
         let c = super::scheduler::channel(&addr.to_string())?;
         channels.insert(addr, c.clone());
         Ok(c)
+    }
+
+    /// Runs one `watch(channel, stop)` task per scheduler until `shutdown`: started for each
+    /// scheduler that joins the set, stopped (its `stop` cancelled) for each that leaves. For the
+    /// streams a host keeps with every scheduler (seed orders, host orders).
+    pub async fn for_each<F, Fut>(&self, shutdown: &CancellationToken, mut watch: F)
+    where
+        F: FnMut(Channel, CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut changes = self.subscribe();
+        let mut running: HashMap<SocketAddr, CancellationToken> = HashMap::new();
+        loop {
+            let addrs = changes.borrow_and_update().clone();
+            running.retain(|addr, stop| {
+                let keep = addrs.contains(addr);
+                if !keep {
+                    stop.cancel();
+                }
+                keep
+            });
+            for addr in addrs {
+                if running.contains_key(&addr) {
+                    continue;
+                }
+                match self.channel(addr) {
+                    Ok(channel) => {
+                        let stop = shutdown.child_token();
+                        tokio::spawn(watch(channel, stop.clone()));
+                        running.insert(addr, stop);
+                    }
+                    Err(e) => tracing::warn!(error = %e, scheduler = %addr, "cannot reach scheduler"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+        }
     }
 
     /// The scheduler responsible for `task_id`, or `None` while the list is empty.

@@ -3,7 +3,7 @@
 //! pieces from here while it still downloads. One stream per scheduler in the [`SchedulerSet`],
 //! following its changes; each reconnects when it breaks.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use common::ids::{HostId, TaskId};
 use proto::scheduler::v1 as pb;
@@ -27,35 +27,7 @@ pub async fn run(
         _ = shutdown.cancelled() => return,
         _ = announced.wait_for(|a| *a) => {}
     }
-    let mut changes = schedulers.subscribe();
-    let mut watchers: HashMap<std::net::SocketAddr, CancellationToken> = HashMap::new();
-    loop {
-        let addrs = changes.borrow_and_update().clone();
-        watchers.retain(|addr, stop| {
-            let keep = addrs.contains(addr);
-            if !keep {
-                stop.cancel();
-            }
-            keep
-        });
-        for addr in addrs {
-            if watchers.contains_key(&addr) {
-                continue;
-            }
-            match schedulers.channel(addr) {
-                Ok(channel) => {
-                    let stop = shutdown.child_token();
-                    tokio::spawn(watch_one(downloader.clone(), channel, host_id.clone(), stop.clone()));
-                    watchers.insert(addr, stop);
-                }
-                Err(e) => tracing::warn!(error = %e, scheduler = %addr, "cannot reach scheduler"),
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            changed = changes.changed() => if changed.is_err() { return },
-        }
-    }
+    schedulers.for_each(&shutdown, |channel, stop| watch_one(downloader.clone(), channel, host_id.clone(), stop)).await;
 }
 
 /// Keeps one scheduler's seed-order stream open until `shutdown`.

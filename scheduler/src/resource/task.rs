@@ -587,6 +587,12 @@ impl Tasks {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
     }
 
+    /// Forgets a task (a manager's `delete_task` job); answers it if it was known. Streams of
+    /// peers still downloading keep their copy of the cell and end on their own.
+    pub fn remove(&self, id: &TaskId) -> Option<Arc<TaskCell>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).remove(id)
+    }
+
     /// Forgets every peer of `host` in every task (the host left or expired).
     pub fn remove_host(&self, host: &HostId) {
         let cells: Vec<Arc<TaskCell>> =

@@ -269,6 +269,12 @@ pub async fn create_job(
     }
     .insert(&state.db)
     .await?;
+    if let Some(queue) = &state.job_queue
+        && let Err(e) = queue.push(job.id).await
+    {
+        // The runners' database poll picks the job up instead.
+        tracing::warn!(job_id = job.id, error = %e, "could not announce the job on Redis");
+    }
     Ok(in_tenant(tenant, (StatusCode::CREATED, Json(Job::from(job)))))
 }
 

@@ -66,6 +66,32 @@ async fn admin(backend: Backend) -> DatabaseConnection {
     }
 }
 
+static REDIS_UP: OnceCell<()> = OnceCell::const_new();
+
+/// The machine's Redis (127.0.0.1:6379), started if it is down; answers its URL.
+pub async fn redis() -> &'static str {
+    const URL: &str = "redis://127.0.0.1:6379/";
+    REDIS_UP
+        .get_or_init(|| async {
+            if tokio::net::TcpStream::connect("127.0.0.1:6379").await.is_ok() {
+                return;
+            }
+            let start = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no \
+                         --dir /var/lib/redis --logfile /var/log/redis/ci.log";
+            eprintln!("Redis is down; starting it with: {start}");
+            let _ = std::process::Command::new("sh").arg("-c").arg(start).status();
+            for _ in 0..120 {
+                if tokio::net::TcpStream::connect("127.0.0.1:6379").await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            panic!("cannot reach Redis on 127.0.0.1:6379");
+        })
+        .await;
+    URL
+}
+
 /// A fresh, empty database; [`TestDb::drop_db`] removes it.
 pub struct TestDb {
     pub backend: Backend,

@@ -1,0 +1,70 @@
+//! Orders from the schedulers for this host: keeps a `WatchHostOrders` stream open with each
+//! scheduler in the [`SchedulerSet`] and carries them out (today: delete a task's copy, for a
+//! manager's `delete_task` job). Each stream reconnects when it breaks.
+
+use std::{sync::Arc, time::Duration};
+
+use common::ids::{HostId, TaskId};
+use proto::scheduler::v1 as pb;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use super::scheduler_set::SchedulerSet;
+use crate::storage::Storage;
+
+/// Takes orders from every scheduler until `shutdown`.
+pub async fn run(
+    storage: Arc<Storage>,
+    schedulers: SchedulerSet,
+    host_id: HostId,
+    mut announced: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    // The scheduler only accepts watchers that have announced themselves.
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = announced.wait_for(|a| *a) => {}
+    }
+    schedulers.for_each(&shutdown, |channel, stop| watch_one(storage.clone(), channel, host_id.clone(), stop)).await;
+}
+
+/// Keeps one scheduler's order stream open until `shutdown`.
+async fn watch_one(storage: Arc<Storage>, channel: Channel, host_id: HostId, shutdown: CancellationToken) {
+    loop {
+        let mut client = pb::scheduler_client::SchedulerClient::new(channel.clone());
+        match client.watch_host_orders(pb::WatchHostOrdersRequest { host_id: host_id.0.clone() }).await {
+            Ok(resp) => {
+                let mut orders = resp.into_inner();
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        msg = orders.message() => match msg {
+                            Ok(Some(order)) => carry_out(&storage, order),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot watch host orders; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+fn carry_out(storage: &Storage, order: pb::HostOrder) {
+    match order.order {
+        Some(pb::host_order::Order::DeleteTask(d)) => {
+            let id = TaskId(d.task_id);
+            match storage.remove(&id) {
+                Ok(true) => tracing::info!(task_id = %id, "task deleted on the scheduler's order"),
+                Ok(false) => tracing::debug!(task_id = %id, "ordered to delete a task this host does not hold"),
+                Err(e) => tracing::warn!(task_id = %id, error = %e, "could not delete the task"),
+            }
+        }
+        None => tracing::debug!("empty host order ignored"),
+    }
+}

@@ -1,0 +1,56 @@
+//! `DeleteTask` and `WatchHostOrders`: how a manager's `delete_task` job reaches the hosts that
+//! hold a task.
+
+use std::collections::BTreeSet;
+
+use common::ids::{HostId, TaskId};
+use proto::scheduler::v1 as pb;
+use tokio_stream::StreamExt;
+use tonic::{Response, Status};
+
+use super::{BoxStream, SchedulerService};
+use crate::resource::HostOrder;
+
+pub fn delete_task(service: &SchedulerService, req: pb::DeleteTaskRequest) -> Result<pb::DeleteTaskResponse, Status> {
+    if req.task_id.is_empty() {
+        return Err(Status::invalid_argument("task_id must not be empty"));
+    }
+    let id = TaskId(req.task_id);
+    let cell = service.tasks.remove(&id).ok_or_else(|| Status::not_found(format!("task {id} is not known")))?;
+    let hosts: BTreeSet<HostId> = cell.lock().snapshot().peers.into_iter().map(|p| p.host_id).collect();
+    cell.changed();
+    let notices = hosts
+        .into_iter()
+        .map(|host_id| {
+            let known = service.hosts.get(&host_id);
+            let notified = service.orders.send(&host_id, HostOrder::DeleteTask(id.clone()));
+            pb::HostNotice {
+                hostname: known.as_ref().map(|h| h.hostname.clone()).unwrap_or_default(),
+                ip: known.map(|h| h.ip).unwrap_or_default(),
+                host_id: host_id.0,
+                notified,
+            }
+        })
+        .collect();
+    tracing::info!(task_id = %id, "task deleted");
+    Ok(pb::DeleteTaskResponse { hosts: notices })
+}
+
+pub fn watch_host_orders(
+    service: &SchedulerService,
+    req: pb::WatchHostOrdersRequest,
+) -> Result<Response<BoxStream<pb::HostOrder>>, Status> {
+    let id = HostId(req.host_id);
+    if service.hosts.get(&id).is_none() {
+        return Err(Status::failed_precondition(format!("host {id} has not announced itself")));
+    }
+    tracing::debug!(host_id = %id, "host watching for orders");
+    let stream = tokio_stream::wrappers::ReceiverStream::new(service.orders.watch(id)).map(|order| {
+        Ok(match order {
+            HostOrder::DeleteTask(task) => pb::HostOrder {
+                order: Some(pb::host_order::Order::DeleteTask(pb::DeleteTaskOrder { task_id: task.0 })),
+            },
+        })
+    });
+    Ok(Response::new(Box::pin(stream)))
+}

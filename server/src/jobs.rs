@@ -1,0 +1,129 @@
+//! The job runner: takes `PENDING` jobs from the `jobs` table and runs them against the active
+//! schedulers of their clusters, writing state and per-cluster results back.
+//!
+//! The table is the queue, so jobs survive restarts and several manager replicas share one
+//! queue: a replica claims a job with a conditional update (`PENDING → RUNNING` only if still
+//! `PENDING`), so each job runs once. A job left `RUNNING` by a replica that died is handed
+//! back to `PENDING` after `jobs.stale_after_secs`. With `jobs.redis_url` set, new job ids
+//! also travel over Redis ([`queue`]) so an idle runner starts them at once instead of at its
+//! next poll. `get_task` and `delete_task` run here; `preheat` waits for the image issue (it
+//! stays `PENDING`).
+
+pub mod queue;
+mod rpc;
+mod tasks;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
+use tokio_util::sync::CancellationToken;
+
+use self::queue::RedisQueue;
+use crate::{Error, config::JobsConfig, entity::jobs};
+
+/// Job types this runner executes.
+const RUNNABLE: &[&str] = &["get_task", "delete_task"];
+
+/// Runs jobs until `shutdown`.
+pub async fn run(db: DatabaseConnection, config: JobsConfig, queue: Option<RedisQueue>, shutdown: CancellationToken) {
+    let poll = Duration::from_millis(config.poll_interval_ms.max(10));
+    let mut listener = None;
+    loop {
+        match next(&db, &config).await {
+            Ok(Some(job)) => {
+                execute(&db, &config, job).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot poll the job queue"),
+        }
+        let Some(queue) = &queue else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(poll) => {}
+            }
+            continue;
+        };
+        // Wait on Redis until the next poll is due; fall back to sleeping while it is down.
+        if listener.is_none() {
+            match queue.listener().await {
+                Ok(conn) => listener = Some(conn),
+                Err(e) => tracing::warn!(error = %e, "cannot reach Redis for the job queue; polling the database"),
+            }
+        }
+        let popped = match listener.as_mut() {
+            Some(conn) => tokio::select! {
+                _ = shutdown.cancelled() => return,
+                popped = queue.pop(conn, poll) => popped,
+            },
+            None => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(poll) => {}
+                }
+                continue;
+            }
+        };
+        match popped {
+            Ok(Some(id)) => match claim(&db, id).await {
+                Ok(Some(job)) => execute(&db, &config, job).await,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(job_id = id, error = %e, "cannot claim the job"),
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the Redis job queue failed; reconnecting");
+                listener = None;
+            }
+        }
+    }
+}
+
+async fn execute(db: &DatabaseConnection, config: &JobsConfig, job: jobs::Model) {
+    let id = job.id;
+    if let Err(e) = tasks::execute(db, config, job).await {
+        tracing::error!(job_id = id, error = %e, "job could not be recorded");
+    }
+}
+
+/// Claims job `id` if it is still `PENDING` and of a runnable type.
+async fn claim(db: &DatabaseConnection, id: i64) -> Result<Option<jobs::Model>, Error> {
+    let Some(job) = jobs::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
+    if job.state != "PENDING" || !RUNNABLE.contains(&job.r#type.as_str()) {
+        return Ok(None);
+    }
+    let claimed = jobs::Entity::update_many()
+        .col_expr(jobs::Column::State, Expr::value("RUNNING"))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(Utc::now().naive_utc()))
+        .filter(jobs::Column::Id.eq(id))
+        .filter(jobs::Column::State.eq("PENDING"))
+        .exec(db)
+        .await?;
+    Ok((claimed.rows_affected == 1).then_some(job))
+}
+
+/// Claims the oldest runnable `PENDING` job, first handing back stale `RUNNING` ones.
+async fn next(db: &DatabaseConnection, config: &JobsConfig) -> Result<Option<jobs::Model>, Error> {
+    let now = Utc::now().naive_utc();
+    let stale = now - chrono::Duration::seconds(config.stale_after_secs.min(i64::MAX as u64) as i64);
+    jobs::Entity::update_many()
+        .col_expr(jobs::Column::State, Expr::value("PENDING"))
+        .filter(jobs::Column::State.eq("RUNNING"))
+        .filter(jobs::Column::UpdatedAt.lt(stale))
+        .exec(db)
+        .await?;
+    let candidates = jobs::Entity::find()
+        .filter(jobs::Column::State.eq("PENDING"))
+        .filter(jobs::Column::Type.is_in(RUNNABLE.iter().copied()))
+        .order_by_asc(jobs::Column::Id)
+        .limit(8)
+        .all(db)
+        .await?;
+    for job in candidates {
+        if let Some(job) = claim(db, job.id).await? {
+            return Ok(Some(job));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,78 @@
+//! The manager as a client of schedulers: the gRPC edge of the job runner. Proto types stop here.
+
+use std::time::Duration;
+
+use proto::scheduler::v1 as pb;
+use tonic::{Code, transport::Endpoint};
+
+/// One peer holding a task, as a scheduler reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskPeer {
+    pub host_id: String,
+    pub hostname: String,
+    pub ip: String,
+    pub peer_id: String,
+    pub state: String,
+    pub finished_pieces: u32,
+}
+
+/// A host told to delete a task, and whether the order reached it.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub host_id: String,
+    pub hostname: String,
+    pub ip: String,
+    pub notified: bool,
+}
+
+/// A connection to one scheduler.
+pub struct SchedulerClient {
+    inner: pb::scheduler_client::SchedulerClient<tonic::transport::Channel>,
+}
+
+impl SchedulerClient {
+    pub async fn connect(ip: &str, port: i32, timeout: Duration) -> Result<Self, String> {
+        let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_owned() };
+        let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
+            .map_err(|e| format!("bad scheduler address {ip}:{port}: {e}"))?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        let channel = endpoint.connect().await.map_err(|e| format!("cannot reach scheduler {ip}:{port}: {e}"))?;
+        Ok(Self { inner: pb::scheduler_client::SchedulerClient::new(channel) })
+    }
+
+    /// Peers holding the task; none when the scheduler does not know it.
+    pub async fn task_peers(&mut self, task_id: &str) -> Result<Vec<TaskPeer>, String> {
+        match self.inner.stat_task(pb::StatTaskRequest { task_id: task_id.to_owned() }).await {
+            Ok(info) => Ok(info
+                .into_inner()
+                .peers
+                .into_iter()
+                .map(|p| TaskPeer {
+                    host_id: p.host_id,
+                    hostname: p.hostname,
+                    ip: p.ip,
+                    peer_id: p.peer_id,
+                    state: p.state,
+                    finished_pieces: p.finished_pieces,
+                })
+                .collect()),
+            Err(s) if s.code() == Code::NotFound => Ok(vec![]),
+            Err(s) => Err(format!("StatTask failed: {}", s.message())),
+        }
+    }
+
+    /// Deletes the task on the scheduler and the hosts holding it.
+    pub async fn delete_task(&mut self, task_id: &str) -> Result<Vec<Notice>, String> {
+        match self.inner.delete_task(pb::DeleteTaskRequest { task_id: task_id.to_owned() }).await {
+            Ok(resp) => Ok(resp
+                .into_inner()
+                .hosts
+                .into_iter()
+                .map(|h| Notice { host_id: h.host_id, hostname: h.hostname, ip: h.ip, notified: h.notified })
+                .collect()),
+            Err(s) if s.code() == Code::NotFound => Ok(vec![]),
+            Err(s) => Err(format!("DeleteTask failed: {}", s.message())),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! `get_task` and `delete_task` jobs end to end: a manager, a real scheduler, a seed peer and a
+//! peer that downloaded a file from a real HTTP origin. The job finds the peers holding the
+//! task, then deletes it from them (their caches no longer hold the content).
+
+mod support;
+
+use std::{path::Path, time::Duration};
+
+use axum::{Router, extract::Path as UrlPath, routing::get};
+use peer::{
+    Dfdaemon,
+    config::{DfdaemonConfig, Overrides},
+};
+use proto::dfdaemon::v1::{self as pb, download_response::Event};
+use scheduler::{Scheduler, config::SchedulerConfig};
+use serde_json::{Value, json};
+use support::{Backend, TestManager};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+
+on_every_database!(get_and_delete_task_jobs);
+
+const PIECE: u64 = 64 * 1024;
+
+async fn origin() -> String {
+    let app = Router::new().route(
+        "/bytes/{n}",
+        get(|UrlPath(n): UrlPath<usize>| async move { (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>() }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+async fn start_peer(
+    dir: &Path,
+    name: &str,
+    seed: bool,
+    scheduler: &str,
+    stop: &CancellationToken,
+) -> std::path::PathBuf {
+    let data = dir.join(name);
+    let mut config = DfdaemonConfig::load(
+        None,
+        Overrides {
+            data_dir: Some(data.clone()),
+            seed: Some(seed),
+            hostname: Some(name.into()),
+            scheduler_addr: Some(scheduler.into()),
+            ..Default::default()
+        },
+        name,
+    )
+    .unwrap();
+    config.scheduler.announce_interval_secs = 1;
+    std::fs::create_dir_all(&data).unwrap();
+    let socket = config.server.socket.clone();
+    let listeners = peer::Listeners {
+        socket: UnixListener::bind(&socket).unwrap(),
+        http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        upload: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
+    tokio::spawn(Dfdaemon::new(config).serve(listeners, stop.clone()));
+    socket
+}
+
+async fn download(socket: &Path, url: &str, out: &Path) {
+    let channel = peer::rpc::connect_unix(socket.to_owned()).await.unwrap();
+    let mut client = pb::dfdaemon_client::DfdaemonClient::new(channel);
+    let req = pb::DownloadRequest {
+        url: url.into(),
+        output_path: out.display().to_string(),
+        piece_length: Some(PIECE),
+        timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let mut stream = client.download(req).await.unwrap().into_inner();
+    while let Some(msg) = stream.message().await.unwrap() {
+        if let Some(Event::Finished(_)) = msg.event {
+            return;
+        }
+    }
+    panic!("download of {url} ended without Finished");
+}
+
+/// Files under `dir` whose path mentions `needle`.
+fn files_naming(dir: &Path, needle: &str) -> usize {
+    let mut found = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.display().to_string().contains(needle) {
+                found += 1;
+            }
+        }
+    }
+    found
+}
+
+async fn finished_job(m: &TestManager, id: i64) -> Value {
+    for _ in 0..200 {
+        let job = m.get(&format!("/api/v1/jobs/{id}"), &m.root).await.expect(200);
+        if job.body["state"] == "SUCCESS" || job.body["state"] == "FAILURE" {
+            return job.body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+async fn get_and_delete_task_jobs(backend: Backend) {
+    let m = TestManager::start_with(backend, |c| c.jobs.poll_interval_ms = 50).await;
+    let origin = origin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let scheduler_addr = grpc.local_addr().unwrap();
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let scheduler = Scheduler::new(SchedulerConfig::default());
+    let hosts = scheduler.hosts();
+    tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, stop.clone()));
+    let seed_socket = start_peer(dir.path(), "seed-a", true, &scheduler_addr.to_string(), &stop).await;
+    let peer_socket = start_peer(dir.path(), "peer-a", false, &scheduler_addr.to_string(), &stop).await;
+    for _ in 0..100 {
+        if hosts.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hosts.len(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = seed_socket;
+
+    // The cluster's scheduler as registration records it.
+    let cluster = m.get("/api/v1/clusters?name=default", &m.root).await.expect(200).body[0]["id"].as_i64().unwrap();
+    m.db.exec(&format!(
+        "INSERT INTO schedulers (cluster_id, hostname, ip, port, features, state) \
+             VALUES ({cluster}, 'sched', '127.0.0.1', {}, '[\"schedule\"]', 'active')",
+        scheduler_addr.port()
+    ))
+    .await;
+
+    let url = format!("{origin}/bytes/{}", 5 * PIECE + 3);
+    download(&peer_socket, &url, &dir.path().join("out")).await;
+    let args = json!({"url": url, "piece_length": PIECE});
+    let task_id = common::task_id::task_id(&common::task_id::TaskSpec {
+        url: &url,
+        piece_length: Some(PIECE),
+        ..Default::default()
+    })
+    .unwrap()
+    .0;
+    assert!(files_naming(&dir.path().join("peer-a"), &task_id) > 0, "the peer caches the task");
+
+    // get_task: both hosts hold it.
+    let job = m.post("/api/v1/jobs", &m.root, json!({"type": "get_task", "args": args})).await.expect(201);
+    let done = finished_job(&m, job.id()).await;
+    assert_eq!(done["state"], "SUCCESS", "{done}");
+    let result = &done["result"]["job_states"][0]["results"][0];
+    assert_eq!(result["scheduler_cluster_id"], cluster);
+    assert_eq!(result["task_id"], task_id);
+    let mut holders: Vec<&str> =
+        result["peers"].as_array().unwrap().iter().map(|p| p["hostname"].as_str().unwrap()).collect();
+    holders.sort();
+    assert_eq!(holders, ["peer-a", "seed-a"], "{result}");
+
+    // delete_task: both are told, and the content leaves their caches.
+    let job =
+        m.post("/api/v1/jobs", &m.root, json!({"type": "delete_task", "args": {"task_id": task_id}})).await.expect(201);
+    let done = finished_job(&m, job.id()).await;
+    assert_eq!(done["state"], "SUCCESS", "{done}");
+    let result = &done["result"]["job_states"][0]["results"][0];
+    assert_eq!(result["success_tasks"].as_array().unwrap().len(), 2, "{result}");
+    for _ in 0..100 {
+        if files_naming(&dir.path().join("peer-a"), &task_id) == 0
+            && files_naming(&dir.path().join("seed-a"), &task_id) == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(files_naming(&dir.path().join("peer-a"), &task_id), 0, "the peer deleted its copy");
+    assert_eq!(files_naming(&dir.path().join("seed-a"), &task_id), 0, "the seed peer deleted its copy");
+    // The output file the user asked for is theirs, and stays.
+    assert!(dir.path().join("out").exists());
+
+    // Now nobody holds it.
+    let job =
+        m.post("/api/v1/jobs", &m.root, json!({"type": "get_task", "args": {"task_id": task_id}})).await.expect(201);
+    let done = finished_job(&m, job.id()).await;
+    assert_eq!(done["result"]["job_states"][0]["results"][0]["peers"], json!([]));
+
+    // A cluster without an active scheduler fails the job with a reason.
+    m.db.exec("UPDATE schedulers SET state = 'inactive'").await;
+    let job =
+        m.post("/api/v1/jobs", &m.root, json!({"type": "get_task", "args": {"task_id": task_id}})).await.expect(201);
+    let done = finished_job(&m, job.id()).await;
+    assert_eq!(done["state"], "FAILURE");
+    assert!(done["result"]["job_states"][0]["error"].as_str().unwrap().contains("no active scheduler"), "{done}");
+    stop.cancel();
+    m.stop().await;
+}
+
+mod redis_queue {
+    use super::*;
+
+    /// With Redis configured, a new job starts at once although the database poll is a minute
+    /// away; a Redis that is down only falls back to that poll, never loses the job.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn redis_wakes_an_idle_runner() {
+        let url = support::redis().await;
+        let key = format!("damselfly:test:{}", uuid::Uuid::new_v4().simple());
+        let m = TestManager::start_with(Backend::Sqlite, |c| {
+            c.jobs.poll_interval_ms = 60_000;
+            c.jobs.redis_url = url.into();
+            c.jobs.redis_key = key.clone();
+        })
+        .await;
+        // Let the runner do its first database poll and block on Redis.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let job =
+            m.post("/api/v1/jobs", &m.root, json!({"type": "get_task", "args": {"task_id": "d".repeat(64)}})).await;
+        let done = finished_job(&m, job.expect(201).id()).await;
+        // No scheduler is active, so it fails, but it ran: the poll alone would take a minute.
+        assert_eq!(done["state"], "FAILURE", "{done}");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        m.stop().await;
+
+        // Redis unreachable: creating a job still works, and the database poll runs it.
+        let m = TestManager::start_with(Backend::Sqlite, |c| {
+            c.jobs.poll_interval_ms = 100;
+            c.jobs.redis_url = "redis://127.0.0.1:1/".into();
+        })
+        .await;
+        let job =
+            m.post("/api/v1/jobs", &m.root, json!({"type": "get_task", "args": {"task_id": "d".repeat(64)}})).await;
+        let done = finished_job(&m, job.expect(201).id()).await;
+        assert_eq!(done["state"], "FAILURE", "{done}");
+        m.stop().await;
+    }
+}
