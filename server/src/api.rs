@@ -18,6 +18,7 @@ mod jobs;
 mod oapi;
 mod openapi;
 pub mod page;
+mod roles;
 mod tenants;
 mod tokens;
 mod users;
@@ -71,6 +72,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(jobs::routes())
         .merge(tokens::routes())
         .merge(audits::routes())
+        .merge(roles::routes())
         .route_layer(audited())
         .route_layer(from_fn_with_state(state.clone(), auth::require_session))
         .merge(users::public_routes().route_layer(audited()));

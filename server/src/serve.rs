@@ -4,11 +4,15 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::middleware::from_fn_with_state;
 
+use axum::http::{HeaderName, Request};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 
 use crate::{
     Error,
@@ -21,6 +25,8 @@ use crate::{
     metrics::{self, Metrics},
     rbac::Rbac,
 };
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The sockets the manager serves on, bound by the caller (port 0 is fine).
 #[derive(Debug)]
@@ -73,7 +79,14 @@ impl Manager {
         let app = api
             .route_layer(from_fn_with_state(metrics, metrics::track))
             .merge(console::router(&self.config.console.site_root, format!("http://{http_addr}")))
-            .layer(TraceLayer::new_for_http());
+            // Every request gets an `x-request-id` (kept if the client sent one), logged on its
+            // span and echoed in the answer, so a user's report can be found in the log.
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+            }))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
 
         let (_, health_service) = tonic_health::server::health_reporter();
         let grpc = tonic::transport::Server::builder()

@@ -25,6 +25,12 @@ async fn sessions_and_accounts(backend: Backend) {
     m.call(Method::GET, "/api/v1/users/me", Some("not.a.jwt"), None).await.expect(401);
 
     let me = m.get("/api/v1/users/me", &m.root).await.expect(200);
+    assert!(me.headers.contains_key("x-request-id"), "every answer carries a request id");
+    let roles = m.get("/api/v1/roles", &m.root).await.expect(200);
+    let names: Vec<&str> = roles.body.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["root", "admin", "member", "guest", "user"]);
+    let member = &roles.body[2]["permissions"];
+    assert!(member.as_array().unwrap().iter().any(|p| p["object"] == "jobs" && p["action"] == "create"));
     assert_eq!(me.body["name"], "root");
     assert_eq!(me.body["platform_role"], "root");
     assert_eq!(me.body["tenants"][0]["tenant_name"], "default");
