@@ -180,6 +180,15 @@ async fn sign_in_creates_and_reuses_users(backend: Backend) {
     m.signin("alice", "alice-password").await;
     assert_eq!(m.get("/api/v1/users?name=alice", &m.root).await.expect(200).body[0]["id"], alice_id);
 
+    // Sign-ins through a provider are audited, failed ones as anonymous.
+    let audits = m.get("/api/v1/audits?event=users.signin.callback&per_page=100", &m.root).await.expect(200);
+    let entries = audits.body.as_array().unwrap();
+    let has = |actor: &str, state: &str, status: i64| {
+        entries.iter().any(|e| e["actor_name"] == actor && e["state"] == state && e["status_code"] == status)
+    };
+    assert!(has("carol", "success", 303) && has("carol", "success", 200) && has("octo", "success", 200), "{entries:?}");
+    assert!(has("", "failure", 409) && has("", "failure", 502), "{entries:?}");
+
     // A provider that does not create users lets nobody new in.
     idp.sign_in_as(json!({"sub": "u-new", "preferred_username": "newcomer"}));
     sign_in(&m, "closed", None).await.expect(403);

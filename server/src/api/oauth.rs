@@ -96,7 +96,7 @@ pub async fn oauth_signin(
 
 /// Where the provider sends the browser back. Opens a session like password sign-in does, then
 /// redirects to `return_to` with the `jwt` cookie set, or answers the token as JSON when the
-/// request accepts `application/json`.
+/// request accepts `application/json`. Recorded in the audit log as `users.signin.callback`.
 #[utoipa::path(get, path = "/users/signin/{name}/callback", tag = "users",
     params(("name" = String, Path, description = "Provider name"), CallbackParams),
     responses((status = 303, description = "To return_to, with the jwt cookie"), (status = 200, body = IssuedToken),
@@ -120,6 +120,10 @@ pub async fn oauth_callback(
     let result = finish(&state, &name, callback, &headers).await;
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().append(header::SET_COOKIE, clear);
+    // Failed sign-ins are audited too, as anonymous.
+    if response.extensions().get::<AuditActor>().is_none() {
+        response.extensions_mut().insert(AuditActor { user_id: None, name: String::new() });
+    }
     Ok(response)
 }
 
