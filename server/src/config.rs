@@ -42,7 +42,10 @@
 //! # Credentials registered at the provider. Required
 //! client_id = "damselfly"
 //! client_secret = "..."
-//! # The provider's endpoints (http or https). Required
+//! # OpenID Connect issuer: endpoints left empty are discovered from
+//! # <issuer>/.well-known/openid-configuration on the first sign-in. Default: none
+//! issuer = ""
+//! # The provider's endpoints (http or https). Required unless discovered from the issuer
 //! authorize_url = "https://sso.example.com/oauth2/authorize"
 //! token_url = "https://sso.example.com/oauth2/token"
 //! userinfo_url = "https://sso.example.com/oauth2/userinfo"

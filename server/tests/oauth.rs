@@ -115,7 +115,14 @@ async fn sign_in_creates_and_reuses_users(backend: Backend) {
         ..provider(&idp, "gh")
     };
     let closed = OAuthProviderConfig { allow_signup: false, ..provider(&idp, "closed") };
-    let providers = vec![provider(&idp, "corp"), gh, closed];
+    let discovered = OAuthProviderConfig {
+        issuer: idp.base.clone(),
+        authorize_url: String::new(),
+        token_url: String::new(),
+        userinfo_url: String::new(),
+        ..provider(&idp, "oidc")
+    };
+    let providers = vec![provider(&idp, "corp"), gh, closed, discovered];
     let m = TestManager::start_with(backend, |c| c.auth.oauth = providers).await;
 
     // The sign-in page's list: names only, no credentials, no sign-in needed.
@@ -123,7 +130,7 @@ async fn sign_in_creates_and_reuses_users(backend: Backend) {
     assert_eq!(
         list.body,
         json!([{"name": "corp", "display_name": "corp SSO"}, {"name": "gh", "display_name": "gh SSO"},
-            {"name": "closed", "display_name": "closed SSO"}])
+            {"name": "closed", "display_name": "closed SSO"}, {"name": "oidc", "display_name": "oidc SSO"}])
     );
     assert!(!list.body.to_string().contains(CLIENT_SECRET));
 
@@ -168,6 +175,12 @@ async fn sign_in_creates_and_reuses_users(backend: Backend) {
     m.call(reqwest::Method::POST, "/api/v1/users/signin", None, Some(json!({"name": "octo", "password": ""})))
         .await
         .expect(401);
+
+    // Endpoints discovered from the issuer's .well-known/openid-configuration.
+    idp.sign_in_as(json!({"sub": "u-9", "preferred_username": "erin"}));
+    let erin = sign_in_json(&m, "oidc").await;
+    assert_eq!(m.get("/api/v1/users/me", &erin).await.expect(200).body["name"], "erin");
+    assert!(idp.last_authorize_query()["redirect_uri"].ends_with("/signin/oidc/callback"));
 
     // A name that belongs to someone else is refused, never taken over.
     let (alice_id, _) = m.user("alice").await;
@@ -216,7 +229,12 @@ async fn sign_in_creates_and_reuses_users(backend: Backend) {
 async fn provider_failures(backend: Backend) {
     let idp = Idp::start().await;
     let wrong_secret = OAuthProviderConfig { client_secret: "not-the-secret".into(), ..provider(&idp, "wrong") };
-    let providers = vec![provider(&idp, "corp"), wrong_secret];
+    let wrong_issuer = OAuthProviderConfig {
+        issuer: format!("{}/elsewhere", idp.base),
+        token_url: String::new(),
+        ..provider(&idp, "lost")
+    };
+    let providers = vec![provider(&idp, "corp"), wrong_secret, wrong_issuer];
     let m = TestManager::start_with(backend, |c| c.auth.oauth = providers).await;
     idp.sign_in_as(json!({"sub": "u-1", "preferred_username": "dave"}));
     let message = |a: &Answer| a.body["message"].as_str().unwrap().to_owned();
@@ -225,6 +243,11 @@ async fn provider_failures(backend: Backend) {
     let unknown = answer(browser().get(format!("{}/api/v1/users/signin/nope", m.base)).send().await.unwrap()).await;
     assert_eq!(unknown.expect(404).body["code"], "not_found");
     callback(&m, "/api/v1/users/signin/nope/callback?code=x&state=y", None, false).await.expect(404);
+
+    // Discovery that finds no provider metadata fails before the browser leaves.
+    let lost = answer(browser().get(format!("{}/api/v1/users/signin/lost", m.base)).send().await.unwrap()).await;
+    let lost = lost.expect(502);
+    assert!(message(&lost).contains("OpenID discovery for lost failed"), "{}", lost.body);
 
     // Tampered state, no flow cookie, a flow cookie for another provider, no code.
     let at = to_callback(&m, "corp", None).await;

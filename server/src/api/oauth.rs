@@ -67,7 +67,6 @@ pub async fn providers(State(state): State<ApiState>) -> Json<Vec<OAuthProvider>
         state
             .oauth
             .providers()
-            .iter()
             .map(|p| OAuthProvider {
                 name: p.name.clone(),
                 display_name: if p.display_name.is_empty() { p.name.clone() } else { p.display_name.clone() },
@@ -80,13 +79,13 @@ pub async fn providers(State(state): State<ApiState>) -> Json<Vec<OAuthProvider>
 #[utoipa::path(get, path = "/users/signin/{name}", tag = "users",
     params(("name" = String, Path, description = "Provider name"), SigninParams),
     responses((status = 303, description = "To the provider's authorize page"),
-        (status = 404, body = crate::error::ErrorBody)))]
+        (status = 404, body = crate::error::ErrorBody), (status = 502, body = crate::error::ErrorBody)))]
 pub async fn oauth_signin(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     Query(params): Query<SigninParams>,
 ) -> Result<Response, Error> {
-    let started = state.oauth.begin(&name, params.return_to.as_deref())?;
+    let started = state.oauth.begin(&name, params.return_to.as_deref()).await?;
     let p = state.oauth.provider(&name)?;
     let cookie = flow_cookie(p, &started.flow, FLOW_TTL_SECS);
     let mut response = redirect(started.authorize_url.as_str())?;
@@ -159,13 +158,13 @@ fn secure(p: &OAuthProviderConfig) -> &'static str {
     if p.redirect_url.starts_with("https:") { "; Secure" } else { "" }
 }
 
-/// The flow cookie, readable only on this provider's callback.
+/// The flow cookie, readable only on this provider's callback (the path of `redirect_url`, which
+/// is what the browser sees, behind a path-rewriting proxy too).
 fn flow_cookie(p: &OAuthProviderConfig, value: &str, max_age: i64) -> Result<HeaderValue, Error> {
-    header_value(&format!(
-        "{FLOW_COOKIE}={value}; Path=/api/v1/users/signin/{}/callback; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
-        p.name,
-        secure(p)
-    ))
+    let path = url::Url::parse(&p.redirect_url)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_else(|_| format!("/api/v1/users/signin/{}/callback", p.name));
+    header_value(&format!("{FLOW_COOKIE}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{}", secure(p)))
 }
 
 fn header_value(text: &str) -> Result<HeaderValue, Error> {

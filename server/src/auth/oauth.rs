@@ -7,10 +7,11 @@
 //! Whoever finishes gets a session exactly like a password sign-in; this module never issues
 //! tokens itself. ID tokens are not checked: the userinfo endpoint, reached over the provider's
 //! own TLS with the access token, is the source of truth, which also covers plain OAuth2
-//! providers such as GitHub.
+//! providers such as GitHub. Providers given only an `issuer` are completed by [`discovery`].
 
 mod account;
 mod client;
+mod discovery;
 mod flow;
 
 use url::Url;
@@ -21,11 +22,18 @@ use crate::{Error, config::OAuthProviderConfig, entity::users};
 pub use flow::TTL_SECS as FLOW_TTL_SECS;
 
 /// The configured providers, and what a sign-in needs to talk to them.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OAuth {
-    providers: Vec<OAuthProviderConfig>,
+    providers: Vec<Provider>,
     http: reqwest::Client,
     keys: Keys,
+}
+
+#[derive(Debug)]
+struct Provider {
+    config: OAuthProviderConfig,
+    /// `config` with discovered endpoints filled in, once discovery has succeeded.
+    resolved: tokio::sync::OnceCell<OAuthProviderConfig>,
 }
 
 /// A sign-in just started.
@@ -62,22 +70,31 @@ impl OAuth {
             .user_agent(concat!("damselfly-manager/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Internal(format!("building the OAuth HTTP client: {e}")))?;
+        let providers =
+            providers.into_iter().map(|config| Provider { config, resolved: tokio::sync::OnceCell::new() }).collect();
         Ok(Self { providers, http, keys })
     }
 
-    /// Every provider, in configuration order.
-    pub fn providers(&self) -> &[OAuthProviderConfig] {
-        &self.providers
+    /// Every provider as configured, in configuration order.
+    pub fn providers(&self) -> impl Iterator<Item = &OAuthProviderConfig> {
+        self.providers.iter().map(|p| &p.config)
     }
 
-    /// The provider called `name`, or `NotFound`.
+    /// The provider called `name` as configured, or `NotFound`.
     pub fn provider(&self, name: &str) -> Result<&OAuthProviderConfig, Error> {
-        self.providers.iter().find(|p| p.name == name).ok_or_else(|| Error::not_found("OAuth provider"))
+        self.providers().find(|p| p.name == name).ok_or_else(|| Error::not_found("OAuth provider"))
+    }
+
+    /// The provider called `name` with all its endpoints (discovered when not configured).
+    async fn resolved(&self, name: &str) -> Result<&OAuthProviderConfig, Error> {
+        let p =
+            self.providers.iter().find(|p| p.config.name == name).ok_or_else(|| Error::not_found("OAuth provider"))?;
+        p.resolved.get_or_try_init(|| discovery::resolve(&self.http, &p.config)).await
     }
 
     /// Starts a sign-in at `name`, coming back to `return_to` (a local path) afterwards.
-    pub fn begin(&self, name: &str, return_to: Option<&str>) -> Result<Started, Error> {
-        let p = self.provider(name)?;
+    pub async fn begin(&self, name: &str, return_to: Option<&str>) -> Result<Started, Error> {
+        let p = self.resolved(name).await?;
         let flow = flow::FlowClaims::new(&p.name, return_to);
         let mut authorize_url =
             Url::parse(&p.authorize_url).map_err(|e| Error::Config(format!("the authorize_url of {}: {e}", p.name)))?;
@@ -101,7 +118,7 @@ impl OAuth {
         callback: Callback,
         signed_flow: Option<&str>,
     ) -> Result<Finished, Error> {
-        let p = self.provider(name)?;
+        let p = self.resolved(name).await?;
         if let Some(error) = callback.error {
             let detail =
                 callback.error_description.map(|d| format!(" ({})", client::printable(&d))).unwrap_or_default();

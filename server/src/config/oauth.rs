@@ -32,6 +32,9 @@ pub struct OAuthProviderConfig {
     pub client_id: String,
     /// Never logged, never answered by the API.
     pub client_secret: String,
+    /// OpenID Connect issuer; endpoints left empty are discovered from its
+    /// `.well-known/openid-configuration`.
+    pub issuer: String,
     pub authorize_url: String,
     pub token_url: String,
     pub userinfo_url: String,
@@ -53,6 +56,7 @@ impl std::fmt::Debug for OAuthProviderConfig {
             .field("name", &self.name)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
+            .field("issuer", &self.issuer)
             .field("authorize_url", &self.authorize_url)
             .field("token_url", &self.token_url)
             .field("userinfo_url", &self.userinfo_url)
@@ -68,6 +72,7 @@ impl Default for OAuthProviderConfig {
             display_name: String::new(),
             client_id: String::new(),
             client_secret: String::new(),
+            issuer: String::new(),
             authorize_url: String::new(),
             token_url: String::new(),
             userinfo_url: String::new(),
@@ -112,11 +117,18 @@ pub(super) fn validate(providers: &[OAuthProviderConfig]) -> Result<(), Error> {
             }
         }
         for (field, value) in [
+            ("issuer", &p.issuer),
             ("authorize_url", &p.authorize_url),
             ("token_url", &p.token_url),
             ("userinfo_url", &p.userinfo_url),
             ("redirect_url", &p.redirect_url),
         ] {
+            if value.is_empty() && field != "redirect_url" && (field == "issuer" || !p.issuer.is_empty()) {
+                continue;
+            }
+            if value.is_empty() {
+                return Err(Error::Config(format!("{} must be set (or set issuer to discover it)", key(field))));
+            }
             let parsed = Url::parse(value).map_err(|e| Error::Config(format!("{} {value:?}: {e}", key(field))))?;
             if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
                 return Err(Error::Config(format!("{} must be an http(s) URL with a host, got {value:?}", key(field))));
