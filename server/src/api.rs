@@ -16,6 +16,7 @@ mod health;
 mod hosts;
 mod jobs;
 mod oapi;
+mod oauth;
 mod openapi;
 pub mod page;
 mod roles;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub rbac: Rbac,
     /// Sign-in sessions and their tokens.
     pub sessions: Sessions,
+    /// OAuth2 / OIDC providers for `/api/v1/users/signin/{name}`.
+    pub oauth: Arc<auth::OAuth>,
     /// Whether `POST /api/v1/users/signup` is open.
     pub allow_signup: bool,
     /// Prometheus metrics.

@@ -17,7 +17,7 @@ use tower_http::{
 use crate::{
     Error,
     api::{self, ApiState},
-    auth::{Keys, Sessions},
+    auth::{Keys, OAuth, Sessions},
     config::ManagerConfig,
     console,
     db::{self, RootUser},
@@ -65,11 +65,13 @@ impl Manager {
             .then(|| RedisQueue::new(&self.config.jobs.redis_url, &self.config.jobs.redis_key))
             .transpose()
             .map_err(Error::Config)?;
+        let keys = Keys::load_or_create(&self.db).await?;
         let state = ApiState {
             db: self.db.clone(),
             started: Instant::now(),
             rbac: Rbac::new().await?,
-            sessions: Sessions::new(Keys::load_or_create(&self.db).await?, &self.config.auth),
+            sessions: Sessions::new(keys.clone(), &self.config.auth),
+            oauth: Arc::new(OAuth::new(self.config.auth.oauth.clone(), keys)?),
             allow_signup: self.config.auth.allow_signup,
             metrics: metrics.clone(),
             job_limiter: Arc::default(),
