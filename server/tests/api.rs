@@ -213,7 +213,8 @@ async fn resources_pagination_and_errors(backend: Backend) {
         }
     }
     assert!(limited >= 2, "expected the rate limit to answer 429, got {limited} of 8");
-    let listed = m.get("/api/v1/jobs?type=get_task&state=PENDING", &root).await.expect(200);
+    // The runner may already have run them (and failed: no scheduler is active), so no state filter.
+    let listed = m.get("/api/v1/jobs?type=get_task", &root).await.expect(200);
     assert!(listed.body.as_array().unwrap().len() >= 4);
     // No host has registered yet.
     for path in ["/api/v1/schedulers", "/api/v1/seed-peers", "/api/v1/peers"] {
