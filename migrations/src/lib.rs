@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_users;
 mod m20261124_000002_control_plane;
+mod m20261124_000003_user_identities;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -16,6 +17,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_users::Migration), Box::new(m20261124_000002_control_plane::Migration)]
+        vec![
+            Box::new(m20261124_000001_create_users::Migration),
+            Box::new(m20261124_000002_control_plane::Migration),
+            Box::new(m20261124_000003_user_identities::Migration),
+        ]
     }
 }

@@ -17,8 +17,10 @@ mod health;
 mod hosts;
 mod jobs;
 mod oapi;
+mod oauth;
 mod openapi;
 pub mod page;
+mod roles;
 mod tenants;
 mod tokens;
 mod users;
@@ -49,6 +51,8 @@ pub struct ApiState {
     pub rbac: Rbac,
     /// Sign-in sessions and their tokens.
     pub sessions: Sessions,
+    /// OAuth2 / OIDC providers for `/api/v1/users/signin/{name}`.
+    pub oauth: Arc<auth::OAuth>,
     /// Whether `POST /api/v1/users/signup` is open.
     pub allow_signup: bool,
     /// Prometheus metrics.
@@ -72,6 +76,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(jobs::routes())
         .merge(tokens::routes())
         .merge(audits::routes())
+        .merge(roles::routes())
         .route_layer(audited())
         .route_layer(from_fn_with_state(state.clone(), auth::require_session))
         .merge(users::public_routes().route_layer(audited()));

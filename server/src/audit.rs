@@ -1,5 +1,7 @@
 //! The audit log: one entry for every request that changes something (any method but GET,
 //! HEAD and OPTIONS) under `/api/v1` and `/oapi/v1`, allowed or not: who, what, when, result.
+//! A GET is recorded only when its handler marks it with [`AuditActor`]: the OAuth callback,
+//! which signs people in through a browser redirect and so cannot be a POST.
 //!
 //! The entry is written after the handler answers, so it records the real outcome. Handlers
 //! name the tenant an object belongs to with an [`AuditTenant`] response extension, which is
@@ -40,7 +42,7 @@ pub struct AuditActor {
 
 /// Middleware: writes the audit entry for changing requests.
 pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if matches!(*req.method(), Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let method = req.method().clone();
@@ -49,6 +51,9 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
     let principal = req.extensions().get::<Principal>().cloned();
     let response = next.run(req).await;
+    if method == Method::GET && response.extensions().get::<AuditActor>().is_none() {
+        return response;
+    }
 
     let (actor_type, actor_id, actor_name) = match (&principal, response.extensions().get::<AuditActor>()) {
         (Some(p), _) => {
@@ -58,8 +63,10 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
             };
             (kind, Some(p.user_id), p.name.clone())
         }
-        (None, Some(actor)) => ("user", actor.user_id, actor.name.clone()),
-        (None, None) => ("anonymous", None, String::new()),
+        (None, Some(actor)) if actor.user_id.is_some() || !actor.name.is_empty() => {
+            ("user", actor.user_id, actor.name.clone())
+        }
+        (None, _) => ("anonymous", None, String::new()),
     };
     let status = response.status();
     let entry = audits::ActiveModel {
@@ -71,7 +78,7 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
         operation: Set(method.as_str().to_owned()),
         path: Set(path.chars().take(1024).collect()),
         status_code: Set(i32::from(status.as_u16())),
-        state: Set(if status.is_success() { "success" } else { "failure" }.into()),
+        state: Set(if status.is_success() || status.is_redirection() { "success" } else { "failure" }.into()),
         created_at: Set(chrono::Utc::now().naive_utc()),
         ..Default::default()
     };
@@ -95,8 +102,11 @@ fn event(method: &Method, route: &str) -> String {
         Method::DELETE => "delete",
         _ => "other",
     };
-    // Action endpoints (`users/signin`, `users/{id}/reset_password`) read better without a verb.
-    if method == Method::POST && route.rsplit('/').next().is_some_and(|last| last.contains('_') || is_action(last)) {
+    // Action endpoints (`users/signin`, `users/{id}/reset_password`, the OAuth callback) read
+    // better without a verb.
+    if method == Method::GET
+        || method == Method::POST && route.rsplit('/').next().is_some_and(|last| last.contains('_') || is_action(last))
+    {
         resource
     } else {
         format!("{resource}.{verb}")
@@ -117,6 +127,7 @@ mod tests {
         assert_eq!(event(&Method::PATCH, "/api/v1/clusters/{id}"), "clusters.update");
         assert_eq!(event(&Method::DELETE, "/oapi/v1/jobs/{id}"), "jobs.delete");
         assert_eq!(event(&Method::POST, "/api/v1/users/signin"), "users.signin");
+        assert_eq!(event(&Method::GET, "/api/v1/users/signin/{name}/callback"), "users.signin.callback");
         assert_eq!(event(&Method::POST, "/api/v1/users/{id}/reset_password"), "users.reset_password");
     }
 }

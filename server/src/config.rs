@@ -33,6 +33,35 @@
 //! # Whether anyone may create an account with POST /api/v1/users/signup. Default: true
 //! allow_signup = true
 //!
+//! # OAuth2 / OpenID Connect providers, listed on the sign-in page. Default: none
+//! [[auth.oauth]]
+//! # URL-safe id: /api/v1/users/signin/<name> starts a sign-in. Required
+//! name = "corp"
+//! # Shown on the sign-in page. Default: the name
+//! display_name = "Corp SSO"
+//! # Credentials registered at the provider. Required
+//! client_id = "damselfly"
+//! client_secret = "..."
+//! # OpenID Connect issuer: endpoints left empty are discovered from
+//! # <issuer>/.well-known/openid-configuration on the first sign-in. Default: none
+//! issuer = ""
+//! # The provider's endpoints (http or https). Required unless discovered from the issuer
+//! authorize_url = "https://sso.example.com/oauth2/authorize"
+//! token_url = "https://sso.example.com/oauth2/token"
+//! userinfo_url = "https://sso.example.com/oauth2/userinfo"
+//! # The manager's callback as the provider sees it. Required
+//! redirect_url = "https://manager.example.com/api/v1/users/signin/corp/callback"
+//! # Scopes asked for. Default: ["openid", "profile", "email"]
+//! scopes = ["openid", "profile", "email"]
+//! # Userinfo claim naming the user; "login", then "sub", are tried after it. Default: preferred_username
+//! username_claim = "preferred_username"
+//! # Create the user on its first sign-in. Default: true
+//! allow_signup = true
+//! # client_secret_post or client_secret_basic. Default: client_secret_post
+//! token_auth_method = "client_secret_post"
+//! # Seconds to wait for the token and userinfo endpoints. Default: 10
+//! timeout_secs = 10
+//!
 //! [jobs]
 //! # How often an idle runner looks for pending jobs, in milliseconds. Default: 1000
 //! poll_interval_ms = 1000
@@ -59,6 +88,10 @@ use std::{
 use serde::Deserialize;
 
 use crate::Error;
+
+mod oauth;
+
+pub use oauth::{OAuthProviderConfig, TokenAuthMethod};
 
 /// The whole manager configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -132,11 +165,13 @@ pub struct AuthConfig {
     pub session_ttl_secs: u64,
     /// Whether anyone may create an account.
     pub allow_signup: bool,
+    /// OAuth2 / OpenID Connect providers (`[[auth.oauth]]`).
+    pub oauth: Vec<OAuthProviderConfig>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { token_ttl_secs: 86_400, session_ttl_secs: 14 * 86_400, allow_signup: true }
+        Self { token_ttl_secs: 86_400, session_ttl_secs: 14 * 86_400, allow_signup: true, oauth: Vec::new() }
     }
 }
 
@@ -256,6 +291,7 @@ impl ManagerConfig {
                 .and_then(|exe| Some(exe.parent()?.parent()?.join("site")))
                 .unwrap_or_else(|| PathBuf::from("site"));
         }
+        oauth::derive(&mut self.auth.oauth);
     }
 
     fn validate(&self) -> Result<(), Error> {
@@ -277,7 +313,7 @@ impl ManagerConfig {
         if self.server.http_addr == self.server.grpc_addr && self.server.http_addr.port() != 0 {
             return Err(Error::Config("server.http_addr and server.grpc_addr must differ".into()));
         }
-        Ok(())
+        oauth::validate(&self.auth.oauth)
     }
 }
 
@@ -317,5 +353,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn oauth_providers_parse_with_defaults() {
+        let c = ManagerConfig::parse(
+            "[[auth.oauth]]\nname = \"corp\"\nclient_id = \"a\"\nclient_secret = \"b\"\n\
+             authorize_url = \"https://i/a\"\ntoken_url = \"https://i/t\"\nuserinfo_url = \"https://i/u\"\n\
+             redirect_url = \"https://m/cb\"\n",
+        )
+        .unwrap();
+        let p = &c.auth.oauth[0];
+        assert_eq!(p.scopes, ["openid", "profile", "email"]);
+        assert_eq!(p.username_claim, "preferred_username");
+        assert!(p.allow_signup);
+        let err = ManagerConfig::parse("[[auth.oauth]]\nname = \"corp\"\nclient_secrt = \"b\"\n").unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
     }
 }

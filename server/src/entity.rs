@@ -13,4 +13,5 @@ pub mod schedulers;
 pub mod seed_peers;
 pub mod sessions;
 pub mod tenants;
+pub mod user_identities;
 pub mod users;

@@ -50,6 +50,10 @@ pub enum Error {
     /// Something the manager depends on (a scheduler, say) did not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// A service the manager called on the caller's behalf (an OAuth provider) failed or answered
+    /// nonsense; the message says which and why, never with secrets.
+    #[error("{0}")]
+    BadGateway(String),
     /// A bug or an impossible state; the message is logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -110,6 +114,7 @@ impl Error {
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Error::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad_gateway"),
         }
     }
 }
@@ -150,7 +155,7 @@ impl From<Error> for tonic::Status {
             Error::Invalid { .. } | Error::UnsupportedMediaType(_) => Self::invalid_argument(message),
             Error::Conflict(_) => Self::already_exists(message),
             Error::TooManyRequests(_) => Self::resource_exhausted(message),
-            Error::Database(_) | Error::Unavailable(_) => Self::unavailable(message),
+            Error::Database(_) | Error::Unavailable(_) | Error::BadGateway(_) => Self::unavailable(message),
             Error::Config(_) | Error::Password(_) | Error::Io(_) | Error::Internal(_) => Self::internal(message),
         }
     }

@@ -148,7 +148,7 @@ m = r.sub == p.sub && (p.obj == "*" || r.obj == p.obj) && (p.act == "*" || r.act
 "#;
 
 /// The policy: `(role, object, action)`, `*` for any.
-const POLICY: &[(&str, &str, &str)] = &[
+pub const POLICY: &[(&str, &str, &str)] = &[
     ("root", "*", "*"),
     // Tenant administrators: everything inside the tenant except deleting the tenant itself.
     ("admin", "tenants", "read"),

@@ -4,16 +4,20 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::middleware::from_fn_with_state;
 
+use axum::http::{HeaderName, Request};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 
 use crate::{
     Error,
     api::{self, ApiState},
-    auth::{Keys, Sessions},
+    auth::{Keys, OAuth, Sessions},
     config::ManagerConfig,
     console,
     db::{self, RootUser},
@@ -22,6 +26,8 @@ use crate::{
     metrics::{self, Metrics},
     rbac::Rbac,
 };
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The sockets the manager serves on, bound by the caller (port 0 is fine).
 #[derive(Debug)]
@@ -60,11 +66,13 @@ impl Manager {
             .then(|| RedisQueue::new(&self.config.jobs.redis_url, &self.config.jobs.redis_key))
             .transpose()
             .map_err(Error::Config)?;
+        let keys = Keys::load_or_create(&self.db).await?;
         let state = ApiState {
             db: self.db.clone(),
             started: Instant::now(),
             rbac: Rbac::new().await?,
-            sessions: Sessions::new(Keys::load_or_create(&self.db).await?, &self.config.auth),
+            sessions: Sessions::new(keys.clone(), &self.config.auth),
+            oauth: Arc::new(OAuth::new(self.config.auth.oauth.clone(), keys)?),
             allow_signup: self.config.auth.allow_signup,
             metrics: metrics.clone(),
             job_limiter: Arc::default(),
@@ -74,7 +82,14 @@ impl Manager {
         let app = api
             .route_layer(from_fn_with_state(metrics, metrics::track))
             .merge(console::router(&self.config.console.site_root, format!("http://{http_addr}")))
-            .layer(TraceLayer::new_for_http());
+            // Every request gets an `x-request-id` (kept if the client sent one), logged on its
+            // span and echoed in the answer, so a user's report can be found in the log.
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+            }))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
 
         let (_, health_service) = tonic_health::server::health_reporter();
         let registration = grpc::Registration::new(self.db.clone(), &self.config.grpc, shutdown.clone());

@@ -111,7 +111,7 @@ pub struct UserFilter {
 }
 
 pub fn public_routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(signin)).routes(routes!(signup))
+    OpenApiRouter::new().routes(routes!(signin)).routes(routes!(signup)).merge(super::oauth::routes())
 }
 
 pub fn routes() -> OpenApiRouter<ApiState> {
