@@ -9,7 +9,7 @@
 
 mod cluster_config;
 mod keepalive;
-mod registry;
+pub(crate) mod registry;
 mod scopes;
 
 use std::{net::IpAddr, pin::pin, time::Duration};

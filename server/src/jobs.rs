@@ -26,13 +26,21 @@ use crate::{Error, config::JobsConfig, entity::jobs};
 const RUNNABLE: &[&str] = &["get_task", "delete_task"];
 
 /// Runs jobs until `shutdown`.
-pub async fn run(db: DatabaseConnection, config: JobsConfig, queue: Option<RedisQueue>, shutdown: CancellationToken) {
+///
+/// `keepalive` is the registration timeout: only schedulers heard from within it are asked.
+pub async fn run(
+    db: DatabaseConnection,
+    config: JobsConfig,
+    keepalive: Duration,
+    queue: Option<RedisQueue>,
+    shutdown: CancellationToken,
+) {
     let poll = Duration::from_millis(config.poll_interval_ms.max(10));
     let mut listener = None;
     loop {
         match next(&db, &config).await {
             Ok(Some(job)) => {
-                execute(&db, &config, job).await;
+                execute(&db, &config, keepalive, job).await;
                 continue;
             }
             Ok(None) => {}
@@ -67,7 +75,7 @@ pub async fn run(db: DatabaseConnection, config: JobsConfig, queue: Option<Redis
         };
         match popped {
             Ok(Some(id)) => match claim(&db, id).await {
-                Ok(Some(job)) => execute(&db, &config, job).await,
+                Ok(Some(job)) => execute(&db, &config, keepalive, job).await,
                 Ok(None) => {}
                 Err(e) => tracing::warn!(job_id = id, error = %e, "cannot claim the job"),
             },
@@ -80,9 +88,9 @@ pub async fn run(db: DatabaseConnection, config: JobsConfig, queue: Option<Redis
     }
 }
 
-async fn execute(db: &DatabaseConnection, config: &JobsConfig, job: jobs::Model) {
+async fn execute(db: &DatabaseConnection, config: &JobsConfig, keepalive: Duration, job: jobs::Model) {
     let id = job.id;
-    if let Err(e) = tasks::execute(db, config, job).await {
+    if let Err(e) = tasks::execute(db, config, keepalive, job).await {
         tracing::error!(job_id = id, error = %e, "job could not be recorded");
     }
 }

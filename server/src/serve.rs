@@ -100,7 +100,13 @@ impl Manager {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
         let http = axum::serve(listeners.http, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
-        let runner = tokio::spawn(crate::jobs::run(self.db.clone(), self.config.jobs.clone(), queue, shutdown.clone()));
+        let runner = tokio::spawn(crate::jobs::run(
+            self.db.clone(),
+            self.config.jobs.clone(),
+            std::time::Duration::from_secs(self.config.grpc.keepalive_timeout_secs),
+            queue,
+            shutdown.clone(),
+        ));
         tracing::info!(%http_addr, "manager serving");
         let (http, grpc) = tokio::join!(http, grpc);
         let _ = sweeper.await;

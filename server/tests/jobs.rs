@@ -121,9 +121,15 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let scheduler_addr = grpc.local_addr().unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let scheduler = Scheduler::new(SchedulerConfig::default());
+    // The scheduler registers with the manager and keeps alive, as in production.
+    let mut scheduler_config = SchedulerConfig::default();
+    scheduler_config.manager.addr = m.grpc.clone();
+    scheduler_config.manager.keepalive_interval_secs = 1;
+    scheduler_config.host.hostname = "sched".into();
+    let scheduler = Scheduler::new(scheduler_config);
     let hosts = scheduler.hosts();
-    tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, stop.clone()));
+    let scheduler_stop = CancellationToken::new();
+    tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, scheduler_stop.clone()));
     let seed_socket = start_peer(dir.path(), "seed-a", true, &scheduler_addr.to_string(), &stop).await;
     let peer_socket = start_peer(dir.path(), "peer-a", false, &scheduler_addr.to_string(), &stop).await;
     for _ in 0..100 {
@@ -136,14 +142,21 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = seed_socket;
 
-    // The cluster's scheduler as registration records it.
     let cluster = m.get("/api/v1/clusters?name=default", &m.root).await.expect(200).body[0]["id"].as_i64().unwrap();
-    m.db.exec(&format!(
-        "INSERT INTO schedulers (cluster_id, hostname, ip, port, features, state) \
-             VALUES ({cluster}, 'sched', '127.0.0.1', {}, '[\"schedule\"]', 'active')",
-        scheduler_addr.port()
-    ))
-    .await;
+    let mut registered = false;
+    for _ in 0..200 {
+        let listed = m.get("/api/v1/schedulers?state=active", &m.root).await.expect(200);
+        if listed
+            .body
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["hostname"] == "sched" && s["last_keep_alive_at"].is_string()))
+        {
+            registered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(registered, "the scheduler registered and keeps alive");
 
     let url = format!("{origin}/bytes/{}", 5 * PIECE + 3);
     download(&peer_socket, &url, &dir.path().join("out")).await;
@@ -196,7 +209,17 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     assert_eq!(done["result"]["job_states"][0]["results"][0]["peers"], json!([]));
 
     // A cluster without an active scheduler fails the job with a reason.
-    m.db.exec("UPDATE schedulers SET state = 'inactive'").await;
+    scheduler_stop.cancel();
+    let mut inactive = false;
+    for _ in 0..200 {
+        let listed = m.get("/api/v1/schedulers?state=inactive", &m.root).await.expect(200);
+        if listed.body.as_array().is_some_and(|a| a.iter().any(|s| s["hostname"] == "sched")) {
+            inactive = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(inactive, "a stopped scheduler turns inactive");
     let job =
         m.post("/api/v1/jobs", &m.root, json!({"type": "get_task", "args": {"task_id": task_id}})).await.expect(201);
     let done = finished_job(&m, job.id()).await;

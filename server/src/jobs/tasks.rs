@@ -7,18 +7,19 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::task_id::{TaskSpec, task_id};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use serde_json::{Value, json};
 
 use super::rpc::SchedulerClient;
-use crate::{
-    Error,
-    config::JobsConfig,
-    entity::{jobs, schedulers},
-};
+use crate::{Error, config::JobsConfig, entity::jobs, grpc::registry::active_schedulers};
 
 /// Runs `job` and records its outcome.
-pub async fn execute(db: &DatabaseConnection, config: &JobsConfig, job: jobs::Model) -> Result<(), Error> {
+pub async fn execute(
+    db: &DatabaseConnection,
+    config: &JobsConfig,
+    keepalive: Duration,
+    job: jobs::Model,
+) -> Result<(), Error> {
     let timeout = Duration::from_secs(config.scheduler_timeout_secs.max(1));
     let outcome = match resolve_task_id(&job.args) {
         Ok(task) => {
@@ -26,7 +27,7 @@ pub async fn execute(db: &DatabaseConnection, config: &JobsConfig, job: jobs::Mo
             let mut results = Vec::new();
             let mut errors = Vec::new();
             for cluster in clusters {
-                match on_cluster(db, &job.r#type, cluster, &task, timeout).await {
+                match on_cluster(db, &job.r#type, cluster, &task, timeout, keepalive).await {
                     Ok(r) => results.push(r),
                     Err(e) => {
                         errors.push(format!("cluster {cluster}: {e}"));
@@ -80,13 +81,9 @@ async fn on_cluster(
     cluster: i64,
     task: &str,
     timeout: Duration,
+    keepalive: Duration,
 ) -> Result<Value, String> {
-    let active = schedulers::Entity::find()
-        .filter(schedulers::Column::ClusterId.eq(cluster))
-        .filter(schedulers::Column::State.eq("active"))
-        .all(db)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    let active = active_schedulers(db, cluster, keepalive).await.map_err(|e| format!("database: {e}"))?;
     if active.is_empty() {
         return Err("the cluster has no active scheduler".into());
     }

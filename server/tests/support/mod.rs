@@ -145,6 +145,8 @@ impl TestDb {
 /// A running manager and a client signed in as root.
 pub struct TestManager {
     pub base: String,
+    /// The gRPC address schedulers and peers register with.
+    pub grpc: String,
     pub db: TestDb,
     pub http: reqwest::Client,
     pub root: String,
@@ -199,10 +201,11 @@ impl TestManager {
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", http_listener.local_addr().unwrap());
+        let grpc_addr = grpc.local_addr().unwrap().to_string();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(manager.serve(Listeners { http: http_listener, grpc }, shutdown.clone()));
         let http = reqwest::Client::new();
-        let mut m = Self { base, db, http, root: String::new(), shutdown, server };
+        let mut m = Self { base, grpc: grpc_addr, db, http, root: String::new(), shutdown, server };
         m.root = m.signin("root", ROOT_PASSWORD).await;
         m
     }
