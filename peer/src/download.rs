@@ -66,6 +66,9 @@ pub struct TaskRequest {
     pub headers: Vec<(String, String)>,
     pub piece_length: Option<u64>,
     pub disable_back_to_source: bool,
+    /// The user's tag and application (part of the task id), for the cluster's block list.
+    pub tag: String,
+    pub application: String,
 }
 
 /// What a running download reports.
@@ -183,6 +186,8 @@ impl Downloader {
             headers: request.headers.clone(),
             piece_length: request.piece_length,
             disable_back_to_source: request.disable_back_to_source,
+            tag: request.tag.clone(),
+            application: request.application.clone(),
         };
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     Error,
     resource::{Host, HostKind, HostOrders, Hosts, SeedWatchers, Tasks},
-    scheduling::LiveLimits,
+    scheduling::{LiveBlockList, LiveLimits},
 };
 
 /// The `Scheduler` gRPC service.
@@ -28,6 +28,8 @@ pub struct SchedulerService {
     pub tasks: Arc<Tasks>,
     pub seeds: Arc<SeedWatchers>,
     pub orders: Arc<HostOrders>,
+    /// Downloads the cluster refuses, updated at runtime from the manager's cluster settings.
+    pub block_list: LiveBlockList,
     /// Parent selection limits, updated at runtime from the manager's cluster settings.
     pub limits: LiveLimits,
     pub host_ttl_secs: u64,
@@ -127,6 +129,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
                     url: o.url,
                     request_headers: o.headers.into_iter().collect(),
                     piece_length: o.piece_length,
+                    ..Default::default()
                 }),
             })
         });

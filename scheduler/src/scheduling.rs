@@ -9,6 +9,7 @@
 //! (itself, its own host, blocklisted, gone, empty-handed, saturated, or closing a cycle);
 //! [`evaluator::score`] orders the rest; [`select_parents`] caps both steps with [`Limits`].
 
+pub mod block_list;
 pub mod dag;
 pub mod evaluator;
 
@@ -16,6 +17,7 @@ use std::{cmp::Ordering, collections::HashSet};
 
 use common::ids::{HostId, PeerId};
 
+pub use block_list::{BlockList, LiveBlockList};
 pub use dag::{Dag, DagError};
 pub use evaluator::{is_bad_parent, score};
 

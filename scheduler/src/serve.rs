@@ -16,7 +16,7 @@ use crate::{
     metrics::Metrics,
     resource::{HostOrders, Hosts, SeedWatchers, Tasks},
     rpc::{SchedulerService, manager},
-    scheduling::{Limits, LiveLimits},
+    scheduling::{Limits, LiveBlockList, LiveLimits},
 };
 
 /// The sockets the scheduler serves on (port 0 is fine).
@@ -67,12 +67,14 @@ impl Scheduler {
     pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
         let started = Instant::now();
         let ttl = Duration::from_secs(self.config.gc.host_ttl_secs);
+        let block_list = LiveBlockList::default();
         let service = SchedulerService {
             hosts: self.hosts.clone(),
             tasks: self.tasks.clone(),
             seeds: Arc::new(SeedWatchers::default()),
             orders: Arc::new(HostOrders::default()),
             limits: self.limits.clone(),
+            block_list: block_list.clone(),
             host_ttl_secs: self.config.gc.host_ttl_secs,
             metrics: Arc::new(Metrics::default()),
         };
@@ -80,8 +82,13 @@ impl Scheduler {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<proto::scheduler::v1::scheduler_server::SchedulerServer<SchedulerService>>().await;
 
-        let registration = manager::Registration::from_config(&self.config, listeners.grpc.local_addr()?)
-            .map(|reg| tokio::spawn(manager::run(reg, self.limits.clone(), shutdown.clone())));
+        let registration = manager::Registration::from_config(&self.config, listeners.grpc.local_addr()?).map(|reg| {
+            tokio::spawn(manager::run(
+                reg,
+                manager::Policy { limits: self.limits.clone(), block_list: block_list.clone() },
+                shutdown.clone(),
+            ))
+        });
         let task_ttl = Duration::from_secs(self.config.gc.task_ttl_secs);
         let gc = tokio::spawn(collect_garbage(self.hosts.clone(), self.tasks.clone(), ttl, task_ttl, shutdown.clone()));
         let grpc = tonic::transport::Server::builder()

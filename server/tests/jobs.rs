@@ -67,6 +67,10 @@ async fn start_peer(
 }
 
 async fn download(socket: &Path, url: &str, out: &Path) {
+    try_download(socket, url, out).await.unwrap_or_else(|e| panic!("download of {url}: {e}"));
+}
+
+async fn try_download(socket: &Path, url: &str, out: &Path) -> Result<(), tonic::Status> {
     let channel = peer::rpc::connect_unix(socket.to_owned()).await.unwrap();
     let mut client = pb::dfdaemon_client::DfdaemonClient::new(channel);
     let req = pb::DownloadRequest {
@@ -76,13 +80,13 @@ async fn download(socket: &Path, url: &str, out: &Path) {
         timeout_ms: 60_000,
         ..Default::default()
     };
-    let mut stream = client.download(req).await.unwrap().into_inner();
-    while let Some(msg) = stream.message().await.unwrap() {
+    let mut stream = client.download(req).await?.into_inner();
+    while let Some(msg) = stream.message().await? {
         if let Some(Event::Finished(_)) = msg.event {
-            return;
+            return Ok(());
         }
     }
-    panic!("download of {url} ended without Finished");
+    Err(tonic::Status::unknown("the download ended without Finished"))
 }
 
 /// Files under `dir` whose path mentions `needle`.
@@ -125,6 +129,7 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     let mut scheduler_config = SchedulerConfig::default();
     scheduler_config.manager.addr = m.grpc.clone();
     scheduler_config.manager.keepalive_interval_secs = 1;
+    scheduler_config.manager.config_refresh_secs = 1;
     scheduler_config.host.hostname = "sched".into();
     let scheduler = Scheduler::new(scheduler_config);
     let hosts = scheduler.hosts();
@@ -207,6 +212,34 @@ async fn get_and_delete_task_jobs(backend: Backend) {
         m.post("/api/v1/jobs", &m.root, json!({"type": "get_task", "args": {"task_id": task_id}})).await.expect(201);
     let done = finished_job(&m, job.id()).await;
     assert_eq!(done["result"]["job_states"][0]["results"][0]["peers"], json!([]));
+
+    // The cluster's block list reaches the scheduler, which refuses matching downloads; the peer
+    // does not go around it to the origin, and other downloads go on.
+    m.patch(
+        &format!("/api/v1/clusters/{cluster}"),
+        &m.root,
+        json!({"peer_cluster_config": {"block_list": {"urls": ["/bytes/77"]}}}),
+    )
+    .await
+    .expect(200);
+    let blocked_out = dir.path().join("blocked");
+    let mut refused = None;
+    for attempt in 0..100 {
+        // A fresh URL each time: a cached task would be served locally without asking.
+        match try_download(&peer_socket, &format!("{origin}/bytes/77?attempt={attempt}"), &blocked_out).await {
+            Err(status) if status.code() == tonic::Code::PermissionDenied => {
+                refused = Some(status);
+                break;
+            }
+            Ok(()) => std::fs::remove_file(&blocked_out).unwrap(),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = refused.expect("the block list took effect");
+    assert!(refused.message().contains("block list"), "{refused}");
+    assert!(!blocked_out.exists(), "nothing is written for a refused download");
+    download(&peer_socket, &format!("{origin}/bytes/78"), &dir.path().join("allowed")).await;
 
     // A cluster without an active scheduler fails the job with a reason.
     scheduler_stop.cancel();

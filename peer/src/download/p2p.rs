@@ -68,9 +68,15 @@ pub(super) async fn run(
         headers: req.headers.clone(),
         piece_length: req.piece_length,
         disable_back_to_source: req.disable_back_to_source,
+        tag: req.tag.clone(),
+        application: req.application.clone(),
     };
     let mut stream = match PeerStream::open(channel, registration).await {
         Ok(s) => s,
+        // The operator chose not to distribute this; going to the origin instead would defeat it.
+        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+            return Err(Error::Refused(status.message().to_owned()));
+        }
         Err(status)
             if status.code() == tonic::Code::FailedPrecondition || status.code() == tonic::Code::InvalidArgument =>
         {

@@ -41,6 +41,8 @@ pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &H
         headers: origin_headers(headers),
         piece_length,
         disable_back_to_source: false,
+        tag: tag.clone(),
+        application: application.clone(),
     };
     let (tx, mut rx) = mpsc::channel(16);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
@@ -107,6 +109,7 @@ fn download_error(e: Error) -> Response {
             error(StatusCode::BAD_GATEWAY, ErrorType::Backend, e.to_string())
         }
         Error::Timeout(_) => error(StatusCode::GATEWAY_TIMEOUT, ErrorType::Backend, e.to_string()),
+        Error::Refused(_) => error(StatusCode::FORBIDDEN, ErrorType::Dfdaemon, e.to_string()),
         Error::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, ErrorType::Dfdaemon, e.to_string()),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, other.to_string()),
     }

@@ -73,6 +73,8 @@ pub struct Registration {
     pub headers: Vec<(String, String)>,
     pub piece_length: Option<u64>,
     pub disable_back_to_source: bool,
+    pub tag: String,
+    pub application: String,
 }
 
 /// An open `AnnouncePeer` stream.
@@ -95,6 +97,8 @@ impl PeerStream {
                 url: reg.url,
                 request_headers: reg.headers.into_iter().collect(),
                 piece_length: reg.piece_length,
+                tag: reg.tag,
+                application: reg.application,
             }),
             disable_back_to_source: reg.disable_back_to_source,
         };

@@ -70,6 +70,8 @@ fn start(downloader: &Downloader, order: pb::SeedTask) {
         headers: spec.request_headers.into_iter().collect(),
         piece_length: spec.piece_length,
         disable_back_to_source: false,
+        tag: spec.tag,
+        application: spec.application,
     };
     let downloader = downloader.clone();
     tokio::spawn(async move {

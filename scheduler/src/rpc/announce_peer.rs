@@ -38,6 +38,10 @@ pub async fn start(
     if spec.piece_length == Some(0) {
         return Err(Status::invalid_argument("task.piece_length must be positive"));
     }
+    if let Some(reason) = svc.block_list.get().refuses(&spec.url, &spec.application, &spec.tag) {
+        tracing::info!(url = %spec.url, %reason, "download refused by the cluster's block list");
+        return Err(Status::permission_denied(format!("the cluster's block list refuses this download: {reason}")));
+    }
 
     let peer = PeerId(reg.peer_id);
     let task_id = TaskId(spec.task_id);

@@ -17,7 +17,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::{
     Error,
     config::SchedulerConfig,
-    scheduling::{Limits, LiveLimits},
+    scheduling::{BlockList, Limits, LiveBlockList, LiveLimits},
 };
 
 /// Where the manager is and how this scheduler presents itself to it.
@@ -63,28 +63,35 @@ impl Registration {
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Registers and keeps alive until `shutdown`, applying the cluster's limits to `limits`.
-pub async fn run(reg: Registration, limits: LiveLimits, shutdown: CancellationToken) -> Result<(), Error> {
+/// What the cluster's settings change at runtime.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub limits: LiveLimits,
+    pub block_list: LiveBlockList,
+}
+
+/// Registers and keeps alive until `shutdown`, applying the cluster's settings to `policy`.
+pub async fn run(reg: Registration, policy: Policy, shutdown: CancellationToken) -> Result<(), Error> {
     let channel = Endpoint::from_shared(format!("http://{}", reg.manager_addr))
         .map_err(|e| Error::Config(format!("manager.addr {:?}: {e}", reg.manager_addr)))?
         .connect_timeout(Duration::from_secs(3))
         .connect_lazy();
     tokio::join!(
-        keep_registered(&reg, channel.clone(), &limits, &shutdown),
-        follow_cluster_config(&reg, channel, &limits, &shutdown),
+        keep_registered(&reg, channel.clone(), &policy, &shutdown),
+        follow_cluster_config(&reg, channel, &policy, &shutdown),
     );
     Ok(())
 }
 
 /// Register, then hold a keepalive stream; after any failure wait (with backoff) and start over.
-async fn keep_registered(reg: &Registration, channel: Channel, limits: &LiveLimits, shutdown: &CancellationToken) {
+async fn keep_registered(reg: &Registration, channel: Channel, policy: &Policy, shutdown: &CancellationToken) {
     let mut backoff = MIN_BACKOFF;
     loop {
         let mut client = pb::manager_client::ManagerClient::new(channel.clone());
         let session = async {
             let scheduler = client.update_scheduler(update_request(reg)).await?.into_inner();
             if let Some(c) = scheduler.cluster_config {
-                apply(limits, &c);
+                apply(policy, &c);
             }
             tracing::info!(id = scheduler.id, cluster_id = reg.cluster_id, manager = %reg.manager_addr, "registered with the manager");
             keep_alive(&mut client, reg, shutdown).await
@@ -149,12 +156,7 @@ async fn keep_alive(
 }
 
 /// Reads the cluster's settings every `config_refresh`; failures keep the last ones.
-async fn follow_cluster_config(
-    reg: &Registration,
-    channel: Channel,
-    limits: &LiveLimits,
-    shutdown: &CancellationToken,
-) {
+async fn follow_cluster_config(reg: &Registration, channel: Channel, policy: &Policy, shutdown: &CancellationToken) {
     let mut client = pb::manager_client::ManagerClient::new(channel);
     let mut tick = tokio::time::interval(reg.config_refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -164,7 +166,7 @@ async fn follow_cluster_config(
             _ = tick.tick() => {}
         }
         match client.get_cluster_config(pb::GetClusterConfigRequest { cluster_id: reg.cluster_id }).await {
-            Ok(c) => apply(limits, &c.into_inner()),
+            Ok(c) => apply(policy, &c.into_inner()),
             Err(e) => tracing::debug!(error = %e.message(), "cluster settings unavailable; keeping the last ones"),
         }
     }
@@ -185,7 +187,14 @@ fn update_request(reg: &Registration) -> pb::UpdateSchedulerRequest {
 
 /// Takes the cluster's parent limits, clamped to what the scheduler accepts in its own
 /// configuration (1–20 parents, 10–1000 candidates).
-fn apply(limits: &LiveLimits, c: &pb::ClusterConfig) {
+fn apply(policy: &Policy, c: &pb::ClusterConfig) {
+    let list = c.block_list.clone().unwrap_or_default();
+    let (block_list, bad) = BlockList::new(list.applications, &list.urls, list.tags);
+    if !bad.is_empty() {
+        tracing::warn!(patterns = ?bad, "ignoring block-list URL patterns that do not compile");
+    }
+    policy.block_list.set(block_list);
+    let limits = &policy.limits;
     let next = Limits {
         candidate_parent_limit: (c.candidate_parent_limit as usize).clamp(1, 20),
         filter_parent_limit: (c.filter_parent_limit as usize).clamp(10, 1000),
