@@ -74,6 +74,10 @@ pub struct Limits {
     /// Eligible candidates scored at most, so a huge task does not make each request score every
     /// peer. Taken in input order, which the caller may shuffle.
     pub filter_parent_limit: usize,
+    /// The cluster's cap on concurrent uploads of a normal peer, over what the host announces.
+    pub peer_load_limit: Option<u32>,
+    /// The same for seed peers.
+    pub seed_load_limit: Option<u32>,
 }
 
 impl Default for Limits {
@@ -81,7 +85,18 @@ impl Default for Limits {
         Self {
             candidate_parent_limit: DEFAULT_CANDIDATE_PARENT_LIMIT,
             filter_parent_limit: DEFAULT_FILTER_PARENT_LIMIT,
+            peer_load_limit: None,
+            seed_load_limit: None,
         }
+    }
+}
+
+impl Limits {
+    /// How many children a host may upload to at once: what it announced, capped by the
+    /// cluster's load limit for its kind.
+    pub fn upload_limit(&self, announced: u32, is_seed: bool) -> u32 {
+        let cap = if is_seed { self.seed_load_limit } else { self.peer_load_limit };
+        cap.map_or(announced, |c| announced.min(c))
     }
 }
 
@@ -220,6 +235,15 @@ mod tests {
     fn select(kid: &Child, candidates: &[Candidate], limits: Limits) -> Vec<PeerId> {
         let dag = dag_of(kid, candidates);
         select_parents(kid, candidates, &HashSet::new(), &dag, &limits)
+    }
+
+    #[test]
+    fn cluster_load_limits_cap_what_hosts_announce() {
+        let l = Limits { peer_load_limit: Some(3), seed_load_limit: Some(100), ..Limits::default() };
+        assert_eq!(l.upload_limit(50, false), 3);
+        assert_eq!(l.upload_limit(2, false), 2);
+        assert_eq!(l.upload_limit(50, true), 50);
+        assert_eq!(Limits::default().upload_limit(50, false), 50);
     }
 
     #[test]
@@ -364,10 +388,10 @@ mod tests {
         let mut late_seed = candidate("late-seed", "h8");
         late_seed.is_seed = true;
         let candidates = [gone, candidate("p1", "h1"), candidate("p2", "h2"), late_seed];
-        let limits = Limits { candidate_parent_limit: 10, filter_parent_limit: 2 };
+        let limits = Limits { candidate_parent_limit: 10, filter_parent_limit: 2, ..Limits::default() };
         // The excluded peer does not use up the budget; the seed past it is never scored.
         assert_eq!(ids(&select(&kid, &candidates, limits)), ["p1", "p2"]);
-        let limits = Limits { candidate_parent_limit: 10, filter_parent_limit: 3 };
+        let limits = Limits { candidate_parent_limit: 10, filter_parent_limit: 3, ..Limits::default() };
         assert_eq!(ids(&select(&kid, &candidates, limits)), ["late-seed", "p1", "p2"]);
     }
 

@@ -168,6 +168,7 @@ async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive
     // A long timeout: going inactive below comes from the stream ending, not from silence.
     let manager = TestManager::start(backend, dir.path(), 60).await?;
     manager.sql(r#"UPDATE clusters SET scheduler_cluster_config = '{"candidate_parent_limit": 7}'"#).await?;
+    manager.sql(r#"UPDATE clusters SET peer_cluster_config = '{"load_limit": 3}'"#).await?;
     let sched = start_scheduler(scheduler_config(&manager.grpc, "sched-a")).await?;
     assert_eq!(sched.limits.get().filter_parent_limit, 15, "its own configuration until the manager answers");
 
@@ -189,6 +190,8 @@ async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive
     // The cluster's limits replace the configuration's; unset fields take the manager's defaults.
     let limits = sched.limits.get();
     assert_eq!((limits.candidate_parent_limit, limits.filter_parent_limit), (7, 40));
+    // Load limits cap what hosts announce: 3 for peers here, the default 2000 for seed peers.
+    assert_eq!((limits.peer_load_limit, limits.seed_load_limit), (Some(3), Some(2000)));
 
     sched.shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), sched.task).await???;

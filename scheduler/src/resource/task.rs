@@ -472,6 +472,7 @@ impl Task {
             .filter_map(|p| {
                 let host = hosts.get(&p.host_id)?;
                 let children = self.dag.children(&p.id).count() as u32;
+                let upload_limit = limits.upload_limit(host.upload_limit, host.kind == HostKind::Seed);
                 let c = Candidate {
                     peer_id: p.id.clone(),
                     host_id: p.host_id.clone(),
@@ -480,8 +481,8 @@ impl Task {
                     location: host.location.clone(),
                     finished_pieces: p.finished.len(),
                     total_pieces: total,
-                    upload_slots_free: host.upload_limit.saturating_sub(children),
-                    upload_limit: host.upload_limit,
+                    upload_slots_free: upload_limit.saturating_sub(children),
+                    upload_limit,
                     upload_success: p.upload_success,
                     upload_failed: p.upload_failed,
                     succeeded: p.phase == PeerPhase::Succeeded,

@@ -198,12 +198,16 @@ fn apply(policy: &Policy, c: &pb::ClusterConfig) {
     let next = Limits {
         candidate_parent_limit: (c.candidate_parent_limit as usize).clamp(1, 20),
         filter_parent_limit: (c.filter_parent_limit as usize).clamp(10, 1000),
+        peer_load_limit: (c.peer_load_limit > 0).then_some(c.peer_load_limit),
+        seed_load_limit: (c.seed_peer_load_limit > 0).then_some(c.seed_peer_load_limit),
     };
     if limits.get() != next {
         tracing::info!(
             candidate_parent_limit = next.candidate_parent_limit,
             filter_parent_limit = next.filter_parent_limit,
-            "applying the cluster's parent limits"
+            peer_load_limit = ?next.peer_load_limit,
+            seed_load_limit = ?next.seed_load_limit,
+            "applying the cluster's limits"
         );
         limits.set(next);
     }
