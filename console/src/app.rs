@@ -1,13 +1,35 @@
-//! The HTML shell, the layout every page shares, and the router.
+//! The HTML shell, the layout every signed-in page shares, and the router.
+//!
+//! Public pages (sign in, sign up, status) stand alone. Every other page is a child of
+//! [`Shell`], which loads the signed-in user once and provides it as context, so pages can hide
+//! what the user may not do. Hiding is courtesy only: the API decides.
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode, StaticSegment,
-    components::{A, Route, Router, Routes},
+    ParamSegment, SsrMode, StaticSegment,
+    components::{A, Outlet, ParentRoute, Route, Router, Routes},
 };
 
-use crate::pages::status::StatusPage;
+use crate::{
+    api::{
+        auth::{SignOut, current_user},
+        models::Me,
+    },
+    components::ErrorNote,
+    pages::{
+        cluster_detail::ClusterDetailPage,
+        cluster_form::{EditClusterPage, NewClusterPage},
+        clusters::ClustersPage,
+        jobs::{JobPage, JobsPage},
+        overview::OverviewPage,
+        profile::ProfilePage,
+        signin::{SignInPage, SignUpPage},
+        status::StatusPage,
+        task_clear::TaskClearPage,
+        tokens::TokensPage,
+    },
+};
 
 /// The document around the app: head, hydration scripts, body.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -42,33 +64,106 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="damselfly" href="/pkg/console.css" />
         <Title text="Damselfly console" />
         <Router>
-            <header class="topbar">
-                <A href="/" attr:class="brand">
-                    "Damselfly"
-                </A>
-                <nav>
-                    <A href="/">"Status"</A>
-                </nav>
-            </header>
-            <main class="content">
-                <Routes fallback=|| view! { <NotFound /> }>
-                    <Route path=StaticSegment("") view=StatusPage ssr=SsrMode::Async />
-                </Routes>
-            </main>
+            <Routes fallback=|| view! { <NotFound /> }>
+                <Route path=StaticSegment("signin") view=SignInPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("signup") view=SignUpPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("status") view=StatusPage ssr=SsrMode::Async />
+                <ParentRoute path=StaticSegment("") view=Shell ssr=SsrMode::Async>
+                    <Route path=StaticSegment("") view=OverviewPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("clusters") view=ClustersPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("clusters"), StaticSegment("new")) view=NewClusterPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("clusters"), ParamSegment("id")) view=ClusterDetailPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("clusters"), ParamSegment("id"), StaticSegment("edit"))
+                        view=EditClusterPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=StaticSegment("jobs") view=JobsPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("jobs"), StaticSegment("task-clear")) view=TaskClearPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("jobs"), ParamSegment("id")) view=JobPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("tokens") view=TokensPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("profile") view=ProfilePage ssr=SsrMode::Async />
+                </ParentRoute>
+            </Routes>
         </Router>
     }
+}
+
+/// The signed-in layout: top bar with navigation and the user menu, then the page.
+#[component]
+fn Shell() -> impl IntoView {
+    let me = Resource::new(|| (), |_| current_user());
+    view! {
+        <Suspense fallback=|| view! { <header class="topbar"><span class="brand">"Damselfly"</span></header> }>
+            {move || me.get().map(|r| match r {
+                Ok(me) => {
+                    provide_context(me.clone());
+                    view! {
+                        <TopBar me />
+                        <main class="content">
+                            <Outlet />
+                        </main>
+                    }
+                    .into_any()
+                }
+                Err(error) => view! { <main class="content"><ErrorNote error /></main> }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn TopBar(me: Me) -> impl IntoView {
+    let sign_out = ServerAction::<SignOut>::new();
+    // In the browser, a finished sign-out reloads at the sign-in page (the cookie is gone).
+    Effect::new(move || {
+        if sign_out.value().get().is_some_and(|r| r.is_ok()) {
+            let _ = window().location().set_href("/signin");
+        }
+    });
+    let admin = me.is_root() || me.tenants.iter().any(|m| m.role == "admin");
+    let role = if me.is_root() {
+        "platform root".to_owned()
+    } else {
+        me.tenants.iter().map(|m| format!("{} in {}", m.role, m.tenant_name)).collect::<Vec<_>>().join(", ")
+    };
+    view! {
+        <header class="topbar">
+            <A href="/" attr:class="brand">
+                "Damselfly"
+            </A>
+            <nav aria-label="Main">
+                <A href="/" exact=true>"Overview"</A>
+                <A href="/clusters">"Clusters"</A>
+                <A href="/jobs">"Jobs"</A>
+                <A href="/tokens">"Tokens"</A>
+                {admin.then(|| view! { <span class="muted nav-note">"admin"</span> })}
+            </nav>
+            <div class="user-menu">
+                <A href="/profile" attr:id="whoami" attr:title=role>{me.name.clone()}</A>
+                <ActionForm action=sign_out>
+                    <button type="submit" class="link-button" id="sign-out">"Sign out"</button>
+                </ActionForm>
+            </div>
+        </header>
+    }
+}
+
+/// The signed-in user, for pages under [`Shell`].
+pub fn use_me() -> Me {
+    expect_context::<Me>()
 }
 
 #[component]
 fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]
-    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-        resp.set_status(http::StatusCode::NOT_FOUND);
-    }
+    crate::api::client::set_status(http::StatusCode::NOT_FOUND);
     view! {
-        <section class="card">
-            <h1>"Page not found"</h1>
-            <p>"There is no page at this address. " <A href="/">"Go to the status page"</A> "."</p>
-        </section>
+        <main class="content">
+            <section class="card">
+                <h1>"Page not found"</h1>
+                <p>"There is no page at this address. " <A href="/">"Go to the overview"</A> "."</p>
+            </section>
+        </main>
     }
 }

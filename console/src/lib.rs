@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod app;
+mod components;
 mod pages;
 
 pub use app::{App, shell};

@@ -1,3 +1,12 @@
-//! One module per page.
+//! One module per page (or per family of pages).
 
+pub mod cluster_detail;
+pub mod cluster_form;
+pub mod clusters;
+pub mod jobs;
+pub mod overview;
+pub mod profile;
+pub mod signin;
 pub mod status;
+pub mod task_clear;
+pub mod tokens;

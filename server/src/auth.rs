@@ -16,7 +16,7 @@ mod session;
 pub mod token;
 
 pub use jwt::Keys;
-pub use layer::{require_session, require_token};
+pub use layer::{SESSION_COOKIE, cookie, require_session, require_token};
 pub use oauth::OAuth;
 pub use principal::{Credential, Principal, Visible};
 pub use session::{IssuedToken, Sessions};

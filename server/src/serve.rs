@@ -78,10 +78,10 @@ impl Manager {
             job_limiter: Arc::default(),
             job_queue: queue.clone(),
         };
-        let (api, _) = api::router(state);
+        let (api, _) = api::router(state.clone());
         let app = api
             .route_layer(from_fn_with_state(metrics, metrics::track))
-            .merge(console::router(&self.config.console.site_root, format!("http://{http_addr}")))
+            .merge(console::router(&self.config.console.site_root, format!("http://{http_addr}"), state))
             // Every request gets an `x-request-id` (kept if the client sent one), logged on its
             // span and echoed in the answer, so a user's report can be found in the log.
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -6,17 +6,20 @@
 use common::health::{HealthReport, HealthStatus};
 use leptos::prelude::*;
 
-use crate::api::manager_health;
+use super::signin::PublicHeader;
+use crate::api::health::{ManagerHealth, manager_health};
 
 /// Shows the manager's health, with a button to check again.
 #[component]
 pub fn StatusPage() -> impl IntoView {
     let initial = Resource::new(|| (), |_| manager_health());
-    let recheck = ServerAction::<crate::api::ManagerHealth>::new();
+    let recheck = ServerAction::<ManagerHealth>::new();
     let checks = recheck.version();
     let latest = move || recheck.value().get().or_else(|| initial.get());
 
     view! {
+        <PublicHeader />
+        <main class="content">
         <section class="card" aria-labelledby="status-title">
             <h1 id="status-title">"Manager status"</h1>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -34,7 +37,7 @@ pub fn StatusPage() -> impl IntoView {
                 <button
                     type="button"
                     id="recheck"
-                    on:click=move |_| { recheck.dispatch(crate::api::ManagerHealth {}); }
+                    on:click=move |_| { recheck.dispatch(ManagerHealth {}); }
                     disabled=move || recheck.pending().get()
                 >
                     "Check again"
@@ -48,6 +51,7 @@ pub fn StatusPage() -> impl IntoView {
                 </span>
             </div>
         </section>
+        </main>
     }
 }
 

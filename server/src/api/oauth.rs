@@ -22,7 +22,7 @@ use crate::{
     Error,
     audit::AuditActor,
     auth::{
-        IssuedToken,
+        IssuedToken, cookie,
         oauth::{Callback, FLOW_TTL_SECS},
     },
     config::OAuthProviderConfig,
@@ -173,15 +173,4 @@ fn header_value(text: &str) -> Result<HeaderValue, Error> {
 
 fn redirect(location: &str) -> Result<Response, Error> {
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, header_value(location)?)]).into_response())
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }

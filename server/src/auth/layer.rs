@@ -2,7 +2,7 @@
 
 use axum::{
     extract::{Request, State},
-    http::header,
+    http::{HeaderMap, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -14,7 +14,7 @@ use crate::{Error, api::ApiState, entity::personal_access_tokens as pats, rbac::
 
 /// `/api/v1`: a sign-in token in `Authorization: Bearer` (or the console's `jwt` cookie).
 pub async fn require_session(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
-    let presented = bearer(&req).or_else(|| cookie(&req, "jwt")).map(str::to_owned);
+    let presented = bearer(&req).or_else(|| cookie(req.headers(), SESSION_COOKIE)).map(str::to_owned);
     let principal = match session_principal(&state, presented).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -40,8 +40,12 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
 }
 
-fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
-    req.headers()
+/// The cookie the console keeps the sign-in token in.
+pub const SESSION_COOKIE: &str = "jwt";
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -1,0 +1,76 @@
+//! Task clear: find a task by URL or id, see which peers hold it, delete it from them.
+//!
+//! Both steps are jobs (`get_task`, then `delete_task`), so they are audited and appear in the
+//! jobs list like any other; this page follows each job until it ends.
+
+use leptos::prelude::*;
+
+use super::jobs::JobView;
+use crate::{
+    api::{
+        clusters::all_clusters,
+        jobs::{TaskJob, get_job},
+    },
+    components::{FieldError, FormError},
+};
+
+#[component]
+pub fn TaskClearPage() -> impl IntoView {
+    let start = ServerAction::<TaskJob>::new();
+    let error = Signal::derive(move || start.value().get().and_then(Result::err));
+    let clusters = Resource::new(|| (), |_| all_clusters());
+    let started = move || start.value().get().and_then(Result::ok);
+    view! {
+        <section class="card" aria-labelledby="clear-title">
+            <h1 id="clear-title">"Clear a task"</h1>
+            <p class="muted">
+                "Enter the URL a file was downloaded from (with the tag and application it was downloaded with, if any) "
+                "or its task id. Find shows which peers hold it; Delete removes it from them, so the next download fetches it again."
+            </p>
+            <ActionForm action=start attr:class="form-grid" attr:id="task-form">
+                <label for="task">"URL or task id"</label>
+                <input id="task" name="task" required placeholder="https://example.com/file.tar.gz" />
+                <FieldError error field="task" />
+                <label for="tag">"Tag"</label>
+                <input id="tag" name="tag" />
+                <label for="application">"Application"</label>
+                <input id="application" name="application" />
+                <label for="cluster_id">"Cluster"</label>
+                <select id="cluster_id" name="cluster_id">
+                    <option value="">"All clusters of my tenant"</option>
+                    <Suspense>
+                        {move || clusters.get().and_then(Result::ok).map(|cs| cs.into_iter().map(|c| view! {
+                            <option value=c.id>{c.name}</option>
+                        }).collect_view())}
+                    </Suspense>
+                </select>
+                <FieldError error field="cluster_id" />
+                <FieldError error field="scheduler_cluster_ids" />
+                <FormError error fields=&["task", "cluster_id", "scheduler_cluster_ids"] />
+                <div class="actions">
+                    <button type="submit" name="delete" value="false" id="find-task" disabled=move || start.pending().get()>"Find"</button>
+                    <button type="submit" name="delete" value="true" id="delete-task" class="danger" disabled=move || start.pending().get()>"Delete"</button>
+                </div>
+            </ActionForm>
+        </section>
+        {move || started().map(|job| view! { <FollowJob id=job.id /> })}
+    }
+}
+
+/// A job's page inline, looked at again every second until it ends.
+#[component]
+fn FollowJob(id: i64) -> impl IntoView {
+    let tick = RwSignal::new(0u32);
+    let job = Resource::new(move || tick.get(), move |_| get_job(id));
+    Effect::new(move || {
+        let running = job.get().and_then(Result::ok).is_some_and(|j| j.state == "PENDING" || j.state == "RUNNING");
+        if running {
+            set_timeout(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(1));
+        }
+    });
+    view! {
+        <Transition>
+            {move || job.get().and_then(Result::ok).map(|job| view! { <JobView job /> })}
+        </Transition>
+    }
+}
