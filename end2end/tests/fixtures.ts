@@ -29,3 +29,32 @@ export const test = base.extend<{ consoleErrors: ConsoleWatch }>({
 });
 
 export { expect };
+
+/** The root user `damselfly up` creates for the tests (global-setup.ts sets its password). */
+export const ROOT = { name: 'root', password: 'e2e-root-password' };
+
+/**
+ * Signs in through the sign-in form, as a person would, and waits for the page it lands on
+ * to be hydrated.
+ */
+export async function signIn(
+  page: import('@playwright/test').Page,
+  who: { name: string; password: string } = ROOT,
+  returnTo = '/',
+) {
+  await page.goto(`/signin?return_to=${encodeURIComponent(returnTo)}`);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true', { timeout: 20_000 });
+  await page.getByLabel('User name').fill(who.name);
+  await page.getByLabel('Password').fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((url) => url.pathname === returnTo.split('?')[0]);
+  await expect(page.locator('#whoami')).toHaveText(who.name);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true', { timeout: 20_000 });
+}
+
+/** A sign-in token for API calls the test makes to set things up. */
+export async function apiToken(request: import('@playwright/test').APIRequestContext, who = ROOT): Promise<string> {
+  const resp = await request.post('/api/v1/users/signin', { data: who });
+  expect(resp.ok(), `sign in as ${who.name}`).toBeTruthy();
+  return (await resp.json()).token;
+}
