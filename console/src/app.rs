@@ -28,6 +28,7 @@ use crate::{
         status::StatusPage,
         task_clear::TaskClearPage,
         tokens::TokensPage,
+        topology::TopologyPage,
     },
 };
 
@@ -78,6 +79,7 @@ pub fn App() -> impl IntoView {
                         view=EditClusterPage
                         ssr=SsrMode::Async
                     />
+                    <Route path=StaticSegment("topology") view=TopologyPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("jobs") view=JobsPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("jobs"), StaticSegment("task-clear")) view=TaskClearPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("jobs"), ParamSegment("id")) view=JobPage ssr=SsrMode::Async />
@@ -135,6 +137,7 @@ fn TopBar(me: Me) -> impl IntoView {
             <nav aria-label="Main">
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/clusters">"Clusters"</A>
+                <A href="/topology">"Topology"</A>
                 <A href="/jobs">"Jobs"</A>
                 <A href="/tokens">"Tokens"</A>
                 {admin.then(|| view! { <span class="muted nav-note">"admin"</span> })}

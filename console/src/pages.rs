@@ -10,3 +10,4 @@ pub mod signin;
 pub mod status;
 pub mod task_clear;
 pub mod tokens;
+pub mod topology;

@@ -21,7 +21,7 @@ test('signed-out visits go to sign-in and come back; wrong passwords are told', 
   await page.getByLabel('User name').fill(ROOT.name);
   await page.getByLabel('Password').fill('not-the-password');
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('alert')).toContainText(/password/i);
+  await expect(page.locator('.field-error[data-field="password"]')).toContainText(/password/i);
 
   await page.getByLabel('Password').fill(ROOT.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -133,6 +133,8 @@ test('task clear: a downloaded file is found on its peers, then deleted from the
 
   await signIn(page, ROOT, '/jobs/task-clear');
   await page.getByLabel('URL or task id').fill(url);
+  // The default cluster: the one `damselfly up` registers its scheduler and peers with.
+  await page.getByLabel('Cluster').selectOption({ label: 'default' });
   await page.getByRole('button', { name: 'Find' }).click();
   const found = page.locator('.cluster-result');
   await expect(found.locator('.task-peers tbody tr').first()).toBeVisible({ timeout: 20_000 });

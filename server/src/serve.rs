@@ -81,7 +81,12 @@ impl Manager {
         let (api, _) = api::router(state.clone());
         let app = api
             .route_layer(from_fn_with_state(metrics, metrics::track))
-            .merge(console::router(&self.config.console.site_root, format!("http://{http_addr}"), state))
+            .merge(console::router(
+                &self.config.console.site_root,
+                format!("http://{http_addr}"),
+                state,
+                shutdown.clone(),
+            ))
             // Every request gets an `x-request-id` (kept if the client sent one), logged on its
             // span and echoed in the answer, so a user's report can be found in the log.
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -23,10 +23,6 @@ pub struct ManagerApi {
     pub client: reqwest::Client,
 }
 
-fn manager_api() -> Result<ManagerApi, ApiError> {
-    use_context::<ManagerApi>().ok_or_else(|| ApiError::unavailable("the console is not mounted with a manager API"))
-}
-
 /// The session token of the request being answered, if it carries one.
 pub fn session_token() -> Option<String> {
     let parts = use_context::<http::request::Parts>()?;
@@ -42,26 +38,79 @@ pub fn session_token() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// One call to the API. `path` starts after the base URL (`/api/v1/clusters`).
-pub async fn send<B: Serialize>(
-    method: Method,
-    path: &str,
-    query: &[(&str, String)],
-    body: Option<&B>,
-) -> Result<reqwest::Response, ApiError> {
-    let api = manager_api()?;
-    let mut req = api.client.request(method, format!("{}{path}", api.base_url)).query(query);
-    if let Some(token) = session_token() {
-        req = req.bearer_auth(token);
+/// The API as one visitor: the manager's address and the visitor's session token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    api: ManagerApi,
+    token: Option<String>,
+}
+
+impl Caller {
+    /// Calls made with `token` (a sign-in token), for code running outside a Leptos request.
+    pub fn new(api: ManagerApi, token: Option<String>) -> Self {
+        Self { api, token }
     }
-    if let Some(body) = body {
-        req = req.json(body);
+
+    /// The visitor of the request being answered.
+    pub fn from_context() -> Result<Self, ApiError> {
+        let api = use_context::<ManagerApi>()
+            .ok_or_else(|| ApiError::unavailable("the console is not mounted with a manager API"))?;
+        Ok(Self { api, token: session_token() })
     }
-    let resp = req.send().await.map_err(|e| ApiError::unavailable(format!("the manager could not be reached: {e}")))?;
-    if resp.status().is_success() {
-        return Ok(resp);
+
+    /// One call to the API. `path` starts after the base URL (`/api/v1/clusters`).
+    pub async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<reqwest::Response, ApiError> {
+        let mut req = self.api.client.request(method, format!("{}{path}", self.api.base_url)).query(query);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| {
+            set_status(StatusCode::BAD_GATEWAY);
+            ApiError::unavailable(format!("the manager could not be reached: {e}"))
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let error = error_from(resp).await;
+        // A server function answers with the API's status (400 for a bad field, 404 for what the
+        // visitor may not see) rather than a blanket 500; a page rendered on the server does too.
+        set_status(StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_GATEWAY));
+        Err(error)
     }
-    Err(error_from(resp).await)
+
+    /// `GET path` → one object.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ApiError> {
+        json(self.send::<()>(Method::GET, path, query, None).await?).await
+    }
+
+    /// `GET path?page=&per_page=` → one page and the total count (`X-Total-Count`).
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        page: u64,
+        per_page: u64,
+        filters: &[(&str, String)],
+    ) -> Result<Page<T>, ApiError> {
+        let mut query = vec![("page", page.to_string()), ("per_page", per_page.to_string())];
+        query.extend(filters.iter().filter(|(_, v)| !v.is_empty()).cloned());
+        let resp = self.send::<()>(Method::GET, path, &query, None).await?;
+        let total = resp
+            .headers()
+            .get("x-total-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
+        Ok(Page { items: json(resp).await?, total, page, per_page })
+    }
 }
 
 async fn error_from(resp: reqwest::Response) -> ApiError {
@@ -87,28 +136,29 @@ async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ApiErro
     resp.json().await.map_err(|e| ApiError::unavailable(format!("the manager's answer was not understood: {e}")))
 }
 
-/// `GET path` → one object.
-pub async fn get<T: DeserializeOwned>(path: &str, query: &[(&str, String)]) -> Result<T, ApiError> {
-    json(send::<()>(Method::GET, path, query, None).await?).await
+/// One call to the API as the current visitor.
+pub async fn send<B: Serialize>(
+    method: Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<&B>,
+) -> Result<reqwest::Response, ApiError> {
+    Caller::from_context()?.send(method, path, query, body).await
 }
 
-/// `GET path?page=&per_page=` → one page and the total count (`X-Total-Count`).
+/// `GET path` → one object.
+pub async fn get<T: DeserializeOwned>(path: &str, query: &[(&str, String)]) -> Result<T, ApiError> {
+    Caller::from_context()?.get(path, query).await
+}
+
+/// `GET path?page=&per_page=` → one page and the total count, as the current visitor.
 pub async fn list<T: DeserializeOwned>(
     path: &str,
     page: u64,
     per_page: u64,
     filters: &[(&str, String)],
 ) -> Result<Page<T>, ApiError> {
-    let mut query = vec![("page", page.to_string()), ("per_page", per_page.to_string())];
-    query.extend(filters.iter().filter(|(_, v)| !v.is_empty()).cloned());
-    let resp = send::<()>(Method::GET, path, &query, None).await?;
-    let total = resp
-        .headers()
-        .get("x-total-count")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_default();
-    Ok(Page { items: json(resp).await?, total, page, per_page })
+    Caller::from_context()?.list(path, page, per_page, filters).await
 }
 
 /// `POST path` with a JSON body → the created object.

@@ -24,7 +24,10 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error found by the console itself about one form field (before the API is asked).
+    /// On the server it also makes the answer a 400, as the API's own refusals are.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        #[cfg(feature = "ssr")]
+        super::client::set_status(http::StatusCode::BAD_REQUEST);
         Self { status: 400, code: "invalid".into(), message: message.into(), field: Some(field.into()) }
     }
 

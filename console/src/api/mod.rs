@@ -17,6 +17,7 @@ pub mod health;
 pub mod hosts;
 pub mod jobs;
 pub mod tokens;
+pub mod topology;
 
 #[cfg(feature = "ssr")]
 pub use client::ManagerApi;

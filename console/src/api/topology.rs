@@ -1,0 +1,139 @@
+//! A cluster's topology: its schedulers, seed peers and peers with their state, as one snapshot.
+//!
+//! The page renders the first snapshot on the server; in the browser it then follows
+//! `/console/events/topology?cluster_id=` (server-sent events the manager pushes when the
+//! snapshot changes, see `server::console`), so state changes show without reloading.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, models::Host};
+
+/// Past this many peers the snapshot is cut (and says so): the page groups them anyway.
+pub const PEER_CAP: u64 = 5000;
+
+/// One host in the drawing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: i64,
+    pub hostname: String,
+    pub ip: String,
+    pub state: String,
+    pub idc: String,
+    pub location: String,
+    pub version: String,
+    pub last_keep_alive_at: Option<String>,
+}
+
+impl From<Host> for Node {
+    fn from(h: Host) -> Self {
+        Self {
+            id: h.id,
+            hostname: h.hostname,
+            ip: h.ip,
+            state: h.state,
+            idc: h.idc,
+            location: h.location,
+            version: h.version,
+            last_keep_alive_at: h.last_keep_alive_at,
+        }
+    }
+}
+
+impl Node {
+    pub fn active(&self) -> bool {
+        self.state == "active"
+    }
+}
+
+/// Everything registered in one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    pub cluster_id: i64,
+    pub schedulers: Vec<Node>,
+    pub seed_peers: Vec<Node>,
+    pub peers: Vec<Node>,
+    /// More peers exist than [`PEER_CAP`].
+    pub truncated: bool,
+}
+
+/// Peers grouped for drawing: by IDC, then location ("" when unset), largest group first.
+pub fn groups(peers: &[Node]) -> Vec<(String, Vec<&Node>)> {
+    let mut groups: Vec<(String, Vec<&Node>)> = Vec::new();
+    for p in peers {
+        let key = match (p.idc.as_str(), p.location.as_str()) {
+            ("", "") => "no IDC or location".to_owned(),
+            (idc, "") => idc.to_owned(),
+            ("", loc) => loc.to_owned(),
+            (idc, loc) => format!("{idc} · {loc}"),
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(p),
+            None => groups.push((key, vec![p])),
+        }
+    }
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    groups
+}
+
+/// Reads a cluster's topology through the API as `caller`.
+#[cfg(feature = "ssr")]
+pub async fn fetch(caller: &super::client::Caller, cluster_id: i64) -> Result<Topology, ApiError> {
+    use super::hosts::HostKind;
+    let filter = [("cluster_id", cluster_id.to_string())];
+    let all = |kind: HostKind, cap: u64| {
+        let filter = &filter;
+        async move {
+            let mut nodes: Vec<Node> = Vec::new();
+            let mut page = 1;
+            loop {
+                let got = caller.list::<Host>(kind.path(), page, 1000, filter).await?;
+                let total = got.total;
+                nodes.extend(got.items.into_iter().map(Node::from));
+                if nodes.len() as u64 >= total.min(cap) || page * 1000 >= total {
+                    return Ok::<_, ApiError>((nodes, total > cap));
+                }
+                page += 1;
+            }
+        }
+    };
+    // The cluster itself first: a cluster of another tenant is a 404 here, not an empty drawing.
+    let _: super::models::Cluster = caller.get(&format!("/api/v1/clusters/{cluster_id}"), &[]).await?;
+    let ((schedulers, _), (seed_peers, _), (peers, truncated)) = futures::try_join!(
+        all(HostKind::Scheduler, 1000),
+        all(HostKind::SeedPeer, 1000),
+        all(HostKind::Peer, PEER_CAP)
+    )?;
+    Ok(Topology { cluster_id, schedulers, seed_peers, peers, truncated })
+}
+
+#[server(prefix = "/console/fn")]
+pub async fn cluster_topology(cluster_id: i64) -> Result<Topology, ApiError> {
+    fetch(&super::client::Caller::from_context()?, cluster_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(idc: &str, location: &str) -> Node {
+        Node {
+            id: 0,
+            hostname: String::new(),
+            ip: String::new(),
+            state: "active".into(),
+            idc: idc.into(),
+            location: location.into(),
+            version: String::new(),
+            last_keep_alive_at: None,
+        }
+    }
+
+    #[test]
+    fn peers_group_by_idc_and_location_largest_first() {
+        let peers = [node("a", ""), node("b", "x"), node("b", "x"), node("", "")];
+        let g = groups(&peers);
+        let summary: Vec<(&str, usize)> = g.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+        assert_eq!(summary, vec![("b · x", 2), ("a", 1), ("no IDC or location", 1)]);
+    }
+}
