@@ -27,7 +27,9 @@ use crate::{
         signin::{SignInPage, SignUpPage},
         status::StatusPage,
         task_clear::TaskClearPage,
+        tenants::{TenantPage, TenantsPage},
         tokens::TokensPage,
+        users::UsersPage,
     },
 };
 
@@ -83,6 +85,9 @@ pub fn App() -> impl IntoView {
                     <Route path=(StaticSegment("jobs"), ParamSegment("id")) view=JobPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("tokens") view=TokensPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("profile") view=ProfilePage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("users") view=UsersPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("tenants") view=TenantsPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("tenants"), ParamSegment("id")) view=TenantPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>
@@ -137,6 +142,8 @@ fn TopBar(me: Me) -> impl IntoView {
                 <A href="/clusters">"Clusters"</A>
                 <A href="/jobs">"Jobs"</A>
                 <A href="/tokens">"Tokens"</A>
+                <A href="/tenants">"Tenants"</A>
+                {me.is_root().then(|| view! { <A href="/users">"Users"</A> })}
                 {admin.then(|| view! { <span class="muted nav-note">"admin"</span> })}
             </nav>
             <div class="user-menu">

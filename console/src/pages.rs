@@ -9,4 +9,6 @@ pub mod profile;
 pub mod signin;
 pub mod status;
 pub mod task_clear;
+pub mod tenants;
 pub mod tokens;
+pub mod users;
