@@ -74,7 +74,7 @@ pub fn TenantsPage() -> impl IntoView {
             <p class="muted">"You become its admin, and can then add members."</p>
             <ActionForm action=create attr:class="form-grid" attr:id="tenant-form">
                 <label for="tenant-name">"Name"</label>
-                <input id="tenant-name" name="name" required maxlength="64" />
+                <input id="tenant-name" name="name" required maxlength="256" />
                 <FieldError error field="name" />
                 <label for="tenant-bio">"Description"</label>
                 <input id="tenant-bio" name="bio" maxlength="1024" />
@@ -226,7 +226,7 @@ fn TenantForm(tenant: Tenant, update: ServerAction<UpdateTenant>, error: Signal<
         <ActionForm action=update attr:class="form-grid" attr:id="tenant-edit-form">
             <input type="hidden" name="id" value=tenant.id />
             <label for="edit-tenant-name">"Name"</label>
-            <input id="edit-tenant-name" name="name" required maxlength="64" value=tenant.name />
+            <input id="edit-tenant-name" name="name" required maxlength="256" value=tenant.name />
             <FieldError error field="name" />
             <label for="edit-tenant-bio">"Description"</label>
             <input id="edit-tenant-bio" name="bio" maxlength="1024" value=tenant.bio />
