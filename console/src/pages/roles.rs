@@ -96,7 +96,7 @@ fn Matrix(roles: Vec<RoleInfo>) -> impl IntoView {
                     let tip = text.clone();
                     view! {
                         <td class=if yes { "perm yes" } else { "perm no" } data-role=r.name.clone() data-action=a title=tip>
-                            {if yes { "✓" } else { "" }}
+                            {yes.then_some("✓")}
                             <span class="visually-hidden">{text}</span>
                         </td>
                     }
