@@ -18,17 +18,22 @@ use crate::{
     },
     components::ErrorNote,
     pages::{
+        audit::AuditPage,
         cluster_detail::ClusterDetailPage,
         cluster_form::{EditClusterPage, NewClusterPage},
         clusters::ClustersPage,
         jobs::{JobPage, JobsPage},
         overview::OverviewPage,
+        peers::PeersPage,
         profile::ProfilePage,
+        roles::RolesPage,
         signin::{SignInPage, SignUpPage},
         status::StatusPage,
         task_clear::TaskClearPage,
+        tenants::{TenantPage, TenantsPage},
         tokens::TokensPage,
         topology::TopologyPage,
+        users::UsersPage,
     },
 };
 
@@ -85,6 +90,12 @@ pub fn App() -> impl IntoView {
                     <Route path=(StaticSegment("jobs"), ParamSegment("id")) view=JobPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("tokens") view=TokensPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("profile") view=ProfilePage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("users") view=UsersPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("tenants") view=TenantsPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("tenants"), ParamSegment("id")) view=TenantPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("roles") view=RolesPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("audit") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("peers") view=PeersPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>
@@ -140,6 +151,11 @@ fn TopBar(me: Me) -> impl IntoView {
                 <A href="/topology">"Topology"</A>
                 <A href="/jobs">"Jobs"</A>
                 <A href="/tokens">"Tokens"</A>
+                <A href="/peers">"Peers"</A>
+                <A href="/tenants">"Tenants"</A>
+                <A href="/roles">"Roles"</A>
+                {admin.then(|| view! { <A href="/audit">"Audit"</A> })}
+                {me.is_root().then(|| view! { <A href="/users">"Users"</A> })}
                 {admin.then(|| view! { <span class="muted nav-note">"admin"</span> })}
             </nav>
             <div class="user-menu">

@@ -1,13 +1,18 @@
 //! One module per page (or per family of pages).
 
+pub mod audit;
 pub mod cluster_detail;
 pub mod cluster_form;
 pub mod clusters;
 pub mod jobs;
 pub mod overview;
+pub mod peers;
 pub mod profile;
+pub mod roles;
 pub mod signin;
 pub mod status;
 pub mod task_clear;
+pub mod tenants;
 pub mod tokens;
 pub mod topology;
+pub mod users;

@@ -11,13 +11,18 @@ pub mod models;
 #[cfg(feature = "ssr")]
 pub mod client;
 
+pub mod audits;
 pub mod auth;
 pub mod clusters;
 pub mod health;
 pub mod hosts;
 pub mod jobs;
+pub mod peers;
+pub mod roles;
+pub mod tenants;
 pub mod tokens;
 pub mod topology;
+pub mod users;
 
 #[cfg(feature = "ssr")]
 pub use client::ManagerApi;

@@ -236,6 +236,23 @@ pub struct Audit {
     pub created_at: String,
 }
 
+/// A role and what it may do, as `GET /api/v1/roles` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleInfo {
+    /// `root`, `admin`, `member`, `guest`, `user`.
+    pub name: String,
+    /// `platform` or `tenant`.
+    pub scope: String,
+    pub permissions: Vec<Permission>,
+}
+
+/// One permission of a role; `*` stands for every object or every action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Permission {
+    pub object: String,
+    pub action: String,
+}
+
 /// "2026-11-24 10:03:07" from an RFC 3339 timestamp (UTC as the API gives it).
 pub fn short_time(rfc3339: &str) -> String {
     let t = rfc3339.replace('T', " ");

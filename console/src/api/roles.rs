@@ -1,0 +1,10 @@
+//! Roles and what they may do, as the manager's policy says (read-only: the policy is code).
+
+use leptos::prelude::*;
+
+use super::{ApiError, models::RoleInfo};
+
+#[server(prefix = "/console/fn")]
+pub async fn list_roles() -> Result<Vec<RoleInfo>, ApiError> {
+    super::client::get("/api/v1/roles", &[]).await
+}
