@@ -1,6 +1,6 @@
 // The console against the real stack `damselfly up` started: sign-in, clusters, tokens, task
 // clear and tenant isolation, driven as an operator would, with screenshots of the main pages.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -174,4 +174,43 @@ test("a tenant's user sees only its own tenant's clusters", async ({ page, conso
   const resp = await page.goto('/clusters/1');
   expect(resp?.status()).toBe(404);
   await expect(page.getByRole('alert')).toContainText(/not found|no such/i);
+});
+
+test('topology: a scheduler that starts shows up active, live, and turns inactive when it stops', async ({ page, consoleErrors, request }) => {
+  const token = await apiToken(request);
+  const created = await request.post('/api/v1/clusters', {
+    headers: { authorization: `Bearer ${token}` },
+    data: { name: `topo-${Date.now()}` },
+  });
+  expect(created.status()).toBe(201);
+  const clusterId: number = (await created.json()).id;
+
+  await signIn(page, ROOT, `/topology?cluster=${clusterId}`);
+  await expect(page.locator('#live-state')).toHaveText('live');
+  const node = page.locator('#topology-graph g[data-kind="scheduler"]');
+  await expect(node).toHaveCount(0);
+
+  // A real scheduler process joins this cluster; the open page learns of it without a reload.
+  const { cluster } = readState();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-scheduler-'));
+  const hostname = `e2e-scheduler-${clusterId}`;
+  fs.writeFileSync(
+    path.join(dir, 'scheduler.toml'),
+    `[host]\nhostname = "${hostname}"\n\n[manager]\naddr = "${cluster.manager.grpc}"\ncluster_id = ${clusterId}\nkeepalive_interval_secs = 1\n`,
+  );
+  const bin = path.resolve(__dirname, '..', '..', 'target', 'debug', 'scheduler');
+  const scheduler = spawn(bin, ['-c', path.join(dir, 'scheduler.toml'), '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0'], {
+    stdio: 'ignore',
+  });
+  try {
+    const drawn = page.locator(`#topology-graph g[data-kind="scheduler"][data-hostname="${hostname}"]`);
+    await expect(drawn).toHaveAttribute('data-state', 'active', { timeout: 20_000 });
+    await page.screenshot(shot('topology'));
+  } finally {
+    scheduler.kill('SIGTERM');
+  }
+  // Its stream ends with it, and the drawing follows.
+  await expect(page.locator(`#topology-graph g[data-hostname="${hostname}"]`)).toHaveAttribute('data-state', 'inactive', {
+    timeout: 20_000,
+  });
 });

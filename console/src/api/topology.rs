@@ -107,9 +107,25 @@ pub async fn fetch(caller: &super::client::Caller, cluster_id: i64) -> Result<To
     Ok(Topology { cluster_id, schedulers, seed_peers, peers, truncated })
 }
 
+/// The topology of `cluster_id`, or of the first cluster the visitor can see.
 #[server(prefix = "/console/fn")]
-pub async fn cluster_topology(cluster_id: i64) -> Result<Topology, ApiError> {
-    fetch(&super::client::Caller::from_context()?, cluster_id).await
+pub async fn cluster_topology(cluster_id: Option<i64>) -> Result<Topology, ApiError> {
+    let caller = super::client::Caller::from_context()?;
+    let id = match cluster_id {
+        Some(id) => id,
+        None => match caller.list::<super::models::Cluster>("/api/v1/clusters", 1, 1, &[]).await?.items.first() {
+            Some(c) => c.id,
+            None => {
+                return Err(ApiError {
+                    status: 404,
+                    code: "not_found".into(),
+                    message: "there is no cluster yet: create one first".into(),
+                    field: None,
+                });
+            }
+        },
+    };
+    fetch(&caller, id).await
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub fn ClusterDetailPage() -> impl IntoView {
             }
         }
     });
+    // Every resource is made here, at the page's top, and each table has its own Suspense:
+    // resources created inside another Suspense's content do not hydrate reliably.
+    let me = use_me();
+    let admin = Signal::derive(move || cluster.get().and_then(Result::ok).is_some_and(|c| me.administers(c.tenant_id)));
     view! {
         <Suspense fallback=Loading>
             {move || cluster.get().map(|r| match r {
@@ -34,6 +38,8 @@ pub fn ClusterDetailPage() -> impl IntoView {
                 Ok(c) => view! { <ClusterView cluster=c /> }.into_any(),
             })}
         </Suspense>
+        <HostTable kind=HostKind::Scheduler cluster_id=Signal::derive(id) admin />
+        <HostTable kind=HostKind::SeedPeer cluster_id=Signal::derive(id) admin />
     }
 }
 
@@ -83,18 +89,21 @@ fn ClusterView(cluster: Cluster) -> impl IntoView {
                 <dt>"Created"</dt><dd>{short_time(&c.created_at)}</dd>
             </dl>
         </section>
-        <HostTable kind=HostKind::Scheduler cluster_id=c.id admin />
-        <HostTable kind=HostKind::SeedPeer cluster_id=c.id admin />
     }
 }
 
 /// The cluster's hosts of one kind; inactive ones can be deleted by the tenant's admins.
 #[component]
-fn HostTable(kind: HostKind, cluster_id: i64, admin: bool) -> impl IntoView {
+fn HostTable(kind: HostKind, cluster_id: Signal<Option<i64>>, admin: Signal<bool>) -> impl IntoView {
     let delete = ServerAction::<DeleteHost>::new();
     let hosts = Resource::new(
-        move || delete.version().get(),
-        move |_| list_hosts(kind, Some(cluster_id), String::new(), String::new(), 1, 1000),
+        move || (cluster_id.get(), delete.version().get()),
+        move |(cluster_id, _)| async move {
+            match cluster_id {
+                Some(id) => list_hosts(kind, Some(id), String::new(), String::new(), 1, 1000).await,
+                None => Ok(crate::api::models::Page { items: vec![], total: 0, page: 1, per_page: 1000 }),
+            }
+        },
     );
     let error = Signal::derive(move || delete.value().get().and_then(Result::err));
     let (title, id) = match kind {
@@ -107,8 +116,11 @@ fn HostTable(kind: HostKind, cluster_id: i64, admin: bool) -> impl IntoView {
             <h2 id=format!("{id}-title")>{title}</h2>
             <FormError error fields=&[] />
             <Suspense fallback=Loading>
-                {move || hosts.get().map(|r| match r {
-                    Err(error) => view! { <ErrorNote error /> }.into_any(),
+                {move || hosts.get().map(|r| {
+                    let (admin, cluster_id) = (admin.get(), cluster_id.get().unwrap_or_default());
+                    match r {
+                    // The cluster's own card already says what went wrong.
+                    Err(_) => ().into_any(),
                     Ok(page) if page.items.is_empty() => view! {
                         <p class="empty">{format!(
                             "No {} has registered with this cluster yet. Start one with this cluster's id ({cluster_id}) in its [manager] config.",
@@ -147,7 +159,7 @@ fn HostTable(kind: HostKind, cluster_id: i64, admin: bool) -> impl IntoView {
                             </tbody>
                         </table>
                     }.into_any(),
-                })}
+                }})}
             </Suspense>
         </section>
     }

@@ -36,14 +36,17 @@ pub fn TaskClearPage() -> impl IntoView {
                 <label for="application">"Application"</label>
                 <input id="application" name="application" />
                 <label for="cluster_id">"Cluster"</label>
-                <select id="cluster_id" name="cluster_id">
-                    <option value="">"All clusters of my tenant"</option>
-                    <Suspense>
-                        {move || clusters.get().and_then(Result::ok).map(|cs| cs.into_iter().map(|c| view! {
-                            <option value=c.id>{c.name}</option>
-                        }).collect_view())}
-                    </Suspense>
-                </select>
+                <Suspense fallback=|| view! { <select id="cluster_id" name="cluster_id"><option value="">"All clusters of my tenant"</option></select> }>
+                    {move || clusters.get().map(|r| {
+                        let cs = r.unwrap_or_default();
+                        view! {
+                            <select id="cluster_id" name="cluster_id">
+                                <option value="">"All clusters of my tenant"</option>
+                                {cs.into_iter().map(|c| view! { <option value=c.id>{c.name}</option> }).collect_view()}
+                            </select>
+                        }
+                    })}
+                </Suspense>
                 <FieldError error field="cluster_id" />
                 <FieldError error field="scheduler_cluster_ids" />
                 <FormError error fields=&["task", "cluster_id", "scheduler_cluster_ids"] />

@@ -117,72 +117,66 @@ pub fn layout(t: &Topology, filter: &str) -> Drawing {
 pub fn TopologyPage() -> impl IntoView {
     let cluster = query("cluster");
     let filter = query("q");
+    // Every resource is made here, at the page's top, with sibling Suspenses: resources created
+    // inside another Suspense's content do not hydrate reliably.
     let clusters = Resource::new(|| (), |_| all_clusters());
+    let first = Resource::new(move || cluster.get().parse::<i64>().ok(), cluster_topology);
+    let live = RwSignal::new(None::<Topology>);
+    let connected = RwSignal::new(false);
+    // Follow the cluster the snapshot is of (the first one when the URL names none).
+    let shown = Memo::new(move |_| first.get().and_then(Result::ok).map(|t| t.cluster_id));
+    follow(shown, live, connected);
+    let zoom = RwSignal::new(1.0f64);
     view! {
         <section class="card" aria-labelledby="topology-title">
             <h1 id="topology-title">"Topology"</h1>
-            <Form method="GET" action="" attr:class="filters">
-                <label for="topology-cluster">"Cluster"</label>
-                <select id="topology-cluster" name="cluster">
-                    <Suspense>
-                        {move || clusters.get().and_then(Result::ok).map(|cs| cs.into_iter().map(|c| {
-                            let id = c.id.to_string();
-                            let selected = cluster.get_untracked() == id;
-                            view! { <option value=id selected=selected>{c.name}</option> }
-                        }).collect_view())}
-                    </Suspense>
-                </select>
-                <label for="topology-filter">"Peers matching"</label>
-                <input id="topology-filter" type="search" name="q" value=filter placeholder="hostname or IP" />
-                <button type="submit" class="secondary">"Show"</button>
-            </Form>
+            <Suspense>
+                {move || clusters.get().and_then(Result::ok).map(|cs| {
+                    let selected = shown.get().map(|id| id.to_string()).unwrap_or_default();
+                    view! {
+                        <Form method="GET" action="" attr:class="filters">
+                            <label for="topology-cluster">"Cluster"</label>
+                            <select id="topology-cluster" name="cluster">
+                                {cs.into_iter().map(|c| {
+                                    let id = c.id.to_string();
+                                    let on = id == selected;
+                                    view! { <option value=id selected=on>{c.name}</option> }
+                                }).collect_view()}
+                            </select>
+                            <label for="topology-filter">"Peers matching"</label>
+                            <input id="topology-filter" type="search" name="q" value=filter.get_untracked() placeholder="hostname or IP" />
+                            <button type="submit" class="secondary">"Show"</button>
+                        </Form>
+                    }
+                })}
+            </Suspense>
             <Suspense fallback=Loading>
-                {move || clusters.get().map(|r| match r {
+                {move || first.get().map(|r| match r {
                     Err(error) => view! { <ErrorNote error /> }.into_any(),
-                    Ok(cs) if cs.is_empty() => view! { <p class="empty">"No clusters yet: create one first."</p> }.into_any(),
-                    Ok(cs) => {
-                        let wanted = cluster.get().parse::<i64>().ok();
-                        let id = wanted.filter(|w| cs.iter().any(|c| c.id == *w)).unwrap_or(cs[0].id);
-                        view! { <ClusterGraph cluster_id=id filter /> }.into_any()
+                    Ok(initial) => {
+                        let current = Signal::derive(move || {
+                            live.get().filter(|t| t.cluster_id == initial.cluster_id).unwrap_or_else(|| initial.clone())
+                        });
+                        view! {
+                            <div class="graph-tools">
+                                <span id="live-state" class=move || if connected.get() { "badge ok" } else { "badge muted-badge" }>
+                                    {move || if connected.get() { "live" } else { "not live" }}
+                                </span>
+                                <span class="legend"><span class="swatch active"></span>"active"<span class="swatch inactive"></span>"inactive"</span>
+                                <button type="button" class="secondary" on:click=move |_| zoom.update(|z| *z = (*z * 1.25).min(4.0))>"Zoom in"</button>
+                                <button type="button" class="secondary" on:click=move |_| zoom.update(|z| *z = (*z / 1.25).max(0.5))>"Zoom out"</button>
+                            </div>
+                            {move || {
+                                let t = current.get();
+                                let d = layout(&t, &filter.get());
+                                view! { <Graph drawing=d zoom=zoom.get() truncated=t.truncated /> }
+                            }}
+                            {move || view! { <HostList topology=current.get() /> }}
+                        }.into_any()
                     }
                 })}
             </Suspense>
         </section>
-    }
-}
-
-#[component]
-fn ClusterGraph(cluster_id: i64, filter: Memo<String>) -> impl IntoView {
-    let first = Resource::new(move || cluster_id, cluster_topology);
-    let live = RwSignal::new(None::<Topology>);
-    let connected = RwSignal::new(false);
-    follow(cluster_id, live, connected);
-    let zoom = RwSignal::new(1.0f64);
-    view! {
-        <Suspense fallback=Loading>
-            {move || first.get().map(|r| match r {
-                Err(error) => view! { <ErrorNote error /> }.into_any(),
-                Ok(initial) => {
-                    let current = Signal::derive(move || live.get().unwrap_or_else(|| initial.clone()));
-                    view! {
-                        <div class="graph-tools">
-                            <span id="live-state" class=move || if connected.get() { "badge ok" } else { "badge muted-badge" }>
-                                {move || if connected.get() { "live" } else { "not live" }}
-                            </span>
-                            <span class="legend"><span class="swatch active"></span>"active"<span class="swatch inactive"></span>"inactive"</span>
-                            <button type="button" class="secondary" on:click=move |_| zoom.update(|z| *z = (*z * 1.25).min(4.0))>"Zoom in"</button>
-                            <button type="button" class="secondary" on:click=move |_| zoom.update(|z| *z = (*z / 1.25).max(0.5))>"Zoom out"</button>
-                        </div>
-                        {move || {
-                            let t = current.get();
-                            let d = layout(&t, &filter.get());
-                            view! { <Graph drawing=d zoom=zoom.get() truncated=t.truncated /> }
-                        }}
-                        {move || view! { <HostList topology=current.get() /> }}
-                    }.into_any()
-                }
-            })}
-        </Suspense>
     }
 }
 
@@ -258,9 +252,10 @@ fn HostList(topology: Topology) -> impl IntoView {
 /// In the browser: follow the cluster's event stream into `live`; `connected` tells whether the
 /// stream is open. The browser's EventSource reconnects by itself after a drop.
 #[cfg(feature = "hydrate")]
-fn follow(cluster_id: i64, live: RwSignal<Option<Topology>>, connected: RwSignal<bool>) {
+fn follow(cluster: Memo<Option<i64>>, live: RwSignal<Option<Topology>>, connected: RwSignal<bool>) {
     use leptos::wasm_bindgen::{JsCast, closure::Closure};
     Effect::new(move || {
+        let Some(cluster_id) = cluster.get() else { return };
         let Ok(source) = web_sys::EventSource::new(&format!("/console/events/topology?cluster_id={cluster_id}")) else {
             return;
         };
@@ -280,7 +275,7 @@ fn follow(cluster_id: i64, live: RwSignal<Option<Topology>>, connected: RwSignal
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn follow(_cluster_id: i64, _live: RwSignal<Option<Topology>>, _connected: RwSignal<bool>) {}
+fn follow(_cluster: Memo<Option<i64>>, _live: RwSignal<Option<Topology>>, _connected: RwSignal<bool>) {}
 
 #[cfg(test)]
 mod tests {
