@@ -26,8 +26,10 @@ pub async fn sign_in(name: String, password: String, return_to: Option<String>) 
     if password.is_empty() {
         return Err(ApiError::invalid("password", "enter your password"));
     }
-    let issued: Issued =
-        super::client::post("/api/v1/users/signin", &Body { name: name.trim(), password: &password }).await?;
+    let issued: Issued = super::client::post("/api/v1/users/signin", &Body { name: name.trim(), password: &password })
+        .await
+        // Here a 401 means wrong credentials, not a lost session: show it by the password.
+        .map_err(|e| if e.status == 401 { ApiError { field: Some("password".into()), ..e } } else { e })?;
     super::client::set_session_cookie(&issued.token, seconds_until(&issued.expires_at));
     let to = super::local_path(return_to.as_deref());
     leptos_axum::redirect(&to);
