@@ -46,12 +46,31 @@ async fn first_start_creates_root_once_and_serves_health_and_console() -> anyhow
     assert_eq!(report.status, HealthStatus::Ok);
     assert_eq!(report.version, common::VERSION);
 
-    // The console is rendered on the server with the health facts already in the HTML.
-    let page = client.get(format!("{base}/")).send().await?;
+    // The public status page is rendered on the server with the health facts already in the HTML.
+    let page = client.get(format!("{base}/status")).send().await?;
     assert_eq!(page.status(), 200);
     let html = page.text().await?;
     assert!(html.contains("id=\"manager-version\""), "{html}");
     assert!(html.contains(common::VERSION));
+    // Other pages need a session: without one the visit goes to sign-in and back afterwards.
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let gated = no_redirects.get(format!("{base}/clusters?page=2")).send().await?;
+    assert_eq!(gated.status(), 303);
+    assert_eq!(gated.headers()["location"], "/signin?return_to=%2Fclusters%3Fpage%3D2");
+    let stale = no_redirects.get(format!("{base}/")).header("cookie", "jwt=not-a-token").send().await?;
+    assert_eq!(stale.status(), 303);
+    let signin: serde_json::Value = client
+        .post(format!("{base}/api/v1/users/signin"))
+        .json(&serde_json::json!({"name": "root", "password": password}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let jwt = signin["token"].as_str().unwrap();
+    let overview = no_redirects.get(format!("{base}/")).header("cookie", format!("jwt={jwt}")).send().await?;
+    assert_eq!(overview.status(), 200);
+    let html = overview.text().await?;
+    assert!(html.contains("Overview") && html.contains("id=\"whoami\""), "{html}");
     let missing = client.get(format!("{base}/no/such/page")).send().await?;
     assert_eq!(missing.status(), 404);
     assert!(missing.text().await?.contains("Page not found"));
