@@ -187,6 +187,7 @@ test('topology: a scheduler that starts shows up active, live, and turns inactiv
 
   await signIn(page, ROOT, `/topology?cluster=${clusterId}`);
   await expect(page.locator('#live-state')).toHaveText('live');
+  await expect(page.locator('#topology-cluster option:checked')).toHaveText(/^topo-/);
   const node = page.locator('#topology-graph g[data-kind="scheduler"]');
   await expect(node).toHaveCount(0);
 

@@ -132,7 +132,11 @@ pub fn TopologyPage() -> impl IntoView {
             <h1 id="topology-title">"Topology"</h1>
             <Suspense>
                 {move || clusters.get().and_then(Result::ok).map(|cs| {
-                    let selected = shown.get().map(|id| id.to_string()).unwrap_or_default();
+                    // The URL's cluster, else the first one (which the snapshot also falls back to).
+                    let selected = match cluster.get() {
+                        c if !c.is_empty() => c,
+                        _ => cs.first().map(|c| c.id.to_string()).unwrap_or_default(),
+                    };
                     view! {
                         <Form method="GET" action="" attr:class="filters">
                             <label for="topology-cluster">"Cluster"</label>
