@@ -4,6 +4,7 @@
 #               the live manager against its OpenAPI document (schemathesis), browser tests
 #   make bench  distribution benchmark vs curl and BitTorrent (root; quick: make bench BENCH_ARGS="-F 32 -N 4")
 #   make bench-single  1 GiB peer-to-peer on loopback vs curl from nginx, serving peer's RSS (quick: BENCH_ARGS="--size-mib 128")
+#   make bench-console the console's WASM size and server-side render time (clusters list, 100 clusters)
 # run and test install what is missing first (Debian packages, wasm-bindgen-cli, npm packages).
 
 SHELL := /bin/bash
@@ -23,10 +24,10 @@ PEERS ?= 2
 DATA_DIR ?= .damselfly
 BENCH_ARGS ?=
 
-.PHONY: help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single
+.PHONY: bench-console help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n '1,8p' Makefile
 
 deps: apt-deps wasm-bindgen npm-deps
 
@@ -128,3 +129,9 @@ bench: bench-deps
 bench-single: bench-deps
 	nice -n 10 $(CARGO) build --release -p scheduler -p peer --bins
 	python3 peer/benches/single/run.py $(BENCH_ARGS)
+
+# The browser bundle's compressed size and the release manager's SSR time for the clusters list
+# with 100 clusters (console/benches/console.py prints the figures and the targets).
+bench-console: console
+	nice -n 10 $(CARGO) build --release --bin manager
+	python3 console/benches/console.py --manager target/release/manager --site $(SITE) $(BENCH_ARGS)
