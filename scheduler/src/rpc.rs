@@ -158,6 +158,12 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
                         hostname: host.as_ref().map(|h| h.hostname.clone()).unwrap_or_default(),
                         ip: host.map(|h| h.ip).unwrap_or_default(),
                         host_id: p.host_id.0,
+                        origin_pieces: p.origin_pieces,
+                        sources: p
+                            .parent_pieces
+                            .into_iter()
+                            .map(|(parent, pieces)| pb::PieceSource { parent_id: parent.0, pieces })
+                            .collect(),
                     }
                 })
                 .collect(),

@@ -21,6 +21,7 @@ mod oauth;
 mod openapi;
 pub mod page;
 mod roles;
+mod tasks;
 mod tenants;
 mod tokens;
 mod users;
@@ -61,6 +62,8 @@ pub struct ApiState {
     pub job_limiter: Arc<jobs::JobRateLimiter>,
     /// Redis transport of the job queue, when configured.
     pub job_queue: Option<crate::jobs::queue::RedisQueue>,
+    /// A scheduler silent for longer is not asked (`[grpc] keepalive_timeout_secs`).
+    pub keepalive_timeout: std::time::Duration,
 }
 
 /// The whole HTTP API with its state applied, and the OpenAPI document describing it.
@@ -70,6 +73,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(users::routes())
         .merge(tenants::routes())
         .merge(clusters::routes())
+        .merge(tasks::routes())
         .merge(hosts::routes())
         .merge(applications::routes())
         .merge(configs::routes())

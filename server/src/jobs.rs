@@ -10,7 +10,7 @@
 //! stays `PENDING`).
 
 pub mod queue;
-mod rpc;
+pub mod rpc;
 mod tasks;
 
 use std::time::Duration;

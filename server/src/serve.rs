@@ -77,6 +77,7 @@ impl Manager {
             metrics: metrics.clone(),
             job_limiter: Arc::default(),
             job_queue: queue.clone(),
+            keepalive_timeout: std::time::Duration::from_secs(self.config.grpc.keepalive_timeout_secs),
         };
         let (api, _) = api::router(state.clone());
         let app = api

@@ -187,6 +187,20 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     holders.sort();
     assert_eq!(holders, ["peer-a", "seed-a"], "{result}");
 
+    // The task's graph, read at once: the seed fetched every piece from the origin, the peer
+    // fetched its pieces from the seed (and none from the origin).
+    let graph = m.get(&format!("/api/v1/clusters/{cluster}/tasks/{task_id}"), &m.root).await.expect(200).body;
+    assert_eq!(graph["total_pieces"], 6, "{graph}");
+    let peer = |name: &str| graph["peers"].as_array().unwrap().iter().find(|p| p["hostname"] == name).unwrap().clone();
+    let (seed, child) = (peer("seed-a"), peer("peer-a"));
+    assert_eq!(seed["origin_pieces"], 6, "{graph}");
+    assert_eq!(child["origin_pieces"], 0, "{graph}");
+    assert_eq!(child["sources"], json!([{"parent_id": seed["peer_id"], "pieces": 6}]), "{graph}");
+    m.get(&format!("/api/v1/clusters/{cluster}/tasks/{}", "0".repeat(64)), &m.root).await.expect(404);
+    let other = m.post("/api/v1/clusters", &m.root, json!({"name": "no-scheduler"})).await.expect(201).id();
+    m.get(&format!("/api/v1/clusters/{other}/tasks/{task_id}"), &m.root).await.expect(404);
+    m.delete(&format!("/api/v1/clusters/{other}"), &m.root).await.expect(204);
+
     // delete_task: both are told, and the content leaves their caches.
     let job =
         m.post("/api/v1/jobs", &m.root, json!({"type": "delete_task", "args": {"task_id": task_id}})).await.expect(201);

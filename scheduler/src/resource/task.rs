@@ -70,6 +70,9 @@ pub struct PeerRecord {
     pub disable_back_to_source: bool,
     /// Served corrupt bytes: never a parent again in this task.
     pub excluded: bool,
+    /// Where this peer's pieces came from: the origin, and each parent (for the task graph).
+    pub origin_pieces: u32,
+    pub parent_pieces: HashMap<PeerId, u32>,
 }
 
 /// A piece a peer reports finished.
@@ -202,6 +205,8 @@ impl Task {
                 upload_failed: 0,
                 disable_back_to_source,
                 excluded: false,
+                origin_pieces: 0,
+                parent_pieces: HashMap::new(),
             },
         );
         self.updated = Instant::now();
@@ -351,6 +356,12 @@ impl Task {
                 }
             }
             if let Some(c) = self.peers.get_mut(peer) {
+                if !c.finished.contains(r.number) {
+                    match &r.parent {
+                        None => c.origin_pieces += 1,
+                        Some(parent) => *c.parent_pieces.entry(parent.clone()).or_default() += 1,
+                    }
+                }
                 c.finished.insert(r.number);
                 if c.phase == PeerPhase::Pending {
                     c.phase = PeerPhase::Running;
@@ -680,5 +691,25 @@ mod tests {
         t.parent_failed(&b, &a, false);
         let update = t.update_for(&b, &mut Sent::default(), &hosts, &Limits::default()).unwrap();
         assert!(update.parents.is_empty());
+    }
+
+    #[test]
+    fn each_peer_counts_its_pieces_by_source_once() {
+        let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        t.register(a.clone(), HostId("a".into()), false);
+        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&a, Some(3 * 1024), 1024).unwrap();
+        let origin: Vec<PieceReport> = (0..3)
+            .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
+            .collect();
+        t.pieces_finished(&a, &origin).unwrap();
+        t.register(b.clone(), HostId("b".into()), false);
+        // Piece 0 reported twice (a retried report) counts once.
+        t.pieces_finished(&b, &[from_parent(0, &a, 100), from_parent(1, &a, 100), from_parent(0, &a, 100)]).unwrap();
+        let snapshot = t.snapshot();
+        let (pa, pb) = (&snapshot.peers[0], &snapshot.peers[1]);
+        assert_eq!((pa.origin_pieces, pa.parent_pieces.len()), (3, 0));
+        assert_eq!((pb.origin_pieces, pb.parent_pieces.get(&a).copied()), (0, Some(2)));
     }
 }

@@ -6,14 +6,37 @@ use proto::scheduler::v1 as pb;
 use tonic::{Code, transport::Endpoint};
 
 /// One peer holding a task, as a scheduler reports it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TaskPeer {
     pub host_id: String,
     pub hostname: String,
     pub ip: String,
     pub peer_id: String,
+    /// `Pending`, `Running`, `BackToSource`, `Succeeded`, `Failed`…
     pub state: String,
     pub finished_pieces: u32,
+    /// Pieces this peer fetched from the origin.
+    pub origin_pieces: u32,
+    /// Pieces it fetched from each parent peer: the edges of the task's graph.
+    pub sources: Vec<PieceSource>,
+}
+
+/// Pieces one peer fetched from one parent.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PieceSource {
+    pub parent_id: String,
+    pub pieces: u32,
+}
+
+/// A task as one scheduler knows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct TaskInfo {
+    pub task_id: String,
+    pub url: String,
+    pub content_length: Option<u64>,
+    pub piece_length: u64,
+    pub total_pieces: u32,
+    pub peers: Vec<TaskPeer>,
 }
 
 /// A host told to delete a task, and whether the order reached it.
@@ -43,9 +66,23 @@ impl SchedulerClient {
 
     /// Peers holding the task; none when the scheduler does not know it.
     pub async fn task_peers(&mut self, task_id: &str) -> Result<Vec<TaskPeer>, String> {
-        match self.inner.stat_task(pb::StatTaskRequest { task_id: task_id.to_owned() }).await {
-            Ok(info) => Ok(info
-                .into_inner()
+        Ok(self.stat_task(task_id).await?.map(|t| t.peers).unwrap_or_default())
+    }
+
+    /// The task with its peers and where their pieces came from; `None` when not known here.
+    pub async fn stat_task(&mut self, task_id: &str) -> Result<Option<TaskInfo>, String> {
+        let info = match self.inner.stat_task(pb::StatTaskRequest { task_id: task_id.to_owned() }).await {
+            Ok(info) => info.into_inner(),
+            Err(s) if s.code() == Code::NotFound => return Ok(None),
+            Err(s) => return Err(format!("StatTask failed: {}", s.message())),
+        };
+        Ok(Some(TaskInfo {
+            task_id: info.task_id,
+            url: info.url,
+            content_length: info.content_length,
+            piece_length: info.piece_length,
+            total_pieces: info.total_pieces,
+            peers: info
                 .peers
                 .into_iter()
                 .map(|p| TaskPeer {
@@ -55,11 +92,15 @@ impl SchedulerClient {
                     peer_id: p.peer_id,
                     state: p.state,
                     finished_pieces: p.finished_pieces,
+                    origin_pieces: p.origin_pieces,
+                    sources: p
+                        .sources
+                        .into_iter()
+                        .map(|s| PieceSource { parent_id: s.parent_id, pieces: s.pieces })
+                        .collect(),
                 })
-                .collect()),
-            Err(s) if s.code() == Code::NotFound => Ok(vec![]),
-            Err(s) => Err(format!("StatTask failed: {}", s.message())),
-        }
+                .collect(),
+        }))
     }
 
     /// Deletes the task on the scheduler and the hosts holding it.
