@@ -30,6 +30,7 @@ use crate::{
         signin::{SignInPage, SignUpPage},
         status::StatusPage,
         task_clear::TaskClearPage,
+        task_graph::TaskGraphPage,
         tenants::{TenantPage, TenantsPage},
         tokens::TokensPage,
         topology::TopologyPage,
@@ -85,6 +86,7 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=StaticSegment("topology") view=TopologyPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("tasks") view=TaskGraphPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("jobs") view=JobsPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("jobs"), StaticSegment("task-clear")) view=TaskClearPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("jobs"), ParamSegment("id")) view=JobPage ssr=SsrMode::Async />
@@ -150,6 +152,7 @@ fn TopBar(me: Me) -> impl IntoView {
                 <A href="/clusters">"Clusters"</A>
                 <A href="/topology">"Topology"</A>
                 <A href="/jobs">"Jobs"</A>
+                <A href="/tasks">"Tasks"</A>
                 <A href="/tokens">"Tokens"</A>
                 <A href="/peers">"Peers"</A>
                 <A href="/tenants">"Tenants"</A>

@@ -12,6 +12,7 @@ pub mod roles;
 pub mod signin;
 pub mod status;
 pub mod task_clear;
+pub mod task_graph;
 pub mod tenants;
 pub mod tokens;
 pub mod topology;

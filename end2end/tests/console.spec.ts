@@ -141,6 +141,23 @@ test('task clear: a downloaded file is found on its peers, then deleted from the
   await expect(page.locator('#job-state')).toContainText('SUCCESS');
   await page.screenshot(shot('task-clear'));
 
+  // The task's graph: the origin, the peers, who fetched from whom, traffic by source.
+  const graphUrl = await found.locator('a.task-graph-link').first().getAttribute('href');
+  await page.goto(graphUrl!);
+  await expect(page.locator('#task-graph g[data-kind="origin"]')).toHaveCount(1);
+  await expect(page.locator(`#task-graph g[data-kind="peer"][data-hostname="${peer.name}"]`)).toHaveAttribute(
+    'data-state',
+    'succeeded',
+  );
+  await expect(page.locator('#task-graph g.edge-group').first()).toBeVisible();
+  await expect(page.locator('#graph-state')).toHaveText('Every peer has finished.');
+  await expect(page.locator('#traffic-origin')).not.toHaveText('0 B');
+  await page.screenshot(shot('task-graph'));
+
+  await page.goto('/jobs/task-clear');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true', { timeout: 20_000 });
+  await page.getByLabel('URL or task id').fill(url);
+  await page.getByLabel('Cluster').selectOption({ label: 'default' });
   await page.getByRole('button', { name: 'Delete' }).click();
   await expect(page.getByText(/Deleted from [1-9]\d* host\(s\)/)).toBeVisible({ timeout: 20_000 });
 

@@ -181,7 +181,8 @@ fn ClusterResult(result: Value) -> impl IntoView {
     view! {
         <section class="card cluster-result" data-cluster=cluster>
             <h2>{format!("Cluster {cluster}")}</h2>
-            <p class="muted">"Task " <code>{text("task_id")}</code></p>
+            <p class="muted">"Task " <code>{text("task_id")}</code> " · "
+                <a href=format!("/tasks?cluster={cluster}&task={}", text("task_id")) class="task-graph-link">"Task graph"</a></p>
             {(!error.is_empty()).then(|| view! { <p class="error" role="alert">{error.clone()}</p> })}
             {(!is_delete && error.is_empty()).then(|| if peers.is_empty() {
                 view! { <p class="empty">"No peer in this cluster holds the task."</p> }.into_any()
