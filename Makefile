@@ -70,7 +70,8 @@ npm-deps:
 	fi
 
 # The browser bundle: console.js + console.wasm (+ .gz) + console.css in target/site/pkg.
-# erase_components type-erases Leptos components and location-detail=none drops panic locations:
+# erase_components type-erases Leptos components (.cargo/config.toml sets it for native builds too:
+# server render and hydration must agree) and location-detail=none drops panic locations:
 # together they take the compressed bundle from about 870 to 600 KiB (make bench-console).
 WASM_RUSTFLAGS := --cfg erase_components -Zlocation-detail=none
 console: apt-deps wasm-bindgen npm-deps

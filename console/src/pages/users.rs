@@ -76,7 +76,8 @@ pub fn UsersPage() -> impl IntoView {
                                         <ActionForm
                                             action=set_role
                                             attr:class="inline"
-                                            attr:onsubmit=(!root).then_some("return confirm('Make this user a platform root? Roots may do everything, in every tenant.')")
+                                            // One constant attribute (re-rendered rows keep it right): ask only when granting root.
+                                            attr:onsubmit="return this.elements.role.value !== 'root' || confirm('Make this user a platform root? Roots may do everything, in every tenant.')"
                                         >
                                             <input type="hidden" name="id" value=u.id />
                                             <input type="hidden" name="role" value=if root { "" } else { "root" } />
