@@ -182,6 +182,14 @@ pub async fn get_cluster(id: i64) -> Result<Cluster, ApiError> {
     super::client::get(&format!("/api/v1/clusters/{id}"), &[]).await
 }
 
+/// The cluster a page's `:id` names; an id that is not a number is a 404 like a missing one.
+pub async fn cluster_from_param(id: Option<i64>) -> Result<Cluster, ApiError> {
+    match id {
+        Some(id) => get_cluster(id).await,
+        None => Err(ApiError::not_found("no such cluster")),
+    }
+}
+
 /// Creates (`id` empty) or updates a cluster, then goes to its page.
 #[server(prefix = "/console/fn")]
 pub async fn save_cluster(id: Option<i64>, form: ClusterForm) -> Result<Cluster, ApiError> {

@@ -31,6 +31,11 @@ impl ApiError {
         Self { status: 400, code: "invalid".into(), message: message.into(), field: Some(field.into()) }
     }
 
+    /// Something the page asked for does not exist (or is not the visitor's to see).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: 404, code: "not_found".into(), message: message.into(), field: None }
+    }
+
     /// The manager could not be reached, or answered something that is not the API's JSON.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self { status: 0, code: "unavailable".into(), message: message.into(), field: None }

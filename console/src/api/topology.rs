@@ -115,14 +115,7 @@ pub async fn cluster_topology(cluster_id: Option<i64>) -> Result<Topology, ApiEr
         Some(id) => id,
         None => match caller.list::<super::models::Cluster>("/api/v1/clusters", 1, 1, &[]).await?.items.first() {
             Some(c) => c.id,
-            None => {
-                return Err(ApiError {
-                    status: 404,
-                    code: "not_found".into(),
-                    message: "there is no cluster yet: create one first".into(),
-                    field: None,
-                });
-            }
+            None => return Err(ApiError::not_found("there is no cluster yet: create one first")),
         },
     };
     fetch(&caller, id).await

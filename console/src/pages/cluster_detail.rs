@@ -6,8 +6,7 @@ use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
     api::{
-        ApiError,
-        clusters::{DeleteCluster, get_cluster},
+        clusters::{DeleteCluster, cluster_from_param},
         hosts::{DeleteHost, HostKind, list_hosts},
         models::{Cluster, short_time},
     },
@@ -19,14 +18,7 @@ use crate::{
 pub fn ClusterDetailPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|id| id.parse::<i64>().ok()));
-    let cluster = Resource::new(id, |id| async move {
-        match id {
-            Some(id) => get_cluster(id).await,
-            None => {
-                Err(ApiError { status: 404, code: "not_found".into(), message: "no such cluster".into(), field: None })
-            }
-        }
-    });
+    let cluster = Resource::new(id, cluster_from_param);
     // Every resource is made here, at the page's top, and each table has its own Suspense:
     // resources created inside another Suspense's content do not hydrate reliably.
     let me = use_me();

@@ -5,10 +5,7 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
-    api::{
-        ApiError,
-        clusters::{ClusterForm, SaveCluster, get_cluster},
-    },
+    api::clusters::{ClusterForm, SaveCluster, cluster_from_param},
     app::use_me,
     components::{ErrorNote, FieldError, FormError, Loading},
 };
@@ -46,14 +43,7 @@ pub fn NewClusterPage() -> impl IntoView {
 pub fn EditClusterPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|id| id.parse::<i64>().ok()));
-    let cluster = Resource::new(id, |id| async move {
-        match id {
-            Some(id) => get_cluster(id).await,
-            None => {
-                Err(ApiError { status: 404, code: "not_found".into(), message: "no such cluster".into(), field: None })
-            }
-        }
-    });
+    let cluster = Resource::new(id, cluster_from_param);
     view! {
         <Suspense fallback=Loading>
             {move || cluster.get().map(|r| match r {

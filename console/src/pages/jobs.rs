@@ -108,9 +108,7 @@ pub fn JobPage() -> impl IntoView {
         |(id, _)| async move {
             match id {
                 Some(id) => get_job(id).await,
-                None => {
-                    Err(ApiError { status: 404, code: "not_found".into(), message: "no such job".into(), field: None })
-                }
+                None => Err(ApiError::not_found("no such job")),
             }
         },
     );

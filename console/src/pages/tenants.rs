@@ -96,7 +96,7 @@ pub fn TenantPage() -> impl IntoView {
         {move || match id() {
             Some(id) => view! { <TenantView id /> }.into_any(),
             None => {
-                let error = ApiError { status: 404, code: "not_found".into(), message: "no such tenant".into(), field: None };
+                let error = ApiError::not_found("no such tenant");
                 view! { <section class="card"><ErrorNote error /></section> }.into_any()
             }
         }}
