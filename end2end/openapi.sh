@@ -31,9 +31,18 @@ COMMON=(--checks not_a_server_error,response_schema_conformance,content_type_con
   --include-path-regex '^/(api/v1|healthy)' \
   --exclude-operation-id signout --exclude-operation-id reset_password --exclude-operation-id update_user
 EXPIRY=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
-PAT=$(curl -sf -XPOST "$BASE/api/v1/personal-access-tokens" -H "Authorization: Bearer $JWT" \
-  -H 'content-type: application/json' \
-  -d "{\"name\":\"schemathesis\",\"scopes\":[\"job\",\"cluster\"],\"expired_at\":\"$EXPIRY\"}" | json token)
+# The first run may have deleted the default tenant or root's membership in it: give the token a
+# tenant of its own.
+post() {
+  local out
+  out=$(curl -sS -XPOST "$BASE$1" -H "Authorization: Bearer $JWT" -H 'content-type: application/json' -d "$2" \
+    -w '\n%{http_code}')
+  if [[ "${out##*$'\n'}" != 2* ]]; then echo "POST $1 failed: $out" >&2; exit 1; fi
+  echo "${out%$'\n'*}"
+}
+TENANT=$(post /api/v1/tenants "{\"name\":\"schemathesis-oapi-$$\"}" | json id)
+PAT=$(post /api/v1/personal-access-tokens \
+  "{\"tenant_id\":$TENANT,\"name\":\"schemathesis\",\"scopes\":[\"job\",\"cluster\"],\"expired_at\":\"$EXPIRY\"}" | json token)
 
 "$ST" run "$BASE/openapi.json" "${COMMON[@]}" -H "Authorization: Bearer $PAT" --include-path-regex '^/oapi/v1'
 if grep -q 'panicked' "$WORK/manager.log"; then
