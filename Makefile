@@ -15,7 +15,7 @@ SHELL := /bin/bash
 CARGO := $(shell PATH="$(HOME)/.cargo/bin:$$PATH" command -v cargo)
 WEB_CARGO := /usr/bin/cargo
 WEB_RUSTC := /usr/bin/rustc
-APT_PACKAGES := rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium
+APT_PACKAGES := rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium zopfli
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3}' Cargo.lock)
 WASM_BINDGEN := $(HOME)/.cargo/bin/wasm-bindgen
 SITE := target/site
@@ -86,7 +86,9 @@ console: apt-deps wasm-bindgen npm-deps
 	cp $(FRONT)/bindgen/console.js $(SITE)/pkg/console.js
 	cp style/main.css $(SITE)/pkg/console.css
 	cp style/favicon.svg $(SITE)/favicon.svg
-	gzip -kf9 $(SITE)/pkg/console_bg.wasm $(SITE)/pkg/console.js $(SITE)/pkg/console.css
+	# zopfli writes standard gzip, about 4% smaller than gzip -9; the manager serves these .gz files.
+	rm -f $(SITE)/pkg/*.gz
+	zopfli --i15 $(SITE)/pkg/console_bg.wasm $(SITE)/pkg/console.js $(SITE)/pkg/console.css
 
 build: console
 	$(CARGO) build --workspace --bins

@@ -36,9 +36,12 @@ def request(method, url, body=None, token=None):
 def bundle(site):
     wasm = os.path.join(site, "pkg", "console_bg.wasm")
     raw = open(wasm, "rb").read()
-    gz = gzip.compress(raw, compresslevel=9)
-    print(f"WASM bundle: {len(raw) / KIB:.0f} KiB raw, {len(gz) / KIB:.0f} KiB gzip "
-          f"(target <= 600 KiB compressed: {'met' if len(gz) <= 600 * KIB else 'NOT met'})")
+    gz9 = len(gzip.compress(raw, compresslevel=9))
+    # What browsers download: the precompressed file the manager serves (zopfli, see Makefile).
+    served = os.path.getsize(wasm + ".gz") if os.path.exists(wasm + ".gz") else gz9
+    print(f"WASM bundle: {len(raw) / KIB:.0f} KiB raw, {served / KIB:.0f} KiB served gzip "
+          f"({gz9 / KIB:.0f} KiB with gzip -9) "
+          f"(target <= 600 KiB compressed: {'met' if served <= 600 * KIB else 'NOT met'})")
 
 
 def ssr(manager, site, clusters, renders):
