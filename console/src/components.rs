@@ -162,3 +162,26 @@ mod tests {
         assert_eq!(encode("/clusters?page=2&name=a b"), "/clusters%3Fpage%3D2%26name%3Da%20b");
     }
 }
+
+/// A `<select>` of clusters by name, its value the cluster id. With `any`, an empty first choice
+/// so labelled (all clusters); without, one cluster must be chosen. `selected` is the chosen
+/// id as text.
+#[component]
+pub fn ClusterSelect(
+    id: &'static str,
+    name: &'static str,
+    clusters: Vec<crate::api::models::Cluster>,
+    #[prop(into)] selected: Signal<String>,
+    #[prop(optional)] any: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <select id=id name=name>
+            {any.map(|label| view! { <option value="" selected=move || selected.get().is_empty()>{label}</option> })}
+            {clusters.into_iter().map(|c| {
+                let value = c.id.to_string();
+                let this = value.clone();
+                view! { <option value=value selected=move || selected.get() == this>{c.name}</option> }
+            }).collect_view()}
+        </select>
+    }
+}

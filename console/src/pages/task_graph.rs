@@ -11,7 +11,7 @@ use crate::{
         clusters::all_clusters,
         tasks::{TaskGraph, TaskPeer, get_task_graph},
     },
-    components::{ErrorNote, Loading, StateBadge, query},
+    components::{ClusterSelect, ErrorNote, Loading, StateBadge, query},
 };
 
 const WIDTH: f64 = 1000.0;
@@ -116,13 +116,7 @@ pub fn TaskGraphPage() -> impl IntoView {
                     view! {
                         <Form method="GET" action="" attr:class="filters">
                             <label for="graph-cluster">"Cluster"</label>
-                            <select id="graph-cluster" name="cluster">
-                                {cs.into_iter().map(|c| {
-                                    let id = c.id.to_string();
-                                    let on = id == selected;
-                                    view! { <option value=id selected=on>{c.name}</option> }
-                                }).collect_view()}
-                            </select>
+                            <ClusterSelect id="graph-cluster" name="cluster" clusters=cs selected />
                             <label for="graph-task">"Task id or URL"</label>
                             <input id="graph-task" name="task" value=task.get_untracked() required />
                             <label for="graph-tag">"Tag"</label>
@@ -190,7 +184,7 @@ fn GraphView(graph: TaskGraph) -> impl IntoView {
                             let done = f64::from(p.finished_pieces) / f64::from(total_pieces);
                             let class = format!("node peer {}", if p.state == "failed" { "inactive" } else { "active" });
                             view! {
-                                <g class=class data-kind="peer" data-hostname=p.hostname.clone() data-state=p.state.clone()>
+                                <g class=class data-kind="peer" data-hostname=p.hostname.clone() data-state=p.state.clone() data-finished=p.finished_pieces>
                                     <title>{format!("{} ({}) · {} · {}/{} pieces", p.hostname, p.ip, p.state, p.finished_pieces, graph.total_pieces)}</title>
                                     <circle cx=*x cy=*y r="14" />
                                     <rect x=x - 24.0 y=y + 18.0 width="48" height="5" class="progress-track" />
