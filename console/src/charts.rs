@@ -7,7 +7,7 @@ use leptos::prelude::*;
 const W: f64 = 640.0;
 const H: f64 = 160.0;
 /// Room for the value labels on the left and the time labels below.
-const LEFT: f64 = 56.0;
+const LEFT: f64 = 72.0;
 const BOTTOM: f64 = 18.0;
 
 /// One series of a [`TimeChart`]: its label, its CSS class (colour), and one value per bucket.
@@ -46,7 +46,7 @@ pub fn line_path(values: &[Option<f64>], max: f64) -> String {
                     d.push_str(&format!("L{px:.1},{py:.1}"));
                 }
                 if lone {
-                    d.push_str("h1.5");
+                    d.push_str("h3");
                 }
                 run += 1;
             }
@@ -71,6 +71,18 @@ pub fn band_path(lower: &[f64], upper: &[f64], max: f64) -> String {
     }
     d.push('Z');
     d
+}
+
+/// What the legend adds to a series' label: the peak of a part of a whole (traffic), the latest
+/// value of a gauge.
+fn legend_note(s: &Series, stacked: bool, format: fn(f64) -> String) -> String {
+    let present = s.values.iter().flatten().copied();
+    if stacked {
+        let peak = present.fold(0.0, f64::max);
+        format!(" · peak {}", format(peak))
+    } else {
+        present.last().map(|v| format!(" · now {}", format(v))).unwrap_or_default()
+    }
 }
 
 /// A time chart of `series` over one window; `format` writes a value with its unit.
@@ -128,7 +140,10 @@ pub fn TimeChart(
                 })}
             </svg>
             <ul class="legend">
-                {series.iter().map(|s| view! { <li><span class=format!("swatch {}", s.class)></span>{s.label}</li> }).collect_view()}
+                {series.iter().map(|s| {
+                    let note = legend_note(s, stacked, format);
+                    view! { <li><span class=format!("swatch {}", s.class)></span>{s.label}<span class="muted">{note}</span></li> }
+                }).collect_view()}
             </ul>
         </figure>
     }
@@ -143,7 +158,7 @@ mod tests {
         let d = line_path(&[Some(0.0), Some(10.0), None, Some(5.0)], 10.0);
         assert_eq!(d.matches('M').count(), 2, "{d}");
         // The lone value after the gap still draws something.
-        assert!(d.ends_with("h1.5"), "{d}");
+        assert!(d.ends_with("h3"), "{d}");
         // The top of the scale is y = 0, the bottom the axis.
         assert!(d.contains(",0.0"), "{d}");
         assert!(d.starts_with(&format!("M{:.1},{:.1}", x(0, 4), H - BOTTOM)), "{d}");
@@ -155,6 +170,16 @@ mod tests {
         assert!(d.starts_with('M') && d.ends_with('Z'), "{d}");
         assert_eq!(d.matches('L').count(), 3, "{d}");
         assert_eq!(band_path(&[], &[], 1.0), "");
+    }
+
+    #[test]
+    fn legends_say_the_peak_or_the_latest_value() {
+        let s = Series { label: "x", class: "x", values: vec![Some(3.0), Some(9.0), Some(4.0), None] };
+        let f: fn(f64) -> String = |v| format!("{v:.0}");
+        assert_eq!(legend_note(&s, true, f), " · peak 9");
+        assert_eq!(legend_note(&s, false, f), " · now 4");
+        let empty = Series { values: vec![None, None], ..s };
+        assert_eq!(legend_note(&empty, false, f), "");
     }
 
     #[test]

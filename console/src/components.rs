@@ -135,8 +135,8 @@ pub fn Pager<T: Send + Sync + 'static>(page: Page<T>, noun: &'static str) -> imp
 #[component]
 pub fn StateBadge(state: String) -> impl IntoView {
     let class = match state.as_str() {
-        "active" | "SUCCESS" | "success" | "enabled" => "badge ok",
-        "PENDING" | "RUNNING" => "badge warn",
+        "active" | "SUCCESS" | "success" | "succeeded" | "enabled" => "badge ok",
+        "PENDING" | "RUNNING" | "pending" | "running" | "back_to_source" => "badge warn",
         "inactive" | "disabled" => "badge muted-badge",
         _ => "badge bad",
     };

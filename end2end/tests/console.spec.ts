@@ -43,6 +43,13 @@ test('the overview counts what is running', async ({ page, consoleErrors }) => {
   // damselfly up: one scheduler, one seed peer, one peer, all registered and alive.
   await expect(page.locator('#stat-schedulers .stat-value')).toContainText('1');
   await expect(page.locator('#stat-seed-peers .stat-value')).toContainText('1');
+  // Tasks and traffic over time, with the window in the URL.
+  await expect(page.locator('#chart-traffic svg')).toBeVisible();
+  await expect(page.locator('#chart-tasks svg')).toBeVisible();
+  await expect(page.locator('#activity-summary')).toContainText('In this window:');
+  await page.getByRole('link', { name: '24h' }).click();
+  await page.waitForURL('**/?window=24h');
+  await expect(page.getByRole('link', { name: '24h' })).toHaveAttribute('aria-current', 'true');
   await page.screenshot(shot('overview'));
 });
 
@@ -233,6 +240,15 @@ test('task graph: a running download is followed live as its pieces arrive', asy
     await expect(page.locator('#traffic-origin')).toHaveText('16.0 MiB');
     expect(await exited).toBe(0);
     expect(fs.statSync(out).size).toBe(size);
+
+    // The overview's traffic over the last hour includes it once the scheduler's next sample is
+    // kept (every 10 s on a `damselfly up` cluster).
+    await expect(async () => {
+      await page.goto('/?window=1h');
+      await expect(page.locator('#activity-summary')).toContainText(/[1-9][\d.]* MiB from the origin/, { timeout: 1_000 });
+    }).toPass({ timeout: 40_000 });
+    await expect(page.locator('#chart-traffic path.area.origin')).toHaveCount(1);
+    await page.screenshot(shot('overview-traffic'));
   } finally {
     origin.close();
   }
