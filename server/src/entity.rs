@@ -14,6 +14,7 @@ pub mod scheduler_samples;
 pub mod schedulers;
 pub mod seed_peers;
 pub mod sessions;
+pub mod task_records;
 pub mod tenants;
 pub mod user_identities;
 pub mod users;

@@ -12,6 +12,7 @@ mod keepalive;
 pub(crate) mod registry;
 mod samples;
 mod scopes;
+pub(crate) mod task_records;
 
 use std::{net::IpAddr, pin::pin, time::Duration};
 
@@ -168,6 +169,7 @@ impl TryFrom<pb::KeepAliveRequest> for KeepAlive {
                 succeeded: s.succeeded,
                 failed: s.failed,
             }),
+            tasks: r.tasks.into_iter().map(Into::into).collect(),
         })
     }
 }

@@ -232,6 +232,26 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     let none = m.get(&format!("/api/v1/stats?scheduler_cluster_id={other}"), &m.root).await.expect(200).body;
     assert!(none["points"].as_array().unwrap().iter().all(|p| p["peer_bytes"] == 0 && p["tasks"].is_null()), "{none}");
     m.get("/api/v1/stats?window=2h", &m.root).await.expect(400);
+
+    // The task's record: the schedulers' keepalives keep its last state, listed as a recent task.
+    let mut record = Value::Null;
+    for _ in 0..100 {
+        let listed = m.get(&format!("/api/v1/clusters/{cluster}/tasks?state=succeeded"), &m.root).await.expect(200);
+        if let Some(r) = listed.body.as_array().unwrap().iter().find(|r| r["task_id"] == task_id)
+            && r["finished_peers"] == 2
+        {
+            record = r.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(record["url"], url, "{record}");
+    assert_eq!((record["peers"].as_u64(), record["total_pieces"].as_u64()), (Some(2), Some(6)), "{record}");
+    let by_url = m.get(&format!("/api/v1/clusters/{cluster}/tasks?url=bytes/{size}"), &m.root).await.expect(200);
+    assert_eq!(by_url.body.as_array().unwrap().len(), 1, "{}", by_url.body);
+    m.get(&format!("/api/v1/clusters/{cluster}/tasks?state=done"), &m.root).await.expect(400);
+    m.get(&format!("/api/v1/clusters/{other}/tasks"), &m.root).await.expect(200);
+    m.get("/api/v1/clusters/999999/tasks", &m.root).await.expect(404);
     m.get("/api/v1/stats?scheduler_cluster_id=999999", &m.root).await.expect(404);
     m.delete(&format!("/api/v1/clusters/{other}"), &m.root).await.expect(204);
 
@@ -306,6 +326,12 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     let done = finished_job(&m, job.id()).await;
     assert_eq!(done["state"], "FAILURE");
     assert!(done["result"]["job_states"][0]["error"].as_str().unwrap().contains("no active scheduler"), "{done}");
+    // With no scheduler to ask, the task's graph comes from its record, marked as such.
+    let recorded = m.get(&format!("/api/v1/clusters/{cluster}/tasks/{task_id}"), &m.root).await.expect(200).body;
+    assert!(recorded["recorded_at"].is_string(), "{recorded}");
+    assert_eq!(recorded["total_pieces"], 6, "{recorded}");
+    assert_eq!(recorded["peers"].as_array().unwrap().len(), 2, "{recorded}");
+    m.get(&format!("/api/v1/clusters/{cluster}/tasks/{}", "0".repeat(64)), &m.root).await.expect(404);
     stop.cancel();
     m.stop().await;
 }

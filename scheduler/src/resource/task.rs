@@ -637,6 +637,11 @@ impl Tasks {
         self.len() == 0
     }
 
+    /// Every task with its cell, for reports that walk them all.
+    pub fn cells(&self) -> Vec<(TaskId, Arc<TaskCell>)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(id, c)| (id.clone(), c.clone())).collect()
+    }
+
     /// Tasks, peers, and peers downloading now (running or fetching from the origin).
     pub fn census(&self) -> Census {
         let cells: Vec<Arc<TaskCell>> =

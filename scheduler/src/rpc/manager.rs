@@ -6,9 +6,12 @@
 //! scheduler keeps the limits it last received (or its own configuration's). Each keepalive
 //! session re-registers first, so a manager that lost its row (a fresh database) relearns it.
 //! Each keepalive carries the scheduler's figures (tasks, peers, traffic by source), from which
-//! the manager draws the console's charts.
+//! the manager draws the console's charts, and the tasks that changed since the previous one,
+//! which the manager keeps as their history (a task's graph outlives this scheduler's memory).
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
+
+use common::ids::TaskId;
 
 use proto::manager::v1 as pb;
 use tokio::sync::mpsc;
@@ -20,7 +23,7 @@ use crate::{
     Error,
     config::SchedulerConfig,
     metrics::Metrics,
-    resource::Tasks,
+    resource::{Hosts, Tasks},
     scheduling::{BlockList, Limits, LiveBlockList, LiveLimits},
 };
 
@@ -78,7 +81,43 @@ pub struct Policy {
 #[derive(Debug, Clone)]
 pub struct Reporter {
     pub tasks: Arc<Tasks>,
+    pub hosts: Arc<Hosts>,
     pub metrics: Arc<Metrics>,
+}
+
+/// Tasks sent per keepalive at most; the rest go in the next ones.
+const TASKS_PER_KEEPALIVE: usize = 32;
+
+/// Which version of each task one keepalive stream has sent.
+#[derive(Debug, Default)]
+struct SentTasks {
+    versions: HashMap<TaskId, u64>,
+}
+
+impl SentTasks {
+    /// Snapshots of the tasks changed since they were last sent (up to the per-message cap),
+    /// marked as sent; forgets tasks the scheduler no longer holds.
+    fn changed(&mut self, reporter: &Reporter) -> Vec<proto::scheduler::v1::TaskInfo> {
+        let cells = reporter.tasks.cells();
+        self.versions.retain(|id, _| cells.iter().any(|(c, _)| c == id));
+        let mut out = Vec::new();
+        for (id, cell) in cells {
+            if out.len() == TASKS_PER_KEEPALIVE {
+                break;
+            }
+            let version = *cell.subscribe().borrow();
+            if self.versions.get(&id) == Some(&version) {
+                continue;
+            }
+            let snapshot = cell.lock().snapshot();
+            if snapshot.peers.is_empty() {
+                continue;
+            }
+            out.push(super::task_info(snapshot, &reporter.hosts));
+            self.versions.insert(id, version);
+        }
+        out
+    }
 }
 
 impl Reporter {
@@ -181,9 +220,16 @@ async fn keep_alive(
     let interval = reg.keepalive_interval;
     let sender = async move {
         let mut tick = tokio::time::interval(interval);
+        // A new stream (maybe to another replica, or a manager with a fresh database) gets every
+        // task again.
+        let mut sent = SentTasks::default();
         loop {
             tick.tick().await;
-            let message = pb::KeepAliveRequest { scheduler_stats: Some(reporter.stats()), ..message.clone() };
+            let message = pb::KeepAliveRequest {
+                scheduler_stats: Some(reporter.stats()),
+                tasks: sent.changed(reporter),
+                ..message.clone()
+            };
             if tx.send(message).await.is_err() {
                 return;
             }

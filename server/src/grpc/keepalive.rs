@@ -19,11 +19,12 @@ use tokio_util::sync::CancellationToken;
 use super::{
     registry::{self, Component, HostKey},
     samples::{self, Sampler, SchedulerStats},
+    task_records,
 };
 use crate::Error;
 
 /// One keepalive message, in the manager's types.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct KeepAlive {
     pub kind: Component,
     pub key: HostKey,
@@ -31,6 +32,8 @@ pub struct KeepAlive {
     pub upload_rate: u64,
     /// A scheduler's figures.
     pub stats: Option<SchedulerStats>,
+    /// Tasks a scheduler reports changed.
+    pub tasks: Vec<crate::jobs::rpc::TaskInfo>,
 }
 
 impl KeepAlive {
@@ -70,6 +73,8 @@ pub async fn hold(
             Ok(Some(Err(e))) => break Err(e),
             Ok(Some(Ok(msg))) => msg,
         };
+        let mut msg = msg;
+        let tasks = std::mem::take(&mut msg.tasks);
         if let Some((previous, stamp)) = current.take_if(|(p, _)| !p.same_component(&msg)) {
             // One stream, one component; a stream that changes identity ends the old one's.
             registry::end_keep_alive(db, previous.kind, &previous.key, stamp).await?;
@@ -83,6 +88,12 @@ pub async fn hold(
             && let Err(e) = sampler.offer(db, &msg.key, stats).await
         {
             tracing::warn!(error = %e, hostname = %msg.key.hostname, "keeping a scheduler's sample failed");
+        }
+        if msg.kind == Component::Scheduler
+            && !tasks.is_empty()
+            && let Err(e) = task_records::record(db, msg.key.cluster_id, tasks).await
+        {
+            tracing::warn!(error = %e, hostname = %msg.key.hostname, "recording a scheduler's tasks failed");
         }
         if current.is_none() {
             tracing::info!(kind = ?msg.kind, hostname = %msg.key.hostname, ip = %msg.key.ip, cluster_id = msg.key.cluster_id, "keepalive started");
@@ -99,8 +110,8 @@ pub async fn hold(
 /// How often old samples are looked for.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Expires silent components every few seconds, and deletes samples past their retention every
-/// hour, until `shutdown`.
+/// Expires silent components every few seconds, and deletes samples and task records past their
+/// retention every hour, until `shutdown`.
 pub async fn sweep(db: DatabaseConnection, timeout: Duration, sampling: Sampling, shutdown: CancellationToken) {
     let period = (timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
     let mut tick = tokio::time::interval(period);
@@ -122,6 +133,11 @@ pub async fn sweep(db: DatabaseConnection, timeout: Duration, sampling: Sampling
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "deleted old scheduler samples"),
                 Err(e) => tracing::warn!(error = %e, "deleting old scheduler samples failed"),
+            }
+            match task_records::prune(&db, sampling.retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "deleted old task records"),
+                Err(e) => tracing::warn!(error = %e, "deleting old task records failed"),
             }
         }
     }
