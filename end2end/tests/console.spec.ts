@@ -249,6 +249,23 @@ test('task graph: a running download is followed live as its pieces arrive', asy
     }).toPass({ timeout: 40_000 });
     await expect(page.locator('#chart-traffic path.area.origin')).toHaveCount(1);
     await page.screenshot(shot('overview-traffic'));
+
+    // The Tasks page lists the cluster's recent tasks (recorded from the scheduler's keepalives);
+    // the download is there, a link to its graph.
+    // The record follows the scheduler's keepalives (every 5 s): it ends succeeded, 2 of 2 done.
+    const row = page.locator('#recent-tasks tbody tr', { hasText: url });
+    await expect(async () => {
+      await page.goto('/tasks');
+      await expect(row).toContainText('2 / 2', { timeout: 1_000 });
+    }).toPass({ timeout: 30_000 });
+    await expect(row).toContainText('succeeded');
+    await page.screenshot(shot('recent-tasks'));
+    await row.getByRole('link').click();
+    await expect(page.locator('#graph-state')).toHaveText('Every peer has finished.');
+    await expect(page.locator(`#task-graph g[data-kind="peer"][data-hostname="${peer.name}"]`)).toHaveAttribute(
+      'data-finished',
+      '4',
+    );
   } finally {
     origin.close();
   }
