@@ -137,7 +137,7 @@ pub fn StateBadge(state: String) -> impl IntoView {
     let class = match state.as_str() {
         "active" | "SUCCESS" | "success" | "succeeded" | "enabled" => "badge ok",
         "PENDING" | "RUNNING" | "pending" | "running" | "back_to_source" => "badge warn",
-        "inactive" | "disabled" => "badge muted-badge",
+        "inactive" | "disabled" | "deleted" => "badge muted-badge",
         _ => "badge bad",
     };
     view! { <span class=class>{state}</span> }

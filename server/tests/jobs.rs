@@ -274,6 +274,9 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     assert_eq!(files_naming(&dir.path().join("seed-a"), &task_id), 0, "the seed peer deleted its copy");
     // The output file the user asked for is theirs, and stays.
     assert!(dir.path().join("out").exists());
+    // The task's record says it was deleted.
+    let deleted = m.get(&format!("/api/v1/clusters/{cluster}/tasks?state=deleted"), &m.root).await.expect(200).body;
+    assert!(deleted.as_array().unwrap().iter().any(|r| r["task_id"] == task_id), "{deleted}");
 
     // Now nobody holds it.
     let job =

@@ -45,7 +45,7 @@ pub struct TaskRecord {
     /// Peers of the task, and how many had the whole content.
     pub peers: u32,
     pub finished_peers: u32,
-    /// `running`, `succeeded` or `failed`.
+    /// `running`, `succeeded`, `failed`, or `deleted` (by a `delete_task` job).
     pub state: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -70,7 +70,7 @@ impl From<task_records::Model> for TaskRecord {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TaskFilter {
-    /// `running`, `succeeded` or `failed`.
+    /// `running`, `succeeded`, `failed` or `deleted`.
     pub state: Option<String>,
     /// Tasks whose URL contains this.
     pub url: Option<String>,
@@ -96,8 +96,8 @@ pub async fn list_cluster_tasks(
         .order_by_desc(task_records::Column::UpdatedAt)
         .order_by_desc(task_records::Column::Id);
     if let Some(s) = filter.state {
-        if !["running", "succeeded", "failed"].contains(&s.as_str()) {
-            return Err(Error::invalid("state", "state must be running, succeeded or failed"));
+        if !["running", "succeeded", "failed", "deleted"].contains(&s.as_str()) {
+            return Err(Error::invalid("state", "state must be running, succeeded, failed or deleted"));
         }
         query = query.filter(task_records::Column::State.eq(s));
     }

@@ -16,7 +16,8 @@ pub struct Model {
     pub peers: i32,
     /// How many of them had the whole content.
     pub finished_peers: i32,
-    /// `running` while any peer downloads, then `succeeded` (some peer has it) or `failed`.
+    /// `running` while any peer downloads, then `succeeded` (some peer has it) or `failed`;
+    /// `deleted` once a `delete_task` job removed it.
     pub state: String,
     /// The task's graph (`jobs::rpc::TaskInfo`), with at most [`MAX_PEERS`] peers.
     pub info: Json,

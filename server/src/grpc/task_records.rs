@@ -1,5 +1,5 @@
 //! Tasks schedulers report with their keepalives, kept as one row per (cluster, task): the
-//! task's last known graph. Schedulers hold tasks in memory only; the record is what remains
+//! task's last known graph (and `deleted` once a `delete_task` job removed it). Schedulers hold tasks in memory only; the record is what remains
 //! after they forget one, and the list of recent tasks the console offers.
 
 use sea_orm::{
@@ -77,6 +77,19 @@ pub async fn record(db: &impl ConnectionTrait, cluster_id: i64, tasks: Vec<TaskI
                 .to_owned(),
         )
         .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks a task's record `deleted` (a `delete_task` job removed it from the cluster's peers), so
+/// the history says why the peers that held it no longer do.
+pub async fn mark_deleted(db: &impl ConnectionTrait, cluster_id: i64, task_id: &str) -> Result<(), Error> {
+    task_records::Entity::update_many()
+        .filter(task_records::Column::ClusterId.eq(cluster_id))
+        .filter(task_records::Column::TaskId.eq(task_id))
+        .col_expr(task_records::Column::State, Expr::value("deleted"))
+        .col_expr(task_records::Column::UpdatedAt, Expr::value(stamp_now()))
+        .exec(db)
         .await?;
     Ok(())
 }
