@@ -10,7 +10,7 @@
 mod cluster_config;
 mod keepalive;
 pub(crate) mod registry;
-mod samples;
+pub(crate) mod samples;
 mod scopes;
 pub(crate) mod task_records;
 

@@ -24,6 +24,7 @@ use crate::{
     Error,
     auth::{Principal, Visible},
     entity::{clusters, scheduler_samples},
+    grpc::samples::SchedulerStats,
     rbac::{Act, Obj},
 };
 
@@ -125,13 +126,7 @@ fn to_chrono(d: Duration) -> chrono::Duration {
 pub struct Sample {
     pub scheduler_id: i64,
     pub at: NaiveDateTime,
-    pub tasks: u64,
-    pub peers: u64,
-    pub running_peers: u64,
-    pub back_to_source_bytes: u64,
-    pub peer_bytes: u64,
-    pub succeeded: u64,
-    pub failed: u64,
+    pub stats: SchedulerStats,
 }
 
 impl From<scheduler_samples::Model> for Sample {
@@ -140,13 +135,15 @@ impl From<scheduler_samples::Model> for Sample {
         Self {
             scheduler_id: m.scheduler_id,
             at: m.at,
-            tasks: n(m.tasks),
-            peers: n(m.peers),
-            running_peers: n(m.running_peers),
-            back_to_source_bytes: n(m.back_to_source_bytes),
-            peer_bytes: n(m.peer_bytes),
-            succeeded: n(m.succeeded),
-            failed: n(m.failed),
+            stats: SchedulerStats {
+                tasks: n(m.tasks),
+                peers: n(m.peers),
+                running_peers: n(m.running_peers),
+                back_to_source_bytes: n(m.back_to_source_bytes),
+                peer_bytes: n(m.peer_bytes),
+                succeeded: n(m.succeeded),
+                failed: n(m.failed),
+            },
         }
     }
 }
@@ -182,8 +179,8 @@ pub fn bucketize(
     for series in by_scheduler.values() {
         // Counters: the increase since the previous sample lands in the bucket of the later one.
         for pair in series.windows(2) {
-            let (p, c) = (pair[0], pair[1]);
-            let Some(i) = index(c.at) else { continue };
+            let (p, c) = (&pair[0].stats, &pair[1].stats);
+            let Some(i) = index(pair[1].at) else { continue };
             let point = &mut points[i];
             point.back_to_source_bytes += increase(p.back_to_source_bytes, c.back_to_source_bytes);
             point.peer_bytes += increase(p.peer_bytes, c.peer_bytes);
@@ -201,9 +198,10 @@ pub fn bucketize(
             if bucket_end - latest.at > fresh {
                 continue;
             }
-            point.tasks = Some(point.tasks.unwrap_or(0) + latest.tasks);
-            point.peers = Some(point.peers.unwrap_or(0) + latest.peers);
-            point.running_peers = Some(point.running_peers.unwrap_or(0) + latest.running_peers);
+            let now = &latest.stats;
+            point.tasks = Some(point.tasks.unwrap_or(0) + now.tasks);
+            point.peers = Some(point.peers.unwrap_or(0) + now.peers);
+            point.running_peers = Some(point.running_peers.unwrap_or(0) + now.running_peers);
         }
     }
     points
@@ -218,17 +216,14 @@ mod tests {
     }
 
     fn sample(scheduler_id: i64, at: i64, tasks: u64, origin: u64, peers: u64) -> Sample {
-        Sample {
-            scheduler_id,
-            at: t(at),
+        let stats = SchedulerStats {
             tasks,
             peers: tasks * 2,
-            running_peers: 0,
             back_to_source_bytes: origin,
             peer_bytes: peers,
-            succeeded: 0,
-            failed: 0,
-        }
+            ..SchedulerStats::default()
+        };
+        Sample { scheduler_id, at: t(at), stats }
     }
 
     #[test]
