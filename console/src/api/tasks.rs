@@ -91,6 +91,7 @@ pub async fn get_task_graph(
 /// A cluster's task as its schedulers last reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRecord {
+    pub cluster_id: i64,
     pub task_id: String,
     pub url: String,
     pub content_length: Option<u64>,
@@ -103,9 +104,9 @@ pub struct TaskRecord {
 }
 
 /// Recent tasks of the cluster (the first one the visitor can see when none is given), most
-/// recently changed first; answers the cluster shown too.
+/// recently changed first.
 #[server(prefix = "/console/fn")]
-pub async fn recent_tasks(cluster_id: Option<i64>, page: u64) -> Result<(i64, Page<TaskRecord>), ApiError> {
+pub async fn recent_tasks(cluster_id: Option<i64>, page: u64) -> Result<Page<TaskRecord>, ApiError> {
     // The caller is taken from the request's context before the first await: after it, the
     // context is gone.
     let caller = super::client::Caller::from_context()?;
@@ -119,6 +120,5 @@ pub async fn recent_tasks(cluster_id: Option<i64>, page: u64) -> Result<(i64, Pa
             }
         }
     };
-    let tasks = caller.list(&format!("/api/v1/clusters/{id}/tasks"), page.max(1), 20, &[]).await?;
-    Ok((id, tasks))
+    caller.list(&format!("/api/v1/clusters/{id}/tasks"), page.max(1), 20, &[]).await
 }

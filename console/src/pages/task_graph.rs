@@ -104,15 +104,7 @@ pub fn TaskGraphPage() -> impl IntoView {
         },
     );
     let page = query_page();
-    let recent = Resource::new(
-        move || (cluster.get(), task.get().trim().is_empty(), page.get()),
-        |(c, no_task, p)| async move {
-            match no_task {
-                true => Some(recent_tasks(c.parse().ok(), p).await),
-                false => None,
-            }
-        },
-    );
+    let recent = Resource::new(move || (cluster.get(), page.get()), |(c, p)| recent_tasks(c.parse().ok(), p));
     // Live while the download runs: look again every second (in the browser only).
     Effect::new(move || {
         if graph.get().flatten().and_then(Result::ok).is_some_and(|g| g.running()) {
@@ -148,23 +140,24 @@ pub fn TaskGraphPage() -> impl IntoView {
             })}
         </Transition>
         <Suspense fallback=Loading>
-            {move || recent.get().flatten().map(|r| match r {
+            // The cluster's recent tasks, when no task is asked for.
+            {move || task.get().trim().is_empty().then(|| recent.get().map(|r| match r {
                 Err(error) => view! { <section class="card"><ErrorNote error /></section> }.into_any(),
-                Ok((cluster, page)) => view! { <RecentTasks cluster page /> }.into_any(),
-            })}
+                Ok(page) => view! { <RecentTasks page /> }.into_any(),
+            }))}
         </Suspense>
     }
 }
 
 /// The cluster's recent tasks, each a link to its graph.
 #[component]
-fn RecentTasks(cluster: i64, page: Page<TaskRecord>) -> impl IntoView {
+fn RecentTasks(page: Page<TaskRecord>) -> impl IntoView {
     let empty = page.items.is_empty();
     let rows = page
         .items
         .iter()
         .map(|t| {
-            let href = format!("/tasks?cluster={cluster}&task={}", encode(&t.task_id));
+            let href = format!("/tasks?cluster={}&task={}", t.cluster_id, encode(&t.task_id));
             let size = t.content_length.map(bytes).unwrap_or_else(|| "—".into());
             view! {
                 <tr data-task=t.task_id.clone()>

@@ -38,6 +38,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 /// A task of a cluster as last reported by its schedulers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskRecord {
+    pub cluster_id: i64,
     pub task_id: String,
     pub url: String,
     pub content_length: Option<u64>,
@@ -54,6 +55,7 @@ pub struct TaskRecord {
 impl From<task_records::Model> for TaskRecord {
     fn from(m: task_records::Model) -> Self {
         Self {
+            cluster_id: m.cluster_id,
             task_id: m.task_id,
             url: m.url,
             content_length: m.content_length.and_then(|l| u64::try_from(l).ok()),
