@@ -1,5 +1,11 @@
 //! Tasks and their peers: who holds which pieces, the digest of every piece (as reported by the
-//! peer that fetched it from the origin), who is blocked as whose parent, and who is the source.
+//! peer that fetched it from the origin), who is blocked as whose parent, and who fetches what
+//! from the origin.
+//!
+//! The first source (the seed peer when one is connected) learns the content's size. When the
+//! origin serves byte ranges, the task then *spreads*: every piece is handed to one peer that may
+//! go back to source ([`scheduling::origin`]), which fetches it by range and alone may record its
+//! digest. Otherwise the first source streams the whole content.
 //!
 //! A peer moves `Pending → Running | BackToSource → Succeeded | Failed`; a peer that leaves
 //! unfinished is removed. Every change bumps the task's version so the peers' streams push
@@ -20,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::{
     resource::{Host, HostKind, Hosts},
-    scheduling::{self, Candidate, Child, Dag, Limits},
+    scheduling::{self, Candidate, Child, Dag, Limits, OriginPiece, origin},
 };
 
 /// Where a peer is in its download.
@@ -86,6 +92,16 @@ pub struct PieceReport {
     pub cost_micros: u64,
 }
 
+/// What the source learnt from the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentInfo {
+    /// `None` while unknown (a chunked body).
+    pub content_length: Option<u64>,
+    pub piece_length: u64,
+    /// The origin serves byte ranges: the task may spread its pieces over several fetchers.
+    pub ranges: bool,
+}
+
 /// What a registering or waiting peer should do about the origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceDecision {
@@ -114,6 +130,8 @@ pub struct Update {
     pub piece_length: Option<u64>,
     pub digests: Vec<(u32, [u8; 32])>,
     pub parents: Vec<ParentInfo>,
+    /// Pieces newly handed to this peer to fetch from the origin.
+    pub origin_pieces: Vec<u32>,
 }
 
 /// What a stream has already sent its peer, to send only news.
@@ -138,6 +156,8 @@ pub struct Task {
     pub content_length: Option<u64>,
     pub piece_length: Option<u64>,
     digests: Vec<Option<[u8; 32]>>,
+    /// Who fetches each piece from the origin; empty unless the task spreads.
+    origin: Vec<OriginPiece>,
     peers: HashMap<PeerId, PeerRecord>,
     /// Join order, so candidate lists are stable.
     order: Vec<PeerId>,
@@ -167,6 +187,7 @@ impl Task {
             content_length: None,
             piece_length,
             digests: Vec::new(),
+            origin: Vec::new(),
             peers: HashMap::new(),
             order: Vec::new(),
             dag: Dag::default(),
@@ -213,9 +234,16 @@ impl Task {
     }
 
     /// Whether the content is being fetched from the origin, or is already whole in the swarm.
+    /// A spreading task has a source while any peer may still be handed origin pieces.
     fn has_source(&self) -> bool {
         let fetching = self.peers.values().any(|p| p.phase == PeerPhase::BackToSource);
-        fetching || self.whole_in_swarm()
+        let spreading = self.spreads() && self.peers.values().any(origin_fetcher);
+        fetching || spreading || self.whole_in_swarm()
+    }
+
+    /// Whether the task's pieces are handed to several origin fetchers.
+    pub fn spreads(&self) -> bool {
+        !self.origin.is_empty()
     }
 
     fn whole_in_swarm(&self) -> bool {
@@ -275,12 +303,8 @@ impl Task {
     }
 
     /// The source reports the content's size. Only a peer fetching from the origin may.
-    pub fn content_info(
-        &mut self,
-        peer: &PeerId,
-        content_length: Option<u64>,
-        piece_length: u64,
-    ) -> Result<(), String> {
+    pub fn content_info(&mut self, peer: &PeerId, info: ContentInfo) -> Result<(), String> {
+        let ContentInfo { content_length, piece_length, ranges } = info;
         let record = self.peers.get(peer).ok_or("peer is not registered")?;
         if record.phase != PeerPhase::BackToSource {
             return Err("only the peer fetching from the origin reports content info".into());
@@ -304,6 +328,13 @@ impl Task {
         }
         if let Some(layout) = self.layout() {
             self.digests.resize(layout.count() as usize, None);
+            if ranges && self.origin.is_empty() {
+                self.origin = self
+                    .digests
+                    .iter()
+                    .map(|d| if d.is_some() { OriginPiece::Done } else { OriginPiece::Free })
+                    .collect();
+            }
         }
         self.updated = Instant::now();
         Ok(())
@@ -316,14 +347,20 @@ impl Task {
         for r in reports {
             match &r.parent {
                 None => {
-                    if phase != PeerPhase::BackToSource {
+                    let digest = r.digest.ok_or_else(|| format!("piece {} from the origin has no digest", r.number))?;
+                    let n = r.number as usize;
+                    let allowed = if self.spreads() {
+                        origin::may_report(&self.origin, peer, r.number)
+                            || self.digests.get(n).copied().flatten() == Some(digest)
+                    } else {
+                        phase == PeerPhase::BackToSource
+                    };
+                    if !allowed {
                         return Err(format!(
-                            "piece {} reported from the origin by a peer not fetching from it",
+                            "piece {} reported from the origin by a peer not fetching it from there",
                             r.number
                         ));
                     }
-                    let digest = r.digest.ok_or_else(|| format!("piece {} from the origin has no digest", r.number))?;
-                    let n = r.number as usize;
                     if self.digests.len() <= n {
                         if self.layout().is_some() {
                             return Err(format!("piece {} is beyond the content", r.number));
@@ -335,6 +372,9 @@ impl Task {
                             return Err(format!("piece {} digest contradicts the recorded one", r.number));
                         }
                         _ => self.digests[n] = Some(digest),
+                    }
+                    if let Some(o) = self.origin.get_mut(n) {
+                        *o = OriginPiece::Done;
                     }
                 }
                 Some(parent) => {
@@ -407,6 +447,7 @@ impl Task {
         }
         self.dag.remove_vertex(peer);
         self.dag.add_vertex(peer.clone());
+        origin::release(&mut self.origin, peer);
         self.updated = Instant::now();
     }
 
@@ -419,6 +460,7 @@ impl Task {
     }
 
     fn remove_peer(&mut self, peer: &PeerId) {
+        origin::release(&mut self.origin, peer);
         self.peers.remove(peer);
         self.order.retain(|p| p != peer);
         self.dag.remove_vertex(peer);
@@ -453,20 +495,30 @@ impl Task {
             sent.digests.insert(*n);
         }
 
-        let parents = if matches!(record.phase, PeerPhase::Pending | PeerPhase::Running) {
-            self.choose_parents(&record, hosts, limits)
+        // A spreading task's origin fetchers take pieces from parents too.
+        let downloading = matches!(record.phase, PeerPhase::Pending | PeerPhase::Running)
+            || (self.spreads() && record.phase == PeerPhase::BackToSource);
+        let parents = if downloading { self.choose_parents(&record, hosts, limits) } else { Vec::new() };
+        let origin_pieces = if self.spreads() && origin_fetcher(&record) {
+            origin::assign(&mut self.origin, peer, origin::DEFAULT_ORIGIN_PIECES_PER_PEER)
         } else {
             Vec::new()
         };
         let summary: Vec<(PeerId, u32)> = parents.iter().map(|p| (p.peer_id.clone(), p.finished.len())).collect();
         let info_changed = sent.content_length != self.content_length || sent.piece_length != self.piece_length;
-        if digests.is_empty() && summary == sent.parents && !info_changed {
+        if digests.is_empty() && summary == sent.parents && !info_changed && origin_pieces.is_empty() {
             return None;
         }
         sent.parents = summary;
         sent.content_length = self.content_length;
         sent.piece_length = self.piece_length;
-        Some(Update { content_length: self.content_length, piece_length: self.piece_length, digests, parents })
+        Some(Update {
+            content_length: self.content_length,
+            piece_length: self.piece_length,
+            digests,
+            parents,
+            origin_pieces,
+        })
     }
 
     fn choose_parents(&mut self, child: &PeerRecord, hosts: &Hosts, limits: &Limits) -> Vec<ParentInfo> {
@@ -540,6 +592,14 @@ impl Task {
             peers: self.order.iter().filter_map(|p| self.peers.get(p).cloned()).collect(),
         }
     }
+}
+
+/// Whether `p` may be handed pieces to fetch from the origin: still downloading, allowed to go
+/// back to source, and trusted.
+fn origin_fetcher(p: &PeerRecord) -> bool {
+    matches!(p.phase, PeerPhase::Pending | PeerPhase::Running | PeerPhase::BackToSource)
+        && !p.disable_back_to_source
+        && !p.excluded
 }
 
 /// A task and the channel that announces its changes.
@@ -670,7 +730,7 @@ mod tests {
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
         assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
-        t.content_info(&a, Some(4 * 1024), 1024).unwrap();
+        t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..4)
             .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
             .collect();
@@ -699,7 +759,7 @@ mod tests {
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
         assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
-        t.content_info(&a, Some(3 * 1024), 1024).unwrap();
+        t.content_info(&a, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..3)
             .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
             .collect();
