@@ -192,6 +192,7 @@ impl Downloader {
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
             let task = self.fetch_task(&task_request, &events).await?;
+            let fetched = std::time::Instant::now();
             // Every piece is already checked against the scheduler's digest; reading the whole
             // file again is only worth it when the caller named a digest to compare with.
             let (content_length, blake) = match &expected {
@@ -206,6 +207,7 @@ impl Downloader {
             tokio::task::spawn_blocking(move || t.export(&out, overwrite, link))
                 .await
                 .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            tracing::info!(task_id = %task_request.task_id, verify_and_export_ms = fetched.elapsed().as_millis() as u64, "output written");
             let _ = events.send(Event::Finished { content_length, digest: blake }).await;
             Ok(())
         };

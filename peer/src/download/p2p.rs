@@ -115,7 +115,9 @@ pub(super) async fn run(
             // know each piece this peer holds, or children will never ask for it.
             if task.is_complete() && jobs.is_empty() && origin_jobs.is_empty() {
                 drop(reporter);
+                let closing = Instant::now();
                 stream.finish(ToScheduler::Finished { content_length: layout.content_length }).await?;
+                tracing::info!(task_id = %req.task_id, close_ms = closing.elapsed().as_millis() as u64, "all pieces in place");
                 return Ok(());
             }
         }

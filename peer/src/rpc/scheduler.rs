@@ -16,7 +16,7 @@ pub struct Parent {
     pub peer_id: PeerId,
     pub addr: SocketAddr,
     pub finished: PieceBitmap,
-    /// A seed peer: asked only for pieces no other parent has.
+    /// Asked only for pieces no other parent has (a seed peer that is the only way in).
     pub seed: bool,
 }
 

@@ -121,6 +121,9 @@ pub struct ParentInfo {
     pub peer_id: PeerId,
     pub host: Host,
     pub finished: PieceBitmap,
+    /// Ask it only for pieces no other parent has: a seed peer that is the task's only way in,
+    /// whose uplink must carry new pieces. In a spreading task every parent is equal.
+    pub last_resort: bool,
 }
 
 /// What to tell one peer.
@@ -565,18 +568,36 @@ impl Task {
         for parent in old {
             self.dag.remove_edge(&parent, &child.id);
         }
+        // A spreading task is a mesh, not a tree: every peer holds pieces only it got from the
+        // origin, so pieces flow both ways between any two peers and the DAG's order would idle
+        // its first and last peers. Nothing can cycle per piece (a peer never fetches a piece it
+        // holds), so the child sees every useful peer, up to the filter limit.
+        let spreads = self.spreads();
+        let mesh;
+        let (dag, limits) = if spreads {
+            let mut d = Dag::new();
+            d.add_vertex(child.id.clone());
+            for c in &candidates {
+                d.add_vertex(c.peer_id.clone());
+            }
+            mesh = d;
+            (&mesh, Limits { candidate_parent_limit: limits.filter_parent_limit, ..*limits })
+        } else {
+            (&self.dag, *limits)
+        };
         let avoided: HashSet<PeerId> = child.blocked.union(&child.slow).cloned().collect();
-        let mut chosen = scheduling::select_parents(&me, &candidates, &avoided, &self.dag, limits);
+        let mut chosen = scheduling::select_parents(&me, &candidates, &avoided, dag, &limits);
         if chosen.is_empty() && !child.slow.is_empty() {
             // A slow parent beats none: never strand a child on a soft block.
-            chosen = scheduling::select_parents(&me, &candidates, &child.blocked, &self.dag, limits);
+            chosen = scheduling::select_parents(&me, &candidates, &child.blocked, dag, &limits);
         }
         chosen
             .into_iter()
-            .filter(|p| self.dag.add_edge(p, &child.id).is_ok())
+            .filter(|p| spreads || self.dag.add_edge(p, &child.id).is_ok())
             .filter_map(|p| {
                 let (host, finished) = known.remove(&p)?;
-                Some(ParentInfo { peer_id: p, host, finished })
+                let last_resort = host.kind == HostKind::Seed && !spreads;
+                Some(ParentInfo { peer_id: p, host, finished, last_resort })
             })
             .collect()
     }

@@ -213,7 +213,7 @@ fn update_to_pb(u: Update) -> pb::AnnouncePeerResponse {
                 ip: p.host.ip,
                 upload_port: u32::from(p.host.upload_port),
                 finished_pieces: p.finished.to_bytes(),
-                seed: p.host.kind == HostKind::Seed,
+                seed: p.last_resort,
             })
             .collect(),
         origin_pieces: u.origin_pieces,
