@@ -325,7 +325,8 @@ impl State {
                 continue;
             }
             self.origin_in_flight.insert(n);
-            let (http, limits, task, req) = (inner.http.clone(), origin::inner_limits(inner), self.task.clone(), req.clone());
+            let (http, limits, task, req) =
+                (inner.http.clone(), origin::inner_limits(inner), self.task.clone(), req.clone());
             jobs.spawn(async move {
                 let started = Instant::now();
                 let result = origin::fetch_range(&http, &limits, &task, &req, layout, n).await;

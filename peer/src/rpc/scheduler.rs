@@ -59,10 +59,20 @@ pub enum ParentProblem {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToScheduler {
     /// `ranges`: the origin serves byte ranges, so the scheduler may spread pieces over peers.
-    ContentInfo { content_length: Option<u64>, piece_length: u64, ranges: bool },
+    ContentInfo {
+        content_length: Option<u64>,
+        piece_length: u64,
+        ranges: bool,
+    },
     Pieces(Vec<PieceDone>),
-    ParentFailed { parent: PeerId, piece: u32, problem: ParentProblem },
-    Finished { content_length: u64 },
+    ParentFailed {
+        parent: PeerId,
+        piece: u32,
+        problem: ParentProblem,
+    },
+    Finished {
+        content_length: u64,
+    },
     Failed(String),
 }
 

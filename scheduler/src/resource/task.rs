@@ -775,6 +775,42 @@ mod tests {
     }
 
     #[test]
+    fn a_ranged_origin_spreads_pieces_and_only_their_fetcher_sets_a_digest() {
+        let hosts = Hosts::default();
+        hosts.announce(host("a"), Instant::now());
+        hosts.announce(host("b"), Instant::now());
+        let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        t.register(a.clone(), HostId("a".into()), false);
+        t.register(b.clone(), HostId("b".into()), false);
+        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: true }).unwrap();
+        assert!(t.spreads());
+        assert_eq!(t.decide_source(&b, false, false, Instant::now()), SourceDecision::Wait, "no second source");
+
+        let limits = Limits::default();
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!((ua.origin_pieces, ub.origin_pieces), (vec![0, 1], vec![2, 3]));
+
+        let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
+        assert!(t.pieces_finished(&b, &[origin(0)]).is_err(), "piece 0 is a's to fetch");
+        t.pieces_finished(&b, &[origin(2)]).unwrap();
+        // b now serves piece 2 to a, and a (the source that learnt the size) takes parents too.
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ua.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+        assert!(ua.parents.iter().all(|p| !p.last_resort));
+
+        // a leaves: its unfinished pieces go to b.
+        t.peer_left(&a);
+        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ub.origin_pieces, vec![0]);
+        t.pieces_finished(&b, &[origin(0), origin(3)]).unwrap();
+        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ub.origin_pieces, vec![1]);
+    }
+
+    #[test]
     fn each_peer_counts_its_pieces_by_source_once() {
         let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
