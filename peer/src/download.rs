@@ -191,17 +191,40 @@ impl Downloader {
         };
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
+            // With a digest to check, hash the content in piece order while it arrives, so the
+            // check costs little once the last piece is in.
+            let stop = StopOnDrop(Arc::default());
+            let early = match &expected {
+                Some(d) => {
+                    let task = self.inner.storage.task(&task_request.task_id, task_request.url.as_str())?;
+                    let (want_sha, stop) = (d.algorithm == Algorithm::Sha256, stop.0.clone());
+                    Some(tokio::task::spawn_blocking(move || hash_as_it_arrives(&task, want_sha, &stop)))
+                }
+                None => None,
+            };
             let task = self.fetch_task(&task_request, &events).await?;
             let fetched = std::time::Instant::now();
             // Every piece is already checked against the scheduler's digest; reading the whole
             // file again is only worth it when the caller named a digest to compare with.
             let (content_length, blake) = match &expected {
                 Some(d) => {
-                    let (len, blake) = verify_whole(&task, Some(d)).await?;
-                    (len, Some(blake))
+                    let early = match early {
+                        Some(h) => h.await.ok().flatten(),
+                        None => None,
+                    };
+                    // A hash that followed the pieces and matches settles it; anything else
+                    // (it could not follow, or disagrees) is decided by hashing the file again.
+                    match early.filter(|w| w.matches(d)) {
+                        Some(w) => (w.len, Some(Digest { algorithm: Algorithm::Blake3, hex: w.blake3 })),
+                        None => {
+                            let (len, blake) = verify_whole(&task, Some(d)).await?;
+                            (len, Some(blake))
+                        }
+                    }
                 }
                 None => (task.layout().map(|l| l.content_length).unwrap_or(0), None),
             };
+            drop(stop);
             let (t, out, overwrite, link) =
                 (task.clone(), request.output.clone(), request.overwrite, request.force_hard_link);
             tokio::task::spawn_blocking(move || t.export(&out, overwrite, link))
@@ -271,6 +294,72 @@ impl Downloader {
                 Err(e)
             }
         }
+    }
+}
+
+/// Whole-content digests of what was stored.
+struct WholeHash {
+    len: u64,
+    blake3: String,
+    sha256: Option<String>,
+}
+
+impl WholeHash {
+    fn matches(&self, expected: &Digest) -> bool {
+        match expected.algorithm {
+            Algorithm::Blake3 => self.blake3 == expected.hex,
+            Algorithm::Sha256 => self.sha256.as_deref() == Some(expected.hex.as_str()),
+        }
+    }
+}
+
+/// Sets its flag when dropped: stops [`hash_as_it_arrives`] when the download ends early.
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Hashes the task's stored pieces in order as they are finished (blocking; polls); `None` when
+/// stopped or when the file cannot be read.
+fn hash_as_it_arrives(task: &TaskStore, want_sha: bool, stop: &std::sync::atomic::AtomicBool) -> Option<WholeHash> {
+    use std::io::{Read, Seek, SeekFrom};
+    const POLL: Duration = Duration::from_millis(20);
+    let mut file = None;
+    let mut blake = blake3::Hasher::new();
+    let mut sha = want_sha.then(sha2::Sha256::new);
+    let (mut buf, mut next, mut len) = (Vec::new(), 0u32, 0u64);
+    loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let Some(layout) = task.layout() else {
+            std::thread::sleep(POLL);
+            continue;
+        };
+        if next >= layout.count() {
+            let sha256 = sha.map(|s| hex::encode(s.finalize()));
+            return Some(WholeHash { len, blake3: blake.finalize().to_hex().to_string(), sha256 });
+        }
+        let Some(range) = task.finished_range(next) else {
+            std::thread::sleep(POLL);
+            continue;
+        };
+        let file = match file.as_mut() {
+            Some(f) => f,
+            None => file.insert(task.reader().ok()?),
+        };
+        buf.resize((range.end - range.start) as usize, 0);
+        file.seek(SeekFrom::Start(range.start)).ok()?;
+        file.read_exact(&mut buf).ok()?;
+        blake.update(&buf);
+        if let Some(s) = sha.as_mut() {
+            s.update(&buf);
+        }
+        len += buf.len() as u64;
+        next += 1;
     }
 }
 
