@@ -78,8 +78,8 @@ pub enum Event {
     Started { task_id: TaskId, content_length: Option<u64>, piece_length: u64 },
     /// This many bytes are in place so far.
     Progress { finished_bytes: u64, finished_pieces: u32 },
-    /// The file is complete and verified; `digest` is its BLAKE3 when a whole-content digest was
-    /// checked (every piece is verified either way).
+    /// The file is complete and verified; `digest` is the whole-content digest it was checked
+    /// against, when one was given or implied (every piece is verified either way).
     Finished { content_length: u64, digest: Option<Digest> },
 }
 
@@ -197,8 +197,8 @@ impl Downloader {
             let early = match &expected {
                 Some(d) => {
                     let task = self.inner.storage.task(&task_request.task_id, task_request.url.as_str())?;
-                    let (want_sha, stop) = (d.algorithm == Algorithm::Sha256, stop.0.clone());
-                    Some(tokio::task::spawn_blocking(move || hash_as_it_arrives(&task, want_sha, &stop)))
+                    let (algorithm, stop) = (d.algorithm, stop.0.clone());
+                    Some(tokio::task::spawn_blocking(move || hash_as_it_arrives(&task, algorithm, &stop)))
                 }
                 None => None,
             };
@@ -206,7 +206,7 @@ impl Downloader {
             let fetched = std::time::Instant::now();
             // Every piece is already checked against the scheduler's digest; reading the whole
             // file again is only worth it when the caller named a digest to compare with.
-            let (content_length, blake) = match &expected {
+            let (content_length, checked) = match &expected {
                 Some(d) => {
                     let early = match early {
                         Some(h) => h.await.ok().flatten(),
@@ -214,24 +214,23 @@ impl Downloader {
                     };
                     // A hash that followed the pieces and matches settles it; anything else
                     // (it could not follow, or disagrees) is decided by hashing the file again.
-                    match early.filter(|w| w.matches(d)) {
-                        Some(w) => (w.len, Some(Digest { algorithm: Algorithm::Blake3, hex: w.blake3 })),
-                        None => {
-                            let (len, blake) = verify_whole(&task, Some(d)).await?;
-                            (len, Some(blake))
-                        }
-                    }
+                    let len = match early.filter(|w| w.hex == d.hex) {
+                        Some(w) => w.len,
+                        None => verify_whole(&task, Some(d)).await?.0,
+                    };
+                    (len, Some(d.clone()))
                 }
                 None => (task.layout().map(|l| l.content_length).unwrap_or(0), None),
             };
             drop(stop);
+            let verified_ms = fetched.elapsed().as_millis() as u64;
             let (t, out, overwrite, link) =
                 (task.clone(), request.output.clone(), request.overwrite, request.force_hard_link);
             tokio::task::spawn_blocking(move || t.export(&out, overwrite, link))
                 .await
                 .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-            tracing::info!(task_id = %task_request.task_id, verify_and_export_ms = fetched.elapsed().as_millis() as u64, "output written");
-            let _ = events.send(Event::Finished { content_length, digest: blake }).await;
+            tracing::info!(task_id = %task_request.task_id, verified_ms, written_ms = fetched.elapsed().as_millis() as u64, "output written");
+            let _ = events.send(Event::Finished { content_length, digest: checked }).await;
             Ok(())
         };
         match request.timeout {
@@ -297,20 +296,16 @@ impl Downloader {
     }
 }
 
-/// Whole-content digests of what was stored.
+/// The whole-content digest of what was stored, in the algorithm asked for.
 struct WholeHash {
     len: u64,
-    blake3: String,
-    sha256: Option<String>,
+    hex: String,
 }
 
-impl WholeHash {
-    fn matches(&self, expected: &Digest) -> bool {
-        match expected.algorithm {
-            Algorithm::Blake3 => self.blake3 == expected.hex,
-            Algorithm::Sha256 => self.sha256.as_deref() == Some(expected.hex.as_str()),
-        }
-    }
+/// One running whole-content hash.
+enum Hasher {
+    Blake3(Box<blake3::Hasher>),
+    Sha256(sha2::Sha256),
 }
 
 /// Sets its flag when dropped: stops [`hash_as_it_arrives`] when the download ends early.
@@ -324,12 +319,18 @@ impl Drop for StopOnDrop {
 
 /// Hashes the task's stored pieces in order as they are finished (blocking; polls); `None` when
 /// stopped or when the file cannot be read.
-fn hash_as_it_arrives(task: &TaskStore, want_sha: bool, stop: &std::sync::atomic::AtomicBool) -> Option<WholeHash> {
+fn hash_as_it_arrives(
+    task: &TaskStore,
+    algorithm: Algorithm,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Option<WholeHash> {
     use std::io::{Read, Seek, SeekFrom};
     const POLL: Duration = Duration::from_millis(20);
     let mut file = None;
-    let mut blake = blake3::Hasher::new();
-    let mut sha = want_sha.then(sha2::Sha256::new);
+    let mut hasher = match algorithm {
+        Algorithm::Blake3 => Hasher::Blake3(Box::default()),
+        Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+    };
     let (mut buf, mut next, mut len) = (Vec::new(), 0u32, 0u64);
     loop {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -340,8 +341,11 @@ fn hash_as_it_arrives(task: &TaskStore, want_sha: bool, stop: &std::sync::atomic
             continue;
         };
         if next >= layout.count() {
-            let sha256 = sha.map(|s| hex::encode(s.finalize()));
-            return Some(WholeHash { len, blake3: blake.finalize().to_hex().to_string(), sha256 });
+            let hex = match hasher {
+                Hasher::Blake3(h) => h.finalize().to_hex().to_string(),
+                Hasher::Sha256(h) => hex::encode(h.finalize()),
+            };
+            return Some(WholeHash { len, hex });
         }
         let Some(range) = task.finished_range(next) else {
             std::thread::sleep(POLL);
@@ -354,9 +358,11 @@ fn hash_as_it_arrives(task: &TaskStore, want_sha: bool, stop: &std::sync::atomic
         buf.resize((range.end - range.start) as usize, 0);
         file.seek(SeekFrom::Start(range.start)).ok()?;
         file.read_exact(&mut buf).ok()?;
-        blake.update(&buf);
-        if let Some(s) = sha.as_mut() {
-            s.update(&buf);
+        match &mut hasher {
+            Hasher::Blake3(h) => {
+                h.update(&buf);
+            }
+            Hasher::Sha256(h) => h.update(&buf),
         }
         len += buf.len() as u64;
         next += 1;

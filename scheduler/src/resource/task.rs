@@ -427,6 +427,9 @@ impl Task {
                 p.excluded = true;
             }
         }
+        if corrupt {
+            self.refetch_lost_pieces();
+        }
         self.dag.remove_edge(parent, child);
         self.updated = Instant::now();
     }
@@ -451,6 +454,7 @@ impl Task {
         self.dag.remove_vertex(peer);
         self.dag.add_vertex(peer.clone());
         origin::release(&mut self.origin, peer);
+        self.refetch_lost_pieces();
         self.updated = Instant::now();
     }
 
@@ -467,7 +471,23 @@ impl Task {
         self.peers.remove(peer);
         self.order.retain(|p| p != peer);
         self.dag.remove_vertex(peer);
+        self.refetch_lost_pieces();
         self.updated = Instant::now();
+    }
+
+    /// A spreading task hands a piece out again when every peer that held it is gone, failed or
+    /// excluded. Its digest stays: the next fetcher must report the same one.
+    fn refetch_lost_pieces(&mut self) {
+        for (n, piece) in self.origin.iter_mut().enumerate() {
+            let held = || {
+                self.peers
+                    .values()
+                    .any(|p| !p.excluded && p.phase != PeerPhase::Failed && p.finished.contains(n as u32))
+            };
+            if *piece == OriginPiece::Done && !held() {
+                *piece = OriginPiece::Free;
+            }
+        }
     }
 
     /// Forgets every peer on `host`; returns how many.
@@ -530,11 +550,15 @@ impl Task {
         let mut known = HashMap::new();
         // Only peers holding a piece the child lacks are offered: a useless edge would still
         // occupy the DAG and forbid the reverse edge, which is often the useful one.
+        // A seed peer of a spreading task serves the swarm first: it takes pieces only from
+        // peers that are done, so no uplink carries bytes to a host nobody is waiting for.
+        let seed_waits = self.spreads() && child_host.kind == HostKind::Seed;
         let candidates: Vec<Candidate> = self
             .order
             .iter()
             .filter_map(|id| self.peers.get(id))
             .filter(|p| p.finished.iter().any(|n| !child.finished.contains(n)))
+            .filter(|p| !seed_waits || p.phase == PeerPhase::Succeeded)
             .filter_map(|p| {
                 let host = hosts.get(&p.host_id)?;
                 let children = self.dag.children(&p.id).count() as u32;
@@ -791,23 +815,66 @@ mod tests {
         let limits = Limits::default();
         let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
         let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
-        assert_eq!((ua.origin_pieces, ub.origin_pieces), (vec![0, 1], vec![2, 3]));
+        assert_eq!((ua.origin_pieces, ub.origin_pieces), (vec![0], vec![1]), "one piece each at a time");
 
         let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
         assert!(t.pieces_finished(&b, &[origin(0)]).is_err(), "piece 0 is a's to fetch");
-        t.pieces_finished(&b, &[origin(2)]).unwrap();
-        // b now serves piece 2 to a, and a (the source that learnt the size) takes parents too.
+        t.pieces_finished(&b, &[origin(1)]).unwrap();
+        // b now serves piece 1 to a, and a (the source that learnt the size) takes parents too.
         let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
         assert_eq!(ua.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
         assert!(ua.parents.iter().all(|p| !p.last_resort));
 
-        // a leaves: its unfinished pieces go to b.
+        // a leaves: its unfinished piece goes to b, then the rest.
         t.peer_left(&a);
         let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
         assert_eq!(ub.origin_pieces, vec![0]);
-        t.pieces_finished(&b, &[origin(0), origin(3)]).unwrap();
+        t.pieces_finished(&b, &[origin(0)]).unwrap();
         let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
-        assert_eq!(ub.origin_pieces, vec![1]);
+        assert_eq!(ub.origin_pieces, vec![2]);
+    }
+
+    #[test]
+    fn a_spreading_seed_waits_for_finished_parents_and_lost_pieces_are_fetched_again() {
+        let hosts = Hosts::default();
+        hosts.announce(Host { kind: HostKind::Seed, ..host("s") }, Instant::now());
+        hosts.announce(host("a"), Instant::now());
+        hosts.announce(host("b"), Instant::now());
+        let (s, a, b) = (PeerId("s-1".into()), PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        for (p, h) in [(&s, "s"), (&a, "a"), (&b, "b")] {
+            t.register(p.clone(), HostId(h.into()), false);
+        }
+        assert!(matches!(t.decide_source(&s, false, true, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&s, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: true }).unwrap();
+        let limits = Limits::default();
+        let given: Vec<Vec<u32>> = [&s, &a, &b]
+            .iter()
+            .map(|p| t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap().origin_pieces)
+            .collect();
+        assert_eq!(given, vec![vec![0], vec![1], vec![2]]);
+        let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
+        t.pieces_finished(&a, &[origin(1)]).unwrap();
+        t.pieces_finished(&b, &[origin(2)]).unwrap();
+
+        // a and b hold pieces the seed lacks, but they are still downloading: the seed waits.
+        let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert!(us.parents.is_empty(), "{:?}", us.parents);
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ua.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+
+        // b fails before anyone copied piece 2: it is handed out again, and must match.
+        t.peer_failed(&b);
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ua.origin_pieces, vec![2]);
+        let mut wrong = origin(2);
+        wrong.digest = Some([9; 32]);
+        assert!(t.pieces_finished(&a, &[wrong]).is_err(), "the recorded digest still rules");
+        t.pieces_finished(&a, &[origin(2)]).unwrap();
+        t.pieces_finished(&a, &[from_parent(0, &s, 10)]).unwrap();
+        t.peer_succeeded(&a);
+        let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(us.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![a.clone()]);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use common::ids::PeerId;
 
 /// Default of the most origin pieces one peer fetches at a time.
-pub const DEFAULT_ORIGIN_PIECES_PER_PEER: usize = 2;
+pub const DEFAULT_ORIGIN_PIECES_PER_PEER: usize = 1;
 
 /// Each piece's origin state, as the task sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
