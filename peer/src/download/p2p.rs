@@ -33,8 +33,10 @@ use crate::{
     transport::client::{FetchError, PieceConnection},
 };
 
-/// Most pieces fetched from one parent at the same time.
-const PER_PARENT: usize = 4;
+/// Most pieces fetched from one parent at the same time, shared out over the parents: with one
+/// parent, four at once keep its stream busy; with several, one each, so every parent's uplink
+/// is split among few transfers and each piece completes (and can be passed on) quickly.
+const PER_PARENT_BUDGET: usize = 4;
 
 /// Idle connections kept per parent.
 type Pool = Arc<Mutex<HashMap<PeerId, Vec<PieceConnection>>>>;
@@ -345,6 +347,7 @@ impl State {
         rng: &mut impl Rng,
     ) -> Option<(u32, Parent)> {
         let load = |p: &Parent| self.parent_load.get(&p.peer_id).copied().unwrap_or(0);
+        let per_parent = (PER_PARENT_BUDGET / self.parents.len().max(1)).max(1);
         let has = |p: &Parent, n: u32| p.finished.contains(n) && !self.blocked.contains(&p.peer_id);
         let now = Instant::now();
         let mut best: Option<(usize, u32, u32)> = None; // (holders, tiebreak, piece)
@@ -362,7 +365,7 @@ impl State {
             if seeds && self.parents.iter().any(|p| !p.seed && has(p, n)) {
                 continue;
             }
-            if !self.parents.iter().any(|p| p.seed == seeds && has(p, n) && load(p) < PER_PARENT) {
+            if !self.parents.iter().any(|p| p.seed == seeds && has(p, n) && load(p) < per_parent) {
                 continue;
             }
             let holders = self.parents.iter().filter(|p| has(p, n)).count();
@@ -375,7 +378,7 @@ impl State {
         let parent = self
             .parents
             .iter()
-            .filter(|p| p.seed == seeds && has(p, n) && load(p) < PER_PARENT)
+            .filter(|p| p.seed == seeds && has(p, n) && load(p) < per_parent)
             .min_by_key(|p| (load(p), rng.random::<u32>()))
             .cloned()?;
         Some((n, parent))
