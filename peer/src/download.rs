@@ -5,6 +5,7 @@
 //! unreachable, the origin is used unless back-to-source is disabled). [`Downloader::download`]
 //! then checks the whole-content digest and exports a copy under the user's path, atomically.
 
+mod follow;
 mod origin;
 mod p2p;
 
@@ -191,44 +192,45 @@ impl Downloader {
         };
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
-            // With a digest to check, hash the content in piece order while it arrives, so the
-            // check costs little once the last piece is in.
-            let stop = StopOnDrop(Arc::default());
-            let early = match &expected {
-                Some(d) => {
+            // Follow the pieces in order while they arrive: hash them when a digest is to be
+            // checked, and write the output's temporary copy, so little is left to do once the
+            // last piece is in.
+            let temp = (!request.force_hard_link).then(|| follow::TempOutput::create(&request.output)).flatten();
+            let follower = match (&expected, &temp) {
+                (None, None) => None,
+                _ => {
                     let task = self.inner.storage.task(&task_request.task_id, task_request.url.as_str())?;
-                    let (algorithm, stop) = (d.algorithm, stop.0.clone());
-                    Some(tokio::task::spawn_blocking(move || hash_as_it_arrives(&task, algorithm, &stop)))
+                    Some(follow::Follower::start(task, expected.as_ref().map(|d| d.algorithm), temp.as_ref()))
                 }
-                None => None,
             };
             let task = self.fetch_task(&task_request, &events).await?;
             let fetched = std::time::Instant::now();
-            // Every piece is already checked against the scheduler's digest; reading the whole
-            // file again is only worth it when the caller named a digest to compare with.
-            let (content_length, checked) = match &expected {
-                Some(d) => {
-                    let early = match early {
-                        Some(h) => h.await.ok().flatten(),
-                        None => None,
-                    };
-                    // A hash that followed the pieces and matches settles it; anything else
-                    // (it could not follow, or disagrees) is decided by hashing the file again.
-                    let len = match early.filter(|w| w.hex == d.hex) {
-                        Some(w) => w.len,
-                        None => verify_whole(&task, Some(d)).await?.0,
-                    };
-                    (len, Some(d.clone()))
-                }
-                None => (task.layout().map(|l| l.content_length).unwrap_or(0), None),
+            let followed = match follower {
+                Some(f) => f.finish().await,
+                None => None,
             };
-            drop(stop);
+            // Every piece is already checked against the scheduler's digest; the whole content
+            // is checked only when the caller named (or the URL implies) a digest. A hash that
+            // followed the pieces and matches settles it; anything else (it could not follow,
+            // or disagrees) is decided by hashing the stored file again.
+            let (content_length, checked, copy_ok) = match &expected {
+                Some(d) => match followed.as_ref().filter(|f| f.hex.as_deref() == Some(d.hex.as_str())) {
+                    Some(f) => (f.len, Some(d.clone()), true),
+                    None => (verify_whole(&task, Some(d)).await?.0, Some(d.clone()), false),
+                },
+                None => {
+                    let len = task.layout().map(|l| l.content_length).unwrap_or(0);
+                    (len, None, followed.as_ref().is_some_and(|f| f.len == len))
+                }
+            };
             let verified_ms = fetched.elapsed().as_millis() as u64;
             let (t, out, overwrite, link) =
                 (task.clone(), request.output.clone(), request.overwrite, request.force_hard_link);
-            tokio::task::spawn_blocking(move || t.export(&out, overwrite, link))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            match temp.filter(|t| copy_ok && t.written()) {
+                Some(temp) => tokio::task::spawn_blocking(move || temp.publish(&t, &out, overwrite)).await,
+                None => tokio::task::spawn_blocking(move || t.export(&out, overwrite, link)).await,
+            }
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
             tracing::info!(task_id = %task_request.task_id, verified_ms, written_ms = fetched.elapsed().as_millis() as u64, "output written");
             let _ = events.send(Event::Finished { content_length, digest: checked }).await;
             Ok(())
@@ -293,79 +295,6 @@ impl Downloader {
                 Err(e)
             }
         }
-    }
-}
-
-/// The whole-content digest of what was stored, in the algorithm asked for.
-struct WholeHash {
-    len: u64,
-    hex: String,
-}
-
-/// One running whole-content hash.
-enum Hasher {
-    Blake3(Box<blake3::Hasher>),
-    Sha256(sha2::Sha256),
-}
-
-/// Sets its flag when dropped: stops [`hash_as_it_arrives`] when the download ends early.
-struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Hashes the task's stored pieces in order as they are finished (blocking; polls); `None` when
-/// stopped or when the file cannot be read.
-fn hash_as_it_arrives(
-    task: &TaskStore,
-    algorithm: Algorithm,
-    stop: &std::sync::atomic::AtomicBool,
-) -> Option<WholeHash> {
-    use std::io::{Read, Seek, SeekFrom};
-    const POLL: Duration = Duration::from_millis(20);
-    let mut file = None;
-    let mut hasher = match algorithm {
-        Algorithm::Blake3 => Hasher::Blake3(Box::default()),
-        Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-    };
-    let (mut buf, mut next, mut len) = (Vec::new(), 0u32, 0u64);
-    loop {
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return None;
-        }
-        let Some(layout) = task.layout() else {
-            std::thread::sleep(POLL);
-            continue;
-        };
-        if next >= layout.count() {
-            let hex = match hasher {
-                Hasher::Blake3(h) => h.finalize().to_hex().to_string(),
-                Hasher::Sha256(h) => hex::encode(h.finalize()),
-            };
-            return Some(WholeHash { len, hex });
-        }
-        let Some(range) = task.finished_range(next) else {
-            std::thread::sleep(POLL);
-            continue;
-        };
-        let file = match file.as_mut() {
-            Some(f) => f,
-            None => file.insert(task.reader().ok()?),
-        };
-        buf.resize((range.end - range.start) as usize, 0);
-        file.seek(SeekFrom::Start(range.start)).ok()?;
-        file.read_exact(&mut buf).ok()?;
-        match &mut hasher {
-            Hasher::Blake3(h) => {
-                h.update(&buf);
-            }
-            Hasher::Sha256(h) => h.update(&buf),
-        }
-        len += buf.len() as u64;
-        next += 1;
     }
 }
 
