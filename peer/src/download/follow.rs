@@ -1,5 +1,6 @@
-//! Following a download's pieces in order while they arrive: the whole-content hash (when a
-//! digest is to be checked) and the output's temporary copy grow with the download, so once the
+//! Following a download's pieces while they arrive: the whole-content hash (when a digest is to
+//! be checked, in piece order) and the output's temporary copy (each piece as soon as it is
+//! stored when nothing is hashed, with `copy_file_range`) grow with the download, so once the
 //! last piece is in, little is left but a rename.
 //!
 //! The copy is written beside the output under a hidden temporary name and published (linked or
@@ -144,6 +145,11 @@ fn follow(
     mut out: Option<(std::fs::File, Arc<AtomicBool>)>,
     stop: &AtomicBool,
 ) -> Option<Followed> {
+    if algorithm.is_none()
+        && let Some((file, written)) = &out
+    {
+        return copy_as_it_arrives(task, file, written, stop);
+    }
     let mut hasher = algorithm.map(Hasher::new);
     let mut cache: Option<std::fs::File> = None;
     let (mut buf, mut next, mut len) = (Vec::new(), 0u32, 0u64);
@@ -191,6 +197,49 @@ fn follow(
         }
         len += n as u64;
         next += 1;
+    }
+}
+
+/// Without a hash to make, order does not matter: every finished piece is copied at once.
+fn copy_as_it_arrives(
+    task: &TaskStore,
+    out: &std::fs::File,
+    written: &AtomicBool,
+    stop: &AtomicBool,
+) -> Option<Followed> {
+    let mut cache: Option<std::fs::File> = None;
+    let mut copied = common::bitmap::PieceBitmap::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let Some(layout) = task.layout() else {
+            std::thread::sleep(POLL);
+            continue;
+        };
+        if copied.is_complete(layout.count()) {
+            written.store(true, Ordering::Release);
+            return Some(Followed { len: layout.content_length, hex: None });
+        }
+        let mut progressed = false;
+        for n in task.finished().iter().filter(|n| !copied.contains(*n)).collect::<Vec<_>>() {
+            let Some(range) = layout.range(n) else { continue };
+            let cache = match cache.as_mut() {
+                Some(f) => f,
+                None => cache.insert(task.reader().ok()?),
+            };
+            let len = (range.end - range.start) as usize;
+            if !copy_range(cache, out, range.start, len) {
+                let mut buf = vec![0; len];
+                cache.read_exact_at(&mut buf, range.start).ok()?;
+                out.write_all_at(&buf, range.start).ok()?;
+            }
+            copied.insert(n);
+            progressed = true;
+        }
+        if !progressed {
+            std::thread::sleep(POLL);
+        }
     }
 }
 
