@@ -62,6 +62,9 @@ enum Failure {
     Parent(ParentProblem),
 }
 
+/// Pieces per window of the preferred order among equally rare pieces.
+const HASH_WINDOW: u32 = 8;
+
 /// How long a piece a parent was busy with waits before it is asked for again.
 const BUSY_RETRY: Duration = Duration::from_millis(40);
 
@@ -350,7 +353,10 @@ impl State {
         let per_parent = (PER_PARENT_BUDGET / self.parents.len().max(1)).max(1);
         let has = |p: &Parent, n: u32| p.finished.contains(n) && !self.blocked.contains(&p.peer_id);
         let now = Instant::now();
-        let mut best: Option<(usize, u32, u32)> = None; // (holders, tiebreak, piece)
+        // (holders, window, tiebreak, piece): rarest first; among equally rare pieces, earlier
+        // windows of the content first (so the whole-content hash can follow the download
+        // instead of waiting for its end), then at random (so children spread their requests).
+        let mut best: Option<(usize, u32, u32, u32)> = None;
         for n in 0..layout.count() {
             if finished.contains(n)
                 || self.in_flight.contains(&n)
@@ -369,12 +375,12 @@ impl State {
                 continue;
             }
             let holders = self.parents.iter().filter(|p| has(p, n)).count();
-            let tiebreak = rng.random::<u32>();
-            if best.is_none_or(|(h, t, _)| (holders, tiebreak) < (h, t)) {
-                best = Some((holders, tiebreak, n));
+            let (window, tiebreak) = (n / HASH_WINDOW, rng.random::<u32>());
+            if best.is_none_or(|(h, w, t, _)| (holders, window, tiebreak) < (h, w, t)) {
+                best = Some((holders, window, tiebreak, n));
             }
         }
-        let (_, _, n) = best?;
+        let (_, _, _, n) = best?;
         let parent = self
             .parents
             .iter()
