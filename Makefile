@@ -5,6 +5,7 @@
 #   make bench  distribution benchmark vs curl and BitTorrent (root; quick: make bench BENCH_ARGS="-F 32 -N 4")
 #   make bench-single  1 GiB peer-to-peer on loopback vs curl from nginx, serving peer's RSS (quick: BENCH_ARGS="--size-mib 128")
 #   make bench-console the console's WASM size and server-side render time (clusters list, 100 clusters)
+#   make screenshots   run the browser suite and refresh the README's console screenshots
 # run and test install what is missing first (Debian packages, wasm-bindgen-cli, npm packages).
 
 SHELL := /bin/bash
@@ -24,10 +25,10 @@ PEERS ?= 2
 DATA_DIR ?= .damselfly
 BENCH_ARGS ?=
 
-.PHONY: bench-console help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single
+.PHONY: screenshots bench-console help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single
 
 help:
-	@sed -n '1,8p' Makefile
+	@sed -n '1,9p' Makefile
 
 deps: apt-deps wasm-bindgen npm-deps
 
@@ -112,6 +113,14 @@ e2e: build
 	cd end2end && npx playwright test
 
 test: deps py-deps build lint unit-test api-check e2e
+
+# The README's screenshots: the browser suite takes them in end2end/test-results/; these are the
+# ones the README shows (the overview after a download, so its charts have traffic).
+SCREENSHOTS := cluster-detail cluster-form-error clusters peers roles task-clear task-graph \
+  task-graph-live tenant tokens topology
+screenshots: e2e
+	for s in $(SCREENSHOTS); do cp end2end/test-results/$$s.png end2end/screenshots/; done
+	cp end2end/test-results/overview-traffic.png end2end/screenshots/overview.png
 
 # One file from one origin to N peers: Damselfly vs N curls vs BitTorrent (aria2) under tc caps,
 # in network namespaces (needs root). Defaults: F=256 MiB, N=8 and N=16, u_s=40, u=20 MiB/s.

@@ -135,9 +135,9 @@ pub fn Pager<T: Send + Sync + 'static>(page: Page<T>, noun: &'static str) -> imp
 #[component]
 pub fn StateBadge(state: String) -> impl IntoView {
     let class = match state.as_str() {
-        "active" | "SUCCESS" | "success" | "enabled" => "badge ok",
-        "PENDING" | "RUNNING" => "badge warn",
-        "inactive" | "disabled" => "badge muted-badge",
+        "active" | "SUCCESS" | "success" | "succeeded" | "enabled" => "badge ok",
+        "PENDING" | "RUNNING" | "pending" | "running" | "back_to_source" => "badge warn",
+        "inactive" | "disabled" | "deleted" => "badge muted-badge",
         _ => "badge bad",
     };
     view! { <span class=class>{state}</span> }
@@ -160,5 +160,28 @@ mod tests {
     #[test]
     fn query_values_are_encoded() {
         assert_eq!(encode("/clusters?page=2&name=a b"), "/clusters%3Fpage%3D2%26name%3Da%20b");
+    }
+}
+
+/// A `<select>` of clusters by name, its value the cluster id. With `any`, an empty first choice
+/// so labelled (all clusters); without, one cluster must be chosen. `selected` is the chosen
+/// id as text.
+#[component]
+pub fn ClusterSelect(
+    id: &'static str,
+    name: &'static str,
+    clusters: Vec<crate::api::models::Cluster>,
+    #[prop(into)] selected: Signal<String>,
+    #[prop(optional)] any: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <select id=id name=name>
+            {any.map(|label| view! { <option value="" selected=move || selected.get().is_empty()>{label}</option> })}
+            {clusters.into_iter().map(|c| {
+                let value = c.id.to_string();
+                let this = value.clone();
+                view! { <option value=value selected=move || selected.get() == this>{c.name}</option> }
+            }).collect_view()}
+        </select>
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod app;
+mod charts;
 mod components;
 mod pages;
 

@@ -2,6 +2,8 @@
 // clear and tenant isolation, driven as an operator would, with screenshots of the main pages.
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test, expect, signIn, apiToken, ROOT } from './fixtures';
@@ -41,6 +43,13 @@ test('the overview counts what is running', async ({ page, consoleErrors }) => {
   // damselfly up: one scheduler, one seed peer, one peer, all registered and alive.
   await expect(page.locator('#stat-schedulers .stat-value')).toContainText('1');
   await expect(page.locator('#stat-seed-peers .stat-value')).toContainText('1');
+  // Tasks and traffic over time, with the window in the URL.
+  await expect(page.locator('#chart-traffic svg')).toBeVisible();
+  await expect(page.locator('#chart-tasks svg')).toBeVisible();
+  await expect(page.locator('#activity-summary')).toContainText('In this window:');
+  await page.getByRole('link', { name: '24h' }).click();
+  await page.waitForURL('**/?window=24h');
+  await expect(page.getByRole('link', { name: '24h' })).toHaveAttribute('aria-current', 'true');
   await page.screenshot(shot('overview'));
 });
 
@@ -168,6 +177,98 @@ test('task clear: a downloaded file is found on its peers, then deleted from the
   await page.goto('/jobs?type=delete_task');
   await expect(page.locator('#jobs-table')).toContainText('delete_task');
   await page.screenshot(shot('jobs'));
+});
+
+test('task graph: a running download is followed live as its pieces arrive', async ({ page, consoleErrors, request }) => {
+  const { cluster } = readState();
+  const peer = cluster.peers.find((p) => !p.seed)!;
+  // A slow origin: 16 MiB (four 4 MiB pieces) at about 2 MiB/s, so there is time to watch.
+  const size = 16 * 1024 * 1024;
+  const chunk = Buffer.alloc(128 * 1024, 7);
+  const origin = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-length': String(size), 'content-type': 'application/octet-stream' });
+    if (req.method === 'HEAD') return res.end();
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (sent >= size) {
+        clearInterval(timer);
+        return res.end();
+      }
+      res.write(chunk);
+      sent += chunk.length;
+    }, 60);
+    res.on('close', () => clearInterval(timer));
+  });
+  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/slow-${Date.now()}.bin`;
+    const token = await apiToken(request);
+    const listed = await request.get('/api/v1/clusters?name=default', { headers: { authorization: `Bearer ${token}` } });
+    const clusterId = (await listed.json())[0].id;
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dfget-')), 'slow.bin');
+    const dfget = path.resolve(__dirname, '..', '..', 'target', 'debug', 'dfget');
+    const download = spawn(dfget, [url, '-O', out, '-e', peer.endpoint, '--no-progress'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => download.on('exit', resolve));
+
+    await signIn(page);
+    // The task exists once the peer registered it; until then the page says it is not found.
+    const graphPath = `/tasks?cluster=${clusterId}&task=${encodeURIComponent(url)}`;
+    consoleErrors.expectErrorFrom(graphPath);
+    await expect(async () => {
+      await page.goto(graphPath);
+      await expect(page.locator('#task-graph')).toBeVisible({ timeout: 1_000 });
+    }).toPass({ timeout: 20_000 });
+    await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true', { timeout: 20_000 });
+    await expect(page.locator('#graph-state')).toHaveText('Downloading: following it live.');
+    await page.screenshot(shot('task-graph-live'));
+
+    // Without reloading, the peer's finished pieces climb to all four and the page says so.
+    const finished = page.locator(`#task-graph g[data-kind="peer"][data-hostname="${peer.name}"]`);
+    const seen = new Set<string>();
+    await expect
+      .poll(
+        async () => {
+          const v = (await finished.count()) ? await finished.getAttribute('data-finished') : null;
+          if (v !== null) seen.add(v);
+          return v;
+        },
+        { timeout: 60_000, intervals: [200] },
+      )
+      .toBe('4');
+    expect(seen.size, `progress seen: ${[...seen].join(', ')}`).toBeGreaterThan(1);
+    await expect(page.locator('#graph-state')).toHaveText('Every peer has finished.', { timeout: 10_000 });
+    await expect(page.locator('#traffic-origin')).toHaveText('16.0 MiB');
+    expect(await exited).toBe(0);
+    expect(fs.statSync(out).size).toBe(size);
+
+    // The overview's traffic over the last hour includes it once the scheduler's next sample is
+    // kept (every 10 s on a `damselfly up` cluster).
+    await expect(async () => {
+      await page.goto('/?window=1h');
+      await expect(page.locator('#activity-summary')).toContainText(/[1-9][\d.]* MiB from the origin/, { timeout: 1_000 });
+    }).toPass({ timeout: 40_000 });
+    await expect(page.locator('#chart-traffic path.area.origin')).toHaveCount(1);
+    await page.screenshot(shot('overview-traffic'));
+
+    // The Tasks page lists the cluster's recent tasks (recorded from the scheduler's keepalives);
+    // the download is there, a link to its graph.
+    // The record follows the scheduler's keepalives (every 5 s): it ends succeeded, 2 of 2 done.
+    const row = page.locator('#recent-tasks tbody tr', { hasText: url });
+    await expect(async () => {
+      await page.goto('/tasks');
+      await expect(row).toContainText('2 / 2', { timeout: 1_000 });
+    }).toPass({ timeout: 30_000 });
+    await expect(row).toContainText('succeeded');
+    await page.screenshot(shot('recent-tasks'));
+    await row.getByRole('link').click();
+    await expect(page.locator('#graph-state')).toHaveText('Every peer has finished.');
+    await expect(page.locator(`#task-graph g[data-kind="peer"][data-hostname="${peer.name}"]`)).toHaveAttribute(
+      'data-finished',
+      '4',
+    );
+  } finally {
+    origin.close();
+  }
 });
 
 test("a tenant's user sees only its own tenant's clusters", async ({ page, consoleErrors, request }) => {

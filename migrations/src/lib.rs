@@ -9,6 +9,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_users;
 mod m20261124_000002_control_plane;
 mod m20261124_000003_user_identities;
+mod m20261125_000004_job_clusters_and_samples;
+mod m20261125_000005_task_records;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -21,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_users::Migration),
             Box::new(m20261124_000002_control_plane::Migration),
             Box::new(m20261124_000003_user_identities::Migration),
+            Box::new(m20261125_000004_job_clusters_and_samples::Migration),
+            Box::new(m20261125_000005_task_records::Migration),
         ]
     }
 }

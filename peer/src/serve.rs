@@ -100,9 +100,13 @@ impl Dfdaemon {
             .clone()
             .map(|set| tokio::spawn(announce::run(config.clone(), upload_port, set, announced_tx, shutdown.clone())));
         let manager_client = match (&schedulers, config.manager.addr.is_empty()) {
-            (Some(set), false) => {
-                Some(tokio::spawn(manager::run(config.clone(), upload_port, set.clone(), shutdown.clone())))
-            }
+            (Some(set), false) => Some(tokio::spawn(manager::run(
+                config.clone(),
+                upload_port,
+                set.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ))),
             _ => None,
         };
         let order_taker = schedulers.clone().map(|set| {

@@ -17,6 +17,8 @@ common::snake_label!(ParentFailureReason { Unreachable => "unreachable", Corrupt
 
 common::snake_label!(PeerResult { Succeeded => "succeeded", Failed => "failed" });
 
+common::snake_label!(TrafficSource { BackToSource => "back_to_source", RemotePeer => "remote_peer" });
+
 use crate::resource::{Hosts, Tasks};
 
 /// Why a child reported a parent.
@@ -44,6 +46,27 @@ pub struct ResultLabels {
     pub result: PeerResult,
 }
 
+/// Where the bytes of a finished piece came from.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum TrafficSource {
+    BackToSource,
+    RemotePeer,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrafficLabels {
+    pub source: TrafficSource,
+}
+
+/// The counters a scheduler reports to the manager, since its start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub back_to_source_bytes: u64,
+    pub peer_bytes: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
 /// Every metric of one scheduler.
 #[derive(Debug)]
 pub struct Metrics {
@@ -62,6 +85,9 @@ pub struct Metrics {
     pub peer_results: Family<ResultLabels, Counter>,
     /// Time to compute one peer's update (parents and digests), in seconds.
     pub schedule_duration: Histogram,
+    /// Bytes of pieces peers reported new, by where they came from (each piece counted once
+    /// per peer).
+    pub traffic_bytes: Family<TrafficLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -75,6 +101,7 @@ impl Default for Metrics {
         let parent_failures = Family::<ReasonLabels, Counter>::default();
         let peer_results = Family::<ResultLabels, Counter>::default();
         let schedule_duration = Histogram::new(exponential_buckets(0.000_01, 4.0, 10));
+        let traffic_bytes = Family::<TrafficLabels, Counter>::default();
         registry.register("hosts", "Hosts known", hosts_gauge.clone());
         registry.register("tasks", "Tasks known", tasks_gauge.clone());
         registry.register("peers_registered", "Downloads registered", peers_registered.clone());
@@ -83,6 +110,7 @@ impl Default for Metrics {
         registry.register("parent_failures", "Parents reported by children, by reason", parent_failures.clone());
         registry.register("peer_results", "Finished downloads, by result", peer_results.clone());
         registry.register("schedule_duration_seconds", "Time to compute a peer's parents", schedule_duration.clone());
+        registry.register("traffic_bytes", "Bytes of pieces peers fetched, by source", traffic_bytes.clone());
         Self {
             registry,
             hosts_gauge,
@@ -93,11 +121,30 @@ impl Default for Metrics {
             parent_failures,
             peer_results,
             schedule_duration,
+            traffic_bytes,
         }
     }
 }
 
 impl Metrics {
+    /// Counts bytes of newly finished pieces from `source`.
+    pub fn traffic(&self, source: TrafficSource, bytes: u64) {
+        if bytes > 0 {
+            self.traffic_bytes.get_or_create(&TrafficLabels { source }).inc_by(bytes);
+        }
+    }
+
+    /// The counters the manager's keepalive report carries.
+    pub fn totals(&self) -> Totals {
+        let traffic = |source| self.traffic_bytes.get_or_create(&TrafficLabels { source }).get();
+        let results = |result| self.peer_results.get_or_create(&ResultLabels { result }).get();
+        Totals {
+            back_to_source_bytes: traffic(TrafficSource::BackToSource),
+            peer_bytes: traffic(TrafficSource::RemotePeer),
+            succeeded: results(PeerResult::Succeeded),
+            failed: results(PeerResult::Failed),
+        }
+    }
     /// The text exposition format, with gauges read from the current state.
     pub fn render(&self, hosts: &Arc<Hosts>, tasks: &Arc<Tasks>) -> String {
         self.hosts_gauge.set(hosts.len() as i64);

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     Error,
-    resource::{Host, HostKind, HostOrders, Hosts, SeedWatchers, Tasks},
+    resource::{Host, HostKind, HostOrders, Hosts, SeedWatchers, TaskSnapshot, Tasks},
     scheduling::{LiveBlockList, LiveLimits},
 };
 
@@ -140,34 +140,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         let id = common::ids::TaskId(request.into_inner().task_id);
         let cell = self.tasks.get(&id).ok_or_else(|| Status::not_found(format!("task {id} is not known")))?;
         let t = cell.lock().snapshot();
-        Ok(Response::new(pb::TaskInfo {
-            task_id: t.id.0,
-            url: t.url,
-            content_length: t.content_length,
-            piece_length: t.piece_length.unwrap_or(0),
-            total_pieces: t.total_pieces,
-            peers: t
-                .peers
-                .into_iter()
-                .map(|p| {
-                    let host = self.hosts.get(&p.host_id);
-                    pb::PeerInfo {
-                        peer_id: p.id.0,
-                        state: p.phase.as_str().into(),
-                        finished_pieces: p.finished.len(),
-                        hostname: host.as_ref().map(|h| h.hostname.clone()).unwrap_or_default(),
-                        ip: host.map(|h| h.ip).unwrap_or_default(),
-                        host_id: p.host_id.0,
-                        origin_pieces: p.origin_pieces,
-                        sources: p
-                            .parent_pieces
-                            .into_iter()
-                            .map(|(parent, pieces)| pb::PieceSource { parent_id: parent.0, pieces })
-                            .collect(),
-                    }
-                })
-                .collect(),
-        }))
+        Ok(Response::new(task_info(t, &self.hosts)))
     }
 
     async fn delete_task(
@@ -184,5 +157,38 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         request: Request<pb::WatchHostOrdersRequest>,
     ) -> Result<Response<Self::WatchHostOrdersStream>, Status> {
         orders::watch_host_orders(self, request.into_inner())
+    }
+}
+
+/// A task's snapshot on the wire, with each peer's host name and address (`StatTask`, and the
+/// task history schedulers send the manager).
+pub(crate) fn task_info(t: TaskSnapshot, hosts: &Hosts) -> pb::TaskInfo {
+    pb::TaskInfo {
+        task_id: t.id.0,
+        url: t.url,
+        content_length: t.content_length,
+        piece_length: t.piece_length.unwrap_or(0),
+        total_pieces: t.total_pieces,
+        peers: t
+            .peers
+            .into_iter()
+            .map(|p| {
+                let host = hosts.get(&p.host_id);
+                pb::PeerInfo {
+                    peer_id: p.id.0,
+                    state: p.phase.as_str().into(),
+                    finished_pieces: p.finished.len(),
+                    hostname: host.as_ref().map(|h| h.hostname.clone()).unwrap_or_default(),
+                    ip: host.map(|h| h.ip).unwrap_or_default(),
+                    host_id: p.host_id.0,
+                    origin_pieces: p.origin_pieces,
+                    sources: p
+                        .parent_pieces
+                        .into_iter()
+                        .map(|(parent, pieces)| pb::PieceSource { parent_id: parent.0, pieces })
+                        .collect(),
+                }
+            })
+            .collect(),
     }
 }

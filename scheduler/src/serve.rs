@@ -87,6 +87,7 @@ impl Scheduler {
             tokio::spawn(manager::run(
                 reg,
                 manager::Policy { limits: self.limits.clone(), block_list: block_list.clone() },
+                manager::Reporter { tasks: self.tasks.clone(), hosts: self.hosts.clone(), metrics: metrics.clone() },
                 shutdown.clone(),
             ))
         });

@@ -21,6 +21,7 @@ mod oauth;
 mod openapi;
 pub mod page;
 mod roles;
+mod stats;
 mod tasks;
 mod tenants;
 mod tokens;
@@ -64,6 +65,8 @@ pub struct ApiState {
     pub job_queue: Option<crate::jobs::queue::RedisQueue>,
     /// A scheduler silent for longer is not asked (`[grpc] keepalive_timeout_secs`).
     pub keepalive_timeout: std::time::Duration,
+    /// How often schedulers' figures are kept (`[grpc] sample_interval_secs`).
+    pub sample_interval: std::time::Duration,
 }
 
 /// The whole HTTP API with its state applied, and the OpenAPI document describing it.
@@ -81,6 +84,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(tokens::routes())
         .merge(audits::routes())
         .merge(roles::routes())
+        .merge(stats::routes())
         .route_layer(audited())
         .route_layer(from_fn_with_state(state.clone(), auth::require_session))
         .merge(users::public_routes().route_layer(audited()));

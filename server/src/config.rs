@@ -78,6 +78,11 @@
 //! [grpc]
 //! # A scheduler, seed peer or peer whose keepalive is silent this long is inactive. Default: 30
 //! keepalive_timeout_secs = 30
+//! # A scheduler's keepalive figures (tasks, peers, traffic) are kept at most this often, for the
+//! # console's charts. Default: 60
+//! sample_interval_secs = 60
+//! # Samples older than this are deleted. Default: 7
+//! sample_retention_days = 7
 //! ```
 
 use std::{
@@ -147,11 +152,15 @@ impl Default for JobsConfig {
 pub struct GrpcConfig {
     /// Seconds without a keepalive message after which a component counts as inactive.
     pub keepalive_timeout_secs: u64,
+    /// Least seconds between two kept samples of one scheduler's keepalive figures.
+    pub sample_interval_secs: u64,
+    /// Days samples are kept.
+    pub sample_retention_days: u64,
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
-        Self { keepalive_timeout_secs: 30 }
+        Self { keepalive_timeout_secs: 30, sample_interval_secs: 60, sample_retention_days: 7 }
     }
 }
 
@@ -309,6 +318,12 @@ impl ManagerConfig {
         }
         if self.grpc.keepalive_timeout_secs == 0 {
             return Err(Error::Config("grpc.keepalive_timeout_secs must be at least 1".into()));
+        }
+        if !(1..=86_400).contains(&self.grpc.sample_interval_secs) {
+            return Err(Error::Config("grpc.sample_interval_secs must be between 1 and 86400".into()));
+        }
+        if !(1..=3650).contains(&self.grpc.sample_retention_days) {
+            return Err(Error::Config("grpc.sample_retention_days must be between 1 and 3650".into()));
         }
         if self.server.http_addr == self.server.grpc_addr && self.server.http_addr.port() != 0 {
             return Err(Error::Config("server.http_addr and server.grpc_addr must differ".into()));

@@ -10,7 +10,9 @@
 mod cluster_config;
 mod keepalive;
 pub(crate) mod registry;
+pub(crate) mod samples;
 mod scopes;
+pub(crate) mod task_records;
 
 use std::{net::IpAddr, pin::pin, time::Duration};
 
@@ -22,8 +24,9 @@ use tonic::{Request, Response, Status};
 
 use self::{
     cluster_config::ClusterSettings,
-    keepalive::KeepAlive,
+    keepalive::{KeepAlive, Sampling},
     registry::{Component, HostKey, PeerRegistration, SchedulerRegistration, SeedPeerRegistration, SeedPeerType},
+    samples::SchedulerStats,
     scopes::{CandidateCluster, PeerPlace, scopes_from_json},
 };
 use crate::{
@@ -38,6 +41,8 @@ pub struct Registration {
     db: DatabaseConnection,
     /// How long a component may stay silent before it counts as inactive.
     keepalive_timeout: Duration,
+    /// How often schedulers' figures are kept, and how long.
+    sampling: Sampling,
     /// Ends open keepalive streams so a graceful shutdown does not wait on them.
     shutdown: CancellationToken,
 }
@@ -45,7 +50,11 @@ pub struct Registration {
 impl Registration {
     /// The service over `db`; streams end when `shutdown` is cancelled.
     pub fn new(db: DatabaseConnection, config: &GrpcConfig, shutdown: CancellationToken) -> Self {
-        Self { db, keepalive_timeout: Duration::from_secs(config.keepalive_timeout_secs), shutdown }
+        let sampling = Sampling {
+            interval: Duration::from_secs(config.sample_interval_secs),
+            retention: Duration::from_secs(config.sample_retention_days.saturating_mul(86_400)),
+        };
+        Self { db, keepalive_timeout: Duration::from_secs(config.keepalive_timeout_secs), sampling, shutdown }
     }
 
     /// The tonic service to mount.
@@ -55,7 +64,7 @@ impl Registration {
 
     /// Expires silent components until shutdown; run one per replica.
     pub async fn sweep(self) {
-        keepalive::sweep(self.db, self.keepalive_timeout, self.shutdown).await;
+        keepalive::sweep(self.db, self.keepalive_timeout, self.sampling, self.shutdown).await;
     }
 }
 
@@ -150,6 +159,17 @@ impl TryFrom<pb::KeepAliveRequest> for KeepAlive {
                 ip: ip(&r.ip, "ip")?,
                 hostname: hostname(r.hostname, "hostname")?,
             },
+            upload_rate: r.upload_rate,
+            stats: r.scheduler_stats.map(|s| SchedulerStats {
+                tasks: s.tasks,
+                peers: s.peers,
+                running_peers: s.running_peers,
+                back_to_source_bytes: s.back_to_source_bytes,
+                peer_bytes: s.peer_bytes,
+                succeeded: s.succeeded,
+                failed: s.failed,
+            }),
+            tasks: r.tasks.into_iter().map(Into::into).collect(),
         })
     }
 }
@@ -284,8 +304,10 @@ impl pb::manager_server::Manager for Registration {
         });
         // tonic drops this handler when the client resets the stream (a stopped scheduler does),
         // so the stream is held in its own task, which always gets to mark the end.
-        let (db, timeout, shutdown) = (self.db.clone(), self.keepalive_timeout, self.shutdown.clone());
-        let held = tokio::spawn(async move { keepalive::hold(&db, timeout, pin!(messages), &shutdown).await });
+        let (db, timeout, sampling, shutdown) =
+            (self.db.clone(), self.keepalive_timeout, self.sampling, self.shutdown.clone());
+        let held =
+            tokio::spawn(async move { keepalive::hold(&db, timeout, sampling, pin!(messages), &shutdown).await });
         held.await.map_err(|e| Error::Internal(format!("keepalive task failed: {e}")))??;
         Ok(Response::new(()))
     }

@@ -78,6 +78,7 @@ impl Manager {
             job_limiter: Arc::default(),
             job_queue: queue.clone(),
             keepalive_timeout: std::time::Duration::from_secs(self.config.grpc.keepalive_timeout_secs),
+            sample_interval: std::time::Duration::from_secs(self.config.grpc.sample_interval_secs),
         };
         let (api, _) = api::router(state.clone());
         let app = api

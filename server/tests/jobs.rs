@@ -118,7 +118,11 @@ async fn finished_job(m: &TestManager, id: i64) -> Value {
 }
 
 async fn get_and_delete_task_jobs(backend: Backend) {
-    let m = TestManager::start_with(backend, |c| c.jobs.poll_interval_ms = 50).await;
+    let m = TestManager::start_with(backend, |c| {
+        c.jobs.poll_interval_ms = 50;
+        c.grpc.sample_interval_secs = 1;
+    })
+    .await;
     let origin = origin().await;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
@@ -199,6 +203,56 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     m.get(&format!("/api/v1/clusters/{cluster}/tasks/{}", "0".repeat(64)), &m.root).await.expect(404);
     let other = m.post("/api/v1/clusters", &m.root, json!({"name": "no-scheduler"})).await.expect(201).id();
     m.get(&format!("/api/v1/clusters/{other}/tasks/{task_id}"), &m.root).await.expect(404);
+
+    // Jobs by cluster: the get_task job ran on the default cluster only.
+    let on_default = m.get(&format!("/api/v1/jobs?scheduler_cluster_id={cluster}"), &m.root).await.expect(200).body;
+    assert!(on_default.as_array().unwrap().iter().any(|j| j["id"] == job.id()), "{on_default}");
+    let on_other = m.get(&format!("/api/v1/jobs?scheduler_cluster_id={other}"), &m.root).await.expect(200).body;
+    assert_eq!(on_other, json!([]));
+
+    // Traffic over time: the scheduler's keepalive figures, kept once a second here, show the
+    // content fetched once from the origin (by the seed) and once from a peer (by the peer).
+    let size = 5 * PIECE + 3;
+    let mut totals = (0, 0);
+    for _ in 0..100 {
+        let stats = m.get("/api/v1/stats?window=1h", &m.root).await.expect(200).body;
+        assert_eq!(stats["points"].as_array().unwrap().len(), 60, "{stats}");
+        let sum = |k: &str| stats["points"].as_array().unwrap().iter().map(|p| p[k].as_u64().unwrap()).sum::<u64>();
+        totals = (sum("back_to_source_bytes"), sum("peer_bytes"));
+        if totals == (size, size) {
+            let last = stats["points"].as_array().unwrap().last().unwrap().clone();
+            assert!(last["tasks"].as_u64().is_some_and(|t| t >= 1), "{last}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(totals, (size, size), "traffic by source over the last hour");
+    let one = m.get(&format!("/api/v1/stats?scheduler_cluster_id={cluster}&window=7d"), &m.root).await.expect(200);
+    assert_eq!(one.body["bucket_secs"], 7 * 24 * 60);
+    let none = m.get(&format!("/api/v1/stats?scheduler_cluster_id={other}"), &m.root).await.expect(200).body;
+    assert!(none["points"].as_array().unwrap().iter().all(|p| p["peer_bytes"] == 0 && p["tasks"].is_null()), "{none}");
+    m.get("/api/v1/stats?window=2h", &m.root).await.expect(400);
+
+    // The task's record: the schedulers' keepalives keep its last state, listed as a recent task.
+    let mut record = Value::Null;
+    for _ in 0..100 {
+        let listed = m.get(&format!("/api/v1/clusters/{cluster}/tasks?state=succeeded"), &m.root).await.expect(200);
+        if let Some(r) = listed.body.as_array().unwrap().iter().find(|r| r["task_id"] == task_id)
+            && r["finished_peers"] == 2
+        {
+            record = r.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(record["url"], url, "{record}");
+    assert_eq!((record["peers"].as_u64(), record["total_pieces"].as_u64()), (Some(2), Some(6)), "{record}");
+    let by_url = m.get(&format!("/api/v1/clusters/{cluster}/tasks?url=bytes/{size}"), &m.root).await.expect(200);
+    assert_eq!(by_url.body.as_array().unwrap().len(), 1, "{}", by_url.body);
+    m.get(&format!("/api/v1/clusters/{cluster}/tasks?state=done"), &m.root).await.expect(400);
+    m.get(&format!("/api/v1/clusters/{other}/tasks"), &m.root).await.expect(200);
+    m.get("/api/v1/clusters/999999/tasks", &m.root).await.expect(404);
+    m.get("/api/v1/stats?scheduler_cluster_id=999999", &m.root).await.expect(404);
     m.delete(&format!("/api/v1/clusters/{other}"), &m.root).await.expect(204);
 
     // delete_task: both are told, and the content leaves their caches.
@@ -220,6 +274,9 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     assert_eq!(files_naming(&dir.path().join("seed-a"), &task_id), 0, "the seed peer deleted its copy");
     // The output file the user asked for is theirs, and stays.
     assert!(dir.path().join("out").exists());
+    // The task's record says it was deleted.
+    let deleted = m.get(&format!("/api/v1/clusters/{cluster}/tasks?state=deleted"), &m.root).await.expect(200).body;
+    assert!(deleted.as_array().unwrap().iter().any(|r| r["task_id"] == task_id), "{deleted}");
 
     // Now nobody holds it.
     let job =
@@ -272,6 +329,12 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     let done = finished_job(&m, job.id()).await;
     assert_eq!(done["state"], "FAILURE");
     assert!(done["result"]["job_states"][0]["error"].as_str().unwrap().contains("no active scheduler"), "{done}");
+    // With no scheduler to ask, the task's graph comes from its record, marked as such.
+    let recorded = m.get(&format!("/api/v1/clusters/{cluster}/tasks/{task_id}"), &m.root).await.expect(200).body;
+    assert!(recorded["recorded_at"].is_string(), "{recorded}");
+    assert_eq!(recorded["total_pieces"], 6, "{recorded}");
+    assert_eq!(recorded["peers"].as_array().unwrap().len(), 2, "{recorded}");
+    m.get(&format!("/api/v1/clusters/{cluster}/tasks/{}", "0".repeat(64)), &m.root).await.expect(404);
     stop.cancel();
     m.stop().await;
 }

@@ -225,6 +225,7 @@ async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Res
         hostname: "quiet".into(),
         ip: "10.1.0.1".into(),
         cluster_id: 1,
+        ..Default::default()
     })
     .await?;
     let mut stream_client = client.clone();
@@ -385,10 +386,47 @@ async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow:
     for (source_type, hostname, code) in
         [(0, "s", Code::InvalidArgument), (pb::SourceType::SeedPeer as i32, "unknown", Code::NotFound)]
     {
-        let msg = pb::KeepAliveRequest { source_type, hostname: hostname.into(), ip: "10.0.0.1".into(), cluster_id: 1 };
+        let msg = pb::KeepAliveRequest {
+            source_type,
+            hostname: hostname.into(),
+            ip: "10.0.0.1".into(),
+            cluster_id: 1,
+            ..Default::default()
+        };
         let err = client.keep_alive(tokio_stream::iter([msg])).await.unwrap_err();
         assert_eq!(err.code(), code, "{err:?}");
     }
+
+    // A seed peer's keepalive records its upload rate: its load on the topology.
+    client
+        .update_seed_peer(pb::UpdateSeedPeerRequest {
+            hostname: "busy-seed".into(),
+            ip: "10.0.0.3".into(),
+            port: 4000,
+            r#type: "super".into(),
+            cluster_id: 1,
+            ..Default::default()
+        })
+        .await?;
+    let msg = pb::KeepAliveRequest {
+        source_type: pb::SourceType::SeedPeer as i32,
+        hostname: "busy-seed".into(),
+        ip: "10.0.0.3".into(),
+        cluster_id: 1,
+        upload_rate: 12_345_678,
+        ..Default::default()
+    };
+    client.keep_alive(tokio_stream::iter([msg])).await?;
+    let rate = manager
+        .db
+        .query_one(Statement::from_string(
+            manager.db.get_database_backend(),
+            "SELECT upload_rate FROM seed_peers WHERE hostname = 'busy-seed'",
+        ))
+        .await?
+        .expect("the seed peer's row")
+        .try_get::<i64>("", "upload_rate")?;
+    assert_eq!(rate, 12_345_678);
 
     let config = client.get_cluster_config(pb::GetClusterConfigRequest { cluster_id: 1 }).await?.into_inner();
     assert_eq!((config.candidate_parent_limit, config.filter_parent_limit, config.job_rate_limit), (4, 40, 10));

@@ -6,11 +6,25 @@ use super::{
 };
 use leptos::prelude::*;
 
-/// Jobs, newest first, filtered by type, state and user (empty: any).
+/// What the jobs list is filtered by (empty: any).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobFilter {
+    pub r#type: String,
+    pub state: String,
+    pub user_id: String,
+    pub cluster_id: String,
+}
+
+/// Jobs, newest first, filtered by type, state, user and cluster.
 #[server(prefix = "/console/fn")]
-pub async fn list_jobs(page: u64, r#type: String, state: String, user_id: String) -> Result<Page<Job>, ApiError> {
-    super::client::list("/api/v1/jobs", page.max(1), 20, &[("type", r#type), ("state", state), ("user_id", user_id)])
-        .await
+pub async fn list_jobs(page: u64, filter: JobFilter) -> Result<Page<Job>, ApiError> {
+    let query = [
+        ("type", filter.r#type),
+        ("state", filter.state),
+        ("user_id", filter.user_id),
+        ("scheduler_cluster_id", filter.cluster_id),
+    ];
+    super::client::list("/api/v1/jobs", page.max(1), 20, &query).await
 }
 
 #[server(prefix = "/console/fn")]

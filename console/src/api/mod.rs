@@ -19,6 +19,7 @@ pub mod hosts;
 pub mod jobs;
 pub mod peers;
 pub mod roles;
+pub mod stats;
 pub mod tasks;
 pub mod tenants;
 pub mod tokens;

@@ -148,6 +148,9 @@ pub struct Host {
     #[serde(default)]
     pub platform: Option<String>,
     pub last_keep_alive_at: Option<String>,
+    /// Seed peers and peers: bytes per second uploaded between their two latest keepalives.
+    #[serde(default)]
+    pub upload_rate: u64,
     pub created_at: String,
 }
 
@@ -314,4 +317,25 @@ mod tests {
         assert_eq!(short_time("2026-11-24T10:03:07.123456Z"), "2026-11-24 10:03:07");
         assert_eq!(short_time("bad"), "bad");
     }
+}
+
+/// Tasks, peers and traffic over a window (`GET /api/v1/stats`), oldest bucket first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub window_secs: u64,
+    pub bucket_secs: u64,
+    pub points: Vec<StatsPoint>,
+}
+
+/// One bucket of [`Stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsPoint {
+    pub at: String,
+    pub tasks: Option<u64>,
+    pub peers: Option<u64>,
+    pub running_peers: Option<u64>,
+    pub back_to_source_bytes: u64,
+    pub peer_bytes: u64,
+    pub succeeded: u64,
+    pub failed: u64,
 }

@@ -223,6 +223,7 @@ mod tests {
             os: Some("linux".into()),
             platform: None,
             last_keep_alive_at: None,
+            upload_rate: 0,
             created_at: "2026-01-02T03:04:05Z".into(),
         }
     }

@@ -1,9 +1,10 @@
-//! A task's graph as the cluster's schedulers see it now (`GET /api/v1/clusters/{id}/tasks/{task}`).
+//! A task's graph as the cluster's schedulers see it now, or as they last reported it
+//! (`GET /api/v1/clusters/{id}/tasks/{task}`), and a cluster's recent tasks.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::ApiError;
+use super::{ApiError, models::Page};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PieceSource {
@@ -38,6 +39,9 @@ pub struct TaskGraph {
     pub piece_length: u64,
     pub total_pieces: u32,
     pub peers: Vec<TaskPeer>,
+    /// Set when no scheduler holds the task now: this is its record, last updated then.
+    #[serde(default)]
+    pub recorded_at: Option<String>,
 }
 
 impl TaskGraph {
@@ -53,9 +57,9 @@ impl TaskGraph {
         (origin, peers)
     }
 
-    /// Whether any peer is still downloading.
+    /// Whether any peer is still downloading (a record is history: nothing more will come).
     pub fn running(&self) -> bool {
-        self.peers.iter().any(|p| !p.ended())
+        self.recorded_at.is_none() && self.peers.iter().any(|p| !p.ended())
     }
 }
 
@@ -82,4 +86,39 @@ pub async fn get_task_graph(
         task.to_owned()
     };
     super::client::get(&format!("/api/v1/clusters/{cluster_id}/tasks/{id}"), &[]).await
+}
+
+/// A cluster's task as its schedulers last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub task_id: String,
+    pub url: String,
+    pub content_length: Option<u64>,
+    pub total_pieces: u32,
+    pub peers: u32,
+    pub finished_peers: u32,
+    /// `running`, `succeeded` or `failed`.
+    pub state: String,
+    pub updated_at: String,
+}
+
+/// Recent tasks of the cluster (the first one the visitor can see when none is given), most
+/// recently changed first; answers the cluster shown too.
+#[server(prefix = "/console/fn")]
+pub async fn recent_tasks(cluster_id: Option<i64>, page: u64) -> Result<(i64, Page<TaskRecord>), ApiError> {
+    // The caller is taken from the request's context before the first await: after it, the
+    // context is gone.
+    let caller = super::client::Caller::from_context()?;
+    let id = match cluster_id {
+        Some(id) => id,
+        None => {
+            let first: Page<super::models::Cluster> = caller.list("/api/v1/clusters", 1, 1, &[]).await?;
+            match first.items.first() {
+                Some(c) => c.id,
+                None => return Err(ApiError::not_found("you can see no cluster yet")),
+            }
+        }
+    };
+    let tasks = caller.list(&format!("/api/v1/clusters/{id}/tasks"), page.max(1), 20, &[]).await?;
+    Ok((id, tasks))
 }

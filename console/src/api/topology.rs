@@ -23,6 +23,8 @@ pub struct Node {
     pub location: String,
     pub version: String,
     pub last_keep_alive_at: Option<String>,
+    /// Bytes per second it uploaded lately (its load); 0 for schedulers.
+    pub upload_rate: u64,
 }
 
 impl From<Host> for Node {
@@ -36,6 +38,7 @@ impl From<Host> for Node {
             location: h.location,
             version: h.version,
             last_keep_alive_at: h.last_keep_alive_at,
+            upload_rate: h.upload_rate,
         }
     }
 }
@@ -43,6 +46,11 @@ impl From<Host> for Node {
 impl Node {
     pub fn active(&self) -> bool {
         self.state == "active"
+    }
+
+    /// Its load: the upload rate while active (an inactive host's last figure is stale).
+    pub fn load(&self) -> u64 {
+        if self.active() { self.upload_rate } else { 0 }
     }
 }
 
@@ -135,6 +143,7 @@ mod tests {
             location: location.into(),
             version: String::new(),
             last_keep_alive_at: None,
+            upload_rate: 0,
         }
     }
 

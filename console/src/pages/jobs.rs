@@ -10,10 +10,11 @@ use serde_json::Value;
 use crate::{
     api::{
         ApiError,
-        jobs::{get_job, list_jobs},
+        clusters::all_clusters,
+        jobs::{JobFilter, get_job, list_jobs},
         models::{Job, short_time},
     },
-    components::{ErrorNote, Loading, Pager, StateBadge, query, query_page},
+    components::{ClusterSelect, ErrorNote, Loading, Pager, StateBadge, query, query_page},
 };
 
 const TYPES: &[(&str, &str)] =
@@ -23,9 +24,15 @@ const STATES: &[&str] = &["", "PENDING", "RUNNING", "SUCCESS", "FAILURE"];
 #[component]
 pub fn JobsPage() -> impl IntoView {
     let page = query_page();
-    let (kind, state, user) = (query("type"), query("state"), query("user_id"));
-    let jobs =
-        Resource::new(move || (page.get(), kind.get(), state.get(), user.get()), |(p, k, s, u)| list_jobs(p, k, s, u));
+    let (kind, state, user, cluster) = (query("type"), query("state"), query("user_id"), query("cluster_id"));
+    let filter = Memo::new(move |_| JobFilter {
+        r#type: kind.get(),
+        state: state.get(),
+        user_id: user.get(),
+        cluster_id: cluster.get(),
+    });
+    let jobs = Resource::new(move || (page.get(), filter.get()), |(p, f)| list_jobs(p, f));
+    let clusters = Resource::new(|| (), |_| all_clusters());
     view! {
         <section class="card" aria-labelledby="jobs-title">
             <div class="heading">
@@ -51,6 +58,12 @@ pub fn JobsPage() -> impl IntoView {
                 </select>
                 <label for="filter-user">"User id"</label>
                 <input id="filter-user" name="user_id" type="number" min="1" value=user />
+                <label for="filter-cluster">"Cluster"</label>
+                <Suspense fallback=move || view! { <ClusterSelect id="filter-cluster" name="cluster_id" any="any cluster" clusters=Vec::new() selected=cluster /> }>
+                    {move || clusters.get().map(|r| view! {
+                        <ClusterSelect id="filter-cluster" name="cluster_id" any="any cluster" clusters=r.unwrap_or_default() selected=cluster />
+                    })}
+                </Suspense>
                 <button type="submit" class="secondary">"Filter"</button>
             </Form>
             <Suspense fallback=Loading>

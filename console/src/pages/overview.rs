@@ -1,19 +1,33 @@
-//! The overview: how much there is and how much of it is alive, and the latest jobs.
+//! The overview: how much there is and how much of it is alive, tasks and traffic over time
+//! (from the schedulers' keepalive figures, `GET /api/v1/stats`), and the latest jobs.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
 
 use crate::{
-    api::{hosts::host_counts, jobs::list_jobs, models::short_time},
+    api::{
+        hosts::host_counts,
+        jobs::{JobFilter, list_jobs},
+        models::{Stats, short_time},
+        stats::{WINDOWS, get_stats},
+    },
     app::use_me,
-    components::{ErrorNote, Loading, StateBadge},
+    charts::{Series, TimeChart},
+    components::{ErrorNote, Loading, StateBadge, query},
+    pages::task_graph::bytes,
 };
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
     let me = use_me();
     let counts = Resource::new(|| (), |_| host_counts());
-    let jobs = Resource::new(|| (), |_| list_jobs(1, String::new(), String::new(), String::new()));
+    let jobs = Resource::new(|| (), |_| list_jobs(1, JobFilter::default()));
+    let window = query("window");
+    let window = Memo::new(move |_| {
+        let w = window.get();
+        if WINDOWS.contains(&w.as_str()) { w } else { WINDOWS[0].to_owned() }
+    });
+    let stats = Resource::new(move || window.get(), get_stats);
     let stat = |label: &'static str, id: &'static str, (on, all): (u64, u64)| {
         view! {
             <div class="stat" id=id>
@@ -44,6 +58,23 @@ pub fn OverviewPage() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+        <section class="card" aria-labelledby="activity-title">
+            <div class="heading">
+                <h2 id="activity-title">"Tasks and traffic"</h2>
+                <nav class="actions" aria-label="Time window">
+                    {WINDOWS.iter().map(|w| view! {
+                        <A href=format!("?window={w}") attr:class="window"
+                            attr:aria-current=move || (window.get() == *w).then_some("true")>{*w}</A>
+                    }).collect_view()}
+                </nav>
+            </div>
+            <Suspense fallback=Loading>
+                {move || stats.get().map(|r| match r {
+                    Err(error) => view! { <ErrorNote error /> }.into_any(),
+                    Ok(s) => view! { <Activity stats=s /> }.into_any(),
+                })}
+            </Suspense>
+        </section>
         <section class="card" aria-labelledby="recent-jobs">
             <h2 id="recent-jobs">"Latest jobs"</h2>
             <Suspense fallback=Loading>
@@ -71,5 +102,48 @@ pub fn OverviewPage() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// The charts and totals of one window.
+#[component]
+fn Activity(stats: Stats) -> impl IntoView {
+    let secs = stats.bucket_secs.max(1) as f64;
+    let rate = |f: fn(&crate::api::models::StatsPoint) -> u64| -> Vec<Option<f64>> {
+        stats.points.iter().map(|p| Some(f(p) as f64 / secs)).collect()
+    };
+    let gauge = |f: fn(&crate::api::models::StatsPoint) -> Option<u64>| -> Vec<Option<f64>> {
+        stats.points.iter().map(|p| f(p).map(|v| v as f64)).collect()
+    };
+    let traffic = vec![
+        Series { label: "from the origin", class: "origin", values: rate(|p| p.back_to_source_bytes) },
+        Series { label: "from other peers", class: "peers", values: rate(|p| p.peer_bytes) },
+    ];
+    let load = vec![
+        Series { label: "tasks", class: "tasks", values: gauge(|p| p.tasks) },
+        Series { label: "peers downloading", class: "running", values: gauge(|p| p.running_peers) },
+    ];
+    let total = |f: fn(&crate::api::models::StatsPoint) -> u64| stats.points.iter().map(f).sum::<u64>();
+    let (origin, peers) = (total(|p| p.back_to_source_bytes), total(|p| p.peer_bytes));
+    let (succeeded, failed) = (total(|p| p.succeeded), total(|p| p.failed));
+    let offload = if origin + peers == 0 {
+        String::new()
+    } else {
+        format!(" ({:.0}% from peers)", 100.0 * peers as f64 / (origin + peers) as f64)
+    };
+    let from = stats.points.first().map(|p| short_time(&p.at)).unwrap_or_default();
+    let summary = format!(
+        "In this window: {} from the origin, {} from other peers{offload}; {succeeded} downloads succeeded, {failed} failed.",
+        bytes(origin),
+        bytes(peers),
+    );
+    view! {
+        <p id="activity-summary">{summary}</p>
+        <div class="charts">
+            <TimeChart id="chart-traffic" title="Traffic (per second)" series=traffic stacked=true
+                format=|v| format!("{}/s", bytes(v as u64)) from=from.clone() to="now".to_owned() />
+            <TimeChart id="chart-tasks" title="Tasks and downloads" series=load
+                format=|v| format!("{v:.0}") from=from to="now".to_owned() />
+        </div>
     }
 }

@@ -11,10 +11,10 @@ use leptos_router::components::{A, Form};
 use crate::{
     api::{
         clusters::all_clusters,
-        models::{Cluster, short_time},
+        models::short_time,
         peers::{Bucket, MAX_PEERS, PeerExport, PeerFilter, count_peers, export_peers, list_peers},
     },
-    components::{ErrorNote, Loading, Pager, StateBadge, encode, query, query_page, with_query},
+    components::{ClusterSelect, ErrorNote, Loading, Pager, StateBadge, encode, query, query_page, with_query},
 };
 
 const STATES: &[(&str, &str)] = &[("", "any state"), ("active", "active"), ("inactive", "inactive")];
@@ -44,8 +44,10 @@ pub fn PeersPage() -> impl IntoView {
                 <label for="peer-search">"Hostname or IP"</label>
                 <input id="peer-search" type="search" name="search" value=search placeholder="exact hostname or IP" />
                 <label for="filter-cluster">"Cluster"</label>
-                <Suspense fallback=move || view! { <ClusterSelect clusters=Vec::new() selected=cluster /> }>
-                    {move || clusters.get().map(|r| view! { <ClusterSelect clusters=r.unwrap_or_default() selected=cluster /> })}
+                <Suspense fallback=move || view! { <ClusterSelect id="filter-cluster" name="cluster_id" any="any cluster" clusters=Vec::new() selected=cluster /> }>
+                    {move || clusters.get().map(|r| view! {
+                        <ClusterSelect id="filter-cluster" name="cluster_id" any="any cluster" clusters=r.unwrap_or_default() selected=cluster />
+                    })}
                 </Suspense>
                 <label for="filter-state">"State"</label>
                 <select id="filter-state" name="state">
@@ -138,21 +140,6 @@ pub fn PeersPage() -> impl IntoView {
                 })}
             </Suspense>
         </section>
-    }
-}
-
-/// The cluster filter: the clusters the user can see, by name.
-#[component]
-fn ClusterSelect(clusters: Vec<Cluster>, selected: Memo<String>) -> impl IntoView {
-    view! {
-        <select id="filter-cluster" name="cluster_id">
-            <option value="" selected=move || selected.get().is_empty()>"any cluster"</option>
-            {clusters.into_iter().map(|c| {
-                let value = c.id.to_string();
-                let this = value.clone();
-                view! { <option value=value selected=move || selected.get() == this>{c.name}</option> }
-            }).collect_view()}
-        </select>
     }
 }
 

@@ -11,8 +11,10 @@ use crate::{
         clusters::all_clusters,
         jobs::{TaskJob, get_job},
     },
-    components::{FieldError, FormError},
+    components::{ClusterSelect, FieldError, FormError},
 };
+
+const ALL: &str = "All clusters of my tenant";
 
 #[component]
 pub fn TaskClearPage() -> impl IntoView {
@@ -36,15 +38,9 @@ pub fn TaskClearPage() -> impl IntoView {
                 <label for="application">"Application"</label>
                 <input id="application" name="application" />
                 <label for="cluster_id">"Cluster"</label>
-                <Suspense fallback=|| view! { <select id="cluster_id" name="cluster_id"><option value="">"All clusters of my tenant"</option></select> }>
-                    {move || clusters.get().map(|r| {
-                        let cs = r.unwrap_or_default();
-                        view! {
-                            <select id="cluster_id" name="cluster_id">
-                                <option value="">"All clusters of my tenant"</option>
-                                {cs.into_iter().map(|c| view! { <option value=c.id>{c.name}</option> }).collect_view()}
-                            </select>
-                        }
+                <Suspense fallback=|| view! { <ClusterSelect id="cluster_id" name="cluster_id" any=ALL clusters=Vec::new() selected=String::new() /> }>
+                    {move || clusters.get().map(|r| view! {
+                        <ClusterSelect id="cluster_id" name="cluster_id" any=ALL clusters=r.unwrap_or_default() selected=String::new() />
                     })}
                 </Suspense>
                 <FieldError error field="cluster_id" />

@@ -1,7 +1,8 @@
 //! The live task graph: for one task in one cluster, who downloads from whom (the DAG), each
 //! peer's progress in pieces, and traffic by source (origin / other peers). While any peer is
-//! still downloading the page looks again every second; afterwards it shows the final state for
-//! as long as the schedulers keep the task (`[gc] task_ttl_secs`).
+//! still downloading the page looks again every second; afterwards it shows the final state,
+//! from the schedulers while they hold the task and from the manager's record of it after. Without
+//! a task, the page lists the cluster's recent tasks to pick from.
 
 use leptos::prelude::*;
 use leptos_router::components::Form;
@@ -9,9 +10,10 @@ use leptos_router::components::Form;
 use crate::{
     api::{
         clusters::all_clusters,
-        tasks::{TaskGraph, TaskPeer, get_task_graph},
+        models::{Page, short_time},
+        tasks::{TaskGraph, TaskPeer, TaskRecord, get_task_graph, recent_tasks},
     },
-    components::{ErrorNote, Loading, StateBadge, query},
+    components::{ClusterSelect, ErrorNote, Loading, Pager, StateBadge, encode, query, query_page},
 };
 
 const WIDTH: f64 = 1000.0;
@@ -101,6 +103,16 @@ pub fn TaskGraphPage() -> impl IntoView {
             }
         },
     );
+    let page = query_page();
+    let recent = Resource::new(
+        move || (cluster.get(), task.get().trim().is_empty(), page.get()),
+        |(c, no_task, p)| async move {
+            match no_task {
+                true => Some(recent_tasks(c.parse().ok(), p).await),
+                false => None,
+            }
+        },
+    );
     // Live while the download runs: look again every second (in the browser only).
     Effect::new(move || {
         if graph.get().flatten().and_then(Result::ok).is_some_and(|g| g.running()) {
@@ -116,13 +128,7 @@ pub fn TaskGraphPage() -> impl IntoView {
                     view! {
                         <Form method="GET" action="" attr:class="filters">
                             <label for="graph-cluster">"Cluster"</label>
-                            <select id="graph-cluster" name="cluster">
-                                {cs.into_iter().map(|c| {
-                                    let id = c.id.to_string();
-                                    let on = id == selected;
-                                    view! { <option value=id selected=on>{c.name}</option> }
-                                }).collect_view()}
-                            </select>
+                            <ClusterSelect id="graph-cluster" name="cluster" clusters=cs selected />
                             <label for="graph-task">"Task id or URL"</label>
                             <input id="graph-task" name="task" value=task.get_untracked() required />
                             <label for="graph-tag">"Tag"</label>
@@ -136,14 +142,60 @@ pub fn TaskGraphPage() -> impl IntoView {
             </Suspense>
         </section>
         <Transition fallback=Loading>
-            {move || graph.get().map(|r| match r {
-                None => view! {
-                    <section class="card"><p class="empty">"Choose a cluster and enter a task id or the URL it was downloaded from."</p></section>
-                }.into_any(),
-                Some(Err(error)) => view! { <section class="card"><ErrorNote error /></section> }.into_any(),
-                Some(Ok(g)) => view! { <GraphView graph=g /> }.into_any(),
+            {move || graph.get().flatten().map(|r| match r {
+                Err(error) => view! { <section class="card"><ErrorNote error /></section> }.into_any(),
+                Ok(g) => view! { <GraphView graph=g /> }.into_any(),
             })}
         </Transition>
+        <Suspense fallback=Loading>
+            {move || recent.get().flatten().map(|r| match r {
+                Err(error) => view! { <section class="card"><ErrorNote error /></section> }.into_any(),
+                Ok((cluster, page)) => view! { <RecentTasks cluster page /> }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+/// The cluster's recent tasks, each a link to its graph.
+#[component]
+fn RecentTasks(cluster: i64, page: Page<TaskRecord>) -> impl IntoView {
+    let empty = page.items.is_empty();
+    let rows = page
+        .items
+        .iter()
+        .map(|t| {
+            let href = format!("/tasks?cluster={cluster}&task={}", encode(&t.task_id));
+            let size = t.content_length.map(bytes).unwrap_or_else(|| "—".into());
+            view! {
+                <tr data-task=t.task_id.clone()>
+                    <td class="wrap"><a href=href>{t.url.clone()}</a></td>
+                    <td><StateBadge state=t.state.clone() /></td>
+                    <td class="num">{format!("{} / {}", t.finished_peers, t.peers)}</td>
+                    <td class="num">{size}</td>
+                    <td>{short_time(&t.updated_at)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="card" aria-labelledby="recent-title">
+            <h2 id="recent-title">"Recent tasks"</h2>
+            <p class="muted">"Tasks of this cluster as its schedulers last reported them; pick one to see its graph, or enter a task id or URL above."</p>
+            {if empty {
+                view! { <p class="empty">"No task yet: download something through a peer of this cluster (dfget, the proxy) and it appears here."</p> }.into_any()
+            } else {
+                view! {
+                    <table id="recent-tasks">
+                        <thead><tr>
+                            <th scope="col">"URL"</th><th scope="col">"State"</th><th scope="col">"Peers done"</th>
+                            <th scope="col">"Size"</th><th scope="col">"Updated"</th>
+                        </tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                    <Pager page noun="tasks" />
+                }.into_any()
+            }}
+        </section>
     }
 }
 
@@ -160,7 +212,11 @@ fn GraphView(graph: TaskGraph) -> impl IntoView {
         <section class="card" aria-labelledby="graph-title">
             <h2 id="graph-title">{format!("{} peers · {} pieces", graph.peers.len(), graph.total_pieces)}</h2>
             <p class="muted wrap">{graph.url.clone()} <br /> <code>{graph.task_id.clone()}</code></p>
-            <p id="graph-state" aria-live="polite">{if running { "Downloading: following it live." } else { "Every peer has finished." }}</p>
+            <p id="graph-state" aria-live="polite">{match (&graph.recorded_at, running) {
+                (Some(at), _) => format!("Recorded {}: no scheduler holds this task now; this is the last state they reported.", short_time(at)),
+                (None, true) => "Downloading: following it live.".to_owned(),
+                (None, false) => "Every peer has finished.".to_owned(),
+            }}</p>
             <div class="traffic" id="traffic">
                 <div class="traffic-bar" role="img" aria-label="Traffic by source">
                     <span class="from-origin" style=format!("width: {}%", origin * 100 / total)></span>
@@ -190,7 +246,7 @@ fn GraphView(graph: TaskGraph) -> impl IntoView {
                             let done = f64::from(p.finished_pieces) / f64::from(total_pieces);
                             let class = format!("node peer {}", if p.state == "failed" { "inactive" } else { "active" });
                             view! {
-                                <g class=class data-kind="peer" data-hostname=p.hostname.clone() data-state=p.state.clone()>
+                                <g class=class data-kind="peer" data-hostname=p.hostname.clone() data-state=p.state.clone() data-finished=p.finished_pieces>
                                     <title>{format!("{} ({}) · {} · {}/{} pieces", p.hostname, p.ip, p.state, p.finished_pieces, graph.total_pieces)}</title>
                                     <circle cx=*x cy=*y r="14" />
                                     <rect x=x - 24.0 y=y + 18.0 width="48" height="5" class="progress-track" />
@@ -259,7 +315,17 @@ mod tests {
             piece_length: 1024,
             total_pieces: 4,
             peers,
+            recorded_at: None,
         }
+    }
+
+    #[test]
+    fn a_record_is_history_not_a_running_download() {
+        let mut g = graph(vec![peer("a", 1, &[])]);
+        g.peers[0].state = "running".into();
+        assert!(g.running());
+        g.recorded_at = Some("2026-11-25T01:00:00Z".into());
+        assert!(!g.running());
     }
 
     #[test]

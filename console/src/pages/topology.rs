@@ -1,5 +1,6 @@
 //! Topology: a drawn graph of one cluster — manager, schedulers, seed peers, peers — colored by
-//! state and following changes live.
+//! state, sized by load (upload rate, relative to the busiest host drawn), and following changes
+//! live.
 //!
 //! The first drawing comes from the server. Once hydrated, the page listens to the manager's
 //! server-sent events for the cluster and redraws on every change. Peers are drawn in groups by
@@ -15,7 +16,8 @@ use crate::{
         models::short_time,
         topology::{Node, Topology, cluster_topology, groups},
     },
-    components::{ErrorNote, Loading, StateBadge, query},
+    components::{ClusterSelect, ErrorNote, Loading, StateBadge, query},
+    pages::task_graph::bytes,
 };
 
 const WIDTH: f64 = 1000.0;
@@ -40,8 +42,14 @@ pub struct Drawing {
     pub height: f64,
 }
 
+/// A host's radius: `base` when idle, growing with the square root of its share of the busiest
+/// host's load (so area follows load) up to 1.8 × `base`.
+pub fn radius(base: f64, load: u64, busiest: u64) -> f64 {
+    if busiest == 0 { base } else { base * (1.0 + 0.8 * (load as f64 / busiest as f64).clamp(0.0, 1.0).sqrt()) }
+}
+
 /// Lays `t` out top-down: manager, schedulers, seed peers, then peer groups. `filter` keeps
-/// peers whose hostname or IP contains it.
+/// peers whose hostname or IP contains it. Seed peers and peers grow with their load.
 pub fn layout(t: &Topology, filter: &str) -> Drawing {
     let mut d = Drawing::default();
     let manager = (WIDTH / 2.0, 40.0);
@@ -53,6 +61,14 @@ pub fn layout(t: &Topology, filter: &str) -> Drawing {
         node: None,
         label: Some("manager".into()),
     });
+    let needle = filter.trim().to_lowercase();
+    let peers: Vec<Node> = t
+        .peers
+        .iter()
+        .filter(|p| needle.is_empty() || p.hostname.to_lowercase().contains(&needle) || p.ip.contains(&needle))
+        .cloned()
+        .collect();
+    let busiest = t.seed_peers.iter().chain(&peers).map(Node::load).max().unwrap_or(0);
     let row = |nodes: &[Node], y: f64, kind: &'static str, d: &mut Drawing| -> Vec<(f64, f64)> {
         let n = nodes.len().max(1) as f64;
         nodes
@@ -60,7 +76,8 @@ pub fn layout(t: &Topology, filter: &str) -> Drawing {
             .enumerate()
             .map(|(i, node)| {
                 let x = WIDTH * (i as f64 + 0.5) / n;
-                d.dots.push(Dot { x, y, r: 14.0, kind, node: Some(node.clone()), label: Some(node.hostname.clone()) });
+                let r = radius(14.0, node.load(), busiest);
+                d.dots.push(Dot { x, y, r, kind, node: Some(node.clone()), label: Some(node.hostname.clone()) });
                 (x, y)
             })
             .collect()
@@ -75,13 +92,6 @@ pub fn layout(t: &Topology, filter: &str) -> Drawing {
             d.edges.push((sch.0, sch.1, s.0, s.1));
         }
     }
-    let needle = filter.trim().to_lowercase();
-    let peers: Vec<Node> = t
-        .peers
-        .iter()
-        .filter(|p| needle.is_empty() || p.hostname.to_lowercase().contains(&needle) || p.ip.contains(&needle))
-        .cloned()
-        .collect();
     let mut y = 330.0;
     let hub = schedulers.first().copied().unwrap_or(manager);
     for (name, members) in groups(&peers) {
@@ -97,7 +107,7 @@ pub fn layout(t: &Topology, filter: &str) -> Drawing {
             d.dots.push(Dot {
                 x,
                 y: py,
-                r,
+                r: radius(r, p.load(), busiest),
                 kind: "peer",
                 node: Some((*p).clone()),
                 label: (!big).then(|| p.hostname.clone()),
@@ -140,13 +150,7 @@ pub fn TopologyPage() -> impl IntoView {
                     view! {
                         <Form method="GET" action="" attr:class="filters">
                             <label for="topology-cluster">"Cluster"</label>
-                            <select id="topology-cluster" name="cluster">
-                                {cs.into_iter().map(|c| {
-                                    let id = c.id.to_string();
-                                    let on = id == selected;
-                                    view! { <option value=id selected=on>{c.name}</option> }
-                                }).collect_view()}
-                            </select>
+                            <ClusterSelect id="topology-cluster" name="cluster" clusters=cs selected />
                             <label for="topology-filter">"Peers matching"</label>
                             <input id="topology-filter" type="search" name="q" value=filter.get_untracked() placeholder="hostname or IP" />
                             <button type="submit" class="secondary">"Show"</button>
@@ -166,7 +170,7 @@ pub fn TopologyPage() -> impl IntoView {
                                 <span id="live-state" class=move || if connected.get() { "badge ok" } else { "badge muted-badge" }>
                                     {move || if connected.get() { "live" } else { "not live" }}
                                 </span>
-                                <span class="legend"><span class="swatch active"></span>"active"<span class="swatch inactive"></span>"inactive"</span>
+                                <span class="legend"><span class="swatch active"></span>"active"<span class="swatch inactive"></span>"inactive"" · larger: uploading more"</span>
                                 <button type="button" class="secondary" on:click=move |_| zoom.update(|z| *z = (*z * 1.25).min(4.0))>"Zoom in"</button>
                                 <button type="button" class="secondary" on:click=move |_| zoom.update(|z| *z = (*z / 1.25).max(0.5))>"Zoom out"</button>
                             </div>
@@ -202,12 +206,14 @@ fn Graph(drawing: Drawing, zoom: f64, truncated: bool) -> impl IntoView {
                 {dots.into_iter().map(|dot| {
                     let state = dot.node.as_ref().map(|n| if n.active() { "active" } else { "inactive" }).unwrap_or("active");
                     let title = dot.node.as_ref().map(|n| format!(
-                        "{} {} ({}) · {} · last keepalive {}", dot.kind, n.hostname, n.ip, n.state,
+                        "{} {} ({}) · {} · uploading {}/s · last keepalive {}", dot.kind, n.hostname, n.ip, n.state,
+                        bytes(n.load()),
                         n.last_keep_alive_at.as_deref().map(short_time).unwrap_or_else(|| "never".into())
                     )).unwrap_or_else(|| "manager".into());
+                    let load = dot.node.as_ref().map(Node::load).unwrap_or(0).to_string();
                     let hostname = dot.node.as_ref().map(|n| n.hostname.clone()).unwrap_or_default();
                     view! {
-                        <g class=format!("node {} {state}", dot.kind) data-kind=dot.kind data-hostname=hostname data-state=state>
+                        <g class=format!("node {} {state}", dot.kind) data-kind=dot.kind data-hostname=hostname data-state=state data-load=load>
                             <title>{title}</title>
                             <circle cx=dot.x cy=dot.y r=dot.r />
                             {dot.label.map(|l| view! { <text x=dot.x y=dot.y + dot.r + 14.0 class="label">{l}</text> })}
@@ -231,6 +237,7 @@ fn HostList(topology: Topology) -> impl IntoView {
                     <tr data-kind=kind data-hostname=n.hostname.clone()>
                         <td>{kind}</td><td>{n.hostname.clone()}</td><td><code>{n.ip.clone()}</code></td>
                         <td><StateBadge state=n.state.clone() /></td>
+                        <td>{format!("{}/s", bytes(n.load()))}</td>
                         <td>{n.last_keep_alive_at.as_deref().map(short_time).unwrap_or_else(|| "never".into())}</td>
                     </tr>
                 }
@@ -242,7 +249,7 @@ fn HostList(topology: Topology) -> impl IntoView {
         <details class="host-list">
             <summary>{format!("{} schedulers, {} seed peers, {peers} peers", topology.schedulers.len(), topology.seed_peers.len())}</summary>
             <table id="topology-hosts">
-                <thead><tr><th scope="col">"Kind"</th><th scope="col">"Hostname"</th><th scope="col">"IP"</th><th scope="col">"State"</th><th scope="col">"Last keepalive"</th></tr></thead>
+                <thead><tr><th scope="col">"Kind"</th><th scope="col">"Hostname"</th><th scope="col">"IP"</th><th scope="col">"State"</th><th scope="col">"Upload"</th><th scope="col">"Last keepalive"</th></tr></thead>
                 <tbody>
                     {rows("scheduler", topology.schedulers)}
                     {rows("seed peer", topology.seed_peers)}
@@ -295,6 +302,7 @@ mod tests {
             location: String::new(),
             version: String::new(),
             last_keep_alive_at: None,
+            upload_rate: 0,
         }
     }
 
@@ -317,6 +325,22 @@ mod tests {
         assert!(d.dots.iter().filter(|p| p.kind == "peer").all(|p| p.label.is_none()));
         // Two groups (IDC a and b), each with a caption.
         assert_eq!(d.captions.len(), 2);
+    }
+
+    #[test]
+    fn busier_hosts_are_drawn_larger() {
+        let mut t = topology(4);
+        t.peers[0].upload_rate = 40 << 20;
+        t.peers[1].upload_rate = 10 << 20;
+        t.peers[2].upload_rate = 90 << 20;
+        t.peers[2].state = "inactive".into();
+        let d = layout(&t, "");
+        let r = |name: &str| d.dots.iter().find(|p| p.node.as_ref().is_some_and(|n| n.hostname == name)).unwrap().r;
+        // The busiest active host is 1.8 × an idle one; an inactive host's stale rate is ignored.
+        assert!((r("p0") - 1.8 * r("p3")).abs() < 1e-9, "{} {}", r("p0"), r("p3"));
+        assert!(r("p1") > r("p3") && r("p1") < r("p0"));
+        assert_eq!(r("p2"), r("p3"));
+        assert_eq!(radius(10.0, 5, 0), 10.0);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! The manager only names schedulers; it is never on a download's path. Its answers replace the
 //! [`SchedulerSet`] when they name at least one scheduler, so a manager that is down, or a
 //! cluster whose schedulers are all restarting, leaves the host on the last known list (or the
-//! static `scheduler.addr` if the manager never answered).
+//! static `scheduler.addr` if the manager never answered). Each keepalive carries the host's
+//! upload rate since the previous one: its load on the console's topology.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use proto::manager::v1 as pb;
 use tokio::sync::{mpsc, watch};
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
 use super::scheduler_set::SchedulerSet;
-use crate::{Error, config::DfdaemonConfig};
+use crate::{Error, config::DfdaemonConfig, metrics::Metrics};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -40,6 +41,7 @@ pub async fn run(
     config: DfdaemonConfig,
     upload_port: u16,
     schedulers: SchedulerSet,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let channel = Endpoint::from_shared(format!("http://{}", config.manager.addr))
@@ -61,7 +63,7 @@ pub async fn run(
     let (cluster_tx, cluster_rx) = watch::channel(me.seed.then_some(me.seed_cluster_id));
     tokio::join!(
         list_schedulers(&me, channel.clone(), &schedulers, &cluster_tx, &shutdown),
-        keep_alive(&me, channel, cluster_rx, &shutdown),
+        keep_alive(&me, channel, cluster_rx, &metrics, &shutdown),
     );
     Ok(())
 }
@@ -135,6 +137,7 @@ async fn keep_alive(
     me: &Me,
     channel: Channel,
     mut cluster: watch::Receiver<Option<u64>>,
+    metrics: &Metrics,
     shutdown: &CancellationToken,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -170,13 +173,16 @@ async fn keep_alive(
                 hostname: me.hostname.clone(),
                 ip: me.ip.clone(),
                 cluster_id,
+                ..Default::default()
             };
             let interval = me.keepalive_interval;
             let sender = async move {
                 let mut tick = tokio::time::interval(interval);
+                let mut rate = UploadRate::new(metrics.upload_traffic.get());
                 loop {
                     tick.tick().await;
-                    if tx.send(message.clone()).await.is_err() {
+                    let upload_rate = rate.next(metrics.upload_traffic.get(), tokio::time::Instant::now());
+                    if tx.send(pb::KeepAliveRequest { upload_rate, ..message.clone() }).await.is_err() {
                         return;
                     }
                 }
@@ -202,5 +208,49 @@ async fn keep_alive(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Bytes per second uploaded between two readings of the upload counter.
+#[derive(Debug)]
+struct UploadRate {
+    bytes: u64,
+    at: tokio::time::Instant,
+}
+
+impl UploadRate {
+    fn new(bytes: u64) -> Self {
+        Self { bytes, at: tokio::time::Instant::now() }
+    }
+
+    /// The rate since the previous reading (0 for a first reading taken at once).
+    fn next(&mut self, bytes: u64, now: tokio::time::Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        if elapsed < 0.001 {
+            // Too soon to tell; the bytes count towards the next reading.
+            return 0;
+        }
+        let sent = bytes.saturating_sub(self.bytes);
+        self.bytes = bytes;
+        self.at = now;
+        (sent as f64 / elapsed) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::UploadRate;
+
+    #[test]
+    fn upload_rate_is_bytes_per_second_between_readings() {
+        let start = tokio::time::Instant::now();
+        let mut rate = UploadRate { bytes: 1000, at: start };
+        assert_eq!(rate.next(1000 + 4096, start + Duration::from_secs(2)), 2048);
+        assert_eq!(rate.next(1000 + 4096, start + Duration::from_secs(3)), 0);
+        // A reading at the same instant says nothing yet; its bytes count in the next one.
+        assert_eq!(rate.next(9000, start + Duration::from_secs(3)), 0);
+        assert_eq!(rate.next(9000, start + Duration::from_secs(4)), 9000 - 5096);
     }
 }

@@ -741,6 +741,34 @@ impl Tasks {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Every task with its cell, for reports that walk them all.
+    pub fn cells(&self) -> Vec<(TaskId, Arc<TaskCell>)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(id, c)| (id.clone(), c.clone())).collect()
+    }
+
+    /// Tasks, peers, and peers downloading now (running or fetching from the origin).
+    pub fn census(&self) -> Census {
+        let cells: Vec<Arc<TaskCell>> =
+            self.inner.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut census = Census { tasks: cells.len() as u64, ..Census::default() };
+        for cell in cells {
+            let task = cell.lock();
+            census.peers += task.peers.len() as u64;
+            census.running_peers +=
+                task.peers.values().filter(|p| matches!(p.phase, PeerPhase::Running | PeerPhase::BackToSource)).count()
+                    as u64;
+        }
+        census
+    }
+}
+
+/// How much a scheduler holds, for its keepalive report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    pub tasks: u64,
+    pub peers: u64,
+    pub running_peers: u64,
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Response, Status, Streaming};
 
 use super::{BoxStream, SchedulerService};
-use crate::metrics::{Metrics, ParentFailureReason, PeerResult, ReasonLabels, ResultLabels};
-use crate::resource::{ContentInfo, HostKind, PieceReport, SeedOrder, Sent, SourceDecision, TaskCell, Update};
+use crate::metrics::{Metrics, ParentFailureReason, PeerResult, ReasonLabels, ResultLabels, TrafficSource};
+use crate::resource::{ContentInfo, HostKind, PieceReport, SeedOrder, Sent, SourceDecision, Task, TaskCell, Update};
 
 /// Validates the first message and spawns the loop that drives this peer.
 pub async fn start(
@@ -169,7 +169,10 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics:
                     Ok(PieceReport { number: p.number, digest, parent, cost_micros: p.cost_micros })
                 })
                 .collect::<Result<Vec<_>, Status>>()?;
+            let (origin, peers) = new_piece_bytes(&task, peer, &reports);
             task.pieces_finished(peer, &reports).map_err(Status::invalid_argument)?;
+            metrics.traffic(TrafficSource::BackToSource, origin);
+            metrics.traffic(TrafficSource::RemotePeer, peers);
             Ok(false)
         }
         Some(R::ParentFailed(f)) => {
@@ -197,6 +200,25 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics:
         }
         None => Err(Status::invalid_argument("empty request")),
     }
+}
+
+/// Bytes of the reported pieces `peer` did not have yet, from the origin and from parents. A
+/// piece reported twice counts once; before the layout is known nothing counts.
+fn new_piece_bytes(task: &Task, peer: &PeerId, reports: &[PieceReport]) -> (u64, u64) {
+    let (Some(layout), Some(record)) = (task.layout(), task.peer(peer)) else { return (0, 0) };
+    let mut seen = std::collections::HashSet::new();
+    let (mut origin, mut peers) = (0, 0);
+    for r in reports {
+        if record.finished.contains(r.number) || !seen.insert(r.number) {
+            continue;
+        }
+        let len = layout.len_of(r.number).unwrap_or(0);
+        match r.parent {
+            None => origin += len,
+            Some(_) => peers += len,
+        }
+    }
+    (origin, peers)
 }
 
 fn update_to_pb(u: Update) -> pb::AnnouncePeerResponse {

@@ -5,8 +5,13 @@
 //! backoff, so the scheduler serves from its first second; when the manager is unreachable the
 //! scheduler keeps the limits it last received (or its own configuration's). Each keepalive
 //! session re-registers first, so a manager that lost its row (a fresh database) relearns it.
+//! Each keepalive carries the scheduler's figures (tasks, peers, traffic by source), from which
+//! the manager draws the console's charts, and the tasks that changed since the previous one,
+//! which the manager keeps as their history (a task's graph outlives this scheduler's memory).
 
-use std::{net::IpAddr, time::Duration};
+use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
+
+use common::ids::TaskId;
 
 use proto::manager::v1 as pb;
 use tokio::sync::mpsc;
@@ -17,6 +22,8 @@ use tonic::transport::{Channel, Endpoint};
 use crate::{
     Error,
     config::SchedulerConfig,
+    metrics::Metrics,
+    resource::{Hosts, Tasks},
     scheduling::{BlockList, Limits, LiveBlockList, LiveLimits},
 };
 
@@ -70,21 +77,91 @@ pub struct Policy {
     pub block_list: LiveBlockList,
 }
 
+/// Where the keepalive's figures come from.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    pub tasks: Arc<Tasks>,
+    pub hosts: Arc<Hosts>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Tasks sent per keepalive at most; the rest go in the next ones.
+const TASKS_PER_KEEPALIVE: usize = 32;
+
+/// Which version of each task one keepalive stream has sent.
+#[derive(Debug, Default)]
+struct SentTasks {
+    versions: HashMap<TaskId, u64>,
+}
+
+impl SentTasks {
+    /// Snapshots of the tasks changed since they were last sent (up to the per-message cap),
+    /// marked as sent; forgets tasks the scheduler no longer holds.
+    fn changed(&mut self, reporter: &Reporter) -> Vec<proto::scheduler::v1::TaskInfo> {
+        let cells = reporter.tasks.cells();
+        self.versions.retain(|id, _| cells.iter().any(|(c, _)| c == id));
+        let mut out = Vec::new();
+        for (id, cell) in cells {
+            if out.len() == TASKS_PER_KEEPALIVE {
+                break;
+            }
+            let version = *cell.subscribe().borrow();
+            if self.versions.get(&id) == Some(&version) {
+                continue;
+            }
+            let snapshot = cell.lock().snapshot();
+            if snapshot.peers.is_empty() {
+                continue;
+            }
+            out.push(super::task_info(snapshot, &reporter.hosts));
+            self.versions.insert(id, version);
+        }
+        out
+    }
+}
+
+impl Reporter {
+    fn stats(&self) -> pb::SchedulerStats {
+        let census = self.tasks.census();
+        let totals = self.metrics.totals();
+        pb::SchedulerStats {
+            tasks: census.tasks,
+            peers: census.peers,
+            running_peers: census.running_peers,
+            back_to_source_bytes: totals.back_to_source_bytes,
+            peer_bytes: totals.peer_bytes,
+            succeeded: totals.succeeded,
+            failed: totals.failed,
+        }
+    }
+}
+
 /// Registers and keeps alive until `shutdown`, applying the cluster's settings to `policy`.
-pub async fn run(reg: Registration, policy: Policy, shutdown: CancellationToken) -> Result<(), Error> {
+pub async fn run(
+    reg: Registration,
+    policy: Policy,
+    reporter: Reporter,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let channel = Endpoint::from_shared(format!("http://{}", reg.manager_addr))
         .map_err(|e| Error::Config(format!("manager.addr {:?}: {e}", reg.manager_addr)))?
         .connect_timeout(Duration::from_secs(3))
         .connect_lazy();
     tokio::join!(
-        keep_registered(&reg, channel.clone(), &policy, &shutdown),
+        keep_registered(&reg, channel.clone(), &policy, &reporter, &shutdown),
         follow_cluster_config(&reg, channel, &policy, &shutdown),
     );
     Ok(())
 }
 
 /// Register, then hold a keepalive stream; after any failure wait (with backoff) and start over.
-async fn keep_registered(reg: &Registration, channel: Channel, policy: &Policy, shutdown: &CancellationToken) {
+async fn keep_registered(
+    reg: &Registration,
+    channel: Channel,
+    policy: &Policy,
+    reporter: &Reporter,
+    shutdown: &CancellationToken,
+) {
     let mut backoff = MIN_BACKOFF;
     loop {
         let mut client = pb::manager_client::ManagerClient::new(channel.clone());
@@ -94,7 +171,7 @@ async fn keep_registered(reg: &Registration, channel: Channel, policy: &Policy, 
                 apply(policy, &c);
             }
             tracing::info!(id = scheduler.id, cluster_id = reg.cluster_id, manager = %reg.manager_addr, "registered with the manager");
-            keep_alive(&mut client, reg, shutdown).await
+            keep_alive(&mut client, reg, reporter, shutdown).await
         };
         let started = tokio::time::Instant::now();
         let result = tokio::select! {
@@ -129,6 +206,7 @@ async fn keep_registered(reg: &Registration, channel: Channel, policy: &Policy, 
 async fn keep_alive(
     client: &mut pb::manager_client::ManagerClient<Channel>,
     reg: &Registration,
+    reporter: &Reporter,
     shutdown: &CancellationToken,
 ) -> Result<(), tonic::Status> {
     let (tx, rx) = mpsc::channel(1);
@@ -137,13 +215,22 @@ async fn keep_alive(
         hostname: reg.hostname.clone(),
         ip: reg.ip.to_string(),
         cluster_id: reg.cluster_id,
+        ..Default::default()
     };
     let interval = reg.keepalive_interval;
     let sender = async move {
         let mut tick = tokio::time::interval(interval);
+        // A new stream (maybe to another replica, or a manager with a fresh database) gets every
+        // task again.
+        let mut sent = SentTasks::default();
         loop {
             tick.tick().await;
-            if tx.send(message.clone()).await.is_err() {
+            let message = pb::KeepAliveRequest {
+                scheduler_stats: Some(reporter.stats()),
+                tasks: sent.changed(reporter),
+                ..message.clone()
+            };
+            if tx.send(message).await.is_err() {
                 return;
             }
         }

@@ -88,6 +88,8 @@ pub struct SeedPeer {
     pub state: String,
     pub version: String,
     pub last_keep_alive_at: Option<DateTime<Utc>>,
+    /// Bytes per second uploaded to other peers between its two latest keepalives.
+    pub upload_rate: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -107,6 +109,7 @@ impl From<seed_peers::Model> for SeedPeer {
             state: m.state,
             version: m.version,
             last_keep_alive_at: m.last_keep_alive_at.map(|t| t.and_utc()),
+            upload_rate: u64::try_from(m.upload_rate).unwrap_or(0),
             created_at: m.created_at.and_utc(),
             updated_at: m.updated_at.and_utc(),
         }
@@ -131,6 +134,8 @@ pub struct Peer {
     pub state: String,
     pub version: String,
     pub last_keep_alive_at: Option<DateTime<Utc>>,
+    /// Bytes per second uploaded to other peers between its two latest keepalives.
+    pub upload_rate: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -152,6 +157,7 @@ impl From<peers::Model> for Peer {
             state: m.state,
             version: m.version,
             last_keep_alive_at: m.last_keep_alive_at.map(|t| t.and_utc()),
+            upload_rate: u64::try_from(m.upload_rate).unwrap_or(0),
             created_at: m.created_at.and_utc(),
             updated_at: m.updated_at.and_utc(),
         }

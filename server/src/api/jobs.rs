@@ -11,7 +11,10 @@ use axum::{
     response::Response,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    sea_query::Query as SqlQuery,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -27,7 +30,7 @@ use crate::{
     Error,
     audit::in_tenant,
     auth::{Principal, Visible},
-    entity::{clusters, jobs},
+    entity::{clusters, job_clusters, jobs},
     rbac::{Act, Obj},
 };
 
@@ -98,6 +101,8 @@ pub struct JobFilter {
     pub state: Option<String>,
     pub user_id: Option<i64>,
     pub tenant_id: Option<i64>,
+    /// Jobs that run on this scheduler cluster.
+    pub scheduler_cluster_id: Option<i64>,
 }
 
 /// Per-cluster job admission (`scheduler_cluster_config.job_rate_limit` jobs per second), per
@@ -209,6 +214,17 @@ pub async fn list_jobs(
     if let Some(t) = filter.tenant_id {
         query = query.filter(jobs::Column::TenantId.eq(t));
     }
+    if let Some(c) = filter.scheduler_cluster_id {
+        query = query.filter(
+            jobs::Column::Id.in_subquery(
+                SqlQuery::select()
+                    .column(job_clusters::Column::JobId)
+                    .from(job_clusters::Entity)
+                    .and_where(job_clusters::Column::ClusterId.eq(c))
+                    .to_owned(),
+            ),
+        );
+    }
     Ok(page::fetch(&state.db, query, page, uri).await?.map(Job::from))
 }
 
@@ -254,6 +270,7 @@ pub async fn create_job(
     state.job_limiter.admit(&limits)?;
     let cluster_ids: Vec<i64> = chosen.iter().map(|c| c.id).collect();
     let now = Utc::now().naive_utc();
+    let txn = state.db.begin().await?;
     let job = jobs::ActiveModel {
         tenant_id: Set(tenant),
         user_id: Set(me.user_id),
@@ -267,8 +284,14 @@ pub async fn create_job(
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(&state.db)
+    .insert(&txn)
     .await?;
+    job_clusters::Entity::insert_many(
+        cluster_ids.iter().map(|&c| job_clusters::ActiveModel { job_id: Set(job.id), cluster_id: Set(c) }),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    txn.commit().await?;
     if let Some(queue) = &state.job_queue
         && let Err(e) = queue.push(job.id).await
     {

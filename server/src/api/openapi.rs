@@ -16,7 +16,7 @@ use utoipa::{
     tags(
         (name = "health"), (name = "users"), (name = "tenants"), (name = "clusters"), (name = "schedulers"),
         (name = "seed-peers"), (name = "peers"), (name = "applications"), (name = "configs"), (name = "jobs"),
-        (name = "personal-access-tokens"), (name = "audits"), (name = "oapi")
+        (name = "personal-access-tokens"), (name = "audits"), (name = "stats"), (name = "oapi")
     )
 )]
 pub struct ApiDoc;

@@ -23,6 +23,8 @@ pub struct Model {
     pub download_port: i32,
     pub os: String,
     pub platform: String,
+    /// Bytes per second uploaded between its two latest keepalives.
+    pub upload_rate: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

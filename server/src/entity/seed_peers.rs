@@ -21,6 +21,8 @@ pub struct Model {
     pub updated_at: DateTime,
     pub r#type: String,
     pub download_port: i32,
+    /// Bytes per second uploaded between its two latest keepalives.
+    pub upload_rate: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

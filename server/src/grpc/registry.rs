@@ -101,7 +101,7 @@ fn now() -> NaiveDateTime {
 /// A keepalive stamp, in whole seconds: MySQL's `DATETIME` keeps no fraction (and rounds one it
 /// is given), so a stamp written and later compared in [`end_keep_alive`] must already be whole to
 /// compare equal on every backend.
-fn stamp_now() -> NaiveDateTime {
+pub(super) fn stamp_now() -> NaiveDateTime {
     use chrono::Timelike;
     let t = now();
     t.with_nanosecond(0).unwrap_or(t)
@@ -252,15 +252,23 @@ macro_rules! by_key {
     };
 }
 
-/// Stamps a keepalive: the row becomes active as of now. Returns the stamp, or `NotFound` when
-/// the component never registered.
-pub async fn keep_alive(db: &impl ConnectionTrait, kind: Component, key: &HostKey) -> Result<NaiveDateTime, Error> {
+/// Stamps a keepalive: the row becomes active as of now, and a peer's or seed peer's upload rate
+/// (bytes per second) is recorded. Returns the stamp, or `NotFound` when the component never
+/// registered.
+pub async fn keep_alive(
+    db: &impl ConnectionTrait,
+    kind: Component,
+    key: &HostKey,
+    upload_rate: u64,
+) -> Result<NaiveDateTime, Error> {
     let t = stamp_now();
+    let rate = i64::try_from(upload_rate).unwrap_or(i64::MAX);
     macro_rules! stamp {
-        ($entity:ident) => {
+        ($entity:ident $(, $extra:ident)?) => {
             by_key!($entity, key)
                 .col_expr($entity::Column::State, Expr::value(ACTIVE))
                 .col_expr($entity::Column::LastKeepAliveAt, Expr::value(t))
+                $(.col_expr($entity::Column::$extra, Expr::value(rate)))?
                 .exec(db)
                 .await?
                 .rows_affected
@@ -268,8 +276,8 @@ pub async fn keep_alive(db: &impl ConnectionTrait, kind: Component, key: &HostKe
     }
     let rows = match kind {
         Component::Scheduler => stamp!(schedulers),
-        Component::SeedPeer => stamp!(seed_peers),
-        Component::Peer => stamp!(peers),
+        Component::SeedPeer => stamp!(seed_peers, UploadRate),
+        Component::Peer => stamp!(peers, UploadRate),
     };
     if rows == 0 {
         return Err(Error::NotFound(format!(

@@ -6,7 +6,7 @@ use proto::scheduler::v1 as pb;
 use tonic::{Code, transport::Endpoint};
 
 /// One peer holding a task, as a scheduler reports it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskPeer {
     pub host_id: String,
     pub hostname: String,
@@ -22,14 +22,14 @@ pub struct TaskPeer {
 }
 
 /// Pieces one peer fetched from one parent.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PieceSource {
     pub parent_id: String,
     pub pieces: u32,
 }
 
 /// A task as one scheduler knows it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskInfo {
     pub task_id: String,
     pub url: String,
@@ -37,6 +37,41 @@ pub struct TaskInfo {
     pub piece_length: u64,
     pub total_pieces: u32,
     pub peers: Vec<TaskPeer>,
+    /// Set when this is the task's record (its last state a scheduler reported), not a
+    /// scheduler's live answer: when the record was last updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<pb::TaskInfo> for TaskInfo {
+    fn from(info: pb::TaskInfo) -> Self {
+        Self {
+            task_id: info.task_id,
+            url: info.url,
+            content_length: info.content_length,
+            piece_length: info.piece_length,
+            total_pieces: info.total_pieces,
+            peers: info
+                .peers
+                .into_iter()
+                .map(|p| TaskPeer {
+                    host_id: p.host_id,
+                    hostname: p.hostname,
+                    ip: p.ip,
+                    peer_id: p.peer_id,
+                    state: p.state,
+                    finished_pieces: p.finished_pieces,
+                    origin_pieces: p.origin_pieces,
+                    sources: p
+                        .sources
+                        .into_iter()
+                        .map(|s| PieceSource { parent_id: s.parent_id, pieces: s.pieces })
+                        .collect(),
+                })
+                .collect(),
+            recorded_at: None,
+        }
+    }
 }
 
 /// A host told to delete a task, and whether the order reached it.
@@ -76,31 +111,7 @@ impl SchedulerClient {
             Err(s) if s.code() == Code::NotFound => return Ok(None),
             Err(s) => return Err(format!("StatTask failed: {}", s.message())),
         };
-        Ok(Some(TaskInfo {
-            task_id: info.task_id,
-            url: info.url,
-            content_length: info.content_length,
-            piece_length: info.piece_length,
-            total_pieces: info.total_pieces,
-            peers: info
-                .peers
-                .into_iter()
-                .map(|p| TaskPeer {
-                    host_id: p.host_id,
-                    hostname: p.hostname,
-                    ip: p.ip,
-                    peer_id: p.peer_id,
-                    state: p.state,
-                    finished_pieces: p.finished_pieces,
-                    origin_pieces: p.origin_pieces,
-                    sources: p
-                        .sources
-                        .into_iter()
-                        .map(|s| PieceSource { parent_id: s.parent_id, pieces: s.pieces })
-                        .collect(),
-                })
-                .collect(),
-        }))
+        Ok(Some(info.into()))
     }
 
     /// Deletes the task on the scheduler and the hosts holding it.

@@ -121,6 +121,9 @@ async fn on_cluster(
     if errors.len() == active.len() {
         return Err(errors.join("; "));
     }
+    if kind == "delete_task" {
+        crate::grpc::task_records::mark_deleted(db, cluster, task).await.map_err(|e| format!("database: {e}"))?;
+    }
     Ok(match kind {
         "get_task" => json!({"scheduler_cluster_id": cluster, "task_id": task, "peers": peers}),
         _ => {

@@ -70,6 +70,17 @@ pub struct Cluster {
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The manager's configuration on a first start (addresses and the data directory come as flags).
+const MANAGER_TOML: &str = "\
+# Written by `damselfly up` on the first start; edit it and run `damselfly up` again.
+# Every key and its default: the manager's configuration in the README.
+
+[grpc]
+# A local cluster keeps its schedulers' figures every 10 s (the default is 60), so the
+# console's overview charts fill in while you watch.
+sample_interval_secs = 10
+";
+
 /// Starts manager, scheduler, a seed peer and `peers` peers; on error, stops what it started.
 pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Result<Cluster> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
@@ -88,7 +99,15 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
     if let Some(p) = opts.root_password.clone().or_else(|| generated.clone()) {
         env.push(("DAMSELFLY_ROOT_PASSWORD", p));
     }
+    // The manager's configuration file, written once so the operator may edit it.
+    std::fs::create_dir_all(&manager_dir)?;
+    let manager_config = manager_dir.join("manager.toml");
+    if !manager_config.exists() {
+        std::fs::write(&manager_config, MANAGER_TOML)?;
+    }
     let mut args = vec![
+        "--config".into(),
+        manager_config.display().to_string(),
         "--data-dir".into(),
         manager_dir.display().to_string(),
         "--http-addr".into(),
