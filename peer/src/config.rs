@@ -38,7 +38,8 @@
 //! rate_limit = 0
 //! # Host-wide limit for origin fetches in bytes/s (0 = unlimited). Default: 0
 //! back_to_source_rate_limit = 0
-//! # Range requests to the origin at once per task, when it serves ranges (1 = one GET). Default: 4
+//! # Range requests to the origin at once per task, when it serves ranges: alone (1 = one GET),
+//! # or the pieces the scheduler hands this peer (it hands one at a time). Default: 4
 //! back_to_source_concurrency = 4
 //!
 //! [upload]
@@ -166,7 +167,8 @@ pub struct DownloadConfig {
     pub rate_limit: u64,
     /// Host-wide limit for origin fetches, bytes/s (0 = unlimited).
     pub back_to_source_rate_limit: u64,
-    /// Range requests to the origin at once per task (1 = one streaming GET).
+    /// Range requests to the origin at once per task: fetching alone (1 = one streaming GET), or
+    /// the pieces the scheduler hands out when several peers share the origin.
     pub back_to_source_concurrency: usize,
 }
 

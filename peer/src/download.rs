@@ -5,6 +5,7 @@
 //! unreachable, the origin is used unless back-to-source is disabled). [`Downloader::download`]
 //! then checks the whole-content digest and exports a copy under the user's path, atomically.
 
+mod follow;
 mod origin;
 mod p2p;
 
@@ -78,8 +79,8 @@ pub enum Event {
     Started { task_id: TaskId, content_length: Option<u64>, piece_length: u64 },
     /// This many bytes are in place so far.
     Progress { finished_bytes: u64, finished_pieces: u32 },
-    /// The file is complete and verified; `digest` is its BLAKE3 when a whole-content digest was
-    /// checked (every piece is verified either way).
+    /// The file is complete and verified; `digest` is the whole-content digest it was checked
+    /// against, when one was given or implied (every piece is verified either way).
     Finished { content_length: u64, digest: Option<Digest> },
 }
 
@@ -191,22 +192,47 @@ impl Downloader {
         };
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
-            let task = self.fetch_task(&task_request, &events).await?;
-            // Every piece is already checked against the scheduler's digest; reading the whole
-            // file again is only worth it when the caller named a digest to compare with.
-            let (content_length, blake) = match &expected {
-                Some(d) => {
-                    let (len, blake) = verify_whole(&task, Some(d)).await?;
-                    (len, Some(blake))
+            // Follow the pieces in order while they arrive: hash them when a digest is to be
+            // checked, and write the output's temporary copy, so little is left to do once the
+            // last piece is in.
+            let temp = (!request.force_hard_link).then(|| follow::TempOutput::create(&request.output)).flatten();
+            let follower = match (&expected, &temp) {
+                (None, None) => None,
+                _ => {
+                    let task = self.inner.storage.task(&task_request.task_id, task_request.url.as_str())?;
+                    Some(follow::Follower::start(task, expected.as_ref().map(|d| d.algorithm), temp.as_ref()))
                 }
-                None => (task.layout().map(|l| l.content_length).unwrap_or(0), None),
             };
+            let task = self.fetch_task(&task_request, &events).await?;
+            let fetched = std::time::Instant::now();
+            let followed = match follower {
+                Some(f) => f.finish().await,
+                None => None,
+            };
+            // Every piece is already checked against the scheduler's digest; the whole content
+            // is checked only when the caller named (or the URL implies) a digest. A hash that
+            // followed the pieces and matches settles it; anything else (it could not follow,
+            // or disagrees) is decided by hashing the stored file again.
+            let (content_length, checked, copy_ok) = match &expected {
+                Some(d) => match followed.as_ref().filter(|f| f.hex.as_deref() == Some(d.hex.as_str())) {
+                    Some(f) => (f.len, Some(d.clone()), true),
+                    None => (verify_whole(&task, Some(d)).await?.0, Some(d.clone()), false),
+                },
+                None => {
+                    let len = task.layout().map(|l| l.content_length).unwrap_or(0);
+                    (len, None, followed.as_ref().is_some_and(|f| f.len == len))
+                }
+            };
+            let verified_ms = fetched.elapsed().as_millis() as u64;
             let (t, out, overwrite, link) =
                 (task.clone(), request.output.clone(), request.overwrite, request.force_hard_link);
-            tokio::task::spawn_blocking(move || t.export(&out, overwrite, link))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-            let _ = events.send(Event::Finished { content_length, digest: blake }).await;
+            match temp.filter(|t| copy_ok && t.written()) {
+                Some(temp) => tokio::task::spawn_blocking(move || temp.publish(&t, &out, overwrite)).await,
+                None => tokio::task::spawn_blocking(move || t.export(&out, overwrite, link)).await,
+            }
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            tracing::info!(task_id = %task_request.task_id, verified_ms, written_ms = fetched.elapsed().as_millis() as u64, "output written");
+            let _ = events.send(Event::Finished { content_length, digest: checked }).await;
             Ok(())
         };
         match request.timeout {

@@ -60,6 +60,38 @@ async fn origin() -> Origin {
                 },
             ),
         )
+        .route(
+            "/ranged/{n}/{seed}",
+            get(
+                |method: axum::http::Method,
+                 headers: axum::http::HeaderMap,
+                 State(sent): State<Arc<AtomicU64>>,
+                 UrlPath((n, seed)): UrlPath<(usize, u8)>| async move {
+                    // Serves byte ranges, a little slowly, so every peer has registered before
+                    // the first pieces are in.
+                    let all = content(n, seed);
+                    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| {
+                        let (a, b) = v.strip_prefix("bytes=")?.split_once('-')?;
+                        Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?.min(n.saturating_sub(1))))
+                    });
+                    let builder = Response::builder().header(header::ACCEPT_RANGES, "bytes");
+                    let Some((start, end)) = range else {
+                        if method == axum::http::Method::GET {
+                            sent.fetch_add(n as u64, Ordering::SeqCst);
+                        }
+                        return builder.header(header::CONTENT_LENGTH, n).body(Body::from(all)).unwrap();
+                    };
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    let body = all[start..=end].to_vec();
+                    sent.fetch_add(body.len() as u64, Ordering::SeqCst);
+                    builder
+                        .status(StatusCode::PARTIAL_CONTENT)
+                        .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{n}"))
+                        .body(Body::from(body))
+                        .unwrap()
+                },
+            ),
+        )
         .route("/status/{code}", get(|UrlPath(code): UrlPath<u16>| async move { StatusCode::from_u16(code).unwrap() }))
         .route(
             "/truncated/{n}",
@@ -213,6 +245,29 @@ async fn boundary_sizes_reach_every_peer_with_the_origin_read_once() {
         let origin_bytes = origin.sent.load(Ordering::SeqCst) - before;
         assert_eq!(origin_bytes, len as u64, "size {len}: the origin must serve the content exactly once");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_origin_serving_ranges_is_spread_over_the_peers_and_still_read_once() {
+    let origin = origin().await;
+    let c = cluster(4).await;
+    let len = 40 * PIECE as usize + 123;
+    let url = format!("{}/ranged/{len}/9", origin.base);
+    let downloads = c.peers.iter().enumerate().map(|(k, peer)| {
+        let out = c.dir.path().join(format!("ranged-{k}"));
+        let url = url.clone();
+        async move { (dfget(peer, &url, &out, |_| {}).await, out) }
+    });
+    for (result, out) in futures::future::join_all(downloads).await {
+        result.unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), content(len, 9));
+    }
+    assert_eq!(origin.sent.load(Ordering::SeqCst), len as u64, "each byte leaves the origin once");
+    let task = c.tasks.get(&id_of(&url)).unwrap().lock().snapshot();
+    let fetchers: Vec<(&str, u32)> =
+        task.peers.iter().filter(|p| p.origin_pieces > 0).map(|p| (p.id.0.as_str(), p.origin_pieces)).collect();
+    assert!(fetchers.len() >= 3, "the pieces enter through several peers, not one: {fetchers:?}");
+    assert_eq!(fetchers.iter().map(|(_, n)| n).sum::<u32>(), 41, "each piece is fetched from the origin once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,6 +12,7 @@
 pub mod block_list;
 pub mod dag;
 pub mod evaluator;
+pub mod origin;
 
 use std::{cmp::Ordering, collections::HashSet};
 
@@ -20,6 +21,7 @@ use common::ids::{HostId, PeerId};
 pub use block_list::{BlockList, LiveBlockList};
 pub use dag::{Dag, DagError};
 pub use evaluator::{is_bad_parent, score};
+pub use origin::OriginPiece;
 
 /// Default of [`Limits::candidate_parent_limit`].
 pub const DEFAULT_CANDIDATE_PARENT_LIMIT: usize = 4;

@@ -8,6 +8,8 @@
 
 mod ranged;
 
+pub(super) use ranged::{fetch_piece as fetch_range, inner_limits, plan as probe_ranges};
+
 use std::{sync::Arc, time::Duration};
 
 use common::piece::{MIN_PIECE_LENGTH, PieceLayout, default_piece_length};
@@ -48,7 +50,7 @@ pub(super) async fn fetch(
         task.set_layout(layout)?;
     }
     if let Some(r) = reporter {
-        r.send(ToScheduler::ContentInfo { content_length, piece_length }).await?;
+        r.send(ToScheduler::ContentInfo { content_length, piece_length, ranges: false }).await?;
     }
     let _ = events.send(Event::Started { task_id: req.task_id.clone(), content_length, piece_length }).await;
 
@@ -109,7 +111,7 @@ pub(super) async fn fetch(
                 task.mark_finished(*n, &hex::encode(digest));
             }
             if let Some(r) = reporter {
-                r.send(ToScheduler::ContentInfo { content_length: Some(written), piece_length }).await?;
+                r.send(ToScheduler::ContentInfo { content_length: Some(written), piece_length, ranges: false }).await?;
                 let pieces = unsized_digests
                     .iter()
                     .map(|(n, d)| PieceDone { number: *n, digest: Some(*d), parent: None, cost_micros: 0 })

@@ -1,6 +1,12 @@
 //! Downloading a task through the scheduler: register, then fetch pieces from several parents at
 //! once while reporting each finished piece, until the content is whole.
 //!
+//! When the origin serves byte ranges, the scheduler also hands this peer some pieces to fetch from
+//! the origin itself ([`origin::fetch_range`]); their digests are reported with them, and they are
+//! served to the others at once. The peer told to go back to source first only learns the size
+//! (a HEAD) and reports it, then works like every other peer; an origin without ranges is
+//! streamed whole by that one peer.
+//!
 //! Every piece is checked against the BLAKE3 digest the scheduler holds (recorded by the peer that
 //! fetched it from the origin), never against anything the parent says. A mismatch drops the
 //! bytes, reports the parent as corrupt, and the piece is fetched elsewhere. A parent that cannot
@@ -27,8 +33,10 @@ use crate::{
     transport::client::{FetchError, PieceConnection},
 };
 
-/// Most pieces fetched from one parent at the same time.
-const PER_PARENT: usize = 4;
+/// Most pieces fetched from one parent at the same time, shared out over the parents: with one
+/// parent, four at once keep its stream busy; with several, one each, so every parent's uplink
+/// is split among few transfers and each piece completes (and can be passed on) quickly.
+const PER_PARENT_BUDGET: usize = 4;
 
 /// Idle connections kept per parent.
 type Pool = Arc<Mutex<HashMap<PeerId, Vec<PieceConnection>>>>;
@@ -39,6 +47,12 @@ struct Fetched {
     result: Result<Duration, Failure>,
 }
 
+/// A piece this peer fetched from the origin (its BLAKE3), or why it could not.
+struct FromOrigin {
+    number: u32,
+    result: Result<([u8; 32], Duration), Error>,
+}
+
 /// Why a fetch did not produce a piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
@@ -47,6 +61,9 @@ enum Failure {
     /// The parent failed; report it and use another.
     Parent(ParentProblem),
 }
+
+/// Pieces per window of the preferred order among equally rare pieces.
+const HASH_WINDOW: u32 = 8;
 
 /// How long a piece a parent was busy with waits before it is asked for again.
 const BUSY_RETRY: Duration = Duration::from_millis(40);
@@ -88,6 +105,7 @@ pub(super) async fn run(
     let mut state = State::new(task.clone(), task.layout());
     let pool: Pool = Arc::default();
     let mut jobs: JoinSet<Fetched> = JoinSet::new();
+    let mut origin_jobs: JoinSet<FromOrigin> = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut announced_start = false;
     tracing::info!(task_id = %req.task_id, peer_id = %peer_id, "registered with the scheduler");
@@ -100,19 +118,37 @@ pub(super) async fn run(
             }
             // Finish only once every fetch has been joined and reported: the scheduler must
             // know each piece this peer holds, or children will never ask for it.
-            if task.is_complete() && jobs.is_empty() {
+            if task.is_complete() && jobs.is_empty() && origin_jobs.is_empty() {
                 drop(reporter);
+                let closing = Instant::now();
                 stream.finish(ToScheduler::Finished { content_length: layout.content_length }).await?;
+                tracing::info!(task_id = %req.task_id, close_ms = closing.elapsed().as_millis() as u64, "all pieces in place");
                 return Ok(());
             }
         }
         state.schedule(inner, &mut jobs, &pool, &req.task_id.0);
+        state.schedule_origin(inner, &mut origin_jobs, req);
 
         tokio::select! {
             msg = stream.next() => match msg {
                 Ok(Some(FromScheduler::BackToSource(reason))) => {
                     tracing::info!(task_id = %req.task_id, %reason, "fetching from the origin as told");
+                    // An origin serving ranges: report its size and let the scheduler hand the
+                    // pieces out (to this peer among others).
+                    if let Some(layout) = origin::probe_ranges(inner, task, req).await {
+                        if state.layout.is_none() {
+                            task.set_layout(layout)?;
+                            state.layout = Some(layout);
+                        }
+                        reporter.send(ToScheduler::ContentInfo {
+                            content_length: Some(layout.content_length),
+                            piece_length: layout.piece_length,
+                            ranges: true,
+                        }).await?;
+                        continue;
+                    }
                     jobs.shutdown().await;
+                    origin_jobs.shutdown().await;
                     let result = origin::fetch(inner, task, req, Some(&reporter), events).await;
                     match result {
                         Ok(()) => {
@@ -128,8 +164,9 @@ pub(super) async fn run(
                         }
                     }
                 }
-                Ok(Some(FromScheduler::Update { content_length, piece_length, digests, parents })) => {
+                Ok(Some(FromScheduler::Update { content_length, piece_length, digests, parents, origin_pieces })) => {
                     state.apply(content_length, piece_length, digests, parents)?;
+                    state.origin_queue.extend(origin_pieces);
                 }
                 Ok(None) => return Err(Error::SchedulerLost("the scheduler closed the stream".into())),
                 Err(status) if status.code() == tonic::Code::FailedPrecondition => {
@@ -175,6 +212,35 @@ pub(super) async fn run(
                     }
                 }
             }
+            Some(done) = origin_jobs.join_next(), if !origin_jobs.is_empty() => {
+                let Ok(done) = done else { continue };
+                state.origin_in_flight.remove(&done.number);
+                match done.result {
+                    Ok((digest, cost)) => {
+                        let len = state.layout.and_then(|l| l.len_of(done.number)).unwrap_or(0);
+                        state.finished_bytes += len;
+                        state.digests.insert(done.number, digest);
+                        reporter.send(ToScheduler::Pieces(vec![PieceDone {
+                            number: done.number,
+                            digest: Some(digest),
+                            parent: None,
+                            cost_micros: cost.as_micros() as u64,
+                        }])).await?;
+                        let _ = events.try_send(Event::Progress {
+                            finished_bytes: state.finished_bytes,
+                            finished_pieces: task.finished().len(),
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(task_id = %req.task_id, piece = done.number, error = %e, "piece from the origin failed");
+                        jobs.shutdown().await;
+                        origin_jobs.shutdown().await;
+                        drop(reporter);
+                        let _ = stream.finish(ToScheduler::Failed(e.to_string())).await;
+                        return Err(e);
+                    }
+                }
+            }
             _ = tick.tick() => {}
         }
     }
@@ -191,6 +257,10 @@ struct State {
     parent_load: HashMap<PeerId, usize>,
     /// Pieces a parent was busy with, and when to ask again.
     retry_at: HashMap<u32, Instant>,
+    /// Pieces the scheduler handed to this peer to fetch from the origin, not started yet.
+    origin_queue: std::collections::VecDeque<u32>,
+    /// Pieces being fetched from the origin now.
+    origin_in_flight: HashSet<u32>,
     finished_bytes: u64,
 }
 
@@ -205,6 +275,8 @@ impl State {
             in_flight: HashSet::new(),
             parent_load: HashMap::new(),
             retry_at: HashMap::new(),
+            origin_queue: std::collections::VecDeque::new(),
+            origin_in_flight: HashSet::new(),
             finished_bytes: 0,
         }
     }
@@ -248,6 +320,26 @@ impl State {
         }
     }
 
+    /// Starts the origin fetches the scheduler handed out, up to the back-to-source concurrency.
+    fn schedule_origin(&mut self, inner: &Inner, jobs: &mut JoinSet<FromOrigin>, req: &TaskRequest) {
+        let Some(layout) = self.layout else { return };
+        let finished = self.task.finished();
+        while self.origin_in_flight.len() < inner.config.back_to_source_concurrency {
+            let Some(n) = self.origin_queue.pop_front() else { return };
+            if finished.contains(n) || self.in_flight.contains(&n) || self.origin_in_flight.contains(&n) {
+                continue;
+            }
+            self.origin_in_flight.insert(n);
+            let (http, limits, task, req) =
+                (inner.http.clone(), origin::inner_limits(inner), self.task.clone(), req.clone());
+            jobs.spawn(async move {
+                let started = Instant::now();
+                let result = origin::fetch_range(&http, &limits, &task, &req, layout, n).await;
+                FromOrigin { number: n, result: result.map(|d| (d, started.elapsed())) }
+            });
+        }
+    }
+
     /// The rarest wanted piece that a free parent of the given kind (seed or not) can serve, with
     /// the least-loaded such parent. For seeds, only pieces no unblocked non-seed parent holds.
     fn pick(
@@ -258,11 +350,19 @@ impl State {
         rng: &mut impl Rng,
     ) -> Option<(u32, Parent)> {
         let load = |p: &Parent| self.parent_load.get(&p.peer_id).copied().unwrap_or(0);
+        let per_parent = (PER_PARENT_BUDGET / self.parents.len().max(1)).max(1);
         let has = |p: &Parent, n: u32| p.finished.contains(n) && !self.blocked.contains(&p.peer_id);
         let now = Instant::now();
-        let mut best: Option<(usize, u32, u32)> = None; // (holders, tiebreak, piece)
+        // (holders, window, tiebreak, piece): rarest first; among equally rare pieces, earlier
+        // windows of the content first (so the whole-content hash can follow the download
+        // instead of waiting for its end), then at random (so children spread their requests).
+        let mut best: Option<(usize, u32, u32, u32)> = None;
         for n in 0..layout.count() {
-            if finished.contains(n) || self.in_flight.contains(&n) || !self.digests.contains_key(&n) {
+            if finished.contains(n)
+                || self.in_flight.contains(&n)
+                || self.origin_in_flight.contains(&n)
+                || !self.digests.contains_key(&n)
+            {
                 continue;
             }
             if self.retry_at.get(&n).is_some_and(|t| *t > now) {
@@ -271,20 +371,20 @@ impl State {
             if seeds && self.parents.iter().any(|p| !p.seed && has(p, n)) {
                 continue;
             }
-            if !self.parents.iter().any(|p| p.seed == seeds && has(p, n) && load(p) < PER_PARENT) {
+            if !self.parents.iter().any(|p| p.seed == seeds && has(p, n) && load(p) < per_parent) {
                 continue;
             }
             let holders = self.parents.iter().filter(|p| has(p, n)).count();
-            let tiebreak = rng.random::<u32>();
-            if best.is_none_or(|(h, t, _)| (holders, tiebreak) < (h, t)) {
-                best = Some((holders, tiebreak, n));
+            let (window, tiebreak) = (n / HASH_WINDOW, rng.random::<u32>());
+            if best.is_none_or(|(h, w, t, _)| (holders, window, tiebreak) < (h, w, t)) {
+                best = Some((holders, window, tiebreak, n));
             }
         }
-        let (_, _, n) = best?;
+        let (_, _, _, n) = best?;
         let parent = self
             .parents
             .iter()
-            .filter(|p| p.seed == seeds && has(p, n) && load(p) < PER_PARENT)
+            .filter(|p| p.seed == seeds && has(p, n) && load(p) < per_parent)
             .min_by_key(|p| (load(p), rng.random::<u32>()))
             .cloned()?;
         Some((n, parent))

@@ -16,7 +16,7 @@ pub struct Parent {
     pub peer_id: PeerId,
     pub addr: SocketAddr,
     pub finished: PieceBitmap,
-    /// A seed peer: asked only for pieces no other parent has.
+    /// Asked only for pieces no other parent has (a seed peer that is the only way in).
     pub seed: bool,
 }
 
@@ -31,6 +31,8 @@ pub enum FromScheduler {
         piece_length: Option<u64>,
         digests: Vec<(u32, [u8; 32])>,
         parents: Vec<Parent>,
+        /// Pieces newly handed to this peer to fetch from the origin by range.
+        origin_pieces: Vec<u32>,
     },
 }
 
@@ -56,10 +58,21 @@ pub enum ParentProblem {
 /// What a downloading peer tells the scheduler.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToScheduler {
-    ContentInfo { content_length: Option<u64>, piece_length: u64 },
+    /// `ranges`: the origin serves byte ranges, so the scheduler may spread pieces over peers.
+    ContentInfo {
+        content_length: Option<u64>,
+        piece_length: u64,
+        ranges: bool,
+    },
     Pieces(Vec<PieceDone>),
-    ParentFailed { parent: PeerId, piece: u32, problem: ParentProblem },
-    Finished { content_length: u64 },
+    ParentFailed {
+        parent: PeerId,
+        piece: u32,
+        problem: ParentProblem,
+    },
+    Finished {
+        content_length: u64,
+    },
     Failed(String),
 }
 
@@ -156,6 +169,7 @@ impl PeerStream {
                         piece_length: (u.piece_length > 0).then_some(u.piece_length),
                         digests,
                         parents,
+                        origin_pieces: u.origin_pieces,
                     }));
                 }
                 None => continue,
@@ -173,8 +187,8 @@ impl Reporter {
     pub async fn send(&self, msg: ToScheduler) -> Result<(), Error> {
         use pb::announce_peer_request::Request as R;
         let request = match msg {
-            ToScheduler::ContentInfo { content_length, piece_length } => {
-                R::ContentInfo(pb::ContentInfo { content_length, piece_length })
+            ToScheduler::ContentInfo { content_length, piece_length, ranges } => {
+                R::ContentInfo(pb::ContentInfo { content_length, piece_length, ranges })
             }
             ToScheduler::Pieces(pieces) => R::PiecesFinished(pb::PiecesFinished {
                 pieces: pieces

@@ -295,15 +295,7 @@ impl TaskStore {
             } else {
                 std::fs::copy(&self.content, &tmp)?;
             }
-            if overwrite {
-                std::fs::rename(&tmp, output)?;
-            } else {
-                std::fs::hard_link(&tmp, output).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::AlreadyExists => Error::OutputExists(output.display().to_string()),
-                    _ => Error::Io(e),
-                })?;
-            }
-            Ok(())
+            publish(&tmp, output, overwrite)
         })();
         let _ = std::fs::remove_file(&tmp);
         self.touch();
@@ -320,4 +312,18 @@ impl TaskStore {
         }
         Ok(())
     }
+}
+
+/// Puts the finished temporary file `tmp` at `output`: renamed over it with `overwrite`, else
+/// hard-linked, so an existing file is never replaced. The caller removes `tmp` afterwards.
+pub fn publish(tmp: &Path, output: &Path, overwrite: bool) -> Result<(), Error> {
+    if overwrite {
+        std::fs::rename(tmp, output)?;
+    } else {
+        std::fs::hard_link(tmp, output).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::OutputExists(output.display().to_string()),
+            _ => Error::Io(e),
+        })?;
+    }
+    Ok(())
 }

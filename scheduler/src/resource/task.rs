@@ -1,5 +1,11 @@
 //! Tasks and their peers: who holds which pieces, the digest of every piece (as reported by the
-//! peer that fetched it from the origin), who is blocked as whose parent, and who is the source.
+//! peer that fetched it from the origin), who is blocked as whose parent, and who fetches what
+//! from the origin.
+//!
+//! The first source (the seed peer when one is connected) learns the content's size. When the
+//! origin serves byte ranges, the task then *spreads*: every piece is handed to one peer that may
+//! go back to source ([`scheduling::origin`]), which fetches it by range and alone may record its
+//! digest. Otherwise the first source streams the whole content.
 //!
 //! A peer moves `Pending → Running | BackToSource → Succeeded | Failed`; a peer that leaves
 //! unfinished is removed. Every change bumps the task's version so the peers' streams push
@@ -20,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::{
     resource::{Host, HostKind, Hosts},
-    scheduling::{self, Candidate, Child, Dag, Limits},
+    scheduling::{self, Candidate, Child, Dag, Limits, OriginPiece, origin},
 };
 
 /// Where a peer is in its download.
@@ -86,6 +92,16 @@ pub struct PieceReport {
     pub cost_micros: u64,
 }
 
+/// What the source learnt from the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentInfo {
+    /// `None` while unknown (a chunked body).
+    pub content_length: Option<u64>,
+    pub piece_length: u64,
+    /// The origin serves byte ranges: the task may spread its pieces over several fetchers.
+    pub ranges: bool,
+}
+
 /// What a registering or waiting peer should do about the origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceDecision {
@@ -105,6 +121,9 @@ pub struct ParentInfo {
     pub peer_id: PeerId,
     pub host: Host,
     pub finished: PieceBitmap,
+    /// Ask it only for pieces no other parent has: a seed peer that is the task's only way in,
+    /// whose uplink must carry new pieces. In a spreading task every parent is equal.
+    pub last_resort: bool,
 }
 
 /// What to tell one peer.
@@ -114,6 +133,8 @@ pub struct Update {
     pub piece_length: Option<u64>,
     pub digests: Vec<(u32, [u8; 32])>,
     pub parents: Vec<ParentInfo>,
+    /// Pieces newly handed to this peer to fetch from the origin.
+    pub origin_pieces: Vec<u32>,
 }
 
 /// What a stream has already sent its peer, to send only news.
@@ -138,6 +159,8 @@ pub struct Task {
     pub content_length: Option<u64>,
     pub piece_length: Option<u64>,
     digests: Vec<Option<[u8; 32]>>,
+    /// Who fetches each piece from the origin; empty unless the task spreads.
+    origin: Vec<OriginPiece>,
     peers: HashMap<PeerId, PeerRecord>,
     /// Join order, so candidate lists are stable.
     order: Vec<PeerId>,
@@ -167,6 +190,7 @@ impl Task {
             content_length: None,
             piece_length,
             digests: Vec::new(),
+            origin: Vec::new(),
             peers: HashMap::new(),
             order: Vec::new(),
             dag: Dag::default(),
@@ -213,9 +237,16 @@ impl Task {
     }
 
     /// Whether the content is being fetched from the origin, or is already whole in the swarm.
+    /// A spreading task has a source while any peer may still be handed origin pieces.
     fn has_source(&self) -> bool {
         let fetching = self.peers.values().any(|p| p.phase == PeerPhase::BackToSource);
-        fetching || self.whole_in_swarm()
+        let spreading = self.spreads() && self.peers.values().any(origin_fetcher);
+        fetching || spreading || self.whole_in_swarm()
+    }
+
+    /// Whether the task's pieces are handed to several origin fetchers.
+    pub fn spreads(&self) -> bool {
+        !self.origin.is_empty()
     }
 
     fn whole_in_swarm(&self) -> bool {
@@ -275,12 +306,8 @@ impl Task {
     }
 
     /// The source reports the content's size. Only a peer fetching from the origin may.
-    pub fn content_info(
-        &mut self,
-        peer: &PeerId,
-        content_length: Option<u64>,
-        piece_length: u64,
-    ) -> Result<(), String> {
+    pub fn content_info(&mut self, peer: &PeerId, info: ContentInfo) -> Result<(), String> {
+        let ContentInfo { content_length, piece_length, ranges } = info;
         let record = self.peers.get(peer).ok_or("peer is not registered")?;
         if record.phase != PeerPhase::BackToSource {
             return Err("only the peer fetching from the origin reports content info".into());
@@ -304,6 +331,13 @@ impl Task {
         }
         if let Some(layout) = self.layout() {
             self.digests.resize(layout.count() as usize, None);
+            if ranges && self.origin.is_empty() {
+                self.origin = self
+                    .digests
+                    .iter()
+                    .map(|d| if d.is_some() { OriginPiece::Done } else { OriginPiece::Free })
+                    .collect();
+            }
         }
         self.updated = Instant::now();
         Ok(())
@@ -316,14 +350,20 @@ impl Task {
         for r in reports {
             match &r.parent {
                 None => {
-                    if phase != PeerPhase::BackToSource {
+                    let digest = r.digest.ok_or_else(|| format!("piece {} from the origin has no digest", r.number))?;
+                    let n = r.number as usize;
+                    let allowed = if self.spreads() {
+                        origin::may_report(&self.origin, peer, r.number)
+                            || self.digests.get(n).copied().flatten() == Some(digest)
+                    } else {
+                        phase == PeerPhase::BackToSource
+                    };
+                    if !allowed {
                         return Err(format!(
-                            "piece {} reported from the origin by a peer not fetching from it",
+                            "piece {} reported from the origin by a peer not fetching it from there",
                             r.number
                         ));
                     }
-                    let digest = r.digest.ok_or_else(|| format!("piece {} from the origin has no digest", r.number))?;
-                    let n = r.number as usize;
                     if self.digests.len() <= n {
                         if self.layout().is_some() {
                             return Err(format!("piece {} is beyond the content", r.number));
@@ -335,6 +375,9 @@ impl Task {
                             return Err(format!("piece {} digest contradicts the recorded one", r.number));
                         }
                         _ => self.digests[n] = Some(digest),
+                    }
+                    if let Some(o) = self.origin.get_mut(n) {
+                        *o = OriginPiece::Done;
                     }
                 }
                 Some(parent) => {
@@ -384,6 +427,9 @@ impl Task {
                 p.excluded = true;
             }
         }
+        if corrupt {
+            self.refetch_lost_pieces();
+        }
         self.dag.remove_edge(parent, child);
         self.updated = Instant::now();
     }
@@ -407,6 +453,8 @@ impl Task {
         }
         self.dag.remove_vertex(peer);
         self.dag.add_vertex(peer.clone());
+        origin::release(&mut self.origin, peer);
+        self.refetch_lost_pieces();
         self.updated = Instant::now();
     }
 
@@ -419,10 +467,27 @@ impl Task {
     }
 
     fn remove_peer(&mut self, peer: &PeerId) {
+        origin::release(&mut self.origin, peer);
         self.peers.remove(peer);
         self.order.retain(|p| p != peer);
         self.dag.remove_vertex(peer);
+        self.refetch_lost_pieces();
         self.updated = Instant::now();
+    }
+
+    /// A spreading task hands a piece out again when every peer that held it is gone, failed or
+    /// excluded. Its digest stays: the next fetcher must report the same one.
+    fn refetch_lost_pieces(&mut self) {
+        for (n, piece) in self.origin.iter_mut().enumerate() {
+            let held = || {
+                self.peers
+                    .values()
+                    .any(|p| !p.excluded && p.phase != PeerPhase::Failed && p.finished.contains(n as u32))
+            };
+            if *piece == OriginPiece::Done && !held() {
+                *piece = OriginPiece::Free;
+            }
+        }
     }
 
     /// Forgets every peer on `host`; returns how many.
@@ -453,20 +518,30 @@ impl Task {
             sent.digests.insert(*n);
         }
 
-        let parents = if matches!(record.phase, PeerPhase::Pending | PeerPhase::Running) {
-            self.choose_parents(&record, hosts, limits)
+        // A spreading task's origin fetchers take pieces from parents too.
+        let downloading = matches!(record.phase, PeerPhase::Pending | PeerPhase::Running)
+            || (self.spreads() && record.phase == PeerPhase::BackToSource);
+        let parents = if downloading { self.choose_parents(&record, hosts, limits) } else { Vec::new() };
+        let origin_pieces = if self.spreads() && origin_fetcher(&record) {
+            origin::assign(&mut self.origin, peer, origin::DEFAULT_ORIGIN_PIECES_PER_PEER)
         } else {
             Vec::new()
         };
         let summary: Vec<(PeerId, u32)> = parents.iter().map(|p| (p.peer_id.clone(), p.finished.len())).collect();
         let info_changed = sent.content_length != self.content_length || sent.piece_length != self.piece_length;
-        if digests.is_empty() && summary == sent.parents && !info_changed {
+        if digests.is_empty() && summary == sent.parents && !info_changed && origin_pieces.is_empty() {
             return None;
         }
         sent.parents = summary;
         sent.content_length = self.content_length;
         sent.piece_length = self.piece_length;
-        Some(Update { content_length: self.content_length, piece_length: self.piece_length, digests, parents })
+        Some(Update {
+            content_length: self.content_length,
+            piece_length: self.piece_length,
+            digests,
+            parents,
+            origin_pieces,
+        })
     }
 
     fn choose_parents(&mut self, child: &PeerRecord, hosts: &Hosts, limits: &Limits) -> Vec<ParentInfo> {
@@ -475,11 +550,15 @@ impl Task {
         let mut known = HashMap::new();
         // Only peers holding a piece the child lacks are offered: a useless edge would still
         // occupy the DAG and forbid the reverse edge, which is often the useful one.
+        // A seed peer of a spreading task serves the swarm first: it takes pieces only from
+        // peers that are done, so no uplink carries bytes to a host nobody is waiting for.
+        let seed_waits = self.spreads() && child_host.kind == HostKind::Seed;
         let candidates: Vec<Candidate> = self
             .order
             .iter()
             .filter_map(|id| self.peers.get(id))
             .filter(|p| p.finished.iter().any(|n| !child.finished.contains(n)))
+            .filter(|p| !seed_waits || p.phase == PeerPhase::Succeeded)
             .filter_map(|p| {
                 let host = hosts.get(&p.host_id)?;
                 let children = self.dag.children(&p.id).count() as u32;
@@ -513,18 +592,36 @@ impl Task {
         for parent in old {
             self.dag.remove_edge(&parent, &child.id);
         }
+        // A spreading task is a mesh, not a tree: every peer holds pieces only it got from the
+        // origin, so pieces flow both ways between any two peers and the DAG's order would idle
+        // its first and last peers. Nothing can cycle per piece (a peer never fetches a piece it
+        // holds), so the child sees every useful peer, up to the filter limit.
+        let spreads = self.spreads();
+        let mesh;
+        let (dag, limits) = if spreads {
+            let mut d = Dag::new();
+            d.add_vertex(child.id.clone());
+            for c in &candidates {
+                d.add_vertex(c.peer_id.clone());
+            }
+            mesh = d;
+            (&mesh, Limits { candidate_parent_limit: limits.filter_parent_limit, ..*limits })
+        } else {
+            (&self.dag, *limits)
+        };
         let avoided: HashSet<PeerId> = child.blocked.union(&child.slow).cloned().collect();
-        let mut chosen = scheduling::select_parents(&me, &candidates, &avoided, &self.dag, limits);
+        let mut chosen = scheduling::select_parents(&me, &candidates, &avoided, dag, &limits);
         if chosen.is_empty() && !child.slow.is_empty() {
             // A slow parent beats none: never strand a child on a soft block.
-            chosen = scheduling::select_parents(&me, &candidates, &child.blocked, &self.dag, limits);
+            chosen = scheduling::select_parents(&me, &candidates, &child.blocked, dag, &limits);
         }
         chosen
             .into_iter()
-            .filter(|p| self.dag.add_edge(p, &child.id).is_ok())
+            .filter(|p| spreads || self.dag.add_edge(p, &child.id).is_ok())
             .filter_map(|p| {
                 let (host, finished) = known.remove(&p)?;
-                Some(ParentInfo { peer_id: p, host, finished })
+                let last_resort = host.kind == HostKind::Seed && !spreads;
+                Some(ParentInfo { peer_id: p, host, finished, last_resort })
             })
             .collect()
     }
@@ -540,6 +637,14 @@ impl Task {
             peers: self.order.iter().filter_map(|p| self.peers.get(p).cloned()).collect(),
         }
     }
+}
+
+/// Whether `p` may be handed pieces to fetch from the origin: still downloading, allowed to go
+/// back to source, and trusted.
+fn origin_fetcher(p: &PeerRecord) -> bool {
+    matches!(p.phase, PeerPhase::Pending | PeerPhase::Running | PeerPhase::BackToSource)
+        && !p.disable_back_to_source
+        && !p.excluded
 }
 
 /// A task and the channel that announces its changes.
@@ -698,7 +803,7 @@ mod tests {
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
         assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
-        t.content_info(&a, Some(4 * 1024), 1024).unwrap();
+        t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..4)
             .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
             .collect();
@@ -722,12 +827,91 @@ mod tests {
     }
 
     #[test]
+    fn a_ranged_origin_spreads_pieces_and_only_their_fetcher_sets_a_digest() {
+        let hosts = Hosts::default();
+        hosts.announce(host("a"), Instant::now());
+        hosts.announce(host("b"), Instant::now());
+        let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        t.register(a.clone(), HostId("a".into()), false);
+        t.register(b.clone(), HostId("b".into()), false);
+        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: true }).unwrap();
+        assert!(t.spreads());
+        assert_eq!(t.decide_source(&b, false, false, Instant::now()), SourceDecision::Wait, "no second source");
+
+        let limits = Limits::default();
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!((ua.origin_pieces, ub.origin_pieces), (vec![0], vec![1]), "one piece each at a time");
+
+        let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
+        assert!(t.pieces_finished(&b, &[origin(0)]).is_err(), "piece 0 is a's to fetch");
+        t.pieces_finished(&b, &[origin(1)]).unwrap();
+        // b now serves piece 1 to a, and a (the source that learnt the size) takes parents too.
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ua.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+        assert!(ua.parents.iter().all(|p| !p.last_resort));
+
+        // a leaves: its unfinished piece goes to b, then the rest.
+        t.peer_left(&a);
+        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ub.origin_pieces, vec![0]);
+        t.pieces_finished(&b, &[origin(0)]).unwrap();
+        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ub.origin_pieces, vec![2]);
+    }
+
+    #[test]
+    fn a_spreading_seed_waits_for_finished_parents_and_lost_pieces_are_fetched_again() {
+        let hosts = Hosts::default();
+        hosts.announce(Host { kind: HostKind::Seed, ..host("s") }, Instant::now());
+        hosts.announce(host("a"), Instant::now());
+        hosts.announce(host("b"), Instant::now());
+        let (s, a, b) = (PeerId("s-1".into()), PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        for (p, h) in [(&s, "s"), (&a, "a"), (&b, "b")] {
+            t.register(p.clone(), HostId(h.into()), false);
+        }
+        assert!(matches!(t.decide_source(&s, false, true, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&s, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: true }).unwrap();
+        let limits = Limits::default();
+        let given: Vec<Vec<u32>> = [&s, &a, &b]
+            .iter()
+            .map(|p| t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap().origin_pieces)
+            .collect();
+        assert_eq!(given, vec![vec![0], vec![1], vec![2]]);
+        let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
+        t.pieces_finished(&a, &[origin(1)]).unwrap();
+        t.pieces_finished(&b, &[origin(2)]).unwrap();
+
+        // a and b hold pieces the seed lacks, but they are still downloading: the seed waits.
+        let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert!(us.parents.is_empty(), "{:?}", us.parents);
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ua.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+
+        // b fails before anyone copied piece 2: it is handed out again, and must match.
+        t.peer_failed(&b);
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ua.origin_pieces, vec![2]);
+        let mut wrong = origin(2);
+        wrong.digest = Some([9; 32]);
+        assert!(t.pieces_finished(&a, &[wrong]).is_err(), "the recorded digest still rules");
+        t.pieces_finished(&a, &[origin(2)]).unwrap();
+        t.pieces_finished(&a, &[from_parent(0, &s, 10)]).unwrap();
+        t.peer_succeeded(&a);
+        let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(us.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![a.clone()]);
+    }
+
+    #[test]
     fn each_peer_counts_its_pieces_by_source_once() {
         let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
         assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
-        t.content_info(&a, Some(3 * 1024), 1024).unwrap();
+        t.content_info(&a, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..3)
             .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
             .collect();

@@ -11,7 +11,7 @@ use tonic::{Response, Status, Streaming};
 
 use super::{BoxStream, SchedulerService};
 use crate::metrics::{Metrics, ParentFailureReason, PeerResult, ReasonLabels, ResultLabels, TrafficSource};
-use crate::resource::{HostKind, PieceReport, SeedOrder, Sent, SourceDecision, Task, TaskCell, Update};
+use crate::resource::{ContentInfo, HostKind, PieceReport, SeedOrder, Sent, SourceDecision, Task, TaskCell, Update};
 
 /// Validates the first message and spawns the loop that drives this peer.
 pub async fn start(
@@ -142,7 +142,12 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics:
     match msg.request {
         Some(R::Register(_)) => Err(Status::invalid_argument("RegisterPeer may only be the first message")),
         Some(R::ContentInfo(info)) => {
-            task.content_info(peer, info.content_length, info.piece_length).map_err(Status::invalid_argument)?;
+            let info = ContentInfo {
+                content_length: info.content_length,
+                piece_length: info.piece_length,
+                ranges: info.ranges,
+            };
+            task.content_info(peer, info).map_err(Status::invalid_argument)?;
             Ok(false)
         }
         Some(R::PiecesFinished(p)) => {
@@ -230,9 +235,10 @@ fn update_to_pb(u: Update) -> pb::AnnouncePeerResponse {
                 ip: p.host.ip,
                 upload_port: u32::from(p.host.upload_port),
                 finished_pieces: p.finished.to_bytes(),
-                seed: p.host.kind == HostKind::Seed,
+                seed: p.last_resort,
             })
             .collect(),
+        origin_pieces: u.origin_pieces,
     };
     pb::AnnouncePeerResponse { response: Some(pb::announce_peer_response::Response::Update(update)) }
 }

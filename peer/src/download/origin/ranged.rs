@@ -18,7 +18,7 @@ use crate::{
 
 /// The layout to fetch by ranges, when a HEAD shows the origin can serve them and there is more
 /// than one piece; `None` means: use one streaming GET.
-pub(super) async fn plan(inner: &Inner, task: &TaskStore, req: &TaskRequest) -> Option<PieceLayout> {
+pub(crate) async fn plan(inner: &Inner, task: &TaskStore, req: &TaskRequest) -> Option<PieceLayout> {
     let head = send_with_retries(&inner.http, req, reqwest::Method::HEAD, None).await.ok()?;
     let ranges = head
         .headers()
@@ -48,6 +48,7 @@ pub(super) async fn fetch(
         r.send(ToScheduler::ContentInfo {
             content_length: Some(layout.content_length),
             piece_length: layout.piece_length,
+            ranges: false,
         })
         .await?;
     }
@@ -80,14 +81,51 @@ pub(super) async fn fetch(
     Ok(())
 }
 
+/// Fetches piece `n` with one range request, stores it and answers its BLAKE3.
+pub(crate) async fn fetch_piece(
+    http: &reqwest::Client,
+    limits: &Limits,
+    task: &Arc<TaskStore>,
+    req: &TaskRequest,
+    layout: PieceLayout,
+    n: u32,
+) -> Result<[u8; 32], Error> {
+    let range = layout
+        .range(n)
+        .ok_or_else(|| Error::Integrity(format!("piece {n} is beyond the content ({} pieces)", layout.count())))?;
+    let len = range.end - range.start;
+    limits.source.acquire(len).await;
+    let resp = send_with_retries(http, req, reqwest::Method::GET, Some((range.start, range.end - 1))).await?;
+    if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+        return Err(Error::OriginUnavailable {
+            url: req.url.to_string(),
+            reason: format!("asked for a byte range, got {}", resp.status()),
+        });
+    }
+    let bytes = resp.bytes().await.map_err(|e| Error::OriginUnavailable {
+        url: req.url.to_string(),
+        reason: format!("piece {n} interrupted: {e}"),
+    })?;
+    if bytes.len() as u64 != len {
+        return Err(Error::Integrity(format!("piece {n}: origin sent {} bytes of {len}", bytes.len())));
+    }
+    limits.metrics.downloaded(TrafficType::BackToSource, len);
+    let digest = *blake3::hash(&bytes).as_bytes();
+    let task = task.clone();
+    tokio::task::spawn_blocking(move || task.write_piece(n, &bytes, &hex::encode(digest)))
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    Ok(digest)
+}
+
 /// What a worker needs from the downloader, detached from its lifetime.
 #[derive(Clone)]
-struct Limits {
+pub(crate) struct Limits {
     source: Arc<crate::limiter::RateLimiter>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
-fn inner_limits(inner: &Inner) -> Limits {
+pub(crate) fn inner_limits(inner: &Inner) -> Limits {
     Limits { source: inner.source_limiter.clone(), metrics: inner.metrics.clone() }
 }
 
@@ -113,32 +151,9 @@ impl Worker {
             if self.task.finished().contains(n) {
                 continue;
             }
-            let Some(range) = self.layout.range(n) else { return Ok(()) };
-            let len = range.end - range.start;
-            limits.source.acquire(len).await;
+            let Some(len) = self.layout.len_of(n) else { return Ok(()) };
             let started = std::time::Instant::now();
-            let resp =
-                send_with_retries(&self.http, &self.req, reqwest::Method::GET, Some((range.start, range.end - 1)))
-                    .await?;
-            if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
-                return Err(Error::OriginUnavailable {
-                    url: self.req.url.to_string(),
-                    reason: format!("asked for a byte range, got {}", resp.status()),
-                });
-            }
-            let bytes = resp.bytes().await.map_err(|e| Error::OriginUnavailable {
-                url: self.req.url.to_string(),
-                reason: format!("piece {n} interrupted: {e}"),
-            })?;
-            if bytes.len() as u64 != len {
-                return Err(Error::Integrity(format!("piece {n}: origin sent {} bytes of {len}", bytes.len())));
-            }
-            limits.metrics.downloaded(TrafficType::BackToSource, len);
-            let digest = *blake3::hash(&bytes).as_bytes();
-            let task = self.task.clone();
-            tokio::task::spawn_blocking(move || task.write_piece(n, &bytes, &hex::encode(digest)))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            let digest = fetch_piece(&self.http, &limits, &self.task, &self.req, self.layout, n).await?;
             if let Some(r) = &self.reporter {
                 let cost_micros = started.elapsed().as_micros() as u64;
                 r.send(ToScheduler::Pieces(vec![PieceDone {
