@@ -177,6 +177,12 @@ test('task clear: a downloaded file is found on its peers, then deleted from the
   await page.goto('/jobs?type=delete_task');
   await expect(page.locator('#jobs-table')).toContainText('delete_task');
   await page.screenshot(shot('jobs'));
+  // Filtered by cluster too, in the URL.
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true', { timeout: 20_000 });
+  await page.locator('#filter-cluster').selectOption({ label: 'default' });
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/cluster_id=\d+/);
+  await expect(page.locator('#jobs-table')).toContainText('delete_task');
 });
 
 test('task graph: a running download is followed live as its pieces arrive', async ({ page, consoleErrors, request }) => {
