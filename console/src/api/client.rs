@@ -111,6 +111,11 @@ impl Caller {
             .unwrap_or_default();
         Ok(Page { items: json(resp).await?, total, page, per_page })
     }
+
+    /// `POST path` with a JSON body → the created object.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        json(self.send(Method::POST, path, &[], Some(body)).await?).await
+    }
 }
 
 async fn error_from(resp: reqwest::Response) -> ApiError {
@@ -163,7 +168,7 @@ pub async fn list<T: DeserializeOwned>(
 
 /// `POST path` with a JSON body → the created object.
 pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiError> {
-    json(send(Method::POST, path, &[], Some(body)).await?).await
+    Caller::from_context()?.post(path, body).await
 }
 
 /// `PATCH path` with a JSON body → the updated object.

@@ -59,14 +59,16 @@ pub async fn task_job(
     } else {
         serde_json::json!({"task_id": task})
     };
+    // Taken before the first await, as every server function that calls the API twice must.
+    let caller = super::client::Caller::from_context()?;
     let (scheduler_cluster_ids, tenant_id) = match cluster_id.trim() {
         "" => (None, None),
         id => {
             let id: i64 = super::number("cluster_id", id)?;
-            let cluster: super::models::Cluster = super::client::get(&format!("/api/v1/clusters/{id}"), &[]).await?;
+            let cluster: super::models::Cluster = caller.get(&format!("/api/v1/clusters/{id}"), &[]).await?;
             (Some(vec![id]), Some(cluster.tenant_id))
         }
     };
     let r#type = if delete { "delete_task" } else { "get_task" };
-    super::client::post("/api/v1/jobs", &Body { r#type, args, scheduler_cluster_ids, tenant_id }).await
+    caller.post("/api/v1/jobs", &Body { r#type, args, scheduler_cluster_ids, tenant_id }).await
 }
