@@ -12,6 +12,10 @@
 //! candidate_parent_limit = 4
 //! # Candidates evaluated per decision. Default: 15
 //! filter_parent_limit = 15
+//! # Peers of one task fetching from the origin at once, seed peers included: bounds the
+//! # single-source election and how many peers an origin serving ranges hands pieces to
+//! # (1–10000). Default: 200
+//! back_to_source_limit = 200
 //!
 //! [gc]
 //! # Forget a host that has not announced itself for this long. Default: 3600
@@ -106,6 +110,8 @@ pub struct SchedulingConfig {
     pub candidate_parent_limit: usize,
     /// Candidates evaluated per decision (10–1000).
     pub filter_parent_limit: usize,
+    /// Peers of one task fetching from the origin at once (1–10000).
+    pub back_to_source_limit: usize,
 }
 
 impl Default for SchedulingConfig {
@@ -113,6 +119,7 @@ impl Default for SchedulingConfig {
         Self {
             candidate_parent_limit: crate::scheduling::DEFAULT_CANDIDATE_PARENT_LIMIT,
             filter_parent_limit: crate::scheduling::DEFAULT_FILTER_PARENT_LIMIT,
+            back_to_source_limit: crate::scheduling::DEFAULT_BACK_TO_SOURCE_LIMIT,
         }
     }
 }
@@ -187,6 +194,9 @@ impl SchedulerConfig {
         if !(10..=1000).contains(&config.scheduling.filter_parent_limit) {
             return Err(Error::Config("scheduling.filter_parent_limit must be 10–1000".into()));
         }
+        if !(1..=10_000).contains(&config.scheduling.back_to_source_limit) {
+            return Err(Error::Config("scheduling.back_to_source_limit must be 1–10000".into()));
+        }
         if config.gc.host_ttl_secs == 0 {
             return Err(Error::Config("gc.host_ttl_secs must be at least 1".into()));
         }
@@ -227,6 +237,13 @@ mod tests {
         assert_eq!(c.server.grpc_addr.port(), 8002);
         assert_eq!(c.host.hostname, "box");
         assert!(c.manager.addr.is_empty());
+        assert_eq!(c.scheduling.back_to_source_limit, 200);
+        std::fs::write(&path, "[scheduling]\nback_to_source_limit = 0\n").unwrap();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        assert!(err.to_string().contains("back_to_source_limit"), "{err}");
+        std::fs::write(&path, "[scheduling]\nback_to_source_limit = 3\n").unwrap();
+        let c = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap();
+        assert_eq!(c.scheduling.back_to_source_limit, 3);
         std::fs::write(&path, "[manager]\naddr = \"a b\"\n").unwrap();
         let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
         assert!(err.to_string().contains("manager.addr"), "{err}");

@@ -44,6 +44,7 @@ impl Scheduler {
         let limits = LiveLimits::new(Limits {
             candidate_parent_limit: config.scheduling.candidate_parent_limit,
             filter_parent_limit: config.scheduling.filter_parent_limit,
+            back_to_source_limit: config.scheduling.back_to_source_limit,
             ..Limits::default()
         });
         Self { config, hosts: Arc::default(), tasks: Arc::default(), limits }

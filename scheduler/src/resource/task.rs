@@ -257,13 +257,27 @@ impl Task {
         })
     }
 
+    /// How many peers fetch from the origin now: the elected source, and in a spreading task
+    /// every peer that owns an unfinished origin piece.
+    pub fn origin_fetching(&self) -> usize {
+        let mut fetching: HashSet<&PeerId> =
+            self.peers.values().filter(|p| p.phase == PeerPhase::BackToSource).map(|p| &p.id).collect();
+        fetching.extend(self.origin.iter().filter_map(|p| match p {
+            OriginPiece::Assigned(o) => Some(o),
+            _ => None,
+        }));
+        fetching.len()
+    }
+
     /// Decides whether `peer` must fetch from the origin, given whether a seed peer is connected
-    /// and whether `peer` itself runs on a seed host. Marks it `BackToSource` when it must.
+    /// and whether `peer` itself runs on a seed host. Marks it `BackToSource` when it must, and
+    /// only while fewer than `back_to_source_limit` peers fetch from the origin.
     pub fn decide_source(
         &mut self,
         peer: &PeerId,
         seeds_available: bool,
         peer_is_seed: bool,
+        back_to_source_limit: usize,
         now: Instant,
     ) -> SourceDecision {
         if self.has_source() {
@@ -295,6 +309,9 @@ impl Task {
             } else {
                 SourceDecision::Fail(format!("no peer holds {} and back-to-source is disabled", self.url))
             };
+        }
+        if !origin::may_go_back_to_source(self.origin_fetching(), back_to_source_limit) {
+            return SourceDecision::Wait;
         }
         if let Some(r) = self.peers.get_mut(peer) {
             r.phase = PeerPhase::BackToSource;
@@ -523,7 +540,7 @@ impl Task {
             || (self.spreads() && record.phase == PeerPhase::BackToSource);
         let parents = if downloading { self.choose_parents(&record, hosts, limits) } else { Vec::new() };
         let origin_pieces = if self.spreads() && origin_fetcher(&record) {
-            origin::assign(&mut self.origin, peer, origin::DEFAULT_ORIGIN_PIECES_PER_PEER)
+            origin::assign(&mut self.origin, peer, origin::DEFAULT_ORIGIN_PIECES_PER_PEER, limits.back_to_source_limit)
         } else {
             Vec::new()
         };
@@ -802,7 +819,7 @@ mod tests {
         let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..4)
             .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
@@ -835,10 +852,10 @@ mod tests {
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
         t.register(b.clone(), HostId("b".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: true }).unwrap();
         assert!(t.spreads());
-        assert_eq!(t.decide_source(&b, false, false, Instant::now()), SourceDecision::Wait, "no second source");
+        assert_eq!(t.decide_source(&b, false, false, 200, Instant::now()), SourceDecision::Wait, "no second source");
 
         let limits = Limits::default();
         let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
@@ -863,6 +880,51 @@ mod tests {
     }
 
     #[test]
+    fn no_more_peers_than_the_cap_fetch_from_the_origin() {
+        let hosts = Hosts::default();
+        for h in ["a", "b", "c"] {
+            hosts.announce(host(h), Instant::now());
+        }
+        let (a, b, c) = (PeerId("a-1".into()), PeerId("b-1".into()), PeerId("c-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        for (p, h) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+            t.register(p.clone(), HostId(h.into()), false);
+        }
+        assert!(matches!(t.decide_source(&a, false, false, 2, Instant::now()), SourceDecision::BackToSource(_)));
+        assert_eq!(t.origin_fetching(), 1);
+        t.content_info(&a, ContentInfo { content_length: Some(6 * 1024), piece_length: 1024, ranges: true }).unwrap();
+        let limits = Limits { back_to_source_limit: 2, ..Limits::default() };
+        let given: Vec<Vec<u32>> = [&a, &b, &c]
+            .iter()
+            .map(|p| t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap().origin_pieces)
+            .collect();
+        assert_eq!(given, vec![vec![0], vec![1], vec![]], "c waits: two peers fetch already");
+        assert_eq!(t.origin_fetching(), 2);
+
+        // b's piece is in: its slot goes to the next peer that asks.
+        let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
+        t.pieces_finished(&b, &[origin(1)]).unwrap();
+        let uc = t.update_for(&c, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(uc.origin_pieces, vec![2]);
+        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert!(ub.origin_pieces.is_empty(), "a and c fetch now");
+    }
+
+    #[test]
+    fn a_source_is_elected_only_under_the_cap() {
+        let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        t.register(a.clone(), HostId("a".into()), false);
+        t.register(b.clone(), HostId("b".into()), false);
+        assert!(matches!(t.decide_source(&a, false, false, 1, Instant::now()), SourceDecision::BackToSource(_)));
+        assert_eq!(t.decide_source(&b, false, false, 1, Instant::now()), SourceDecision::Wait);
+        // The source leaves before learning anything: the next peer is elected.
+        t.peer_left(&a);
+        assert_eq!(t.origin_fetching(), 0);
+        assert!(matches!(t.decide_source(&b, false, false, 1, Instant::now()), SourceDecision::BackToSource(_)));
+    }
+
+    #[test]
     fn a_spreading_seed_waits_for_finished_parents_and_lost_pieces_are_fetched_again() {
         let hosts = Hosts::default();
         hosts.announce(Host { kind: HostKind::Seed, ..host("s") }, Instant::now());
@@ -873,7 +935,7 @@ mod tests {
         for (p, h) in [(&s, "s"), (&a, "a"), (&b, "b")] {
             t.register(p.clone(), HostId(h.into()), false);
         }
-        assert!(matches!(t.decide_source(&s, false, true, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&s, false, true, 200, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&s, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: true }).unwrap();
         let limits = Limits::default();
         let given: Vec<Vec<u32>> = [&s, &a, &b]
@@ -910,7 +972,7 @@ mod tests {
         let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&a, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..3)
             .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
