@@ -22,6 +22,9 @@
 //! host_ttl_secs = 3600
 //! # Forget a task without peers after this long. Default: 1800
 //! task_ttl_secs = 1800
+//! # Forget a peer that neither reported progress nor served a piece for this long (a finished
+//! # peer is then no longer offered as a parent). Default: 86400 (24 h, Dragonfly's peerTTL)
+//! peer_ttl_secs = 86400
 //!
 //! [host]
 //! # Name registered with the manager. Default: the machine's hostname
@@ -148,11 +151,13 @@ pub struct GcConfig {
     pub host_ttl_secs: u64,
     /// Seconds after which a task without peers is forgotten.
     pub task_ttl_secs: u64,
+    /// Seconds after which a peer that neither reported nor served anything is forgotten.
+    pub peer_ttl_secs: u64,
 }
 
 impl Default for GcConfig {
     fn default() -> Self {
-        Self { host_ttl_secs: 3600, task_ttl_secs: 1800 }
+        Self { host_ttl_secs: 3600, task_ttl_secs: 1800, peer_ttl_secs: 86_400 }
     }
 }
 
@@ -200,6 +205,9 @@ impl SchedulerConfig {
         if config.gc.host_ttl_secs == 0 {
             return Err(Error::Config("gc.host_ttl_secs must be at least 1".into()));
         }
+        if config.gc.peer_ttl_secs == 0 {
+            return Err(Error::Config("gc.peer_ttl_secs must be at least 1".into()));
+        }
         if !config.manager.addr.is_empty()
             && tonic::transport::Endpoint::from_shared(format!("http://{}", config.manager.addr)).is_err()
         {
@@ -238,6 +246,10 @@ mod tests {
         assert_eq!(c.host.hostname, "box");
         assert!(c.manager.addr.is_empty());
         assert_eq!(c.scheduling.back_to_source_limit, 200);
+        assert_eq!(c.gc.peer_ttl_secs, 86_400);
+        std::fs::write(&path, "[gc]\npeer_ttl_secs = 0\n").unwrap();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        assert!(err.to_string().contains("peer_ttl_secs"), "{err}");
         std::fs::write(&path, "[scheduling]\nback_to_source_limit = 0\n").unwrap();
         let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
         assert!(err.to_string().contains("back_to_source_limit"), "{err}");

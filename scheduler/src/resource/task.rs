@@ -8,7 +8,8 @@
 //! digest. Otherwise the first source streams the whole content.
 //!
 //! A peer moves `Pending → Running | BackToSource → Succeeded | Failed`; a peer that leaves
-//! unfinished is removed. Every change bumps the task's version so the peers' streams push
+//! unfinished is removed, and any peer silent for the peer TTL (neither reporting nor serving)
+//! is forgotten, so a finished peer on a live host is not offered forever. Every change bumps the task's version so the peers' streams push
 //! updates without polling.
 
 use std::{
@@ -79,6 +80,9 @@ pub struct PeerRecord {
     /// Where this peer's pieces came from: the origin, and each parent (for the task graph).
     pub origin_pieces: u32,
     pub parent_pieces: HashMap<PeerId, u32>,
+    /// When the peer last reported anything or served a piece to a child: the peer TTL
+    /// (`gc.peer_ttl_secs`) counts from here.
+    pub updated: Instant,
 }
 
 /// A piece a peer reports finished.
@@ -231,6 +235,7 @@ impl Task {
                 excluded: false,
                 origin_pieces: 0,
                 parent_pieces: HashMap::new(),
+                updated: Instant::now(),
             },
         );
         self.updated = Instant::now();
@@ -316,7 +321,7 @@ impl Task {
         if let Some(r) = self.peers.get_mut(peer) {
             r.phase = PeerPhase::BackToSource;
         }
-        self.updated = now;
+        self.touch(peer, now);
         let why =
             if peer_is_seed { "seed peer fetches new tasks from the origin" } else { "no peer holds the content" };
         SourceDecision::BackToSource(why.into())
@@ -356,7 +361,7 @@ impl Task {
                     .collect();
             }
         }
-        self.updated = Instant::now();
+        self.touch(peer, Instant::now());
         Ok(())
     }
 
@@ -400,6 +405,7 @@ impl Task {
                 Some(parent) => {
                     if let Some(p) = self.peers.get_mut(parent) {
                         p.upload_success += 1;
+                        p.updated = Instant::now();
                         let bad = scheduling::is_bad_parent(&p.costs, r.cost_micros);
                         p.costs.push(r.cost_micros);
                         if p.costs.len() > 4096 {
@@ -428,7 +434,7 @@ impl Task {
                 }
             }
         }
-        self.updated = Instant::now();
+        self.touch(peer, Instant::now());
         Ok(())
     }
 
@@ -448,7 +454,7 @@ impl Task {
             self.refetch_lost_pieces();
         }
         self.dag.remove_edge(parent, child);
-        self.updated = Instant::now();
+        self.touch(child, Instant::now());
     }
 
     /// The peer has everything.
@@ -460,7 +466,7 @@ impl Task {
         for parent in parents {
             self.dag.remove_edge(&parent, peer);
         }
-        self.updated = Instant::now();
+        self.touch(peer, Instant::now());
     }
 
     /// The peer gave up.
@@ -472,7 +478,7 @@ impl Task {
         self.dag.add_vertex(peer.clone());
         origin::release(&mut self.origin, peer);
         self.refetch_lost_pieces();
-        self.updated = Instant::now();
+        self.touch(peer, Instant::now());
     }
 
     /// The peer's stream ended: an unfinished peer is forgotten; a finished one stays as a parent.
@@ -481,6 +487,30 @@ impl Task {
         if !keep {
             self.remove_peer(peer);
         }
+    }
+
+    /// Notes that `peer` (and so the task) changed at `now`.
+    fn touch(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.updated = now;
+        }
+        self.updated = now;
+    }
+
+    /// Forgets every peer that neither reported anything nor served a piece for `ttl`: a
+    /// finished peer is no longer offered as a parent, and a stream that went silent without
+    /// ending stops counting as a download. Returns how many.
+    pub fn expire_peers(&mut self, ttl: Duration, now: Instant) -> usize {
+        let stale: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| now.saturating_duration_since(p.updated) > ttl)
+            .map(|p| p.id.clone())
+            .collect();
+        for p in &stale {
+            self.remove_peer(p);
+        }
+        stale.len()
     }
 
     fn remove_peer(&mut self, peer: &PeerId) {
@@ -738,6 +768,22 @@ impl Tasks {
         }
     }
 
+    /// Forgets, in every task, the peers silent for `ttl` ([`Task::expire_peers`]); returns how
+    /// many.
+    pub fn expire_peers(&self, ttl: Duration, now: Instant) -> usize {
+        let cells: Vec<Arc<TaskCell>> =
+            self.inner.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut expired = 0;
+        for cell in cells {
+            let n = cell.lock().expire_peers(ttl, now);
+            if n > 0 {
+                cell.changed();
+                expired += n;
+            }
+        }
+        expired
+    }
+
     /// Drops tasks without peers that have not changed for `ttl`; returns how many.
     pub fn collect_garbage(&self, ttl: Duration, now: Instant) -> usize {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -965,6 +1011,52 @@ mod tests {
         t.peer_succeeded(&a);
         let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
         assert_eq!(us.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![a.clone()]);
+    }
+
+    #[test]
+    fn a_silent_peer_expires_and_is_no_longer_offered_as_a_parent() {
+        let hosts = Hosts::default();
+        for h in ["a", "b", "c"] {
+            hosts.announce(host(h), Instant::now());
+        }
+        let (a, b, c) = (PeerId("a-1".into()), PeerId("b-1".into()), PeerId("c-1".into()));
+        let tasks = Tasks::default();
+        let cell = tasks.get_or_create(&TaskId("t".into()), "http://o/x", vec![], Some(1024));
+        let mut t = cell.lock();
+        t.register(a.clone(), HostId("a".into()), false);
+        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&a, ContentInfo { content_length: Some(2 * 1024), piece_length: 1024, ranges: false }).unwrap();
+        let origin: Vec<PieceReport> = (0..2)
+            .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
+            .collect();
+        t.pieces_finished(&a, &origin).unwrap();
+        t.peer_succeeded(&a);
+        t.peer_left(&a);
+        t.register(b.clone(), HostId("b".into()), false);
+        t.pieces_finished(&b, &[from_parent(0, &a, 100), from_parent(1, &a, 100)]).unwrap();
+        t.peer_succeeded(&b);
+        t.peer_left(&b);
+        drop(t);
+
+        // b serves c later, so it stays when a, silent since, expires.
+        std::thread::sleep(Duration::from_millis(200));
+        let ttl = Duration::from_millis(100);
+        cell.lock().register(c.clone(), HostId("c".into()), false);
+        cell.lock().pieces_finished(&c, &[from_parent(0, &b, 100)]).unwrap();
+        assert_eq!(tasks.expire_peers(ttl, Instant::now()), 1);
+        let mut t = cell.lock();
+        assert!(t.peer(&a).is_none() && t.peer(&b).is_some());
+        let uc = t.update_for(&c, &mut Sent::default(), &hosts, &Limits::default()).unwrap();
+        assert_eq!(uc.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+        drop(t);
+
+        // Everyone goes silent: the task empties, then the task TTL forgets it.
+        let later = Instant::now() + Duration::from_secs(1);
+        assert_eq!(tasks.expire_peers(ttl, later), 2);
+        assert!(cell.lock().is_empty());
+        let task_ttl = Duration::from_secs(1800);
+        assert_eq!(tasks.collect_garbage(task_ttl, later), 0, "the task TTL counts from the last peer's removal");
+        assert_eq!(tasks.collect_garbage(task_ttl, later + task_ttl), 1);
     }
 
     #[test]
