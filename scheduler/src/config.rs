@@ -12,12 +12,19 @@
 //! candidate_parent_limit = 4
 //! # Candidates evaluated per decision. Default: 15
 //! filter_parent_limit = 15
+//! # Peers of one task fetching from the origin at once, seed peers included: bounds the
+//! # single-source election and how many peers an origin serving ranges hands pieces to
+//! # (1–10000). Default: 200
+//! back_to_source_limit = 200
 //!
 //! [gc]
 //! # Forget a host that has not announced itself for this long. Default: 3600
 //! host_ttl_secs = 3600
 //! # Forget a task without peers after this long. Default: 1800
 //! task_ttl_secs = 1800
+//! # Forget a peer that neither reported progress nor served a piece for this long (a finished
+//! # peer is then no longer offered as a parent). Default: 86400 (24 h, Dragonfly's peerTTL)
+//! peer_ttl_secs = 86400
 //!
 //! [host]
 //! # Name registered with the manager. Default: the machine's hostname
@@ -106,6 +113,8 @@ pub struct SchedulingConfig {
     pub candidate_parent_limit: usize,
     /// Candidates evaluated per decision (10–1000).
     pub filter_parent_limit: usize,
+    /// Peers of one task fetching from the origin at once (1–10000).
+    pub back_to_source_limit: usize,
 }
 
 impl Default for SchedulingConfig {
@@ -113,6 +122,7 @@ impl Default for SchedulingConfig {
         Self {
             candidate_parent_limit: crate::scheduling::DEFAULT_CANDIDATE_PARENT_LIMIT,
             filter_parent_limit: crate::scheduling::DEFAULT_FILTER_PARENT_LIMIT,
+            back_to_source_limit: crate::scheduling::DEFAULT_BACK_TO_SOURCE_LIMIT,
         }
     }
 }
@@ -141,11 +151,13 @@ pub struct GcConfig {
     pub host_ttl_secs: u64,
     /// Seconds after which a task without peers is forgotten.
     pub task_ttl_secs: u64,
+    /// Seconds after which a peer that neither reported nor served anything is forgotten.
+    pub peer_ttl_secs: u64,
 }
 
 impl Default for GcConfig {
     fn default() -> Self {
-        Self { host_ttl_secs: 3600, task_ttl_secs: 1800 }
+        Self { host_ttl_secs: 3600, task_ttl_secs: 1800, peer_ttl_secs: 86_400 }
     }
 }
 
@@ -187,8 +199,14 @@ impl SchedulerConfig {
         if !(10..=1000).contains(&config.scheduling.filter_parent_limit) {
             return Err(Error::Config("scheduling.filter_parent_limit must be 10–1000".into()));
         }
+        if !(1..=10_000).contains(&config.scheduling.back_to_source_limit) {
+            return Err(Error::Config("scheduling.back_to_source_limit must be 1–10000".into()));
+        }
         if config.gc.host_ttl_secs == 0 {
             return Err(Error::Config("gc.host_ttl_secs must be at least 1".into()));
+        }
+        if config.gc.peer_ttl_secs == 0 {
+            return Err(Error::Config("gc.peer_ttl_secs must be at least 1".into()));
         }
         if !config.manager.addr.is_empty()
             && tonic::transport::Endpoint::from_shared(format!("http://{}", config.manager.addr)).is_err()
@@ -227,6 +245,17 @@ mod tests {
         assert_eq!(c.server.grpc_addr.port(), 8002);
         assert_eq!(c.host.hostname, "box");
         assert!(c.manager.addr.is_empty());
+        assert_eq!(c.scheduling.back_to_source_limit, 200);
+        assert_eq!(c.gc.peer_ttl_secs, 86_400);
+        std::fs::write(&path, "[gc]\npeer_ttl_secs = 0\n").unwrap();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        assert!(err.to_string().contains("peer_ttl_secs"), "{err}");
+        std::fs::write(&path, "[scheduling]\nback_to_source_limit = 0\n").unwrap();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        assert!(err.to_string().contains("back_to_source_limit"), "{err}");
+        std::fs::write(&path, "[scheduling]\nback_to_source_limit = 3\n").unwrap();
+        let c = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap();
+        assert_eq!(c.scheduling.back_to_source_limit, 3);
         std::fs::write(&path, "[manager]\naddr = \"a b\"\n").unwrap();
         let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
         assert!(err.to_string().contains("manager.addr"), "{err}");

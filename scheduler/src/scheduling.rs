@@ -27,6 +27,8 @@ pub use origin::OriginPiece;
 pub const DEFAULT_CANDIDATE_PARENT_LIMIT: usize = 4;
 /// Default of [`Limits::filter_parent_limit`].
 pub const DEFAULT_FILTER_PARENT_LIMIT: usize = 15;
+/// Default of [`Limits::back_to_source_limit`] (Dragonfly's `backToSourceCount`).
+pub const DEFAULT_BACK_TO_SOURCE_LIMIT: usize = 200;
 
 /// A snapshot of one peer of the task, as a possible parent.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +82,9 @@ pub struct Limits {
     pub peer_load_limit: Option<u32>,
     /// The same for seed peers.
     pub seed_load_limit: Option<u32>,
+    /// Peers of one task that fetch from the origin at once, seed peers included: the
+    /// single-source election and the spreading of origin pieces ([`origin::assign`]) both obey it.
+    pub back_to_source_limit: usize,
 }
 
 impl Default for Limits {
@@ -89,6 +94,7 @@ impl Default for Limits {
             filter_parent_limit: DEFAULT_FILTER_PARENT_LIMIT,
             peer_load_limit: None,
             seed_load_limit: None,
+            back_to_source_limit: DEFAULT_BACK_TO_SOURCE_LIMIT,
         }
     }
 }

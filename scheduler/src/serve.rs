@@ -44,6 +44,7 @@ impl Scheduler {
         let limits = LiveLimits::new(Limits {
             candidate_parent_limit: config.scheduling.candidate_parent_limit,
             filter_parent_limit: config.scheduling.filter_parent_limit,
+            back_to_source_limit: config.scheduling.back_to_source_limit,
             ..Limits::default()
         });
         Self { config, hosts: Arc::default(), tasks: Arc::default(), limits }
@@ -91,8 +92,12 @@ impl Scheduler {
                 shutdown.clone(),
             ))
         });
-        let task_ttl = Duration::from_secs(self.config.gc.task_ttl_secs);
-        let gc = tokio::spawn(collect_garbage(self.hosts.clone(), self.tasks.clone(), ttl, task_ttl, shutdown.clone()));
+        let ttls = Ttls {
+            host: ttl,
+            task: Duration::from_secs(self.config.gc.task_ttl_secs),
+            peer: Duration::from_secs(self.config.gc.peer_ttl_secs),
+        };
+        let gc = tokio::spawn(collect_garbage(self.hosts.clone(), self.tasks.clone(), ttls, shutdown.clone()));
         let grpc = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(proto::scheduler::v1::scheduler_server::SchedulerServer::new(service))
@@ -111,24 +116,30 @@ impl Scheduler {
     }
 }
 
-async fn collect_garbage(
-    hosts: Arc<Hosts>,
-    tasks: Arc<Tasks>,
-    ttl: Duration,
-    task_ttl: Duration,
-    shutdown: CancellationToken,
-) {
-    let period = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+/// How long silent state is kept (`[gc]`).
+#[derive(Debug, Clone, Copy)]
+struct Ttls {
+    host: Duration,
+    task: Duration,
+    peer: Duration,
+}
+
+async fn collect_garbage(hosts: Arc<Hosts>, tasks: Arc<Tasks>, ttls: Ttls, shutdown: CancellationToken) {
+    let period = (ttls.host.min(ttls.peer) / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                for gone in hosts.collect_garbage(ttl, Instant::now()) {
+                for gone in hosts.collect_garbage(ttls.host, Instant::now()) {
                     tracing::info!(host_id = %gone, "forgot a host that stopped announcing");
                     tasks.remove_host(&gone);
                 }
-                let removed = tasks.collect_garbage(task_ttl, Instant::now());
+                let expired = tasks.expire_peers(ttls.peer, Instant::now());
+                if expired > 0 {
+                    tracing::info!(expired, "forgot peers silent for the peer TTL");
+                }
+                let removed = tasks.collect_garbage(ttls.task, Instant::now());
                 if removed > 0 {
                     tracing::info!(removed, "forgot tasks without peers");
                 }

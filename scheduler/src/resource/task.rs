@@ -8,7 +8,8 @@
 //! digest. Otherwise the first source streams the whole content.
 //!
 //! A peer moves `Pending → Running | BackToSource → Succeeded | Failed`; a peer that leaves
-//! unfinished is removed. Every change bumps the task's version so the peers' streams push
+//! unfinished is removed, and any peer silent for the peer TTL (neither reporting nor serving)
+//! is forgotten, so a finished peer on a live host is not offered forever. Every change bumps the task's version so the peers' streams push
 //! updates without polling.
 
 use std::{
@@ -79,6 +80,9 @@ pub struct PeerRecord {
     /// Where this peer's pieces came from: the origin, and each parent (for the task graph).
     pub origin_pieces: u32,
     pub parent_pieces: HashMap<PeerId, u32>,
+    /// When the peer last reported anything or served a piece to a child: the peer TTL
+    /// (`gc.peer_ttl_secs`) counts from here.
+    pub updated: Instant,
 }
 
 /// A piece a peer reports finished.
@@ -231,6 +235,7 @@ impl Task {
                 excluded: false,
                 origin_pieces: 0,
                 parent_pieces: HashMap::new(),
+                updated: Instant::now(),
             },
         );
         self.updated = Instant::now();
@@ -257,13 +262,27 @@ impl Task {
         })
     }
 
+    /// How many peers fetch from the origin now: the elected source, and in a spreading task
+    /// every peer that owns an unfinished origin piece.
+    pub fn origin_fetching(&self) -> usize {
+        let mut fetching: HashSet<&PeerId> =
+            self.peers.values().filter(|p| p.phase == PeerPhase::BackToSource).map(|p| &p.id).collect();
+        fetching.extend(self.origin.iter().filter_map(|p| match p {
+            OriginPiece::Assigned(o) => Some(o),
+            _ => None,
+        }));
+        fetching.len()
+    }
+
     /// Decides whether `peer` must fetch from the origin, given whether a seed peer is connected
-    /// and whether `peer` itself runs on a seed host. Marks it `BackToSource` when it must.
+    /// and whether `peer` itself runs on a seed host. Marks it `BackToSource` when it must, and
+    /// only while fewer than `back_to_source_limit` peers fetch from the origin.
     pub fn decide_source(
         &mut self,
         peer: &PeerId,
         seeds_available: bool,
         peer_is_seed: bool,
+        back_to_source_limit: usize,
         now: Instant,
     ) -> SourceDecision {
         if self.has_source() {
@@ -296,10 +315,13 @@ impl Task {
                 SourceDecision::Fail(format!("no peer holds {} and back-to-source is disabled", self.url))
             };
         }
+        if !origin::may_go_back_to_source(self.origin_fetching(), back_to_source_limit) {
+            return SourceDecision::Wait;
+        }
         if let Some(r) = self.peers.get_mut(peer) {
             r.phase = PeerPhase::BackToSource;
         }
-        self.updated = now;
+        self.touch(peer, now);
         let why =
             if peer_is_seed { "seed peer fetches new tasks from the origin" } else { "no peer holds the content" };
         SourceDecision::BackToSource(why.into())
@@ -339,7 +361,7 @@ impl Task {
                     .collect();
             }
         }
-        self.updated = Instant::now();
+        self.touch(peer, Instant::now());
         Ok(())
     }
 
@@ -383,6 +405,7 @@ impl Task {
                 Some(parent) => {
                     if let Some(p) = self.peers.get_mut(parent) {
                         p.upload_success += 1;
+                        p.updated = Instant::now();
                         let bad = scheduling::is_bad_parent(&p.costs, r.cost_micros);
                         p.costs.push(r.cost_micros);
                         if p.costs.len() > 4096 {
@@ -411,7 +434,7 @@ impl Task {
                 }
             }
         }
-        self.updated = Instant::now();
+        self.touch(peer, Instant::now());
         Ok(())
     }
 
@@ -431,7 +454,7 @@ impl Task {
             self.refetch_lost_pieces();
         }
         self.dag.remove_edge(parent, child);
-        self.updated = Instant::now();
+        self.touch(child, Instant::now());
     }
 
     /// The peer has everything.
@@ -443,7 +466,7 @@ impl Task {
         for parent in parents {
             self.dag.remove_edge(&parent, peer);
         }
-        self.updated = Instant::now();
+        self.touch(peer, Instant::now());
     }
 
     /// The peer gave up.
@@ -455,7 +478,7 @@ impl Task {
         self.dag.add_vertex(peer.clone());
         origin::release(&mut self.origin, peer);
         self.refetch_lost_pieces();
-        self.updated = Instant::now();
+        self.touch(peer, Instant::now());
     }
 
     /// The peer's stream ended: an unfinished peer is forgotten; a finished one stays as a parent.
@@ -464,6 +487,30 @@ impl Task {
         if !keep {
             self.remove_peer(peer);
         }
+    }
+
+    /// Notes that `peer` (and so the task) changed at `now`.
+    fn touch(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.updated = now;
+        }
+        self.updated = now;
+    }
+
+    /// Forgets every peer that neither reported anything nor served a piece for `ttl`: a
+    /// finished peer is no longer offered as a parent, and a stream that went silent without
+    /// ending stops counting as a download. Returns how many.
+    pub fn expire_peers(&mut self, ttl: Duration, now: Instant) -> usize {
+        let stale: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| now.saturating_duration_since(p.updated) > ttl)
+            .map(|p| p.id.clone())
+            .collect();
+        for p in &stale {
+            self.remove_peer(p);
+        }
+        stale.len()
     }
 
     fn remove_peer(&mut self, peer: &PeerId) {
@@ -523,7 +570,7 @@ impl Task {
             || (self.spreads() && record.phase == PeerPhase::BackToSource);
         let parents = if downloading { self.choose_parents(&record, hosts, limits) } else { Vec::new() };
         let origin_pieces = if self.spreads() && origin_fetcher(&record) {
-            origin::assign(&mut self.origin, peer, origin::DEFAULT_ORIGIN_PIECES_PER_PEER)
+            origin::assign(&mut self.origin, peer, origin::DEFAULT_ORIGIN_PIECES_PER_PEER, limits.back_to_source_limit)
         } else {
             Vec::new()
         };
@@ -721,6 +768,22 @@ impl Tasks {
         }
     }
 
+    /// Forgets, in every task, the peers silent for `ttl` ([`Task::expire_peers`]); returns how
+    /// many.
+    pub fn expire_peers(&self, ttl: Duration, now: Instant) -> usize {
+        let cells: Vec<Arc<TaskCell>> =
+            self.inner.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut expired = 0;
+        for cell in cells {
+            let n = cell.lock().expire_peers(ttl, now);
+            if n > 0 {
+                cell.changed();
+                expired += n;
+            }
+        }
+        expired
+    }
+
     /// Drops tasks without peers that have not changed for `ttl`; returns how many.
     pub fn collect_garbage(&self, ttl: Duration, now: Instant) -> usize {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -802,7 +865,7 @@ mod tests {
         let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..4)
             .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
@@ -835,10 +898,10 @@ mod tests {
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
         t.register(b.clone(), HostId("b".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: true }).unwrap();
         assert!(t.spreads());
-        assert_eq!(t.decide_source(&b, false, false, Instant::now()), SourceDecision::Wait, "no second source");
+        assert_eq!(t.decide_source(&b, false, false, 200, Instant::now()), SourceDecision::Wait, "no second source");
 
         let limits = Limits::default();
         let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
@@ -863,6 +926,51 @@ mod tests {
     }
 
     #[test]
+    fn no_more_peers_than_the_cap_fetch_from_the_origin() {
+        let hosts = Hosts::default();
+        for h in ["a", "b", "c"] {
+            hosts.announce(host(h), Instant::now());
+        }
+        let (a, b, c) = (PeerId("a-1".into()), PeerId("b-1".into()), PeerId("c-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        for (p, h) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+            t.register(p.clone(), HostId(h.into()), false);
+        }
+        assert!(matches!(t.decide_source(&a, false, false, 2, Instant::now()), SourceDecision::BackToSource(_)));
+        assert_eq!(t.origin_fetching(), 1);
+        t.content_info(&a, ContentInfo { content_length: Some(6 * 1024), piece_length: 1024, ranges: true }).unwrap();
+        let limits = Limits { back_to_source_limit: 2, ..Limits::default() };
+        let given: Vec<Vec<u32>> = [&a, &b, &c]
+            .iter()
+            .map(|p| t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap().origin_pieces)
+            .collect();
+        assert_eq!(given, vec![vec![0], vec![1], vec![]], "c waits: two peers fetch already");
+        assert_eq!(t.origin_fetching(), 2);
+
+        // b's piece is in: its slot goes to the next peer that asks.
+        let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
+        t.pieces_finished(&b, &[origin(1)]).unwrap();
+        let uc = t.update_for(&c, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(uc.origin_pieces, vec![2]);
+        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert!(ub.origin_pieces.is_empty(), "a and c fetch now");
+    }
+
+    #[test]
+    fn a_source_is_elected_only_under_the_cap() {
+        let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        t.register(a.clone(), HostId("a".into()), false);
+        t.register(b.clone(), HostId("b".into()), false);
+        assert!(matches!(t.decide_source(&a, false, false, 1, Instant::now()), SourceDecision::BackToSource(_)));
+        assert_eq!(t.decide_source(&b, false, false, 1, Instant::now()), SourceDecision::Wait);
+        // The source leaves before learning anything: the next peer is elected.
+        t.peer_left(&a);
+        assert_eq!(t.origin_fetching(), 0);
+        assert!(matches!(t.decide_source(&b, false, false, 1, Instant::now()), SourceDecision::BackToSource(_)));
+    }
+
+    #[test]
     fn a_spreading_seed_waits_for_finished_parents_and_lost_pieces_are_fetched_again() {
         let hosts = Hosts::default();
         hosts.announce(Host { kind: HostKind::Seed, ..host("s") }, Instant::now());
@@ -873,7 +981,7 @@ mod tests {
         for (p, h) in [(&s, "s"), (&a, "a"), (&b, "b")] {
             t.register(p.clone(), HostId(h.into()), false);
         }
-        assert!(matches!(t.decide_source(&s, false, true, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&s, false, true, 200, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&s, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: true }).unwrap();
         let limits = Limits::default();
         let given: Vec<Vec<u32>> = [&s, &a, &b]
@@ -906,11 +1014,57 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_peer_expires_and_is_no_longer_offered_as_a_parent() {
+        let hosts = Hosts::default();
+        for h in ["a", "b", "c"] {
+            hosts.announce(host(h), Instant::now());
+        }
+        let (a, b, c) = (PeerId("a-1".into()), PeerId("b-1".into()), PeerId("c-1".into()));
+        let tasks = Tasks::default();
+        let cell = tasks.get_or_create(&TaskId("t".into()), "http://o/x", vec![], Some(1024));
+        let mut t = cell.lock();
+        t.register(a.clone(), HostId("a".into()), false);
+        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&a, ContentInfo { content_length: Some(2 * 1024), piece_length: 1024, ranges: false }).unwrap();
+        let origin: Vec<PieceReport> = (0..2)
+            .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
+            .collect();
+        t.pieces_finished(&a, &origin).unwrap();
+        t.peer_succeeded(&a);
+        t.peer_left(&a);
+        t.register(b.clone(), HostId("b".into()), false);
+        t.pieces_finished(&b, &[from_parent(0, &a, 100), from_parent(1, &a, 100)]).unwrap();
+        t.peer_succeeded(&b);
+        t.peer_left(&b);
+        drop(t);
+
+        // b serves c later, so it stays when a, silent since, expires.
+        std::thread::sleep(Duration::from_millis(200));
+        let ttl = Duration::from_millis(100);
+        cell.lock().register(c.clone(), HostId("c".into()), false);
+        cell.lock().pieces_finished(&c, &[from_parent(0, &b, 100)]).unwrap();
+        assert_eq!(tasks.expire_peers(ttl, Instant::now()), 1);
+        let mut t = cell.lock();
+        assert!(t.peer(&a).is_none() && t.peer(&b).is_some());
+        let uc = t.update_for(&c, &mut Sent::default(), &hosts, &Limits::default()).unwrap();
+        assert_eq!(uc.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+        drop(t);
+
+        // Everyone goes silent: the task empties, then the task TTL forgets it.
+        let later = Instant::now() + Duration::from_secs(1);
+        assert_eq!(tasks.expire_peers(ttl, later), 2);
+        assert!(cell.lock().is_empty());
+        let task_ttl = Duration::from_secs(1800);
+        assert_eq!(tasks.collect_garbage(task_ttl, later), 0, "the task TTL counts from the last peer's removal");
+        assert_eq!(tasks.collect_garbage(task_ttl, later + task_ttl), 1);
+    }
+
+    #[test]
     fn each_peer_counts_its_pieces_by_source_once() {
         let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&a, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..3)
             .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })

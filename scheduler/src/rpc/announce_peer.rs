@@ -72,7 +72,9 @@ async fn drive(
     let mut sent = Sent::default();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
-        let decision = cell.lock().decide_source(&peer, svc.seeds.any(), is_seed, Instant::now());
+        let limits = svc.limits.get();
+        let decision =
+            cell.lock().decide_source(&peer, svc.seeds.any(), is_seed, limits.back_to_source_limit, Instant::now());
         match decision {
             SourceDecision::Wait => {}
             SourceDecision::OrderSeed => {
@@ -104,7 +106,6 @@ async fn drive(
             }
         }
         let started = Instant::now();
-        let limits = svc.limits.get();
         let update = cell.lock().update_for(&peer, &mut sent, &svc.hosts, &limits);
         svc.metrics.schedule_duration.observe(started.elapsed().as_secs_f64());
         if let Some(u) = update

@@ -287,6 +287,8 @@ fn apply(policy: &Policy, c: &pb::ClusterConfig) {
         filter_parent_limit: (c.filter_parent_limit as usize).clamp(10, 1000),
         peer_load_limit: (c.peer_load_limit > 0).then_some(c.peer_load_limit),
         seed_load_limit: (c.seed_peer_load_limit > 0).then_some(c.seed_peer_load_limit),
+        // The cluster's settings carry no back-to-source cap: the configuration's stays.
+        back_to_source_limit: limits.get().back_to_source_limit,
     };
     if limits.get() != next {
         tracing::info!(
