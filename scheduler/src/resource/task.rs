@@ -853,6 +853,19 @@ mod tests {
         }
     }
 
+    /// `a` (on host "a") registers, is elected the source, and reports all `pieces` pieces of
+    /// 1 KiB from the origin with their digests.
+    fn fetch_all_from_origin(t: &mut Task, a: &PeerId, pieces: u32) {
+        t.register(a.clone(), HostId("a".into()), false);
+        assert!(matches!(t.decide_source(a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
+        let content_length = Some(u64::from(pieces) * 1024);
+        t.content_info(a, ContentInfo { content_length, piece_length: 1024, ranges: false }).unwrap();
+        let origin: Vec<PieceReport> = (0..pieces)
+            .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
+            .collect();
+        t.pieces_finished(a, &origin).unwrap();
+    }
+
     fn from_parent(n: u32, parent: &PeerId, cost_micros: u64) -> PieceReport {
         PieceReport { number: n, digest: None, parent: Some(parent.clone()), cost_micros }
     }
@@ -864,13 +877,7 @@ mod tests {
         hosts.announce(host("b"), Instant::now());
         let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
-        t.register(a.clone(), HostId("a".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
-        t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: false }).unwrap();
-        let origin: Vec<PieceReport> = (0..4)
-            .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
-            .collect();
-        t.pieces_finished(&a, &origin).unwrap();
+        fetch_all_from_origin(&mut t, &a, 4);
         t.peer_succeeded(&a);
 
         t.register(b.clone(), HostId("b".into()), false);
@@ -1023,13 +1030,7 @@ mod tests {
         let tasks = Tasks::default();
         let cell = tasks.get_or_create(&TaskId("t".into()), "http://o/x", vec![], Some(1024));
         let mut t = cell.lock();
-        t.register(a.clone(), HostId("a".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
-        t.content_info(&a, ContentInfo { content_length: Some(2 * 1024), piece_length: 1024, ranges: false }).unwrap();
-        let origin: Vec<PieceReport> = (0..2)
-            .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
-            .collect();
-        t.pieces_finished(&a, &origin).unwrap();
+        fetch_all_from_origin(&mut t, &a, 2);
         t.peer_succeeded(&a);
         t.peer_left(&a);
         t.register(b.clone(), HostId("b".into()), false);
@@ -1063,13 +1064,7 @@ mod tests {
     fn each_peer_counts_its_pieces_by_source_once() {
         let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
-        t.register(a.clone(), HostId("a".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
-        t.content_info(&a, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: false }).unwrap();
-        let origin: Vec<PieceReport> = (0..3)
-            .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
-            .collect();
-        t.pieces_finished(&a, &origin).unwrap();
+        fetch_all_from_origin(&mut t, &a, 3);
         t.register(b.clone(), HostId("b".into()), false);
         // Piece 0 reported twice (a retried report) counts once.
         t.pieces_finished(&b, &[from_parent(0, &a, 100), from_parent(1, &a, 100), from_parent(0, &a, 100)]).unwrap();
