@@ -175,25 +175,20 @@ fn follow(
             Some(f) => f,
             None => cache.insert(task.reader().ok()?),
         };
+        // Here there is a hash to make (without one, `copy_as_it_arrives` runs instead), so the
+        // bytes pass through this buffer whether or not they are also copied.
         let n = (range.end - range.start) as usize;
-        let copied = match (&mut hasher, &out) {
-            // Nothing to hash: let the kernel copy.
-            (None, Some((file, _))) => copy_range(cache, file, range.start, n),
-            _ => false,
-        };
-        if !copied {
-            buf.resize(n, 0);
-            cache.read_exact_at(&mut buf, range.start).ok()?;
-            if let Some(h) = hasher.as_mut() {
-                h.update(&buf);
-            }
-            if let Some((file, _)) = &out
-                && file.write_all_at(&buf, range.start).is_err()
-            {
-                // No copy then; the hash goes on (with no hash to make, there is nothing left).
-                out = None;
-                hasher.as_ref()?;
-            }
+        buf.resize(n, 0);
+        cache.read_exact_at(&mut buf, range.start).ok()?;
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf);
+        }
+        if let Some((file, _)) = &out
+            && file.write_all_at(&buf, range.start).is_err()
+        {
+            // No copy then; the hash goes on (with no hash to make, there is nothing left).
+            out = None;
+            hasher.as_ref()?;
         }
         len += n as u64;
         next += 1;
@@ -228,12 +223,7 @@ fn copy_as_it_arrives(
                 Some(f) => f,
                 None => cache.insert(task.reader().ok()?),
             };
-            let len = (range.end - range.start) as usize;
-            if !copy_range(cache, out, range.start, len) {
-                let mut buf = vec![0; len];
-                cache.read_exact_at(&mut buf, range.start).ok()?;
-                out.write_all_at(&buf, range.start).ok()?;
-            }
+            copy_piece(cache, out, range.start, (range.end - range.start) as usize)?;
             copied.insert(n);
             progressed = true;
         }
@@ -241,6 +231,16 @@ fn copy_as_it_arrives(
             std::thread::sleep(POLL);
         }
     }
+}
+
+/// Copies one piece to the same offset of `to`: in the kernel when it will, else by hand.
+fn copy_piece(from: &std::fs::File, to: &std::fs::File, offset: u64, len: usize) -> Option<()> {
+    if !copy_range(from, to, offset, len) {
+        let mut buf = vec![0; len];
+        from.read_exact_at(&mut buf, offset).ok()?;
+        to.write_all_at(&buf, offset).ok()?;
+    }
+    Some(())
 }
 
 /// Copies `len` bytes at `offset` from `from` to the same offset of `to` with
