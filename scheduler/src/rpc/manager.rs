@@ -99,7 +99,8 @@ impl SentTasks {
     /// marked as sent; forgets tasks the scheduler no longer holds.
     fn changed(&mut self, reporter: &Reporter) -> Vec<proto::scheduler::v1::TaskInfo> {
         let cells = reporter.tasks.cells();
-        self.versions.retain(|id, _| cells.iter().any(|(c, _)| c == id));
+        let held: std::collections::HashSet<&TaskId> = cells.iter().map(|(id, _)| id).collect();
+        self.versions.retain(|id, _| held.contains(id));
         let mut out = Vec::new();
         for (id, cell) in cells {
             if out.len() == TASKS_PER_KEEPALIVE {

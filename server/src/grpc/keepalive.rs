@@ -64,7 +64,7 @@ pub async fn hold(
             _ = shutdown.cancelled() => return Ok(()),
             next = tokio::time::timeout(timeout, messages.next()) => next,
         };
-        let msg = match next {
+        let mut msg = match next {
             Err(_) => {
                 tracing::info!(?timeout, "keepalive stream fell silent");
                 break Ok(());
@@ -73,7 +73,6 @@ pub async fn hold(
             Ok(Some(Err(e))) => break Err(e),
             Ok(Some(Ok(msg))) => msg,
         };
-        let mut msg = msg;
         let tasks = std::mem::take(&mut msg.tasks);
         if let Some((previous, stamp)) = current.take_if(|(p, _)| !p.same_component(&msg)) {
             // One stream, one component; a stream that changes identity ends the old one's.

@@ -237,7 +237,8 @@ pub async fn active_schedulers(
         .await?)
 }
 
-fn cutoff(timeout: Duration) -> NaiveDateTime {
+/// The instant `timeout` ago: rows stamped before it are older than `timeout`.
+pub(super) fn cutoff(timeout: Duration) -> NaiveDateTime {
     now() - chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX)
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 
-use super::registry::{HostKey, stamp_now};
+use super::registry::{HostKey, cutoff, stamp_now};
 use crate::{
     Error,
     entity::{scheduler_samples, schedulers},
@@ -92,10 +92,7 @@ impl Sampler {
 
 /// Deletes samples older than `retention`; answers how many.
 pub async fn prune(db: &impl ConnectionTrait, retention: Duration) -> Result<u64, Error> {
-    let Some(cutoff) = chrono::Duration::from_std(retention).ok().and_then(|d| stamp_now().checked_sub_signed(d))
-    else {
-        return Ok(0);
-    };
+    let cutoff = cutoff(retention);
     Ok(scheduler_samples::Entity::delete_many()
         .filter(scheduler_samples::Column::At.lt(cutoff))
         .exec(db)

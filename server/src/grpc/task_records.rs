@@ -7,7 +7,7 @@ use sea_orm::{
     sea_query::{Expr, OnConflict},
 };
 
-use super::registry::stamp_now;
+use super::registry::{cutoff, stamp_now};
 use crate::{
     Error,
     entity::task_records::{self, MAX_PEERS},
@@ -96,10 +96,7 @@ pub async fn mark_deleted(db: &impl ConnectionTrait, cluster_id: i64, task_id: &
 
 /// Deletes records not updated for `retention`; answers how many.
 pub async fn prune(db: &impl ConnectionTrait, retention: std::time::Duration) -> Result<u64, Error> {
-    let Some(cutoff) = chrono::Duration::from_std(retention).ok().and_then(|d| stamp_now().checked_sub_signed(d))
-    else {
-        return Ok(0);
-    };
+    let cutoff = cutoff(retention);
     Ok(task_records::Entity::delete_many()
         .filter(Expr::col(task_records::Column::UpdatedAt).lt(cutoff))
         .exec(db)
