@@ -275,14 +275,14 @@ impl Task {
     }
 
     /// Decides whether `peer` must fetch from the origin, given whether a seed peer is connected
-    /// and whether `peer` itself runs on a seed host. Marks it `BackToSource` when it must, and
-    /// only while fewer than `back_to_source_limit` peers fetch from the origin.
+    /// and whether `peer` itself runs on a seed host. Marks it `BackToSource` when it must. One
+    /// source at a time, so `back_to_source_limit` (at least 1) never bites here; it caps the
+    /// spreading of origin pieces (`scheduling::origin`).
     pub fn decide_source(
         &mut self,
         peer: &PeerId,
         seeds_available: bool,
         peer_is_seed: bool,
-        back_to_source_limit: usize,
         now: Instant,
     ) -> SourceDecision {
         if self.has_source() {
@@ -314,9 +314,6 @@ impl Task {
             } else {
                 SourceDecision::Fail(format!("no peer holds {} and back-to-source is disabled", self.url))
             };
-        }
-        if !origin::may_go_back_to_source(self.origin_fetching(), back_to_source_limit) {
-            return SourceDecision::Wait;
         }
         if let Some(r) = self.peers.get_mut(peer) {
             r.phase = PeerPhase::BackToSource;
@@ -857,7 +854,7 @@ mod tests {
     /// 1 KiB from the origin with their digests.
     fn fetch_all_from_origin(t: &mut Task, a: &PeerId, pieces: u32) {
         t.register(a.clone(), HostId("a".into()), false);
-        assert!(matches!(t.decide_source(a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
         let content_length = Some(u64::from(pieces) * 1024);
         t.content_info(a, ContentInfo { content_length, piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..pieces)
@@ -905,10 +902,10 @@ mod tests {
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
         t.register(b.clone(), HostId("b".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, 200, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&a, ContentInfo { content_length: Some(4 * 1024), piece_length: 1024, ranges: true }).unwrap();
         assert!(t.spreads());
-        assert_eq!(t.decide_source(&b, false, false, 200, Instant::now()), SourceDecision::Wait, "no second source");
+        assert_eq!(t.decide_source(&b, false, false, Instant::now()), SourceDecision::Wait, "no second source");
 
         let limits = Limits::default();
         let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
@@ -943,7 +940,7 @@ mod tests {
         for (p, h) in [(&a, "a"), (&b, "b"), (&c, "c")] {
             t.register(p.clone(), HostId(h.into()), false);
         }
-        assert!(matches!(t.decide_source(&a, false, false, 2, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
         assert_eq!(t.origin_fetching(), 1);
         t.content_info(&a, ContentInfo { content_length: Some(6 * 1024), piece_length: 1024, ranges: true }).unwrap();
         let limits = Limits { back_to_source_limit: 2, ..Limits::default() };
@@ -964,17 +961,17 @@ mod tests {
     }
 
     #[test]
-    fn a_source_is_elected_only_under_the_cap() {
+    fn a_source_that_leaves_before_learning_anything_is_replaced() {
         let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         t.register(a.clone(), HostId("a".into()), false);
         t.register(b.clone(), HostId("b".into()), false);
-        assert!(matches!(t.decide_source(&a, false, false, 1, Instant::now()), SourceDecision::BackToSource(_)));
-        assert_eq!(t.decide_source(&b, false, false, 1, Instant::now()), SourceDecision::Wait);
+        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        assert_eq!(t.decide_source(&b, false, false, Instant::now()), SourceDecision::Wait);
         // The source leaves before learning anything: the next peer is elected.
         t.peer_left(&a);
         assert_eq!(t.origin_fetching(), 0);
-        assert!(matches!(t.decide_source(&b, false, false, 1, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&b, false, false, Instant::now()), SourceDecision::BackToSource(_)));
     }
 
     #[test]
@@ -988,7 +985,7 @@ mod tests {
         for (p, h) in [(&s, "s"), (&a, "a"), (&b, "b")] {
             t.register(p.clone(), HostId(h.into()), false);
         }
-        assert!(matches!(t.decide_source(&s, false, true, 200, Instant::now()), SourceDecision::BackToSource(_)));
+        assert!(matches!(t.decide_source(&s, false, true, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&s, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: true }).unwrap();
         let limits = Limits::default();
         let given: Vec<Vec<u32>> = [&s, &a, &b]

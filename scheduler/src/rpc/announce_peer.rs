@@ -73,8 +73,7 @@ async fn drive(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         let limits = svc.limits.get();
-        let decision =
-            cell.lock().decide_source(&peer, svc.seeds.any(), is_seed, limits.back_to_source_limit, Instant::now());
+        let decision = cell.lock().decide_source(&peer, svc.seeds.any(), is_seed, Instant::now());
         match decision {
             SourceDecision::Wait => {}
             SourceDecision::OrderSeed => {
