@@ -134,6 +134,13 @@ impl PieceLayout {
             _ => SizeScope::Normal,
         }
     }
+
+    /// Whether the content is tiny and one piece, so that piece is the whole content and its
+    /// bytes may ride in the scheduler's messages instead of a piece connection. Tiny content cut
+    /// into several (tiny) pieces goes the normal way.
+    pub fn travels_inline(&self) -> bool {
+        self.scope() == SizeScope::Tiny && self.count() == 1
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +239,11 @@ mod tests {
         let layout = PieceLayout::new(128, 100).unwrap();
         assert_eq!(layout.count(), 2);
         assert_eq!(layout.scope(), SizeScope::Tiny);
+        assert!(!layout.travels_inline(), "two pieces: no piece is the whole content");
+        assert!(PieceLayout::new(128, 128).unwrap().travels_inline());
+        assert!(PieceLayout::new(1, 4 * MIB).unwrap().travels_inline());
+        assert!(!PieceLayout::new(0, 4 * MIB).unwrap().travels_inline());
+        assert!(!PieceLayout::new(129, 4 * MIB).unwrap().travels_inline());
         // 129 bytes in 100-byte pieces is normal, not small.
         assert_eq!(PieceLayout::new(129, 100).unwrap().scope(), SizeScope::Normal);
     }
