@@ -1,7 +1,9 @@
 //! Prometheus metrics of the dfdaemon, served on `GET /metrics` of its HTTP listener.
 //!
 //! Traffic is counted by where bytes came from, as Dragonfly's users know it: `back_to_source`
-//! (the origin), `remote_peer` (parents) and `local_peer` (this host's cache).
+//! (the origin), `remote_peer` (parents) and `local_peer` (this host's cache), plus `inline`: tiny
+//! content (at most 128 bytes) that came in the scheduler's own messages, which is neither origin
+//! nor peer traffic.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -9,7 +11,12 @@ use prometheus_client::{
     registry::Registry,
 };
 
-common::snake_label!(TrafficType { BackToSource => "back_to_source", RemotePeer => "remote_peer", LocalPeer => "local_peer" });
+common::snake_label!(TrafficType {
+    BackToSource => "back_to_source",
+    RemotePeer => "remote_peer",
+    LocalPeer => "local_peer",
+    Inline => "inline",
+});
 
 common::snake_label!(Outcome { Success => "success", Failure => "failure" });
 
@@ -21,6 +28,8 @@ pub enum TrafficType {
     BackToSource,
     RemotePeer,
     LocalPeer,
+    /// Tiny content handed over by the scheduler.
+    Inline,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

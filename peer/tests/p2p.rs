@@ -228,6 +228,7 @@ async fn boundary_sizes_reach_every_peer_with_the_origin_read_once() {
     let origin = origin().await;
     let c = cluster(3).await;
     let p = PIECE as usize;
+    let mut uploaded_before = uploaded_bytes(&c).await;
     for (i, len) in [0usize, 1, 128, 129, p - 1, p, p + 1, 9 * p + 7].into_iter().enumerate() {
         let url = format!("{}/bytes/{len}/{i}", origin.base);
         let expected = content(len, i as u8);
@@ -244,7 +245,52 @@ async fn boundary_sizes_reach_every_peer_with_the_origin_read_once() {
         }
         let origin_bytes = origin.sent.load(Ordering::SeqCst) - before;
         assert_eq!(origin_bytes, len as u64, "size {len}: the origin must serve the content exactly once");
+
+        // Tiny content rides in the scheduler's messages: no peer connects to another for it.
+        let uploaded = uploaded_bytes(&c).await - uploaded_before;
+        uploaded_before += uploaded;
+        if len == 0 {
+            continue;
+        }
+        let task = c.tasks.get(&id_of(&url)).expect("task known").lock().snapshot();
+        let fetcher = task
+            .peers
+            .iter()
+            .find(|p| p.host_id == HostId("seed-127.0.0.1-seed".into()))
+            .unwrap_or_else(|| panic!("size {len}: seed fetched: {:?}", task.peers));
+        let others: Vec<_> = task.peers.iter().filter(|p| p.host_id != fetcher.host_id).collect();
+        assert_eq!(others.len(), c.peers.len(), "size {len}");
+        match len {
+            1 | 128 => {
+                assert_eq!(uploaded, 0.0, "size {len}: no piece may travel over a piece connection");
+                assert_eq!(fetcher.origin_pieces, 1, "size {len}");
+                for p in &others {
+                    assert_eq!((p.inline_pieces, p.origin_pieces), (1, 0), "size {len}: {}", p.id);
+                    assert!(p.parent_pieces.is_empty(), "size {len}: {} used a parent", p.id);
+                }
+            }
+            _ => {
+                assert!(uploaded > 0.0, "size {len}: the normal path uploads between peers");
+                assert!(others.iter().all(|p| p.inline_pieces == 0), "size {len}");
+                assert!(others.iter().all(|p| !p.parent_pieces.is_empty()), "size {len}");
+            }
+        }
     }
+    // Both sides count tiny bytes apart from origin and peer traffic.
+    let peer_metrics = metric_text(&c.peers[0].http).await;
+    assert_eq!(counter(&peer_metrics, r#"damselfly_dfdaemon_download_traffic_bytes_total{type="inline"}"#), 129.0);
+    let sched_metrics = metric_text(&c.scheduler_http).await;
+    let inline = r#"damselfly_scheduler_traffic_bytes_total{source="inline"}"#;
+    assert_eq!(counter(&sched_metrics, inline), 3.0 * 129.0, "{sched_metrics}");
+}
+
+/// Bytes every daemon of the cluster served to other peers so far.
+async fn uploaded_bytes(c: &Cluster) -> f64 {
+    let mut total = 0.0;
+    for peer in std::iter::once(&c.seed).chain(&c.peers) {
+        total += counter(&metric_text(&peer.http).await, "damselfly_dfdaemon_upload_traffic_bytes_total");
+    }
+    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

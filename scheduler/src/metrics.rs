@@ -17,7 +17,7 @@ common::snake_label!(ParentFailureReason { Unreachable => "unreachable", Corrupt
 
 common::snake_label!(PeerResult { Succeeded => "succeeded", Failed => "failed" });
 
-common::snake_label!(TrafficSource { BackToSource => "back_to_source", RemotePeer => "remote_peer" });
+common::snake_label!(TrafficSource { BackToSource => "back_to_source", RemotePeer => "remote_peer", Inline => "inline" });
 
 use crate::resource::{Hosts, Tasks};
 
@@ -51,6 +51,9 @@ pub struct ResultLabels {
 pub enum TrafficSource {
     BackToSource,
     RemotePeer,
+    /// Tiny content the scheduler handed out in its own messages. Neither origin nor peer
+    /// traffic, so it is left out of the manager's totals.
+    Inline,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -10,6 +10,6 @@ pub use host::{Host, HostKind, Hosts};
 pub use orders::{HostOrder, HostOrders};
 pub use seed::{SeedOrder, SeedWatchers};
 pub use task::{
-    Census, ContentInfo, ParentInfo, PeerPhase, PeerRecord, PieceReport, SEED_GRACE, Sent, SourceDecision, Task,
-    TaskCell, TaskSnapshot, Tasks, Update,
+    Census, ContentInfo, ParentInfo, PeerPhase, PeerRecord, PieceReport, PieceSource, SEED_GRACE, Sent, SourceDecision,
+    Task, TaskCell, TaskSnapshot, Tasks, Update,
 };

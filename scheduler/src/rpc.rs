@@ -182,6 +182,7 @@ pub(crate) fn task_info(t: TaskSnapshot, hosts: &Hosts) -> pb::TaskInfo {
                     ip: host.map(|h| h.ip).unwrap_or_default(),
                     host_id: p.host_id.0,
                     origin_pieces: p.origin_pieces,
+                    inline_pieces: p.inline_pieces,
                     sources: p
                         .parent_pieces
                         .into_iter()

@@ -5,6 +5,10 @@
 //! When the origin announces its length and byte ranges (a HEAD answers `Accept-Ranges: bytes`),
 //! several workers fetch pieces with `Range` requests at once ([`ranged`]): one slow TCP stream no
 //! longer bounds the whole task. Otherwise one GET is cut into pieces as its body streams in.
+//!
+//! Content that is one tiny piece (at most 128 bytes) is reported with its bytes: the scheduler
+//! hands them to the other peers in its own messages, so none of them opens a piece connection
+//! for so few bytes.
 
 mod ranged;
 
@@ -19,7 +23,7 @@ use tokio::sync::mpsc;
 use super::{Event, Inner, TaskRequest};
 use crate::{
     Error,
-    rpc::scheduler::{PieceDone, Reporter, ToScheduler},
+    rpc::scheduler::{PieceDone, PieceSource, Reporter, ToScheduler},
     storage::TaskStore,
 };
 
@@ -82,9 +86,11 @@ pub(super) async fn fetch(
                 rest = &rest[take..];
                 if buf.len() as u64 == piece_length {
                     let digest = store_piece(task, number, written, &buf, content_length.is_some()).await?;
+                    let tiny = tiny_bytes(task, &buf);
                     written += buf.len() as u64;
                     buf.clear();
-                    report(reporter, events, task, number, digest, written, &mut started, &mut unsized_digests).await?;
+                    let done = Done { number, digest, tiny, written };
+                    report(reporter, events, task, done, &mut started, &mut unsized_digests).await?;
                     number += 1;
                 }
             }
@@ -95,8 +101,10 @@ pub(super) async fn fetch(
     }
     if !buf.is_empty() {
         let digest = store_piece(task, number, written, &buf, content_length.is_some()).await?;
+        let tiny = tiny_bytes(task, &buf);
         written += buf.len() as u64;
-        report(reporter, events, task, number, digest, written, &mut started, &mut unsized_digests).await?;
+        let done = Done { number, digest, tiny, written };
+        report(reporter, events, task, done, &mut started, &mut unsized_digests).await?;
     }
     match content_length {
         Some(expected) if expected != written => {
@@ -112,9 +120,16 @@ pub(super) async fn fetch(
             }
             if let Some(r) = reporter {
                 r.send(ToScheduler::ContentInfo { content_length: Some(written), piece_length, ranges: false }).await?;
+                // Only now is the content known to be tiny; its one piece is still in `buf`.
+                let tiny = tiny_bytes(task, &buf);
                 let pieces = unsized_digests
                     .iter()
-                    .map(|(n, d)| PieceDone { number: *n, digest: Some(*d), parent: None, cost_micros: 0 })
+                    .map(|(n, d)| PieceDone {
+                        number: *n,
+                        digest: Some(*d),
+                        source: PieceSource::Origin { content: tiny.clone() },
+                        cost_micros: 0,
+                    })
                     .collect();
                 r.send(ToScheduler::Pieces(pieces)).await?;
             }
@@ -134,24 +149,35 @@ async fn store_piece(task: &Arc<TaskStore>, n: u32, offset: u64, bytes: &[u8], s
     Ok(digest)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The piece's bytes, when the layout is known and they are the whole (tiny) content.
+fn tiny_bytes(task: &TaskStore, piece: &[u8]) -> Option<Vec<u8>> {
+    task.layout().filter(|l| l.travels_inline() && l.content_length == piece.len() as u64).map(|_| piece.to_vec())
+}
+
+/// A piece just stored: its number, BLAKE3, tiny bytes, and the bytes stored so far.
+struct Done {
+    number: u32,
+    digest: [u8; 32],
+    tiny: Option<Vec<u8>>,
+    written: u64,
+}
+
 async fn report(
     reporter: Option<&Reporter>,
     events: &mpsc::Sender<Event>,
     task: &TaskStore,
-    number: u32,
-    digest: [u8; 32],
-    written: u64,
+    done: Done,
     started: &mut tokio::time::Instant,
     unsized_digests: &mut Vec<(u32, [u8; 32])>,
 ) -> Result<(), Error> {
+    let Done { number, digest, tiny, written } = done;
     let cost_micros = started.elapsed().as_micros() as u64;
     *started = tokio::time::Instant::now();
     if task.layout().is_none() {
         unsized_digests.push((number, digest));
     } else if let Some(r) = reporter {
-        r.send(ToScheduler::Pieces(vec![PieceDone { number, digest: Some(digest), parent: None, cost_micros }]))
-            .await?;
+        let source = PieceSource::Origin { content: tiny };
+        r.send(ToScheduler::Pieces(vec![PieceDone { number, digest: Some(digest), source, cost_micros }])).await?;
     }
     let _ = events.try_send(Event::Progress { finished_bytes: written, finished_pieces: number + 1 });
     Ok(())

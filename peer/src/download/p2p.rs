@@ -11,6 +11,11 @@
 //! fetched it from the origin), never against anything the parent says. A mismatch drops the
 //! bytes, reports the parent as corrupt, and the piece is fetched elsewhere. A parent that cannot
 //! be reached costs a retry with another parent, not the download.
+//!
+//! Tiny content (one piece of at most 128 bytes) usually arrives in the scheduler's update itself
+//! ([`State::take_inline`]): checked against piece 0's digest like any piece, stored through the
+//! same storage path, reported as inline, and no parent is ever connected. Bytes that do not match
+//! are dropped and the piece is fetched from a parent as usual.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -28,7 +33,9 @@ use crate::{
     Error,
     limiter::RateLimiter,
     metrics::{PieceFailure, PieceFailureLabels, TrafficType},
-    rpc::scheduler::{FromScheduler, Parent, ParentProblem, PeerStream, PieceDone, Registration, ToScheduler},
+    rpc::scheduler::{
+        FromScheduler, Parent, ParentProblem, PeerStream, PieceDone, PieceSource, Registration, ToScheduler,
+    },
     storage::TaskStore,
     transport::client::{FetchError, PieceConnection},
 };
@@ -164,9 +171,25 @@ pub(super) async fn run(
                         }
                     }
                 }
-                Ok(Some(FromScheduler::Update { content_length, piece_length, digests, parents, origin_pieces })) => {
+                Ok(Some(FromScheduler::Update { content_length, piece_length, digests, parents, origin_pieces, tiny_content })) => {
                     state.apply(content_length, piece_length, digests, parents)?;
                     state.origin_queue.extend(origin_pieces);
+                    // Taken before any fetch is scheduled, so no parent is connected for it.
+                    if let Some(bytes) = tiny_content
+                        && let Some(len) = state.take_inline(bytes, &req.task_id.0).await?
+                    {
+                        inner.metrics.downloaded(TrafficType::Inline, len);
+                        reporter.send(ToScheduler::Pieces(vec![PieceDone {
+                            number: 0,
+                            digest: None,
+                            source: PieceSource::Inline,
+                            cost_micros: 0,
+                        }])).await?;
+                        let _ = events.try_send(Event::Progress {
+                            finished_bytes: state.finished_bytes,
+                            finished_pieces: task.finished().len(),
+                        });
+                    }
                 }
                 Ok(None) => return Err(Error::SchedulerLost("the scheduler closed the stream".into())),
                 Err(status) if status.code() == tonic::Code::FailedPrecondition => {
@@ -186,7 +209,7 @@ pub(super) async fn run(
                         reporter.send(ToScheduler::Pieces(vec![PieceDone {
                             number: done.number,
                             digest: None,
-                            parent: Some(done.parent),
+                            source: PieceSource::Parent(done.parent),
                             cost_micros: cost.as_micros() as u64,
                         }])).await?;
                         let _ = events.try_send(Event::Progress {
@@ -223,7 +246,7 @@ pub(super) async fn run(
                         reporter.send(ToScheduler::Pieces(vec![PieceDone {
                             number: done.number,
                             digest: Some(digest),
-                            parent: None,
+                            source: PieceSource::Origin { content: None },
                             cost_micros: cost.as_micros() as u64,
                         }])).await?;
                         let _ = events.try_send(Event::Progress {
@@ -298,6 +321,32 @@ impl State {
         self.digests.extend(digests);
         self.parents = parents.into_iter().filter(|p| !self.blocked.contains(&p.peer_id)).collect();
         Ok(())
+    }
+
+    /// Stores the scheduler's tiny content as piece 0 when it is the whole content and hashes to
+    /// piece 0's digest; answers its length, or `None` when the bytes are not used (and the piece
+    /// is then fetched from a parent like any other). The scheduler checked them already, but
+    /// nothing is stored unverified.
+    async fn take_inline(&mut self, bytes: Vec<u8>, task_id: &str) -> Result<Option<u64>, Error> {
+        let (Some(layout), Some(digest)) =
+            (self.layout.filter(PieceLayout::travels_inline), self.digests.get(&0).copied())
+        else {
+            tracing::warn!(task_id, "tiny content without a tiny layout and digest; ignored");
+            return Ok(None);
+        };
+        if self.task.finished().contains(0) || self.in_flight.contains(&0) || self.origin_in_flight.contains(&0) {
+            return Ok(None);
+        }
+        if bytes.len() as u64 != layout.content_length || blake3::hash(&bytes).as_bytes() != &digest {
+            tracing::warn!(task_id, len = bytes.len(), "tiny content does not match piece 0's digest; ignored");
+            return Ok(None);
+        }
+        let task = self.task.clone();
+        tokio::task::spawn_blocking(move || task.write_piece(0, &bytes, &hex::encode(digest)))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        self.finished_bytes += layout.content_length;
+        Ok(Some(layout.content_length))
     }
 
     /// Starts fetches until the concurrency limit: rarest piece first, least-loaded parent.
@@ -438,4 +487,62 @@ async fn fetch_piece(
 fn uuid_like() -> String {
     let mut rng = rand::rng();
     format!("{:016x}", rng.random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+    use common::{bitmap::PieceBitmap, ids::TaskId};
+
+    fn holder_of_piece_0() -> Parent {
+        let mut finished = PieceBitmap::new();
+        finished.insert(0);
+        Parent { peer_id: PeerId("p-1".into()), addr: "127.0.0.1:9".parse().unwrap(), finished, seed: false }
+    }
+
+    #[tokio::test]
+    async fn inline_bytes_are_stored_only_when_they_hash_to_the_digest_else_a_parent_is_used()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Storage::open(dir.path())?;
+        let task = storage.task(&TaskId("t".into()), "http://o/x")?;
+        let bytes = b"tiny".to_vec();
+        let digest = *blake3::hash(&bytes).as_bytes();
+        let mut state = State::new(task.clone(), None);
+        state.apply(Some(4), Some(1024), vec![(0, digest)], vec![holder_of_piece_0()])?;
+
+        // Corrupt or truncated bytes are dropped: nothing stored, and piece 0 still goes to the
+        // parent the normal way.
+        assert_eq!(state.take_inline(b"tinY".to_vec(), "t").await?, None);
+        assert_eq!(state.take_inline(b"tin".to_vec(), "t").await?, None);
+        assert!(!task.finished().contains(0));
+        let layout = state.layout.unwrap();
+        let picked = state.pick(&task.finished(), layout, false, &mut rand::rng());
+        assert_eq!(picked.map(|(n, p)| (n, p.peer_id)), Some((0, PeerId("p-1".into()))));
+
+        // The right bytes become piece 0 through storage, and nothing is left to fetch.
+        assert_eq!(state.take_inline(bytes.clone(), "t").await?, Some(4));
+        assert!(task.is_complete());
+        assert_eq!(task.digest(0), Some(hex::encode(digest)));
+        let mut stored = Vec::new();
+        std::io::Read::read_to_end(&mut task.reader()?, &mut stored)?;
+        assert_eq!(stored, bytes);
+        assert!(state.pick(&task.finished(), layout, false, &mut rand::rng()).is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn inline_bytes_for_content_that_is_not_one_tiny_piece_are_ignored() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let storage = Storage::open(dir.path())?;
+        let task = storage.task(&TaskId("t".into()), "http://o/x")?;
+        let bytes = vec![3u8; 129];
+        let mut state = State::new(task.clone(), None);
+        state.apply(Some(129), Some(1024), vec![(0, *blake3::hash(&bytes).as_bytes())], vec![])?;
+        assert_eq!(state.take_inline(bytes, "t").await?, None);
+        assert!(!task.finished().contains(0));
+        Ok(())
+    }
 }

@@ -33,6 +33,9 @@ pub enum FromScheduler {
         parents: Vec<Parent>,
         /// Pieces newly handed to this peer to fetch from the origin by range.
         origin_pieces: Vec<u32>,
+        /// The whole content, when it is tiny and the scheduler holds it; unverified until
+        /// checked against piece 0's digest.
+        tiny_content: Option<Vec<u8>>,
     },
 }
 
@@ -42,9 +45,20 @@ pub struct PieceDone {
     pub number: u32,
     /// Set when fetched from the origin.
     pub digest: Option<[u8; 32]>,
-    /// `None` for the origin.
-    pub parent: Option<PeerId>,
+    pub source: PieceSource,
     pub cost_micros: u64,
+}
+
+/// Where a finished piece came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PieceSource {
+    /// Fetched from the origin. `content`: the piece's bytes when they are the whole content and
+    /// tiny, so the scheduler can hand them out inline.
+    Origin { content: Option<Vec<u8>> },
+    /// From this parent.
+    Parent(PeerId),
+    /// The scheduler's tiny content, checked against piece 0's digest.
+    Inline,
 }
 
 /// Why a parent could not be used.
@@ -170,6 +184,7 @@ impl PeerStream {
                         digests,
                         parents,
                         origin_pieces: u.origin_pieces,
+                        tiny_content: u.tiny_content,
                     }));
                 }
                 None => continue,
@@ -193,11 +208,20 @@ impl Reporter {
             ToScheduler::Pieces(pieces) => R::PiecesFinished(pb::PiecesFinished {
                 pieces: pieces
                     .into_iter()
-                    .map(|p| pb::PieceFinished {
-                        number: p.number,
-                        digest: p.digest.map(|d| d.to_vec()).unwrap_or_default(),
-                        parent_id: p.parent.map(|p| p.0).unwrap_or_default(),
-                        cost_micros: p.cost_micros,
+                    .map(|p| {
+                        let (parent_id, content, inline) = match p.source {
+                            PieceSource::Origin { content } => (String::new(), content.unwrap_or_default(), false),
+                            PieceSource::Parent(parent) => (parent.0, Vec::new(), false),
+                            PieceSource::Inline => (String::new(), Vec::new(), true),
+                        };
+                        pb::PieceFinished {
+                            number: p.number,
+                            digest: p.digest.map(|d| d.to_vec()).unwrap_or_default(),
+                            parent_id,
+                            cost_micros: p.cost_micros,
+                            content,
+                            inline,
+                        }
                     })
                     .collect(),
             }),

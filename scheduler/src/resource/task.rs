@@ -7,6 +7,14 @@
 //! go back to source ([`scheduling::origin`]), which fetches it by range and alone may record its
 //! digest. Otherwise the first source streams the whole content.
 //!
+//! Tiny content (one piece of at most [`TINY_LIMIT`] bytes) is the one exception to "piece bytes
+//! never travel in gRPC messages": a piece connection would cost more than the bytes. The peer
+//! that fetched it from the origin, and alone may set its digest, sends the bytes with it; the task
+//! keeps them only when their length is the content's and their BLAKE3 is that digest, then hands
+//! them to every downloading peer ([`Update::tiny_content`]), which reports the piece as
+//! [`PieceSource::Inline`]: counted neither as origin nor as parent traffic. Held bytes also make
+//! the task a source of its own, so no peer goes back to source for them again.
+//!
 //! A peer moves `Pending → Running | BackToSource → Succeeded | Failed`; a peer that leaves
 //! unfinished is removed, and any peer silent for the peer TTL (neither reporting nor serving)
 //! is forgotten, so a finished peer on a live host is not offered forever. Every change bumps the task's version so the peers' streams push
@@ -21,7 +29,7 @@ use std::{
 use common::{
     bitmap::PieceBitmap,
     ids::{HostId, PeerId, TaskId},
-    piece::PieceLayout,
+    piece::{PieceLayout, TINY_LIMIT},
 };
 use tokio::sync::watch;
 
@@ -77,9 +85,11 @@ pub struct PeerRecord {
     pub disable_back_to_source: bool,
     /// Served corrupt bytes: never a parent again in this task.
     pub excluded: bool,
-    /// Where this peer's pieces came from: the origin, and each parent (for the task graph).
+    /// Where this peer's pieces came from: the origin, each parent, and the scheduler itself
+    /// (tiny content) (for the task graph).
     pub origin_pieces: u32,
     pub parent_pieces: HashMap<PeerId, u32>,
+    pub inline_pieces: u32,
     /// When the peer last reported anything or served a piece to a child: the peer TTL
     /// (`gc.peer_ttl_secs`) counts from here.
     pub updated: Instant,
@@ -91,9 +101,20 @@ pub struct PieceReport {
     pub number: u32,
     /// BLAKE3, when the peer fetched it from the origin.
     pub digest: Option<[u8; 32]>,
-    /// The parent it came from; `None` for the origin.
-    pub parent: Option<PeerId>,
+    pub source: PieceSource,
     pub cost_micros: u64,
+}
+
+/// Where a reported piece came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PieceSource {
+    /// The reporter fetched it from the origin. `content`: the piece's bytes, sent only when
+    /// the piece is the whole content and tiny, for the scheduler to hand out inline.
+    Origin { content: Option<Vec<u8>> },
+    /// From this parent peer.
+    Parent(PeerId),
+    /// Handed over by the scheduler in a [`Update::tiny_content`].
+    Inline,
 }
 
 /// What the source learnt from the origin.
@@ -139,6 +160,8 @@ pub struct Update {
     pub parents: Vec<ParentInfo>,
     /// Pieces newly handed to this peer to fetch from the origin.
     pub origin_pieces: Vec<u32>,
+    /// The whole (tiny) content, verified against piece 0's digest; sent once.
+    pub tiny_content: Option<Vec<u8>>,
 }
 
 /// What a stream has already sent its peer, to send only news.
@@ -148,6 +171,7 @@ pub struct Sent {
     parents: Vec<(PeerId, u32)>,
     content_length: Option<u64>,
     piece_length: Option<u64>,
+    tiny_content: bool,
 }
 
 /// How long to wait for an ordered seed peer before electing a normal peer as the source.
@@ -163,6 +187,10 @@ pub struct Task {
     pub content_length: Option<u64>,
     pub piece_length: Option<u64>,
     digests: Vec<Option<[u8; 32]>>,
+    /// The whole content when it is tiny and one piece ([`PieceLayout::travels_inline`]), as the
+    /// origin fetcher of piece 0 sent it, checked against that piece's digest. At most
+    /// [`TINY_LIMIT`] bytes per task, so holding it costs no more than a digest or two.
+    tiny: Option<Vec<u8>>,
     /// Who fetches each piece from the origin; empty unless the task spreads.
     origin: Vec<OriginPiece>,
     peers: HashMap<PeerId, PeerRecord>,
@@ -194,6 +222,7 @@ impl Task {
             content_length: None,
             piece_length,
             digests: Vec::new(),
+            tiny: None,
             origin: Vec::new(),
             peers: HashMap::new(),
             order: Vec::new(),
@@ -235,18 +264,47 @@ impl Task {
                 excluded: false,
                 origin_pieces: 0,
                 parent_pieces: HashMap::new(),
+                inline_pieces: 0,
                 updated: Instant::now(),
             },
         );
         self.updated = Instant::now();
     }
 
-    /// Whether the content is being fetched from the origin, or is already whole in the swarm.
-    /// A spreading task has a source while any peer may still be handed origin pieces.
+    /// Whether the content is being fetched from the origin, is already whole in the swarm, or
+    /// is tiny and held here. A spreading task has a source while any peer may still be handed
+    /// origin pieces.
     fn has_source(&self) -> bool {
         let fetching = self.peers.values().any(|p| p.phase == PeerPhase::BackToSource);
         let spreading = self.spreads() && self.peers.values().any(origin_fetcher);
-        fetching || spreading || self.whole_in_swarm()
+        fetching || spreading || self.tiny.is_some() || self.whole_in_swarm()
+    }
+
+    /// The tiny content held for peers, if any.
+    pub fn tiny_content(&self) -> Option<&[u8]> {
+        self.tiny.as_deref()
+    }
+
+    /// Checks the bytes the origin fetcher of piece `number` sent with its `digest`: the piece
+    /// must be the whole content, known to be tiny, and the bytes must be that long and hash to
+    /// that digest. Refused bytes are a broken peer's report, refused like a contradicting digest.
+    fn check_tiny(&self, number: u32, digest: &[u8; 32], content: &[u8]) -> Result<(), String> {
+        let Some(layout) = self.layout().filter(PieceLayout::travels_inline) else {
+            return Err(format!(
+                "piece {number} carries its bytes, but the content is not known to be one piece of at most {TINY_LIMIT} bytes"
+            ));
+        };
+        if number != 0 || content.len() as u64 != layout.content_length {
+            return Err(format!(
+                "piece {number} carries {} bytes, not the whole content of {}",
+                content.len(),
+                layout.content_length
+            ));
+        }
+        if blake3::hash(content).as_bytes() != digest {
+            return Err(format!("piece {number} bytes do not match its digest"));
+        }
+        Ok(())
     }
 
     /// Whether the task's pieces are handed to several origin fetchers.
@@ -367,8 +425,8 @@ impl Task {
     pub fn pieces_finished(&mut self, peer: &PeerId, reports: &[PieceReport]) -> Result<(), String> {
         let phase = self.peers.get(peer).ok_or("peer is not registered")?.phase;
         for r in reports {
-            match &r.parent {
-                None => {
+            match &r.source {
+                PieceSource::Origin { content } => {
                     let digest = r.digest.ok_or_else(|| format!("piece {} from the origin has no digest", r.number))?;
                     let n = r.number as usize;
                     let allowed = if self.spreads() {
@@ -389,6 +447,9 @@ impl Task {
                         }
                         self.digests.resize(n + 1, None);
                     }
+                    if let Some(content) = content {
+                        self.check_tiny(r.number, &digest, content)?;
+                    }
                     match self.digests[n] {
                         Some(d) if d != digest => {
                             return Err(format!("piece {} digest contradicts the recorded one", r.number));
@@ -398,8 +459,16 @@ impl Task {
                     if let Some(o) = self.origin.get_mut(n) {
                         *o = OriginPiece::Done;
                     }
+                    if let Some(content) = content {
+                        self.tiny = Some(content.clone());
+                    }
                 }
-                Some(parent) => {
+                PieceSource::Inline => {
+                    if self.tiny.is_none() || r.number != 0 {
+                        return Err(format!("piece {} reported inline, but no tiny content is held", r.number));
+                    }
+                }
+                PieceSource::Parent(parent) => {
                     if let Some(p) = self.peers.get_mut(parent) {
                         p.upload_success += 1;
                         p.updated = Instant::now();
@@ -420,9 +489,10 @@ impl Task {
             }
             if let Some(c) = self.peers.get_mut(peer) {
                 if !c.finished.contains(r.number) {
-                    match &r.parent {
-                        None => c.origin_pieces += 1,
-                        Some(parent) => *c.parent_pieces.entry(parent.clone()).or_default() += 1,
+                    match &r.source {
+                        PieceSource::Origin { .. } => c.origin_pieces += 1,
+                        PieceSource::Parent(parent) => *c.parent_pieces.entry(parent.clone()).or_default() += 1,
+                        PieceSource::Inline => c.inline_pieces += 1,
                     }
                 }
                 c.finished.insert(r.number);
@@ -520,8 +590,12 @@ impl Task {
     }
 
     /// A spreading task hands a piece out again when every peer that held it is gone, failed or
-    /// excluded. Its digest stays: the next fetcher must report the same one.
+    /// excluded. Its digest stays: the next fetcher must report the same one. Tiny content held
+    /// here is never lost.
     fn refetch_lost_pieces(&mut self) {
+        if self.tiny.is_some() {
+            return;
+        }
         for (n, piece) in self.origin.iter_mut().enumerate() {
             let held = || {
                 self.peers
@@ -571,9 +645,22 @@ impl Task {
         } else {
             Vec::new()
         };
+        // Parents are listed all the same: a peer that cannot use the bytes falls back to them.
+        let tiny_content = match &self.tiny {
+            Some(bytes) if downloading && !sent.tiny_content && !record.finished.contains(0) => {
+                sent.tiny_content = true;
+                Some(bytes.clone())
+            }
+            _ => None,
+        };
         let summary: Vec<(PeerId, u32)> = parents.iter().map(|p| (p.peer_id.clone(), p.finished.len())).collect();
         let info_changed = sent.content_length != self.content_length || sent.piece_length != self.piece_length;
-        if digests.is_empty() && summary == sent.parents && !info_changed && origin_pieces.is_empty() {
+        if digests.is_empty()
+            && summary == sent.parents
+            && !info_changed
+            && origin_pieces.is_empty()
+            && tiny_content.is_none()
+        {
             return None;
         }
         sent.parents = summary;
@@ -585,6 +672,7 @@ impl Task {
             digests,
             parents,
             origin_pieces,
+            tiny_content,
         })
     }
 
@@ -858,13 +946,18 @@ mod tests {
         let content_length = Some(u64::from(pieces) * 1024);
         t.content_info(a, ContentInfo { content_length, piece_length: 1024, ranges: false }).unwrap();
         let origin: Vec<PieceReport> = (0..pieces)
-            .map(|n| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 })
+            .map(|n| PieceReport {
+                number: n,
+                digest: Some([n as u8; 32]),
+                source: PieceSource::Origin { content: None },
+                cost_micros: 1,
+            })
             .collect();
         t.pieces_finished(a, &origin).unwrap();
     }
 
     fn from_parent(n: u32, parent: &PeerId, cost_micros: u64) -> PieceReport {
-        PieceReport { number: n, digest: None, parent: Some(parent.clone()), cost_micros }
+        PieceReport { number: n, digest: None, source: PieceSource::Parent(parent.clone()), cost_micros }
     }
 
     #[test]
@@ -912,7 +1005,12 @@ mod tests {
         let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
         assert_eq!((ua.origin_pieces, ub.origin_pieces), (vec![0], vec![1]), "one piece each at a time");
 
-        let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
+        let origin = |n: u32| PieceReport {
+            number: n,
+            digest: Some([n as u8; 32]),
+            source: PieceSource::Origin { content: None },
+            cost_micros: 1,
+        };
         assert!(t.pieces_finished(&b, &[origin(0)]).is_err(), "piece 0 is a's to fetch");
         t.pieces_finished(&b, &[origin(1)]).unwrap();
         // b now serves piece 1 to a, and a (the source that learnt the size) takes parents too.
@@ -952,7 +1050,12 @@ mod tests {
         assert_eq!(t.origin_fetching(), 2);
 
         // b's piece is in: its slot goes to the next peer that asks.
-        let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
+        let origin = |n: u32| PieceReport {
+            number: n,
+            digest: Some([n as u8; 32]),
+            source: PieceSource::Origin { content: None },
+            cost_micros: 1,
+        };
         t.pieces_finished(&b, &[origin(1)]).unwrap();
         let uc = t.update_for(&c, &mut Sent::default(), &hosts, &limits).unwrap();
         assert_eq!(uc.origin_pieces, vec![2]);
@@ -993,7 +1096,12 @@ mod tests {
             .map(|p| t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap().origin_pieces)
             .collect();
         assert_eq!(given, vec![vec![0], vec![1], vec![2]]);
-        let origin = |n: u32| PieceReport { number: n, digest: Some([n as u8; 32]), parent: None, cost_micros: 1 };
+        let origin = |n: u32| PieceReport {
+            number: n,
+            digest: Some([n as u8; 32]),
+            source: PieceSource::Origin { content: None },
+            cost_micros: 1,
+        };
         t.pieces_finished(&a, &[origin(1)]).unwrap();
         t.pieces_finished(&b, &[origin(2)]).unwrap();
 
@@ -1055,6 +1163,116 @@ mod tests {
         let task_ttl = Duration::from_secs(1800);
         assert_eq!(tasks.collect_garbage(task_ttl, later), 0, "the task TTL counts from the last peer's removal");
         assert_eq!(tasks.collect_garbage(task_ttl, later + task_ttl), 1);
+    }
+
+    /// A task whose source `a` learnt a content of `len` bytes (in 1 KiB pieces, `None`: not yet
+    /// known), and a second peer `b` waiting for it.
+    fn tiny_source(len: Option<u64>) -> (Task, PeerId, PeerId) {
+        let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        t.register(a.clone(), HostId("a".into()), false);
+        t.register(b.clone(), HostId("b".into()), false);
+        assert!(matches!(t.decide_source(&a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&a, ContentInfo { content_length: len, piece_length: 1024, ranges: false }).unwrap();
+        (t, a, b)
+    }
+
+    /// Piece 0 from the origin with `content` attached and `digest` claimed for it.
+    fn origin_with_bytes(content: &[u8], digest: [u8; 32]) -> PieceReport {
+        PieceReport {
+            number: 0,
+            digest: Some(digest),
+            source: PieceSource::Origin { content: Some(content.to_vec()) },
+            cost_micros: 1,
+        }
+    }
+
+    fn inline(n: u32) -> PieceReport {
+        PieceReport { number: n, digest: None, source: PieceSource::Inline, cost_micros: 0 }
+    }
+
+    #[test]
+    fn tiny_content_from_its_origin_fetcher_is_held_and_handed_out_once_inline() {
+        let hosts = Hosts::default();
+        for h in ["a", "b", "c"] {
+            hosts.announce(host(h), Instant::now());
+        }
+        let limits = Limits::default();
+        for len in [1usize, 128] {
+            let bytes = vec![7u8; len];
+            let digest = *blake3::hash(&bytes).as_bytes();
+            let (mut t, a, b) = tiny_source(Some(len as u64));
+            t.pieces_finished(&a, &[origin_with_bytes(&bytes, digest)]).unwrap();
+            assert_eq!(t.tiny_content(), Some(&bytes[..]), "size {len}");
+
+            let mut sent = Sent::default();
+            let u = t.update_for(&b, &mut sent, &hosts, &limits).unwrap();
+            assert_eq!(u.tiny_content.as_deref(), Some(&bytes[..]), "size {len}");
+            assert_eq!(
+                (u.content_length, u.piece_length, u.digests),
+                (Some(len as u64), Some(1024), vec![(0, digest)])
+            );
+            let again = t.update_for(&b, &mut sent, &hosts, &limits);
+            assert!(again.is_none_or(|u| u.tiny_content.is_none()), "sent once");
+
+            // Reported inline: neither origin nor parent traffic in the task's graph.
+            t.pieces_finished(&b, &[inline(0)]).unwrap();
+            let rb = t.peer(&b).unwrap();
+            assert_eq!((rb.inline_pieces, rb.origin_pieces, rb.parent_pieces.len()), (1, 0, 0));
+            let ra = t.peer(&a).unwrap();
+            assert_eq!((ra.origin_pieces, ra.upload_success), (1, 0), "a served nobody");
+
+            // Every holder gone: the scheduler still holds the bytes, so nobody goes to the origin.
+            t.remove_host(&HostId("a".into()));
+            t.remove_host(&HostId("b".into()));
+            let c = PeerId("c-1".into());
+            t.register(c.clone(), HostId("c".into()), false);
+            assert_eq!(t.decide_source(&c, false, false, Instant::now()), SourceDecision::Wait);
+            let uc = t.update_for(&c, &mut Sent::default(), &hosts, &limits).unwrap();
+            assert_eq!(uc.tiny_content.as_deref(), Some(&bytes[..]));
+        }
+    }
+
+    #[test]
+    fn content_only_small_enough_matching_and_from_its_fetcher_is_held() {
+        let hello = b"hello".to_vec();
+        let digest = *blake3::hash(&hello).as_bytes();
+        let big = vec![1u8; 129];
+        let big_digest = *blake3::hash(&big).as_bytes();
+
+        // Not the origin fetcher: the whole report is refused.
+        let (mut t, _, b) = tiny_source(Some(5));
+        assert!(t.pieces_finished(&b, &[origin_with_bytes(&hello, digest)]).is_err());
+        assert_eq!(t.tiny_content(), None, "wrong sender");
+        // The fetcher, but its bytes are not the content's length (their own digest or not).
+        let (mut t, a, _) = tiny_source(Some(6));
+        assert!(t.pieces_finished(&a, &[origin_with_bytes(&hello, digest)]).is_err());
+        assert_eq!(t.tiny_content(), None, "wrong length");
+        // The fetcher, the right length, but the bytes do not hash to the digest it reports.
+        let (mut t, a, _) = tiny_source(Some(5));
+        assert!(t.pieces_finished(&a, &[origin_with_bytes(b"hellO", digest)]).is_err());
+        assert_eq!(t.tiny_content(), None, "wrong digest");
+        assert_eq!(t.digests.first().copied().flatten(), None, "nor is the digest recorded");
+        // More than 128 bytes (one piece, matching digest): not tiny, never held.
+        let (mut t, a, _) = tiny_source(Some(129));
+        assert!(t.pieces_finished(&a, &[origin_with_bytes(&big, big_digest)]).is_err());
+        assert_eq!(t.tiny_content(), None, "129 bytes");
+        // A length not known yet (a chunked origin): nothing to check the bytes against.
+        let (mut t, a, _) = tiny_source(None);
+        assert!(t.pieces_finished(&a, &[origin_with_bytes(&hello, digest)]).is_err());
+        assert_eq!(t.tiny_content(), None, "unknown length");
+        // The normal path for the same piece without bytes still works, and inline reports need
+        // held bytes.
+        let (mut t, a, b) = tiny_source(Some(5));
+        let plain = PieceReport {
+            number: 0,
+            digest: Some(digest),
+            source: PieceSource::Origin { content: None },
+            cost_micros: 1,
+        };
+        t.pieces_finished(&a, &[plain]).unwrap();
+        assert_eq!(t.tiny_content(), None);
+        assert!(t.pieces_finished(&b, &[inline(0)]).is_err(), "nothing was handed out inline");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use tonic::{Response, Status, Streaming};
 
 use super::{BoxStream, SchedulerService};
 use crate::metrics::{Metrics, ParentFailureReason, PeerResult, ReasonLabels, ResultLabels, TrafficSource};
-use crate::resource::{ContentInfo, HostKind, PieceReport, SeedOrder, Sent, SourceDecision, Task, TaskCell, Update};
+use crate::resource::{
+    ContentInfo, HostKind, PieceReport, PieceSource, SeedOrder, Sent, SourceDecision, Task, TaskCell, Update,
+};
 
 /// Validates the first message and spawns the loop that drives this peer.
 pub async fn start(
@@ -165,14 +167,15 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics:
                             )));
                         }
                     };
-                    let parent = (!p.parent_id.is_empty()).then_some(PeerId(p.parent_id));
-                    Ok(PieceReport { number: p.number, digest, parent, cost_micros: p.cost_micros })
+                    let source = piece_source(p.number, p.parent_id, p.content, p.inline, digest.is_some())?;
+                    Ok(PieceReport { number: p.number, digest, source, cost_micros: p.cost_micros })
                 })
                 .collect::<Result<Vec<_>, Status>>()?;
-            let (origin, peers) = new_piece_bytes(&task, peer, &reports);
+            let new = new_piece_bytes(&task, peer, &reports);
             task.pieces_finished(peer, &reports).map_err(Status::invalid_argument)?;
-            metrics.traffic(TrafficSource::BackToSource, origin);
-            metrics.traffic(TrafficSource::RemotePeer, peers);
+            metrics.traffic(TrafficSource::BackToSource, new.origin);
+            metrics.traffic(TrafficSource::RemotePeer, new.peers);
+            metrics.traffic(TrafficSource::Inline, new.inline);
             Ok(false)
         }
         Some(R::ParentFailed(f)) => {
@@ -202,23 +205,55 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics:
     }
 }
 
-/// Bytes of the reported pieces `peer` did not have yet, from the origin and from parents. A
-/// piece reported twice counts once; before the layout is known nothing counts.
-fn new_piece_bytes(task: &Task, peer: &PeerId, reports: &[PieceReport]) -> (u64, u64) {
-    let (Some(layout), Some(record)) = (task.layout(), task.peer(peer)) else { return (0, 0) };
+/// Where a reported piece came from, from its wire fields: `inline` pieces carry nothing else,
+/// and only a piece from the origin (with its digest) may carry its bytes.
+fn piece_source(
+    number: u32,
+    parent_id: String,
+    content: Vec<u8>,
+    inline: bool,
+    has_digest: bool,
+) -> Result<PieceSource, Status> {
+    match (inline, parent_id.is_empty()) {
+        (true, true) if content.is_empty() && !has_digest => Ok(PieceSource::Inline),
+        (true, _) => {
+            Err(Status::invalid_argument(format!("piece {number} reported inline carries a parent, digest or bytes")))
+        }
+        (false, true) => Ok(PieceSource::Origin { content: (!content.is_empty()).then_some(content) }),
+        (false, false) if content.is_empty() => Ok(PieceSource::Parent(PeerId(parent_id))),
+        (false, false) => Err(Status::invalid_argument(format!(
+            "piece {number} from a parent carries bytes; only the origin fetcher's may"
+        ))),
+    }
+}
+
+/// Bytes of newly reported pieces, by where they came from.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct NewBytes {
+    origin: u64,
+    peers: u64,
+    /// Tiny content handed out by the scheduler: neither origin nor peer traffic.
+    inline: u64,
+}
+
+/// Bytes of the reported pieces `peer` did not have yet, by source. A piece reported twice
+/// counts once; before the layout is known nothing counts.
+fn new_piece_bytes(task: &Task, peer: &PeerId, reports: &[PieceReport]) -> NewBytes {
+    let mut new = NewBytes::default();
+    let (Some(layout), Some(record)) = (task.layout(), task.peer(peer)) else { return new };
     let mut seen = std::collections::HashSet::new();
-    let (mut origin, mut peers) = (0, 0);
     for r in reports {
         if record.finished.contains(r.number) || !seen.insert(r.number) {
             continue;
         }
         let len = layout.len_of(r.number).unwrap_or(0);
-        match r.parent {
-            None => origin += len,
-            Some(_) => peers += len,
+        match r.source {
+            PieceSource::Origin { .. } => new.origin += len,
+            PieceSource::Parent(_) => new.peers += len,
+            PieceSource::Inline => new.inline += len,
         }
     }
-    (origin, peers)
+    new
 }
 
 fn update_to_pb(u: Update) -> pb::AnnouncePeerResponse {
@@ -239,6 +274,7 @@ fn update_to_pb(u: Update) -> pb::AnnouncePeerResponse {
             })
             .collect(),
         origin_pieces: u.origin_pieces,
+        tiny_content: u.tiny_content,
     };
     pb::AnnouncePeerResponse { response: Some(pb::announce_peer_response::Response::Update(update)) }
 }

@@ -12,7 +12,7 @@ use super::{Event, Inner, TaskRequest, send_with_retries};
 use crate::{
     Error,
     metrics::TrafficType,
-    rpc::scheduler::{PieceDone, Reporter, ToScheduler},
+    rpc::scheduler::{PieceDone, PieceSource, Reporter, ToScheduler},
     storage::TaskStore,
 };
 
@@ -159,7 +159,8 @@ impl Worker {
                 r.send(ToScheduler::Pieces(vec![PieceDone {
                     number: n,
                     digest: Some(digest),
-                    parent: None,
+                    // One-piece content never goes by ranges ([`plan`]), so never tiny bytes.
+                    source: PieceSource::Origin { content: None },
                     cost_micros,
                 }]))
                 .await?;
