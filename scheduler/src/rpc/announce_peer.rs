@@ -278,3 +278,33 @@ fn update_to_pb(u: Update) -> pb::AnnouncePeerResponse {
     };
     pb::AnnouncePeerResponse { response: Some(pb::announce_peer_response::Response::Update(update)) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_piece_from_the_origin_may_carry_bytes_and_inline_pieces_carry_nothing() {
+        let from_origin = piece_source(0, String::new(), b"hi".to_vec(), false, true).unwrap();
+        assert_eq!(from_origin, PieceSource::Origin { content: Some(b"hi".to_vec()) });
+        assert_eq!(
+            piece_source(0, String::new(), Vec::new(), false, true).unwrap(),
+            PieceSource::Origin { content: None }
+        );
+        assert_eq!(
+            piece_source(0, "p".into(), Vec::new(), false, false).unwrap(),
+            PieceSource::Parent(PeerId("p".into()))
+        );
+        assert_eq!(piece_source(0, String::new(), Vec::new(), true, false).unwrap(), PieceSource::Inline);
+
+        let refused = [
+            piece_source(0, "p".into(), b"hi".to_vec(), false, false),
+            piece_source(0, "p".into(), Vec::new(), true, false),
+            piece_source(0, String::new(), b"hi".to_vec(), true, false),
+            piece_source(0, String::new(), Vec::new(), true, true),
+        ];
+        for r in refused {
+            assert_eq!(r.unwrap_err().code(), tonic::Code::InvalidArgument);
+        }
+    }
+}
