@@ -15,7 +15,7 @@ use std::{
 
 use common::ids::TaskId;
 
-pub use task::{BusyGuard, TaskMeta, TaskStore, publish};
+pub use task::{BusyGuard, PieceTap, PieceWriter, TaskMeta, TaskStore, publish};
 
 use crate::Error;
 

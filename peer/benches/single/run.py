@@ -350,6 +350,7 @@ def main():
     ap.add_argument("--workdir", default=None, help="parent of the temp dir (default /dev/shm when it has room)")
     ap.add_argument("--children-dir", default=None,
                     help="parent of the children's data dirs (default: the temp dir when memory allows, else /tmp)")
+    ap.add_argument("--perf", metavar="DIR", help="record each timed peer B with `perf record -g` into DIR")
     ap.add_argument("--df-concurrency", type=int, default=16, help="dfdaemon [download] concurrency (default 16)")
     ap.add_argument("--digest", action="store_true",
                     help="also pass --digest to the timed dfgets (the daemon then verifies before it reports)")
@@ -468,9 +469,19 @@ def bench(a, work, env, size):
         out = os.path.join(B.dir, "out", "payload.bin")
         glog = os.path.join(B.dir, "dfget.log")
         acpu = cpu_s(A.pid)
+        prof = None
+        if a.perf:
+            pdata = os.path.join(a.perf, "%s.perf.data" % name)
+            prof = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-p", str(B.pid), "-o", pdata],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
         w0, t0 = time.time(), time.monotonic()
         g = cl.dfget(url, out, b_addrs, glog, digest if a.digest else None)
         t_export = watch_export(g, os.path.dirname(out), t0 + a.timeout)
+        if prof:
+            prof.send_signal(signal.SIGINT)
+            prof.wait(timeout=60)
+            log("perf profile of %s: %s (perf report -i %s --no-children)" % (name, pdata, pdata))
         if g.returncode is None:
             raise BenchError("dfget through %s still running after %.0f s" % (name, a.timeout))
         if g.returncode != 0:

@@ -1,7 +1,11 @@
 //! Following a download's pieces while they arrive: the whole-content hash (when a digest is to
-//! be checked, in piece order) and the output's temporary copy (each piece as soon as it is
-//! stored when nothing is hashed, with `copy_file_range`) grow with the download, so once the
-//! last piece is in, little is left but a rename.
+//! be checked, in piece order) and the output's temporary copy (in any order when nothing is
+//! hashed) grow with the download, so once the last piece is in, little is left but a rename.
+//!
+//! The bytes come from memory where they can: the storing thread hands each piece over right
+//! after writing it to the cache ([`PieceTap`]), so the copy costs one write and no read-back
+//! (on tmpfs, reading the piece back cost more than receiving it). Pieces stored before the
+//! follower started, or out of hash order, are read back from the content file.
 //!
 //! The copy is written beside the output under a hidden temporary name and published (linked or
 //! renamed into place) only after the content is complete and verified; it is a file of its own,
@@ -12,19 +16,25 @@ use std::{
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use common::digest::Algorithm;
+use common::{bitmap::PieceBitmap, digest::Algorithm};
 use sha2::Digest as _;
 
-use crate::{Error, storage::TaskStore};
+use crate::{
+    Error,
+    storage::{PieceTap, TaskStore},
+};
 
 /// How often a follower looks for the next piece.
 const POLL: Duration = Duration::from_millis(20);
+
+/// Bytes read back from the content file at a time.
+const CHUNK: usize = 256 * 1024;
 
 /// What a follower saw: the content's length and, when asked, its digest.
 pub(super) struct Followed {
@@ -78,6 +88,8 @@ impl Drop for TempOutput {
 pub(super) struct Follower {
     handle: tokio::task::JoinHandle<Option<Followed>>,
     _stop: StopOnDrop,
+    /// Keeps the tap registered with the task alive while following.
+    _shared: Arc<Shared>,
 }
 
 impl Follower {
@@ -85,15 +97,28 @@ impl Follower {
     pub fn start(task: Arc<TaskStore>, algorithm: Option<Algorithm>, temp: Option<&TempOutput>) -> Self {
         let stop = StopOnDrop(Arc::default());
         let out = temp.and_then(|t| Some((t.file.try_clone().ok()?, t.written.clone())));
-        let flag = stop.0.clone();
-        let handle = tokio::task::spawn_blocking(move || follow(&task, algorithm, out, &flag));
-        Self { handle, _stop: stop }
+        let written = out.as_ref().map(|(_, w)| w.clone());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                hasher: algorithm.map(Hasher::new),
+                out: out.map(|(f, _)| f),
+                next: 0,
+                copied: PieceBitmap::new(),
+                len: 0,
+                receiving: Default::default(),
+            }),
+        });
+        let tap: Arc<dyn PieceTap> = shared.clone();
+        task.add_tap(Arc::downgrade(&tap));
+        let (flag, following) = (stop.0.clone(), shared.clone());
+        let handle = tokio::task::spawn_blocking(move || follow(&task, &following, written.as_deref(), &flag));
+        Self { handle, _stop: stop, _shared: shared }
     }
 
     /// Waits for the follower to reach the end (call once every piece is stored); `None` when it
     /// could not follow.
     pub async fn finish(self) -> Option<Followed> {
-        let Self { handle, _stop } = self;
+        let Self { handle, _stop, _shared } = self;
         handle.await.ok().flatten()
     }
 }
@@ -108,6 +133,7 @@ impl Drop for StopOnDrop {
 }
 
 /// One running whole-content hash.
+#[derive(Debug, Clone)]
 enum Hasher {
     Blake3(Box<blake3::Hasher>),
     Sha256(sha2::Sha256),
@@ -138,21 +164,123 @@ impl Hasher {
     }
 }
 
-/// The follower's loop (blocking; polls for the next piece until `stop`).
-fn follow(
-    task: &TaskStore,
-    algorithm: Option<Algorithm>,
-    mut out: Option<(std::fs::File, Arc<AtomicBool>)>,
-    stop: &AtomicBool,
-) -> Option<Followed> {
-    if algorithm.is_none()
-        && let Some((file, written)) = &out
-    {
-        return copy_as_it_arrives(task, file, written, stop);
+/// What the follower thread and the task's writing threads share. Writing threads hand over
+/// each chunk while its bytes are still in the CPU's cache ([`PieceTap`]); the follower thread
+/// takes the rest (pieces stored before it started, or out of hash order) from the content file.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// With a hash, pieces are taken strictly in order (`next`); without, in any order.
+    hasher: Option<Hasher>,
+    /// The output's temporary copy; `None` once a write to it failed (or there is none).
+    out: Option<std::fs::File>,
+    /// With a hash: the next piece to hash (and copy).
+    next: u32,
+    /// Without a hash: the pieces copied.
+    copied: PieceBitmap,
+    /// Bytes hashed.
+    len: u64,
+    /// Pieces being received through the tap: how many of their bytes, from the start, were
+    /// taken. With a hash only `next` is, and the hash as it was before it is kept to go back to
+    /// should the piece be abandoned.
+    receiving: std::collections::HashMap<u32, Receiving>,
+}
+
+#[derive(Debug)]
+struct Receiving {
+    taken: u64,
+    before: Option<Hasher>,
+}
+
+impl State {
+    /// Whether the follower thread should take piece `n` from the content file.
+    fn wants(&self, n: u32) -> bool {
+        !self.receiving.contains_key(&n)
+            && match self.hasher {
+                Some(_) => n == self.next,
+                None => self.out.is_some() && !self.copied.contains(n),
+            }
     }
-    let mut hasher = algorithm.map(Hasher::new);
+
+    /// Hashes and copies `bytes` (at `offset` of the content); `false` when nothing is left to
+    /// do (the copy failed and there is no hash).
+    fn absorb(&mut self, offset: u64, bytes: &[u8]) -> bool {
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(bytes);
+        }
+        if let Some(file) = &self.out
+            && file.write_all_at(bytes, offset).is_err()
+        {
+            // No copy then; a hash goes on.
+            self.out = None;
+        }
+        self.out.is_some() || self.hasher.is_some()
+    }
+
+    /// Piece `n` (`len` bytes) is hashed and copied.
+    fn done(&mut self, n: u32, len: u64) {
+        if self.hasher.is_some() {
+            self.len += len;
+            self.next += 1;
+        } else {
+            self.copied.insert(n);
+        }
+    }
+}
+
+impl PieceTap for Shared {
+    fn chunk(&self, n: u32, offset: u64, at: u64, bytes: &[u8]) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if at == 0 {
+            // A piece starts (again): forget an earlier attempt at it.
+            if let Some(Receiving { before: Some(h), .. }) = state.receiving.remove(&n) {
+                state.hasher = Some(h);
+            }
+            if !state.wants(n) {
+                return;
+            }
+            let before = state.hasher.clone();
+            state.receiving.insert(n, Receiving { taken: 0, before });
+        }
+        match state.receiving.get(&n) {
+            Some(r) if r.taken == at => {}
+            _ => return,
+        }
+        state.absorb(offset, bytes);
+        if let Some(r) = state.receiving.get_mut(&n) {
+            r.taken += bytes.len() as u64;
+        }
+    }
+
+    fn finished(&self, n: u32, range: std::ops::Range<u64>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let len = range.end - range.start;
+        match state.receiving.remove(&n) {
+            Some(r) if r.taken == len => state.done(n, len),
+            // Chunks were missed: go back, and let the follower thread take it from the file.
+            Some(Receiving { before: Some(h), .. }) => state.hasher = Some(h),
+            _ => {}
+        }
+    }
+
+    fn abandoned(&self, n: u32) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Receiving { before: Some(h), .. }) = state.receiving.remove(&n) {
+            state.hasher = Some(h);
+        }
+    }
+}
+
+/// The follower thread: waits for the layout, takes from the content file every stored piece
+/// the taps did not deliver, and ends once every piece is taken (or on `stop`).
+fn follow(task: &TaskStore, shared: &Shared, written: Option<&AtomicBool>, stop: &AtomicBool) -> Option<Followed> {
+    let lock = || shared.state.lock().unwrap_or_else(|p| p.into_inner());
     let mut cache: Option<std::fs::File> = None;
-    let (mut buf, mut next, mut len) = (Vec::new(), 0u32, 0u64);
+    let mut buf = Vec::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             return None;
@@ -161,100 +289,53 @@ fn follow(
             std::thread::sleep(POLL);
             continue;
         };
-        if next >= layout.count() {
-            if let Some((_, written)) = &out {
-                written.store(true, Ordering::Release);
+        // The piece to take from the content file, if any.
+        let pending = {
+            let mut state = lock();
+            let done = match state.hasher {
+                Some(_) => state.next >= layout.count(),
+                None => state.out.is_none() || state.copied.is_complete(layout.count()),
+            };
+            if done {
+                if state.out.is_some()
+                    && let Some(w) = written
+                {
+                    w.store(true, Ordering::Release);
+                }
+                let len = if state.hasher.is_some() { state.len } else { layout.content_length };
+                if state.hasher.is_none() && state.out.is_none() {
+                    return None;
+                }
+                return Some(Followed { len, hex: state.hasher.take().map(Hasher::finalize) });
             }
-            return Some(Followed { len, hex: hasher.map(Hasher::finalize) });
-        }
-        let Some(range) = task.finished_range(next) else {
+            match state.hasher {
+                Some(_) => Some(state.next).filter(|n| task.finished_range(*n).is_some()),
+                None => task.finished().iter().find(|n| !state.copied.contains(*n)),
+            }
+        };
+        let Some(n) = pending else {
             std::thread::sleep(POLL);
             continue;
         };
+        let range = layout.range(n)?;
         let cache = match cache.as_mut() {
             Some(f) => f,
             None => cache.insert(task.reader().ok()?),
         };
-        // Here there is a hash to make (without one, `copy_as_it_arrives` runs instead), so the
-        // bytes pass through this buffer whether or not they are also copied.
-        let n = (range.end - range.start) as usize;
-        buf.resize(n, 0);
-        cache.read_exact_at(&mut buf, range.start).ok()?;
-        if let Some(h) = hasher.as_mut() {
-            h.update(&buf);
+        // A finished piece has no writer, so nothing else takes it meanwhile; it is read in
+        // chunks that stay in the CPU's cache between the read, the hash and the copy.
+        let mut offset = range.start;
+        while offset < range.end {
+            let len = (range.end - offset).min(CHUNK as u64) as usize;
+            buf.resize(len, 0);
+            cache.read_exact_at(&mut buf, offset).ok()?;
+            if !lock().absorb(offset, &buf) {
+                return None;
+            }
+            offset += len as u64;
         }
-        if let Some((file, _)) = &out
-            && file.write_all_at(&buf, range.start).is_err()
-        {
-            // No copy then; the hash goes on (with no hash to make, there is nothing left).
-            out = None;
-            hasher.as_ref()?;
-        }
-        len += n as u64;
-        next += 1;
+        lock().done(n, range.end - range.start);
     }
-}
-
-/// Without a hash to make, order does not matter: every finished piece is copied at once.
-fn copy_as_it_arrives(
-    task: &TaskStore,
-    out: &std::fs::File,
-    written: &AtomicBool,
-    stop: &AtomicBool,
-) -> Option<Followed> {
-    let mut cache: Option<std::fs::File> = None;
-    let mut copied = common::bitmap::PieceBitmap::new();
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return None;
-        }
-        let Some(layout) = task.layout() else {
-            std::thread::sleep(POLL);
-            continue;
-        };
-        if copied.is_complete(layout.count()) {
-            written.store(true, Ordering::Release);
-            return Some(Followed { len: layout.content_length, hex: None });
-        }
-        let mut progressed = false;
-        for n in task.finished().iter().filter(|n| !copied.contains(*n)).collect::<Vec<_>>() {
-            let Some(range) = layout.range(n) else { continue };
-            let cache = match cache.as_mut() {
-                Some(f) => f,
-                None => cache.insert(task.reader().ok()?),
-            };
-            copy_piece(cache, out, range.start, (range.end - range.start) as usize)?;
-            copied.insert(n);
-            progressed = true;
-        }
-        if !progressed {
-            std::thread::sleep(POLL);
-        }
-    }
-}
-
-/// Copies one piece to the same offset of `to`: in the kernel when it will, else by hand.
-fn copy_piece(from: &std::fs::File, to: &std::fs::File, offset: u64, len: usize) -> Option<()> {
-    if !copy_range(from, to, offset, len) {
-        let mut buf = vec![0; len];
-        from.read_exact_at(&mut buf, offset).ok()?;
-        to.write_all_at(&buf, offset).ok()?;
-    }
-    Some(())
-}
-
-/// Copies `len` bytes at `offset` from `from` to the same offset of `to` with
-/// `copy_file_range(2)`; `false` when the kernel would not (the caller copies by hand).
-fn copy_range(from: &std::fs::File, to: &std::fs::File, offset: u64, len: usize) -> bool {
-    let (mut off_in, mut off_out) = (offset as i64, offset as i64);
-    let mut left = len;
-    while left > 0 {
-        match nix::fcntl::copy_file_range(from, Some(&mut off_in), to, Some(&mut off_out), left) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => left -= n,
-        }
-    }
-    true
 }
 
 #[cfg(test)]

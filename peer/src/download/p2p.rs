@@ -452,36 +452,57 @@ async fn fetch_piece(
     digest: [u8; 32],
 ) -> Fetched {
     let started = Instant::now();
-    let result = async {
-        limiter.acquire(expected_len).await;
-        let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&parent.peer_id).and_then(Vec::pop);
-        let mut conn = match conn {
-            Some(c) => c,
-            None => {
-                PieceConnection::connect(parent.addr).await.map_err(|_| Failure::Parent(ParentProblem::Unreachable))?
-            }
-        };
-        let fetched = conn.get_piece(&task_id, number, expected_len).await;
-        if matches!(fetched, Ok(_) | Err(FetchError::Busy | FetchError::NotFound)) {
-            pool.lock().unwrap_or_else(|p| p.into_inner()).entry(parent.peer_id.clone()).or_default().push(conn);
-        }
-        let bytes = fetched.map_err(|e| match e {
-            FetchError::Busy => Failure::Busy,
-            FetchError::NotFound => Failure::Parent(ParentProblem::Missing),
-            FetchError::Unreachable(_) | FetchError::Remote(_) => Failure::Parent(ParentProblem::Unreachable),
-        })?;
-        if blake3::hash(&bytes).as_bytes() != &digest {
-            return Err(Failure::Parent(ParentProblem::Corrupt));
-        }
-        let hex = hex::encode(digest);
-        tokio::task::spawn_blocking(move || task.write_piece(number, &bytes, &hex))
-            .await
-            .map_err(|_| Failure::Parent(ParentProblem::Unreachable))?
-            .map_err(|_| Failure::Parent(ParentProblem::Unreachable))?;
-        Ok(started.elapsed())
+    limiter.acquire(expected_len).await;
+    let from = parent.peer_id.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        receive_piece(&pool, &task, &task_id, &parent, number, expected_len, &digest).map(|()| started.elapsed())
+    })
+    .await
+    .unwrap_or(Err(Failure::Parent(ParentProblem::Unreachable)));
+    Fetched { number, parent: from, result }
+}
+
+/// Receives piece `number` from `parent` (blocking): each chunk is hashed and written as it
+/// arrives (see [`crate::storage::PieceWriter`]), and the piece counts only if its BLAKE3 is the
+/// scheduler's `digest`.
+fn receive_piece(
+    pool: &Pool,
+    task: &Arc<TaskStore>,
+    task_id: &str,
+    parent: &Parent,
+    number: u32,
+    expected_len: u64,
+    digest: &[u8; 32],
+) -> Result<(), Failure> {
+    // Another writer (a download of this task that was given up) still holds the piece, or it
+    // just finished: try again shortly.
+    let Some(mut writer) = task.piece_writer(number).ok().flatten() else {
+        return Err(Failure::Busy);
+    };
+    let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&parent.peer_id).and_then(Vec::pop);
+    let mut conn = match conn {
+        Some(c) => c,
+        None => PieceConnection::connect(parent.addr).map_err(|_| Failure::Parent(ParentProblem::Unreachable))?,
+    };
+    let mut hasher = blake3::Hasher::new();
+    let fetched = conn.fetch_piece(task_id, number, expected_len, |chunk| {
+        hasher.update(chunk);
+        writer.write(chunk)
+    });
+    if matches!(fetched, Ok(()) | Err(FetchError::Busy | FetchError::NotFound)) {
+        pool.lock().unwrap_or_else(|p| p.into_inner()).entry(parent.peer_id.clone()).or_default().push(conn);
     }
-    .await;
-    Fetched { number, parent: parent.peer_id, result }
+    fetched.map_err(|e| match e {
+        FetchError::Busy => Failure::Busy,
+        FetchError::NotFound => Failure::Parent(ParentProblem::Missing),
+        FetchError::Unreachable(_) | FetchError::Remote(_) | FetchError::Local(_) => {
+            Failure::Parent(ParentProblem::Unreachable)
+        }
+    })?;
+    if hasher.finalize().as_bytes() != digest {
+        return Err(Failure::Parent(ParentProblem::Corrupt));
+    }
+    writer.finish(&hex::encode(digest)).map_err(|_| Failure::Parent(ParentProblem::Unreachable))
 }
 
 fn uuid_like() -> String {

@@ -3,7 +3,7 @@
 use std::{
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
-    sync::{Mutex, RwLock},
+    sync::{Arc, Mutex, RwLock},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -11,6 +11,9 @@ use common::{bitmap::PieceBitmap, ids::TaskId, piece::PieceLayout};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+
+mod writer;
+pub use writer::{PieceTap, PieceWriter};
 
 /// What `meta/<id>.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +49,13 @@ pub struct TaskStore {
     state: RwLock<State>,
     /// Downloads in progress on this task; GC leaves busy tasks alone.
     busy: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Held while writing the content file: concurrent writers then sleep instead of spinning
+    /// on the inode's lock (which the kernel takes for every write to a file anyway).
+    write_lock: Mutex<()>,
+    /// Who wants each stored piece's bytes while they are still in memory (see [`PieceTap`]).
+    taps: Mutex<Vec<std::sync::Weak<dyn PieceTap>>>,
+    /// Pieces a [`PieceWriter`] is writing now.
+    writing: Mutex<std::collections::HashSet<u32>>,
 }
 
 /// Marks a task busy while alive (see [`TaskStore::mark_busy`]).
@@ -80,6 +90,9 @@ impl TaskStore {
             meta,
             file: Mutex::new(None),
             busy: Default::default(),
+            write_lock: Mutex::new(()),
+            taps: Mutex::default(),
+            writing: Mutex::default(),
             state: RwLock::new(State {
                 layout: None,
                 finished: PieceBitmap::new(),
@@ -112,6 +125,9 @@ impl TaskStore {
             meta: meta_file,
             file: Mutex::new(None),
             busy: Default::default(),
+            write_lock: Mutex::new(()),
+            taps: Mutex::default(),
+            writing: Mutex::default(),
             state: RwLock::new(State { layout, finished, digests: meta.digests, last_used: meta.last_used }),
         })
     }
@@ -157,28 +173,39 @@ impl TaskStore {
         Ok(f)
     }
 
-    /// Writes piece `n` (already verified) and marks it finished.
-    pub fn write_piece(&self, n: u32, bytes: &[u8], digest_hex: &str) -> Result<(), Error> {
-        let layout = self.layout().ok_or_else(|| Error::Integrity("piece before layout".into()))?;
-        let range = layout.range(n).ok_or_else(|| Error::Integrity(format!("piece {n} is out of range")))?;
-        if range.end - range.start != bytes.len() as u64 {
-            return Err(Error::Integrity(format!(
-                "piece {n} should be {} bytes, got {}",
-                range.end - range.start,
-                bytes.len()
-            )));
-        }
-        self.open_file()?.write_all_at(bytes, range.start)?;
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        state.finished.insert(n);
-        state.digests.insert(n, digest_hex.to_owned());
-        Ok(())
+    /// Writes piece `n` (already verified) and marks it finished; a piece already finished is
+    /// left as it is.
+    pub fn write_piece(self: &Arc<Self>, n: u32, bytes: &[u8], digest_hex: &str) -> Result<(), Error> {
+        let Some(mut writer) = self.piece_writer(n)? else {
+            return if self.finished_range(n).is_some() {
+                Ok(())
+            } else {
+                Err(Error::Integrity(format!("piece {n} is being written by another download")))
+            };
+        };
+        writer.write(bytes)?;
+        writer.finish(digest_hex)
+    }
+
+    /// Hands every piece stored from now on to `tap` until it is dropped.
+    pub fn add_tap(&self, tap: std::sync::Weak<dyn PieceTap>) {
+        let mut taps = self.taps.lock().unwrap_or_else(|p| p.into_inner());
+        taps.retain(|t| t.strong_count() > 0);
+        taps.push(tap);
+    }
+
+    fn live_taps(&self) -> Vec<Arc<dyn PieceTap>> {
+        let mut taps = self.taps.lock().unwrap_or_else(|p| p.into_inner());
+        taps.retain(|t| t.strong_count() > 0);
+        taps.iter().filter_map(std::sync::Weak::upgrade).collect()
     }
 
     /// Writes bytes at `offset` before the layout is known (an origin without a content length);
     /// call [`set_layout`](Self::set_layout) and [`mark_finished`](Self::mark_finished) at the end.
     pub fn write_raw(&self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
-        self.open_file()?.write_all_at(bytes, offset)?;
+        let file = self.open_file()?;
+        let _writing = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        file.write_all_at(bytes, offset)?;
         Ok(())
     }
 
