@@ -30,7 +30,7 @@ use crate::{
     limiter::RateLimiter,
     metrics::{Metrics, TrafficType},
     rpc::scheduler_set::SchedulerSet,
-    storage::{Storage, TaskStore},
+    storage::{Link, Storage, TaskStore},
 };
 
 /// A download as the daemon understands it (converted from the RPC at the edge).
@@ -193,9 +193,10 @@ impl Downloader {
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
             // Follow the pieces in order while they arrive: hash them when a digest is to be
-            // checked, and write the output's temporary copy, so little is left to do once the
-            // last piece is in.
-            let temp = (!request.force_hard_link).then(|| follow::TempOutput::create(&request.output)).flatten();
+            // checked, and write the output's temporary copy when the output cannot share the
+            // cache's inode, so little is left to do once the last piece is in.
+            let link = self.inner.storage.link_mode(&request.output, request.force_hard_link);
+            let temp = (link == Link::Never).then(|| follow::TempOutput::create(&request.output)).flatten();
             let follower = match (&expected, &temp) {
                 (None, None) => None,
                 _ => {
@@ -224,8 +225,7 @@ impl Downloader {
                 }
             };
             let verified_ms = fetched.elapsed().as_millis() as u64;
-            let (t, out, overwrite, link) =
-                (task.clone(), request.output.clone(), request.overwrite, request.force_hard_link);
+            let (t, out, overwrite) = (task.clone(), request.output.clone(), request.overwrite);
             match temp.filter(|t| copy_ok && t.written()) {
                 Some(temp) => tokio::task::spawn_blocking(move || temp.publish(&t, &out, overwrite)).await,
                 None => tokio::task::spawn_blocking(move || t.export(&out, overwrite, link)).await,
@@ -259,6 +259,11 @@ impl Downloader {
         let task = self.inner.storage.task(&req.task_id, req.url.as_str())?;
         let _busy = task.mark_busy();
         task.touch();
+        if task.is_complete() && !task.intact() {
+            // An output linked to the cache was edited: the cache's copy is no longer the content.
+            tracing::warn!(task_id = %req.task_id, "cached content was changed outside the cache; fetching it again");
+            task.reset()?;
+        }
         if let Some(layout) = task.layout().filter(|_| task.is_complete()) {
             self.inner.metrics.downloaded(TrafficType::LocalPeer, layout.content_length);
             Event::started(events, req, layout).await;

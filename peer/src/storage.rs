@@ -15,7 +15,7 @@ use std::{
 
 use common::ids::TaskId;
 
-pub use task::{BusyGuard, PieceTap, PieceWriter, TaskMeta, TaskStore, publish};
+pub use task::{BusyGuard, Link, PieceTap, PieceWriter, Seal, TaskMeta, TaskStore, publish};
 
 use crate::Error;
 
@@ -50,6 +50,21 @@ impl Storage {
         }
         tracing::info!(tasks = tasks.len(), root = %root.display(), "storage opened");
         Ok(Self { root: root.to_owned(), tasks: Mutex::new(tasks) })
+    }
+
+    /// How an output at `output` may share the cache's files: [`Link::Prefer`] when its
+    /// directory is on the cache's file system, else [`Link::Never`] (`force` asks for
+    /// [`Link::Must`], which then fails at export with a clear reason).
+    pub fn link_mode(&self, output: &Path, force: bool) -> Link {
+        use std::os::unix::fs::MetadataExt;
+        if force {
+            return Link::Must;
+        }
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        match (output.parent().and_then(dev), dev(&self.root.join("content"))) {
+            (Some(a), Some(b)) if a == b => Link::Prefer,
+            _ => Link::Never,
+        }
     }
 
     /// The task, creating an empty entry when it is new.

@@ -190,11 +190,18 @@ async fn the_cache_survives_a_restart_and_serves_without_the_origin() {
     assert_eq!(COUNTED.load(std::sync::atomic::Ordering::SeqCst), 1, "the origin must not be asked again");
     assert_eq!(finished.content_length, 300_000);
     assert_eq!(std::fs::read(&out).unwrap(), content(300_000));
-    // The output is a copy: changing it cannot corrupt the cache.
+    // The output shares the cache's inode (same file system). Editing it in place unseals the
+    // cache's file: the cache forgets the task instead of exporting (or serving) the edit.
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&out).unwrap().nlink(), 3, "both outputs are linked to the cache");
+    }
     std::fs::write(&out, b"scribbled").unwrap();
     let again = d.dir.path().join("three");
     download(&d, request(format!("{origin}/counted/300000"), &again)).await.unwrap();
     assert_eq!(std::fs::read(&again).unwrap(), content(300_000));
+    assert_eq!(COUNTED.load(std::sync::atomic::Ordering::SeqCst), 2, "the edited cache was fetched again");
+    assert_eq!(std::fs::read(&out).unwrap(), b"scribbled", "the user's edit is the user's");
 }
 
 #[tokio::test]
@@ -253,18 +260,34 @@ async fn stopping_the_daemon_ends_running_downloads_at_once_with_a_clear_status(
 }
 
 #[tokio::test]
-async fn force_hard_link_shares_the_cache_file_instead_of_copying() {
+async fn outputs_are_linked_on_the_cache_file_system_and_copied_elsewhere() {
     use std::os::unix::fs::MetadataExt;
     let origin = origin().await;
     let d = daemon().await;
-    let copied = d.dir.path().join("copied");
-    download(&d, request(format!("{origin}/bytes/200000"), &copied)).await.unwrap();
-    assert_eq!(std::fs::metadata(&copied).unwrap().nlink(), 1, "a plain download is a copy");
-
     let linked = d.dir.path().join("linked");
-    let mut req = request(format!("{origin}/bytes/200000"), &linked);
+    download(&d, request(format!("{origin}/bytes/200000"), &linked)).await.unwrap();
+    assert_eq!(std::fs::read(&linked).unwrap(), content(200_000));
+    assert_eq!(std::fs::metadata(&linked).unwrap().nlink(), 2, "same file system: the output is the cache's inode");
+
+    let forced = d.dir.path().join("forced");
+    let mut req = request(format!("{origin}/bytes/200000"), &forced);
     req.force_hard_link = true;
     download(&d, req).await.unwrap();
-    assert_eq!(std::fs::read(&linked).unwrap(), content(200_000));
-    assert_eq!(std::fs::metadata(&linked).unwrap().nlink(), 2, "the output is the cache's inode");
+    assert_eq!(std::fs::metadata(&forced).unwrap().nlink(), 3);
+
+    // Another file system (tmpfs, when the test directory is not on one): a copy, written while
+    // the pieces arrive; --force-hard-link there is a clear error.
+    let shm = std::path::Path::new("/dev/shm");
+    let dev = |p: &std::path::Path| std::fs::metadata(p).unwrap().dev();
+    if shm.is_dir() && dev(shm) != dev(d.dir.path()) {
+        let elsewhere = tempfile::tempdir_in(shm).unwrap();
+        let copied = elsewhere.path().join("copied");
+        download(&d, request(format!("{origin}/bytes/300000"), &copied)).await.unwrap();
+        assert_eq!(std::fs::read(&copied).unwrap(), content(300_000));
+        assert_eq!(std::fs::metadata(&copied).unwrap().nlink(), 1, "another file system: a copy");
+        let mut req = request(format!("{origin}/bytes/300000"), &elsewhere.path().join("forced"));
+        req.force_hard_link = true;
+        let err = download(&d, req).await.unwrap_err();
+        assert!(err.message().contains("same file system"), "{err}");
+    }
 }

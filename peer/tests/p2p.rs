@@ -340,7 +340,8 @@ fn id_of(url: &str) -> common::ids::TaskId {
     task_id(&TaskSpec { url, piece_length: Some(PIECE), ..Default::default() }).unwrap()
 }
 
-/// Flips every byte of every content file under `data` (a disk that went bad, or a tampered host).
+/// Flips every byte of every content file under `data` (a disk that went bad, or a tampered
+/// host), keeping each file's modification time, so the cache's seal does not notice.
 fn corrupt_content(data: &Path) -> usize {
     let mut flipped = 0;
     let mut stack = vec![data.join("storage").join("content")];
@@ -350,8 +351,10 @@ fn corrupt_content(data: &Path) -> usize {
             if path.is_dir() {
                 stack.push(path);
             } else {
+                let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
                 let bytes: Vec<u8> = std::fs::read(&path).unwrap().iter().map(|b| !b).collect();
                 std::fs::write(&path, bytes).unwrap();
+                std::fs::File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
                 flipped += 1;
             }
         }

@@ -55,8 +55,9 @@ struct Cli {
     /// Replace the output file if it exists.
     #[arg(long)]
     overwrite: bool,
-    /// Hard-link the output to the dfdaemon's cache instead of copying it (no copy; the output must
-    /// be on the cache's file system, and must not be edited in place).
+    /// Fail unless the output can be hard-linked to the dfdaemon's cache. Without it the output
+    /// is a hard link when it is on the cache's file system (no copy; editing it in place makes
+    /// the cache drop its copy), else a copy.
     #[arg(long)]
     force_hard_link: bool,
     /// Do not show a progress bar.

@@ -385,4 +385,37 @@ mod tests {
         drop(temp);
         assert!(!path.exists());
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chunks_of_an_abandoned_piece_are_undone_and_its_retry_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&dir.path().join("cache")).unwrap();
+        let content: Vec<u8> = (0..8192u32).map(|i| (i * 13 % 251) as u8).collect();
+        let layout = PieceLayout::new(content.len() as u64, 4096).unwrap();
+        let output = dir.path().join("out.bin");
+        for algorithm in [Some(Algorithm::Sha256), None] {
+            let task = storage.task(&TaskId(format!("{algorithm:?}")), "http://o/x").unwrap();
+            task.set_layout(layout).unwrap();
+            let temp = TempOutput::create(&output).unwrap();
+            let follower = Follower::start(task.clone(), algorithm, Some(&temp));
+            // A corrupt first attempt at piece 0, in two chunks, then given up.
+            let mut bad = task.piece_writer(0).unwrap().unwrap();
+            bad.write(&[0xff; 1000]).unwrap();
+            bad.write(&[0xee; 1000]).unwrap();
+            drop(bad);
+            // The right bytes, chunk by chunk, then piece 1 whole.
+            let mut good = task.piece_writer(0).unwrap().unwrap();
+            for chunk in content[..4096].chunks(1000) {
+                good.write(chunk).unwrap();
+            }
+            good.finish(&blake3::hash(&content[..4096]).to_hex()).unwrap();
+            task.write_piece(1, &content[4096..], &blake3::hash(&content[4096..]).to_hex()).unwrap();
+            let followed = follower.finish().await.unwrap();
+            assert_eq!(followed.len, content.len() as u64);
+            let want = algorithm.map(|_| hex::encode(sha2::Sha256::digest(&content)));
+            assert_eq!(followed.hex, want, "the abandoned bytes are not in the hash");
+            temp.publish(&task, &output, true).unwrap();
+            assert_eq!(std::fs::read(&output).unwrap(), content, "nor in the copy");
+        }
+    }
 }

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
+mod seal;
 mod writer;
+pub use seal::Seal;
 pub use writer::{PieceTap, PieceWriter};
 
 /// What `meta/<id>.json` holds.
@@ -28,6 +30,9 @@ pub struct TaskMeta {
     pub digests: std::collections::BTreeMap<u32, String>,
     /// Unix seconds of the last use, for GC.
     pub last_used: u64,
+    /// The complete content file's seal (see [`Seal`]); absent before completion.
+    #[serde(default)]
+    pub sealed: Option<Seal>,
 }
 
 #[derive(Debug)]
@@ -36,6 +41,7 @@ struct State {
     finished: PieceBitmap,
     digests: std::collections::BTreeMap<u32, String>,
     last_used: u64,
+    sealed: Option<Seal>,
 }
 
 /// One task's content file and what is known about it.
@@ -98,6 +104,7 @@ impl TaskStore {
                 finished: PieceBitmap::new(),
                 digests: Default::default(),
                 last_used: now(),
+                sealed: None,
             }),
         })
     }
@@ -110,6 +117,17 @@ impl TaskStore {
             (Some(c), Some(p)) => Some(PieceLayout::new(c, p).map_err(|e| Error::Io(std::io::Error::other(e)))?),
             _ => None,
         };
+        let (mut digests, mut sealed) = (meta.digests, meta.sealed);
+        if !Self::matches(sealed, &content) {
+            // Changed since it was complete (an output linked to it was edited): start afresh,
+            // in a new file.
+            tracing::warn!(task_id = %meta.task_id, "cached content was changed outside the cache; forgetting it");
+            match std::fs::remove_file(&content) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+            (digests, sealed) = (Default::default(), None);
+        }
         let on_disk = std::fs::metadata(&content).map(|m| m.len()).unwrap_or(0);
         let finished: PieceBitmap = match layout {
             // Pieces whose bytes are not all on disk are forgotten.
@@ -128,7 +146,7 @@ impl TaskStore {
             write_lock: Mutex::new(()),
             taps: Mutex::default(),
             writing: Mutex::default(),
-            state: RwLock::new(State { layout, finished, digests: meta.digests, last_used: meta.last_used }),
+            state: RwLock::new(State { layout, finished, digests, last_used: meta.last_used, sealed }),
         })
     }
 
@@ -272,11 +290,13 @@ impl TaskStore {
         self.state.read().unwrap_or_else(|p| p.into_inner()).last_used
     }
 
-    /// Writes the metadata file (temp + rename) after syncing the content.
+    /// Writes the metadata file (temp + rename) after syncing the content, which is sealed once
+    /// complete.
     pub fn persist(&self) -> Result<(), Error> {
         if let Some(f) = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             f.sync_data()?;
         }
+        self.seal()?;
         let meta = {
             let s = self.state.read().unwrap_or_else(|p| p.into_inner());
             TaskMeta {
@@ -287,6 +307,7 @@ impl TaskStore {
                 finished: s.finished.iter().collect(),
                 digests: s.digests.clone(),
                 last_used: s.last_used,
+                sealed: s.sealed,
             }
         };
         let tmp = self.meta.with_extension("json.tmp");
@@ -296,11 +317,10 @@ impl TaskStore {
     }
 
     /// Puts the complete content at `output` atomically (temp file beside it, then a hard link or,
-    /// with `overwrite`, a rename). By default the output is a copy, so a user editing it cannot
-    /// touch what this host serves. With `hard_link` the output shares the cache's inode: no copy,
-    /// same file system required; edits would then change the cache, and other peers would reject
-    /// those pieces by digest and exclude this host.
-    pub fn export(&self, output: &Path, overwrite: bool, hard_link: bool) -> Result<(), Error> {
+    /// with `overwrite`, a rename). The output shares the cache's inode when `link` allows and
+    /// the file system does (no copy; an edit of the output unseals the cache's file, which is
+    /// then forgotten, see [`Seal`]); otherwise it is a copy.
+    pub fn export(&self, output: &Path, overwrite: bool, link: Link) -> Result<(), Error> {
         if !self.is_complete() {
             return Err(Error::Integrity(format!("task {} is not complete", self.id)));
         }
@@ -310,17 +330,25 @@ impl TaskStore {
         let name = output.file_name().unwrap_or_default().to_string_lossy();
         let tmp = dir.join(format!(".{name}.{}.dfpart", std::process::id()));
         let result = (|| {
-            if hard_link {
-                std::fs::hard_link(&self.content, &tmp).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::CrossesDevices => Error::InvalidRequest(format!(
-                        "--force-hard-link needs {} on the same file system as the cache ({})",
-                        output.display(),
-                        self.content.display()
-                    )),
-                    _ => Error::Io(e),
-                })?;
-            } else {
-                std::fs::copy(&self.content, &tmp)?;
+            let linked = match link {
+                Link::Never => Err(None),
+                Link::Prefer | Link::Must => std::fs::hard_link(&self.content, &tmp).map_err(Some),
+            };
+            match (linked, link) {
+                (Ok(()), _) => {}
+                (Err(Some(e)), Link::Must) => {
+                    return Err(match e.kind() {
+                        std::io::ErrorKind::CrossesDevices => Error::InvalidRequest(format!(
+                            "--force-hard-link needs {} on the same file system as the cache ({})",
+                            output.display(),
+                            self.content.display()
+                        )),
+                        _ => Error::Io(e),
+                    });
+                }
+                (Err(_), _) => {
+                    std::fs::copy(&self.content, &tmp)?;
+                }
             }
             publish(&tmp, output, overwrite)
         })();
@@ -339,6 +367,17 @@ impl TaskStore {
         }
         Ok(())
     }
+}
+
+/// Whether an output may share the cache's inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Always a copy (the output is on another file system).
+    Never,
+    /// A hard link when the file system allows, else a copy (the default, as in Dragonfly).
+    Prefer,
+    /// A hard link or an error (`--force-hard-link`).
+    Must,
 }
 
 /// Puts the finished temporary file `tmp` at `output`: renamed over it with `overwrite`, else

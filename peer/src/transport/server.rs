@@ -113,6 +113,12 @@ async fn serve_piece(
     let Some(range) = task.finished_range(piece) else {
         return reply(wr, Status::NotFound, b"piece not finished").await;
     };
+    if !task.intact() {
+        // Its file was edited through an output linked to it: never serve that.
+        tracing::warn!(task_id = %id, "cached content was changed outside the cache; forgetting it");
+        let _ = task.reset();
+        return reply(wr, Status::NotFound, b"piece not finished").await;
+    }
     let Ok(_slot) = ctx.slots.clone().try_acquire_owned() else {
         return reply(wr, Status::Busy, b"upload slots full").await;
     };
