@@ -350,6 +350,8 @@ def main():
     ap.add_argument("--workdir", default=None, help="parent of the temp dir (default /dev/shm when it has room)")
     ap.add_argument("--children-dir", default=None,
                     help="parent of the children's data dirs (default: the temp dir when memory allows, else /tmp)")
+    ap.add_argument("--output-dir", metavar="DIR",
+                    help="put each timed peer B's output in DIR (another file system than the cache: a copy, not a link)")
     ap.add_argument("--perf", metavar="DIR", help="record each timed peer B with `perf record -g` into DIR")
     ap.add_argument("--df-concurrency", type=int, default=16, help="dfdaemon [download] concurrency (default 16)")
     ap.add_argument("--digest", action="store_true",
@@ -467,6 +469,8 @@ def bench(a, work, env, size):
         time.sleep(a.settle)
         n_access = len(access_lines(access))
         out = os.path.join(B.dir, "out", "payload.bin")
+        if a.output_dir:
+            out = os.path.join(tempfile.mkdtemp(prefix=name + "-", dir=a.output_dir), "payload.bin")
         glog = os.path.join(B.dir, "dfget.log")
         acpu = cpu_s(A.pid)
         prof = None
@@ -496,6 +500,8 @@ def bench(a, work, env, size):
         traffic = metrics(b_addrs["http"])
         new_gets = [l for l in access_lines(access)[n_access:] if "/payload.bin" in l]
         bad = check_copy(out, digest)
+        if a.output_dir:
+            shutil.rmtree(os.path.dirname(out), ignore_errors=True)
         if bad:
             problems.append("%s: %s" % (name, bad))
             rc = 1
