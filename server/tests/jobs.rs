@@ -199,6 +199,7 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     let (seed, child) = (peer("seed-a"), peer("peer-a"));
     assert_eq!(seed["origin_pieces"], 6, "{graph}");
     assert_eq!(child["origin_pieces"], 0, "{graph}");
+    assert_eq!((seed["inline_pieces"].as_u64(), child["inline_pieces"].as_u64()), (Some(0), Some(0)), "{graph}");
     assert_eq!(child["sources"], json!([{"parent_id": seed["peer_id"], "pieces": 6}]), "{graph}");
     m.get(&format!("/api/v1/clusters/{cluster}/tasks/{}", "0".repeat(64)), &m.root).await.expect(404);
     let other = m.post("/api/v1/clusters", &m.root, json!({"name": "no-scheduler"})).await.expect(201).id();

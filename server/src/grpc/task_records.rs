@@ -142,6 +142,7 @@ mod tests {
                     state: (*s).into(),
                     finished_pieces: 0,
                     origin_pieces: 0,
+                    inline_pieces: 0,
                     sources: vec![],
                 })
                 .collect(),

@@ -17,6 +17,9 @@ pub struct TaskPeer {
     pub finished_pieces: u32,
     /// Pieces this peer fetched from the origin.
     pub origin_pieces: u32,
+    /// Pieces it got inline from the scheduler (a tiny content, at most 128 bytes).
+    #[serde(default)]
+    pub inline_pieces: u32,
     /// Pieces it fetched from each parent peer: the edges of the task's graph.
     pub sources: Vec<PieceSource>,
 }
@@ -62,6 +65,7 @@ impl From<pb::TaskInfo> for TaskInfo {
                     state: p.state,
                     finished_pieces: p.finished_pieces,
                     origin_pieces: p.origin_pieces,
+                    inline_pieces: p.inline_pieces,
                     sources: p
                         .sources
                         .into_iter()
