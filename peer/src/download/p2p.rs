@@ -475,9 +475,12 @@ fn receive_piece(
     digest: &[u8; 32],
 ) -> Result<(), Failure> {
     // Another writer (a download of this task that was given up) still holds the piece, or it
-    // just finished: try again shortly.
-    let Some(mut writer) = task.piece_writer(number).ok().flatten() else {
-        return Err(Failure::Busy);
+    // just finished: try again shortly. A content file that cannot be opened fails like a
+    // write would.
+    let mut writer = match task.piece_writer(number) {
+        Ok(Some(writer)) => writer,
+        Ok(None) => return Err(Failure::Busy),
+        Err(_) => return Err(Failure::Parent(ParentProblem::Unreachable)),
     };
     let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&parent.peer_id).and_then(Vec::pop);
     let mut conn = match conn {
