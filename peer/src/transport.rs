@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Bytes received here are never trusted: the downloader checks each piece against the digest
-//! the scheduler holds before storing or serving it.
+//! the scheduler holds before it counts as stored, so before serving it.
 
 pub mod client;
 pub mod server;
