@@ -78,6 +78,14 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Removes `path`; one already gone is fine.
+fn remove_if_exists(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn paths(root: &Path, id: &TaskId) -> (PathBuf, PathBuf) {
     let prefix = id.0.get(..3).unwrap_or(&id.0);
     (root.join("content").join(prefix).join(&id.0), root.join("meta").join(format!("{}.json", id.0)))
@@ -122,10 +130,7 @@ impl TaskStore {
             // Changed since it was complete (an output linked to it was edited): start afresh,
             // in a new file.
             tracing::warn!(task_id = %meta.task_id, "cached content was changed outside the cache; forgetting it");
-            match std::fs::remove_file(&content) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            remove_if_exists(&content)?;
             (digests, sealed) = (Default::default(), None);
         }
         let on_disk = std::fs::metadata(&content).map(|m| m.len()).unwrap_or(0);
@@ -359,13 +364,8 @@ impl TaskStore {
 
     pub(super) fn delete_files(&self) -> Result<(), Error> {
         *self.file.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        for p in [&self.content, &self.meta] {
-            match std::fs::remove_file(p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
-        }
-        Ok(())
+        remove_if_exists(&self.content)?;
+        remove_if_exists(&self.meta)
     }
 }
 

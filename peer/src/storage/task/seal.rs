@@ -54,20 +54,15 @@ impl TaskStore {
     /// Whether the content file is as the cache left it: always for a task not yet sealed; for a
     /// sealed one, when its modification time and length are the sealed ones.
     pub fn intact(&self) -> bool {
-        let Some(seal) = self.state.read().unwrap_or_else(|p| p.into_inner()).sealed else {
-            return true;
-        };
-        std::fs::metadata(&self.content).is_ok_and(|m| Seal::of(&m) == seal)
+        let sealed = self.state.read().unwrap_or_else(|p| p.into_inner()).sealed;
+        Self::matches(sealed, &self.content)
     }
 
     /// Forgets every piece and unlinks the content file (an output linked to it keeps its
     /// bytes); the next download starts from a new file.
     pub fn reset(&self) -> Result<(), Error> {
         *self.file.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        match std::fs::remove_file(&self.content) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
+        super::remove_if_exists(&self.content)?;
         {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             state.finished = Default::default();
