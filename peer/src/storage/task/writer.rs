@@ -29,6 +29,9 @@ pub trait PieceTap: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct PieceWriter {
     task: Arc<TaskStore>,
+    /// The taps registered when the piece started (one registered later takes the piece from
+    /// the file instead, having missed its first chunks).
+    taps: Vec<Arc<dyn PieceTap>>,
     file: std::fs::File,
     n: u32,
     range: Range<u64>,
@@ -49,7 +52,8 @@ impl TaskStore {
                 return Ok(None);
             }
         }
-        Ok(Some(PieceWriter { task: self.clone(), file, n, range, written: 0, finished: false }))
+        let taps = self.live_taps();
+        Ok(Some(PieceWriter { task: self.clone(), taps, file, n, range, written: 0, finished: false }))
     }
 }
 
@@ -65,7 +69,7 @@ impl PieceWriter {
             let _writing = self.task.write_lock.lock().unwrap_or_else(|p| p.into_inner());
             self.file.write_all_at(bytes, offset)?;
         }
-        for tap in self.task.live_taps() {
+        for tap in &self.taps {
             tap.chunk(self.n, offset, self.written, bytes);
         }
         self.written += bytes.len() as u64;
@@ -84,7 +88,7 @@ impl PieceWriter {
             state.digests.insert(self.n, digest_hex.to_owned());
         }
         self.finished = true;
-        for tap in self.task.live_taps() {
+        for tap in &self.taps {
             tap.finished(self.n, self.range.clone());
         }
         Ok(())
@@ -95,7 +99,7 @@ impl Drop for PieceWriter {
     fn drop(&mut self) {
         self.task.writing.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.n);
         if !self.finished {
-            for tap in self.task.live_taps() {
+            for tap in &self.taps {
                 tap.abandoned(self.n);
             }
         }
