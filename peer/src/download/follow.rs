@@ -308,9 +308,10 @@ fn follow(task: &TaskStore, shared: &Shared, written: Option<&AtomicBool>, stop:
                 }
                 return Some(Followed { len, hex: state.hasher.take().map(Hasher::finalize) });
             }
+            // Not one a writer is handing over right now (it finishes that one itself).
             match state.hasher {
-                Some(_) => Some(state.next).filter(|n| task.finished_range(*n).is_some()),
-                None => task.finished().iter().find(|n| !state.copied.contains(*n)),
+                Some(_) => Some(state.next).filter(|n| state.wants(*n) && task.finished_range(*n).is_some()),
+                None => task.finished().iter().find(|n| state.wants(*n)),
             }
         };
         let Some(n) = pending else {
