@@ -1,0 +1,269 @@
+//! What each peer's stream tells it next: the content's size, new digests, the parents chosen
+//! for it (through `scheduling`), origin pieces handed to it, and tiny content, each sent once;
+//! [`Sent`] remembers what went out so a stream sends only news.
+
+use std::collections::{HashMap, HashSet};
+
+use common::{bitmap::PieceBitmap, ids::PeerId};
+
+use super::{PeerPhase, PeerRecord, Task, source::origin_fetcher};
+use crate::{
+    resource::{Host, HostKind, Hosts},
+    scheduling::{self, Candidate, Child, Dag, Limits, origin},
+};
+
+/// A parent as sent to a child.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParentInfo {
+    pub peer_id: PeerId,
+    pub host: Host,
+    pub finished: PieceBitmap,
+    /// Ask it only for pieces no other parent has: a seed peer that is the task's only way in,
+    /// whose uplink must carry new pieces. In a spreading task every parent is equal.
+    pub last_resort: bool,
+}
+
+/// What to tell one peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub content_length: Option<u64>,
+    pub piece_length: Option<u64>,
+    pub digests: Vec<(u32, [u8; 32])>,
+    pub parents: Vec<ParentInfo>,
+    /// Pieces newly handed to this peer to fetch from the origin.
+    pub origin_pieces: Vec<u32>,
+    /// The whole (tiny) content, verified against piece 0's digest; sent once.
+    pub tiny_content: Option<Vec<u8>>,
+}
+
+/// What a stream has already sent its peer, to send only news.
+#[derive(Debug, Default)]
+pub struct Sent {
+    digests: PieceBitmap,
+    parents: Vec<(PeerId, u32)>,
+    content_length: Option<u64>,
+    piece_length: Option<u64>,
+    tiny_content: bool,
+}
+
+impl Task {
+    /// Computes what `peer` has not been told yet; `None` when there is no news.
+    pub fn update_for(&mut self, peer: &PeerId, sent: &mut Sent, hosts: &Hosts, limits: &Limits) -> Option<Update> {
+        let record = self.peers.get(peer)?.clone();
+        let digests: Vec<(u32, [u8; 32])> = self
+            .digests
+            .iter()
+            .enumerate()
+            .filter_map(|(n, d)| d.map(|d| (n as u32, d)))
+            .filter(|(n, _)| !sent.digests.contains(*n))
+            .collect();
+        for (n, _) in &digests {
+            sent.digests.insert(*n);
+        }
+
+        // A spreading task's origin fetchers take pieces from parents too.
+        let downloading = matches!(record.phase, PeerPhase::Pending | PeerPhase::Running)
+            || (self.spreads() && record.phase == PeerPhase::BackToSource);
+        let parents = if downloading { self.choose_parents(&record, hosts, limits) } else { Vec::new() };
+        let origin_pieces = if self.spreads() && origin_fetcher(&record) {
+            origin::assign(&mut self.origin, peer, origin::DEFAULT_ORIGIN_PIECES_PER_PEER, limits.back_to_source_limit)
+        } else {
+            Vec::new()
+        };
+        // Parents are listed all the same: a peer that cannot use the bytes falls back to them.
+        let tiny_content = match &self.tiny {
+            Some(bytes) if downloading && !sent.tiny_content && !record.finished.contains(0) => {
+                sent.tiny_content = true;
+                Some(bytes.clone())
+            }
+            _ => None,
+        };
+        let summary: Vec<(PeerId, u32)> = parents.iter().map(|p| (p.peer_id.clone(), p.finished.len())).collect();
+        let info_changed = sent.content_length != self.content_length || sent.piece_length != self.piece_length;
+        if digests.is_empty()
+            && summary == sent.parents
+            && !info_changed
+            && origin_pieces.is_empty()
+            && tiny_content.is_none()
+        {
+            return None;
+        }
+        sent.parents = summary;
+        sent.content_length = self.content_length;
+        sent.piece_length = self.piece_length;
+        Some(Update {
+            content_length: self.content_length,
+            piece_length: self.piece_length,
+            digests,
+            parents,
+            origin_pieces,
+            tiny_content,
+        })
+    }
+
+    fn choose_parents(&mut self, child: &PeerRecord, hosts: &Hosts, limits: &Limits) -> Vec<ParentInfo> {
+        let Some(child_host) = hosts.get(&child.host_id) else { return Vec::new() };
+        let total = self.layout().map(|l| l.count()).unwrap_or(0);
+        let mut known = HashMap::new();
+        // Only peers holding a piece the child lacks are offered: a useless edge would still
+        // occupy the DAG and forbid the reverse edge, which is often the useful one.
+        // A seed peer of a spreading task serves the swarm first: it takes pieces only from
+        // peers that are done, so no uplink carries bytes to a host nobody is waiting for.
+        let seed_waits = self.spreads() && child_host.kind == HostKind::Seed;
+        let candidates: Vec<Candidate> = self
+            .order
+            .iter()
+            .filter_map(|id| self.peers.get(id))
+            .filter(|p| p.finished.iter().any(|n| !child.finished.contains(n)))
+            .filter(|p| !seed_waits || p.phase == PeerPhase::Succeeded)
+            .filter_map(|p| {
+                let host = hosts.get(&p.host_id)?;
+                let children = self.dag.children(&p.id).count() as u32;
+                let upload_limit = limits.upload_limit(host.upload_limit, host.kind == HostKind::Seed);
+                let c = Candidate {
+                    peer_id: p.id.clone(),
+                    host_id: p.host_id.clone(),
+                    is_seed: host.kind == HostKind::Seed,
+                    idc: host.idc.clone(),
+                    location: host.location.clone(),
+                    finished_pieces: p.finished.len(),
+                    total_pieces: total,
+                    upload_slots_free: upload_limit.saturating_sub(children),
+                    upload_limit,
+                    upload_success: p.upload_success,
+                    upload_failed: p.upload_failed,
+                    succeeded: p.phase == PeerPhase::Succeeded,
+                    failed_or_left: p.phase == PeerPhase::Failed || p.excluded,
+                };
+                known.insert(p.id.clone(), (host, p.finished.clone()));
+                Some(c)
+            })
+            .collect();
+        let me = Child {
+            peer_id: child.id.clone(),
+            host_id: child.host_id.clone(),
+            idc: child_host.idc.clone(),
+            location: child_host.location.clone(),
+        };
+        let old: Vec<PeerId> = self.dag.parents(&child.id).cloned().collect();
+        for parent in old {
+            self.dag.remove_edge(&parent, &child.id);
+        }
+        // A spreading task is a mesh, not a tree: every peer holds pieces only it got from the
+        // origin, so pieces flow both ways between any two peers and the DAG's order would idle
+        // its first and last peers. Nothing can cycle per piece (a peer never fetches a piece it
+        // holds), so the child sees every useful peer, up to the filter limit.
+        let spreads = self.spreads();
+        let mesh;
+        let (dag, limits) = if spreads {
+            let mut d = Dag::new();
+            d.add_vertex(child.id.clone());
+            for c in &candidates {
+                d.add_vertex(c.peer_id.clone());
+            }
+            mesh = d;
+            (&mesh, Limits { candidate_parent_limit: limits.filter_parent_limit, ..*limits })
+        } else {
+            (&self.dag, *limits)
+        };
+        let avoided: HashSet<PeerId> = child.blocked.union(&child.slow).cloned().collect();
+        let mut chosen = scheduling::select_parents(&me, &candidates, &avoided, dag, &limits);
+        if chosen.is_empty() && !child.slow.is_empty() {
+            // A slow parent beats none: never strand a child on a soft block.
+            chosen = scheduling::select_parents(&me, &candidates, &child.blocked, dag, &limits);
+        }
+        chosen
+            .into_iter()
+            .filter(|p| spreads || self.dag.add_edge(p, &child.id).is_ok())
+            .filter_map(|p| {
+                let (host, finished) = known.remove(&p)?;
+                let last_resort = host.kind == HostKind::Seed && !spreads;
+                Some(ParentInfo { peer_id: p, host, finished, last_resort })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use common::ids::{HostId, TaskId};
+
+    use super::*;
+    use crate::resource::task::{ContentInfo, PieceReport, PieceSource, SourceDecision, test_support::*};
+
+    #[test]
+    fn a_slow_only_parent_is_avoided_but_never_leaves_the_child_without_parents() {
+        let hosts = Hosts::default();
+        hosts.announce(host("a"), Instant::now());
+        hosts.announce(host("b"), Instant::now());
+        let (a, b) = (PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        fetch_all_from_origin(&mut t, &a, 4);
+        t.peer_succeeded(&a);
+
+        t.register(b.clone(), HostId("b".into()), false);
+        // Two ordinary pieces, then one 100x slower: the parent is marked slow for b.
+        t.pieces_finished(&b, &[from_parent(0, &a, 100), from_parent(1, &a, 100), from_parent(2, &a, 10_000)]).unwrap();
+        assert!(t.peer(&b).unwrap().slow.contains(&a));
+        assert!(!t.peer(&b).unwrap().blocked.contains(&a));
+
+        let update = t.update_for(&b, &mut Sent::default(), &hosts, &Limits::default()).unwrap();
+        let parents: Vec<_> = update.parents.iter().map(|p| p.peer_id.clone()).collect();
+        assert_eq!(parents, vec![a.clone()], "the only holder of piece 3 must still be offered");
+
+        // A hard failure, by contrast, does remove it.
+        t.parent_failed(&b, &a, false);
+        let update = t.update_for(&b, &mut Sent::default(), &hosts, &Limits::default()).unwrap();
+        assert!(update.parents.is_empty());
+    }
+
+    #[test]
+    fn a_spreading_seed_waits_for_finished_parents_and_lost_pieces_are_fetched_again() {
+        let hosts = Hosts::default();
+        hosts.announce(Host { kind: HostKind::Seed, ..host("s") }, Instant::now());
+        hosts.announce(host("a"), Instant::now());
+        hosts.announce(host("b"), Instant::now());
+        let (s, a, b) = (PeerId("s-1".into()), PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        for (p, h) in [(&s, "s"), (&a, "a"), (&b, "b")] {
+            t.register(p.clone(), HostId(h.into()), false);
+        }
+        assert!(matches!(t.decide_source(&s, false, true, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&s, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: true }).unwrap();
+        let limits = Limits::default();
+        let given: Vec<Vec<u32>> = [&s, &a, &b]
+            .iter()
+            .map(|p| t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap().origin_pieces)
+            .collect();
+        assert_eq!(given, vec![vec![0], vec![1], vec![2]]);
+        let origin = |n: u32| PieceReport {
+            number: n,
+            digest: Some([n as u8; 32]),
+            source: PieceSource::Origin { content: None },
+            cost_micros: 1,
+        };
+        t.pieces_finished(&a, &[origin(1)]).unwrap();
+        t.pieces_finished(&b, &[origin(2)]).unwrap();
+
+        // a and b hold pieces the seed lacks, but they are still downloading: the seed waits.
+        let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert!(us.parents.is_empty(), "{:?}", us.parents);
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ua.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+
+        // b fails before anyone copied piece 2: it is handed out again, and must match.
+        t.peer_failed(&b);
+        let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(ua.origin_pieces, vec![2]);
+        let mut wrong = origin(2);
+        wrong.digest = Some([9; 32]);
+        assert!(t.pieces_finished(&a, &[wrong]).is_err(), "the recorded digest still rules");
+        t.pieces_finished(&a, &[origin(2)]).unwrap();
+        t.pieces_finished(&a, &[from_parent(0, &s, 10)]).unwrap();
+        t.peer_succeeded(&a);
+        let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(us.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![a.clone()]);
+    }
+}
