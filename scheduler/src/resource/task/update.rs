@@ -110,9 +110,16 @@ impl Task {
         // A seed peer of a spreading task serves the swarm first: it takes pieces only from
         // peers that are done, so no uplink carries bytes to a host nobody is waiting for.
         let seed_waits = self.spreads() && child_host.kind == HostKind::Seed;
-        let candidates: Vec<Candidate> = self
-            .order
+        // `select_parents` scores the first `filter_parent_limit` eligible candidates only. Each
+        // child starts the join order just after itself, so when a task has more peers than
+        // that, every child leaves out different ones and every peer is offered to as many
+        // children (starting at the front would leave the last to join out for all of them,
+        // and its uplink idle).
+        let start = self.order.iter().position(|id| *id == child.id).map_or(0, |i| i + 1);
+        let (before, after) = self.order.split_at(start.min(self.order.len()));
+        let candidates: Vec<Candidate> = after
             .iter()
+            .chain(before)
             .filter_map(|id| self.peers.get(id))
             .filter(|p| p.finished.iter().any(|n| !child.finished.contains(n)))
             .filter(|p| !seed_waits || p.phase == PeerPhase::Succeeded)
@@ -265,5 +272,47 @@ mod tests {
         t.peer_succeeded(&a);
         let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
         assert_eq!(us.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![a.clone()]);
+    }
+
+    #[test]
+    fn with_more_peers_than_the_filter_limit_every_peer_is_offered_to_as_many_children() {
+        let hosts = Hosts::default();
+        let names: Vec<String> = (0..8).map(|i| format!("h{i}")).collect();
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        let peers: Vec<PeerId> = names.iter().map(|h| PeerId(format!("{h}-1"))).collect();
+        for (p, h) in peers.iter().zip(&names) {
+            hosts.announce(host(h), Instant::now());
+            t.register(p.clone(), HostId(h.clone()), false);
+        }
+        // A spreading task, 8 pieces, each peer holding the piece it got from the origin.
+        assert!(matches!(t.decide_source(&peers[0], false, true, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&peers[0], ContentInfo { content_length: Some(8 * 1024), piece_length: 1024, ranges: true })
+            .unwrap();
+        let limits = Limits { filter_parent_limit: 5, ..Limits::default() };
+        for p in &peers {
+            let given = t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap().origin_pieces;
+            let reports: Vec<PieceReport> = given
+                .iter()
+                .map(|&n| PieceReport {
+                    number: n,
+                    digest: Some([n as u8; 32]),
+                    source: PieceSource::Origin { content: None },
+                    cost_micros: 1,
+                })
+                .collect();
+            t.pieces_finished(p, &reports).unwrap();
+        }
+        let mut offered: HashMap<PeerId, usize> = HashMap::new();
+        for p in &peers {
+            let update = t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap();
+            assert_eq!(update.parents.len(), 5, "{p}: {:?}", update.parents);
+            for parent in update.parents {
+                assert_ne!(&parent.peer_id, p);
+                *offered.entry(parent.peer_id).or_default() += 1;
+            }
+        }
+        // 8 children × 5 parents spread evenly: each peer is a parent of 5 children.
+        assert_eq!(offered.len(), 8, "{offered:?}");
+        assert!(offered.values().all(|&n| n == 5), "{offered:?}");
     }
 }
