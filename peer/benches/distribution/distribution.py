@@ -198,6 +198,8 @@ def run_damselfly(a, run_dir, src, digest, tag):
                 # host.ip: the address other peers dial for pieces (this namespace's address)
                 f.write('[host]\nip = "%s"\n\n[download]\nconcurrency = %d\n\n'
                         '[scheduler]\nannounce_interval_secs = 1\n' % (h.addr, a.df_concurrency))
+                if a.df_upload_concurrency:
+                    f.write('\n[upload]\nconcurrency = %d\n' % a.df_upload_concurrency)
             argv = [os.path.join(bindir, "dfdaemon"), "-c", conf, "--data-dir", os.path.join(ddir, "data"),
                     "--hostname", name, "--scheduler", "%s:%d" % (sch.addr, SCHED_GRPC),
                     "--http-addr", "%s:%d" % (h.addr, DF_HTTP), "--upload-addr", "%s:%d" % (h.addr, DF_UPLOAD)]
@@ -222,6 +224,8 @@ def run_damselfly(a, run_dir, src, digest, tag):
             outs.append(out)
             argv = [os.path.join(bindir, "dfget"), url, "-O", out, "-e", sock, "--no-progress",
                     "--digest", "sha256:" + digest]
+            if a.df_piece_kib:
+                argv += ["--piece-length", str(a.df_piece_kib * 1024)]
             procs.append(B.spawn(h, argv, os.path.join(run_dir, name, "dfget.log"), env=env))
         spawn_s = time.monotonic() - t0
 
@@ -373,6 +377,10 @@ def main():
     ap.add_argument("--rust-log", default=env.get("RUST_LOG", "info"), help="RUST_LOG for the daemons (default info)")
     ap.add_argument("--tcp-cc", default=None,
                     help="TCP congestion control in every namespace, e.g. reno (default: the machine's)")
+    ap.add_argument("--df-upload-concurrency", type=int, default=0,
+                    help="dfdaemon [upload] concurrency (default: the dfdaemon's own)")
+    ap.add_argument("--df-piece-kib", type=int, default=0,
+                    help="dfget --piece-length in KiB (default: dfget's choice from the content length)")
     ap.add_argument("--piece-kib", type=int, default=256, help="BitTorrent piece size KiB (default 256)")
     ap.add_argument("--mtu", type=int, default=1500)
     ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay on every downlink")
