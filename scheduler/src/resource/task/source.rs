@@ -126,7 +126,7 @@ mod tests {
     use super::*;
     use crate::{
         resource::Hosts,
-        resource::task::{ContentInfo, PieceReport, PieceSource, Sent, test_support::*},
+        resource::task::{ContentInfo, Sent, test_support::*},
         scheduling::Limits,
     };
 
@@ -149,12 +149,7 @@ mod tests {
         let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
         assert_eq!((ua.origin_pieces, ub.origin_pieces), (vec![0], vec![1]), "one piece each at a time");
 
-        let origin = |n: u32| PieceReport {
-            number: n,
-            digest: Some([n as u8; 32]),
-            source: PieceSource::Origin { content: None },
-            cost_micros: 1,
-        };
+        let origin = from_origin;
         assert!(t.pieces_finished(&b, &[origin(0)]).is_err(), "piece 0 is a's to fetch");
         t.pieces_finished(&b, &[origin(1)]).unwrap();
         // b now serves piece 1 to a, and a (the source that learnt the size) takes parents too.
@@ -194,12 +189,7 @@ mod tests {
         assert_eq!(t.origin_fetching(), 2);
 
         // b's piece is in: its slot goes to the next peer that asks.
-        let origin = |n: u32| PieceReport {
-            number: n,
-            digest: Some([n as u8; 32]),
-            source: PieceSource::Origin { content: None },
-            cost_micros: 1,
-        };
+        let origin = from_origin;
         t.pieces_finished(&b, &[origin(1)]).unwrap();
         let uc = t.update_for(&c, &mut Sent::default(), &hosts, &limits).unwrap();
         assert_eq!(uc.origin_pieces, vec![2]);

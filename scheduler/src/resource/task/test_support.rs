@@ -28,15 +28,18 @@ pub(super) fn fetch_all_from_origin(t: &mut Task, a: &PeerId, pieces: u32) {
     assert!(matches!(t.decide_source(a, false, false, Instant::now()), SourceDecision::BackToSource(_)));
     let content_length = Some(u64::from(pieces) * 1024);
     t.content_info(a, ContentInfo { content_length, piece_length: 1024, ranges: false }).unwrap();
-    let origin: Vec<PieceReport> = (0..pieces)
-        .map(|n| PieceReport {
-            number: n,
-            digest: Some([n as u8; 32]),
-            source: PieceSource::Origin { content: None },
-            cost_micros: 1,
-        })
-        .collect();
+    let origin: Vec<PieceReport> = (0..pieces).map(from_origin).collect();
     t.pieces_finished(a, &origin).unwrap();
+}
+
+/// Piece `n` fetched from the origin, with the digest the tests give piece `n` (`[n; 32]`).
+pub(super) fn from_origin(n: u32) -> PieceReport {
+    PieceReport {
+        number: n,
+        digest: Some([n as u8; 32]),
+        source: PieceSource::Origin { content: None },
+        cost_micros: 1,
+    }
 }
 
 pub(super) fn from_parent(n: u32, parent: &PeerId, cost_micros: u64) -> PieceReport {

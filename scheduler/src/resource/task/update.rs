@@ -198,7 +198,7 @@ mod tests {
     use common::ids::{HostId, TaskId};
 
     use super::*;
-    use crate::resource::task::{ContentInfo, PieceReport, PieceSource, SourceDecision, test_support::*};
+    use crate::resource::task::{ContentInfo, PieceReport, SourceDecision, test_support::*};
 
     #[test]
     fn a_slow_only_parent_is_avoided_but_never_leaves_the_child_without_parents() {
@@ -245,12 +245,7 @@ mod tests {
             .map(|p| t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap().origin_pieces)
             .collect();
         assert_eq!(given, vec![vec![0], vec![1], vec![2]]);
-        let origin = |n: u32| PieceReport {
-            number: n,
-            digest: Some([n as u8; 32]),
-            source: PieceSource::Origin { content: None },
-            cost_micros: 1,
-        };
+        let origin = from_origin;
         t.pieces_finished(&a, &[origin(1)]).unwrap();
         t.pieces_finished(&b, &[origin(2)]).unwrap();
 
@@ -291,15 +286,7 @@ mod tests {
         let limits = Limits { filter_parent_limit: 5, ..Limits::default() };
         for p in &peers {
             let given = t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap().origin_pieces;
-            let reports: Vec<PieceReport> = given
-                .iter()
-                .map(|&n| PieceReport {
-                    number: n,
-                    digest: Some([n as u8; 32]),
-                    source: PieceSource::Origin { content: None },
-                    cost_micros: 1,
-                })
-                .collect();
+            let reports: Vec<PieceReport> = given.iter().copied().map(from_origin).collect();
             t.pieces_finished(p, &reports).unwrap();
         }
         let mut offered: HashMap<PeerId, usize> = HashMap::new();
