@@ -43,7 +43,9 @@
 //! back_to_source_concurrency = 4
 //!
 //! [upload]
-//! # Concurrent piece uploads accepted; more get "busy". Default: 64
+//! # Piece uploads accepted at once, and the children the scheduler lets this host serve; more
+//! # get "busy". Whatever it says, one upload sends at a time and at most 4 are sending or
+//! # waiting their turn (a fifth child is told "busy" and asks another parent). Default: 64
 //! concurrency = 64
 //! # Host-wide upload limit in bytes/s (0 = unlimited). Default: 0
 //! rate_limit = 0
@@ -182,7 +184,8 @@ impl Default for DownloadConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UploadConfig {
-    /// Concurrent piece uploads accepted.
+    /// Piece uploads accepted at once (and announced as this host's load limit); at most
+    /// [`QUEUE`](crate::transport::server::QUEUE) of them send or wait at a time.
     pub concurrency: u32,
     /// Host-wide upload limit, bytes/s (0 = unlimited).
     pub rate_limit: u64,

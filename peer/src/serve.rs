@@ -137,6 +137,8 @@ impl Dfdaemon {
         let upload_ctx = UploadContext {
             storage: storage.clone(),
             slots: Arc::new(Semaphore::new(config.upload.concurrency as usize)),
+            senders: Arc::new(Semaphore::new(crate::transport::server::SENDERS)),
+            queue: Arc::new(Semaphore::new(crate::transport::server::QUEUE)),
             limiter: Arc::new(RateLimiter::new(config.upload.rate_limit)),
             metrics: metrics.clone(),
             one_upload_per_piece: config.seed,

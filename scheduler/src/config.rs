@@ -16,6 +16,10 @@
 //! # single-source election and how many peers an origin serving ranges hands pieces to
 //! # (1–10000). Default: 200
 //! back_to_source_limit = 200
+//! # Pieces of one task fetched at once from an origin that serves byte ranges, each by another
+//! # peer, taking turns (1–1000). Fewer transfers at once make each piece whole, and passed
+//! # on, sooner. Default: 3
+//! origin_ranges_at_once = 3
 //!
 //! [gc]
 //! # Forget a host that has not announced itself for this long. Default: 3600
@@ -115,6 +119,8 @@ pub struct SchedulingConfig {
     pub filter_parent_limit: usize,
     /// Peers of one task fetching from the origin at once (1–10000).
     pub back_to_source_limit: usize,
+    /// Pieces of one task fetched at once from an origin serving ranges (1–1000).
+    pub origin_ranges_at_once: usize,
 }
 
 impl Default for SchedulingConfig {
@@ -123,6 +129,7 @@ impl Default for SchedulingConfig {
             candidate_parent_limit: crate::scheduling::DEFAULT_CANDIDATE_PARENT_LIMIT,
             filter_parent_limit: crate::scheduling::DEFAULT_FILTER_PARENT_LIMIT,
             back_to_source_limit: crate::scheduling::DEFAULT_BACK_TO_SOURCE_LIMIT,
+            origin_ranges_at_once: crate::scheduling::DEFAULT_ORIGIN_RANGES_AT_ONCE,
         }
     }
 }
@@ -202,6 +209,9 @@ impl SchedulerConfig {
         if !(1..=10_000).contains(&config.scheduling.back_to_source_limit) {
             return Err(Error::Config("scheduling.back_to_source_limit must be 1–10000".into()));
         }
+        if !(1..=1000).contains(&config.scheduling.origin_ranges_at_once) {
+            return Err(Error::Config("scheduling.origin_ranges_at_once must be 1–1000".into()));
+        }
         if config.gc.host_ttl_secs == 0 {
             return Err(Error::Config("gc.host_ttl_secs must be at least 1".into()));
         }
@@ -256,6 +266,13 @@ mod tests {
         std::fs::write(&path, "[scheduling]\nback_to_source_limit = 3\n").unwrap();
         let c = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap();
         assert_eq!(c.scheduling.back_to_source_limit, 3);
+        assert_eq!(c.scheduling.origin_ranges_at_once, 3, "the default");
+        std::fs::write(&path, "[scheduling]\norigin_ranges_at_once = 0\n").unwrap();
+        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        assert!(err.to_string().contains("origin_ranges_at_once"), "{err}");
+        std::fs::write(&path, "[scheduling]\norigin_ranges_at_once = 8\n").unwrap();
+        let c = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap();
+        assert_eq!(c.scheduling.origin_ranges_at_once, 8);
         std::fs::write(&path, "[manager]\naddr = \"a b\"\n").unwrap();
         let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
         assert!(err.to_string().contains("manager.addr"), "{err}");

@@ -45,6 +45,7 @@ impl Scheduler {
             candidate_parent_limit: config.scheduling.candidate_parent_limit,
             filter_parent_limit: config.scheduling.filter_parent_limit,
             back_to_source_limit: config.scheduling.back_to_source_limit,
+            origin_ranges_at_once: config.scheduling.origin_ranges_at_once,
             ..Limits::default()
         });
         Self { config, hosts: Arc::default(), tasks: Arc::default(), limits }

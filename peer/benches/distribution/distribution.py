@@ -222,8 +222,9 @@ def run_damselfly(a, run_dir, src, digest, tag):
         for h, name, sock in zip(net.peers[1:], names[1:], socks[1:]):
             out = os.path.join(run_dir, name, "out", os.path.basename(src))
             outs.append(out)
-            argv = [os.path.join(bindir, "dfget"), url, "-O", out, "-e", sock, "--no-progress",
-                    "--digest", "sha256:" + digest]
+            argv = [os.path.join(bindir, "dfget"), url, "-O", out, "-e", sock, "--no-progress"]
+            if not a.df_no_digest:
+                argv += ["--digest", "sha256:" + digest]
             if a.df_piece_kib:
                 argv += ["--piece-length", str(a.df_piece_kib * 1024)]
             procs.append(B.spawn(h, argv, os.path.join(run_dir, name, "dfget.log"), env=env))
@@ -381,6 +382,8 @@ def main():
                     help="dfdaemon [upload] concurrency (default: the dfdaemon's own)")
     ap.add_argument("--df-piece-kib", type=int, default=0,
                     help="dfget --piece-length in KiB (default: dfget's choice from the content length)")
+    ap.add_argument("--df-no-digest", action="store_true",
+                    help="dfget without --digest: files verified piece by piece only (BLAKE3), like BitTorrent's")
     ap.add_argument("--piece-kib", type=int, default=256, help="BitTorrent piece size KiB (default 256)")
     ap.add_argument("--mtu", type=int, default=1500)
     ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay on every downlink")

@@ -63,8 +63,12 @@ struct FromOrigin {
 /// Why a fetch did not produce a piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    /// The parent is busy with this piece or full; try again shortly, from anyone.
+    /// The parent's upload slots are full (or it is busy with this piece): ask the others for a
+    /// while, and try the piece again at once from anyone else.
     Busy,
+    /// This host still has a writer on the piece (a download of the task that was given up);
+    /// try the piece again shortly.
+    Local,
     /// The parent failed; report it and use another.
     Parent(ParentProblem),
 }
@@ -72,7 +76,14 @@ enum Failure {
 /// Pieces per window of the preferred order among equally rare pieces.
 const HASH_WINDOW: u32 = 8;
 
-/// How long a piece a parent was busy with waits before it is asked for again.
+/// Parents holding a piece from which it counts as common: common pieces are fetched in
+/// content order (by window) instead of rarest first, so the whole-content hash, which must
+/// take the pieces in order, keeps up with the download instead of waiting at its end for an
+/// early piece fetched last. Rarer pieces still come first, so none stays scarce.
+const COMMON: usize = 3;
+
+/// How long a parent that answered `Busy`, or a piece still held by a local writer, is left
+/// alone before it is asked again.
 const BUSY_RETRY: Duration = Duration::from_millis(40);
 
 /// Runs the download through the scheduler. `Err(SchedulerLost)` tells the caller to fall back.
@@ -203,6 +214,7 @@ pub(super) async fn run(
                 if let Some(n) = state.parent_load.get_mut(&done.parent) { *n = n.saturating_sub(1); }
                 match done.result {
                     Ok(cost) => {
+                        tracing::debug!(piece = done.number, parent = %done.parent, ms = cost.as_millis() as u64, "piece from a parent");
                         let len = state.layout.and_then(|l| l.len_of(done.number)).unwrap_or(0);
                         inner.metrics.downloaded(TrafficType::RemotePeer, len);
                         state.finished_bytes += len;
@@ -218,6 +230,10 @@ pub(super) async fn run(
                         });
                     }
                     Err(Failure::Busy) => {
+                        tracing::debug!(piece = done.number, parent = %done.parent, "parent busy");
+                        state.parent_busy.insert(done.parent, Instant::now() + BUSY_RETRY);
+                    }
+                    Err(Failure::Local) => {
                         state.retry_at.insert(done.number, Instant::now() + BUSY_RETRY);
                     }
                     Err(Failure::Parent(problem)) => {
@@ -278,8 +294,10 @@ struct State {
     blocked: HashSet<PeerId>,
     in_flight: HashSet<u32>,
     parent_load: HashMap<PeerId, usize>,
-    /// Pieces a parent was busy with, and when to ask again.
+    /// Pieces held by a local writer, and when to try again.
     retry_at: HashMap<u32, Instant>,
+    /// Parents that answered `Busy`, and when to ask them again.
+    parent_busy: HashMap<PeerId, Instant>,
     /// Pieces the scheduler handed to this peer to fetch from the origin, not started yet.
     origin_queue: std::collections::VecDeque<u32>,
     /// Pieces being fetched from the origin now.
@@ -298,6 +316,7 @@ impl State {
             in_flight: HashSet::new(),
             parent_load: HashMap::new(),
             retry_at: HashMap::new(),
+            parent_busy: HashMap::new(),
             origin_queue: std::collections::VecDeque::new(),
             origin_in_flight: HashSet::new(),
             finished_bytes: 0,
@@ -400,11 +419,14 @@ impl State {
     ) -> Option<(u32, Parent)> {
         let load = |p: &Parent| self.parent_load.get(&p.peer_id).copied().unwrap_or(0);
         let per_parent = (PER_PARENT_BUDGET / self.parents.len().max(1)).max(1);
-        let has = |p: &Parent, n: u32| p.finished.contains(n) && !self.blocked.contains(&p.peer_id);
         let now = Instant::now();
-        // (holders, window, tiebreak, piece): rarest first; among equally rare pieces, earlier
-        // windows of the content first (so the whole-content hash can follow the download
-        // instead of waiting for its end), then at random (so children spread their requests).
+        let has = |p: &Parent, n: u32| p.finished.contains(n) && !self.blocked.contains(&p.peer_id);
+        // A parent that just answered `Busy` is not free, whatever this peer's own load on it.
+        let free = |p: &Parent| load(p) < per_parent && self.parent_busy.get(&p.peer_id).is_none_or(|t| *t <= now);
+        // (holders, window, tiebreak, piece): rarest first (up to `COMMON`); among equally rare
+        // pieces, earlier windows of the content first (so the whole-content hash can follow
+        // the download instead of waiting for its end), then at random (so children spread
+        // their requests).
         let mut best: Option<(usize, u32, u32, u32)> = None;
         for n in 0..layout.count() {
             if finished.contains(n)
@@ -420,10 +442,10 @@ impl State {
             if seeds && self.parents.iter().any(|p| !p.seed && has(p, n)) {
                 continue;
             }
-            if !self.parents.iter().any(|p| p.seed == seeds && has(p, n) && load(p) < per_parent) {
+            if !self.parents.iter().any(|p| p.seed == seeds && has(p, n) && free(p)) {
                 continue;
             }
-            let holders = self.parents.iter().filter(|p| has(p, n)).count();
+            let holders = self.parents.iter().filter(|p| has(p, n)).count().min(COMMON);
             let (window, tiebreak) = (n / HASH_WINDOW, rng.random::<u32>());
             if best.is_none_or(|(h, w, t, _)| (holders, window, tiebreak) < (h, w, t)) {
                 best = Some((holders, window, tiebreak, n));
@@ -433,7 +455,7 @@ impl State {
         let parent = self
             .parents
             .iter()
-            .filter(|p| p.seed == seeds && has(p, n) && load(p) < per_parent)
+            .filter(|p| p.seed == seeds && has(p, n) && free(p))
             .min_by_key(|p| (load(p), rng.random::<u32>()))
             .cloned()?;
         Some((n, parent))
@@ -479,7 +501,7 @@ fn receive_piece(
     // write would.
     let mut writer = match task.piece_writer(number) {
         Ok(Some(writer)) => writer,
-        Ok(None) => return Err(Failure::Busy),
+        Ok(None) => return Err(Failure::Local),
         Err(_) => return Err(Failure::Parent(ParentProblem::Unreachable)),
     };
     let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&parent.peer_id).and_then(Vec::pop);

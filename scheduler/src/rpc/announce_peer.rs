@@ -107,7 +107,15 @@ async fn drive(
             }
         }
         let started = Instant::now();
-        let update = cell.lock().update_for(&peer, &mut sent, &svc.hosts, &limits);
+        let (update, handed_out) = {
+            let mut task = cell.lock();
+            // Origin pieces may go to other peers: wake their streams to send them.
+            let handed_out = task.hand_out_origin(&limits);
+            (task.update_for(&peer, &mut sent, &svc.hosts, &limits), handed_out)
+        };
+        if handed_out {
+            cell.changed();
+        }
         svc.metrics.schedule_duration.observe(started.elapsed().as_secs_f64());
         if let Some(u) = update
             && tx.send(Ok(update_to_pb(u))).await.is_err()

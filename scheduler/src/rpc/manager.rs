@@ -290,6 +290,7 @@ fn apply(policy: &Policy, c: &pb::ClusterConfig) {
         seed_load_limit: (c.seed_peer_load_limit > 0).then_some(c.seed_peer_load_limit),
         // The cluster's settings carry no back-to-source cap: the configuration's stays.
         back_to_source_limit: limits.get().back_to_source_limit,
+        origin_ranges_at_once: limits.get().origin_ranges_at_once,
     };
     if limits.get() != next {
         tracing::info!(

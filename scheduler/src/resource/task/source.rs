@@ -157,13 +157,16 @@ mod tests {
         assert_eq!(ua.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
         assert!(ua.parents.iter().all(|p| !p.last_resort));
 
-        // a leaves: its unfinished piece goes to b, then the rest.
-        t.peer_left(&a);
-        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
-        assert_eq!(ub.origin_pieces, vec![0]);
-        t.pieces_finished(&b, &[origin(0)]).unwrap();
-        let ub = t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        // b's next piece was handed out while a asked (b learns of it in its next update).
+        let mut sent_b = Sent::default();
+        let ub = t.update_for(&b, &mut sent_b, &hosts, &limits).unwrap();
         assert_eq!(ub.origin_pieces, vec![2]);
+        // a leaves: its unfinished piece goes to b once b is free again.
+        t.peer_left(&a);
+        assert!(t.update_for(&b, &mut sent_b, &hosts, &limits).is_none_or(|u| u.origin_pieces.is_empty()));
+        t.pieces_finished(&b, &[origin(2)]).unwrap();
+        let ub = t.update_for(&b, &mut sent_b, &hosts, &limits).unwrap();
+        assert_eq!(ub.origin_pieces, vec![0]);
     }
 
     #[test]
@@ -188,7 +191,7 @@ mod tests {
         assert_eq!(given, vec![vec![0], vec![1], vec![]], "c waits: two peers fetch already");
         assert_eq!(t.origin_fetching(), 2);
 
-        // b's piece is in: its slot goes to the next peer that asks.
+        // b's piece is in: its slot goes to c, who has had no turn yet.
         let origin = from_origin;
         t.pieces_finished(&b, &[origin(1)]).unwrap();
         let uc = t.update_for(&c, &mut Sent::default(), &hosts, &limits).unwrap();

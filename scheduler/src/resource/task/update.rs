@@ -9,7 +9,7 @@ use common::{bitmap::PieceBitmap, ids::PeerId};
 use super::{PeerPhase, PeerRecord, Task, source::origin_fetcher};
 use crate::{
     resource::{Host, HostKind, Hosts},
-    scheduling::{self, Candidate, Child, Dag, Limits, origin},
+    scheduling::{self, Candidate, Child, Dag, Limits, OriginPiece, origin},
 };
 
 /// A parent as sent to a child.
@@ -44,6 +44,8 @@ pub struct Sent {
     content_length: Option<u64>,
     piece_length: Option<u64>,
     tiny_content: bool,
+    /// Origin pieces handed to this peer and sent to it.
+    origin: HashSet<u32>,
 }
 
 impl Task {
@@ -65,11 +67,19 @@ impl Task {
         let downloading = matches!(record.phase, PeerPhase::Pending | PeerPhase::Running)
             || (self.spreads() && record.phase == PeerPhase::BackToSource);
         let parents = if downloading { self.choose_parents(&record, hosts, limits) } else { Vec::new() };
-        let origin_pieces = if self.spreads() && origin_fetcher(&record) {
-            origin::assign(&mut self.origin, peer, origin::DEFAULT_ORIGIN_PIECES_PER_PEER, limits.back_to_source_limit)
-        } else {
-            Vec::new()
-        };
+        // Pieces handed to this peer (by this call or by another peer's) that it was not sent.
+        let mut origin_pieces = Vec::new();
+        if self.spreads() {
+            self.hand_out_origin(limits);
+            let mine = |n: u32| matches!(self.origin.get(n as usize), Some(OriginPiece::Assigned(o)) if o == peer);
+            // A piece taken back (its fetcher failed) may come back later: send it again then.
+            sent.origin.retain(|n| mine(*n));
+            for n in 0..self.origin.len() as u32 {
+                if mine(n) && sent.origin.insert(n) {
+                    origin_pieces.push(n);
+                }
+            }
+        }
         // Parents are listed all the same: a peer that cannot use the bytes falls back to them.
         let tiny_content = match &self.tiny {
             Some(bytes) if downloading && !sent.tiny_content && !record.finished.contains(0) => {
@@ -101,15 +111,40 @@ impl Task {
         })
     }
 
+    /// Hands free origin pieces to the peers that may fetch them, taking turns in join order
+    /// ([`origin::hand_out`]); returns whether any was handed out. A peer learns of its pieces
+    /// in its next update.
+    pub fn hand_out_origin(&mut self, limits: &Limits) -> bool {
+        let candidates: Vec<origin::Fetcher> = self
+            .order
+            .iter()
+            .filter_map(|id| self.peers.get(id))
+            .filter(|p| origin_fetcher(p))
+            .map(|p| origin::Fetcher { peer: p.id.clone(), turns: p.origin_pieces })
+            .collect();
+        let given = origin::hand_out(
+            &mut self.origin,
+            &candidates,
+            origin::DEFAULT_ORIGIN_PIECES_PER_PEER,
+            limits.back_to_source_limit.min(limits.origin_ranges_at_once),
+        );
+        !given.is_empty()
+    }
+
     fn choose_parents(&mut self, child: &PeerRecord, hosts: &Hosts, limits: &Limits) -> Vec<ParentInfo> {
         let Some(child_host) = hosts.get(&child.host_id) else { return Vec::new() };
         let total = self.layout().map(|l| l.count()).unwrap_or(0);
         let mut known = HashMap::new();
         // Only peers holding a piece the child lacks are offered: a useless edge would still
         // occupy the DAG and forbid the reverse edge, which is often the useful one.
-        // A seed peer of a spreading task serves the swarm first: it takes pieces only from
-        // peers that are done, so no uplink carries bytes to a host nobody is waiting for.
+        // A seed peer of a spreading task serves the swarm first: it takes pieces only once no
+        // normal peer is downloading, and only from peers that are done, so no uplink carries
+        // bytes to a host nobody is waiting for (its copy would cost the swarm as much upload
+        // as the seed then adds).
         let seed_waits = self.spreads() && child_host.kind == HostKind::Seed;
+        if seed_waits && self.peers.values().any(|p| p.id != child.id && downloading_normal_peer(p, hosts)) {
+            return Vec::new();
+        }
         // `select_parents` scores the first `filter_parent_limit` eligible candidates only. Each
         // child starts the join order just after itself, so when a task has more peers than
         // that, every child leaves out different ones and every peer is offered to as many
@@ -191,6 +226,12 @@ impl Task {
     }
 }
 
+/// A peer on a normal host that still wants pieces.
+fn downloading_normal_peer(p: &PeerRecord, hosts: &Hosts) -> bool {
+    matches!(p.phase, PeerPhase::Pending | PeerPhase::Running | PeerPhase::BackToSource)
+        && hosts.get(&p.host_id).is_some_and(|h| h.kind != HostKind::Seed)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
@@ -265,8 +306,19 @@ mod tests {
         t.pieces_finished(&a, &[origin(2)]).unwrap();
         t.pieces_finished(&a, &[from_parent(0, &s, 10)]).unwrap();
         t.peer_succeeded(&a);
+
+        // a is done, but c (a late joiner) still downloads: the swarm still comes first.
+        hosts.announce(host("c"), Instant::now());
+        let c = PeerId("c-1".into());
+        t.register(c.clone(), HostId("c".into()), false);
         let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
-        assert_eq!(us.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![a.clone()]);
+        assert!(us.parents.is_empty(), "{:?}", us.parents);
+        t.pieces_finished(&c, &[0, 1, 2].map(|n| from_parent(n, &a, 10))).unwrap();
+        t.peer_succeeded(&c);
+        let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
+        let mut parents: Vec<PeerId> = us.parents.iter().map(|p| p.peer_id.clone()).collect();
+        parents.sort();
+        assert_eq!(parents, vec![a.clone(), c.clone()]);
     }
 
     #[test]
