@@ -82,9 +82,13 @@ const HASH_WINDOW: u32 = 8;
 /// early piece fetched last. Rarer pieces still come first, so none stays scarce.
 const COMMON: usize = 3;
 
-/// How long a parent that answered `Busy`, or a piece still held by a local writer, is left
-/// alone before it is asked again.
+/// How long a piece still held by a local writer waits before it is tried again.
 const BUSY_RETRY: Duration = Duration::from_millis(40);
+
+/// How long a parent that answered `Busy` is left alone. Its queue is full, and it sends one
+/// piece at a time, so it stays full for about a piece's transfer; asking sooner only costs
+/// both sides a round trip (with 16 children, thousands a second).
+const PARENT_BUSY_RETRY: Duration = Duration::from_millis(150);
 
 /// Runs the download through the scheduler. `Err(SchedulerLost)` tells the caller to fall back.
 pub(super) async fn run(
@@ -230,8 +234,7 @@ pub(super) async fn run(
                         });
                     }
                     Err(Failure::Busy) => {
-                        tracing::debug!(piece = done.number, parent = %done.parent, "parent busy");
-                        state.parent_busy.insert(done.parent, Instant::now() + BUSY_RETRY);
+                        state.parent_busy.insert(done.parent, Instant::now() + PARENT_BUSY_RETRY);
                     }
                     Err(Failure::Local) => {
                         state.retry_at.insert(done.number, Instant::now() + BUSY_RETRY);
