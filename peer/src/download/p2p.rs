@@ -581,6 +581,58 @@ mod tests {
         Ok(())
     }
 
+    fn holder(name: &str, pieces: impl IntoIterator<Item = u32>) -> Parent {
+        let mut finished = PieceBitmap::new();
+        for n in pieces {
+            finished.insert(n);
+        }
+        Parent { peer_id: PeerId(name.into()), addr: "127.0.0.1:9".parse().unwrap(), finished, seed: false }
+    }
+
+    #[test]
+    fn scarce_pieces_come_first_then_common_ones_in_content_order_and_busy_parents_wait()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Storage::open(dir.path())?;
+        let task = storage.task(&TaskId("t".into()), "http://o/x")?;
+        let mut state = State::new(task.clone(), None);
+        let digests = (0..16).map(|n| (n, [n as u8; 32])).collect();
+        // Three parents hold every piece but 12, which only "a" holds; a fourth holds pieces
+        // 0–7, so those have more holders than 8–15, but all of them are common.
+        let common = (0..16).filter(|n| *n != 12);
+        let parents = vec![holder("a", 0..16), holder("b", common.clone()), holder("c", common), holder("d", 0..8)];
+        state.apply(Some(16 * 1024), Some(1024), digests, parents)?;
+        let layout = state.layout.unwrap();
+        let mut rng = rand::rng();
+        let mut order = Vec::new();
+        for _ in 0..10 {
+            let (n, _) = state.pick(&task.finished(), layout, false, &mut rng).expect("a piece to fetch");
+            state.in_flight.insert(n);
+            order.push(n);
+        }
+        assert_eq!(order[0], 12, "the scarce piece first: {order:?}");
+        let mut first_window = order[1..9].to_vec();
+        first_window.sort_unstable();
+        assert_eq!(first_window, (0..8).collect::<Vec<_>>(), "then pieces 0–7, in any order: {order:?}");
+        assert!((8..16).contains(&order[9]), "{order:?}");
+
+        // A parent that answered busy is not asked again for a while, whatever the piece.
+        state.in_flight.clear();
+        let later = Instant::now() + Duration::from_secs(60);
+        for busy in ["b", "c", "d"] {
+            state.parent_busy.insert(PeerId(busy.into()), later);
+        }
+        for _ in 0..5 {
+            let (n, parent) = state.pick(&task.finished(), layout, false, &mut rng).expect("a's pieces");
+            assert_eq!(parent.peer_id, PeerId("a".into()));
+            state.in_flight.insert(n);
+            state.parent_load.clear();
+        }
+        state.parent_busy.insert(PeerId("a".into()), later);
+        assert!(state.pick(&task.finished(), layout, false, &mut rng).is_none(), "every parent is busy");
+        Ok(())
+    }
+
     #[tokio::test]
     async fn inline_bytes_for_content_that_is_not_one_tiny_piece_are_ignored() -> Result<(), Box<dyn std::error::Error>>
     {

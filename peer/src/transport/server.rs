@@ -227,3 +227,91 @@ async fn send_range(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{Read, Write},
+        net::TcpStream as StdStream,
+    };
+
+    use common::piece::PieceLayout;
+
+    use super::*;
+    use crate::transport::client::{FetchError, PieceConnection};
+
+    const PIECE: u64 = 8 << 20;
+
+    /// An upload server holding one finished 8 MiB piece, with `queue` transfers sending or
+    /// waiting at most.
+    async fn server(queue: usize) -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let task = storage.task(&TaskId("t".into()), "http://o/x").unwrap();
+        task.set_layout(PieceLayout::new(PIECE, PIECE).unwrap()).unwrap();
+        let bytes = vec![7u8; PIECE as usize];
+        task.write_piece(0, &bytes, &blake3::hash(&bytes).to_hex()).unwrap();
+        let ctx = UploadContext {
+            storage,
+            slots: Arc::new(Semaphore::new(64)),
+            senders: Arc::new(Semaphore::new(SENDERS)),
+            queue: Arc::new(Semaphore::new(queue)),
+            limiter: Arc::new(RateLimiter::new(0)),
+            metrics: Arc::default(),
+            one_upload_per_piece: false,
+            active: Arc::default(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve(listener, ctx, shutdown.clone()));
+        (addr, shutdown, dir)
+    }
+
+    /// Asks for piece 0 and reads only the response's head: a child that stopped reading.
+    fn stalled_child(addr: std::net::SocketAddr) -> StdStream {
+        let mut s = StdStream::connect(addr).unwrap();
+        s.write_all(&[crate::transport::OP_GET_PIECE, 1, b't', 0, 0, 0, 0]).unwrap();
+        let mut head = [0u8; 9];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(head[0], Status::Ok as u8);
+        s
+    }
+
+    fn fetch(addr: std::net::SocketAddr) -> Result<(), FetchError> {
+        let mut conn = PieceConnection::connect(addr)?;
+        let mut got = 0u64;
+        conn.fetch_piece("t", 0, PIECE, |chunk| {
+            got += chunk.len() as u64;
+            Ok::<_, std::io::Error>(())
+        })?;
+        assert_eq!(got, PIECE);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_child_does_not_hold_the_uplink_and_a_full_queue_answers_busy() {
+        let (addr, shutdown, _dir) = server(3).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            // One child stops reading mid-piece: after a short while it loses its turn, and the
+            // next transfer gets the whole piece.
+            let first = stalled_child(addr);
+            fetch(addr).expect("a child behind a stalled one is served");
+            // Three stalled children (the first among them) fill the queue of three: a fourth is
+            // told busy, and served once a place is free.
+            let second = stalled_child(addr);
+            let third = stalled_child(addr);
+            let busy = fetch(addr);
+            drop((first, second));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let after = fetch(addr);
+            drop(third);
+            (busy, after)
+        })
+        .await
+        .unwrap();
+        assert!(matches!(outcome.0, Err(FetchError::Busy)), "{:?}", outcome.0.err());
+        assert!(outcome.1.is_ok(), "{:?}", outcome.1.err());
+        shutdown.cancel();
+    }
+}
