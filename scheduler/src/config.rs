@@ -243,38 +243,33 @@ mod tests {
     fn file_is_strict_and_validated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.toml");
-        std::fs::write(&path, "[gc]\nhost_ttl = 5\n").unwrap();
-        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            SchedulerConfig::load(Some(&path), Overrides::default(), "box")
+        };
+        let err = load("[gc]\nhost_ttl = 5\n").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
-        std::fs::write(&path, "[gc]\nhost_ttl_secs = 0\n").unwrap();
-        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        let err = load("[gc]\nhost_ttl_secs = 0\n").unwrap_err();
         assert!(err.to_string().contains("host_ttl_secs"), "{err}");
-        std::fs::write(&path, "[gc]\nhost_ttl_secs = 60\n").unwrap();
-        let c = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap();
+        let c = load("[gc]\nhost_ttl_secs = 60\n").unwrap();
         assert_eq!(c.gc.host_ttl_secs, 60);
         assert_eq!(c.server.grpc_addr.port(), 8002);
         assert_eq!(c.host.hostname, "box");
         assert!(c.manager.addr.is_empty());
         assert_eq!(c.scheduling.back_to_source_limit, 200);
         assert_eq!(c.gc.peer_ttl_secs, 86_400);
-        std::fs::write(&path, "[gc]\npeer_ttl_secs = 0\n").unwrap();
-        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        let err = load("[gc]\npeer_ttl_secs = 0\n").unwrap_err();
         assert!(err.to_string().contains("peer_ttl_secs"), "{err}");
-        std::fs::write(&path, "[scheduling]\nback_to_source_limit = 0\n").unwrap();
-        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        let err = load("[scheduling]\nback_to_source_limit = 0\n").unwrap_err();
         assert!(err.to_string().contains("back_to_source_limit"), "{err}");
-        std::fs::write(&path, "[scheduling]\nback_to_source_limit = 3\n").unwrap();
-        let c = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap();
+        let c = load("[scheduling]\nback_to_source_limit = 3\n").unwrap();
         assert_eq!(c.scheduling.back_to_source_limit, 3);
         assert_eq!(c.scheduling.origin_ranges_at_once, 3, "the default");
-        std::fs::write(&path, "[scheduling]\norigin_ranges_at_once = 0\n").unwrap();
-        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        let err = load("[scheduling]\norigin_ranges_at_once = 0\n").unwrap_err();
         assert!(err.to_string().contains("origin_ranges_at_once"), "{err}");
-        std::fs::write(&path, "[scheduling]\norigin_ranges_at_once = 8\n").unwrap();
-        let c = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap();
+        let c = load("[scheduling]\norigin_ranges_at_once = 8\n").unwrap();
         assert_eq!(c.scheduling.origin_ranges_at_once, 8);
-        std::fs::write(&path, "[manager]\naddr = \"a b\"\n").unwrap();
-        let err = SchedulerConfig::load(Some(&path), Overrides::default(), "box").unwrap_err();
+        let err = load("[manager]\naddr = \"a b\"\n").unwrap_err();
         assert!(err.to_string().contains("manager.addr"), "{err}");
     }
 }

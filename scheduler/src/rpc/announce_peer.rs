@@ -107,12 +107,8 @@ async fn drive(
             }
         }
         let started = Instant::now();
-        let (update, handed_out) = {
-            let mut task = cell.lock();
-            // Origin pieces may go to other peers: wake their streams to send them.
-            let handed_out = task.hand_out_origin(&limits);
-            (task.update_for(&peer, &mut sent, &svc.hosts, &limits), handed_out)
-        };
+        let (update, handed_out) = cell.lock().update_and_hand_out(&peer, &mut sent, &svc.hosts, &limits);
+        // Origin pieces may have gone to other peers: wake their streams to tell them.
         if handed_out {
             cell.changed();
         }

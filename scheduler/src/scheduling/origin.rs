@@ -6,11 +6,13 @@
 //! and then serves it to the others. The origin's bandwidth so enters the swarm through many
 //! uplinks instead of one, and each byte still leaves the origin about once.
 //!
-//! How many peers fetch from the origin at once is capped (`scheduling.back_to_source_limit`):
-//! a peer that owns no unfinished origin piece gets one only while fewer than the cap do, so a
-//! task with thousands of peers never opens thousands of connections to the origin.
+//! Few pieces are fetched at once (`scheduling.origin_ranges_at_once`, and never by more peers
+//! than `scheduling.back_to_source_limit`), and the fetchers take turns: each free piece goes to
+//! the one with the fewest origin pieces so far. The origin so serves a few transfers at full
+//! speed, each piece is whole (and passed on) soon, and the first copies of the pieces leave
+//! through every uplink, not the same few.
 //!
-//! Pure: the caller passes who owns what and who asks; nothing here looks anything up.
+//! Pure: the caller passes who owns what and who may fetch; nothing here looks anything up.
 
 use std::collections::HashMap;
 
@@ -34,7 +36,7 @@ pub enum OriginPiece {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetcher {
     pub peer: PeerId,
-    /// Origin pieces handed to it so far in this task.
+    /// Origin pieces it has fetched so far in this task.
     pub turns: u32,
 }
 

@@ -51,7 +51,20 @@ pub struct Sent {
 impl Task {
     /// Computes what `peer` has not been told yet; `None` when there is no news.
     pub fn update_for(&mut self, peer: &PeerId, sent: &mut Sent, hosts: &Hosts, limits: &Limits) -> Option<Update> {
-        let record = self.peers.get(peer)?.clone();
+        self.update_and_hand_out(peer, sent, hosts, limits).0
+    }
+
+    /// [`Task::update_for`], also saying whether origin pieces were handed out on the way
+    /// (`hand_out_origin`): they may be other peers', whose streams must then wake.
+    pub fn update_and_hand_out(
+        &mut self,
+        peer: &PeerId,
+        sent: &mut Sent,
+        hosts: &Hosts,
+        limits: &Limits,
+    ) -> (Option<Update>, bool) {
+        let handed_out = self.spreads() && self.hand_out_origin(limits);
+        let Some(record) = self.peers.get(peer).cloned() else { return (None, handed_out) };
         let digests: Vec<(u32, [u8; 32])> = self
             .digests
             .iter()
@@ -70,7 +83,6 @@ impl Task {
         // Pieces handed to this peer (by this call or by another peer's) that it was not sent.
         let mut origin_pieces = Vec::new();
         if self.spreads() {
-            self.hand_out_origin(limits);
             let mine = |n: u32| matches!(self.origin.get(n as usize), Some(OriginPiece::Assigned(o)) if o == peer);
             // A piece taken back (its fetcher failed) may come back later: send it again then.
             sent.origin.retain(|n| mine(*n));
@@ -96,25 +108,26 @@ impl Task {
             && origin_pieces.is_empty()
             && tiny_content.is_none()
         {
-            return None;
+            return (None, handed_out);
         }
         sent.parents = summary;
         sent.content_length = self.content_length;
         sent.piece_length = self.piece_length;
-        Some(Update {
+        let update = Update {
             content_length: self.content_length,
             piece_length: self.piece_length,
             digests,
             parents,
             origin_pieces,
             tiny_content,
-        })
+        };
+        (Some(update), handed_out)
     }
 
     /// Hands free origin pieces to the peers that may fetch them, taking turns in join order
     /// ([`origin::hand_out`]); returns whether any was handed out. A peer learns of its pieces
     /// in its next update.
-    pub fn hand_out_origin(&mut self, limits: &Limits) -> bool {
+    fn hand_out_origin(&mut self, limits: &Limits) -> bool {
         let candidates: Vec<origin::Fetcher> = self
             .order
             .iter()
