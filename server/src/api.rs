@@ -9,8 +9,7 @@
 
 mod applications;
 mod audits;
-/// `pub(crate)`: the gRPC registration reads the same JSON column shapes.
-pub(crate) mod clusters;
+mod clusters;
 mod configs;
 pub mod extract;
 mod health;
@@ -26,48 +25,15 @@ mod tasks;
 mod tenants;
 mod tokens;
 mod users;
-mod validate;
-
-use std::{sync::Arc, time::Instant};
 
 use axum::{Json, Router, middleware::from_fn_with_state, routing::get};
-use sea_orm::DatabaseConnection;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    audit,
-    auth::{self, Sessions},
-    metrics::Metrics,
-    rbac::Rbac,
-};
-
-/// What handlers share.
-#[derive(Debug, Clone)]
-pub struct ApiState {
-    /// The connection pool.
-    pub db: DatabaseConnection,
-    /// When the manager started serving, for uptime.
-    pub started: Instant,
-    /// The authorization policy.
-    pub rbac: Rbac,
-    /// Sign-in sessions and their tokens.
-    pub sessions: Sessions,
-    /// OAuth2 / OIDC providers for `/api/v1/users/signin/{name}`.
-    pub oauth: Arc<auth::OAuth>,
-    /// Whether `POST /api/v1/users/signup` is open.
-    pub allow_signup: bool,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Per-cluster job admission.
-    pub job_limiter: Arc<jobs::JobRateLimiter>,
-    /// Redis transport of the job queue, when configured.
-    pub job_queue: Option<crate::jobs::queue::RedisQueue>,
-    /// A scheduler silent for longer is not asked (`[grpc] keepalive_timeout_secs`).
-    pub keepalive_timeout: std::time::Duration,
-    /// How often schedulers' figures are kept (`[grpc] sample_interval_secs`).
-    pub sample_interval: std::time::Duration,
-}
+pub use crate::state::ApiState;
+// Handlers not yet moved into `service` validate their input with the same checks.
+use crate::service::validate;
+use crate::{audit, auth};
 
 /// The whole HTTP API with its state applied, and the OpenAPI document describing it.
 pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {

@@ -17,9 +17,9 @@ use axum::{
 use sea_orm::{ActiveModelTrait, Set};
 
 use crate::{
-    api::ApiState,
     auth::{Credential, Principal},
     entity::audits,
+    state::ApiState,
 };
 
 /// Response extension: the tenant the changed object belongs to.

@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::{
-    api::ApiState,
     auth::{SESSION_COOKIE, cookie},
+    state::ApiState,
 };
 
 /// Console pages anyone may see.

@@ -7,12 +7,7 @@
 //! [`registry`] owns the tables, [`keepalive`] the streams and the sweep, [`scopes`] the pure
 //! choice of a cluster for a peer, [`cluster_config`] the cluster's JSON settings.
 
-mod cluster_config;
 mod keepalive;
-pub(crate) mod registry;
-pub(crate) mod samples;
-mod scopes;
-pub(crate) mod task_records;
 
 use std::{net::IpAddr, pin::pin, time::Duration};
 
@@ -22,17 +17,19 @@ use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use self::{
-    cluster_config::ClusterSettings,
-    keepalive::{KeepAlive, Sampling},
-    registry::{Component, HostKey, PeerRegistration, SchedulerRegistration, SeedPeerRegistration, SeedPeerType},
-    samples::SchedulerStats,
-    scopes::{CandidateCluster, PeerPlace, scopes_from_json},
-};
+use self::keepalive::{KeepAlive, Sampling};
 use crate::{
     Error,
     config::GrpcConfig,
     entity::{schedulers, seed_peers},
+    service::{
+        cluster_config::ClusterSettings,
+        registry::{
+            self, Component, HostKey, PeerRegistration, SchedulerRegistration, SeedPeerRegistration, SeedPeerType,
+        },
+        samples::SchedulerStats,
+        scopes::{CandidateCluster, PeerPlace, scopes_from_json},
+    },
 };
 
 /// The `Manager` gRPC service and its background sweep.
@@ -260,7 +257,7 @@ impl pb::manager_server::Manager for Registration {
             .into_iter()
             .map(|c| CandidateCluster { id: c.id, scopes: scopes_from_json(&c.scopes), is_default: c.is_default })
             .collect();
-        let cluster_id = scopes::best_cluster(&clusters, &place)
+        let cluster_id = crate::service::scopes::best_cluster(&clusters, &place)
             .ok_or_else(|| Error::NotFound("no cluster is configured".into()))?;
         if !r.seed_peer {
             registry::upsert_peer(

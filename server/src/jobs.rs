@@ -9,8 +9,6 @@
 //! next poll. `get_task` and `delete_task` run here; `preheat` waits for the image issue (it
 //! stays `PENDING`).
 
-pub mod queue;
-pub mod rpc;
 mod tasks;
 
 use std::time::Duration;
@@ -19,7 +17,7 @@ use chrono::Utc;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
 use tokio_util::sync::CancellationToken;
 
-use self::queue::RedisQueue;
+use crate::service::job_queue::RedisQueue;
 use crate::{Error, config::JobsConfig, entity::jobs};
 
 /// Job types this runner executes.

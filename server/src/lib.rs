@@ -19,6 +19,8 @@ pub mod metrics;
 pub mod password;
 pub mod rbac;
 mod serve;
+mod service;
+mod state;
 
 pub use error::Error;
 pub use serve::{Listeners, Manager};

@@ -22,9 +22,9 @@ use crate::{
     console,
     db::{self, RootUser},
     grpc,
-    jobs::queue::RedisQueue,
     metrics::{self, Metrics},
     rbac::Rbac,
+    service::job_queue::RedisQueue,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

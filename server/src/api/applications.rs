@@ -163,7 +163,7 @@ pub async fn create_application(
     Body(body): Body<CreateApplication>,
 ) -> Result<Response, Error> {
     let tenant = me.tenant_for_create(&state.rbac, body.tenant_id, Obj::Applications)?;
-    super::tenants::live_tenant(&state.db, tenant).await?;
+    crate::service::tenants::live_tenant(&state.db, tenant).await?;
     validate::name("name", &body.name)?;
     let url = body.url.unwrap_or_default();
     validate::text("url", &url, 1024)?;

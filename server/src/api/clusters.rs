@@ -1,6 +1,4 @@
-//! Clusters: a scheduler cluster paired with its seed-peer cluster, with the scopes that decide
-//! which peers it serves and the limits its schedulers and peers apply. Field names follow
-//! Dragonfly's so its users feel at home.
+//! `/clusters`: the REST face of [`service::clusters`].
 
 use axum::{
     Json,
@@ -8,167 +6,15 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait, sea_query::Expr,
-};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     ApiState,
     extract::{Body, Path, Query},
-    page::{self, PageParams, Paged},
-    validate,
+    page::{PageParams, Paged},
 };
-use crate::{
-    Error,
-    audit::in_tenant,
-    auth::{Principal, Visible},
-    entity::{clusters, schedulers, seed_peers},
-    rbac::{Act, Obj},
-};
-
-/// Which peers a cluster serves; a peer goes to the cluster whose scopes match it best.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct Scopes {
-    /// Data-center name the peer reports.
-    pub idc: String,
-    /// `|`-separated location path (`country|region|zone`), matched by prefix.
-    pub location: String,
-    /// Networks the peer's IP belongs to, as CIDRs.
-    pub cidrs: Vec<String>,
-    /// Regular expressions over the peer's hostname.
-    pub hostnames: Vec<String>,
-}
-
-/// What the cluster's schedulers apply.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct SchedulerClusterConfig {
-    /// Parents offered to a peer at once, 1 to 20. Default: 4.
-    pub candidate_parent_limit: u32,
-    /// Candidates considered before ranking, 10 to 1000. Default: 40.
-    pub filter_parent_limit: u32,
-    /// Jobs per second the cluster accepts, 1 to 1000. Default: 10.
-    pub job_rate_limit: u32,
-}
-
-impl Default for SchedulerClusterConfig {
-    fn default() -> Self {
-        Self { candidate_parent_limit: 4, filter_parent_limit: 40, job_rate_limit: 10 }
-    }
-}
-
-/// What the cluster's seed peers apply.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct SeedPeerClusterConfig {
-    /// Concurrent uploads a seed peer serves, 1 to 50000. Default: 2000.
-    pub load_limit: u32,
-}
-
-impl Default for SeedPeerClusterConfig {
-    fn default() -> Self {
-        Self { load_limit: 2000 }
-    }
-}
-
-/// What the cluster's peers apply.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct PeerClusterConfig {
-    /// Concurrent uploads a peer serves, 1 to 50000. Default: 200.
-    pub load_limit: u32,
-    /// Downloads the cluster refuses to schedule.
-    pub block_list: BlockList,
-}
-
-impl Default for PeerClusterConfig {
-    fn default() -> Self {
-        Self { load_limit: 200, block_list: BlockList::default() }
-    }
-}
-
-/// Downloads refused by application name, URL pattern (regular expression) or tag.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct BlockList {
-    pub applications: Vec<String>,
-    pub urls: Vec<String>,
-    pub tags: Vec<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Cluster {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub name: String,
-    pub bio: String,
-    pub scopes: Scopes,
-    pub scheduler_cluster_config: SchedulerClusterConfig,
-    pub seed_peer_cluster_config: SeedPeerClusterConfig,
-    pub peer_cluster_config: PeerClusterConfig,
-    /// Peers no other cluster's scopes match go here.
-    pub is_default: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<clusters::Model> for Cluster {
-    fn from(c: clusters::Model) -> Self {
-        Self {
-            id: c.id,
-            tenant_id: c.tenant_id,
-            name: c.name,
-            bio: c.bio,
-            scopes: serde_json::from_value(c.scopes).unwrap_or_default(),
-            scheduler_cluster_config: serde_json::from_value(c.scheduler_cluster_config).unwrap_or_default(),
-            seed_peer_cluster_config: serde_json::from_value(c.seed_peer_cluster_config).unwrap_or_default(),
-            peer_cluster_config: serde_json::from_value(c.peer_cluster_config).unwrap_or_default(),
-            is_default: c.is_default,
-            created_at: c.created_at.and_utc(),
-            updated_at: c.updated_at.and_utc(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CreateCluster {
-    /// The owning tenant; may be left out by users of exactly one tenant.
-    pub tenant_id: Option<i64>,
-    pub name: String,
-    pub bio: Option<String>,
-    pub scopes: Option<Scopes>,
-    pub scheduler_cluster_config: Option<SchedulerClusterConfig>,
-    pub seed_peer_cluster_config: Option<SeedPeerClusterConfig>,
-    pub peer_cluster_config: Option<PeerClusterConfig>,
-    /// Platform administrators only; at most one cluster is the default.
-    pub is_default: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct UpdateCluster {
-    pub name: Option<String>,
-    pub bio: Option<String>,
-    pub scopes: Option<Scopes>,
-    pub scheduler_cluster_config: Option<SchedulerClusterConfig>,
-    pub seed_peer_cluster_config: Option<SeedPeerClusterConfig>,
-    pub peer_cluster_config: Option<PeerClusterConfig>,
-    pub is_default: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ClusterFilter {
-    /// Exact name.
-    pub name: Option<String>,
-    pub tenant_id: Option<i64>,
-    pub is_default: Option<bool>,
-}
+pub use crate::service::clusters::{Cluster, ClusterFilter, CreateCluster, UpdateCluster};
+use crate::{Error, audit::in_tenant, auth::Principal, service};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(list_clusters, create_cluster)).routes(routes!(
@@ -176,106 +22,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         update_cluster,
         delete_cluster
     ))
-}
-
-fn range(field: &str, v: u32, lo: u32, hi: u32) -> Result<(), Error> {
-    if (lo..=hi).contains(&v) { Ok(()) } else { Err(Error::invalid(field, format!("{field} must be {lo} to {hi}"))) }
-}
-
-fn patterns(field: &str, list: &[String]) -> Result<(), Error> {
-    if list.len() > 100 {
-        return Err(Error::invalid(field, format!("{field} takes at most 100 entries")));
-    }
-    for p in list {
-        validate::text(field, p, 1024)?;
-        regex::RegexBuilder::new(p)
-            .size_limit(1 << 20)
-            .build()
-            .map_err(|e| Error::invalid(field, format!("{p:?} is not a regular expression: {e}")))?;
-    }
-    Ok(())
-}
-
-fn check_scopes(s: &Scopes) -> Result<(), Error> {
-    validate::text("scopes.idc", &s.idc, 1024)?;
-    validate::text("scopes.location", &s.location, 1024)?;
-    if s.cidrs.len() > 100 {
-        return Err(Error::invalid("scopes.cidrs", "scopes.cidrs takes at most 100 entries"));
-    }
-    for c in &s.cidrs {
-        c.parse::<ipnet::IpNet>()
-            .map_err(|_| Error::invalid("scopes.cidrs", format!("{c:?} is not a CIDR such as 10.0.0.0/8")))?;
-    }
-    patterns("scopes.hostnames", &s.hostnames)
-}
-
-fn check_scheduler_config(c: &SchedulerClusterConfig) -> Result<(), Error> {
-    range("scheduler_cluster_config.candidate_parent_limit", c.candidate_parent_limit, 1, 20)?;
-    range("scheduler_cluster_config.filter_parent_limit", c.filter_parent_limit, 10, 1000)?;
-    range("scheduler_cluster_config.job_rate_limit", c.job_rate_limit, 1, 1000)
-}
-
-fn check_peer_config(c: &PeerClusterConfig) -> Result<(), Error> {
-    range("peer_cluster_config.load_limit", c.load_limit, 1, 50_000)?;
-    patterns("peer_cluster_config.block_list.urls", &c.block_list.urls)?;
-    for (field, list) in [
-        ("peer_cluster_config.block_list.applications", &c.block_list.applications),
-        ("peer_cluster_config.block_list.tags", &c.block_list.tags),
-    ] {
-        if list.len() > 100 {
-            return Err(Error::invalid(field, format!("{field} takes at most 100 entries")));
-        }
-        for v in list {
-            validate::text(field, v, 1024)?;
-        }
-    }
-    Ok(())
-}
-
-fn json<T: Serialize>(v: &T) -> Result<serde_json::Value, Error> {
-    serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
-}
-
-/// A live cluster the caller may `act` on, or 404/403.
-pub async fn load(state: &ApiState, me: &Principal, id: i64, act: Act) -> Result<clusters::Model, Error> {
-    let cluster = clusters::Entity::find_by_id(id)
-        .filter(clusters::Column::IsDel.eq(0))
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| Error::not_found("cluster"))?;
-    me.check(&state.rbac, cluster.tenant_id, Obj::Clusters, act, "cluster")?;
-    Ok(cluster)
-}
-
-async fn name_taken(db: &DatabaseConnection, tenant: i64, name: &str, except: i64) -> Result<bool, Error> {
-    Ok(clusters::Entity::find()
-        .filter(clusters::Column::TenantId.eq(tenant))
-        .filter(clusters::Column::Name.eq(name))
-        .filter(clusters::Column::IsDel.eq(0))
-        .filter(clusters::Column::Id.ne(except))
-        .count(db)
-        .await?
-        > 0)
-}
-
-/// Only platform administrators choose the default cluster: it receives every peer no other
-/// scope matches, whichever tenant those peers belong to.
-fn check_default(state: &ApiState, me: &Principal, is_default: Option<bool>) -> Result<(), Error> {
-    if is_default == Some(true) {
-        me.check_platform(&state.rbac, Obj::Configs, Act::Update)
-            .map_err(|_| Error::Forbidden("only platform administrators choose the default cluster".into()))?;
-    }
-    Ok(())
-}
-
-async fn clear_other_defaults(db: &impl ConnectionTrait, except: i64) -> Result<(), Error> {
-    clusters::Entity::update_many()
-        .col_expr(clusters::Column::IsDefault, Expr::value(false))
-        .filter(clusters::Column::Id.ne(except))
-        .filter(clusters::Column::IsDefault.eq(true))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// Clusters of the caller's tenants.
@@ -289,20 +35,7 @@ pub async fn list_clusters(
     Query(filter): Query<ClusterFilter>,
 ) -> Result<Paged<Cluster>, Error> {
     let page = paging.validate()?;
-    let mut query = clusters::Entity::find().filter(clusters::Column::IsDel.eq(0)).order_by_asc(clusters::Column::Id);
-    if let Visible::Tenants(ids) = me.visible(&state.rbac, Obj::Clusters)? {
-        query = query.filter(clusters::Column::TenantId.is_in(ids));
-    }
-    if let Some(name) = filter.name {
-        query = query.filter(clusters::Column::Name.eq(name));
-    }
-    if let Some(t) = filter.tenant_id {
-        query = query.filter(clusters::Column::TenantId.eq(t));
-    }
-    if let Some(d) = filter.is_default {
-        query = query.filter(clusters::Column::IsDefault.eq(d));
-    }
-    Ok(page::fetch(&state.db, query, page, uri).await?.map(Cluster::from))
+    Ok(Paged::new(service::clusters::list(state.cx(&me), filter, page).await?, page, uri))
 }
 
 /// Create a cluster (tenant admins).
@@ -314,47 +47,8 @@ pub async fn create_cluster(
     Extension(me): Extension<Principal>,
     Body(body): Body<CreateCluster>,
 ) -> Result<Response, Error> {
-    let tenant = me.tenant_for_create(&state.rbac, body.tenant_id, Obj::Clusters)?;
-    super::tenants::live_tenant(&state.db, tenant).await?;
-    validate::name("name", &body.name)?;
-    let bio = body.bio.unwrap_or_default();
-    validate::text("bio", &bio, 1024)?;
-    let scopes = body.scopes.unwrap_or_default();
-    check_scopes(&scopes)?;
-    let scheduler = body.scheduler_cluster_config.unwrap_or_default();
-    check_scheduler_config(&scheduler)?;
-    let seed = body.seed_peer_cluster_config.unwrap_or_default();
-    range("seed_peer_cluster_config.load_limit", seed.load_limit, 1, 50_000)?;
-    let peer = body.peer_cluster_config.unwrap_or_default();
-    check_peer_config(&peer)?;
-    check_default(&state, &me, body.is_default)?;
-    if name_taken(&state.db, tenant, &body.name, 0).await? {
-        return Err(Error::Conflict(format!("the tenant has a cluster named {:?}", body.name)));
-    }
-    let now = Utc::now().naive_utc();
-    let is_default = body.is_default.unwrap_or(false);
-    let txn = state.db.begin().await?;
-    let cluster = clusters::ActiveModel {
-        tenant_id: Set(tenant),
-        name: Set(body.name),
-        bio: Set(bio),
-        scopes: Set(json(&scopes)?),
-        scheduler_cluster_config: Set(json(&scheduler)?),
-        seed_peer_cluster_config: Set(json(&seed)?),
-        peer_cluster_config: Set(json(&peer)?),
-        is_default: Set(is_default),
-        is_del: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    if is_default {
-        clear_other_defaults(&txn, cluster.id).await?;
-    }
-    txn.commit().await?;
-    Ok(in_tenant(tenant, (StatusCode::CREATED, Json(Cluster::from(cluster)))))
+    let cluster = service::clusters::create(state.cx(&me), body).await?;
+    Ok(in_tenant(cluster.tenant_id, (StatusCode::CREATED, Json(cluster))))
 }
 
 /// One cluster.
@@ -366,7 +60,7 @@ pub async fn get_cluster(
     Extension(me): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<Json<Cluster>, Error> {
-    Ok(Json(load(&state, &me, id, Act::Read).await?.into()))
+    Ok(Json(service::clusters::get(state.cx(&me), id).await?))
 }
 
 /// Change a cluster (tenant admins); given config objects replace the old ones whole.
@@ -381,48 +75,8 @@ pub async fn update_cluster(
     Path(id): Path<i64>,
     Body(body): Body<UpdateCluster>,
 ) -> Result<Response, Error> {
-    let cluster = load(&state, &me, id, Act::Update).await?;
-    let tenant = cluster.tenant_id;
-    check_default(&state, &me, body.is_default)?;
-    let mut active: clusters::ActiveModel = cluster.into();
-    if let Some(name) = body.name {
-        validate::name("name", &name)?;
-        if name_taken(&state.db, tenant, &name, id).await? {
-            return Err(Error::Conflict(format!("the tenant has a cluster named {name:?}")));
-        }
-        active.name = Set(name);
-    }
-    if let Some(bio) = body.bio {
-        validate::text("bio", &bio, 1024)?;
-        active.bio = Set(bio);
-    }
-    if let Some(s) = body.scopes {
-        check_scopes(&s)?;
-        active.scopes = Set(json(&s)?);
-    }
-    if let Some(c) = body.scheduler_cluster_config {
-        check_scheduler_config(&c)?;
-        active.scheduler_cluster_config = Set(json(&c)?);
-    }
-    if let Some(c) = body.seed_peer_cluster_config {
-        range("seed_peer_cluster_config.load_limit", c.load_limit, 1, 50_000)?;
-        active.seed_peer_cluster_config = Set(json(&c)?);
-    }
-    if let Some(c) = body.peer_cluster_config {
-        check_peer_config(&c)?;
-        active.peer_cluster_config = Set(json(&c)?);
-    }
-    if let Some(d) = body.is_default {
-        active.is_default = Set(d);
-    }
-    active.updated_at = Set(Utc::now().naive_utc());
-    let txn = state.db.begin().await?;
-    let cluster = active.update(&txn).await?;
-    if body.is_default == Some(true) {
-        clear_other_defaults(&txn, id).await?;
-    }
-    txn.commit().await?;
-    Ok(in_tenant(tenant, Json(Cluster::from(cluster))))
+    let cluster = service::clusters::update(state.cx(&me), id, body).await?;
+    Ok(in_tenant(cluster.tenant_id, Json(cluster)))
 }
 
 /// Delete a cluster (tenant admins). Refused while schedulers or seed peers are active in it.
@@ -435,27 +89,6 @@ pub async fn delete_cluster(
     Extension(me): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<Response, Error> {
-    let cluster = load(&state, &me, id, Act::Delete).await?;
-    let tenant = cluster.tenant_id;
-    let active_schedulers = schedulers::Entity::find()
-        .filter(schedulers::Column::ClusterId.eq(id))
-        .filter(schedulers::Column::State.eq("active"))
-        .count(&state.db)
-        .await?;
-    let active_seeds = seed_peers::Entity::find()
-        .filter(seed_peers::Column::ClusterId.eq(id))
-        .filter(seed_peers::Column::State.eq("active"))
-        .count(&state.db)
-        .await?;
-    if active_schedulers + active_seeds > 0 {
-        return Err(Error::Conflict(format!(
-            "the cluster has {active_schedulers} active scheduler(s) and {active_seeds} active seed peer(s); stop them first"
-        )));
-    }
-    let mut active: clusters::ActiveModel = cluster.into();
-    active.is_del = Set(id);
-    active.is_default = Set(false);
-    active.updated_at = Set(Utc::now().naive_utc());
-    active.update(&state.db).await?;
+    let tenant = service::clusters::delete(state.cx(&me), id).await?;
     Ok(in_tenant(tenant, StatusCode::NO_CONTENT))
 }

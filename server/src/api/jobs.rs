@@ -1,8 +1,6 @@
-//! Jobs: work the manager runs against the scheduler clusters of a tenant (preheat,
-//! get_task, delete_task). `POST` records the job as `PENDING`; the job runner picks it up.
-//! The answer's shape follows Dragonfly's, which Harbor's preheat provider reads.
-
-use std::{collections::HashMap, sync::Mutex, time::Instant};
+//! `/jobs`: the REST face of [`service::jobs`]. `POST` records the job as `PENDING`; the job
+//! runner picks it up. The answer's shape follows Dragonfly's, which Harbor's preheat provider
+//! reads.
 
 use axum::{
     Json,
@@ -10,181 +8,18 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-    sea_query::Query as SqlQuery,
-};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     ApiState,
-    clusters::SchedulerClusterConfig,
     extract::{Body, Path, Query},
-    page::{self, PageParams, Paged},
-    validate,
+    page::{PageParams, Paged},
 };
-use crate::{
-    Error,
-    audit::in_tenant,
-    auth::{Principal, Visible},
-    entity::{clusters, job_clusters, jobs},
-    rbac::{Act, Obj},
-};
-
-/// Job types the manager knows.
-pub const TYPES: &[&str] = &["preheat", "get_task", "delete_task"];
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Job {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub user_id: i64,
-    /// `preheat`, `get_task` or `delete_task`.
-    pub r#type: String,
-    /// `PENDING`, `RUNNING`, `SUCCESS` or `FAILURE`.
-    pub state: String,
-    #[schema(value_type = Object)]
-    pub args: serde_json::Value,
-    /// Per scheduler cluster, once the job has run.
-    #[schema(value_type = Object)]
-    pub result: Option<serde_json::Value>,
-    pub bio: String,
-    pub scheduler_cluster_ids: Vec<i64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<jobs::Model> for Job {
-    fn from(j: jobs::Model) -> Self {
-        Self {
-            id: j.id,
-            tenant_id: j.tenant_id,
-            user_id: j.user_id,
-            r#type: j.r#type,
-            state: j.state,
-            args: j.args,
-            result: j.result,
-            bio: j.bio,
-            scheduler_cluster_ids: serde_json::from_value(j.cluster_ids).unwrap_or_default(),
-            created_at: j.created_at.and_utc(),
-            updated_at: j.updated_at.and_utc(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CreateJob {
-    /// `preheat`, `get_task` or `delete_task`.
-    pub r#type: String,
-    /// Type-specific arguments; `url` (http or https) or, for get_task/delete_task, `task_id`.
-    #[schema(value_type = Object)]
-    pub args: serde_json::Value,
-    /// Clusters to run on; none means every cluster of the tenant.
-    pub scheduler_cluster_ids: Option<Vec<i64>>,
-    pub bio: Option<String>,
-    /// The tenant; may be left out by users of exactly one tenant.
-    pub tenant_id: Option<i64>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct UpdateJob {
-    pub bio: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct JobFilter {
-    pub r#type: Option<String>,
-    pub state: Option<String>,
-    pub user_id: Option<i64>,
-    pub tenant_id: Option<i64>,
-    /// Jobs that run on this scheduler cluster.
-    pub scheduler_cluster_id: Option<i64>,
-}
-
-/// Per-cluster job admission (`scheduler_cluster_config.job_rate_limit` jobs per second), per
-/// manager replica.
-#[derive(Debug, Default)]
-pub struct JobRateLimiter {
-    windows: Mutex<HashMap<i64, (Instant, u32)>>,
-}
-
-impl JobRateLimiter {
-    /// Admits one job on every cluster of `limits`, or none.
-    fn admit(&self, limits: &[(i64, u32)]) -> Result<(), Error> {
-        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        for (cluster, limit) in limits {
-            let (start, count) = windows.entry(*cluster).or_insert((now, 0));
-            if now.duration_since(*start).as_secs() >= 1 {
-                *start = now;
-                *count = 0;
-            }
-            if *count >= *limit {
-                return Err(Error::TooManyRequests(format!(
-                    "cluster {cluster} accepts {limit} job(s) per second; retry shortly"
-                )));
-            }
-        }
-        for (cluster, _) in limits {
-            if let Some((_, count)) = windows.get_mut(cluster) {
-                *count += 1;
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::service::jobs::{CreateJob, Job, JobFilter, UpdateJob};
+use crate::{Error, audit::in_tenant, auth::Principal, service};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(list_jobs, create_job)).routes(routes!(get_job, update_job, delete_job))
-}
-
-fn check_url(field: &str, v: &serde_json::Value) -> Result<(), Error> {
-    let s = v.as_str().ok_or_else(|| Error::invalid(field, format!("{field} must be a string")))?;
-    let url = url::Url::parse(s).map_err(|e| Error::invalid(field, format!("{field} is not a URL: {e}")))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(Error::invalid(field, format!("{field} must be an http or https URL")));
-    }
-    Ok(())
-}
-
-fn check_args(kind: &str, args: &serde_json::Value) -> Result<(), Error> {
-    let obj = args.as_object().ok_or_else(|| Error::invalid("args", "args must be an object"))?;
-    if serde_json::to_vec(args).map_or(0, |v| v.len()) > 64 * 1024 {
-        return Err(Error::invalid("args", "args must be at most 64 KiB"));
-    }
-    match kind {
-        "preheat" => {
-            check_url("args.url", obj.get("url").unwrap_or(&serde_json::Value::Null))?;
-            if let Some(t) = obj.get("type")
-                && t != "image"
-                && t != "file"
-            {
-                return Err(Error::invalid("args.type", "args.type must be image or file"));
-            }
-        }
-        "get_task" | "delete_task" => match (obj.get("task_id"), obj.get("url")) {
-            (Some(id), _) => {
-                let ok = id.as_str().is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
-                if !ok {
-                    return Err(Error::invalid("args.task_id", "args.task_id must be 64 hex digits"));
-                }
-            }
-            (None, Some(url)) => check_url("args.url", url)?,
-            (None, None) => return Err(Error::invalid("args", "give args.task_id or args.url")),
-        },
-        _ => return Err(Error::invalid("type", format!("type must be one of {}", TYPES.join(", ")))),
-    }
-    Ok(())
-}
-
-async fn load(state: &ApiState, me: &Principal, id: i64, act: Act) -> Result<jobs::Model, Error> {
-    let job = jobs::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("job"))?;
-    me.check(&state.rbac, job.tenant_id, Obj::Jobs, act, "job")?;
-    Ok(job)
 }
 
 /// Jobs of the caller's tenants, newest first.
@@ -198,34 +33,7 @@ pub async fn list_jobs(
     Query(filter): Query<JobFilter>,
 ) -> Result<Paged<Job>, Error> {
     let page = paging.validate()?;
-    let mut query = jobs::Entity::find().order_by_desc(jobs::Column::Id);
-    if let Visible::Tenants(ids) = me.visible(&state.rbac, Obj::Jobs)? {
-        query = query.filter(jobs::Column::TenantId.is_in(ids));
-    }
-    if let Some(t) = filter.r#type {
-        query = query.filter(jobs::Column::Type.eq(t));
-    }
-    if let Some(s) = filter.state {
-        query = query.filter(jobs::Column::State.eq(s));
-    }
-    if let Some(u) = filter.user_id {
-        query = query.filter(jobs::Column::UserId.eq(u));
-    }
-    if let Some(t) = filter.tenant_id {
-        query = query.filter(jobs::Column::TenantId.eq(t));
-    }
-    if let Some(c) = filter.scheduler_cluster_id {
-        query = query.filter(
-            jobs::Column::Id.in_subquery(
-                SqlQuery::select()
-                    .column(job_clusters::Column::JobId)
-                    .from(job_clusters::Entity)
-                    .and_where(job_clusters::Column::ClusterId.eq(c))
-                    .to_owned(),
-            ),
-        );
-    }
-    Ok(page::fetch(&state.db, query, page, uri).await?.map(Job::from))
+    Ok(Paged::new(service::jobs::list(state.cx(&me), filter, page).await?, page, uri))
 }
 
 /// Create a job (tenant members and admins). Answers the job as `PENDING`; poll it by id.
@@ -237,68 +45,8 @@ pub async fn create_job(
     Extension(me): Extension<Principal>,
     Body(body): Body<CreateJob>,
 ) -> Result<Response, Error> {
-    let tenant = me.tenant_for_create(&state.rbac, body.tenant_id, Obj::Jobs)?;
-    check_args(&body.r#type, &body.args)?;
-    let bio = body.bio.unwrap_or_default();
-    validate::text("bio", &bio, 1024)?;
-    let tenant_clusters =
-        clusters::Entity::find().filter(clusters::Column::TenantId.eq(tenant)).filter(clusters::Column::IsDel.eq(0));
-    let chosen = match body.scheduler_cluster_ids.filter(|ids| !ids.is_empty()) {
-        Some(ids) => {
-            if ids.len() > 1000 {
-                return Err(Error::invalid("scheduler_cluster_ids", "at most 1000 clusters per job"));
-            }
-            let found = tenant_clusters.filter(clusters::Column::Id.is_in(ids.clone())).all(&state.db).await?;
-            if let Some(missing) = ids.iter().find(|id| !found.iter().any(|c| c.id == **id)) {
-                return Err(Error::invalid("scheduler_cluster_ids", format!("the tenant has no cluster {missing}")));
-            }
-            found
-        }
-        None => tenant_clusters.all(&state.db).await?,
-    };
-    if chosen.is_empty() {
-        return Err(Error::invalid("scheduler_cluster_ids", "the tenant has no cluster to run the job on"));
-    }
-    let limits: Vec<(i64, u32)> = chosen
-        .iter()
-        .map(|c| {
-            let config: SchedulerClusterConfig =
-                serde_json::from_value(c.scheduler_cluster_config.clone()).unwrap_or_default();
-            (c.id, config.job_rate_limit)
-        })
-        .collect();
-    state.job_limiter.admit(&limits)?;
-    let cluster_ids: Vec<i64> = chosen.iter().map(|c| c.id).collect();
-    let now = Utc::now().naive_utc();
-    let txn = state.db.begin().await?;
-    let job = jobs::ActiveModel {
-        tenant_id: Set(tenant),
-        user_id: Set(me.user_id),
-        r#type: Set(body.r#type),
-        state: Set("PENDING".into()),
-        args: Set(body.args),
-        result: Set(None),
-        bio: Set(bio),
-        cluster_ids: Set(serde_json::json!(cluster_ids)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    job_clusters::Entity::insert_many(
-        cluster_ids.iter().map(|&c| job_clusters::ActiveModel { job_id: Set(job.id), cluster_id: Set(c) }),
-    )
-    .exec_without_returning(&txn)
-    .await?;
-    txn.commit().await?;
-    if let Some(queue) = &state.job_queue
-        && let Err(e) = queue.push(job.id).await
-    {
-        // The runners' database poll picks the job up instead.
-        tracing::warn!(job_id = job.id, error = %e, "could not announce the job on Redis");
-    }
-    Ok(in_tenant(tenant, (StatusCode::CREATED, Json(Job::from(job)))))
+    let job = service::jobs::create(state.cx(&me), body, &state.job_limiter, state.job_queue.as_ref()).await?;
+    Ok(in_tenant(job.tenant_id, (StatusCode::CREATED, Json(job))))
 }
 
 /// One job with its state and results.
@@ -310,7 +58,7 @@ pub async fn get_job(
     Extension(me): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<Json<Job>, Error> {
-    Ok(Json(load(&state, &me, id, Act::Read).await?.into()))
+    Ok(Json(service::jobs::get(state.cx(&me), id).await?))
 }
 
 /// Change a job's description (tenant admins).
@@ -324,15 +72,8 @@ pub async fn update_job(
     Path(id): Path<i64>,
     Body(body): Body<UpdateJob>,
 ) -> Result<Response, Error> {
-    let job = load(&state, &me, id, Act::Update).await?;
-    let tenant = job.tenant_id;
-    let mut active: jobs::ActiveModel = job.into();
-    if let Some(bio) = body.bio {
-        validate::text("bio", &bio, 1024)?;
-        active.bio = Set(bio);
-    }
-    active.updated_at = Set(Utc::now().naive_utc());
-    Ok(in_tenant(tenant, Json(Job::from(active.update(&state.db).await?))))
+    let job = service::jobs::update(state.cx(&me), id, body).await?;
+    Ok(in_tenant(job.tenant_id, Json(job)))
 }
 
 /// Delete a job record (tenant admins); a running job is not stopped by this.
@@ -344,7 +85,6 @@ pub async fn delete_job(
     Extension(me): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<Response, Error> {
-    let job = load(&state, &me, id, Act::Delete).await?;
-    jobs::Entity::delete_by_id(id).exec(&state.db).await?;
-    Ok(in_tenant(job.tenant_id, StatusCode::NO_CONTENT))
+    let tenant = service::jobs::delete(state.cx(&me), id).await?;
+    Ok(in_tenant(tenant, StatusCode::NO_CONTENT))
 }

@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderValue, Uri, header},
     response::{IntoResponse, Response},
 };
-use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QuerySelect, Select};
+use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Select};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
@@ -26,12 +26,7 @@ pub struct PageParams {
     pub per_page: Option<u64>,
 }
 
-/// A validated page request.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    pub page: u64,
-    pub per_page: u64,
-}
+pub use crate::service::{Listed, Page};
 
 impl PageParams {
     pub fn validate(&self) -> Result<Page, Error> {
@@ -60,6 +55,11 @@ pub struct Paged<T> {
 }
 
 impl<T> Paged<T> {
+    /// A page a service listed, answered for the request at `uri`.
+    pub fn new(listed: Listed<T>, page: Page, uri: Uri) -> Self {
+        Self { items: listed.items, total: listed.total, page, uri }
+    }
+
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Paged<U> {
         Paged { items: self.items.into_iter().map(f).collect(), total: self.total, page: self.page, uri: self.uri }
     }
@@ -72,9 +72,7 @@ where
     E::Model: FromQueryResult + Sized + Send + Sync,
     C: ConnectionTrait,
 {
-    let total = query.clone().count(db).await?;
-    let items = query.offset((page.page - 1) * page.per_page).limit(page.per_page).all(db).await?;
-    Ok(Paged { items, total, page, uri })
+    Ok(Paged::new(crate::service::list(db, query, page).await?, page, uri))
 }
 
 impl<T: Serialize> IntoResponse for Paged<T> {

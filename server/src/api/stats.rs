@@ -24,8 +24,8 @@ use crate::{
     Error,
     auth::{Principal, Visible},
     entity::{clusters, scheduler_samples},
-    grpc::samples::SchedulerStats,
     rbac::{Act, Obj},
+    service::samples::SchedulerStats,
 };
 
 /// Buckets per window.
@@ -99,7 +99,7 @@ pub async fn get_stats(
         .order_by_asc(scheduler_samples::Column::At)
         .order_by_asc(scheduler_samples::Column::Id);
     if let Some(id) = q.scheduler_cluster_id {
-        let cluster = super::clusters::load(&state, &me, id, Act::Read).await?;
+        let cluster = crate::service::clusters::load(state.cx(&me), id, Act::Read).await?;
         query = query.filter(scheduler_samples::Column::ClusterId.eq(cluster.id));
     } else {
         let mut live = SqlQuery::select()

@@ -93,15 +93,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(update_member, remove_member))
 }
 
-/// A live (not deleted) tenant, or 404.
-pub async fn live_tenant(db: &DatabaseConnection, id: i64) -> Result<tenants::Model, Error> {
-    tenants::Entity::find_by_id(id)
-        .filter(tenants::Column::IsDel.eq(0))
-        .one(db)
-        .await?
-        .ok_or_else(|| Error::not_found("tenant"))
-}
-
 fn tenant_role(field: &str, role: &str) -> Result<Role, Error> {
     Role::tenant_role(role).ok_or_else(|| Error::invalid(field, "role must be admin, member or guest"))
 }
@@ -179,7 +170,7 @@ pub async fn get_tenant(
     Path(id): Path<i64>,
 ) -> Result<Json<Tenant>, Error> {
     me.check(&state.rbac, id, Obj::Tenants, Act::Read, "tenant")?;
-    Ok(Json(live_tenant(&state.db, id).await?.into()))
+    Ok(Json(crate::service::tenants::live_tenant(&state.db, id).await?.into()))
 }
 
 /// Rename a tenant or change its description (tenant admins).
@@ -195,7 +186,7 @@ pub async fn update_tenant(
     Body(body): Body<UpdateTenant>,
 ) -> Result<Response, Error> {
     me.check(&state.rbac, id, Obj::Tenants, Act::Update, "tenant")?;
-    let tenant = live_tenant(&state.db, id).await?;
+    let tenant = crate::service::tenants::live_tenant(&state.db, id).await?;
     let mut active: tenants::ActiveModel = tenant.into();
     if let Some(name) = body.name {
         validate::name("name", &name)?;
@@ -231,7 +222,7 @@ pub async fn delete_tenant(
     Path(id): Path<i64>,
 ) -> Result<Response, Error> {
     me.check(&state.rbac, id, Obj::Tenants, Act::Delete, "tenant")?;
-    let tenant = live_tenant(&state.db, id).await?;
+    let tenant = crate::service::tenants::live_tenant(&state.db, id).await?;
     let live_clusters = clusters::Entity::find()
         .filter(clusters::Column::TenantId.eq(id))
         .filter(clusters::Column::IsDel.eq(0))
@@ -262,7 +253,7 @@ pub async fn list_members(
     Query(paging): Query<PageParams>,
 ) -> Result<Paged<Member>, Error> {
     me.check(&state.rbac, id, Obj::Members, Act::Read, "tenant")?;
-    live_tenant(&state.db, id).await?;
+    crate::service::tenants::live_tenant(&state.db, id).await?;
     let page = paging.validate()?;
     let query = members::Entity::find().filter(members::Column::TenantId.eq(id)).order_by_asc(members::Column::Id);
     let rows = page::fetch(&state.db, query, page, uri).await?;
@@ -294,7 +285,7 @@ pub async fn add_member(
     Body(body): Body<AddMember>,
 ) -> Result<Response, Error> {
     me.check(&state.rbac, id, Obj::Members, Act::Create, "tenant")?;
-    live_tenant(&state.db, id).await?;
+    crate::service::tenants::live_tenant(&state.db, id).await?;
     let role = tenant_role("role", &body.role)?;
     let user = users::Entity::find()
         .filter(users::Column::Name.eq(body.user_name.as_str()))

@@ -159,7 +159,7 @@ pub async fn create_token(
         return Err(Error::Forbidden("tokens cannot mint tokens".into()));
     }
     let tenant = me.tenant_for_create(&state.rbac, body.tenant_id, Obj::OwnTokens)?;
-    super::tenants::live_tenant(&state.db, tenant).await?;
+    crate::service::tenants::live_tenant(&state.db, tenant).await?;
     validate::name("name", &body.name)?;
     let bio = body.bio.unwrap_or_default();
     validate::text("bio", &bio, 1024)?;

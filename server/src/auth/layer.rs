@@ -10,7 +10,7 @@ use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::{Credential, Principal, token};
-use crate::{Error, api::ApiState, entity::personal_access_tokens as pats, rbac::Scope};
+use crate::{Error, entity::personal_access_tokens as pats, rbac::Scope, state::ApiState};
 
 /// `/api/v1`: a sign-in token in `Authorization: Bearer` (or the console's `jwt` cookie).
 pub async fn require_session(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {

@@ -19,7 +19,7 @@ pub struct Model {
     /// `running` while any peer downloads, then `succeeded` (some peer has it) or `failed`;
     /// `deleted` once a `delete_task` job removed it.
     pub state: String,
-    /// The task's graph (`jobs::rpc::TaskInfo`), with at most [`MAX_PEERS`] peers.
+    /// The task's graph (`service::tasks::TaskInfo`), with at most [`MAX_PEERS`] peers.
     pub info: Json,
     pub created_at: DateTime,
     pub updated_at: DateTime,

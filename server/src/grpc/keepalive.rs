@@ -16,12 +16,14 @@ use futures::{Stream, StreamExt};
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    registry::{self, Component, HostKey},
-    samples::{self, Sampler, SchedulerStats},
-    task_records,
+use crate::{
+    Error,
+    service::{
+        registry::{self, Component, HostKey},
+        samples::{self, Sampler, SchedulerStats},
+        task_records,
+    },
 };
-use crate::Error;
 
 /// One keepalive message, in the manager's types.
 #[derive(Debug, Clone)]
@@ -33,7 +35,7 @@ pub struct KeepAlive {
     /// A scheduler's figures.
     pub stats: Option<SchedulerStats>,
     /// Tasks a scheduler reports changed.
-    pub tasks: Vec<crate::jobs::rpc::TaskInfo>,
+    pub tasks: Vec<crate::service::tasks::TaskInfo>,
 }
 
 impl KeepAlive {

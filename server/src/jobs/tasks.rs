@@ -10,8 +10,8 @@ use common::task_id::{TaskSpec, task_id};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use serde_json::{Value, json};
 
-use super::rpc::SchedulerClient;
-use crate::{Error, config::JobsConfig, entity::jobs, grpc::registry::active_schedulers};
+use crate::service::scheduler_rpc::SchedulerClient;
+use crate::{Error, config::JobsConfig, entity::jobs, service::registry::active_schedulers};
 
 /// Runs `job` and records its outcome.
 pub async fn execute(
@@ -122,7 +122,7 @@ async fn on_cluster(
         return Err(errors.join("; "));
     }
     if kind == "delete_task" {
-        crate::grpc::task_records::mark_deleted(db, cluster, task).await.map_err(|e| format!("database: {e}"))?;
+        crate::service::task_records::mark_deleted(db, cluster, task).await.map_err(|e| format!("database: {e}"))?;
     }
     Ok(match kind {
         "get_task" => json!({"scheduler_cluster_id": cluster, "task_id": task, "peers": peers}),

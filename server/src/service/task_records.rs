@@ -11,7 +11,7 @@ use super::registry::{cutoff, stamp_now};
 use crate::{
     Error,
     entity::task_records::{self, MAX_PEERS},
-    jobs::rpc::TaskInfo,
+    service::tasks::TaskInfo,
 };
 
 /// `running` while any peer downloads, else `succeeded` when some peer has the whole content,
@@ -123,7 +123,7 @@ pub async fn find(db: &impl ConnectionTrait, cluster_id: i64, task_id: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::rpc::TaskPeer;
+    use crate::service::tasks::TaskPeer;
 
     fn task(states: &[&str]) -> TaskInfo {
         TaskInfo {

@@ -1,12 +1,12 @@
 //! A cluster's settings as schedulers and peers see them, read from the cluster's JSON columns.
 //!
-//! The column shapes are the REST layer's (`api::clusters`), which validates them on write;
+//! The column shapes are those of [`super::clusters`], which validates them on every write;
 //! here every missing field takes its documented default, so a cluster created with `{}` behaves
 //! like a stock Dragonfly cluster.
 
 use serde::Deserialize;
 
-use crate::api::clusters::{PeerClusterConfig, SchedulerClusterConfig, SeedPeerClusterConfig};
+use super::clusters::{PeerClusterConfig, SchedulerClusterConfig, SeedPeerClusterConfig};
 use crate::entity::clusters;
 
 /// Everything `GetClusterConfig` answers.

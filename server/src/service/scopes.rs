@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use regex::Regex;
 
-use crate::api::clusters::Scopes;
+use super::clusters::Scopes;
 
 /// Weight of an IP inside one of the cluster's CIDRs.
 const CIDR_WEIGHT: f64 = 0.3;

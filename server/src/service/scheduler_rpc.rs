@@ -1,50 +1,12 @@
-//! The manager as a client of schedulers: the gRPC edge of the job runner. Proto types stop here.
+//! The manager as a client of schedulers: the gRPC edge the job runner and the task reads use.
+//! Proto types stop here.
 
 use std::time::Duration;
 
 use proto::scheduler::v1 as pb;
 use tonic::{Code, transport::Endpoint};
 
-/// One peer holding a task, as a scheduler reports it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct TaskPeer {
-    pub host_id: String,
-    pub hostname: String,
-    pub ip: String,
-    pub peer_id: String,
-    /// `Pending`, `Running`, `BackToSource`, `Succeeded`, `Failed`…
-    pub state: String,
-    pub finished_pieces: u32,
-    /// Pieces this peer fetched from the origin.
-    pub origin_pieces: u32,
-    /// Pieces it got inline from the scheduler (a tiny content, at most 128 bytes).
-    #[serde(default)]
-    pub inline_pieces: u32,
-    /// Pieces it fetched from each parent peer: the edges of the task's graph.
-    pub sources: Vec<PieceSource>,
-}
-
-/// Pieces one peer fetched from one parent.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct PieceSource {
-    pub parent_id: String,
-    pub pieces: u32,
-}
-
-/// A task as one scheduler knows it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct TaskInfo {
-    pub task_id: String,
-    pub url: String,
-    pub content_length: Option<u64>,
-    pub piece_length: u64,
-    pub total_pieces: u32,
-    pub peers: Vec<TaskPeer>,
-    /// Set when this is the task's record (its last state a scheduler reported), not a
-    /// scheduler's live answer: when the record was last updated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
-}
+use super::tasks::{PieceSource, TaskInfo, TaskPeer};
 
 impl From<pb::TaskInfo> for TaskInfo {
     fn from(info: pb::TaskInfo) -> Self {
