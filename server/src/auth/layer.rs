@@ -7,9 +7,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 
-use super::{Credential, Principal, token};
+use super::{Principal, token};
 use crate::{Error, entity::personal_access_tokens as pats, rbac::Scope, state::ApiState};
 
 /// `/api/v1`: a sign-in token in `Authorization: Bearer` (or the console's `jwt` cookie).
@@ -67,18 +67,15 @@ async fn session_principal(state: &ApiState, presented: Option<String>) -> Resul
             "personal access tokens work on /oapi/v1; /api/v1 takes a sign-in token".into(),
         ));
     }
-    let (user_id, sid) = state.sessions.check(&state.db, &jwt).await?;
-    Principal::load(&state.db, user_id, Credential::Session { id: sid }, None).await
+    let (user_id, sid) = state.sessions.claims(&jwt)?;
+    Principal::for_session(&state.db, user_id, &sid).await
 }
 
 async fn token_principal(state: &ApiState, presented: Option<String>) -> Result<Principal, Error> {
     let presented = presented
         .ok_or_else(|| Error::Unauthorized("send a personal access token as Authorization: Bearer <token>".into()))?;
-    let row = pats::Entity::find()
-        .filter(pats::Column::TokenHash.eq(token::hash(&presented)))
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| Error::Unauthorized("unknown personal access token".into()))?;
+    let rows = Principal::token_rows(&state.db, &token::hash(&presented)).await?;
+    let row = rows.first().ok_or_else(|| Error::Unauthorized("unknown personal access token".into()))?;
     if row.state != "active" {
         return Err(Error::Forbidden("this personal access token is inactive".into()));
     }
@@ -87,21 +84,21 @@ async fn token_principal(state: &ApiState, presented: Option<String>) -> Result<
         return Err(Error::Forbidden("this personal access token has expired".into()));
     }
     let scopes: Vec<Scope> = serde_json::from_value(row.scopes.clone()).unwrap_or_default();
-    let principal =
-        Principal::load(&state.db, row.user_id, Credential::Token { id: row.id, scopes }, Some(row.tenant_id))
-            .await
-            .map_err(|e| match e {
-                Error::Unauthorized(_) => Error::Forbidden("the owner of this token is disabled".into()),
-                other => other,
-            })?;
+    let principal = Principal::for_token(&rows, scopes).map_err(|e| match e {
+        Error::Unauthorized(_) => Error::Forbidden("the owner of this token is disabled".into()),
+        other => other,
+    })?;
     if !principal.root && principal.tenants.is_empty() {
         return Err(Error::Forbidden("the owner of this token no longer belongs to its tenant".into()));
     }
     // Record use, at most once a minute per token, so reads stay reads.
     if row.last_used_at.is_none_or(|t| (now - t).num_seconds() >= 60) {
-        let mut active: pats::ActiveModel = row.into();
-        active.last_used_at = Set(Some(now));
-        if let Err(e) = active.update(&state.db).await {
+        let stamped = pats::Entity::update_many()
+            .col_expr(pats::Column::LastUsedAt, Expr::value(Some(now)))
+            .filter(pats::Column::Id.eq(row.id))
+            .exec(&state.db)
+            .await;
+        if let Err(e) = stamped {
             tracing::warn!(error = %e, "could not record token use");
         }
     }

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use chrono::{NaiveDateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType, QueryFilter, QuerySelect, Select};
 
 use crate::{
     Error,
-    entity::{members, users},
+    entity::{members, personal_access_tokens as pats, sessions, users},
     rbac::{Act, Obj, Rbac, Role, Scope},
 };
 
@@ -40,26 +41,110 @@ pub enum Visible {
     Tenants(Vec<i64>),
 }
 
+/// The user behind a credential and one of its memberships: a row of the one query that
+/// authenticates a request (`credential ⟕ users ⟕ members`, so a credential whose user is gone
+/// still answers a row, with the user's columns empty).
+#[derive(Debug, FromQueryResult)]
+struct UserRow {
+    user_name: Option<String>,
+    user_state: Option<String>,
+    platform_role: Option<String>,
+    member_tenant: Option<i64>,
+    member_role: Option<String>,
+}
+
+/// A personal access token's row with its user and one membership.
+#[derive(Debug, FromQueryResult)]
+pub(super) struct TokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub tenant_id: i64,
+    pub scopes: serde_json::Value,
+    pub state: String,
+    pub expired_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    #[sea_orm(nested)]
+    user: UserRow,
+}
+
+/// `query` (over a table with a `user_id` column) joined with the user and its memberships.
+fn with_user<E: EntityTrait>(query: Select<E>, user_id: E::Column) -> Select<E> {
+    query
+        .join(JoinType::LeftJoin, E::belongs_to(users::Entity).from(user_id).to(users::Column::Id).into())
+        .join_rev(
+            JoinType::LeftJoin,
+            members::Entity::belongs_to(users::Entity).from(members::Column::UserId).to(users::Column::Id).into(),
+        )
+        .column_as(users::Column::Name, "user_name")
+        .column_as(users::Column::State, "user_state")
+        .column_as(users::Column::PlatformRole, "platform_role")
+        .column_as(members::Column::TenantId, "member_tenant")
+        .column_as(members::Column::Role, "member_role")
+}
+
 impl Principal {
-    /// Loads the user and its memberships; a disabled or deleted user is `Unauthorized`.
-    pub async fn load(
-        db: &DatabaseConnection,
+    /// The caller behind session `sid` of `user_id`, in one query: the session must be live
+    /// and the user enabled, or the answer is `Unauthorized`.
+    pub async fn for_session(db: &impl ConnectionTrait, user_id: i64, sid: &str) -> Result<Self, Error> {
+        let query = sessions::Entity::find()
+            .select_only()
+            .filter(sessions::Column::Id.eq(sid))
+            .filter(sessions::Column::UserId.eq(user_id))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .filter(sessions::Column::ExpiresAt.gt(Utc::now().naive_utc()));
+        let rows = with_user(query, sessions::Column::UserId).into_model::<UserRow>().all(db).await?;
+        if rows.is_empty() {
+            return Err(Error::Unauthorized("the session has ended; sign in again".into()));
+        }
+        Self::from_rows(user_id, Credential::Session { id: sid.to_owned() }, None, rows.iter())
+    }
+
+    /// A personal access token's row by its hash, with its user and memberships, in one query.
+    pub(super) async fn token_rows(db: &impl ConnectionTrait, hash: &str) -> Result<Vec<TokenRow>, Error> {
+        let query = pats::Entity::find()
+            .select_only()
+            .columns([
+                pats::Column::Id,
+                pats::Column::UserId,
+                pats::Column::TenantId,
+                pats::Column::Scopes,
+                pats::Column::State,
+                pats::Column::ExpiredAt,
+                pats::Column::LastUsedAt,
+            ])
+            .filter(pats::Column::TokenHash.eq(hash));
+        Ok(with_user(query, pats::Column::UserId).into_model::<TokenRow>().all(db).await?)
+    }
+
+    /// The caller behind a token's rows (from [`Self::token_rows`]), narrowed to its tenant.
+    pub(super) fn for_token(rows: &[TokenRow], scopes: Vec<Scope>) -> Result<Self, Error> {
+        let first = rows.first().ok_or_else(|| Error::Unauthorized("unknown personal access token".into()))?;
+        let credential = Credential::Token { id: first.id, scopes };
+        Self::from_rows(first.user_id, credential, Some(first.tenant_id), rows.iter().map(|r| &r.user))
+    }
+
+    /// A disabled or deleted user is `Unauthorized`; memberships outside `only_tenant` (a
+    /// token's) do not count.
+    fn from_rows<'r>(
         user_id: i64,
         credential: Credential,
-        token_tenant: Option<i64>,
+        only_tenant: Option<i64>,
+        mut rows: impl Iterator<Item = &'r UserRow>,
     ) -> Result<Self, Error> {
-        let user = users::Entity::find_by_id(user_id)
-            .one(db)
-            .await?
-            .filter(|u| u.state == "enabled")
-            .ok_or_else(|| Error::Unauthorized("the user is disabled or gone".into()))?;
-        let mut query = members::Entity::find().filter(members::Column::UserId.eq(user_id));
-        if let Some(tenant) = token_tenant {
-            query = query.filter(members::Column::TenantId.eq(tenant));
-        }
-        let tenants =
-            query.all(db).await?.into_iter().filter_map(|m| Some((m.tenant_id, Role::tenant_role(&m.role)?))).collect();
-        Ok(Self { user_id, name: user.name, root: user.platform_role == "root", credential, tenants })
+        let first = rows.next().filter(|r| r.user_state.as_deref() == Some("enabled"));
+        let first = first.ok_or_else(|| Error::Unauthorized("the user is disabled or gone".into()))?;
+        let tenants = std::iter::once(first)
+            .chain(rows)
+            .filter_map(|r| Some((r.member_tenant?, Role::tenant_role(r.member_role.as_deref()?)?)))
+            .filter(|(tenant, _)| only_tenant.is_none_or(|t| t == *tenant))
+            .collect();
+        Ok(Self {
+            user_id,
+            name: first.user_name.clone().unwrap_or_default(),
+            root: first.platform_role.as_deref() == Some("root"),
+            credential,
+            tenants,
+        })
     }
 
     /// The session id, for sign-out and refresh.

@@ -64,12 +64,19 @@ impl Sessions {
         Ok(IssuedToken { token: self.keys.sign(&claims)?, expires_at, session_expires_at: session_expires })
     }
 
-    /// Checks `jwt` and its session; answers the user id and session id.
-    pub async fn check(&self, db: &DatabaseConnection, jwt: &str) -> Result<(i64, String), Error> {
+    /// The user id and session id a well-signed, unexpired `jwt` names; its session row is
+    /// not read here ([`super::Principal::for_session`] reads it with the user).
+    pub fn claims(&self, jwt: &str) -> Result<(i64, String), Error> {
         let claims = self.keys.verify(jwt)?;
         let user_id: i64 =
             claims.sub.parse().map_err(|_| Error::Unauthorized("the sign-in token is not valid".into()))?;
-        let session = sessions::Entity::find_by_id(claims.sid.clone())
+        Ok((user_id, claims.sid))
+    }
+
+    /// Checks `jwt` and its session; answers the user id and session id.
+    pub async fn check(&self, db: &DatabaseConnection, jwt: &str) -> Result<(i64, String), Error> {
+        let (user_id, sid) = self.claims(jwt)?;
+        let session = sessions::Entity::find_by_id(sid)
             .one(db)
             .await?
             .filter(|s| s.user_id == user_id && s.revoked_at.is_none() && s.expires_at > Utc::now().naive_utc())
