@@ -12,15 +12,14 @@
 
 mod ranged;
 
-pub(super) use ranged::{fetch_piece as fetch_range, inner_limits, plan as probe_ranges};
+pub(super) use ranged::{Limits, fetch_piece as fetch_range, inner_limits, plan as probe_ranges};
 
 use std::{sync::Arc, time::Duration};
 
 use common::piece::{MIN_PIECE_LENGTH, PieceLayout, default_piece_length};
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
-use super::{Event, Inner, TaskRequest};
+use super::{Event, EventSink, Inner, TaskRequest};
 use crate::{
     Error,
     rpc::scheduler::{PieceDone, PieceSource, Reporter, ToScheduler},
@@ -36,7 +35,7 @@ pub(super) async fn fetch(
     task: &Arc<TaskStore>,
     req: &TaskRequest,
     reporter: Option<&Reporter>,
-    events: &mpsc::Sender<Event>,
+    events: &EventSink,
 ) -> Result<(), Error> {
     if inner.config.back_to_source_concurrency > 1
         && let Some(layout) = ranged::plan(inner, task, req).await
@@ -56,7 +55,7 @@ pub(super) async fn fetch(
     if let Some(r) = reporter {
         r.send(ToScheduler::ContentInfo { content_length, piece_length, ranges: false }).await?;
     }
-    let _ = events.send(Event::Started { task_id: req.task_id.clone(), content_length, piece_length }).await;
+    events.send(Event::Started { task_id: req.task_id.clone(), content_length, piece_length }).await;
 
     let mut body = response.bytes_stream();
     let mut buf: Vec<u8> = Vec::with_capacity(piece_length as usize);
@@ -164,7 +163,7 @@ struct Done {
 
 async fn report(
     reporter: Option<&Reporter>,
-    events: &mpsc::Sender<Event>,
+    events: &EventSink,
     task: &TaskStore,
     done: Done,
     started: &mut tokio::time::Instant,
@@ -179,7 +178,7 @@ async fn report(
         let source = PieceSource::Origin { content: tiny };
         r.send(ToScheduler::Pieces(vec![PieceDone { number, digest: Some(digest), source, cost_micros }])).await?;
     }
-    let _ = events.try_send(Event::Progress { finished_bytes: written, finished_pieces: number + 1 });
+    events.try_send(Event::Progress { finished_bytes: written, finished_pieces: number + 1 });
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! The peer's side of `AnnouncePeer`, in the peer's own types.
+//! The peer's side of `AnnouncePeer`, in the peer's own types. The stream's `tonic::Status`es
+//! become [`Error`]s here, so the download never sees a gRPC code.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -6,8 +7,9 @@ use common::{bitmap::PieceBitmap, ids::PeerId};
 use proto::scheduler::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
+use tonic::{Code, Status, transport::Channel};
 
+use super::scheduler_set::SchedulerSet;
 use crate::Error;
 
 /// A parent the scheduler offered.
@@ -112,8 +114,19 @@ pub struct PeerStream {
 }
 
 impl PeerStream {
-    /// Connects to the scheduler at `addr` and registers.
-    pub async fn open(channel: Channel, reg: Registration) -> Result<Self, tonic::Status> {
+    /// Connects to the scheduler at `addr` (through `set`'s channel to it) and registers. A
+    /// refusal by the cluster's policy is [`Error::Refused`] (going to the origin instead would
+    /// defeat it); any other failure is [`Error::SchedulerLost`], so the caller may fall back.
+    pub async fn open(set: &SchedulerSet, addr: SocketAddr, reg: Registration) -> Result<Self, Error> {
+        let channel = set.channel(addr)?;
+        Self::register(channel, reg).await.map_err(|status| match status.code() {
+            Code::PermissionDenied => Error::Refused(status.message().to_owned()),
+            Code::FailedPrecondition | Code::InvalidArgument => Error::SchedulerLost(status.message().to_owned()),
+            _ => Error::SchedulerLost(status.to_string()),
+        })
+    }
+
+    async fn register(channel: Channel, reg: Registration) -> Result<Self, Status> {
         let mut client = pb::scheduler_client::SchedulerClient::new(channel);
         let (out, rx) = mpsc::channel(256);
         let register = pb::RegisterPeer {
@@ -131,7 +144,7 @@ impl PeerStream {
         };
         out.send(pb::AnnouncePeerRequest { request: Some(pb::announce_peer_request::Request::Register(register)) })
             .await
-            .map_err(|_| tonic::Status::internal("request channel closed"))?;
+            .map_err(|_| Status::internal("request channel closed"))?;
         let inbound = client.announce_peer(ReceiverStream::new(rx)).await?.into_inner();
         Ok(Self { out, inbound })
     }
@@ -151,13 +164,21 @@ impl PeerStream {
         Reporter(self.out.clone())
     }
 
-    /// The next message; `Ok(None)` when the scheduler closed the stream.
-    pub async fn next(&mut self) -> Result<Option<FromScheduler>, tonic::Status> {
+    /// The next message. A closed stream is [`Error::SchedulerLost`]; the scheduler's
+    /// `FailedPrecondition` (no parent, no back-to-source) is [`Error::NoSource`].
+    pub async fn next(&mut self) -> Result<FromScheduler, Error> {
         loop {
-            let Some(msg) = self.inbound.message().await? else { return Ok(None) };
+            let msg = match self.inbound.message().await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return Err(Error::SchedulerLost("the scheduler closed the stream".into())),
+                Err(status) if status.code() == Code::FailedPrecondition => {
+                    return Err(Error::NoSource(status.message().to_owned()));
+                }
+                Err(status) => return Err(Error::SchedulerLost(status.to_string())),
+            };
             use pb::announce_peer_response::Response as R;
             match msg.response {
-                Some(R::NeedBackToSource(b)) => return Ok(Some(FromScheduler::BackToSource(b.reason))),
+                Some(R::NeedBackToSource(b)) => return Ok(FromScheduler::BackToSource(b.reason)),
                 Some(R::Update(u)) => {
                     let digests = u
                         .digests
@@ -178,14 +199,14 @@ impl PeerStream {
                             })
                         })
                         .collect();
-                    return Ok(Some(FromScheduler::Update {
+                    return Ok(FromScheduler::Update {
                         content_length: u.content_length,
                         piece_length: (u.piece_length > 0).then_some(u.piece_length),
                         digests,
                         parents,
                         origin_pieces: u.origin_pieces,
                         tiny_content: u.tiny_content,
-                    }));
+                    });
                 }
                 None => continue,
             }

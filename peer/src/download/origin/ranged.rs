@@ -6,9 +6,9 @@ use std::sync::{
 };
 
 use common::piece::{PieceLayout, default_piece_length};
-use tokio::{sync::mpsc, task::JoinSet};
+use tokio::task::JoinSet;
 
-use super::{Event, Inner, TaskRequest, send_with_retries};
+use super::{Event, EventSink, Inner, TaskRequest, send_with_retries};
 use crate::{
     Error,
     metrics::TrafficType,
@@ -41,7 +41,7 @@ pub(super) async fn fetch(
     req: &TaskRequest,
     layout: PieceLayout,
     reporter: Option<&Reporter>,
-    events: &mpsc::Sender<Event>,
+    events: &EventSink,
 ) -> Result<(), Error> {
     task.set_layout(layout)?;
     if let Some(r) = reporter {
@@ -52,7 +52,7 @@ pub(super) async fn fetch(
         })
         .await?;
     }
-    Event::started(events, req, layout).await;
+    events.started(req, layout).await;
 
     let next = Arc::new(AtomicU32::new(0));
     let done_bytes = Arc::new(AtomicU64::new(0));
@@ -135,7 +135,7 @@ struct Worker {
     req: TaskRequest,
     layout: PieceLayout,
     reporter: Option<Reporter>,
-    events: mpsc::Sender<Event>,
+    events: EventSink,
     next: Arc<AtomicU32>,
     done_bytes: Arc<AtomicU64>,
 }
@@ -166,8 +166,7 @@ impl Worker {
                 .await?;
             }
             let finished_bytes = self.done_bytes.fetch_add(len, Ordering::SeqCst) + len;
-            let _ =
-                self.events.try_send(Event::Progress { finished_bytes, finished_pieces: self.task.finished().len() });
+            self.events.try_send(Event::Progress { finished_bytes, finished_pieces: self.task.finished().len() });
         }
     }
 }
