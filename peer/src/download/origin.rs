@@ -16,7 +16,10 @@ pub(super) use ranged::{Limits, fetch_piece as fetch_range, inner_limits, plan a
 
 use std::{sync::Arc, time::Duration};
 
-use common::piece::{MIN_PIECE_LENGTH, PieceLayout, default_piece_length};
+use common::{
+    digest::PieceDigest,
+    piece::{MIN_PIECE_LENGTH, PieceLayout, default_piece_length},
+};
 use futures::StreamExt;
 
 use super::{Event, EventSink, Inner, TaskRequest};
@@ -115,7 +118,7 @@ pub(super) async fn fetch(
             let layout = PieceLayout::new(written, piece_length).map_err(|e| Error::InvalidRequest(e.to_string()))?;
             task.set_layout(layout)?;
             for (n, digest) in &unsized_digests {
-                task.mark_finished(*n, &hex::encode(digest));
+                task.mark_finished(*n, *digest);
             }
             if let Some(r) = reporter {
                 r.send(ToScheduler::ContentInfo { content_length: Some(written), piece_length, ranges: false }).await?;
@@ -137,11 +140,17 @@ pub(super) async fn fetch(
     Ok(())
 }
 
-async fn store_piece(task: &Arc<TaskStore>, n: u32, offset: u64, bytes: &[u8], sized: bool) -> Result<[u8; 32], Error> {
-    let digest = *blake3::hash(bytes).as_bytes();
+async fn store_piece(
+    task: &Arc<TaskStore>,
+    n: u32,
+    offset: u64,
+    bytes: &[u8],
+    sized: bool,
+) -> Result<PieceDigest, Error> {
+    let digest = PieceDigest(*blake3::hash(bytes).as_bytes());
     let (task, bytes) = (task.clone(), bytes.to_vec());
     tokio::task::spawn_blocking(move || {
-        if sized { task.write_piece(n, &bytes, &hex::encode(digest)) } else { task.write_raw(offset, &bytes) }
+        if sized { task.write_piece(n, &bytes, digest) } else { task.write_raw(offset, &bytes) }
     })
     .await
     .map_err(|e| Error::Io(std::io::Error::other(e)))??;
@@ -156,7 +165,7 @@ fn tiny_bytes(task: &TaskStore, piece: &[u8]) -> Option<Vec<u8>> {
 /// A piece just stored: its number, BLAKE3, tiny bytes, and the bytes stored so far.
 struct Done {
     number: u32,
-    digest: [u8; 32],
+    digest: PieceDigest,
     tiny: Option<Vec<u8>>,
     written: u64,
 }
@@ -167,7 +176,7 @@ async fn report(
     task: &TaskStore,
     done: Done,
     started: &mut tokio::time::Instant,
-    unsized_digests: &mut Vec<(u32, [u8; 32])>,
+    unsized_digests: &mut Vec<(u32, PieceDigest)>,
 ) -> Result<(), Error> {
     let Done { number, digest, tiny, written } = done;
     let cost_micros = started.elapsed().as_micros() as u64;

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use common::{bitmap::PieceBitmap, ids::PeerId};
+use common::{bitmap::PieceBitmap, digest::PieceDigest, ids::PeerId};
 use proto::scheduler::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -31,7 +31,7 @@ pub enum FromScheduler {
     Update {
         content_length: Option<u64>,
         piece_length: Option<u64>,
-        digests: Vec<(u32, [u8; 32])>,
+        digests: Vec<(u32, PieceDigest)>,
         parents: Vec<Parent>,
         /// Pieces newly handed to this peer to fetch from the origin by range.
         origin_pieces: Vec<u32>,
@@ -46,7 +46,7 @@ pub enum FromScheduler {
 pub struct PieceDone {
     pub number: u32,
     /// Set when fetched from the origin.
-    pub digest: Option<[u8; 32]>,
+    pub digest: Option<PieceDigest>,
     pub source: PieceSource,
     pub cost_micros: u64,
 }
@@ -183,7 +183,7 @@ impl PeerStream {
                     let digests = u
                         .digests
                         .into_iter()
-                        .filter_map(|d| Some((d.number, <[u8; 32]>::try_from(d.digest.as_slice()).ok()?)))
+                        .filter_map(|d| Some((d.number, PieceDigest::from_slice(&d.digest)?)))
                         .collect();
                     let parents = u
                         .parents
@@ -237,7 +237,7 @@ impl Reporter {
                         };
                         pb::PieceFinished {
                             number: p.number,
-                            digest: p.digest.map(|d| d.to_vec()).unwrap_or_default(),
+                            digest: p.digest.map(|d| d.as_bytes().to_vec()).unwrap_or_default(),
                             parent_id,
                             cost_micros: p.cost_micros,
                             content,

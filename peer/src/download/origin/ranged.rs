@@ -5,7 +5,10 @@ use std::sync::{
     atomic::{AtomicU32, AtomicU64, Ordering},
 };
 
-use common::piece::{PieceLayout, default_piece_length};
+use common::{
+    digest::PieceDigest,
+    piece::{PieceLayout, default_piece_length},
+};
 use tokio::task::JoinSet;
 
 use super::{Event, EventSink, Inner, TaskRequest, send_with_retries};
@@ -89,7 +92,7 @@ pub(crate) async fn fetch_piece(
     req: &TaskRequest,
     layout: PieceLayout,
     n: u32,
-) -> Result<[u8; 32], Error> {
+) -> Result<PieceDigest, Error> {
     let range = layout
         .range(n)
         .ok_or_else(|| Error::Integrity(format!("piece {n} is beyond the content ({} pieces)", layout.count())))?;
@@ -110,9 +113,9 @@ pub(crate) async fn fetch_piece(
         return Err(Error::Integrity(format!("piece {n}: origin sent {} bytes of {len}", bytes.len())));
     }
     limits.metrics.downloaded(TrafficType::BackToSource, len);
-    let digest = *blake3::hash(&bytes).as_bytes();
+    let digest = PieceDigest(*blake3::hash(&bytes).as_bytes());
     let task = task.clone();
-    tokio::task::spawn_blocking(move || task.write_piece(n, &bytes, &hex::encode(digest)))
+    tokio::task::spawn_blocking(move || task.write_piece(n, &bytes, digest))
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;
     Ok(digest)

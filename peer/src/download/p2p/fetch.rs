@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{ids::PeerId, piece::PieceLayout};
+use common::{digest::PieceDigest, ids::PeerId, piece::PieceLayout};
 
 use crate::{
     Error,
@@ -32,7 +32,7 @@ pub(super) struct Fetched {
 /// A piece this peer fetched from the origin (its BLAKE3), or why it could not.
 pub(super) struct FromOrigin {
     pub(super) number: u32,
-    pub(super) result: Result<([u8; 32], Duration), Error>,
+    pub(super) result: Result<(PieceDigest, Duration), Error>,
 }
 
 /// Why a fetch did not produce a piece.
@@ -57,13 +57,13 @@ pub(super) async fn fetch_piece(
     parent: Parent,
     number: u32,
     expected_len: u64,
-    digest: [u8; 32],
+    digest: PieceDigest,
 ) -> Fetched {
     let started = Instant::now();
     limiter.acquire(expected_len).await;
     let from = parent.peer_id.clone();
     let result = tokio::task::spawn_blocking(move || {
-        receive_piece(&pool, &task, &task_id, &parent, number, expected_len, &digest).map(|()| started.elapsed())
+        receive_piece(&pool, &task, &task_id, &parent, number, expected_len, digest).map(|()| started.elapsed())
     })
     .await
     .unwrap_or(Err(Failure::Parent(ParentProblem::Unreachable)));
@@ -80,7 +80,7 @@ fn receive_piece(
     parent: &Parent,
     number: u32,
     expected_len: u64,
-    digest: &[u8; 32],
+    digest: PieceDigest,
 ) -> Result<(), Failure> {
     // Another writer (a download of this task that was given up) still holds the piece, or it
     // just finished: try again shortly. A content file that cannot be opened fails like a
@@ -110,10 +110,10 @@ fn receive_piece(
             Failure::Parent(ParentProblem::Unreachable)
         }
     })?;
-    if hasher.finalize().as_bytes() != digest {
+    if hasher.finalize().as_bytes() != digest.as_bytes() {
         return Err(Failure::Parent(ParentProblem::Corrupt));
     }
-    writer.finish(&hex::encode(digest)).map_err(|_| Failure::Parent(ParentProblem::Unreachable))
+    writer.finish(digest).map_err(|_| Failure::Parent(ParentProblem::Unreachable))
 }
 
 /// Fetches piece `n` of `layout` from the origin by range, storing it; answers its BLAKE3.

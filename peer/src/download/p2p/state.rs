@@ -8,7 +8,7 @@ use std::{
     time::Instant,
 };
 
-use common::{ids::PeerId, piece::PieceLayout};
+use common::{digest::PieceDigest, ids::PeerId, piece::PieceLayout};
 use rand::Rng;
 
 use crate::{Error, rpc::scheduler::Parent, storage::TaskStore};
@@ -32,7 +32,7 @@ pub(super) struct State {
     pub(super) task: Arc<TaskStore>,
     pub(super) layout: Option<PieceLayout>,
     /// Each piece's BLAKE3 as the scheduler holds it.
-    pub(super) digests: HashMap<u32, [u8; 32]>,
+    pub(super) digests: HashMap<u32, PieceDigest>,
     pub(super) parents: Vec<Parent>,
     /// Parents that failed this download; never offered again.
     pub(super) blocked: HashSet<PeerId>,
@@ -76,7 +76,7 @@ impl State {
         &mut self,
         content_length: Option<u64>,
         piece_length: Option<u64>,
-        digests: Vec<(u32, [u8; 32])>,
+        digests: Vec<(u32, PieceDigest)>,
         parents: Vec<Parent>,
     ) -> Result<(), Error> {
         if self.layout.is_none()
@@ -105,12 +105,12 @@ impl State {
         if self.task.finished().contains(0) || self.in_flight.contains(&0) || self.origin_in_flight.contains(&0) {
             return Ok(None);
         }
-        if bytes.len() as u64 != layout.content_length || blake3::hash(&bytes).as_bytes() != &digest {
+        if bytes.len() as u64 != layout.content_length || blake3::hash(&bytes).as_bytes() != digest.as_bytes() {
             tracing::warn!(task_id, len = bytes.len(), "tiny content does not match piece 0's digest; ignored");
             return Ok(None);
         }
         let task = self.task.clone();
-        tokio::task::spawn_blocking(move || task.write_piece(0, &bytes, &hex::encode(digest)))
+        tokio::task::spawn_blocking(move || task.write_piece(0, &bytes, digest))
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         Ok(Some(layout.content_length))
@@ -190,7 +190,7 @@ mod tests {
         let storage = Storage::open(dir.path())?;
         let task = storage.task(&TaskId("t".into()), "http://o/x")?;
         let bytes = b"tiny".to_vec();
-        let digest = *blake3::hash(&bytes).as_bytes();
+        let digest = PieceDigest(*blake3::hash(&bytes).as_bytes());
         let mut state = State::new(task.clone(), None);
         state.apply(Some(4), Some(1024), vec![(0, digest)], vec![holder_of_piece_0()])?;
 
@@ -206,7 +206,7 @@ mod tests {
         // The right bytes become piece 0 through storage, and nothing is left to fetch.
         assert_eq!(state.take_inline(bytes.clone(), "t").await?, Some(4));
         assert!(task.is_complete());
-        assert_eq!(task.digest(0), Some(hex::encode(digest)));
+        assert_eq!(task.digest(0), Some(digest));
         let mut stored = Vec::new();
         std::io::Read::read_to_end(&mut task.reader()?, &mut stored)?;
         assert_eq!(stored, bytes);
@@ -229,7 +229,7 @@ mod tests {
         let storage = Storage::open(dir.path())?;
         let task = storage.task(&TaskId("t".into()), "http://o/x")?;
         let mut state = State::new(task.clone(), None);
-        let digests = (0..16).map(|n| (n, [n as u8; 32])).collect();
+        let digests = (0..16).map(|n| (n, PieceDigest([n as u8; 32]))).collect();
         // Three parents hold every piece but 12, which only "a" holds; a fourth holds pieces
         // 0–7, so those have more holders than 8–15, but all of them are common.
         let common = (0..16).filter(|n| *n != 12);
@@ -274,7 +274,7 @@ mod tests {
         let task = storage.task(&TaskId("t".into()), "http://o/x")?;
         let bytes = vec![3u8; 129];
         let mut state = State::new(task.clone(), None);
-        state.apply(Some(129), Some(1024), vec![(0, *blake3::hash(&bytes).as_bytes())], vec![])?;
+        state.apply(Some(129), Some(1024), vec![(0, PieceDigest(*blake3::hash(&bytes).as_bytes()))], vec![])?;
         assert_eq!(state.take_inline(bytes, "t").await?, None);
         assert!(!task.finished().contains(0));
         Ok(())
