@@ -192,7 +192,7 @@ impl Downloader {
         // The task's scheduler; none while the manager has named none and no static one is set.
         let scheduler = self.inner.scheduler.as_ref().and_then(|set| Some((set, set.for_task(&req.task_id.0)?)));
         let result = match scheduler {
-            Some(scheduler) => match p2p::run(&self.inner, &task, req, scheduler, events).await {
+            Some((set, addr)) => match p2p::run(&self.inner, &task, req, set, addr, events).await {
                 Err(Error::SchedulerLost(why)) if !req.disable_back_to_source => {
                     tracing::warn!(task_id = %req.task_id, %why, "scheduler unavailable; fetching from the origin");
                     origin::fetch(&self.inner, &task, req, None, events).await

@@ -72,7 +72,8 @@ pub(super) async fn run(
     inner: &Inner,
     task: &Arc<TaskStore>,
     req: &TaskRequest,
-    (schedulers, addr): (&SchedulerSet, SocketAddr),
+    schedulers: &SchedulerSet,
+    addr: SocketAddr,
     events: &EventSink,
 ) -> Result<(), Error> {
     let peer_id = PeerId(format!("{}-{}", inner.config.host_id, uuid_like()));

@@ -148,3 +148,28 @@ impl EventSink {
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_comes_from_url_and_shape_and_an_ordered_id_is_kept() -> Result<(), Box<dyn std::error::Error>> {
+        let url = Url::parse("http://origin.test/a?X-Amz-Date=1&v=2")?;
+        let shape = TaskShape { tag: "t".into(), piece_length: Some(4 << 20), ..TaskShape::default() };
+        let headers = vec![("authorization".to_owned(), "x".to_owned())];
+        let req = TaskRequest::new(url.clone(), shape.clone(), headers.clone())?;
+        let spec = TaskSpec { url: url.as_str(), tag: "t", piece_length: Some(4 << 20), ..TaskSpec::default() };
+        assert_eq!(req.task_id, task_id(&spec)?);
+        assert_eq!((req.tag.as_str(), req.piece_length, &req.headers), ("t", Some(4 << 20), &headers));
+        assert!(!req.disable_back_to_source);
+        assert!(req.clone().back_to_source_disabled(true).disable_back_to_source);
+
+        // Another shape is another task; an ordered id is taken as it is.
+        let other = TaskRequest::new(url.clone(), TaskShape { tag: "u".into(), ..shape.clone() }, vec![])?;
+        assert_ne!(other.task_id, req.task_id);
+        let ordered = TaskRequest::ordered(TaskId("from-the-scheduler".into()), url, shape, vec![]);
+        assert_eq!(ordered.task_id, TaskId("from-the-scheduler".into()));
+        Ok(())
+    }
+}

@@ -119,11 +119,7 @@ impl PeerStream {
     /// defeat it); any other failure is [`Error::SchedulerLost`], so the caller may fall back.
     pub async fn open(set: &SchedulerSet, addr: SocketAddr, reg: Registration) -> Result<Self, Error> {
         let channel = set.channel(addr)?;
-        Self::register(channel, reg).await.map_err(|status| match status.code() {
-            Code::PermissionDenied => Error::Refused(status.message().to_owned()),
-            Code::FailedPrecondition | Code::InvalidArgument => Error::SchedulerLost(status.message().to_owned()),
-            _ => Error::SchedulerLost(status.to_string()),
-        })
+        Self::register(channel, reg).await.map_err(refused_at_open)
     }
 
     async fn register(channel: Channel, reg: Registration) -> Result<Self, Status> {
@@ -171,10 +167,7 @@ impl PeerStream {
             let msg = match self.inbound.message().await {
                 Ok(Some(msg)) => msg,
                 Ok(None) => return Err(Error::SchedulerLost("the scheduler closed the stream".into())),
-                Err(status) if status.code() == Code::FailedPrecondition => {
-                    return Err(Error::NoSource(status.message().to_owned()));
-                }
-                Err(status) => return Err(Error::SchedulerLost(status.to_string())),
+                Err(status) => return Err(broken_stream(status)),
             };
             use pb::announce_peer_response::Response as R;
             match msg.response {
@@ -211,6 +204,26 @@ impl PeerStream {
                 None => continue,
             }
         }
+    }
+}
+
+/// What a failed registration means for the download: the cluster's policy refusing it is
+/// final; anything else lets the caller fall back to the origin.
+fn refused_at_open(status: Status) -> Error {
+    match status.code() {
+        Code::PermissionDenied => Error::Refused(status.message().to_owned()),
+        Code::FailedPrecondition | Code::InvalidArgument => Error::SchedulerLost(status.message().to_owned()),
+        _ => Error::SchedulerLost(status.to_string()),
+    }
+}
+
+/// What a failure of an open stream means: the scheduler's `FailedPrecondition` is its answer
+/// that no source is left (no parent, and back-to-source disabled); anything else is a lost
+/// scheduler.
+fn broken_stream(status: Status) -> Error {
+    match status.code() {
+        Code::FailedPrecondition => Error::NoSource(status.message().to_owned()),
+        _ => Error::SchedulerLost(status.to_string()),
     }
 }
 
@@ -271,4 +284,26 @@ pub fn channel(addr: &str) -> Result<Channel, Error> {
         .map_err(|e| Error::Config(format!("scheduler address {addr:?}: {e}")))?
         .connect_timeout(std::time::Duration::from_secs(3))
         .connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_statuses_become_the_peers_errors_at_this_edge() {
+        let refused = refused_at_open(Status::permission_denied("blocked by the cluster"));
+        assert!(matches!(refused, Error::Refused(m) if m == "blocked by the cluster"));
+        for code in [Code::FailedPrecondition, Code::InvalidArgument] {
+            let lost = refused_at_open(Status::new(code, "no"));
+            assert!(matches!(lost, Error::SchedulerLost(m) if m == "no"), "{code:?}");
+        }
+        assert!(matches!(refused_at_open(Status::unavailable("down")), Error::SchedulerLost(m) if m.contains("down")));
+
+        let no_source = broken_stream(Status::failed_precondition("no parent"));
+        assert!(matches!(no_source, Error::NoSource(m) if m == "no parent"));
+        // Refusals mid-stream are a lost scheduler like any other break (the caller falls back).
+        assert!(matches!(broken_stream(Status::permission_denied("x")), Error::SchedulerLost(_)));
+        assert!(matches!(broken_stream(Status::unavailable("reset")), Error::SchedulerLost(_)));
+    }
 }
