@@ -1,4 +1,6 @@
-//! Content digests as users write them: `sha256:<hex>` or `blake3:<hex>`.
+//! Digests: of a whole content as users write them (`sha256:<hex>` or `blake3:<hex>`,
+//! [`Digest`]), and of one piece as peers and the scheduler pass them around ([`PieceDigest`],
+//! always BLAKE3: 32 bytes on the wire, 64 hex characters in text and on disk).
 
 use std::{fmt, str::FromStr};
 
@@ -70,6 +72,52 @@ impl fmt::Display for Digest {
     }
 }
 
+/// A piece's BLAKE3: what the peer that fetched the piece from the origin reports, what the
+/// scheduler records and hands out, and what every other copy of the piece is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PieceDigest(pub [u8; 32]);
+
+impl PieceDigest {
+    /// The digest in its wire form (exactly 32 bytes); `None` for any other length.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(Self)
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// 64 lower-case hex characters (the peer's metadata keeps digests so).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl From<[u8; 32]> for PieceDigest {
+    fn from(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+/// 64 lower-case hex characters.
+impl fmt::Display for PieceDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// From 64 hex characters (either case).
+impl FromStr for PieceDigest {
+    type Err = DigestError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(s, &mut bytes).map_err(|_| DigestError::Hex { expected: 64, got: s.to_owned() })?;
+        Ok(Self(bytes))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +138,17 @@ mod tests {
         assert!(Digest::from_oci_blob_path(&format!("/v2/x/manifests/sha256:{hex}")).is_none());
         assert!(Digest::from_oci_blob_path("/v2/x/blobs/sha256:short").is_none());
         assert!(Digest::from_oci_blob_path(&format!("/files/blobs/sha256:{hex}")).is_none());
+    }
+
+    #[test]
+    fn piece_digests_are_32_bytes_shown_as_hex() {
+        let d = PieceDigest([0xab; 32]);
+        assert_eq!(d.to_string(), "ab".repeat(32));
+        assert_eq!("AB".repeat(32).parse::<PieceDigest>(), Ok(d));
+        assert_eq!(PieceDigest::from_slice(&[0xab; 32]), Some(d));
+        assert_eq!(PieceDigest::from_slice(&[0xab; 31]), None);
+        assert!(matches!("ab".repeat(31).parse::<PieceDigest>(), Err(DigestError::Hex { .. })));
+        assert!(matches!("g".repeat(64).parse::<PieceDigest>(), Err(DigestError::Hex { .. })));
     }
 
     #[test]

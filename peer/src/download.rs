@@ -8,22 +8,20 @@
 mod follow;
 mod origin;
 mod p2p;
+mod request;
+
+pub use request::{DownloadRequest, Event, EventSink, TaskRequest, TaskShape};
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use common::{
     digest::{Algorithm, Digest},
     ids::{HostId, TaskId},
-    task_id::{TaskSpec, task_id},
 };
 use sha2::Digest as _;
-use tokio::sync::mpsc;
-use url::Url;
 
 use crate::{
     Error,
@@ -32,70 +30,6 @@ use crate::{
     rpc::scheduler_set::SchedulerSet,
     storage::{Link, Storage, TaskStore},
 };
-
-/// A download as the daemon understands it (converted from the RPC at the edge).
-#[derive(Debug, Clone)]
-pub struct DownloadRequest {
-    /// Where the content lives.
-    pub url: Url,
-    /// Absolute path of the file to produce.
-    pub output: PathBuf,
-    /// Headers for the origin (authorization and the like).
-    pub headers: Vec<(String, String)>,
-    /// Whole-content digest to verify, if known.
-    pub digest: Option<Digest>,
-    /// Replace an existing output file.
-    pub overwrite: bool,
-    /// Hard-link the output to the cache instead of copying it.
-    pub force_hard_link: bool,
-    /// Refuse to fetch from the origin.
-    pub disable_back_to_source: bool,
-    /// Give up after this long.
-    pub timeout: Option<Duration>,
-    /// Task identity: tag, application, filtered query parameters, piece length.
-    pub tag: String,
-    pub application: String,
-    pub filtered_query_params: Vec<String>,
-    pub piece_length: Option<u64>,
-}
-
-/// The part of a request that identifies and fetches the content (no output file).
-#[derive(Debug, Clone)]
-pub struct TaskRequest {
-    pub task_id: TaskId,
-    pub url: Url,
-    pub headers: Vec<(String, String)>,
-    pub piece_length: Option<u64>,
-    pub disable_back_to_source: bool,
-    /// The user's tag and application (part of the task id), for the cluster's block list.
-    pub tag: String,
-    pub application: String,
-}
-
-/// What a running download reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The task is identified and its size known (when the source says).
-    Started { task_id: TaskId, content_length: Option<u64>, piece_length: u64 },
-    /// This many bytes are in place so far.
-    Progress { finished_bytes: u64, finished_pieces: u32 },
-    /// The file is complete and verified; `digest` is the whole-content digest it was checked
-    /// against, when one was given or implied (every piece is verified either way).
-    Finished { content_length: u64, digest: Option<Digest> },
-}
-
-impl Event {
-    /// Sends `Started` for a task whose layout is known; a gone listener is not an error.
-    pub(crate) async fn started(events: &mpsc::Sender<Event>, req: &TaskRequest, layout: common::piece::PieceLayout) {
-        let _ = events
-            .send(Event::Started {
-                task_id: req.task_id.clone(),
-                content_length: Some(layout.content_length),
-                piece_length: layout.piece_length,
-            })
-            .await;
-    }
-}
 
 /// Settings of the downloader.
 #[derive(Debug, Clone)]
@@ -169,27 +103,12 @@ impl Downloader {
     }
 
     /// Runs `request` to a verified file at `request.output`, reporting to `events`.
-    pub async fn download(&self, request: DownloadRequest, events: mpsc::Sender<Event>) -> Result<(), Error> {
+    pub async fn download(&self, request: DownloadRequest, events: EventSink) -> Result<(), Error> {
         if !request.overwrite && tokio::fs::try_exists(&request.output).await? {
             return Err(Error::OutputExists(request.output.display().to_string()));
         }
-        let spec = TaskSpec {
-            url: request.url.as_str(),
-            tag: &request.tag,
-            application: &request.application,
-            piece_length: request.piece_length,
-            filtered_query_params: &request.filtered_query_params,
-        };
-        let id = task_id(&spec).map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let task_request = TaskRequest {
-            task_id: id,
-            url: request.url.clone(),
-            headers: request.headers.clone(),
-            piece_length: request.piece_length,
-            disable_back_to_source: request.disable_back_to_source,
-            tag: request.tag.clone(),
-            application: request.application.clone(),
-        };
+        let task_request = TaskRequest::new(request.url.clone(), request.shape.clone(), request.headers.clone())?
+            .back_to_source_disabled(request.disable_back_to_source);
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
             // Follow the pieces in order while they arrive: hash them when a digest is to be
@@ -232,7 +151,7 @@ impl Downloader {
             }
             .map_err(|e| Error::Io(std::io::Error::other(e)))??;
             tracing::info!(task_id = %task_request.task_id, verified_ms, written_ms = fetched.elapsed().as_millis() as u64, "output written");
-            let _ = events.send(Event::Finished { content_length, digest: checked }).await;
+            events.send(Event::Finished { content_length, digest: checked }).await;
             Ok(())
         };
         match request.timeout {
@@ -243,14 +162,14 @@ impl Downloader {
 
     /// Brings every piece of the task into storage; ends with [`Error::ShuttingDown`] when the
     /// daemon stops first.
-    pub async fn fetch_task(&self, req: &TaskRequest, events: &mpsc::Sender<Event>) -> Result<Arc<TaskStore>, Error> {
+    pub async fn fetch_task(&self, req: &TaskRequest, events: &EventSink) -> Result<Arc<TaskStore>, Error> {
         tokio::select! {
             result = self.fetch_task_inner(req, events) => result,
             _ = self.inner.shutdown.cancelled() => Err(Error::ShuttingDown),
         }
     }
 
-    async fn fetch_task_inner(&self, req: &TaskRequest, events: &mpsc::Sender<Event>) -> Result<Arc<TaskStore>, Error> {
+    async fn fetch_task_inner(&self, req: &TaskRequest, events: &EventSink) -> Result<Arc<TaskStore>, Error> {
         let gate = {
             let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
             running.entry(req.task_id.clone()).or_default().clone()
@@ -266,17 +185,14 @@ impl Downloader {
         }
         if let Some(layout) = task.layout().filter(|_| task.is_complete()) {
             self.inner.metrics.downloaded(TrafficType::LocalPeer, layout.content_length);
-            Event::started(events, req, layout).await;
+            events.started(req, layout).await;
             tracing::info!(task_id = %req.task_id, "served from the local cache");
             return Ok(task);
         }
         // The task's scheduler; none while the manager has named none and no static one is set.
-        let scheduler = match self.inner.scheduler.as_ref().and_then(|set| Some((set, set.for_task(&req.task_id.0)?))) {
-            Some((set, addr)) => Some(set.channel(addr)?),
-            None => None,
-        };
+        let scheduler = self.inner.scheduler.as_ref().and_then(|set| Some((set, set.for_task(&req.task_id.0)?)));
         let result = match scheduler {
-            Some(channel) => match p2p::run(&self.inner, &task, req, channel, events).await {
+            Some((set, addr)) => match p2p::run(&self.inner, &task, req, set, addr, events).await {
                 Err(Error::SchedulerLost(why)) if !req.disable_back_to_source => {
                     tracing::warn!(task_id = %req.task_id, %why, "scheduler unavailable; fetching from the origin");
                     origin::fetch(&self.inner, &task, req, None, events).await

@@ -103,13 +103,13 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::{ids::TaskId, piece::PieceLayout};
+    use common::{digest::PieceDigest, ids::TaskId, piece::PieceLayout};
 
     fn task(storage: &Storage, id: &str, len: u64) {
         let t = storage.task(&TaskId(id.into()), "http://o/x").unwrap();
         t.set_layout(PieceLayout::new(len, len.max(1)).unwrap()).unwrap();
         if len > 0 {
-            t.write_piece(0, &vec![1; len as usize], "00").unwrap();
+            t.write_piece(0, &vec![1; len as usize], PieceDigest([0; 32])).unwrap();
         }
     }
 

@@ -26,7 +26,7 @@ use regex::Regex;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::download::Downloader;
+use crate::download::{Downloader, TaskShape};
 
 /// Which requests go through P2P, and where a mirror request goes by default.
 #[derive(Debug, Clone)]
@@ -178,14 +178,14 @@ async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -
 }
 
 /// The task-id inputs carried in `X-Dragonfly-*` headers.
-fn task_shaping(headers: &HeaderMap) -> (String, String, Vec<String>, Option<u64>) {
+fn task_shaping(headers: &HeaderMap) -> TaskShape {
     let tag = header_str(headers, "x-dragonfly-tag").unwrap_or("").to_owned();
     let application = header_str(headers, "x-dragonfly-application").unwrap_or("").to_owned();
-    let filtered = header_str(headers, "x-dragonfly-filtered-query-params")
+    let filtered_query_params = header_str(headers, "x-dragonfly-filtered-query-params")
         .map(|v| v.split('&').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
         .unwrap_or_default();
     let piece_length = header_str(headers, "x-dragonfly-piece-length").and_then(|v| v.parse().ok());
-    (tag, application, filtered, piece_length)
+    TaskShape { tag, application, filtered_query_params, piece_length }
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -236,12 +236,12 @@ mod tests {
         let mut kept = origin_headers(&h);
         kept.sort();
         assert_eq!(kept, vec![("accept".into(), "*/*".into()), ("authorization".into(), "Bearer t".into())]);
-        let (tag, app, filtered, pl) = task_shaping(&headers(&[
+        let shape = task_shaping(&headers(&[
             ("x-dragonfly-tag", "t1"),
             ("x-dragonfly-filtered-query-params", "X-Amz-Date&Expires"),
             ("x-dragonfly-piece-length", "4194304"),
         ]));
-        assert_eq!((tag.as_str(), app.as_str(), pl), ("t1", "", Some(4_194_304)));
-        assert_eq!(filtered, vec!["X-Amz-Date".to_string(), "Expires".to_string()]);
+        assert_eq!((shape.tag.as_str(), shape.application.as_str(), shape.piece_length), ("t1", "", Some(4_194_304)));
+        assert_eq!(shape.filtered_query_params, vec!["X-Amz-Date".to_string(), "Expires".to_string()]);
     }
 }

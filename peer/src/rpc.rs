@@ -4,7 +4,8 @@
 //! - [`scheduler_set`]: which schedulers this host uses, and which one serves a task;
 //! - `manager`: learning the schedulers from the manager and keeping the host alive there;
 //! - `announce`: host announcements; `seed`: seed orders in seed mode; `orders`: the
-//!   scheduler's orders for this host (task deletions).
+//!   scheduler's orders for this host (task deletions); `watch`: how those two streams are kept
+//!   open with every scheduler.
 
 pub(crate) mod announce;
 pub mod dfdaemon;
@@ -13,5 +14,6 @@ pub(crate) mod orders;
 pub mod scheduler;
 pub mod scheduler_set;
 pub(crate) mod seed;
+mod watch;
 
 pub use dfdaemon::{DfdaemonService, connect_unix};

@@ -341,7 +341,7 @@ fn follow(task: &TaskStore, shared: &Shared, written: Option<&AtomicBool>, stop:
 
 #[cfg(test)]
 mod tests {
-    use common::{ids::TaskId, piece::PieceLayout};
+    use common::{digest::PieceDigest, ids::TaskId, piece::PieceLayout};
 
     use super::*;
     use crate::storage::Storage;
@@ -362,7 +362,7 @@ mod tests {
                 for n in [2u32, 0, 1] {
                     let r = layout.range(n).unwrap();
                     let bytes = &content[r.start as usize..r.end as usize];
-                    task.write_piece(n, bytes, &blake3::hash(bytes).to_hex()).unwrap();
+                    task.write_piece(n, bytes, PieceDigest(*blake3::hash(bytes).as_bytes())).unwrap();
                 }
             }
             let followed = follower.finish().await.unwrap();
@@ -409,8 +409,8 @@ mod tests {
             for chunk in content[..4096].chunks(1000) {
                 good.write(chunk).unwrap();
             }
-            good.finish(&blake3::hash(&content[..4096]).to_hex()).unwrap();
-            task.write_piece(1, &content[4096..], &blake3::hash(&content[4096..]).to_hex()).unwrap();
+            good.finish(PieceDigest(*blake3::hash(&content[..4096]).as_bytes())).unwrap();
+            task.write_piece(1, &content[4096..], PieceDigest(*blake3::hash(&content[4096..]).as_bytes())).unwrap();
             let followed = follower.finish().await.unwrap();
             assert_eq!(followed.len, content.len() as u64);
             let want = algorithm.map(|_| hex::encode(sha2::Sha256::digest(&content)));

@@ -12,15 +12,17 @@
 
 mod ranged;
 
-pub(super) use ranged::{fetch_piece as fetch_range, inner_limits, plan as probe_ranges};
+pub(super) use ranged::{Limits, fetch_piece as fetch_range, inner_limits, plan as probe_ranges};
 
 use std::{sync::Arc, time::Duration};
 
-use common::piece::{MIN_PIECE_LENGTH, PieceLayout, default_piece_length};
+use common::{
+    digest::PieceDigest,
+    piece::{MIN_PIECE_LENGTH, PieceLayout, default_piece_length},
+};
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
-use super::{Event, Inner, TaskRequest};
+use super::{Event, EventSink, Inner, TaskRequest};
 use crate::{
     Error,
     rpc::scheduler::{PieceDone, PieceSource, Reporter, ToScheduler},
@@ -36,7 +38,7 @@ pub(super) async fn fetch(
     task: &Arc<TaskStore>,
     req: &TaskRequest,
     reporter: Option<&Reporter>,
-    events: &mpsc::Sender<Event>,
+    events: &EventSink,
 ) -> Result<(), Error> {
     if inner.config.back_to_source_concurrency > 1
         && let Some(layout) = ranged::plan(inner, task, req).await
@@ -56,7 +58,7 @@ pub(super) async fn fetch(
     if let Some(r) = reporter {
         r.send(ToScheduler::ContentInfo { content_length, piece_length, ranges: false }).await?;
     }
-    let _ = events.send(Event::Started { task_id: req.task_id.clone(), content_length, piece_length }).await;
+    events.send(Event::Started { task_id: req.task_id.clone(), content_length, piece_length }).await;
 
     let mut body = response.bytes_stream();
     let mut buf: Vec<u8> = Vec::with_capacity(piece_length as usize);
@@ -116,7 +118,7 @@ pub(super) async fn fetch(
             let layout = PieceLayout::new(written, piece_length).map_err(|e| Error::InvalidRequest(e.to_string()))?;
             task.set_layout(layout)?;
             for (n, digest) in &unsized_digests {
-                task.mark_finished(*n, &hex::encode(digest));
+                task.mark_finished(*n, *digest);
             }
             if let Some(r) = reporter {
                 r.send(ToScheduler::ContentInfo { content_length: Some(written), piece_length, ranges: false }).await?;
@@ -138,11 +140,17 @@ pub(super) async fn fetch(
     Ok(())
 }
 
-async fn store_piece(task: &Arc<TaskStore>, n: u32, offset: u64, bytes: &[u8], sized: bool) -> Result<[u8; 32], Error> {
-    let digest = *blake3::hash(bytes).as_bytes();
+async fn store_piece(
+    task: &Arc<TaskStore>,
+    n: u32,
+    offset: u64,
+    bytes: &[u8],
+    sized: bool,
+) -> Result<PieceDigest, Error> {
+    let digest = PieceDigest(*blake3::hash(bytes).as_bytes());
     let (task, bytes) = (task.clone(), bytes.to_vec());
     tokio::task::spawn_blocking(move || {
-        if sized { task.write_piece(n, &bytes, &hex::encode(digest)) } else { task.write_raw(offset, &bytes) }
+        if sized { task.write_piece(n, &bytes, digest) } else { task.write_raw(offset, &bytes) }
     })
     .await
     .map_err(|e| Error::Io(std::io::Error::other(e)))??;
@@ -157,18 +165,18 @@ fn tiny_bytes(task: &TaskStore, piece: &[u8]) -> Option<Vec<u8>> {
 /// A piece just stored: its number, BLAKE3, tiny bytes, and the bytes stored so far.
 struct Done {
     number: u32,
-    digest: [u8; 32],
+    digest: PieceDigest,
     tiny: Option<Vec<u8>>,
     written: u64,
 }
 
 async fn report(
     reporter: Option<&Reporter>,
-    events: &mpsc::Sender<Event>,
+    events: &EventSink,
     task: &TaskStore,
     done: Done,
     started: &mut tokio::time::Instant,
-    unsized_digests: &mut Vec<(u32, [u8; 32])>,
+    unsized_digests: &mut Vec<(u32, PieceDigest)>,
 ) -> Result<(), Error> {
     let Done { number, digest, tiny, written } = done;
     let cost_micros = started.elapsed().as_micros() as u64;
@@ -179,7 +187,7 @@ async fn report(
         let source = PieceSource::Origin { content: tiny };
         r.send(ToScheduler::Pieces(vec![PieceDone { number, digest: Some(digest), source, cost_micros }])).await?;
     }
-    let _ = events.try_send(Event::Progress { finished_bytes: written, finished_pieces: number + 1 });
+    events.try_send(Event::Progress { finished_bytes: written, finished_pieces: number + 1 });
     Ok(())
 }
 

@@ -6,47 +6,24 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
-use common::{
-    digest::Digest,
-    task_id::{TaskSpec, task_id},
-};
-use tokio::{
-    io::{AsyncReadExt, AsyncSeekExt},
-    sync::mpsc,
-};
+use common::digest::Digest;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::{ErrorType, error, header_str, header_value, origin_headers, task_shaping};
 use crate::{
     Error,
-    download::{Downloader, TaskRequest, verify_whole},
+    download::{Downloader, EventSink, TaskRequest, verify_whole},
 };
 
 pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &HeaderMap) -> Response {
-    let (tag, application, filtered, piece_length) = task_shaping(headers);
-    let spec = TaskSpec {
-        url: target.as_str(),
-        tag: &tag,
-        application: &application,
-        piece_length,
-        filtered_query_params: &filtered,
-    };
-    let id = match task_id(&spec) {
-        Ok(id) => id,
+    let req = match TaskRequest::new(target, task_shaping(headers), origin_headers(headers)) {
+        Ok(req) => req,
+        Err(Error::InvalidRequest(why)) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
         Err(e) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, e.to_string()),
     };
-    let req = TaskRequest {
-        task_id: id.clone(),
-        url: target,
-        headers: origin_headers(headers),
-        piece_length,
-        disable_back_to_source: false,
-        tag: tag.clone(),
-        application: application.clone(),
-    };
-    let (tx, mut rx) = mpsc::channel(16);
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let task = match downloader.fetch_task(&req, &tx).await {
+    let id = &req.task_id;
+    let task = match downloader.fetch_task(&req, &EventSink::none()).await {
         Ok(t) => t,
         Err(e) => return download_error(e),
     };
@@ -54,7 +31,7 @@ pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &H
     if let Some(expected) = Digest::from_oci_blob_path(req.url.path())
         && let Err(e) = verify_whole(&task, Some(&expected)).await
     {
-        let _ = downloader.storage().remove(&id);
+        let _ = downloader.storage().remove(id);
         return error(StatusCode::BAD_GATEWAY, ErrorType::Backend, e.to_string());
     }
     let Some(layout) = task.layout() else {

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status, transport::Channel};
 
 use crate::{
     Error,
-    download::{DownloadRequest, Downloader, Event},
+    download::{DownloadRequest, Downloader, Event, EventSink, TaskShape},
     metrics::{Outcome, OutcomeLabels},
 };
 
@@ -52,10 +52,12 @@ impl TryFrom<pb::DownloadRequest> for DownloadRequest {
             force_hard_link: r.force_hard_link,
             disable_back_to_source: r.disable_back_to_source,
             timeout: (r.timeout_ms > 0).then(|| Duration::from_millis(r.timeout_ms)),
-            tag: r.tag,
-            application: r.application,
-            filtered_query_params: r.filtered_query_params,
-            piece_length: r.piece_length,
+            shape: TaskShape {
+                tag: r.tag,
+                application: r.application,
+                filtered_query_params: r.filtered_query_params,
+                piece_length: r.piece_length,
+            },
         })
     }
 }
@@ -97,7 +99,7 @@ impl pb::dfdaemon_server::Dfdaemon for DfdaemonService {
                     }
                 }
             });
-            let result = downloader.download(request, ev_tx).await;
+            let result = downloader.download(request, EventSink::to(ev_tx)).await;
             let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
             downloader.metrics().downloads.get_or_create(&OutcomeLabels { result: outcome }).inc();
             let _ = forward.await;

@@ -1,8 +1,8 @@
 //! Orders from the schedulers for this host: keeps a `WatchHostOrders` stream open with each
 //! scheduler in the [`SchedulerSet`] and carries them out (today: delete a task's copy, for a
-//! manager's `delete_task` job). Each stream reconnects when it breaks.
+//! manager's `delete_task` job). Each stream reconnects when it breaks ([`super::watch`]).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use common::ids::{HostId, TaskId};
 use proto::scheduler::v1 as pb;
@@ -18,41 +18,29 @@ pub async fn run(
     storage: Arc<Storage>,
     schedulers: SchedulerSet,
     host_id: HostId,
-    mut announced: watch::Receiver<bool>,
+    announced: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
-    // The scheduler only accepts watchers that have announced themselves.
-    tokio::select! {
-        _ = shutdown.cancelled() => return,
-        _ = announced.wait_for(|a| *a) => {}
-    }
-    schedulers.for_each(&shutdown, |channel, stop| watch_one(storage.clone(), channel, host_id.clone(), stop)).await;
+    super::watch::on_every_scheduler(schedulers, announced, shutdown, |channel, stop| {
+        watch_one(storage.clone(), channel, host_id.clone(), stop)
+    })
+    .await;
 }
 
 /// Keeps one scheduler's order stream open until `shutdown`.
 async fn watch_one(storage: Arc<Storage>, channel: Channel, host_id: HostId, shutdown: CancellationToken) {
-    loop {
+    let open = || {
         let mut client = pb::scheduler_client::SchedulerClient::new(channel.clone());
-        match client.watch_host_orders(pb::WatchHostOrdersRequest { host_id: host_id.0.clone() }).await {
-            Ok(resp) => {
-                let mut orders = resp.into_inner();
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        msg = orders.message() => match msg {
-                            Ok(Some(order)) => carry_out(&storage, order),
-                            Ok(None) | Err(_) => break,
-                        }
-                    }
-                }
+        let request = pb::WatchHostOrdersRequest { host_id: host_id.0.clone() };
+        async move {
+            let opened = client.watch_host_orders(request).await.map(tonic::Response::into_inner);
+            if let Err(e) = &opened {
+                tracing::debug!(error = %e, "cannot watch host orders; retrying");
             }
-            Err(e) => tracing::debug!(error = %e, "cannot watch host orders; retrying"),
+            opened
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
+    };
+    super::watch::keep_open(&shutdown, open, |order| carry_out(&storage, order)).await;
 }
 
 fn carry_out(storage: &Storage, order: pb::HostOrder) {

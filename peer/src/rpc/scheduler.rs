@@ -1,13 +1,15 @@
-//! The peer's side of `AnnouncePeer`, in the peer's own types.
+//! The peer's side of `AnnouncePeer`, in the peer's own types. The stream's `tonic::Status`es
+//! become [`Error`]s here, so the download never sees a gRPC code.
 
 use std::net::{IpAddr, SocketAddr};
 
-use common::{bitmap::PieceBitmap, ids::PeerId};
+use common::{bitmap::PieceBitmap, digest::PieceDigest, ids::PeerId};
 use proto::scheduler::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
+use tonic::{Code, Status, transport::Channel};
 
+use super::scheduler_set::SchedulerSet;
 use crate::Error;
 
 /// A parent the scheduler offered.
@@ -29,7 +31,7 @@ pub enum FromScheduler {
     Update {
         content_length: Option<u64>,
         piece_length: Option<u64>,
-        digests: Vec<(u32, [u8; 32])>,
+        digests: Vec<(u32, PieceDigest)>,
         parents: Vec<Parent>,
         /// Pieces newly handed to this peer to fetch from the origin by range.
         origin_pieces: Vec<u32>,
@@ -44,7 +46,7 @@ pub enum FromScheduler {
 pub struct PieceDone {
     pub number: u32,
     /// Set when fetched from the origin.
-    pub digest: Option<[u8; 32]>,
+    pub digest: Option<PieceDigest>,
     pub source: PieceSource,
     pub cost_micros: u64,
 }
@@ -112,8 +114,15 @@ pub struct PeerStream {
 }
 
 impl PeerStream {
-    /// Connects to the scheduler at `addr` and registers.
-    pub async fn open(channel: Channel, reg: Registration) -> Result<Self, tonic::Status> {
+    /// Connects to the scheduler at `addr` (through `set`'s channel to it) and registers. A
+    /// refusal by the cluster's policy is [`Error::Refused`] (going to the origin instead would
+    /// defeat it); any other failure is [`Error::SchedulerLost`], so the caller may fall back.
+    pub async fn open(set: &SchedulerSet, addr: SocketAddr, reg: Registration) -> Result<Self, Error> {
+        let channel = set.channel(addr)?;
+        Self::register(channel, reg).await.map_err(refused_at_open)
+    }
+
+    async fn register(channel: Channel, reg: Registration) -> Result<Self, Status> {
         let mut client = pb::scheduler_client::SchedulerClient::new(channel);
         let (out, rx) = mpsc::channel(256);
         let register = pb::RegisterPeer {
@@ -131,7 +140,7 @@ impl PeerStream {
         };
         out.send(pb::AnnouncePeerRequest { request: Some(pb::announce_peer_request::Request::Register(register)) })
             .await
-            .map_err(|_| tonic::Status::internal("request channel closed"))?;
+            .map_err(|_| Status::internal("request channel closed"))?;
         let inbound = client.announce_peer(ReceiverStream::new(rx)).await?.into_inner();
         Ok(Self { out, inbound })
     }
@@ -151,18 +160,23 @@ impl PeerStream {
         Reporter(self.out.clone())
     }
 
-    /// The next message; `Ok(None)` when the scheduler closed the stream.
-    pub async fn next(&mut self) -> Result<Option<FromScheduler>, tonic::Status> {
+    /// The next message. A closed stream is [`Error::SchedulerLost`]; the scheduler's
+    /// `FailedPrecondition` (no parent, no back-to-source) is [`Error::NoSource`].
+    pub async fn next(&mut self) -> Result<FromScheduler, Error> {
         loop {
-            let Some(msg) = self.inbound.message().await? else { return Ok(None) };
+            let msg = match self.inbound.message().await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return Err(Error::SchedulerLost("the scheduler closed the stream".into())),
+                Err(status) => return Err(broken_stream(status)),
+            };
             use pb::announce_peer_response::Response as R;
             match msg.response {
-                Some(R::NeedBackToSource(b)) => return Ok(Some(FromScheduler::BackToSource(b.reason))),
+                Some(R::NeedBackToSource(b)) => return Ok(FromScheduler::BackToSource(b.reason)),
                 Some(R::Update(u)) => {
                     let digests = u
                         .digests
                         .into_iter()
-                        .filter_map(|d| Some((d.number, <[u8; 32]>::try_from(d.digest.as_slice()).ok()?)))
+                        .filter_map(|d| Some((d.number, PieceDigest::from_slice(&d.digest)?)))
                         .collect();
                     let parents = u
                         .parents
@@ -178,18 +192,38 @@ impl PeerStream {
                             })
                         })
                         .collect();
-                    return Ok(Some(FromScheduler::Update {
+                    return Ok(FromScheduler::Update {
                         content_length: u.content_length,
                         piece_length: (u.piece_length > 0).then_some(u.piece_length),
                         digests,
                         parents,
                         origin_pieces: u.origin_pieces,
                         tiny_content: u.tiny_content,
-                    }));
+                    });
                 }
                 None => continue,
             }
         }
+    }
+}
+
+/// What a failed registration means for the download: the cluster's policy refusing it is
+/// final; anything else lets the caller fall back to the origin.
+fn refused_at_open(status: Status) -> Error {
+    match status.code() {
+        Code::PermissionDenied => Error::Refused(status.message().to_owned()),
+        Code::FailedPrecondition | Code::InvalidArgument => Error::SchedulerLost(status.message().to_owned()),
+        _ => Error::SchedulerLost(status.to_string()),
+    }
+}
+
+/// What a failure of an open stream means: the scheduler's `FailedPrecondition` is its answer
+/// that no source is left (no parent, and back-to-source disabled); anything else is a lost
+/// scheduler.
+fn broken_stream(status: Status) -> Error {
+    match status.code() {
+        Code::FailedPrecondition => Error::NoSource(status.message().to_owned()),
+        _ => Error::SchedulerLost(status.to_string()),
     }
 }
 
@@ -216,7 +250,7 @@ impl Reporter {
                         };
                         pb::PieceFinished {
                             number: p.number,
-                            digest: p.digest.map(|d| d.to_vec()).unwrap_or_default(),
+                            digest: p.digest.map(|d| d.as_bytes().to_vec()).unwrap_or_default(),
                             parent_id,
                             cost_micros: p.cost_micros,
                             content,
@@ -250,4 +284,26 @@ pub fn channel(addr: &str) -> Result<Channel, Error> {
         .map_err(|e| Error::Config(format!("scheduler address {addr:?}: {e}")))?
         .connect_timeout(std::time::Duration::from_secs(3))
         .connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_statuses_become_the_peers_errors_at_this_edge() {
+        let refused = refused_at_open(Status::permission_denied("blocked by the cluster"));
+        assert!(matches!(refused, Error::Refused(m) if m == "blocked by the cluster"));
+        for code in [Code::FailedPrecondition, Code::InvalidArgument] {
+            let lost = refused_at_open(Status::new(code, "no"));
+            assert!(matches!(lost, Error::SchedulerLost(m) if m == "no"), "{code:?}");
+        }
+        assert!(matches!(refused_at_open(Status::unavailable("down")), Error::SchedulerLost(m) if m.contains("down")));
+
+        let no_source = broken_stream(Status::failed_precondition("no parent"));
+        assert!(matches!(no_source, Error::NoSource(m) if m == "no parent"));
+        // Refusals mid-stream are a lost scheduler like any other break (the caller falls back).
+        assert!(matches!(broken_stream(Status::permission_denied("x")), Error::SchedulerLost(_)));
+        assert!(matches!(broken_stream(Status::unavailable("reset")), Error::SchedulerLost(_)));
+    }
 }

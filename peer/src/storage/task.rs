@@ -7,7 +7,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use common::{bitmap::PieceBitmap, ids::TaskId, piece::PieceLayout};
+use common::{bitmap::PieceBitmap, digest::PieceDigest, ids::TaskId, piece::PieceLayout};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -198,7 +198,7 @@ impl TaskStore {
 
     /// Writes piece `n` (already verified) and marks it finished; a piece already finished is
     /// left as it is.
-    pub fn write_piece(self: &Arc<Self>, n: u32, bytes: &[u8], digest_hex: &str) -> Result<(), Error> {
+    pub fn write_piece(self: &Arc<Self>, n: u32, bytes: &[u8], digest: PieceDigest) -> Result<(), Error> {
         let Some(mut writer) = self.piece_writer(n)? else {
             return if self.finished_range(n).is_some() {
                 Ok(())
@@ -207,7 +207,7 @@ impl TaskStore {
             };
         };
         writer.write(bytes)?;
-        writer.finish(digest_hex)
+        writer.finish(digest)
     }
 
     /// Hands every piece stored from now on to `tap` until it is dropped.
@@ -233,10 +233,11 @@ impl TaskStore {
     }
 
     /// Marks piece `n`, written with [`write_raw`](Self::write_raw), as finished.
-    pub fn mark_finished(&self, n: u32, digest_hex: &str) {
+    pub fn mark_finished(&self, n: u32, digest: PieceDigest) {
+        let hex = digest.to_hex();
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.finished.insert(n);
-        state.digests.insert(n, digest_hex.to_owned());
+        state.digests.insert(n, hex);
     }
 
     /// The byte range of piece `n` if it is finished (for serving straight from the file).
@@ -259,8 +260,8 @@ impl TaskStore {
     }
 
     /// The digest recorded for a finished piece.
-    pub fn digest(&self, n: u32) -> Option<String> {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).digests.get(&n).cloned()
+    pub fn digest(&self, n: u32) -> Option<PieceDigest> {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).digests.get(&n).and_then(|hex| hex.parse().ok())
     }
 
     /// Whether every piece is finished.

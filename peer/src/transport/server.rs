@@ -235,7 +235,7 @@ mod tests {
         net::TcpStream as StdStream,
     };
 
-    use common::piece::PieceLayout;
+    use common::{digest::PieceDigest, piece::PieceLayout};
 
     use super::*;
     use crate::transport::client::{FetchError, PieceConnection};
@@ -250,7 +250,7 @@ mod tests {
         let task = storage.task(&TaskId("t".into()), "http://o/x").unwrap();
         task.set_layout(PieceLayout::new(PIECE, PIECE).unwrap()).unwrap();
         let bytes = vec![7u8; PIECE as usize];
-        task.write_piece(0, &bytes, &blake3::hash(&bytes).to_hex()).unwrap();
+        task.write_piece(0, &bytes, PieceDigest(*blake3::hash(&bytes).as_bytes())).unwrap();
         let ctx = UploadContext {
             storage,
             slots: Arc::new(Semaphore::new(64)),

@@ -30,6 +30,7 @@ use std::{
 
 use common::{
     bitmap::PieceBitmap,
+    digest::PieceDigest,
     ids::{HostId, PeerId, TaskId},
     piece::PieceLayout,
 };
@@ -51,7 +52,7 @@ pub struct Task {
     pub requested_piece_length: Option<u64>,
     pub content_length: Option<u64>,
     pub piece_length: Option<u64>,
-    digests: Vec<Option<[u8; 32]>>,
+    digests: Vec<Option<PieceDigest>>,
     /// The whole content when it is tiny and one piece ([`PieceLayout::travels_inline`]), as the
     /// origin fetcher of piece 0 sent it, checked against that piece's digest. At most
     /// [`TINY_LIMIT`](common::piece::TINY_LIMIT) bytes per task, so holding it costs no more than a digest or two.

@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use common::ids::{HostId, PeerId, TaskId};
+use common::{
+    digest::PieceDigest,
+    ids::{HostId, PeerId, TaskId},
+};
 use proto::scheduler::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -163,7 +166,7 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics:
                 .map(|p| {
                     let digest = match p.digest.len() {
                         0 => None,
-                        32 => Some(<[u8; 32]>::try_from(p.digest.as_slice()).unwrap_or_default()),
+                        32 => PieceDigest::from_slice(&p.digest),
                         n => {
                             return Err(Status::invalid_argument(format!(
                                 "piece {} digest is {n} bytes, not 32",
@@ -264,7 +267,11 @@ fn update_to_pb(u: Update) -> pb::AnnouncePeerResponse {
     let update = pb::TaskUpdate {
         content_length: u.content_length,
         piece_length: u.piece_length.unwrap_or(0),
-        digests: u.digests.into_iter().map(|(number, d)| pb::PieceDigest { number, digest: d.to_vec() }).collect(),
+        digests: u
+            .digests
+            .into_iter()
+            .map(|(number, d)| pb::PieceDigest { number, digest: d.as_bytes().to_vec() })
+            .collect(),
         parents: u
             .parents
             .into_iter()

@@ -5,10 +5,13 @@ use std::sync::{
     atomic::{AtomicU32, AtomicU64, Ordering},
 };
 
-use common::piece::{PieceLayout, default_piece_length};
-use tokio::{sync::mpsc, task::JoinSet};
+use common::{
+    digest::PieceDigest,
+    piece::{PieceLayout, default_piece_length},
+};
+use tokio::task::JoinSet;
 
-use super::{Event, Inner, TaskRequest, send_with_retries};
+use super::{Event, EventSink, Inner, TaskRequest, send_with_retries};
 use crate::{
     Error,
     metrics::TrafficType,
@@ -41,7 +44,7 @@ pub(super) async fn fetch(
     req: &TaskRequest,
     layout: PieceLayout,
     reporter: Option<&Reporter>,
-    events: &mpsc::Sender<Event>,
+    events: &EventSink,
 ) -> Result<(), Error> {
     task.set_layout(layout)?;
     if let Some(r) = reporter {
@@ -52,7 +55,7 @@ pub(super) async fn fetch(
         })
         .await?;
     }
-    Event::started(events, req, layout).await;
+    events.started(req, layout).await;
 
     let next = Arc::new(AtomicU32::new(0));
     let done_bytes = Arc::new(AtomicU64::new(0));
@@ -89,7 +92,7 @@ pub(crate) async fn fetch_piece(
     req: &TaskRequest,
     layout: PieceLayout,
     n: u32,
-) -> Result<[u8; 32], Error> {
+) -> Result<PieceDigest, Error> {
     let range = layout
         .range(n)
         .ok_or_else(|| Error::Integrity(format!("piece {n} is beyond the content ({} pieces)", layout.count())))?;
@@ -110,9 +113,9 @@ pub(crate) async fn fetch_piece(
         return Err(Error::Integrity(format!("piece {n}: origin sent {} bytes of {len}", bytes.len())));
     }
     limits.metrics.downloaded(TrafficType::BackToSource, len);
-    let digest = *blake3::hash(&bytes).as_bytes();
+    let digest = PieceDigest(*blake3::hash(&bytes).as_bytes());
     let task = task.clone();
-    tokio::task::spawn_blocking(move || task.write_piece(n, &bytes, &hex::encode(digest)))
+    tokio::task::spawn_blocking(move || task.write_piece(n, &bytes, digest))
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;
     Ok(digest)
@@ -135,7 +138,7 @@ struct Worker {
     req: TaskRequest,
     layout: PieceLayout,
     reporter: Option<Reporter>,
-    events: mpsc::Sender<Event>,
+    events: EventSink,
     next: Arc<AtomicU32>,
     done_bytes: Arc<AtomicU64>,
 }
@@ -166,8 +169,7 @@ impl Worker {
                 .await?;
             }
             let finished_bytes = self.done_bytes.fetch_add(len, Ordering::SeqCst) + len;
-            let _ =
-                self.events.try_send(Event::Progress { finished_bytes, finished_pieces: self.task.finished().len() });
+            self.events.try_send(Event::Progress { finished_bytes, finished_pieces: self.task.finished().len() });
         }
     }
 }

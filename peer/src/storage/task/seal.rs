@@ -80,7 +80,7 @@ impl TaskStore {
 
 #[cfg(test)]
 mod tests {
-    use common::{ids::TaskId, piece::PieceLayout};
+    use common::{digest::PieceDigest, ids::TaskId, piece::PieceLayout};
 
     use std::{io::Write, os::unix::fs::FileExt};
 
@@ -94,8 +94,8 @@ mod tests {
         let id = TaskId("t".into());
         let task = storage.task(&id, "http://o/x").unwrap();
         task.set_layout(PieceLayout::new(8, 4).unwrap()).unwrap();
-        task.write_piece(0, b"abcd", "00").unwrap();
-        task.write_piece(1, b"efgh", "11").unwrap();
+        task.write_piece(0, b"abcd", PieceDigest([0; 32])).unwrap();
+        task.write_piece(1, b"efgh", PieceDigest([0x11; 32])).unwrap();
         task.persist().unwrap();
         assert!(task.intact());
 
@@ -118,8 +118,8 @@ mod tests {
         assert_eq!(std::fs::read(&out).unwrap(), b"Xbcdefgh", "the user's output is left as the user made it");
         assert_eq!(std::fs::metadata(&out).unwrap().nlink(), 1, "the cache let go of it");
 
-        task.write_piece(0, b"abcd", "00").unwrap();
-        task.write_piece(1, b"efgh", "11").unwrap();
+        task.write_piece(0, b"abcd", PieceDigest([0; 32])).unwrap();
+        task.write_piece(1, b"efgh", PieceDigest([0x11; 32])).unwrap();
         task.persist().unwrap();
         std::fs::OpenOptions::new().append(true).open(root.join("content/t/t")).unwrap().write_all(b"!").unwrap();
         assert!(!task.intact(), "a longer file is seen");

@@ -10,6 +10,8 @@
 
 use std::{ops::Range, os::unix::fs::FileExt, sync::Arc};
 
+use common::digest::PieceDigest;
+
 use super::TaskStore;
 use crate::Error;
 
@@ -77,15 +79,16 @@ impl PieceWriter {
     }
 
     /// Marks the piece finished with its (already checked) digest: from now on it is served.
-    pub fn finish(mut self, digest_hex: &str) -> Result<(), Error> {
+    pub fn finish(mut self, digest: PieceDigest) -> Result<(), Error> {
         let len = self.range.end - self.range.start;
         if self.written != len {
             return Err(Error::Integrity(format!("piece {} should be {len} bytes, got {}", self.n, self.written)));
         }
+        let hex = digest.to_hex();
         {
             let mut state = self.task.state.write().unwrap_or_else(|p| p.into_inner());
             state.finished.insert(self.n);
-            state.digests.insert(self.n, digest_hex.to_owned());
+            state.digests.insert(self.n, hex);
         }
         self.finished = true;
         for tap in &self.taps {
@@ -108,7 +111,7 @@ impl Drop for PieceWriter {
 
 #[cfg(test)]
 mod tests {
-    use common::{ids::TaskId, piece::PieceLayout};
+    use common::{digest::PieceDigest, ids::TaskId, piece::PieceLayout};
 
     use crate::storage::Storage;
 
@@ -126,12 +129,12 @@ mod tests {
         drop(first);
         let mut again = task.piece_writer(1).unwrap().expect("an abandoned piece is free again");
         again.write(b"efgh").unwrap();
-        again.finish("00").unwrap();
+        again.finish(PieceDigest([0; 32])).unwrap();
         assert_eq!(task.finished_range(1), Some(4..8));
         assert!(task.piece_writer(1).unwrap().is_none(), "a finished piece is never rewritten");
         let mut short = task.piece_writer(2).unwrap().unwrap();
         short.write(b"i").unwrap();
-        assert!(short.finish("00").is_err(), "a short piece is not finished");
+        assert!(short.finish(PieceDigest([0; 32])).is_err(), "a short piece is not finished");
         assert!(task.finished_range(2).is_none());
     }
 }

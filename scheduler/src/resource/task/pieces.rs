@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use common::{
+    digest::PieceDigest,
     ids::PeerId,
     piece::{PieceLayout, TINY_LIMIT},
 };
@@ -24,7 +25,7 @@ use crate::scheduling::{self, OriginPiece, origin};
 pub struct PieceReport {
     pub number: u32,
     /// BLAKE3, when the peer fetched it from the origin.
-    pub digest: Option<[u8; 32]>,
+    pub digest: Option<PieceDigest>,
     pub source: PieceSource,
     pub cost_micros: u64,
 }
@@ -60,7 +61,7 @@ impl Task {
     /// Checks the bytes the origin fetcher of piece `number` sent with its `digest`: the piece
     /// must be the whole content, known to be tiny, and the bytes must be that long and hash to
     /// that digest. Refused bytes are a broken peer's report, refused like a contradicting digest.
-    fn check_tiny(&self, number: u32, digest: &[u8; 32], content: &[u8]) -> Result<(), String> {
+    fn check_tiny(&self, number: u32, digest: &PieceDigest, content: &[u8]) -> Result<(), String> {
         let Some(layout) = self.layout().filter(PieceLayout::travels_inline) else {
             return Err(format!(
                 "piece {number} carries its bytes, but the content is not known to be one piece of at most {TINY_LIMIT} bytes"
@@ -73,7 +74,7 @@ impl Task {
                 layout.content_length
             ));
         }
-        if blake3::hash(content).as_bytes() != digest {
+        if blake3::hash(content).as_bytes() != digest.as_bytes() {
             return Err(format!("piece {number} bytes do not match its digest"));
         }
         Ok(())
@@ -227,7 +228,7 @@ mod tests {
     }
 
     /// Piece 0 from the origin with `content` attached and `digest` claimed for it.
-    fn origin_with_bytes(content: &[u8], digest: [u8; 32]) -> PieceReport {
+    fn origin_with_bytes(content: &[u8], digest: PieceDigest) -> PieceReport {
         PieceReport {
             number: 0,
             digest: Some(digest),
@@ -249,7 +250,7 @@ mod tests {
         let limits = Limits::default();
         for len in [1usize, 128] {
             let bytes = vec![7u8; len];
-            let digest = *blake3::hash(&bytes).as_bytes();
+            let digest = PieceDigest(*blake3::hash(&bytes).as_bytes());
             let (mut t, a, b) = tiny_source(Some(len as u64));
             t.pieces_finished(&a, &[origin_with_bytes(&bytes, digest)]).unwrap();
             assert_eq!(t.tiny_content(), Some(&bytes[..]), "size {len}");
@@ -285,9 +286,9 @@ mod tests {
     #[test]
     fn content_only_small_enough_matching_and_from_its_fetcher_is_held() {
         let hello = b"hello".to_vec();
-        let digest = *blake3::hash(&hello).as_bytes();
+        let digest = PieceDigest(*blake3::hash(&hello).as_bytes());
         let big = vec![1u8; 129];
-        let big_digest = *blake3::hash(&big).as_bytes();
+        let big_digest = PieceDigest(*blake3::hash(&big).as_bytes());
 
         // Not the origin fetcher: the whole report is refused.
         let (mut t, _, b) = tiny_source(Some(5));

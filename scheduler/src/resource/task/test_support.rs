@@ -2,7 +2,10 @@
 
 use std::time::Instant;
 
-use common::ids::{HostId, PeerId};
+use common::{
+    digest::PieceDigest,
+    ids::{HostId, PeerId},
+};
 
 use super::{ContentInfo, PieceReport, PieceSource, SourceDecision, Task};
 use crate::resource::{Host, HostKind};
@@ -36,7 +39,7 @@ pub(super) fn fetch_all_from_origin(t: &mut Task, a: &PeerId, pieces: u32) {
 pub(super) fn from_origin(n: u32) -> PieceReport {
     PieceReport {
         number: n,
-        digest: Some([n as u8; 32]),
+        digest: Some(PieceDigest([n as u8; 32])),
         source: PieceSource::Origin { content: None },
         cost_micros: 1,
     }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use common::{bitmap::PieceBitmap, ids::PeerId};
+use common::{bitmap::PieceBitmap, digest::PieceDigest, ids::PeerId};
 
 use super::{PeerPhase, PeerRecord, Task, source::origin_fetcher};
 use crate::{
@@ -28,7 +28,7 @@ pub struct ParentInfo {
 pub struct Update {
     pub content_length: Option<u64>,
     pub piece_length: Option<u64>,
-    pub digests: Vec<(u32, [u8; 32])>,
+    pub digests: Vec<(u32, PieceDigest)>,
     pub parents: Vec<ParentInfo>,
     /// Pieces newly handed to this peer to fetch from the origin.
     pub origin_pieces: Vec<u32>,
@@ -65,7 +65,7 @@ impl Task {
     ) -> (Option<Update>, bool) {
         let handed_out = self.spreads() && self.hand_out_origin(limits);
         let Some(record) = self.peers.get(peer).cloned() else { return (None, handed_out) };
-        let digests: Vec<(u32, [u8; 32])> = self
+        let digests: Vec<(u32, PieceDigest)> = self
             .digests
             .iter()
             .enumerate()
@@ -314,7 +314,7 @@ mod tests {
         let ua = t.update_for(&a, &mut Sent::default(), &hosts, &limits).unwrap();
         assert_eq!(ua.origin_pieces, vec![2]);
         let mut wrong = origin(2);
-        wrong.digest = Some([9; 32]);
+        wrong.digest = Some(PieceDigest([9; 32]));
         assert!(t.pieces_finished(&a, &[wrong]).is_err(), "the recorded digest still rules");
         t.pieces_finished(&a, &[origin(2)]).unwrap();
         t.pieces_finished(&a, &[from_parent(0, &s, 10)]).unwrap();
