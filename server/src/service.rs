@@ -11,6 +11,7 @@
 
 pub mod cluster_config;
 pub mod clusters;
+pub mod hosts;
 pub mod job_queue;
 pub mod jobs;
 pub mod registry;
