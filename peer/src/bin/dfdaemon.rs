@@ -8,7 +8,7 @@ use peer::{
     Dfdaemon, Listeners,
     config::{DfdaemonConfig, Overrides},
 };
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::UnixListener;
 
 /// The Damselfly peer daemon: downloads for local clients and serves pieces to other peers.
 #[derive(Debug, Parser)]
@@ -52,17 +52,9 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    runtime::init_logging(cli.log_format);
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("dfdaemon: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::main("dfdaemon", cli.log_format, run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -77,10 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         scheduler_addr: cli.scheduler,
         manager_addr: cli.manager,
     };
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
-    let config = DfdaemonConfig::load(cli.config.as_deref(), overrides, &hostname)?;
+    let config = DfdaemonConfig::load(cli.config.as_deref(), overrides, &runtime::hostname())?;
     std::fs::create_dir_all(&config.data_dir)?;
     let shutdown = runtime::shutdown_on_signals()?;
 
@@ -93,19 +82,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         std::fs::remove_file(socket_path)?;
     }
     let socket = UnixListener::bind(socket_path)?;
-    let http = TcpListener::bind(config.server.http_addr).await?;
-    let upload = TcpListener::bind(config.server.upload_addr).await?;
-    let proxy = TcpListener::bind(config.server.proxy_addr).await?;
+    let http = runtime::bind(config.server.http_addr, "http").await?;
+    let upload = runtime::bind(config.server.upload_addr, "upload").await?;
+    let proxy = runtime::bind(config.server.proxy_addr, "proxy").await?;
     let addrs = BTreeMap::from([
         ("socket", socket_path.display().to_string()),
         ("http", http.local_addr()?.to_string()),
         ("upload", upload.local_addr()?.to_string()),
         ("proxy", proxy.local_addr()?.to_string()),
     ]);
-    tracing::info!(seed = config.seed, socket = %addrs["socket"], http = %addrs["http"], "dfdaemon serving");
-    if let Some(path) = &cli.ready_file {
-        runtime::write_ready_file(path, &addrs)?;
-    }
+    let name = if config.seed { "dfdaemon (seed peer)" } else { "dfdaemon" };
+    runtime::announce(name, cli.ready_file.as_deref(), &addrs)?;
     Dfdaemon::new(config).serve(Listeners { socket, http, upload, proxy }, shutdown).await?;
     Ok(())
 }

@@ -8,7 +8,6 @@ use scheduler::{
     Listeners, Scheduler,
     config::{Overrides, SchedulerConfig},
 };
-use tokio::net::TcpListener;
 
 /// The Damselfly scheduler: keeps hosts, tasks and peers and picks parents for downloads.
 #[derive(Debug, Parser)]
@@ -34,33 +33,19 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    runtime::init_logging(cli.log_format);
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("scheduler: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::main("scheduler", cli.log_format, run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let overrides = Overrides { grpc_addr: cli.grpc_addr, http_addr: cli.http_addr, manager_addr: cli.manager };
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
-    let config = SchedulerConfig::load(cli.config.as_deref(), overrides, &hostname)?;
+    let config = SchedulerConfig::load(cli.config.as_deref(), overrides, &runtime::hostname())?;
     let shutdown = runtime::shutdown_on_signals()?;
-    let grpc = TcpListener::bind(config.server.grpc_addr).await?;
-    let http = TcpListener::bind(config.server.http_addr).await?;
+    let grpc = runtime::bind(config.server.grpc_addr, "grpc").await?;
+    let http = runtime::bind(config.server.http_addr, "http").await?;
     let addrs = BTreeMap::from([("grpc", grpc.local_addr()?.to_string()), ("http", http.local_addr()?.to_string())]);
-    tracing::info!(grpc = %addrs["grpc"], http = %addrs["http"], "scheduler serving");
-    if let Some(path) = &cli.ready_file {
-        runtime::write_ready_file(path, &addrs)?;
-    }
+    runtime::announce("scheduler", cli.ready_file.as_deref(), &addrs)?;
     Scheduler::new(config).serve(Listeners { grpc, http }, shutdown).await?;
     Ok(())
 }

@@ -9,7 +9,6 @@ use server::{
     config::{ManagerConfig, Overrides},
     db::RootUser,
 };
-use tokio::net::TcpListener;
 
 /// The Damselfly manager: REST API, operator console, and registration of schedulers and peers.
 #[derive(Debug, Parser)]
@@ -41,17 +40,9 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    runtime::init_logging(cli.log_format);
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("manager: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::main("manager", cli.log_format, run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -64,8 +55,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let config = ManagerConfig::load(cli.config.as_deref(), overrides)?;
     let shutdown = runtime::shutdown_on_signals()?;
-    let http = bind(config.server.http_addr, "http").await?;
-    let grpc = bind(config.server.grpc_addr, "grpc").await?;
+    let http = runtime::bind(config.server.http_addr, "http").await?;
+    let grpc = runtime::bind(config.server.grpc_addr, "grpc").await?;
 
     let root_password = std::env::var("DAMSELFLY_ROOT_PASSWORD").ok().filter(|p| !p.is_empty());
     let (manager, root) = Manager::open(config, root_password.as_deref()).await?;
@@ -80,13 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     let addrs = BTreeMap::from([("http", http.local_addr()?.to_string()), ("grpc", grpc.local_addr()?.to_string())]);
-    if let Some(path) = &cli.ready_file {
-        runtime::write_ready_file(path, &addrs)?;
-    }
+    runtime::announce("manager", cli.ready_file.as_deref(), &addrs)?;
     manager.serve(Listeners { http, grpc }, shutdown).await?;
     Ok(())
-}
-
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen for {what} on {addr}: {e}"))
 }
