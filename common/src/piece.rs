@@ -12,6 +12,32 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{digest::PieceDigest, ids::PeerId};
+
+/// A piece a peer finished, as it tells the scheduler: the peer builds it, the scheduler's task
+/// state takes it (the `rpc` edges of both turn it into and out of the wire message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceReport {
+    pub number: u32,
+    /// The piece's digest, set when the peer fetched it from the origin.
+    pub digest: Option<PieceDigest>,
+    pub source: PieceSource,
+    /// How long the transfer took.
+    pub cost_micros: u64,
+}
+
+/// Where a finished piece came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PieceSource {
+    /// Fetched from the origin. `content`: the piece's bytes, sent only when the piece is the
+    /// whole content and tiny, for the scheduler to hand out inline.
+    Origin { content: Option<Vec<u8>> },
+    /// From this parent peer.
+    Parent(PeerId),
+    /// The scheduler's tiny content, checked against piece 0's digest.
+    Inline,
+}
+
 /// The smallest piece length [`default_piece_length`] picks: 4 MiB.
 pub const MIN_PIECE_LENGTH: u64 = 4 << 20;
 

@@ -5,6 +5,7 @@ mod host;
 mod orders;
 mod seed;
 mod task;
+mod watchers;
 
 pub use host::{Host, HostKind, Hosts};
 pub use orders::{HostOrder, HostOrders};
@@ -13,3 +14,4 @@ pub use task::{
     Census, ContentInfo, ParentInfo, PeerPhase, PeerRecord, PieceReport, PieceSource, SEED_GRACE, Sent, SourceDecision,
     Task, TaskCell, TaskSnapshot, Tasks, Update,
 };
+pub use watchers::Watchers;

@@ -25,7 +25,7 @@ use futures::StreamExt;
 use super::{Event, EventSink, Inner, TaskRequest};
 use crate::{
     Error,
-    rpc::scheduler::{PieceDone, PieceSource, Reporter, ToScheduler},
+    rpc::scheduler::{PieceReport, PieceSource, Reporter, ToScheduler},
     storage::TaskStore,
 };
 
@@ -126,7 +126,7 @@ pub(super) async fn fetch(
                 let tiny = tiny_bytes(task, &buf);
                 let pieces = unsized_digests
                     .iter()
-                    .map(|(n, d)| PieceDone {
+                    .map(|(n, d)| PieceReport {
                         number: *n,
                         digest: Some(*d),
                         source: PieceSource::Origin { content: tiny.clone() },
@@ -185,7 +185,7 @@ async fn report(
         unsized_digests.push((number, digest));
     } else if let Some(r) = reporter {
         let source = PieceSource::Origin { content: tiny };
-        r.send(ToScheduler::Pieces(vec![PieceDone { number, digest: Some(digest), source, cost_micros }])).await?;
+        r.send(ToScheduler::Pieces(vec![PieceReport { number, digest: Some(digest), source, cost_micros }])).await?;
     }
     events.try_send(Event::Progress { finished_bytes: written, finished_pieces: number + 1 });
     Ok(())

@@ -47,7 +47,7 @@ use crate::{
     metrics::{PieceFailure, PieceFailureLabels, TrafficType},
     rpc::{
         scheduler::{
-            FromScheduler, ParentProblem, PeerStream, PieceDone, PieceSource, Registration, Reporter, ToScheduler,
+            FromScheduler, ParentProblem, PeerStream, PieceReport, PieceSource, Registration, Reporter, ToScheduler,
         },
         scheduler_set::SchedulerSet,
     },
@@ -248,7 +248,7 @@ impl Download<'_> {
                 if let Some(bytes) = tiny_content
                     && let Some(len) = self.state.take_inline(bytes, &self.req.task_id.0).await?
                 {
-                    let done = PieceDone { number: 0, digest: None, source: PieceSource::Inline, cost_micros: 0 };
+                    let done = PieceReport { number: 0, digest: None, source: PieceSource::Inline, cost_micros: 0 };
                     self.piece_done(done, len).await?;
                 }
                 Ok(None)
@@ -294,7 +294,7 @@ impl Download<'_> {
                 let len = self.state.layout.and_then(|l| l.len_of(done.number)).unwrap_or(0);
                 let source = PieceSource::Parent(done.parent);
                 let done =
-                    PieceDone { number: done.number, digest: None, source, cost_micros: cost.as_micros() as u64 };
+                    PieceReport { number: done.number, digest: None, source, cost_micros: cost.as_micros() as u64 };
                 self.piece_done(done, len).await?;
             }
             Err(Failure::Busy) => {
@@ -330,7 +330,7 @@ impl Download<'_> {
                 self.state.digests.insert(done.number, digest);
                 let source = PieceSource::Origin { content: None };
                 let cost_micros = cost.as_micros() as u64;
-                self.piece_done(PieceDone { number: done.number, digest: Some(digest), source, cost_micros }, len)
+                self.piece_done(PieceReport { number: done.number, digest: Some(digest), source, cost_micros }, len)
                     .await?;
                 Ok(None)
             }
@@ -343,7 +343,7 @@ impl Download<'_> {
 
     /// A piece of `len` bytes is in place: counted (origin bytes were counted as they
     /// arrived), reported to the scheduler, and shown as progress.
-    async fn piece_done(&mut self, done: PieceDone, len: u64) -> Result<(), Error> {
+    async fn piece_done(&mut self, done: PieceReport, len: u64) -> Result<(), Error> {
         match done.source {
             PieceSource::Parent(_) => self.inner.metrics.downloaded(TrafficType::RemotePeer, len),
             PieceSource::Inline => self.inner.metrics.downloaded(TrafficType::Inline, len),

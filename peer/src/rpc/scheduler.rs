@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+pub use common::piece::{PieceReport, PieceSource};
 use common::{bitmap::PieceBitmap, digest::PieceDigest, ids::PeerId};
 use proto::scheduler::v1 as pb;
 use tokio::sync::mpsc;
@@ -41,28 +42,6 @@ pub enum FromScheduler {
     },
 }
 
-/// A piece this peer finished.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PieceDone {
-    pub number: u32,
-    /// Set when fetched from the origin.
-    pub digest: Option<PieceDigest>,
-    pub source: PieceSource,
-    pub cost_micros: u64,
-}
-
-/// Where a finished piece came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PieceSource {
-    /// Fetched from the origin. `content`: the piece's bytes when they are the whole content and
-    /// tiny, so the scheduler can hand them out inline.
-    Origin { content: Option<Vec<u8>> },
-    /// From this parent.
-    Parent(PeerId),
-    /// The scheduler's tiny content, checked against piece 0's digest.
-    Inline,
-}
-
 /// Why a parent could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParentProblem {
@@ -80,7 +59,7 @@ pub enum ToScheduler {
         piece_length: u64,
         ranges: bool,
     },
-    Pieces(Vec<PieceDone>),
+    Pieces(Vec<PieceReport>),
     ParentFailed {
         parent: PeerId,
         piece: u32,

@@ -15,7 +15,7 @@ use super::{Event, EventSink, Inner, TaskRequest, send_with_retries};
 use crate::{
     Error,
     metrics::TrafficType,
-    rpc::scheduler::{PieceDone, PieceSource, Reporter, ToScheduler},
+    rpc::scheduler::{PieceReport, PieceSource, Reporter, ToScheduler},
     storage::TaskStore,
 };
 
@@ -159,7 +159,7 @@ impl Worker {
             let digest = fetch_piece(&self.http, &limits, &self.task, &self.req, self.layout, n).await?;
             if let Some(r) = &self.reporter {
                 let cost_micros = started.elapsed().as_micros() as u64;
-                r.send(ToScheduler::Pieces(vec![PieceDone {
+                r.send(ToScheduler::Pieces(vec![PieceReport {
                     number: n,
                     digest: Some(digest),
                     // One-piece content never goes by ranges ([`plan`]), so never tiny bytes.

@@ -11,6 +11,7 @@
 
 use std::time::Instant;
 
+pub use common::piece::{PieceReport, PieceSource};
 use common::{
     digest::PieceDigest,
     ids::PeerId,
@@ -19,28 +20,6 @@ use common::{
 
 use super::{PeerPhase, Task};
 use crate::scheduling::{self, OriginPiece, origin};
-
-/// A piece a peer reports finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PieceReport {
-    pub number: u32,
-    /// BLAKE3, when the peer fetched it from the origin.
-    pub digest: Option<PieceDigest>,
-    pub source: PieceSource,
-    pub cost_micros: u64,
-}
-
-/// Where a reported piece came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PieceSource {
-    /// The reporter fetched it from the origin. `content`: the piece's bytes, sent only when
-    /// the piece is the whole content and tiny, for the scheduler to hand out inline.
-    Origin { content: Option<Vec<u8>> },
-    /// From this parent peer.
-    Parent(PeerId),
-    /// Handed over by the scheduler in a [`Update::tiny_content`](super::Update::tiny_content).
-    Inline,
-}
 
 /// What the source learnt from the origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
