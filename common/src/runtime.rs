@@ -5,10 +5,28 @@
 //! Every binary's `main` is [`main`] around its own `run`, so they start, log, bind, announce and
 //! fail the same way.
 
-use std::{collections::BTreeMap, fmt::Display, future::Future, net::SocketAddr, path::Path, process::ExitCode};
+use std::{
+    collections::BTreeMap,
+    fmt::Display,
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// The flags every server binary takes besides its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProcessArgs {
+    /// Write the bound addresses as JSON here once serving (for supervisors and tests).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text", env = "DAMSELFLY_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
 
 /// A binary's `main`: sets up logging, runs `run` on a multi-threaded runtime, and on error prints
 /// `name: error` (with its causes) to stderr and exits non-zero.

@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use common::runtime::{self, LogFormat};
+use common::runtime::{self, ProcessArgs};
 use peer::{
     Dfdaemon, Listeners,
     config::{DfdaemonConfig, Overrides},
@@ -44,17 +44,13 @@ struct Cli {
     /// Manager gRPC address, host:port; it names the schedulers [default: none, use --scheduler].
     #[arg(long, env = "DAMSELFLY_DFDAEMON_MANAGER")]
     manager: Option<String>,
-    /// Write the bound addresses as JSON here once serving (for supervisors and tests).
-    #[arg(long)]
-    ready_file: Option<PathBuf>,
-    /// Log format: text or json.
-    #[arg(long, default_value = "text", env = "DAMSELFLY_LOG_FORMAT")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    process: ProcessArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    runtime::main("dfdaemon", cli.log_format, run(cli))
+    runtime::main("dfdaemon", cli.process.log_format, run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -92,7 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ("proxy", proxy.local_addr()?.to_string()),
     ]);
     let name = if config.seed { "dfdaemon (seed peer)" } else { "dfdaemon" };
-    runtime::announce(name, cli.ready_file.as_deref(), &addrs)?;
+    runtime::announce(name, cli.process.ready_file.as_deref(), &addrs)?;
     Dfdaemon::new(config).serve(Listeners { socket, http, upload, proxy }, shutdown).await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use common::runtime::{self, LogFormat};
+use common::runtime::{self, ProcessArgs};
 use scheduler::{
     Listeners, Scheduler,
     config::{Overrides, SchedulerConfig},
@@ -25,17 +25,13 @@ struct Cli {
     /// gRPC `host:port` of the manager to register with [default: none, standalone].
     #[arg(long, env = "DAMSELFLY_SCHEDULER_MANAGER_ADDR")]
     manager: Option<String>,
-    /// Write the bound addresses as JSON here once serving (for supervisors and tests).
-    #[arg(long)]
-    ready_file: Option<PathBuf>,
-    /// Log format: text or json.
-    #[arg(long, default_value = "text", env = "DAMSELFLY_LOG_FORMAT")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    process: ProcessArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    runtime::main("scheduler", cli.log_format, run(cli))
+    runtime::main("scheduler", cli.process.log_format, run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,7 +41,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let grpc = runtime::bind(config.server.grpc_addr, "grpc").await?;
     let http = runtime::bind(config.server.http_addr, "http").await?;
     let addrs = BTreeMap::from([("grpc", grpc.local_addr()?.to_string()), ("http", http.local_addr()?.to_string())]);
-    runtime::announce("scheduler", cli.ready_file.as_deref(), &addrs)?;
+    runtime::announce("scheduler", cli.process.ready_file.as_deref(), &addrs)?;
     Scheduler::new(config).serve(Listeners { grpc, http }, shutdown).await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use common::runtime::{self, LogFormat};
+use common::runtime::{self, ProcessArgs};
 use server::{
     Listeners, Manager,
     config::{ManagerConfig, Overrides},
@@ -32,17 +32,13 @@ struct Cli {
     /// Directory with the console bundle (pkg/console.js, .wasm, .css).
     #[arg(long, env = "DAMSELFLY_MANAGER_SITE_ROOT")]
     site_root: Option<PathBuf>,
-    /// Write the bound addresses as JSON here once serving (for supervisors and tests).
-    #[arg(long)]
-    ready_file: Option<PathBuf>,
-    /// Log format: text or json.
-    #[arg(long, default_value = "text", env = "DAMSELFLY_LOG_FORMAT")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    process: ProcessArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    runtime::main("manager", cli.log_format, run(cli))
+    runtime::main("manager", cli.process.log_format, run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -71,7 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     let addrs = BTreeMap::from([("http", http.local_addr()?.to_string()), ("grpc", grpc.local_addr()?.to_string())]);
-    runtime::announce("manager", cli.ready_file.as_deref(), &addrs)?;
+    runtime::announce("manager", cli.process.ready_file.as_deref(), &addrs)?;
     manager.serve(Listeners { http, grpc }, shutdown).await?;
     Ok(())
 }
