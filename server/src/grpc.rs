@@ -87,6 +87,11 @@ fn optional_port(value: u32, field: &str) -> Result<u16, Error> {
     if value == 0 { Ok(0) } else { port(value, field) }
 }
 
+/// The identity a registration or keepalive names: cluster, IP and hostname, each checked.
+fn host_key(cluster: u64, address: &str, name: String) -> Result<HostKey, Error> {
+    Ok(HostKey { cluster_id: cluster_id(cluster)?, ip: ip(address, "ip")?, hostname: hostname(name, "hostname")? })
+}
+
 fn cluster_id(value: u64) -> Result<i64, Error> {
     i64::try_from(value)
         .ok()
@@ -99,11 +104,7 @@ impl TryFrom<pb::UpdateSchedulerRequest> for SchedulerRegistration {
 
     fn try_from(r: pb::UpdateSchedulerRequest) -> Result<Self, Error> {
         Ok(Self {
-            key: HostKey {
-                cluster_id: cluster_id(r.cluster_id)?,
-                ip: ip(&r.ip, "ip")?,
-                hostname: hostname(r.hostname, "hostname")?,
-            },
+            key: host_key(r.cluster_id, &r.ip, r.hostname)?,
             port: port(r.port, "port")?,
             idc: r.idc,
             location: r.location,
@@ -124,11 +125,7 @@ impl TryFrom<pb::UpdateSeedPeerRequest> for SeedPeerRegistration {
             other => return Err(Error::invalid("type", format!("type {other:?} must be super, strong or weak"))),
         };
         Ok(Self {
-            key: HostKey {
-                cluster_id: cluster_id(r.cluster_id)?,
-                ip: ip(&r.ip, "ip")?,
-                hostname: hostname(r.hostname, "hostname")?,
-            },
+            key: host_key(r.cluster_id, &r.ip, r.hostname)?,
             port: port(r.port, "port")?,
             download_port: optional_port(r.download_port, "download_port")?,
             kind,
@@ -151,11 +148,7 @@ impl TryFrom<pb::KeepAliveRequest> for KeepAlive {
         };
         Ok(Self {
             kind,
-            key: HostKey {
-                cluster_id: cluster_id(r.cluster_id)?,
-                ip: ip(&r.ip, "ip")?,
-                hostname: hostname(r.hostname, "hostname")?,
-            },
+            key: host_key(r.cluster_id, &r.ip, r.hostname)?,
             upload_rate: r.upload_rate,
             stats: r.scheduler_stats.map(|s| SchedulerStats {
                 tasks: s.tasks,
