@@ -37,6 +37,29 @@ id_type!(
     PeerId
 );
 
+/// Why an identifier from the network was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// A task id must be what [`crate::task_id::task_id`] derives: 64 lower-case hex digits.
+    #[error("task id {0:?} is not 64 lower-case hex digits")]
+    Task(String),
+}
+
+impl TaskId {
+    /// Length of a derived task id: a SHA-256 in hex.
+    pub const LEN: usize = 64;
+
+    /// A task id received from elsewhere (a peer, a scheduler, a job), checked to be one that
+    /// [`crate::task_id::task_id`] could have derived, so it is safe in a file name and a log line.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s.len() == Self::LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::Task(s.chars().take(80).collect()))
+        }
+    }
+}
+
 impl HostId {
     /// The id a host announces itself with. Seed and normal daemons on one machine differ.
     pub fn for_host(hostname: &str, ip: &str, seed: bool) -> Self {
@@ -47,6 +70,17 @@ impl HostId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_derived_looking_task_ids_parse() {
+        let good = "0123456789abcdef".repeat(4);
+        assert_eq!(TaskId::parse(&good).unwrap().0, good);
+        for bad in ["", "t", "../../etc/cron.d/x", &good.to_uppercase(), &good[1..], &format!("{good}0"), &format!("{}/", &good[1..])] {
+            assert!(TaskId::parse(bad).is_err(), "{bad:?} parsed");
+        }
+        let long = "x".repeat(10_000);
+        assert!(TaskId::parse(&long).unwrap_err().to_string().len() < 200, "the error quotes a bounded prefix");
+    }
 
     #[test]
     fn seed_and_normal_daemons_on_one_machine_differ() {
