@@ -75,7 +75,15 @@ mod tests {
     fn only_derived_looking_task_ids_parse() {
         let good = "0123456789abcdef".repeat(4);
         assert_eq!(TaskId::parse(&good).unwrap().0, good);
-        for bad in ["", "t", "../../etc/cron.d/x", &good.to_uppercase(), &good[1..], &format!("{good}0"), &format!("{}/", &good[1..])] {
+        for bad in [
+            "",
+            "t",
+            "../../etc/cron.d/x",
+            &good.to_uppercase(),
+            &good[1..],
+            &format!("{good}0"),
+            &format!("{}/", &good[1..]),
+        ] {
             assert!(TaskId::parse(bad).is_err(), "{bad:?} parsed");
         }
         let long = "x".repeat(10_000);

@@ -8,7 +8,7 @@
 //! travel inside a scheduler message), small content is a single piece fetched from one parent,
 //! and only normal content is spread over several parents.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,15 @@ pub const MIN_PIECE_LENGTH: u64 = 4 << 20;
 /// The largest piece length [`default_piece_length`] picks: 64 MiB.
 pub const MAX_PIECE_LENGTH: u64 = 64 << 20;
 
+/// The piece lengths a download may ask for (dfget's `--piece-length`, the proxy's
+/// `X-Dragonfly-Piece-Length`, a job's `piece_length`): 1 KiB to 1 GiB.
+pub const REQUESTABLE_PIECE_LENGTHS: RangeInclusive<u64> = 1 << 10..=1 << 30;
+
+/// The most pieces one content may have. Bitmaps, digest tables and piece queues are sized by
+/// the count, so it is bounded whatever a peer or an origin claims: 2^20 pieces of 1 GiB is a
+/// petabyte.
+pub const MAX_PIECES: u32 = 1 << 20;
+
 /// Content of at most this many bytes is [`SizeScope::Tiny`].
 pub const TINY_LIMIT: u64 = 128;
 
@@ -54,12 +63,27 @@ const TARGET_PIECE_COUNT: u64 = 500;
 /// `content_length / 500`, clamped to [`MIN_PIECE_LENGTH`]..=[`MAX_PIECE_LENGTH`].
 ///
 /// Anything up to 2000 MiB gets 4 MiB pieces; larger content gets fewer than ~1000 pieces until
-/// the 64 MiB ceiling is reached.
+/// the 64 MiB ceiling is reached; past 64 TiB pieces grow again so their count stays within
+/// [`MAX_PIECES`].
 pub fn default_piece_length(content_length: u64) -> u64 {
+    let fits = content_length.div_ceil(u64::from(MAX_PIECES)).checked_next_power_of_two().unwrap_or(u64::MAX);
+    default_by_target(content_length).max(fits).min(*REQUESTABLE_PIECE_LENGTHS.end())
+}
+
+fn default_by_target(content_length: u64) -> u64 {
     (content_length / TARGET_PIECE_COUNT)
         .checked_next_power_of_two()
         .unwrap_or(MAX_PIECE_LENGTH)
         .clamp(MIN_PIECE_LENGTH, MAX_PIECE_LENGTH)
+}
+
+/// A piece length a download asked for, checked against [`REQUESTABLE_PIECE_LENGTHS`].
+pub fn requested_piece_length(length: u64) -> Result<u64, PieceError> {
+    if REQUESTABLE_PIECE_LENGTHS.contains(&length) {
+        Ok(length)
+    } else {
+        Err(PieceError::PieceLengthOutOfRange(length))
+    }
 }
 
 /// How a download is carried out, decided by its size alone.
@@ -81,15 +105,21 @@ pub enum PieceError {
     /// A piece length of zero would need infinitely many pieces.
     #[error("piece length must be greater than zero")]
     ZeroPieceLength,
-    /// Piece numbers are `u32` on the wire; the content would need more.
-    #[error("content of {content_length} bytes needs more than {} pieces of {piece_length} bytes", u32::MAX)]
+    /// The content would need more than [`MAX_PIECES`] pieces.
+    #[error("content of {content_length} bytes needs more than {MAX_PIECES} pieces of {piece_length} bytes")]
     TooManyPieces { content_length: u64, piece_length: u64 },
+    /// A piece length longer than the longest a download may ask for.
+    #[error("piece length {0} is more than 1 GiB")]
+    PieceTooLong(u64),
+    /// A requested piece length outside [`REQUESTABLE_PIECE_LENGTHS`].
+    #[error("piece length {0} must be between 1 KiB and 1 GiB")]
+    PieceLengthOutOfRange(u64),
 }
 
 /// Content of a known length cut into pieces of a fixed length; the last piece may be shorter.
 ///
 /// Build it with [`PieceLayout::new`] (deserialization goes through it too), which guarantees a
-/// non-zero piece length and a piece count that fits in `u32`. The fields are public to read; a
+/// piece length of 1 byte to 1 GiB and at most [`MAX_PIECES`] pieces. The fields are public to read; a
 /// layout assembled by hand with a zero piece length has no pieces rather than panicking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawLayout")]
@@ -121,7 +151,10 @@ impl PieceLayout {
         if piece_length == 0 {
             return Err(PieceError::ZeroPieceLength);
         }
-        if content_length.div_ceil(piece_length) > u64::from(u32::MAX) {
+        if piece_length > *REQUESTABLE_PIECE_LENGTHS.end() {
+            return Err(PieceError::PieceTooLong(piece_length));
+        }
+        if content_length.div_ceil(piece_length) > u64::from(MAX_PIECES) {
             return Err(PieceError::TooManyPieces { content_length, piece_length });
         }
         Ok(Self { content_length, piece_length })
@@ -190,8 +223,11 @@ mod tests {
             (16000 * MIB, 32 * MIB),
             (32000 * MIB, 64 * MIB),
             (32000 * MIB + 500, 64 * MIB),
-            (1 << 50, 64 * MIB),
-            (u64::MAX, 64 * MIB),
+            // Past 64 TiB the count would exceed MAX_PIECES: pieces grow, up to 1 GiB.
+            (64 << 40, 64 * MIB),
+            ((64 << 40) + 1, 128 * MIB),
+            (1 << 50, 1024 * MIB),
+            (u64::MAX, 1024 * MIB),
         ];
         for (content_length, expected) in cases {
             assert_eq!(default_piece_length(content_length), expected, "content_length {content_length}");
@@ -281,22 +317,45 @@ mod tests {
     }
 
     #[test]
-    fn piece_count_must_fit_u32() {
-        let max = u64::from(u32::MAX);
+    fn piece_count_is_bounded() {
+        let max = u64::from(MAX_PIECES);
         let at_limit = PieceLayout::new(max, 1).unwrap();
-        assert_eq!(at_limit.count(), u32::MAX);
-        assert_eq!(at_limit.range(u32::MAX - 1), Some(max - 1..max));
+        assert_eq!(at_limit.count(), MAX_PIECES);
+        assert_eq!(at_limit.range(MAX_PIECES - 1), Some(max - 1..max));
         assert_eq!(
             PieceLayout::new(max + 1, 1),
             Err(PieceError::TooManyPieces { content_length: max + 1, piece_length: 1 })
         );
+        // A peer claiming a huge content in tiny pieces gets no 4-billion-entry table.
+        assert!(PieceLayout::new(u64::from(u32::MAX), 1).is_err());
     }
 
     #[test]
-    fn huge_piece_length_does_not_overflow() {
-        let layout = PieceLayout::new(u64::MAX, (1 << 63) + 1).unwrap();
-        assert_eq!(layout.count(), 2);
-        assert_eq!(layout.range(1), Some((1 << 63) + 1..u64::MAX));
+    fn piece_length_is_bounded() {
+        let gib = 1 << 30;
+        assert_eq!(PieceLayout::new(u64::MAX, gib + 1), Err(PieceError::PieceTooLong(gib + 1)));
+        assert_eq!(PieceLayout::new(100_000_000_000, 100_000_000_000), Err(PieceError::PieceTooLong(100_000_000_000)));
+        let layout = PieceLayout::new(u64::from(MAX_PIECES) * gib, gib).unwrap();
+        assert_eq!(layout.count(), MAX_PIECES);
+        assert_eq!(layout.range(MAX_PIECES - 1).unwrap().end, u64::from(MAX_PIECES) * gib);
+    }
+
+    #[test]
+    fn requested_piece_lengths_are_1_kib_to_1_gib() {
+        assert_eq!(requested_piece_length(1024), Ok(1024));
+        assert_eq!(requested_piece_length(1 << 30), Ok(1 << 30));
+        for bad in [0, 1, 1023, (1 << 30) + 1, 100_000_000_000] {
+            assert_eq!(requested_piece_length(bad), Err(PieceError::PieceLengthOutOfRange(bad)));
+        }
+    }
+
+    #[test]
+    fn default_piece_length_keeps_huge_content_within_the_piece_count() {
+        let content = 200 << 40; // 200 TiB
+        let len = default_piece_length(content);
+        assert!(PieceLayout::new(content, len).is_ok(), "{len}");
+        assert!(len > MAX_PIECE_LENGTH);
+        assert!(default_piece_length(u64::MAX) <= 1 << 30);
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub enum TaskIdError {
         #[source]
         source: url::ParseError,
     },
+    /// The piece length is outside what a download may ask for.
+    #[error(transparent)]
+    PieceLength(#[from] crate::piece::PieceError),
 }
 
 /// `url` without the fragment and without the query parameters named in `filtered`
@@ -108,12 +111,16 @@ pub fn filtered_url(url: &str, filtered: &[String]) -> Result<String, TaskIdErro
     Ok(parsed.into())
 }
 
-/// The task id of `spec`: lower-case hex SHA-256 of
+/// The task id of `spec` (refused when its piece length is outside
+/// [`crate::piece::REQUESTABLE_PIECE_LENGTHS`]): lower-case hex SHA-256 of
 /// `<filtered url>|<tag>|<application>|<piece length>`, the piece length in decimal or empty when
 /// `None`.
 ///
 /// This format is stable: changing it splits every running task in a cluster of mixed versions.
 pub fn task_id(spec: &TaskSpec) -> Result<TaskId, TaskIdError> {
+    if let Some(length) = spec.piece_length {
+        crate::piece::requested_piece_length(length)?;
+    }
     let url = filtered_url(spec.url, spec.filtered_query_params)?;
     let piece_length = spec.piece_length.map(|len| len.to_string()).unwrap_or_default();
     let input = [url.as_str(), spec.tag, spec.application, &piece_length].join("|");
@@ -276,6 +283,21 @@ mod tests {
             assert!(matches!(err, TaskIdError::InvalidUrl { .. }), "{url}");
             assert!(task_id(&TaskSpec { url, ..Default::default() }).is_err(), "{url}");
         }
+    }
+
+    #[test]
+    fn piece_lengths_outside_1_kib_to_1_gib_are_refused() {
+        for bad in [0, 3, 100_000_000_000] {
+            let spec = TaskSpec { url: "https://o.example/f", piece_length: Some(bad), ..TaskSpec::default() };
+            let err = task_id(&spec).unwrap_err();
+            assert!(err.to_string().contains("between 1 KiB and 1 GiB"), "{err}");
+        }
+    }
+
+    #[test]
+    fn derived_ids_parse_as_task_ids() {
+        let derived = id(TaskSpec { url: "https://o.example/f", ..TaskSpec::default() });
+        assert_eq!(TaskId::parse(&derived.0), Ok(derived));
     }
 
     #[test]

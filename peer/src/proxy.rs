@@ -177,15 +177,21 @@ async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -
     }
 }
 
-/// The task-id inputs carried in `X-Dragonfly-*` headers.
-fn task_shaping(headers: &HeaderMap) -> TaskShape {
+/// The task-id inputs carried in `X-Dragonfly-*` headers; a piece length that is not a number is
+/// an error (its range is checked where the task id is derived).
+fn task_shaping(headers: &HeaderMap) -> Result<TaskShape, String> {
     let tag = header_str(headers, "x-dragonfly-tag").unwrap_or("").to_owned();
     let application = header_str(headers, "x-dragonfly-application").unwrap_or("").to_owned();
     let filtered_query_params = header_str(headers, "x-dragonfly-filtered-query-params")
         .map(|v| v.split('&').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
         .unwrap_or_default();
-    let piece_length = header_str(headers, "x-dragonfly-piece-length").and_then(|v| v.parse().ok());
-    TaskShape { tag, application, filtered_query_params, piece_length }
+    let piece_length = match header_str(headers, "x-dragonfly-piece-length") {
+        None => None,
+        Some(v) => {
+            Some(v.trim().parse().map_err(|_| format!("X-Dragonfly-Piece-Length {v:?} is not a number of bytes"))?)
+        }
+    };
+    Ok(TaskShape { tag, application, filtered_query_params, piece_length })
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -240,8 +246,11 @@ mod tests {
             ("x-dragonfly-tag", "t1"),
             ("x-dragonfly-filtered-query-params", "X-Amz-Date&Expires"),
             ("x-dragonfly-piece-length", "4194304"),
-        ]));
+        ]))
+        .unwrap();
         assert_eq!((shape.tag.as_str(), shape.application.as_str(), shape.piece_length), ("t1", "", Some(4_194_304)));
         assert_eq!(shape.filtered_query_params, vec!["X-Amz-Date".to_string(), "Expires".to_string()]);
+        let err = task_shaping(&headers(&[("x-dragonfly-piece-length", "lots")])).unwrap_err();
+        assert!(err.contains("X-Dragonfly-Piece-Length"), "{err}");
     }
 }

@@ -100,3 +100,22 @@ impl Storage {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_id_that_cannot_name_a_file_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cache");
+        let storage = Storage::open(&root).unwrap();
+        for bad in ["../../escape", "a/b", "..", "", ".hidden", &"a".repeat(65)] {
+            assert!(storage.task(&TaskId(bad.into()), "http://o/x").is_err(), "{bad:?}");
+        }
+        assert!(!dir.path().join("escape").exists());
+        let names: Vec<_> = std::fs::read_dir(root.join("content")).unwrap().collect();
+        assert!(names.is_empty(), "{names:?}");
+        assert!(storage.task(&TaskId("ab".repeat(32)), "http://o/x").is_ok());
+    }
+}

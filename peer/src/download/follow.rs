@@ -395,7 +395,9 @@ mod tests {
         let layout = PieceLayout::new(content.len() as u64, 4096).unwrap();
         let output = dir.path().join("out.bin");
         for algorithm in [Some(Algorithm::Sha256), None] {
-            let task = storage.task(&TaskId(format!("{algorithm:?}")), "http://o/x").unwrap();
+            let task = storage
+                .task(&TaskId(format!("{algorithm:?}").replace(|c: char| !c.is_ascii_alphanumeric(), "")), "http://o/x")
+                .unwrap();
             task.set_layout(layout).unwrap();
             let temp = TempOutput::create(&output).unwrap();
             let follower = Follower::start(task.clone(), algorithm, Some(&temp));

@@ -61,7 +61,8 @@ pub(super) async fn fetch(
     events.send(Event::Started { task_id: req.task_id.clone(), content_length, piece_length }).await;
 
     let mut body = response.bytes_stream();
-    let mut buf: Vec<u8> = Vec::with_capacity(piece_length as usize);
+    // Grows as bytes arrive: an origin may send fewer than the piece length.
+    let mut buf: Vec<u8> = Vec::with_capacity(piece_length.min(4 << 20) as usize);
     let mut number = 0u32;
     let mut written = 0u64;
     let mut unsized_digests = Vec::new();

@@ -13,7 +13,7 @@ use std::{path::PathBuf, time::Duration};
 use common::{
     digest::Digest,
     ids::TaskId,
-    piece::PieceLayout,
+    piece::{PieceLayout, requested_piece_length},
     task_id::{TaskSpec, task_id},
 };
 use tokio::sync::mpsc;
@@ -81,12 +81,22 @@ impl TaskRequest {
             piece_length: shape.piece_length,
             filtered_query_params: &shape.filtered_query_params,
         };
-        let id = task_id(&spec).map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        Ok(Self::ordered(id, url, shape, headers))
+        let task_id = task_id(&spec).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        Ok(Self::unchecked(task_id, url, shape, headers))
     }
 
     /// A task whose id the scheduler already derived (a seed order); back-to-source allowed.
-    pub fn ordered(task_id: TaskId, url: Url, shape: TaskShape, headers: Vec<(String, String)>) -> Self {
+    /// The id must look derived and the piece length be one a download may ask for: the id names
+    /// files in the cache and the length sizes buffers.
+    pub fn ordered(task_id: &str, url: Url, shape: TaskShape, headers: Vec<(String, String)>) -> Result<Self, Error> {
+        let task_id = TaskId::parse(task_id).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        if let Some(length) = shape.piece_length {
+            requested_piece_length(length).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        }
+        Ok(Self::unchecked(task_id, url, shape, headers))
+    }
+
+    fn unchecked(task_id: TaskId, url: Url, shape: TaskShape, headers: Vec<(String, String)>) -> Self {
         let TaskShape { tag, application, filtered_query_params: _, piece_length } = shape;
         Self { task_id, url, headers, piece_length, disable_back_to_source: false, tag, application }
     }
@@ -168,8 +178,18 @@ mod tests {
         // Another shape is another task; an ordered id is taken as it is.
         let other = TaskRequest::new(url.clone(), TaskShape { tag: "u".into(), ..shape.clone() }, vec![])?;
         assert_ne!(other.task_id, req.task_id);
-        let ordered = TaskRequest::ordered(TaskId("from-the-scheduler".into()), url, shape, vec![]);
-        assert_eq!(ordered.task_id, TaskId("from-the-scheduler".into()));
+        let from_scheduler = "ab".repeat(32);
+        let ordered = TaskRequest::ordered(&from_scheduler, url.clone(), shape.clone(), vec![])?;
+        assert_eq!(ordered.task_id, TaskId(from_scheduler.clone()));
+
+        // An ordered id that could not have been derived, or a piece length no download may ask
+        // for, is refused: the id would name a file, the length would size a buffer.
+        for bad in ["../../etc/cron.d/x", "t", ""] {
+            assert!(TaskRequest::ordered(bad, url.clone(), shape.clone(), vec![]).is_err(), "{bad:?}");
+        }
+        let huge = TaskShape { piece_length: Some(100_000_000_000), ..shape.clone() };
+        assert!(TaskRequest::ordered(&from_scheduler, url.clone(), huge.clone(), vec![]).is_err());
+        assert!(TaskRequest::new(url, huge, vec![]).is_err());
         Ok(())
     }
 }

@@ -17,7 +17,11 @@ use crate::{
 };
 
 pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &HeaderMap) -> Response {
-    let req = match TaskRequest::new(target, task_shaping(headers), origin_headers(headers)) {
+    let shape = match task_shaping(headers) {
+        Ok(shape) => shape,
+        Err(why) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
+    };
+    let req = match TaskRequest::new(target, shape, origin_headers(headers)) {
         Ok(req) => req,
         Err(Error::InvalidRequest(why)) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
         Err(e) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, e.to_string()),

@@ -46,7 +46,10 @@ async fn watch_one(storage: Arc<Storage>, channel: Channel, host_id: HostId, shu
 fn carry_out(storage: &Storage, order: pb::HostOrder) {
     match order.order {
         Some(pb::host_order::Order::DeleteTask(d)) => {
-            let id = TaskId(d.task_id);
+            let Ok(id) = TaskId::parse(&d.task_id) else {
+                tracing::warn!("order to delete a task whose id could not have been derived ignored");
+                return;
+            };
             match storage.remove(&id) {
                 Ok(true) => tracing::info!(task_id = %id, "task deleted on the scheduler's order"),
                 Ok(false) => tracing::debug!(task_id = %id, "ordered to delete a task this host does not hold"),

@@ -3,7 +3,7 @@
 //! pieces from here while it still downloads. One stream per scheduler in the [`SchedulerSet`],
 //! following its changes; each reconnects when it breaks ([`super::watch`]).
 
-use common::ids::{HostId, TaskId};
+use common::ids::HostId;
 use proto::scheduler::v1 as pb;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +57,13 @@ fn start(downloader: &Downloader, order: pb::SeedTask) {
         filtered_query_params: Vec::new(),
         piece_length: spec.piece_length,
     };
-    let req = TaskRequest::ordered(TaskId(spec.task_id), url, shape, spec.request_headers.into_iter().collect());
+    let req = match TaskRequest::ordered(&spec.task_id, url, shape, spec.request_headers.into_iter().collect()) {
+        Ok(req) => req,
+        Err(e) => {
+            tracing::warn!(error = %e, "seed order refused");
+            return;
+        }
+    };
     let downloader = downloader.clone();
     tokio::spawn(async move {
         match downloader.fetch_task(&req, &EventSink::none()).await {

@@ -86,14 +86,23 @@ fn remove_if_exists(path: &Path) -> Result<(), Error> {
     }
 }
 
-fn paths(root: &Path, id: &TaskId) -> (PathBuf, PathBuf) {
+/// Whether `id` can name a file in the cache: ASCII letters and digits only, so no separator,
+/// no `..` and no hidden name, whatever reached the edges' checks.
+fn nameable(id: &TaskId) -> bool {
+    (1..=TaskId::LEN).contains(&id.0.len()) && id.0.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn paths(root: &Path, id: &TaskId) -> Result<(PathBuf, PathBuf), Error> {
+    if !nameable(id) {
+        return Err(Error::InvalidRequest(format!("task id {:?} cannot name a file", id.0)));
+    }
     let prefix = id.0.get(..3).unwrap_or(&id.0);
-    (root.join("content").join(prefix).join(&id.0), root.join("meta").join(format!("{}.json", id.0)))
+    Ok((root.join("content").join(prefix).join(&id.0), root.join("meta").join(format!("{}.json", id.0))))
 }
 
 impl TaskStore {
     pub(super) fn create(root: &Path, id: &TaskId, url: &str) -> Result<Self, Error> {
-        let (content, meta) = paths(root, id);
+        let (content, meta) = paths(root, id)?;
         if let Some(dir) = content.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -120,7 +129,7 @@ impl TaskStore {
     pub(super) fn load(root: &Path, meta_path: &Path) -> Result<Self, Error> {
         let meta: TaskMeta =
             serde_json::from_slice(&std::fs::read(meta_path)?).map_err(|e| Error::Io(std::io::Error::other(e)))?;
-        let (content, meta_file) = paths(root, &meta.task_id);
+        let (content, meta_file) = paths(root, &meta.task_id)?;
         let layout = match (meta.content_length, meta.piece_length) {
             (Some(c), Some(p)) => Some(PieceLayout::new(c, p).map_err(|e| Error::Io(std::io::Error::other(e)))?),
             _ => None,
