@@ -87,6 +87,7 @@ pub(super) async fn run(
         disable_back_to_source: req.disable_back_to_source,
         tag: req.tag.clone(),
         application: req.application.clone(),
+        filtered_query_params: req.filtered_query_params.clone(),
     };
     let mut stream = PeerStream::open(schedulers, addr, registration).await?;
     let mut download = Download {

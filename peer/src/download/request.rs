@@ -69,6 +69,8 @@ pub struct TaskRequest {
     /// The user's tag and application (part of the task id), for the cluster's block list.
     pub tag: String,
     pub application: String,
+    /// Query parameters left out of the id, so the scheduler can derive it again.
+    pub filtered_query_params: Vec<String>,
 }
 
 impl TaskRequest {
@@ -97,8 +99,17 @@ impl TaskRequest {
     }
 
     fn unchecked(task_id: TaskId, url: Url, shape: TaskShape, headers: Vec<(String, String)>) -> Self {
-        let TaskShape { tag, application, filtered_query_params: _, piece_length } = shape;
-        Self { task_id, url, headers, piece_length, disable_back_to_source: false, tag, application }
+        let TaskShape { tag, application, filtered_query_params, piece_length } = shape;
+        Self {
+            task_id,
+            url,
+            headers,
+            piece_length,
+            disable_back_to_source: false,
+            tag,
+            application,
+            filtered_query_params,
+        }
     }
 
     /// The same request, refusing the origin when `disable` is set.

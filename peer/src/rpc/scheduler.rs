@@ -83,6 +83,7 @@ pub struct Registration {
     pub disable_back_to_source: bool,
     pub tag: String,
     pub application: String,
+    pub filtered_query_params: Vec<String>,
 }
 
 /// An open `AnnouncePeer` stream.
@@ -114,6 +115,7 @@ impl PeerStream {
                 piece_length: reg.piece_length,
                 tag: reg.tag,
                 application: reg.application,
+                filtered_query_params: reg.filtered_query_params,
             }),
             disable_back_to_source: reg.disable_back_to_source,
         };

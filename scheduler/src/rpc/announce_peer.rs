@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use common::{
     digest::PieceDigest,
     ids::{HostId, PeerId, TaskId},
+    task_id::{TaskSpec, task_id},
 };
 use proto::scheduler::v1 as pb;
 use tokio::sync::mpsc;
@@ -36,20 +37,13 @@ pub async fn start(
         return Err(Status::invalid_argument("peer_id must not be empty"));
     }
     let spec = reg.task.ok_or_else(|| Status::invalid_argument("task is required"))?;
-    if spec.task_id.is_empty() {
-        return Err(Status::invalid_argument("task.task_id must not be empty"));
-    }
-    url::Url::parse(&spec.url).map_err(|e| Status::invalid_argument(format!("task.url: {e}")))?;
-    if spec.piece_length == Some(0) {
-        return Err(Status::invalid_argument("task.piece_length must be positive"));
-    }
+    let task_id = derived_task_id(&spec)?;
     if let Some(reason) = svc.block_list.get().refuses(&spec.url, &spec.application, &spec.tag) {
         tracing::info!(url = %spec.url, %reason, "download refused by the cluster's block list");
         return Err(Status::permission_denied(format!("the cluster's block list refuses this download: {reason}")));
     }
 
     let peer = PeerId(reg.peer_id);
-    let task_id = TaskId(spec.task_id);
     let headers: Vec<(String, String)> = spec.request_headers.into_iter().collect();
     let cell = svc.tasks.get_or_create(&task_id, &spec.url, headers, spec.piece_length);
     cell.lock().register(peer.clone(), host_id.clone(), reg.disable_back_to_source);
@@ -61,6 +55,27 @@ pub async fn start(
     let is_seed = host.kind == HostKind::Seed;
     tokio::spawn(drive(svc, cell, peer, is_seed, inbound, tx));
     Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+}
+
+/// The task's id, derived here from what the peer says it downloads (URL, tag, application,
+/// piece length, filtered query parameters) and compared with the id it sent: a peer cannot bind
+/// a task id to another URL, and an id that is not a hash never reaches a file name or a seed peer.
+fn derived_task_id(spec: &pb::TaskSpec) -> Result<TaskId, Status> {
+    let claimed = TaskId::parse(&spec.task_id).map_err(|e| Status::invalid_argument(format!("task.task_id: {e}")))?;
+    let derived = task_id(&TaskSpec {
+        url: &spec.url,
+        tag: &spec.tag,
+        application: &spec.application,
+        piece_length: spec.piece_length,
+        filtered_query_params: &spec.filtered_query_params,
+    })
+    .map_err(|e| Status::invalid_argument(format!("task: {e}")))?;
+    if derived != claimed {
+        return Err(Status::invalid_argument(
+            "task.task_id is not the id of its url, tag, application, piece_length and filtered_query_params",
+        ));
+    }
+    Ok(claimed)
 }
 
 type Out = mpsc::Sender<Result<pb::AnnouncePeerResponse, Status>>;
@@ -316,6 +331,37 @@ mod tests {
         ];
         for r in refused {
             assert_eq!(r.unwrap_err().code(), tonic::Code::InvalidArgument);
+        }
+    }
+
+    #[test]
+    fn a_task_id_must_be_the_one_its_spec_derives() {
+        let url = "https://o.example/f?X-Amz-Signature=s&v=1";
+        let id = |spec: &TaskSpec| task_id(spec).unwrap().0;
+        let base = TaskSpec { url, tag: "t", ..TaskSpec::default() };
+        let spec =
+            |task_id: String| pb::TaskSpec { task_id, url: url.into(), tag: "t".into(), ..pb::TaskSpec::default() };
+        assert_eq!(derived_task_id(&spec(id(&base))).unwrap().0, id(&base));
+
+        let filtered = vec!["v".to_string()];
+        let narrowed = pb::TaskSpec {
+            filtered_query_params: filtered.clone(),
+            ..spec(id(&TaskSpec { filtered_query_params: &filtered, ..base }))
+        };
+        assert!(derived_task_id(&narrowed).is_ok(), "the filtered parameters are part of the derivation");
+
+        let refused = [
+            spec("../../etc/cron.d/x".into()),
+            spec(String::new()),
+            spec(id(&TaskSpec { url: "https://o.example/other", ..base })),
+            spec(id(&TaskSpec { tag: "u", ..base })),
+            pb::TaskSpec { piece_length: Some(0), ..spec(id(&base)) },
+            pb::TaskSpec { piece_length: Some(100_000_000_000), ..spec(id(&base)) },
+            pb::TaskSpec { url: "not a url".into(), ..spec(id(&base)) },
+        ];
+        for r in refused {
+            let status = derived_task_id(&r).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{r:?}");
         }
     }
 }

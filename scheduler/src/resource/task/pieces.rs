@@ -15,7 +15,7 @@ pub use common::piece::{PieceReport, PieceSource};
 use common::{
     digest::PieceDigest,
     ids::PeerId,
-    piece::{PieceLayout, TINY_LIMIT},
+    piece::{MAX_PIECES, PieceLayout, TINY_LIMIT, requested_piece_length},
 };
 
 use super::{PeerPhase, Task};
@@ -66,8 +66,9 @@ impl Task {
         if record.phase != PeerPhase::BackToSource {
             return Err("only the peer fetching from the origin reports content info".into());
         }
-        if piece_length == 0 {
-            return Err("piece_length must be positive".into());
+        requested_piece_length(piece_length).map_err(|e| e.to_string())?;
+        if let Some(length) = content_length {
+            PieceLayout::new(length, piece_length).map_err(|e| e.to_string())?;
         }
         if let Some(p) = self.piece_length.filter(|p| *p != piece_length)
             && (self.requested_piece_length.is_some() || self.content_length.is_some())
@@ -101,6 +102,11 @@ impl Task {
     /// a digest that contradicts an earlier one is refused.
     pub fn pieces_finished(&mut self, peer: &PeerId, reports: &[PieceReport]) -> Result<(), String> {
         let phase = self.peers.get(peer).ok_or("peer is not registered")?.phase;
+        // Piece numbers size the digest table and every peer's bitmap: bounded before any use.
+        let pieces = self.layout().map_or(MAX_PIECES, |l| l.count());
+        if let Some(r) = reports.iter().find(|r| r.number >= pieces) {
+            return Err(format!("piece {} is beyond the content ({pieces} pieces at most)", r.number));
+        }
         for r in reports {
             match &r.source {
                 PieceSource::Origin { content } => {
@@ -218,6 +224,22 @@ mod tests {
 
     fn inline(n: u32) -> PieceReport {
         PieceReport { number: n, digest: None, source: PieceSource::Inline, cost_micros: 0 }
+    }
+
+    #[test]
+    fn sizes_from_the_source_are_bounded_before_anything_is_allocated() {
+        let (mut t, a, b) = tiny_source(None);
+        // A piece length no download may ask for, or a layout of more than MAX_PIECES pieces.
+        for (content_length, piece_length) in [(None, 1), (None, 100_000_000_000), (Some(u64::MAX), 1024)] {
+            let info = ContentInfo { content_length, piece_length, ranges: false };
+            assert!(t.content_info(&a, info).is_err(), "{content_length:?} {piece_length}");
+        }
+        // While the size is unknown, a piece number still may not exceed MAX_PIECES, from any source.
+        let far = PieceReport { number: u32::MAX, ..from_origin(0) };
+        assert!(t.pieces_finished(&a, &[far]).unwrap_err().contains("beyond the content"));
+        assert!(t.pieces_finished(&b, &[inline(MAX_PIECES)]).is_err());
+        assert!(t.digests.len() <= 1, "no table was grown: {}", t.digests.len());
+        assert!(t.peer(&b).unwrap().finished.is_empty());
     }
 
     #[test]
