@@ -137,7 +137,8 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
     }
 
     async fn stat_task(&self, request: Request<pb::StatTaskRequest>) -> Result<Response<pb::TaskInfo>, Status> {
-        let id = common::ids::TaskId(request.into_inner().task_id);
+        let id = common::ids::TaskId::parse(&request.into_inner().task_id)
+            .map_err(|e| Status::invalid_argument(format!("task_id: {e}")))?;
         let cell = self.tasks.get(&id).ok_or_else(|| Status::not_found(format!("task {id} is not known")))?;
         let t = cell.lock().snapshot();
         Ok(Response::new(task_info(t, &self.hosts)))

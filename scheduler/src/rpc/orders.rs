@@ -12,10 +12,7 @@ use super::{BoxStream, SchedulerService};
 use crate::resource::HostOrder;
 
 pub fn delete_task(service: &SchedulerService, req: pb::DeleteTaskRequest) -> Result<pb::DeleteTaskResponse, Status> {
-    if req.task_id.is_empty() {
-        return Err(Status::invalid_argument("task_id must not be empty"));
-    }
-    let id = TaskId(req.task_id);
+    let id = TaskId::parse(&req.task_id).map_err(|e| Status::invalid_argument(format!("task_id: {e}")))?;
     let cell = service.tasks.remove(&id).ok_or_else(|| Status::not_found(format!("task {id} is not known")))?;
     let hosts: BTreeSet<HostId> = cell.lock().snapshot().peers.into_iter().map(|p| p.host_id).collect();
     cell.changed();
