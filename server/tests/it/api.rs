@@ -2,13 +2,14 @@
 //! accounts, clusters and the other resources, pagination and errors, personal access tokens
 //! on `/oapi/v1` (Harbor's preheat call included), the audit log, OpenAPI and metrics.
 
-mod support;
-
 use reqwest::Method;
 use serde_json::json;
-use support::{Backend, ROOT_PASSWORD, TestManager};
+use testkit::{
+    db::Backend,
+    manager::{ROOT_PASSWORD, TestManager},
+};
 
-on_every_database!(sessions_and_accounts, resources_pagination_and_errors, tokens_oapi_and_audit);
+testkit::on_every_database!(sessions_and_accounts, resources_pagination_and_errors, tokens_oapi_and_audit);
 
 async fn sessions_and_accounts(backend: Backend) {
     let m = TestManager::start(backend).await;
