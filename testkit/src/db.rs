@@ -39,8 +39,11 @@ impl Backend {
         if chosen.is_empty() {
             return true;
         }
-        chosen.split(',').map(str::trim).any(|c| {
-            c == "all" || c == self.name() || (self == Backend::Mysql && (c == "mariadb")) || (self == Backend::Postgres && c == "postgresql")
+        chosen.split(',').map(str::trim).any(|c| match c {
+            "all" => true,
+            "mariadb" => self == Backend::Mysql,
+            "postgresql" => self == Backend::Postgres,
+            name => name == self.name(),
         })
     }
 }

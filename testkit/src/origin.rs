@@ -81,7 +81,6 @@ impl Origin {
         Self { base: serve(app).await, counters }
     }
 
-
     /// Body bytes sent so far by `/bytes` and `/ranged`.
     pub fn sent(&self) -> u64 {
         self.counters.sent.load(Ordering::SeqCst)

@@ -154,7 +154,9 @@ async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Res
     let call = tokio::spawn(async move { stream_client.keep_alive(ReceiverStream::new(rx)).await });
     // Watching for "active" could miss the one-second window on a busy machine; the stamp stays.
     eventually("the keepalive to stamp it", Duration::from_secs(10), || async {
-        let row = manager.sql.query_one(Statement::from_string(
+        let row = manager
+            .sql
+            .query_one(Statement::from_string(
                 manager.sql.get_database_backend(),
                 "SELECT last_keep_alive_at FROM schedulers WHERE hostname = 'quiet'",
             ))
@@ -173,8 +175,11 @@ async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Res
 
     // A row another (dead) replica left active with an old stamp is expired by the sweep.
     client.update_scheduler(register("orphan")).await?;
-    sql(&manager, "UPDATE schedulers SET state = 'active', last_keep_alive_at = '2000-01-01 00:00:00' WHERE hostname = 'orphan'")
-        .await?;
+    sql(
+        &manager,
+        "UPDATE schedulers SET state = 'active', last_keep_alive_at = '2000-01-01 00:00:00' WHERE hostname = 'orphan'",
+    )
+    .await?;
     eventually("the sweep to expire the orphan", Duration::from_secs(10), || async {
         Ok(scheduler_state(&manager, "orphan").await?.as_deref() == Some("inactive"))
     })
@@ -185,12 +190,13 @@ async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Res
 
 async fn peers_get_the_active_schedulers_of_the_best_matching_cluster(backend: Backend) -> anyhow::Result<()> {
     let manager = start(backend, 60).await;
-    sql(&manager, 
-            r#"INSERT INTO clusters (tenant_id, name, scopes, scheduler_cluster_config, seed_peer_cluster_config, peer_cluster_config, is_default)
+    sql(
+        &manager,
+        r#"INSERT INTO clusters (tenant_id, name, scopes, scheduler_cluster_config, seed_peer_cluster_config, peer_cluster_config, is_default)
                VALUES (1, 'web', '{"hostnames": ["^web-"]}', '{}', '{}', '{}', false),
                       (1, 'lab', '{"cidrs": ["192.168.0.0/16"], "idc": "lab"}', '{}', '{}', '{}', false)"#,
-        )
-        .await?;
+    )
+    .await?;
     let in_cluster = |hostname: &str, cluster_id: u64| {
         let mut c = registering(&manager.grpc, hostname);
         c.manager.cluster_id = cluster_id;
@@ -224,7 +230,9 @@ async fn peers_get_the_active_schedulers_of_the_best_matching_cluster(backend: B
     assert!(client.list_schedulers(lab).await?.into_inner().schedulers.is_empty());
 
     // Asking recorded the peers, each in the cluster chosen for it.
-    let rows = manager.sql.query_all(Statement::from_string(
+    let rows = manager
+        .sql
+        .query_all(Statement::from_string(
             manager.sql.get_database_backend(),
             "SELECT hostname, cluster_id, state, os FROM peers ORDER BY hostname",
         ))
@@ -332,7 +340,9 @@ async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow:
         ..Default::default()
     };
     client.keep_alive(tokio_stream::iter([msg])).await?;
-    let rate = manager.sql.query_one(Statement::from_string(
+    let rate = manager
+        .sql
+        .query_one(Statement::from_string(
             manager.sql.get_database_backend(),
             "SELECT upload_rate FROM seed_peers WHERE hostname = 'busy-seed'",
         ))
@@ -372,7 +382,9 @@ async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_witho
     .await?;
     // The seed peer registered itself as one and keeps alive.
     eventually("the seed peer to be active", Duration::from_secs(20), || async {
-        let row = manager.sql.query_one(Statement::from_string(
+        let row = manager
+            .sql
+            .query_one(Statement::from_string(
                 manager.sql.get_database_backend(),
                 "SELECT state, type FROM seed_peers WHERE hostname = 'seed'",
             ))
@@ -385,7 +397,9 @@ async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_witho
     .await?;
     // Listing stamps each peer once; later stamps come from its keepalive stream.
     let stamps = || async {
-        let rows = manager.sql.query_all(Statement::from_string(
+        let rows = manager
+            .sql
+            .query_all(Statement::from_string(
                 manager.sql.get_database_backend(),
                 "SELECT last_keep_alive_at FROM peers WHERE state = 'active' ORDER BY hostname",
             ))
