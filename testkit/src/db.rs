@@ -1,9 +1,10 @@
 //! Which databases the manager's tests run on, and a fresh one per test.
 //!
-//! `DAMSELFLY_TEST_DB=sqlite|postgres|mysql|all` (comma-separated lists too; default `all`,
-//! which is what CI runs) picks the backends; [`on_every_database!`](crate::on_every_database)
-//! declares one test per backend, and a backend left out passes at once with a note on stderr,
-//! so the test list stays the same whatever is chosen.
+//! `DAMSELFLY_TEST_DB=sqlite|postgres|mysql|all` (comma-separated lists too, `mariadb` for
+//! `mysql`; default `all`, which is what CI runs) picks the backends; an unknown name fails the
+//! tests. [`on_every_database!`](crate::on_every_database) declares one test per backend, and a
+//! backend left out passes at once with a note on stderr, so the test list stays the same
+//! whatever is chosen.
 //!
 //! PostgreSQL and MariaDB are the machine's local servers (127.0.0.1, trust / root without
 //! password). Each test gets its own database, dropped at the end; when a server is down the
@@ -34,17 +35,21 @@ impl Backend {
 
     /// Whether `DAMSELFLY_TEST_DB` (default `all`) includes this backend.
     pub fn selected(self) -> bool {
-        let chosen = std::env::var("DAMSELFLY_TEST_DB").unwrap_or_default();
-        let chosen = chosen.trim();
-        if chosen.is_empty() {
-            return true;
-        }
-        chosen.split(',').map(str::trim).any(|c| match c {
-            "all" => true,
-            "mariadb" => self == Backend::Mysql,
-            "postgresql" => self == Backend::Postgres,
-            name => name == self.name(),
-        })
+        self.chosen_by(&std::env::var("DAMSELFLY_TEST_DB").unwrap_or_default())
+    }
+
+    /// Whether `choice` (a `DAMSELFLY_TEST_DB` value; empty means `all`) includes this backend.
+    /// An unknown name panics: a typo must not turn every database test into a pass.
+    fn chosen_by(self, choice: &str) -> bool {
+        let choice = choice.trim();
+        choice.is_empty()
+            || choice.split(',').map(str::trim).any(|c| match c {
+                "all" => true,
+                "sqlite" | "postgres" | "mysql" => c == self.name(),
+                "mariadb" => self == Backend::Mysql,
+                "postgresql" => self == Backend::Postgres,
+                other => panic!("DAMSELFLY_TEST_DB: unknown database {other:?} (sqlite, postgres, mysql or all)"),
+            })
     }
 }
 
@@ -209,5 +214,31 @@ impl TestDb {
                 db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", self.name)).await.unwrap();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend::{self, *};
+
+    fn chosen(choice: &str) -> Vec<Backend> {
+        [Sqlite, Postgres, Mysql].into_iter().filter(|b| b.chosen_by(choice)).collect()
+    }
+
+    #[test]
+    fn the_choice_of_databases_defaults_to_all_and_takes_lists_and_aliases() {
+        assert_eq!(chosen(""), [Sqlite, Postgres, Mysql]);
+        assert_eq!(chosen("all"), [Sqlite, Postgres, Mysql]);
+        assert_eq!(chosen("sqlite"), [Sqlite]);
+        assert_eq!(chosen("postgres"), [Postgres]);
+        assert_eq!(chosen("mysql"), [Mysql]);
+        assert_eq!(chosen(" sqlite, mariadb "), [Sqlite, Mysql]);
+        assert_eq!(chosen("postgresql"), [Postgres]);
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown database")]
+    fn an_unknown_database_is_an_error_not_a_skip() {
+        chosen("oracle");
     }
 }

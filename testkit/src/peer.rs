@@ -132,11 +132,6 @@ impl TestPeer {
         tweak(&mut req);
         self.download(req).await
     }
-
-    /// The text of its `/metrics`.
-    pub async fn metrics(&self) -> String {
-        metric_text(&self.http).await
-    }
 }
 
 /// The text of `<base>/metrics`.
