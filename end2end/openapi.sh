@@ -25,7 +25,7 @@ COMMON=(--checks not_a_server_error,response_schema_conformance,content_type_con
   --max-examples "$EXAMPLES" --seed 7 --workers 1 --no-color --request-timeout 10
   --generation-database none --suppress-health-check all)
 # Sign-out, password changes and user edits would end the run's own session or lock root out;
-# they are covered by server/tests/api.rs instead. The token for /oapi/v1 is made afterwards, since
+# they are covered by server/tests/it/api.rs instead. The token for /oapi/v1 is made afterwards, since
 # the first run deletes whatever tokens it finds.
 "$ST" run "$BASE/openapi.json" "${COMMON[@]}" -H "Authorization: Bearer $JWT" \
   --include-path-regex '^/(api/v1|healthy)' \

@@ -1,62 +1,18 @@
 //! The dfdaemon in-process with a real HTTP origin: downloads through the local API, boundary
 //! sizes, digests, and the errors a user must see clearly.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use axum::{Router, extract::Path as UrlPath, http::StatusCode, routing::get};
-use peer::{
-    Dfdaemon, Listeners,
-    config::{DfdaemonConfig, Overrides},
+use axum::Router;
+use testkit::{
+    origin::{Origin, content},
+    peer::{PeerBuilder, TestPeer, request},
 };
-use proto::dfdaemon::v1::{self as pb, download_response::Event};
-use tokio::net::{TcpListener, UnixListener};
-use tokio_util::sync::CancellationToken;
 
-/// GET requests to `/counted/*` (HEADs do not count: they carry no content).
-static COUNTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-fn content(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 31 % 251) as u8).collect()
-}
-
-/// An origin serving `/bytes/<n>` (n deterministic bytes) and `/status/<code>`.
-async fn origin() -> String {
-    let app = Router::new()
-        .route("/bytes/{n}", get(|UrlPath(n): UrlPath<usize>| async move { content(n) }))
-        .route(
-            "/slow",
-            get(|| async {
-                // 64 KiB every 100 ms, 4 MiB in all: a download that is still running when stopped.
-                let chunks = futures::stream::unfold(0u32, |i| async move {
-                    if i >= 64 {
-                        return None;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![7u8; 65_536])), i + 1))
-                });
-                axum::body::Body::from_stream(chunks)
-            }),
-        )
-        .route(
-            "/counted/{n}",
-            get(|method: axum::http::Method, UrlPath(n): UrlPath<usize>| async move {
-                if method == axum::http::Method::GET {
-                    COUNTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
-                content(n)
-            }),
-        )
-        .route("/status/{code}", get(|UrlPath(code): UrlPath<u16>| async move { StatusCode::from_u16(code).unwrap() }));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
+/// A dfdaemon without scheduler and the temp dir that holds its data (in `data/`) and outputs.
 struct Daemon {
-    socket: PathBuf,
+    peer: TestPeer,
     dir: tempfile::TempDir,
-    shutdown: CancellationToken,
 }
 
 async fn daemon() -> Daemon {
@@ -64,52 +20,20 @@ async fn daemon() -> Daemon {
 }
 
 async fn daemon_in(dir: tempfile::TempDir) -> Daemon {
-    let config = DfdaemonConfig::load(
-        None,
-        Overrides { data_dir: Some(dir.path().join("data")), ..Default::default() },
-        "test-host",
-    )
-    .unwrap();
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    let socket = config.server.socket.clone();
-    let listeners = Listeners {
-        socket: UnixListener::bind(&socket).unwrap(),
-        http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        upload: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(Dfdaemon::new(config).serve(listeners, shutdown.clone()));
-    Daemon { socket, dir, shutdown }
-}
-
-async fn download(d: &Daemon, req: pb::DownloadRequest) -> Result<pb::Finished, tonic::Status> {
-    let channel = peer::rpc::connect_unix(d.socket.clone()).await.unwrap();
-    let mut client = pb::dfdaemon_client::DfdaemonClient::new(channel);
-    let mut stream = client.download(req).await?.into_inner();
-    while let Some(msg) = stream.message().await? {
-        if let Some(Event::Finished(f)) = msg.event {
-            return Ok(f);
-        }
-    }
-    Err(tonic::Status::unknown("stream ended without Finished"))
-}
-
-fn request(url: String, output: &std::path::Path) -> pb::DownloadRequest {
-    pb::DownloadRequest { url, output_path: output.display().to_string(), ..Default::default() }
+    Daemon { peer: PeerBuilder::new(dir.path().join("data"), "test-host").start().await, dir }
 }
 
 #[tokio::test]
 async fn boundary_sizes_arrive_intact_with_their_digest() {
-    let origin = origin().await;
+    let origin = Origin::start().await;
     let d = daemon().await;
     for len in [0usize, 1, 128, 129, 65_535, 65_536, 65_537, 3 * 1024 * 1024 + 7] {
         let out = d.dir.path().join(format!("out-{len}"));
-        let expected = content(len);
+        let expected = content(len, 0);
         let digest = format!("blake3:{}", blake3::hash(&expected).to_hex());
         let mut req = request(format!("{origin}/bytes/{len}"), &out);
         req.digest = Some(digest.clone());
-        let finished = download(&d, req).await.unwrap_or_else(|e| panic!("{len}: {e}"));
+        let finished = d.peer.download(req).await.unwrap_or_else(|e| panic!("{len}: {e}"));
         assert_eq!(finished.content_length, len as u64);
         assert_eq!(finished.digest, digest);
         assert_eq!(std::fs::read(&out).unwrap(), expected, "size {len}");
@@ -120,17 +44,17 @@ async fn boundary_sizes_arrive_intact_with_their_digest() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".dfpart"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
-    d.shutdown.cancel();
+    d.peer.shutdown.cancel();
 }
 
 #[tokio::test]
 async fn sha256_mismatch_fails_and_leaves_no_file() {
-    let origin = origin().await;
+    let origin = Origin::start().await;
     let d = daemon().await;
     let out = d.dir.path().join("bad");
     let mut req = request(format!("{origin}/bytes/1000"), &out);
     req.digest = Some(format!("sha256:{}", "0".repeat(64)));
-    let err = download(&d, req).await.unwrap_err();
+    let err = d.peer.download(req).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::DataLoss, "{err}");
     assert!(err.message().contains("expected sha256:"), "{err}");
     assert!(!out.exists());
@@ -139,14 +63,14 @@ async fn sha256_mismatch_fails_and_leaves_no_file() {
 
 #[tokio::test]
 async fn origin_errors_and_existing_files_are_clear() {
-    let origin = origin().await;
+    let origin = Origin::start().await;
     let d = daemon().await;
     let out = d.dir.path().join("x");
 
-    let err = download(&d, request(format!("{origin}/status/404"), &out)).await.unwrap_err();
+    let err = d.peer.download(request(format!("{origin}/status/404"), &out)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
     let err =
-        tokio::time::timeout(Duration::from_secs(20), download(&d, request(format!("{origin}/status/503"), &out)))
+        tokio::time::timeout(Duration::from_secs(20), d.peer.download(request(format!("{origin}/status/503"), &out)))
             .await
             .unwrap()
             .unwrap_err();
@@ -155,41 +79,41 @@ async fn origin_errors_and_existing_files_are_clear() {
     assert!(!out.exists());
 
     std::fs::write(&out, b"precious").unwrap();
-    let err = download(&d, request(format!("{origin}/bytes/10"), &out)).await.unwrap_err();
+    let err = d.peer.download(request(format!("{origin}/bytes/10"), &out)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     let mut req = request(format!("{origin}/bytes/10"), &out);
     req.overwrite = true;
-    download(&d, req).await.unwrap();
-    assert_eq!(std::fs::read(&out).unwrap(), content(10));
+    d.peer.download(req).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), content(10, 0));
 
-    let err = download(&d, request("ftp://x/y".into(), &out)).await.unwrap_err();
+    let err = d.peer.download(request("ftp://x/y", &out)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    let err = download(&d, request(format!("{origin}/bytes/1"), std::path::Path::new("rel"))).await.unwrap_err();
+    let err = d.peer.download(request(format!("{origin}/bytes/1"), std::path::Path::new("rel"))).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let mut req = request(format!("{origin}/bytes/1"), &d.dir.path().join("y"));
     req.disable_back_to_source = true;
-    let err = download(&d, req).await.unwrap_err();
+    let err = d.peer.download(req).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
 }
 
 #[tokio::test]
 async fn the_cache_survives_a_restart_and_serves_without_the_origin() {
-    let origin = origin().await;
-    let url = format!("{origin}/counted/300000");
+    let origin = Origin::start().await;
+    let url = format!("{origin}/bytes/300000");
     let d = daemon().await;
-    download(&d, request(url.clone(), &d.dir.path().join("one"))).await.unwrap();
-    assert_eq!(COUNTED.load(std::sync::atomic::Ordering::SeqCst), 1);
-    d.shutdown.cancel();
+    d.peer.download(request(url.clone(), &d.dir.path().join("one"))).await.unwrap();
+    assert_eq!(origin.gets(), 1);
+    d.peer.shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let Daemon { dir, .. } = d;
     let d = daemon_in(dir).await;
     let out = d.dir.path().join("two");
-    let finished = download(&d, request(url, &out)).await.unwrap();
-    assert_eq!(COUNTED.load(std::sync::atomic::Ordering::SeqCst), 1, "the origin must not be asked again");
+    let finished = d.peer.download(request(url, &out)).await.unwrap();
+    assert_eq!(origin.gets(), 1, "the origin must not be asked again");
     assert_eq!(finished.content_length, 300_000);
-    assert_eq!(std::fs::read(&out).unwrap(), content(300_000));
+    assert_eq!(std::fs::read(&out).unwrap(), content(300_000, 0));
     // The output shares the cache's inode (same file system). Editing it in place unseals the
     // cache's file: the cache forgets the task instead of exporting (or serving) the edit.
     {
@@ -198,9 +122,9 @@ async fn the_cache_survives_a_restart_and_serves_without_the_origin() {
     }
     std::fs::write(&out, b"scribbled").unwrap();
     let again = d.dir.path().join("three");
-    download(&d, request(format!("{origin}/counted/300000"), &again)).await.unwrap();
-    assert_eq!(std::fs::read(&again).unwrap(), content(300_000));
-    assert_eq!(COUNTED.load(std::sync::atomic::Ordering::SeqCst), 2, "the edited cache was fetched again");
+    d.peer.download(request(format!("{origin}/bytes/300000"), &again)).await.unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), content(300_000, 0));
+    assert_eq!(origin.gets(), 2, "the edited cache was fetched again");
     assert_eq!(std::fs::read(&out).unwrap(), b"scribbled", "the user's edit is the user's");
 }
 
@@ -212,7 +136,7 @@ async fn origins_serving_ranges_are_fetched_piece_by_piece_concurrently() {
     };
     let files = tempfile::tempdir().unwrap();
     let len = 9 * 65_536 + 7;
-    std::fs::write(files.path().join("big.bin"), content(len)).unwrap();
+    std::fs::write(files.path().join("big.bin"), content(len, 0)).unwrap();
     let ranged = Arc::new(AtomicUsize::new(0));
     let plain = Arc::new(AtomicUsize::new(0));
     let (r, p) = (ranged.clone(), plain.clone());
@@ -225,30 +149,28 @@ async fn origins_serving_ranges_are_fetched_piece_by_piece_concurrently() {
             next.run(req)
         }),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = testkit::origin::serve(app).await;
 
     let d = daemon().await;
     let out = d.dir.path().join("ranged");
     let mut req = request(format!("{base}/big.bin"), &out);
     req.piece_length = Some(65_536);
-    let finished = download(&d, req).await.unwrap();
+    let finished = d.peer.download(req).await.unwrap();
     assert_eq!(finished.content_length, len as u64);
-    assert_eq!(std::fs::read(&out).unwrap(), content(len));
+    assert_eq!(std::fs::read(&out).unwrap(), content(len, 0));
     assert_eq!(ranged.load(Ordering::SeqCst), 10, "one range request per piece");
     assert_eq!(plain.load(Ordering::SeqCst), 0, "no whole-body GET");
 }
 
 #[tokio::test]
 async fn stopping_the_daemon_ends_running_downloads_at_once_with_a_clear_status() {
-    let origin = origin().await;
+    let origin = Origin::start().await;
     let d = daemon().await;
     let out = d.dir.path().join("interrupted");
-    let download = download(&d, request(format!("{origin}/slow"), &out));
+    let download = d.peer.download(request(format!("{origin}/slow"), &out));
     let stop = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        d.shutdown.cancel();
+        d.peer.shutdown.cancel();
     };
     let started = std::time::Instant::now();
     let (result, ()) = tokio::join!(download, stop);
@@ -262,17 +184,17 @@ async fn stopping_the_daemon_ends_running_downloads_at_once_with_a_clear_status(
 #[tokio::test]
 async fn outputs_are_linked_on_the_cache_file_system_and_copied_elsewhere() {
     use std::os::unix::fs::MetadataExt;
-    let origin = origin().await;
+    let origin = Origin::start().await;
     let d = daemon().await;
     let linked = d.dir.path().join("linked");
-    download(&d, request(format!("{origin}/bytes/200000"), &linked)).await.unwrap();
-    assert_eq!(std::fs::read(&linked).unwrap(), content(200_000));
+    d.peer.download(request(format!("{origin}/bytes/200000"), &linked)).await.unwrap();
+    assert_eq!(std::fs::read(&linked).unwrap(), content(200_000, 0));
     assert_eq!(std::fs::metadata(&linked).unwrap().nlink(), 2, "same file system: the output is the cache's inode");
 
     let forced = d.dir.path().join("forced");
     let mut req = request(format!("{origin}/bytes/200000"), &forced);
     req.force_hard_link = true;
-    download(&d, req).await.unwrap();
+    d.peer.download(req).await.unwrap();
     assert_eq!(std::fs::metadata(&forced).unwrap().nlink(), 3);
 
     // Another file system (tmpfs, when the test directory is not on one): a copy, written while
@@ -282,12 +204,12 @@ async fn outputs_are_linked_on_the_cache_file_system_and_copied_elsewhere() {
     if shm.is_dir() && dev(shm) != dev(d.dir.path()) {
         let elsewhere = tempfile::tempdir_in(shm).unwrap();
         let copied = elsewhere.path().join("copied");
-        download(&d, request(format!("{origin}/bytes/300000"), &copied)).await.unwrap();
-        assert_eq!(std::fs::read(&copied).unwrap(), content(300_000));
+        d.peer.download(request(format!("{origin}/bytes/300000"), &copied)).await.unwrap();
+        assert_eq!(std::fs::read(&copied).unwrap(), content(300_000, 0));
         assert_eq!(std::fs::metadata(&copied).unwrap().nlink(), 1, "another file system: a copy");
         let mut req = request(format!("{origin}/bytes/300000"), &elsewhere.path().join("forced"));
         req.force_hard_link = true;
-        let err = download(&d, req).await.unwrap_err();
+        let err = d.peer.download(req).await.unwrap_err();
         assert!(err.message().contains("same file system"), "{err}");
     }
 }

@@ -2,91 +2,26 @@
 //! peer that downloaded a file from a real HTTP origin. The job finds the peers holding the
 //! task, then deletes it from them (their caches no longer hold the content).
 
-mod support;
-
 use std::{path::Path, time::Duration};
 
-use axum::{Router, extract::Path as UrlPath, routing::get};
-use peer::{
-    Dfdaemon,
-    config::{DfdaemonConfig, Overrides},
-};
-use proto::dfdaemon::v1::{self as pb, download_response::Event};
-use scheduler::{Scheduler, config::SchedulerConfig};
 use serde_json::{Value, json};
-use support::{Backend, TestManager};
-use tokio::net::{TcpListener, UnixListener};
+use testkit::{
+    db::Backend,
+    manager::TestManager,
+    origin::Origin,
+    peer::{PIECE, PeerBuilder, TestPeer},
+    scheduler::{TestScheduler, registering},
+};
 use tokio_util::sync::CancellationToken;
 
-on_every_database!(get_and_delete_task_jobs);
+testkit::on_every_database!(get_and_delete_task_jobs);
 
-const PIECE: u64 = 64 * 1024;
-
-async fn origin() -> String {
-    let app = Router::new().route(
-        "/bytes/{n}",
-        get(|UrlPath(n): UrlPath<usize>| async move { (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>() }),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
+async fn download(peer: &TestPeer, url: &str, out: &Path) {
+    try_download(peer, url, out).await.unwrap_or_else(|e| panic!("download of {url}: {e}"));
 }
 
-async fn start_peer(
-    dir: &Path,
-    name: &str,
-    seed: bool,
-    scheduler: &str,
-    stop: &CancellationToken,
-) -> std::path::PathBuf {
-    let data = dir.join(name);
-    let mut config = DfdaemonConfig::load(
-        None,
-        Overrides {
-            data_dir: Some(data.clone()),
-            seed: Some(seed),
-            hostname: Some(name.into()),
-            scheduler_addr: Some(scheduler.into()),
-            ..Default::default()
-        },
-        name,
-    )
-    .unwrap();
-    config.scheduler.announce_interval_secs = 1;
-    std::fs::create_dir_all(&data).unwrap();
-    let socket = config.server.socket.clone();
-    let listeners = peer::Listeners {
-        socket: UnixListener::bind(&socket).unwrap(),
-        http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        upload: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    };
-    tokio::spawn(Dfdaemon::new(config).serve(listeners, stop.clone()));
-    socket
-}
-
-async fn download(socket: &Path, url: &str, out: &Path) {
-    try_download(socket, url, out).await.unwrap_or_else(|e| panic!("download of {url}: {e}"));
-}
-
-async fn try_download(socket: &Path, url: &str, out: &Path) -> Result<(), tonic::Status> {
-    let channel = peer::rpc::connect_unix(socket.to_owned()).await.unwrap();
-    let mut client = pb::dfdaemon_client::DfdaemonClient::new(channel);
-    let req = pb::DownloadRequest {
-        url: url.into(),
-        output_path: out.display().to_string(),
-        piece_length: Some(PIECE),
-        timeout_ms: 60_000,
-        ..Default::default()
-    };
-    let mut stream = client.download(req).await?.into_inner();
-    while let Some(msg) = stream.message().await? {
-        if let Some(Event::Finished(_)) = msg.event {
-            return Ok(());
-        }
-    }
-    Err(tonic::Status::unknown("the download ended without Finished"))
+async fn try_download(peer: &TestPeer, url: &str, out: &Path) -> Result<(), tonic::Status> {
+    peer.dfget(url, out, |_| {}).await.map(drop)
 }
 
 /// Files under `dir` whose path mentions `needle`.
@@ -123,33 +58,21 @@ async fn get_and_delete_task_jobs(backend: Backend) {
         c.grpc.sample_interval_secs = 1;
     })
     .await;
-    let origin = origin().await;
+    let origin = Origin::start().await;
+    let origin = &origin.base;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let scheduler_addr = grpc.local_addr().unwrap();
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     // The scheduler registers with the manager and keeps alive, as in production.
-    let mut scheduler_config = SchedulerConfig::default();
-    scheduler_config.manager.addr = m.grpc.clone();
-    scheduler_config.manager.keepalive_interval_secs = 1;
+    let mut scheduler_config = registering(&m.grpc, "sched");
     scheduler_config.manager.config_refresh_secs = 1;
-    scheduler_config.host.hostname = "sched".into();
-    let scheduler = Scheduler::new(scheduler_config);
-    let hosts = scheduler.hosts();
-    let scheduler_stop = CancellationToken::new();
-    tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, scheduler_stop.clone()));
-    let seed_socket = start_peer(dir.path(), "seed-a", true, &scheduler_addr.to_string(), &stop).await;
-    let peer_socket = start_peer(dir.path(), "peer-a", false, &scheduler_addr.to_string(), &stop).await;
-    for _ in 0..100 {
-        if hosts.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(hosts.len(), 2);
+    let scheduler = TestScheduler::start(scheduler_config).await;
+    let peer = |name: &str, seed: bool| {
+        PeerBuilder::new(dir.path().join(name), name).seed(seed).scheduler(&scheduler.addr).stopped_by(&stop).start()
+    };
+    let _seed = peer("seed-a", true).await;
+    let peer_socket = peer("peer-a", false).await;
+    scheduler.wait_for_hosts(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ = seed_socket;
 
     let cluster = m.get("/api/v1/clusters?name=default", &m.root).await.expect(200).body[0]["id"].as_i64().unwrap();
     let mut registered = false;
@@ -314,7 +237,7 @@ async fn get_and_delete_task_jobs(backend: Backend) {
     download(&peer_socket, &format!("{origin}/bytes/78"), &dir.path().join("allowed")).await;
 
     // A cluster without an active scheduler fails the job with a reason.
-    scheduler_stop.cancel();
+    scheduler.shutdown.cancel();
     let mut inactive = false;
     for _ in 0..200 {
         let listed = m.get("/api/v1/schedulers?state=inactive", &m.root).await.expect(200);
@@ -347,7 +270,7 @@ mod redis_queue {
     /// away; a Redis that is down only falls back to that poll, never loses the job.
     #[tokio::test(flavor = "multi_thread")]
     async fn redis_wakes_an_idle_runner() {
-        let url = support::redis().await;
+        let url = testkit::db::redis().await;
         let key = format!("damselfly:test:{}", uuid::Uuid::new_v4().simple());
         let m = TestManager::start_with(Backend::Sqlite, |c| {
             c.jobs.poll_interval_ms = 60_000;

@@ -1,9 +1,8 @@
 //! The scheduler in-process over real gRPC: hosts announce, leave, and bad input is rejected.
 
 use proto::{common::v1 as pb_common, scheduler::v1 as pb};
-use scheduler::{Listeners, Scheduler, config::SchedulerConfig};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use scheduler::config::SchedulerConfig;
+use testkit::scheduler::TestScheduler;
 
 fn host(id: &str) -> pb_common::Host {
     pb_common::Host {
@@ -18,15 +17,10 @@ fn host(id: &str) -> pb_common::Host {
 
 #[tokio::test]
 async fn hosts_announce_leave_and_bad_hosts_are_rejected() -> anyhow::Result<()> {
-    let grpc = TcpListener::bind("127.0.0.1:0").await?;
-    let http = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = format!("http://{}", grpc.local_addr()?);
-    let scheduler = Scheduler::new(SchedulerConfig::default());
-    let hosts = scheduler.hosts();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(scheduler.serve(Listeners { grpc, http }, shutdown.clone()));
+    let scheduler = TestScheduler::start(SchedulerConfig::default()).await;
+    let hosts = scheduler.hosts.clone();
 
-    let mut client = pb::scheduler_client::SchedulerClient::connect(addr).await?;
+    let mut client = pb::scheduler_client::SchedulerClient::connect(scheduler.endpoint()).await?;
     let resp = client.announce_host(pb::AnnounceHostRequest { host: Some(host("a")) }).await?;
     assert_eq!(resp.into_inner().host_ttl_secs, 3600);
     assert_eq!(hosts.len(), 1);
@@ -50,7 +44,6 @@ async fn hosts_announce_leave_and_bad_hosts_are_rejected() -> anyhow::Result<()>
     let err = client.leave_host(pb::LeaveHostRequest { host_id: "a".into() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 
-    shutdown.cancel();
-    server.await??;
+    scheduler.stop().await;
     Ok(())
 }

@@ -12,11 +12,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::get,
 };
-use peer::{
-    Dfdaemon, Listeners,
-    config::{DfdaemonConfig, Overrides},
-};
-use tokio::net::{TcpListener, UnixListener};
+use testkit::peer::PeerBuilder;
 use tokio_util::sync::CancellationToken;
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -59,32 +55,14 @@ async fn origin() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
             }),
         )
         .with_state((blobs.clone(), manifests.clone()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (base, blobs, manifests)
+    (testkit::origin::serve(app).await, blobs, manifests)
 }
 
+/// A dfdaemon without scheduler: its proxy's URL, its temp dir, its shutdown token.
 async fn daemon() -> (String, tempfile::TempDir, CancellationToken) {
     let dir = tempfile::tempdir().unwrap();
-    let config = DfdaemonConfig::load(
-        None,
-        Overrides { data_dir: Some(dir.path().join("d")), ..Default::default() },
-        "proxy-host",
-    )
-    .unwrap();
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
-    let listeners = Listeners {
-        socket: UnixListener::bind(&config.server.socket).unwrap(),
-        http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        upload: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        proxy,
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(Dfdaemon::new(config).serve(listeners, shutdown.clone()));
-    (proxy_url, dir, shutdown)
+    let peer = PeerBuilder::new(dir.path().join("d"), "proxy-host").start().await;
+    (peer.proxy, dir, peer.shutdown)
 }
 
 #[tokio::test]

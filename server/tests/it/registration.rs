@@ -1,104 +1,54 @@
 //! Registration over real gRPC, in-process on every database: a manager, schedulers that
 //! register and keep alive, peers that ask which schedulers serve them.
 
-mod support;
-
 use std::{future::Future, time::Duration};
 
 use proto::manager::v1 as pb;
-use scheduler::{Scheduler, config::SchedulerConfig};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-use server::{
-    Listeners, Manager,
-    config::{ManagerConfig, Overrides},
+use sea_orm::{ConnectionTrait, Statement};
+use testkit::{
+    db::Backend,
+    manager::TestManager,
+    origin::Origin,
+    peer::PeerBuilder,
+    scheduler::{TestScheduler, registering},
 };
-use support::{Backend, TestDb};
-use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
 
 type Client = pb::manager_client::ManagerClient<Channel>;
 
-/// One `#[tokio::test]` per backend for an `async fn(Backend) -> anyhow::Result<()>`.
-macro_rules! on_every_database {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $name() -> anyhow::Result<()> { super::$name(super::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $name() -> anyhow::Result<()> { super::$name(super::Backend::Postgres).await } )* }
-        mod mysql { $( #[tokio::test(flavor = "multi_thread")] async fn $name() -> anyhow::Result<()> { super::$name(super::Backend::Mysql).await } )* }
-    };
-}
-
-on_every_database!(
+testkit::on_every_database!(
     a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive_when_stopped,
     silence_and_stale_rows_become_inactive,
     peers_get_the_active_schedulers_of_the_best_matching_cluster,
     bad_input_is_rejected_with_the_field_named,
 );
 
-/// A manager serving gRPC on loopback, and a second connection to its database for checks.
-struct TestManager {
-    grpc: String,
-    db: DatabaseConnection,
-    test_db: TestDb,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), server::Error>>,
+/// A manager whose registration streams end after `keepalive_timeout_secs` of silence.
+async fn start(backend: Backend, keepalive_timeout_secs: u64) -> TestManager {
+    TestManager::start_with(backend, |c| c.grpc.keepalive_timeout_secs = keepalive_timeout_secs).await
 }
 
-impl TestManager {
-    async fn start(backend: Backend, dir: &std::path::Path, keepalive_timeout_secs: u64) -> anyhow::Result<Self> {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
-        }
-        let test_db = TestDb::new(backend).await;
-        let mut config = ManagerConfig::load(
-            None,
-            Overrides {
-                data_dir: Some(dir.to_owned()),
-                site_root: Some(dir.join("no-site")),
-                database_url: Some(test_db.url.clone()),
-                ..Default::default()
-            },
-        )?;
-        config.grpc.keepalive_timeout_secs = keepalive_timeout_secs;
-        let url = config.database.url.clone();
-        let (manager, _) = Manager::open(config, Some("pw")).await?;
-        let http = TcpListener::bind("127.0.0.1:0").await?;
-        let grpc = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = grpc.local_addr()?.to_string();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(manager.serve(Listeners { http, grpc }, shutdown.clone()));
-        Ok(Self { grpc: addr, db: Database::connect(url).await?, test_db, shutdown, task })
-    }
+async fn client(manager: &TestManager) -> anyhow::Result<Client> {
+    Ok(pb::manager_client::ManagerClient::connect(format!("http://{}", manager.grpc)).await?)
+}
 
-    async fn client(&self) -> anyhow::Result<Client> {
-        Ok(pb::manager_client::ManagerClient::connect(format!("http://{}", self.grpc)).await?)
-    }
+/// `state` of the scheduler row with `hostname`, if any.
+async fn scheduler_state(manager: &TestManager, hostname: &str) -> anyhow::Result<Option<String>> {
+    let row = manager
+        .sql
+        .query_one(Statement::from_string(
+            manager.sql.get_database_backend(),
+            format!("SELECT state FROM schedulers WHERE hostname = '{hostname}'"),
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<String>("", "state")).transpose()?)
+}
 
-    async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task).await???;
-        self.db.close().await?;
-        self.test_db.drop_db().await;
-        Ok(())
-    }
-
-    /// `state` of the scheduler row with `hostname`, if any.
-    async fn scheduler_state(&self, hostname: &str) -> anyhow::Result<Option<String>> {
-        let row = self
-            .db
-            .query_one(Statement::from_string(
-                self.db.get_database_backend(),
-                format!("SELECT state FROM schedulers WHERE hostname = '{hostname}'"),
-            ))
-            .await?;
-        Ok(row.map(|r| r.try_get::<String>("", "state")).transpose()?)
-    }
-
-    async fn sql(&self, sql: &str) -> anyhow::Result<()> {
-        self.db.execute_unprepared(sql).await?;
-        Ok(())
-    }
+async fn sql(manager: &TestManager, sql: &str) -> anyhow::Result<()> {
+    manager.sql.execute_unprepared(sql).await?;
+    Ok(())
 }
 
 /// Polls `check` until it holds, failing after `within`.
@@ -117,32 +67,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn scheduler_config(manager: &str, hostname: &str) -> SchedulerConfig {
-    let mut c = SchedulerConfig::default();
-    c.manager.addr = manager.into();
-    c.manager.keepalive_interval_secs = 1;
-    c.host.hostname = hostname.into();
-    c
-}
-
-struct RunningScheduler {
-    addr: String,
-    limits: scheduler::scheduling::LiveLimits,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), scheduler::Error>>,
-}
-
-async fn start_scheduler(config: SchedulerConfig) -> anyhow::Result<RunningScheduler> {
-    let grpc = TcpListener::bind("127.0.0.1:0").await?;
-    let http = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = grpc.local_addr()?.to_string();
-    let scheduler = Scheduler::new(config);
-    let limits = scheduler.limits();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, shutdown.clone()));
-    Ok(RunningScheduler { addr, limits, shutdown, task })
 }
 
 fn peer_request(hostname: &str, ip: &str) -> pb::ListSchedulersRequest {
@@ -164,21 +88,20 @@ async fn listed(client: &mut Client, hostname: &str, ip: &str) -> anyhow::Result
 async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive_when_stopped(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
     // A long timeout: going inactive below comes from the stream ending, not from silence.
-    let manager = TestManager::start(backend, dir.path(), 60).await?;
-    manager.sql(r#"UPDATE clusters SET scheduler_cluster_config = '{"candidate_parent_limit": 7}'"#).await?;
-    manager.sql(r#"UPDATE clusters SET peer_cluster_config = '{"load_limit": 3}'"#).await?;
-    let sched = start_scheduler(scheduler_config(&manager.grpc, "sched-a")).await?;
+    let manager = start(backend, 60).await;
+    sql(&manager, r#"UPDATE clusters SET scheduler_cluster_config = '{"candidate_parent_limit": 7}'"#).await?;
+    sql(&manager, r#"UPDATE clusters SET peer_cluster_config = '{"load_limit": 3}'"#).await?;
+    let sched = TestScheduler::start(registering(&manager.grpc, "sched-a")).await;
     assert_eq!(sched.limits.get().filter_parent_limit, 15, "its own configuration until the manager answers");
 
-    let mut client = manager.client().await?;
+    let mut client = client(&manager).await?;
     eventually("the scheduler to be listed", Duration::from_secs(20), || {
         let mut client = client.clone();
         async move { Ok(listed(&mut client, "peer-1", "10.0.0.1").await? == ["sched-a"]) }
     })
     .await?;
-    assert_eq!(manager.scheduler_state("sched-a").await?.as_deref(), Some("active"));
+    assert_eq!(scheduler_state(&manager, "sched-a").await?.as_deref(), Some("active"));
     let resp = client.list_schedulers(peer_request("peer-1", "10.0.0.1")).await?.into_inner();
     let s = &resp.schedulers[0];
     assert_eq!(
@@ -193,20 +116,19 @@ async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive
     // Load limits cap what hosts announce: 3 for peers here, the default 2000 for seed peers.
     assert_eq!((limits.peer_load_limit, limits.seed_load_limit), (Some(3), Some(2000)));
 
-    sched.shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), sched.task).await???;
+    sched.stop().await;
     eventually("the stopped scheduler to be inactive", Duration::from_secs(20), || async {
-        Ok(manager.scheduler_state("sched-a").await?.as_deref() == Some("inactive"))
+        Ok(scheduler_state(&manager, "sched-a").await?.as_deref() == Some("inactive"))
     })
     .await?;
     assert!(listed(&mut client, "peer-1", "10.0.0.1").await?.is_empty());
-    manager.stop().await
+    manager.stop().await;
+    Ok(())
 }
 
 async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let manager = TestManager::start(backend, dir.path(), 1).await?;
-    let mut client = manager.client().await?;
+    let manager = start(backend, 1).await;
+    let mut client = client(&manager).await?;
     let register = |hostname: &str| pb::UpdateSchedulerRequest {
         hostname: hostname.into(),
         ip: "10.1.0.1".into(),
@@ -233,9 +155,9 @@ async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Res
     // Watching for "active" could miss the one-second window on a busy machine; the stamp stays.
     eventually("the keepalive to stamp it", Duration::from_secs(10), || async {
         let row = manager
-            .db
+            .sql
             .query_one(Statement::from_string(
-                manager.db.get_database_backend(),
+                manager.sql.get_database_backend(),
                 "SELECT last_keep_alive_at FROM schedulers WHERE hostname = 'quiet'",
             ))
             .await?;
@@ -248,39 +170,41 @@ async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Res
     .await?;
     // The manager ends the silent stream itself and marks the scheduler inactive.
     tokio::time::timeout(Duration::from_secs(10), call).await???;
-    assert_eq!(manager.scheduler_state("quiet").await?.as_deref(), Some("inactive"));
+    assert_eq!(scheduler_state(&manager, "quiet").await?.as_deref(), Some("inactive"));
     drop(tx);
 
     // A row another (dead) replica left active with an old stamp is expired by the sweep.
     client.update_scheduler(register("orphan")).await?;
-    manager
-        .sql("UPDATE schedulers SET state = 'active', last_keep_alive_at = '2000-01-01 00:00:00' WHERE hostname = 'orphan'")
-        .await?;
+    sql(
+        &manager,
+        "UPDATE schedulers SET state = 'active', last_keep_alive_at = '2000-01-01 00:00:00' WHERE hostname = 'orphan'",
+    )
+    .await?;
     eventually("the sweep to expire the orphan", Duration::from_secs(10), || async {
-        Ok(manager.scheduler_state("orphan").await?.as_deref() == Some("inactive"))
+        Ok(scheduler_state(&manager, "orphan").await?.as_deref() == Some("inactive"))
     })
     .await?;
-    manager.stop().await
+    manager.stop().await;
+    Ok(())
 }
 
 async fn peers_get_the_active_schedulers_of_the_best_matching_cluster(backend: Backend) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let manager = TestManager::start(backend, dir.path(), 60).await?;
-    manager
-        .sql(
-            r#"INSERT INTO clusters (tenant_id, name, scopes, scheduler_cluster_config, seed_peer_cluster_config, peer_cluster_config, is_default)
+    let manager = start(backend, 60).await;
+    sql(
+        &manager,
+        r#"INSERT INTO clusters (tenant_id, name, scopes, scheduler_cluster_config, seed_peer_cluster_config, peer_cluster_config, is_default)
                VALUES (1, 'web', '{"hostnames": ["^web-"]}', '{}', '{}', '{}', false),
                       (1, 'lab', '{"cidrs": ["192.168.0.0/16"], "idc": "lab"}', '{}', '{}', '{}', false)"#,
-        )
-        .await?;
+    )
+    .await?;
     let in_cluster = |hostname: &str, cluster_id: u64| {
-        let mut c = scheduler_config(&manager.grpc, hostname);
+        let mut c = registering(&manager.grpc, hostname);
         c.manager.cluster_id = cluster_id;
         c
     };
-    let default_sched = start_scheduler(in_cluster("sched-default", 1)).await?;
-    let web_sched = start_scheduler(in_cluster("sched-web", 2)).await?;
-    let mut client = manager.client().await?;
+    let default_sched = TestScheduler::start(in_cluster("sched-default", 1)).await;
+    let web_sched = TestScheduler::start(in_cluster("sched-web", 2)).await;
+    let mut client = client(&manager).await?;
     // Registered in the web cluster but never kept alive: never listed.
     client
         .update_scheduler(pb::UpdateSchedulerRequest {
@@ -307,9 +231,9 @@ async fn peers_get_the_active_schedulers_of_the_best_matching_cluster(backend: B
 
     // Asking recorded the peers, each in the cluster chosen for it.
     let rows = manager
-        .db
+        .sql
         .query_all(Statement::from_string(
-            manager.db.get_database_backend(),
+            manager.sql.get_database_backend(),
             "SELECT hostname, cluster_id, state, os FROM peers ORDER BY hostname",
         ))
         .await?;
@@ -334,16 +258,15 @@ async fn peers_get_the_active_schedulers_of_the_best_matching_cluster(backend: B
     );
 
     for s in [default_sched, web_sched] {
-        s.shutdown.cancel();
-        s.task.await??;
+        s.stop().await;
     }
-    manager.stop().await
+    manager.stop().await;
+    Ok(())
 }
 
 async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let manager = TestManager::start(backend, dir.path(), 60).await?;
-    let mut client = manager.client().await?;
+    let manager = start(backend, 60).await;
+    let mut client = client(&manager).await?;
     let good = pb::UpdateSchedulerRequest {
         hostname: "s".into(),
         ip: "10.0.0.1".into(),
@@ -418,9 +341,9 @@ async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow:
     };
     client.keep_alive(tokio_stream::iter([msg])).await?;
     let rate = manager
-        .db
+        .sql
         .query_one(Statement::from_string(
-            manager.db.get_database_backend(),
+            manager.sql.get_database_backend(),
             "SELECT upload_rate FROM seed_peers WHERE hostname = 'busy-seed'",
         ))
         .await?
@@ -431,101 +354,26 @@ async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow:
     let config = client.get_cluster_config(pb::GetClusterConfigRequest { cluster_id: 1 }).await?.into_inner();
     assert_eq!((config.candidate_parent_limit, config.filter_parent_limit, config.job_rate_limit), (4, 40, 10));
     assert_eq!((config.seed_peer_load_limit, config.peer_load_limit), (2000, 200));
-    manager.stop().await
-}
-
-/// An origin serving `/bytes/<n>` and counting the body bytes it sends.
-async fn origin() -> anyhow::Result<(String, std::sync::Arc<std::sync::atomic::AtomicU64>)> {
-    use std::sync::{Arc, atomic::AtomicU64};
-    let sent = Arc::new(AtomicU64::new(0));
-    let counter = sent.clone();
-    let app = axum::Router::new().route(
-        "/bytes/{n}",
-        axum::routing::get(move |method: axum::http::Method, axum::extract::Path(n): axum::extract::Path<usize>| {
-            let counter = counter.clone();
-            async move {
-                if method == axum::http::Method::GET {
-                    counter.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
-                }
-                (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>()
-            }
-        }),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((base, sent))
-}
-
-struct RunningPeer {
-    socket: std::path::PathBuf,
-    shutdown: CancellationToken,
-}
-
-/// A dfdaemon that knows only the manager, not the scheduler.
-async fn start_peer(dir: &std::path::Path, name: &str, seed: bool, manager: &str) -> anyhow::Result<RunningPeer> {
-    use peer::config::{DfdaemonConfig, Overrides};
-    let data = dir.join(name);
-    let mut config = DfdaemonConfig::load(
-        None,
-        Overrides {
-            data_dir: Some(data.clone()),
-            hostname: Some(name.into()),
-            seed: Some(seed),
-            manager_addr: Some(manager.into()),
-            ..Default::default()
-        },
-        name,
-    )?;
-    config.manager.keepalive_interval_secs = 1;
-    std::fs::create_dir_all(&data)?;
-    let socket = config.server.socket.clone();
-    let listeners = peer::Listeners {
-        socket: tokio::net::UnixListener::bind(&socket)?,
-        http: TcpListener::bind("127.0.0.1:0").await?,
-        upload: TcpListener::bind("127.0.0.1:0").await?,
-        proxy: TcpListener::bind("127.0.0.1:0").await?,
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(peer::Dfdaemon::new(config).serve(listeners, shutdown.clone()));
-    Ok(RunningPeer { socket, shutdown })
-}
-
-async fn download(peer: &RunningPeer, url: &str, out: &std::path::Path) -> anyhow::Result<()> {
-    use proto::dfdaemon::v1 as dfpb;
-    let channel = peer::rpc::connect_unix(peer.socket.clone()).await?;
-    let mut client = dfpb::dfdaemon_client::DfdaemonClient::new(channel);
-    let req = dfpb::DownloadRequest {
-        url: url.into(),
-        output_path: out.display().to_string(),
-        piece_length: Some(64 * 1024),
-        timeout_ms: 60_000,
-        ..Default::default()
-    };
-    let mut stream = client.download(req).await?.into_inner();
-    while let Some(msg) = stream.message().await? {
-        if let Some(dfpb::download_response::Event::Finished(_)) = msg.event {
-            return Ok(());
-        }
-    }
-    anyhow::bail!("download stream ended without Finished")
+    manager.stop().await;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_without_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let manager = TestManager::start(Backend::Sqlite, dir.path(), 60).await?;
-    let grpc = TcpListener::bind("127.0.0.1:0").await?;
-    let http = TcpListener::bind("127.0.0.1:0").await?;
-    let scheduler = Scheduler::new(scheduler_config(&manager.grpc, "sched"));
-    let hosts = scheduler.hosts();
-    let scheduler_stop = CancellationToken::new();
-    let scheduler_task = tokio::spawn(scheduler.serve(scheduler::Listeners { grpc, http }, scheduler_stop.clone()));
-    let (base, sent) = origin().await?;
+    let manager = start(Backend::Sqlite, 60).await;
+    let scheduler = TestScheduler::start(registering(&manager.grpc, "sched")).await;
+    let hosts = scheduler.hosts.clone();
+    let origin = Origin::start().await;
+    let base = &origin.base;
 
-    let seed = start_peer(dir.path(), "seed", true, &manager.grpc).await?;
-    let first = start_peer(dir.path(), "peer-1", false, &manager.grpc).await?;
-    let second = start_peer(dir.path(), "peer-2", false, &manager.grpc).await?;
+    // A dfdaemon that knows only the manager, not the scheduler.
+    let peer = |name: &str, seed: bool| {
+        PeerBuilder::new(dir.path().join(name), name).seed(seed).manager(&manager.grpc).start()
+    };
+    let seed = peer("seed", true).await;
+    let first = peer("peer-1", false).await;
+    let second = peer("peer-2", false).await;
     // They announce to the scheduler only once the manager has named it.
     eventually("every peer to reach the scheduler", Duration::from_secs(30), || {
         let n = hosts.len();
@@ -535,9 +383,9 @@ async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_witho
     // The seed peer registered itself as one and keeps alive.
     eventually("the seed peer to be active", Duration::from_secs(20), || async {
         let row = manager
-            .db
+            .sql
             .query_one(Statement::from_string(
-                manager.db.get_database_backend(),
+                manager.sql.get_database_backend(),
                 "SELECT state, type FROM seed_peers WHERE hostname = 'seed'",
             ))
             .await?;
@@ -550,9 +398,9 @@ async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_witho
     // Listing stamps each peer once; later stamps come from its keepalive stream.
     let stamps = || async {
         let rows = manager
-            .db
+            .sql
             .query_all(Statement::from_string(
-                manager.db.get_database_backend(),
+                manager.sql.get_database_backend(),
                 "SELECT last_keep_alive_at FROM peers WHERE state = 'active' ORDER BY hostname",
             ))
             .await?;
@@ -571,20 +419,19 @@ async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_witho
 
     let len = 300 * 1024;
     let url = format!("{base}/bytes/{len}");
-    download(&first, &url, &dir.path().join("one")).await?;
-    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), len as u64);
+    first.dfget(&url, &dir.path().join("one"), |_| {}).await?;
+    assert_eq!(origin.sent(), len as u64);
 
     // Without the manager, the peers keep their scheduler and the scheduler keeps scheduling:
     // the second peer gets every piece from the seed peer or the first peer.
-    manager.stop().await?;
-    download(&second, &url, &dir.path().join("two")).await?;
-    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), len as u64, "the origin was read once");
+    manager.stop().await;
+    second.dfget(&url, &dir.path().join("two"), |_| {}).await?;
+    assert_eq!(origin.sent(), len as u64, "the origin was read once");
     assert_eq!(std::fs::read(dir.path().join("two"))?, std::fs::read(dir.path().join("one"))?);
 
     for p in [seed, first, second] {
         p.shutdown.cancel();
     }
-    scheduler_stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), scheduler_task).await???;
+    scheduler.stop().await;
     Ok(())
 }

@@ -5,7 +5,6 @@
 
 #[path = "oauth/idp.rs"]
 mod idp;
-mod support;
 
 use idp::{CLIENT_ID, CLIENT_SECRET, Idp};
 use reqwest::{
@@ -14,9 +13,12 @@ use reqwest::{
 };
 use serde_json::{Value, json};
 use server::config::{OAuthProviderConfig, TokenAuthMethod};
-use support::{Answer, Backend, ROOT_PASSWORD, TestManager};
+use testkit::{
+    db::Backend,
+    manager::{Answer, ROOT_PASSWORD, TestManager},
+};
 
-on_every_database!(sign_in_creates_and_reuses_users, provider_failures);
+testkit::on_every_database!(sign_in_creates_and_reuses_users, provider_failures);
 
 fn provider(idp: &Idp, name: &str) -> OAuthProviderConfig {
     OAuthProviderConfig {

@@ -5,14 +5,12 @@
 //! Tenants `alpha` and `beta`; actors: platform root, alpha's admin, member and guest, beta's
 //! admin, and a user of no tenant.
 
-mod support;
-
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
-use support::{Backend, TestManager};
+use testkit::{db::Backend, manager::TestManager};
 
-on_every_database!(tenant_matrix);
+testkit::on_every_database!(tenant_matrix);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Role {

@@ -1,0 +1,3 @@
+//! The scheduler's integration tests, one binary; the harness is `testkit`.
+
+mod grpc;

@@ -1,0 +1,11 @@
+//! The manager's integration tests, one binary (one link of the crate graph instead of seven).
+//! The harness is `testkit` (a manager on a fresh database per test, a scheduler, dfdaemons, an
+//! HTTP origin); `DAMSELFLY_TEST_DB` picks the databases (default: all three).
+
+mod api;
+mod jobs;
+mod launcher;
+mod manager;
+mod oauth;
+mod registration;
+mod tenant_matrix;

@@ -1,0 +1,162 @@
+//! A manager in-process on a fresh database ([`TestManager`]), signed in as root, with a small
+//! HTTP client whose answers ([`Answer`]) check the API's JSON error shape.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use sea_orm::{Database, DatabaseConnection};
+use serde_json::{Value, json};
+use server::{
+    Listeners, Manager,
+    config::{ManagerConfig, Overrides},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{Backend, TestDb};
+
+/// The root user's password in every test manager.
+pub const ROOT_PASSWORD: &str = "root-password-1";
+
+/// A running manager and a client signed in as root.
+pub struct TestManager {
+    /// `http://127.0.0.1:<port>` of the REST API and console.
+    pub base: String,
+    /// The gRPC address schedulers and peers register with.
+    pub grpc: String,
+    pub db: TestDb,
+    /// A second connection to the manager's database, for checks the API cannot make.
+    pub sql: DatabaseConnection,
+    pub http: reqwest::Client,
+    /// A sign-in token of the root user.
+    pub root: String,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), server::Error>>,
+}
+
+/// An answer: status, body as JSON (Null when empty), headers.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    pub fn id(&self) -> i64 {
+        self.body["id"].as_i64().unwrap_or_else(|| panic!("no id in {:?} {}", self.status, self.body))
+    }
+
+    /// Asserts the status and, for errors, the JSON error shape.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        if status >= 400 {
+            assert!(self.body["code"].is_string() && self.body["message"].is_string(), "error shape: {}", self.body);
+        }
+        self
+    }
+
+    /// Reads a response into an answer (the body as JSON when it parses, else as a string).
+    pub async fn read(res: reqwest::Response) -> Self {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Self { status, body, headers }
+    }
+}
+
+impl TestManager {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a manager whose configuration `adjust` changed first.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut ManagerConfig)) -> Self {
+        crate::init_logs();
+        let db = TestDb::new(backend).await;
+        let mut config = ManagerConfig::load(
+            None,
+            Overrides {
+                data_dir: Some(db.dir().to_owned()),
+                http_addr: Some("127.0.0.1:0".parse().unwrap()),
+                grpc_addr: Some("127.0.0.1:0".parse().unwrap()),
+                database_url: Some(db.url.clone()),
+                site_root: Some(db.dir().join("no-site")),
+            },
+        )
+        .unwrap();
+        adjust(&mut config);
+        let (manager, _) = Manager::open(config, Some(ROOT_PASSWORD)).await.unwrap();
+        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", http_listener.local_addr().unwrap());
+        let grpc_addr = grpc.local_addr().unwrap().to_string();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(manager.serve(Listeners { http: http_listener, grpc }, shutdown.clone()));
+        let sql = Database::connect(&db.url).await.unwrap();
+        let http = reqwest::Client::new();
+        let mut m = Self { base, grpc: grpc_addr, db, sql, http, root: String::new(), shutdown, server };
+        m.root = m.signin("root", ROOT_PASSWORD).await;
+        m
+    }
+
+    /// Stops the manager (within 10 s, cleanly) and drops its database.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.server).await.unwrap().unwrap().unwrap();
+        self.sql.close().await.unwrap();
+        self.db.drop_db().await;
+    }
+
+    /// Any request; `token` goes into `Authorization: Bearer`.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Answer::read(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn signin(&self, name: &str, password: &str) -> String {
+        let a = self
+            .call(Method::POST, "/api/v1/users/signin", None, Some(json!({"name": name, "password": password})))
+            .await
+            .expect(200);
+        a.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Signs up `name` and answers its id and a sign-in token.
+    pub async fn user(&self, name: &str) -> (i64, String) {
+        let password = format!("{name}-password");
+        let a = self
+            .call(Method::POST, "/api/v1/users/signup", None, Some(json!({"name": name, "password": password})))
+            .await
+            .expect(201);
+        (a.id(), self.signin(name, &password).await)
+    }
+}
