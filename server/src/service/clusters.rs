@@ -12,10 +12,14 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Ctx, Listed, Page, exists, owned, registry, tenants::live_tenant, validate, visible};
+use super::{Ctx, Listed, Page, exists, owned, tenants::live_tenant, validate, visible};
 use crate::{
     Error,
-    entity::{clusters, schedulers, seed_peers},
+    entity::{
+        clusters,
+        schedulers::{self, HostState},
+        seed_peers,
+    },
     rbac::{Act, Obj},
 };
 
@@ -371,12 +375,12 @@ pub async fn delete(cx: Ctx<'_>, id: i64) -> Result<i64, Error> {
     let tenant = cluster.tenant_id;
     let active_schedulers = schedulers::Entity::find()
         .filter(schedulers::Column::ClusterId.eq(id))
-        .filter(schedulers::Column::State.eq(registry::ACTIVE))
+        .filter(schedulers::Column::State.eq(HostState::Active))
         .count(cx.db)
         .await?;
     let active_seeds = seed_peers::Entity::find()
         .filter(seed_peers::Column::ClusterId.eq(id))
-        .filter(seed_peers::Column::State.eq(registry::ACTIVE))
+        .filter(seed_peers::Column::State.eq(HostState::Active))
         .count(cx.db)
         .await?;
     if active_schedulers + active_seeds > 0 {

@@ -4,7 +4,7 @@
 //! their tenants.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -12,7 +12,7 @@ use super::{Ctx, Listed, Page, exists, owned, tenants::live_tenant, validate};
 use crate::{
     Error,
     auth::{Visible, token},
-    entity::personal_access_tokens as pats,
+    entity::personal_access_tokens::{self as pats, TokenState},
     rbac::{Act, Obj, Scope},
 };
 
@@ -44,7 +44,7 @@ impl From<pats::Model> for PersonalAccessToken {
             bio: t.bio,
             token_prefix: t.token_prefix,
             scopes: serde_json::from_value(t.scopes).unwrap_or_default(),
-            state: t.state,
+            state: t.state.to_value(),
             expired_at: t.expired_at.and_utc(),
             last_used_at: t.last_used_at.map(|t| t.and_utc()),
             created_at: t.created_at.and_utc(),
@@ -150,7 +150,7 @@ pub async fn create(cx: Ctx<'_>, body: CreateToken) -> Result<CreatedToken, Erro
         token_hash: Set(token::hash(&secret)),
         token_prefix: Set(token::display_prefix(&secret)),
         scopes: Set(serde_json::to_value(&scopes).map_err(|e| Error::Internal(e.to_string()))?),
-        state: Set("active".into()),
+        state: Set(TokenState::Active),
         expired_at: Set(body.expired_at.naive_utc()),
         last_used_at: Set(None),
         created_at: Set(now),
@@ -176,10 +176,12 @@ pub async fn update(cx: Ctx<'_>, id: i64, body: UpdateToken) -> Result<PersonalA
         active.bio = Set(bio);
     }
     if let Some(s) = body.state {
-        if s != "active" && s != "inactive" {
-            return Err(Error::invalid("state", "state must be active or inactive"));
-        }
-        active.state = Set(s);
+        let state = match s.as_str() {
+            "active" => TokenState::Active,
+            "inactive" => TokenState::Inactive,
+            _ => return Err(Error::invalid("state", "state must be active or inactive")),
+        };
+        active.state = Set(state);
     }
     if let Some(at) = body.expired_at {
         check_expiry(at)?;

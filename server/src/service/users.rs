@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveEnum, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -14,7 +16,10 @@ use super::{Ctx, Listed, PageRequest, found};
 use crate::{
     Error,
     auth::{IssuedToken, Sessions},
-    entity::{members, tenants, users},
+    entity::{
+        members, tenants,
+        users::{self, UserState},
+    },
     password,
     rbac::{Act, Obj, Role},
 };
@@ -39,7 +44,7 @@ impl From<users::Model> for User {
             id: u.id,
             name: u.name,
             email: u.email,
-            state: u.state,
+            state: u.state.to_value(),
             platform_role: u.platform_role,
             created_at: u.created_at.to_utc(),
             updated_at: u.updated_at.to_utc(),
@@ -166,7 +171,7 @@ pub async fn sign_in(db: &DatabaseConnection, sessions: &Sessions, body: SignIn)
     let user_id = user.as_ref().map(|u| u.id);
     let outcome = match user {
         Some(user) if matches => {
-            if user.state != "enabled" {
+            if user.state != UserState::Enabled {
                 Err(Error::Forbidden("this user is disabled; ask a platform administrator".into()))
             } else {
                 sessions.open(db, &user).await
@@ -196,7 +201,7 @@ pub async fn sign_up(db: &DatabaseConnection, allowed: bool, body: SignUp) -> Re
         name: Set(body.name.clone()),
         email: Set(body.email),
         encrypted_password: Set(hash_password(body.password).await?),
-        state: Set("enabled".into()),
+        state: Set(UserState::Enabled),
         platform_role: Set(String::new()),
         created_at: Set(now),
         updated_at: Set(now),
@@ -301,11 +306,13 @@ pub async fn update(cx: Ctx<'_>, id: i64, body: UpdateUser) -> Result<User, Erro
     }
     let mut end_sessions = false;
     if let Some(s) = body.state {
-        if s != "enabled" && s != "disabled" {
-            return Err(Error::invalid("state", "state must be enabled or disabled"));
-        }
-        end_sessions = s == "disabled";
-        active.state = Set(s);
+        let state = match s.as_str() {
+            "enabled" => UserState::Enabled,
+            "disabled" => UserState::Disabled,
+            _ => return Err(Error::invalid("state", "state must be enabled or disabled")),
+        };
+        end_sessions = state == UserState::Disabled;
+        active.state = Set(state);
     }
     if let Some(role) = body.platform_role {
         if role != "root" && !role.is_empty() {
