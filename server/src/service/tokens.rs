@@ -176,11 +176,8 @@ pub async fn update(cx: Ctx<'_>, id: i64, body: UpdateToken) -> Result<PersonalA
         active.bio = Set(bio);
     }
     if let Some(s) = body.state {
-        let state = match s.as_str() {
-            "active" => TokenState::Active,
-            "inactive" => TokenState::Inactive,
-            _ => return Err(Error::invalid("state", "state must be active or inactive")),
-        };
+        let state =
+            TokenState::try_from_value(&s).map_err(|_| Error::invalid("state", "state must be active or inactive"))?;
         active.state = Set(state);
     }
     if let Some(at) = body.expired_at {

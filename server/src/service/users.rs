@@ -306,11 +306,8 @@ pub async fn update(cx: Ctx<'_>, id: i64, body: UpdateUser) -> Result<User, Erro
     }
     let mut end_sessions = false;
     if let Some(s) = body.state {
-        let state = match s.as_str() {
-            "enabled" => UserState::Enabled,
-            "disabled" => UserState::Disabled,
-            _ => return Err(Error::invalid("state", "state must be enabled or disabled")),
-        };
+        let state =
+            UserState::try_from_value(&s).map_err(|_| Error::invalid("state", "state must be enabled or disabled"))?;
         end_sessions = state == UserState::Disabled;
         active.state = Set(state);
     }
