@@ -1,8 +1,9 @@
 //! The manager's HTTP API: `/api/v1` for people (sign-in tokens), `/oapi/v1` for machines
 //! (personal access tokens), `/healthy`, and the OpenAPI document at `/openapi.json`.
 //!
-//! Handlers are thin: parse (with the JSON-error [`extract`]ors), ask the [`Principal`] whether
-//! the caller may act (casbin via [`crate::rbac`]), touch the database, answer. Every list is
+//! Handlers are thin: parse (with the JSON-error [`extract`]ors), call the operation in
+//! [`crate::service`] with the caller's [`Principal`] (which asks casbin via [`crate::rbac`] and
+//! touches the database), answer. No handler queries the database itself. Every list is
 //! paginated the same way ([`page`]); every error has one JSON shape ([`crate::error::ErrorBody`]).
 //!
 //! [`Principal`]: crate::auth::Principal
@@ -31,8 +32,6 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use crate::state::ApiState;
-// Handlers not yet moved into `service` validate their input with the same checks.
-use crate::service::validate;
 use crate::{audit, auth};
 
 /// The whole HTTP API with its state applied, and the OpenAPI document describing it.

@@ -11,7 +11,10 @@ use sea_orm::{
 use crate::{
     Error,
     config::DatabaseConfig,
-    entity::{clusters, members, tenants, users},
+    entity::{
+        clusters, members, tenants,
+        users::{self, UserState},
+    },
     password,
 };
 
@@ -55,7 +58,7 @@ pub async fn ensure_root(db: &DatabaseConnection, password: Option<&str>) -> Res
     users::ActiveModel {
         name: Set("root".into()),
         encrypted_password: Set(password::hash(&clear)?),
-        state: Set("enabled".into()),
+        state: Set(UserState::Enabled),
         platform_role: Set("root".into()),
         created_at: Set(now),
         updated_at: Set(now),

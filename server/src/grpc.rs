@@ -13,7 +13,7 @@ use std::{net::IpAddr, pin::pin, time::Duration};
 
 use futures::StreamExt;
 use proto::manager::v1 as pb;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ActiveEnum, DatabaseConnection};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -174,7 +174,7 @@ fn scheduler_reply(m: schedulers::Model, cluster_config: Option<pb::ClusterConfi
         location: m.location,
         features: serde_json::from_value(m.features).unwrap_or_default(),
         cluster_id: u64::try_from(m.cluster_id).unwrap_or_default(),
-        state: m.state,
+        state: m.state.to_value(),
         cluster_config,
     }
 }
@@ -190,7 +190,7 @@ fn seed_peer_reply(m: seed_peers::Model) -> pb::SeedPeer {
         idc: m.idc,
         location: m.location,
         cluster_id: u64::try_from(m.cluster_id).unwrap_or_default(),
-        state: m.state,
+        state: m.state.to_value(),
     }
 }
 

@@ -7,25 +7,43 @@
 //! client of schedulers, where they stop. An operation a person asks for takes a [`Ctx`] (who,
 //! under which policy, against which database) and asks its [`Principal`] before it touches a
 //! row, so the REST API, the OpenAPI edge and the console (which calls the REST API) share one
-//! authorization path.
+//! authorization path. The shapes the aggregates share (a tenant's row the caller may touch, the
+//! rows it may see, whether a name is taken, one page of a list) are the helpers below, so each
+//! module says only what differs.
 
+pub mod applications;
+pub mod audits;
 pub mod cluster_config;
 pub mod clusters;
+pub mod configs;
 pub mod hosts;
 pub mod job_queue;
 pub mod jobs;
+pub mod members;
+pub mod oauth;
 pub mod registry;
+pub mod roles;
 pub mod samples;
 pub mod scheduler_rpc;
 pub mod scopes;
+pub mod stats;
 pub mod task_records;
 pub mod tasks;
 pub mod tenants;
+pub mod tokens;
+pub mod users;
 pub mod validate;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QuerySelect, Select};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QuerySelect, Select,
+};
 
-use crate::{Error, auth::Principal, rbac::Rbac};
+use crate::{
+    Error,
+    auth::{Principal, Visible},
+    rbac::{Act, Obj, Rbac},
+};
 
 /// What an operation asked for by a caller runs with.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +61,37 @@ pub struct Ctx<'a> {
 pub struct Page {
     pub page: u64,
     pub per_page: u64,
+}
+
+/// The largest page a client may ask for.
+pub const MAX_PER_PAGE: u64 = 1000;
+
+/// A page as the caller asked for it, not yet checked: the operations that authorize the caller
+/// before they look at the paging take this and check it at their turn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageRequest {
+    /// Page number, from 1. Default: 1.
+    pub page: Option<u64>,
+    /// Items per page, 1 to [`MAX_PER_PAGE`]. Default: 10.
+    pub per_page: Option<u64>,
+}
+
+impl PageRequest {
+    /// The page asked for, or which field is wrong.
+    pub fn validate(self) -> Result<Page, Error> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(10);
+        if page == 0 {
+            return Err(Error::invalid("page", "page starts at 1"));
+        }
+        if per_page == 0 || per_page > MAX_PER_PAGE {
+            return Err(Error::invalid("per_page", format!("per_page must be between 1 and {MAX_PER_PAGE}")));
+        }
+        if page.checked_mul(per_page).is_none_or(|n| n > i64::MAX as u64) {
+            return Err(Error::invalid("page", "page is too large"));
+        }
+        Ok(Page { page, per_page })
+    }
 }
 
 /// One page of a list, and how many items the whole list has.
@@ -68,4 +117,42 @@ where
     let total = query.clone().count(db).await?;
     let items = query.offset((page.page - 1) * page.per_page).limit(page.per_page).all(db).await?;
     Ok(Listed { items, total })
+}
+
+/// `query` narrowed to the rows of the tenants where the caller may see `obj`; `tenant` is the
+/// column naming a row's tenant. Platform administrators see every row.
+pub fn visible<E: EntityTrait>(cx: Ctx<'_>, query: Select<E>, obj: Obj, tenant: E::Column) -> Result<Select<E>, Error> {
+    Ok(match cx.me.visible(cx.rbac, obj)? {
+        Visible::All => query,
+        Visible::Tenants(ids) => query.filter(tenant.is_in(ids)),
+    })
+}
+
+/// Whether `query` matches any row (a name taken, a member already there).
+pub async fn exists<E>(db: &impl ConnectionTrait, query: Select<E>) -> Result<bool, Error>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult + Sized + Send + Sync,
+{
+    Ok(query.count(db).await? > 0)
+}
+
+/// The row `query` finds, or 404 naming `what`.
+pub async fn found<E: EntityTrait>(db: &impl ConnectionTrait, query: Select<E>, what: &str) -> Result<E::Model, Error> {
+    query.one(db).await?.ok_or_else(|| Error::not_found(what))
+}
+
+/// The row `query` finds if the caller may `act` on it: `owner` says which tenant the row
+/// belongs to and as which object it is guarded. Another tenant's row is a 404, as a missing one.
+pub async fn owned<E: EntityTrait>(
+    cx: Ctx<'_>,
+    query: Select<E>,
+    what: &str,
+    act: Act,
+    owner: impl FnOnce(&E::Model) -> (i64, Obj),
+) -> Result<E::Model, Error> {
+    let row = found(cx.db, query, what).await?;
+    let (tenant, obj) = owner(&row);
+    cx.me.check(cx.rbac, tenant, obj, act, what)?;
+    Ok(row)
 }

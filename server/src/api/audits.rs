@@ -1,71 +1,15 @@
-//! The audit log, newest first: tenant admins see their tenants' entries, platform
-//! administrators everything (including sign-ins and platform changes).
+//! `/audits`: the REST face of [`service::audits`].
 
 use axum::extract::{Extension, OriginalUri, State};
-use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     ApiState,
     extract::Query,
-    page::{self, PageParams, Paged},
+    page::{PageParams, Paged},
 };
-use crate::{
-    Error,
-    auth::{Principal, Visible},
-    entity::audits,
-    rbac::Obj,
-};
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Audit {
-    pub id: i64,
-    pub tenant_id: Option<i64>,
-    /// `user`, `personal_access_token` or `anonymous`.
-    pub actor_type: String,
-    pub actor_id: Option<i64>,
-    pub actor_name: String,
-    /// Such as `clusters.create`.
-    pub event: String,
-    /// The HTTP method.
-    pub operation: String,
-    pub path: String,
-    pub status_code: i32,
-    /// `success` or `failure`.
-    pub state: String,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<audits::Model> for Audit {
-    fn from(a: audits::Model) -> Self {
-        Self {
-            id: a.id,
-            tenant_id: a.tenant_id,
-            actor_type: a.actor_type,
-            actor_id: a.actor_id,
-            actor_name: a.actor_name,
-            event: a.event,
-            operation: a.operation,
-            path: a.path,
-            status_code: a.status_code,
-            state: a.state,
-            created_at: a.created_at.and_utc(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditFilter {
-    pub actor_name: Option<String>,
-    pub event: Option<String>,
-    /// `success` or `failure`.
-    pub state: Option<String>,
-    pub tenant_id: Option<i64>,
-}
+pub use crate::service::audits::{Audit, AuditFilter};
+use crate::{Error, auth::Principal, service};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(list_audits))
@@ -82,21 +26,5 @@ pub async fn list_audits(
     Query(filter): Query<AuditFilter>,
 ) -> Result<Paged<Audit>, Error> {
     let page = paging.validate()?;
-    let mut query = audits::Entity::find().order_by_desc(audits::Column::Id);
-    if let Visible::Tenants(ids) = me.visible(&state.rbac, Obj::Audits)? {
-        query = query.filter(audits::Column::TenantId.is_in(ids));
-    }
-    if let Some(v) = filter.actor_name {
-        query = query.filter(audits::Column::ActorName.eq(v));
-    }
-    if let Some(v) = filter.event {
-        query = query.filter(audits::Column::Event.eq(v));
-    }
-    if let Some(v) = filter.state {
-        query = query.filter(audits::Column::State.eq(v));
-    }
-    if let Some(v) = filter.tenant_id {
-        query = query.filter(audits::Column::TenantId.eq(v));
-    }
-    Ok(page::fetch(&state.db, query, page, uri).await?.map(Audit::from))
+    Ok(Paged::new(service::audits::list(state.cx(&me), filter, page).await?, page, uri))
 }

@@ -1,65 +1,19 @@
-//! Configs: platform-wide named settings (platform administrators only).
+//! `/configs`: the REST face of [`service::configs`].
 
 use axum::{
     Json,
     extract::{Extension, OriginalUri, State},
     http::StatusCode,
 };
-use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     ApiState,
     extract::{Body, Path, Query},
-    page::{self, PageParams, Paged},
-    validate,
+    page::{PageParams, Paged},
 };
-use crate::{
-    Error,
-    auth::Principal,
-    entity::configs,
-    rbac::{Act, Obj},
-};
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Config {
-    pub id: i64,
-    pub name: String,
-    pub value: String,
-    pub bio: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<configs::Model> for Config {
-    fn from(c: configs::Model) -> Self {
-        Self {
-            id: c.id,
-            name: c.name,
-            value: c.value,
-            bio: c.bio,
-            created_at: c.created_at.and_utc(),
-            updated_at: c.updated_at.and_utc(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CreateConfig {
-    pub name: String,
-    /// Up to 64 KiB.
-    pub value: String,
-    pub bio: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct UpdateConfig {
-    pub value: Option<String>,
-    pub bio: Option<String>,
-}
+pub use crate::service::configs::{Config, CreateConfig, UpdateConfig};
+use crate::{Error, auth::Principal, service};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(list_configs, create_config)).routes(routes!(
@@ -67,13 +21,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         update_config,
         delete_config
     ))
-}
-
-const MAX_VALUE: usize = 64 * 1024;
-
-async fn load(state: &ApiState, me: &Principal, id: i64, act: Act) -> Result<configs::Model, Error> {
-    me.check_platform(&state.rbac, Obj::Configs, act)?;
-    configs::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("config"))
 }
 
 /// Every config.
@@ -85,10 +32,8 @@ pub async fn list_configs(
     OriginalUri(uri): OriginalUri,
     Query(paging): Query<PageParams>,
 ) -> Result<Paged<Config>, Error> {
-    me.check_platform(&state.rbac, Obj::Configs, Act::Read)?;
-    let page = paging.validate()?;
-    let query = configs::Entity::find().order_by_asc(configs::Column::Id);
-    Ok(page::fetch(&state.db, query, page, uri).await?.map(Config::from))
+    let listed = service::configs::list(state.cx(&me), paging.request()).await?;
+    Ok(Paged::new(listed, paging.validate()?, uri))
 }
 
 /// Create a config.
@@ -100,26 +45,7 @@ pub async fn create_config(
     Extension(me): Extension<Principal>,
     Body(body): Body<CreateConfig>,
 ) -> Result<(StatusCode, Json<Config>), Error> {
-    me.check_platform(&state.rbac, Obj::Configs, Act::Create)?;
-    validate::name("name", &body.name)?;
-    validate::text("value", &body.value, MAX_VALUE)?;
-    let bio = body.bio.unwrap_or_default();
-    validate::text("bio", &bio, 1024)?;
-    if configs::Entity::find().filter(configs::Column::Name.eq(body.name.as_str())).count(&state.db).await? > 0 {
-        return Err(Error::Conflict(format!("a config named {:?} exists", body.name)));
-    }
-    let now = Utc::now().naive_utc();
-    let config = configs::ActiveModel {
-        name: Set(body.name),
-        value: Set(body.value),
-        bio: Set(bio),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&state.db)
-    .await?;
-    Ok((StatusCode::CREATED, Json(config.into())))
+    Ok((StatusCode::CREATED, Json(service::configs::create(state.cx(&me), body).await?)))
 }
 
 /// One config.
@@ -132,7 +58,7 @@ pub async fn get_config(
     Extension(me): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<Json<Config>, Error> {
-    Ok(Json(load(&state, &me, id, Act::Read).await?.into()))
+    Ok(Json(service::configs::get(state.cx(&me), id).await?))
 }
 
 /// Change a config's value or description.
@@ -146,18 +72,7 @@ pub async fn update_config(
     Path(id): Path<i64>,
     Body(body): Body<UpdateConfig>,
 ) -> Result<Json<Config>, Error> {
-    let config = load(&state, &me, id, Act::Update).await?;
-    let mut active: configs::ActiveModel = config.into();
-    if let Some(v) = body.value {
-        validate::text("value", &v, MAX_VALUE)?;
-        active.value = Set(v);
-    }
-    if let Some(b) = body.bio {
-        validate::text("bio", &b, 1024)?;
-        active.bio = Set(b);
-    }
-    active.updated_at = Set(Utc::now().naive_utc());
-    Ok(Json(active.update(&state.db).await?.into()))
+    Ok(Json(service::configs::update(state.cx(&me), id, body).await?))
 }
 
 /// Delete a config.
@@ -169,7 +84,6 @@ pub async fn delete_config(
     Extension(me): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, Error> {
-    load(&state, &me, id, Act::Delete).await?;
-    configs::Entity::delete_by_id(id).exec(&state.db).await?;
+    service::configs::delete(state.cx(&me), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

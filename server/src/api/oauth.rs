@@ -1,7 +1,7 @@
 //! OAuth2 / OIDC sign-in over HTTP: list the providers, send the browser to one, take it back.
 //!
-//! The flow lives in [`crate::auth::oauth`]; this file only moves it through cookies and
-//! redirects. The flow cookie is scoped to the provider's callback path and cleared by the
+//! The flow lives in [`crate::auth::oauth`], reached through [`service::oauth`]; this file only
+//! moves it through cookies and redirects. The flow cookie is scoped to the provider's callback path and cleared by the
 //! callback whatever the outcome, so a failed attempt cannot be replayed.
 
 use axum::{
@@ -10,14 +10,15 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     ApiState,
     extract::{Path, Query},
 };
+pub use crate::service::oauth::OAuthProvider;
 use crate::{
     Error,
     audit::AuditActor,
@@ -26,17 +27,10 @@ use crate::{
         oauth::{Callback, FLOW_TTL_SECS},
     },
     config::OAuthProviderConfig,
+    service,
 };
 
 const FLOW_COOKIE: &str = "dfly_oauth_flow";
-
-/// A provider as the sign-in page shows it (never its credentials).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthProvider {
-    /// Id for `/api/v1/users/signin/{name}`.
-    pub name: String,
-    pub display_name: String,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -63,16 +57,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[utoipa::path(get, path = "/users/oauth/providers", tag = "users",
     responses((status = 200, body = [OAuthProvider])))]
 pub async fn providers(State(state): State<ApiState>) -> Json<Vec<OAuthProvider>> {
-    Json(
-        state
-            .oauth
-            .providers()
-            .map(|p| OAuthProvider {
-                name: p.name.clone(),
-                display_name: if p.display_name.is_empty() { p.name.clone() } else { p.display_name.clone() },
-            })
-            .collect(),
-    )
+    Json(service::oauth::providers(&state.oauth))
 }
 
 /// Start signing in at a provider: redirects to its authorize page (code flow with PKCE).
@@ -85,7 +70,7 @@ pub async fn oauth_signin(
     Path(name): Path<String>,
     Query(params): Query<SigninParams>,
 ) -> Result<Response, Error> {
-    let started = state.oauth.begin(&name, params.return_to.as_deref()).await?;
+    let started = service::oauth::begin(&state.oauth, &name, params.return_to.as_deref()).await?;
     let p = state.oauth.provider(&name)?;
     let cookie = flow_cookie(p, &started.flow, FLOW_TTL_SECS);
     let mut response = redirect(started.authorize_url.as_str())?;
@@ -128,8 +113,9 @@ pub async fn oauth_callback(
 
 async fn finish(state: &ApiState, name: &str, callback: Callback, headers: &HeaderMap) -> Result<Response, Error> {
     let p = state.oauth.provider(name)?;
-    let finished = state.oauth.finish(&state.db, name, callback, cookie(headers, FLOW_COOKIE)).await?;
-    let token = state.sessions.open(&state.db, &finished.user).await?;
+    let flow = cookie(headers, FLOW_COOKIE);
+    let finished = service::oauth::finish(&state.db, &state.oauth, &state.sessions, name, callback, flow).await?;
+    let token = finished.token;
     let actor = AuditActor { user_id: Some(finished.user.id), name: finished.user.name.clone() };
     let mut response = if wants_json(headers) {
         Json(token).into_response()

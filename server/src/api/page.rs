@@ -5,14 +5,10 @@ use axum::{
     http::{HeaderValue, Uri, header},
     response::{IntoResponse, Response},
 };
-use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Select};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::Error;
-
-/// The largest page a client may ask for.
-pub const MAX_PER_PAGE: u64 = 1000;
 
 /// `page` (from 1) and `per_page` (1 to 1000, default 10).
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -26,22 +22,16 @@ pub struct PageParams {
     pub per_page: Option<u64>,
 }
 
-pub use crate::service::{Listed, Page};
+pub use crate::service::{Listed, MAX_PER_PAGE, Page, PageRequest};
 
 impl PageParams {
+    /// The page asked for, as a service operation takes it before checking it.
+    pub fn request(&self) -> PageRequest {
+        PageRequest { page: self.page, per_page: self.per_page }
+    }
+
     pub fn validate(&self) -> Result<Page, Error> {
-        let page = self.page.unwrap_or(1);
-        let per_page = self.per_page.unwrap_or(10);
-        if page == 0 {
-            return Err(Error::invalid("page", "page starts at 1"));
-        }
-        if per_page == 0 || per_page > MAX_PER_PAGE {
-            return Err(Error::invalid("per_page", format!("per_page must be between 1 and {MAX_PER_PAGE}")));
-        }
-        if page.checked_mul(per_page).is_none_or(|n| n > i64::MAX as u64) {
-            return Err(Error::invalid("page", "page is too large"));
-        }
-        Ok(Page { page, per_page })
+        self.request().validate()
     }
 }
 
@@ -63,16 +53,6 @@ impl<T> Paged<T> {
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Paged<U> {
         Paged { items: self.items.into_iter().map(f).collect(), total: self.total, page: self.page, uri: self.uri }
     }
-}
-
-/// Counts `query`'s rows and fetches one page of them.
-pub async fn fetch<E, C>(db: &C, query: Select<E>, page: Page, uri: Uri) -> Result<Paged<E::Model>, Error>
-where
-    E: EntityTrait,
-    E::Model: FromQueryResult + Sized + Send + Sync,
-    C: ConnectionTrait,
-{
-    Ok(Paged::new(crate::service::list(db, query, page).await?, page, uri))
 }
 
 impl<T: Serialize> IntoResponse for Paged<T> {

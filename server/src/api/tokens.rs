@@ -1,6 +1,4 @@
-//! Personal access tokens: credentials for machines on `/oapi/v1`, owned by a user inside one
-//! tenant and narrowed to scopes. The token is answered once, at creation; the manager keeps
-//! only its SHA-256.
+//! `/personal-access-tokens`: the REST face of [`service::tokens`].
 
 use axum::{
     Json,
@@ -8,90 +6,15 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     ApiState,
     extract::{Body, Path, Query},
-    page::{self, PageParams, Paged},
-    validate,
+    page::{PageParams, Paged},
 };
-use crate::{
-    Error,
-    audit::in_tenant,
-    auth::{Principal, Visible, token},
-    entity::personal_access_tokens as pats,
-    rbac::{Act, Obj, Scope},
-};
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PersonalAccessToken {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub user_id: i64,
-    pub name: String,
-    pub bio: String,
-    /// The first characters, to tell tokens apart.
-    pub token_prefix: String,
-    pub scopes: Vec<Scope>,
-    /// `active` or `inactive`.
-    pub state: String,
-    pub expired_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<pats::Model> for PersonalAccessToken {
-    fn from(t: pats::Model) -> Self {
-        Self {
-            id: t.id,
-            tenant_id: t.tenant_id,
-            user_id: t.user_id,
-            name: t.name,
-            bio: t.bio,
-            token_prefix: t.token_prefix,
-            scopes: serde_json::from_value(t.scopes).unwrap_or_default(),
-            state: t.state,
-            expired_at: t.expired_at.and_utc(),
-            last_used_at: t.last_used_at.map(|t| t.and_utc()),
-            created_at: t.created_at.and_utc(),
-            updated_at: t.updated_at.and_utc(),
-        }
-    }
-}
-
-/// A new token: the only time `token` is shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub meta: PersonalAccessToken,
-    /// Send as `Authorization: Bearer <token>` to `/oapi/v1`. Not shown again.
-    pub token: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CreateToken {
-    pub tenant_id: Option<i64>,
-    pub name: String,
-    pub bio: Option<String>,
-    /// `job`, `cluster`.
-    pub scopes: Vec<Scope>,
-    /// In the future, at most ten years away.
-    pub expired_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct UpdateToken {
-    pub bio: Option<String>,
-    /// `active` or `inactive`.
-    pub state: Option<String>,
-    pub expired_at: Option<DateTime<Utc>>,
-}
+pub use crate::service::tokens::{CreateToken, CreatedToken, PersonalAccessToken, UpdateToken};
+use crate::{Error, audit::in_tenant, auth::Principal, service};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(list_tokens, create_token)).routes(routes!(
@@ -99,25 +22,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         update_token,
         delete_token
     ))
-}
-
-fn check_expiry(at: DateTime<Utc>) -> Result<(), Error> {
-    let now = Utc::now();
-    if at <= now {
-        return Err(Error::invalid("expired_at", "expired_at must be in the future"));
-    }
-    if at > now + chrono::Duration::days(3653) {
-        return Err(Error::invalid("expired_at", "expired_at must be within ten years"));
-    }
-    Ok(())
-}
-
-/// A token the caller may `act` on: its own (any role), or any of the tenant's for admins.
-async fn load(state: &ApiState, me: &Principal, id: i64, act: Act) -> Result<pats::Model, Error> {
-    let t = pats::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("token"))?;
-    let obj = if t.user_id == me.user_id { Obj::OwnTokens } else { Obj::Tokens };
-    me.check(&state.rbac, t.tenant_id, obj, act, "token")?;
-    Ok(t)
 }
 
 /// The caller's tokens, and for tenant admins every token of their tenants.
@@ -130,19 +34,7 @@ pub async fn list_tokens(
     Query(paging): Query<PageParams>,
 ) -> Result<Paged<PersonalAccessToken>, Error> {
     let page = paging.validate()?;
-    let mut query = pats::Entity::find().order_by_asc(pats::Column::Id);
-    if let Visible::Tenants(all) = me.visible(&state.rbac, Obj::Tokens)? {
-        let own = match me.visible(&state.rbac, Obj::OwnTokens)? {
-            Visible::All => vec![],
-            Visible::Tenants(t) => t,
-        };
-        query = query.filter(
-            Condition::any()
-                .add(pats::Column::TenantId.is_in(all))
-                .add(Condition::all().add(pats::Column::TenantId.is_in(own)).add(pats::Column::UserId.eq(me.user_id))),
-        );
-    }
-    Ok(page::fetch(&state.db, query, page, uri).await?.map(PersonalAccessToken::from))
+    Ok(Paged::new(service::tokens::list(state.cx(&me), page).await?, page, uri))
 }
 
 /// Create a token for oneself in one tenant; the answer carries the token, shown only now.
@@ -155,49 +47,8 @@ pub async fn create_token(
     Extension(me): Extension<Principal>,
     Body(body): Body<CreateToken>,
 ) -> Result<Response, Error> {
-    if me.session_id().is_none() {
-        return Err(Error::Forbidden("tokens cannot mint tokens".into()));
-    }
-    let tenant = me.tenant_for_create(&state.rbac, body.tenant_id, Obj::OwnTokens)?;
-    crate::service::tenants::live_tenant(&state.db, tenant).await?;
-    validate::name("name", &body.name)?;
-    let bio = body.bio.unwrap_or_default();
-    validate::text("bio", &bio, 1024)?;
-    let mut scopes = body.scopes;
-    scopes.sort();
-    scopes.dedup();
-    if scopes.is_empty() {
-        return Err(Error::invalid("scopes", "give at least one scope: job, cluster"));
-    }
-    check_expiry(body.expired_at)?;
-    let taken = pats::Entity::find()
-        .filter(pats::Column::UserId.eq(me.user_id))
-        .filter(pats::Column::Name.eq(body.name.as_str()))
-        .count(&state.db)
-        .await?;
-    if taken > 0 {
-        return Err(Error::Conflict(format!("you have a token named {:?}", body.name)));
-    }
-    let secret = token::generate();
-    let now = Utc::now().naive_utc();
-    let row = pats::ActiveModel {
-        tenant_id: Set(tenant),
-        user_id: Set(me.user_id),
-        name: Set(body.name),
-        bio: Set(bio),
-        token_hash: Set(token::hash(&secret)),
-        token_prefix: Set(token::display_prefix(&secret)),
-        scopes: Set(serde_json::to_value(&scopes).map_err(|e| Error::Internal(e.to_string()))?),
-        state: Set("active".into()),
-        expired_at: Set(body.expired_at.naive_utc()),
-        last_used_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&state.db)
-    .await?;
-    Ok(in_tenant(tenant, (StatusCode::CREATED, Json(CreatedToken { meta: row.into(), token: secret }))))
+    let created = service::tokens::create(state.cx(&me), body).await?;
+    Ok(in_tenant(created.meta.tenant_id, (StatusCode::CREATED, Json(created))))
 }
 
 /// One token (never the token itself).
@@ -209,7 +60,7 @@ pub async fn get_token(
     Extension(me): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<Json<PersonalAccessToken>, Error> {
-    Ok(Json(load(&state, &me, id, Act::Read).await?.into()))
+    Ok(Json(service::tokens::get(state.cx(&me), id).await?))
 }
 
 /// Disable or re-enable a token, change its expiry or description.
@@ -223,25 +74,8 @@ pub async fn update_token(
     Path(id): Path<i64>,
     Body(body): Body<UpdateToken>,
 ) -> Result<Response, Error> {
-    let t = load(&state, &me, id, Act::Update).await?;
-    let tenant = t.tenant_id;
-    let mut active: pats::ActiveModel = t.into();
-    if let Some(bio) = body.bio {
-        validate::text("bio", &bio, 1024)?;
-        active.bio = Set(bio);
-    }
-    if let Some(s) = body.state {
-        if s != "active" && s != "inactive" {
-            return Err(Error::invalid("state", "state must be active or inactive"));
-        }
-        active.state = Set(s);
-    }
-    if let Some(at) = body.expired_at {
-        check_expiry(at)?;
-        active.expired_at = Set(at.naive_utc());
-    }
-    active.updated_at = Set(Utc::now().naive_utc());
-    Ok(in_tenant(tenant, Json(PersonalAccessToken::from(active.update(&state.db).await?))))
+    let t = service::tokens::update(state.cx(&me), id, body).await?;
+    Ok(in_tenant(t.tenant_id, Json(t)))
 }
 
 /// Revoke a token for good.
@@ -253,7 +87,6 @@ pub async fn delete_token(
     Extension(me): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<Response, Error> {
-    let t = load(&state, &me, id, Act::Delete).await?;
-    pats::Entity::delete_by_id(id).exec(&state.db).await?;
-    Ok(in_tenant(t.tenant_id, StatusCode::NO_CONTENT))
+    let tenant = service::tokens::delete(state.cx(&me), id).await?;
+    Ok(in_tenant(tenant, StatusCode::NO_CONTENT))
 }

@@ -10,7 +10,12 @@ use chrono::Utc;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 
 use super::{Principal, token};
-use crate::{Error, entity::personal_access_tokens as pats, rbac::Scope, state::ApiState};
+use crate::{
+    Error,
+    entity::personal_access_tokens::{self as pats, TokenState},
+    rbac::Scope,
+    state::ApiState,
+};
 
 /// `/api/v1`: a sign-in token in `Authorization: Bearer` (or the console's `jwt` cookie).
 pub async fn require_session(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
@@ -76,7 +81,7 @@ async fn token_principal(state: &ApiState, presented: Option<String>) -> Result<
         .ok_or_else(|| Error::Unauthorized("send a personal access token as Authorization: Bearer <token>".into()))?;
     let rows = Principal::token_rows(&state.db, &token::hash(&presented)).await?;
     let row = rows.first().ok_or_else(|| Error::Unauthorized("unknown personal access token".into()))?;
-    if row.state != "active" {
+    if row.state != TokenState::Active {
         return Err(Error::Forbidden("this personal access token is inactive".into()));
     }
     let now = Utc::now().naive_utc();

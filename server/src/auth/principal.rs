@@ -7,7 +7,12 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinTy
 
 use crate::{
     Error,
-    entity::{members, personal_access_tokens as pats, sessions, users},
+    entity::{
+        members,
+        personal_access_tokens::{self as pats, TokenState},
+        sessions,
+        users::{self, UserState},
+    },
     rbac::{Act, Obj, Rbac, Role, Scope},
 };
 
@@ -47,7 +52,7 @@ pub enum Visible {
 #[derive(Debug, FromQueryResult)]
 struct UserRow {
     user_name: Option<String>,
-    user_state: Option<String>,
+    user_state: Option<UserState>,
     platform_role: Option<String>,
     member_tenant: Option<i64>,
     member_role: Option<String>,
@@ -60,7 +65,7 @@ pub(super) struct TokenRow {
     pub user_id: i64,
     pub tenant_id: i64,
     pub scopes: serde_json::Value,
-    pub state: String,
+    pub state: TokenState,
     pub expired_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     #[sea_orm(nested)]
@@ -131,7 +136,7 @@ impl Principal {
         only_tenant: Option<i64>,
         mut rows: impl Iterator<Item = &'r UserRow>,
     ) -> Result<Self, Error> {
-        let first = rows.next().filter(|r| r.user_state.as_deref() == Some("enabled"));
+        let first = rows.next().filter(|r| r.user_state == Some(UserState::Enabled));
         let first = first.ok_or_else(|| Error::Unauthorized("the user is disabled or gone".into()))?;
         let tenants = std::iter::once(first)
             .chain(rows)

@@ -15,11 +15,21 @@ pub struct Model {
     /// The first characters, shown in lists so people can tell tokens apart.
     pub token_prefix: String,
     pub scopes: Json,
-    pub state: String,
+    pub state: TokenState,
     pub expired_at: DateTime,
     pub last_used_at: Option<DateTime>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+}
+
+/// Whether a token is accepted, stored as `active` or `inactive`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum TokenState {
+    #[sea_orm(string_value = "active")]
+    Active,
+    #[sea_orm(string_value = "inactive")]
+    Inactive,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

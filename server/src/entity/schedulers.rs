@@ -14,12 +14,25 @@ pub struct Model {
     pub idc: String,
     pub location: String,
     /// `active` while its keepalive stream is open and fresh, else `inactive`.
-    pub state: String,
+    pub state: HostState,
     pub version: String,
     pub last_keep_alive_at: Option<DateTime>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub features: Json,
+}
+
+/// Whether a scheduler, seed peer or peer keeps alive, stored as `active` or `inactive` in the
+/// `state` column of all three tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum HostState {
+    /// Its keepalive is fresh.
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// It never kept alive, or stopped.
+    #[sea_orm(string_value = "inactive")]
+    Inactive,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+pub use super::schedulers::HostState;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "seed_peers")]
 pub struct Model {
@@ -14,7 +16,7 @@ pub struct Model {
     pub idc: String,
     pub location: String,
     /// `active` while its keepalive stream is open and fresh, else `inactive`.
-    pub state: String,
+    pub state: HostState,
     pub version: String,
     pub last_keep_alive_at: Option<DateTime>,
     pub created_at: DateTime,

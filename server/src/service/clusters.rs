@@ -12,11 +12,14 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Ctx, Listed, Page, registry, tenants::live_tenant, validate};
+use super::{Ctx, Listed, Page, exists, owned, tenants::live_tenant, validate, visible};
 use crate::{
     Error,
-    auth::Visible,
-    entity::{clusters, schedulers, seed_peers},
+    entity::{
+        clusters,
+        schedulers::{self, HostState},
+        seed_peers,
+    },
     rbac::{Act, Obj},
 };
 
@@ -219,24 +222,17 @@ fn json<T: Serialize>(v: &T) -> Result<serde_json::Value, Error> {
 
 /// A live cluster the caller may `act` on, or 404/403.
 pub async fn load(cx: Ctx<'_>, id: i64, act: Act) -> Result<clusters::Model, Error> {
-    let cluster = clusters::Entity::find_by_id(id)
-        .filter(clusters::Column::IsDel.eq(0))
-        .one(cx.db)
-        .await?
-        .ok_or_else(|| Error::not_found("cluster"))?;
-    cx.me.check(cx.rbac, cluster.tenant_id, Obj::Clusters, act, "cluster")?;
-    Ok(cluster)
+    let query = clusters::Entity::find_by_id(id).filter(clusters::Column::IsDel.eq(0));
+    owned(cx, query, "cluster", act, |c| (c.tenant_id, Obj::Clusters)).await
 }
 
 async fn name_taken(db: &impl ConnectionTrait, tenant: i64, name: &str, except: i64) -> Result<bool, Error> {
-    Ok(clusters::Entity::find()
+    let query = clusters::Entity::find()
         .filter(clusters::Column::TenantId.eq(tenant))
         .filter(clusters::Column::Name.eq(name))
         .filter(clusters::Column::IsDel.eq(0))
-        .filter(clusters::Column::Id.ne(except))
-        .count(db)
-        .await?
-        > 0)
+        .filter(clusters::Column::Id.ne(except));
+    exists(db, query).await
 }
 
 /// Only platform administrators choose the default cluster: it receives every peer no other
@@ -262,10 +258,8 @@ async fn clear_other_defaults(db: &impl ConnectionTrait, except: i64) -> Result<
 
 /// Clusters of the caller's tenants, oldest first.
 pub async fn list(cx: Ctx<'_>, filter: ClusterFilter, page: Page) -> Result<Listed<Cluster>, Error> {
-    let mut query = clusters::Entity::find().filter(clusters::Column::IsDel.eq(0)).order_by_asc(clusters::Column::Id);
-    if let Visible::Tenants(ids) = cx.me.visible(cx.rbac, Obj::Clusters)? {
-        query = query.filter(clusters::Column::TenantId.is_in(ids));
-    }
+    let query = clusters::Entity::find().filter(clusters::Column::IsDel.eq(0)).order_by_asc(clusters::Column::Id);
+    let mut query = visible(cx, query, Obj::Clusters, clusters::Column::TenantId)?;
     if let Some(name) = filter.name {
         query = query.filter(clusters::Column::Name.eq(name));
     }
@@ -381,12 +375,12 @@ pub async fn delete(cx: Ctx<'_>, id: i64) -> Result<i64, Error> {
     let tenant = cluster.tenant_id;
     let active_schedulers = schedulers::Entity::find()
         .filter(schedulers::Column::ClusterId.eq(id))
-        .filter(schedulers::Column::State.eq(registry::ACTIVE))
+        .filter(schedulers::Column::State.eq(HostState::Active))
         .count(cx.db)
         .await?;
     let active_seeds = seed_peers::Entity::find()
         .filter(seed_peers::Column::ClusterId.eq(id))
-        .filter(seed_peers::Column::State.eq(registry::ACTIVE))
+        .filter(seed_peers::Column::State.eq(HostState::Active))
         .count(cx.db)
         .await?;
     if active_schedulers + active_seeds > 0 {

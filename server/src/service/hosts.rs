@@ -7,17 +7,21 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    ActiveEnum, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     sea_query::{Query as SqlQuery, SimpleExpr},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Ctx, Listed, Page, registry};
+use super::{Ctx, Listed, Page};
 use crate::{
     Error,
     auth::Visible,
-    entity::{clusters, peers, schedulers, seed_peers},
+    entity::{
+        clusters, peers,
+        schedulers::{self, HostState},
+        seed_peers,
+    },
     rbac::{Act, Obj},
 };
 
@@ -51,7 +55,7 @@ impl From<schedulers::Model> for Scheduler {
             port: m.port,
             idc: m.idc,
             location: m.location,
-            state: m.state,
+            state: m.state.to_value(),
             version: m.version,
             features: serde_json::from_value(m.features).unwrap_or_default(),
             last_keep_alive_at: m.last_keep_alive_at.map(|t| t.and_utc()),
@@ -95,7 +99,7 @@ impl From<seed_peers::Model> for SeedPeer {
             r#type: m.r#type,
             idc: m.idc,
             location: m.location,
-            state: m.state,
+            state: m.state.to_value(),
             version: m.version,
             last_keep_alive_at: m.last_keep_alive_at.map(|t| t.and_utc()),
             upload_rate: u64::try_from(m.upload_rate).unwrap_or(0),
@@ -143,7 +147,7 @@ impl From<peers::Model> for Peer {
             location: m.location,
             os: m.os,
             platform: m.platform,
-            state: m.state,
+            state: m.state.to_value(),
             version: m.version,
             last_keep_alive_at: m.last_keep_alive_at.map(|t| t.and_utc()),
             upload_rate: u64::try_from(m.upload_rate).unwrap_or(0),
@@ -180,7 +184,7 @@ pub trait HostTable: EntityTrait<Model: FromQueryResult + Sized + Send + Sync> {
     const HOSTNAME: Self::Column;
     const IP: Self::Column;
     /// A row's cluster and state.
-    fn placed(row: &Self::Model) -> (i64, &str);
+    fn placed(row: &Self::Model) -> (i64, HostState);
 }
 
 macro_rules! host_table {
@@ -194,8 +198,8 @@ macro_rules! host_table {
             const STATE: Self::Column = $entity::Column::State;
             const HOSTNAME: Self::Column = $entity::Column::Hostname;
             const IP: Self::Column = $entity::Column::Ip;
-            fn placed(row: &Self::Model) -> (i64, &str) {
-                (row.cluster_id, &row.state)
+            fn placed(row: &Self::Model) -> (i64, HostState) {
+                (row.cluster_id, row.state)
             }
         }
     };
@@ -258,7 +262,7 @@ pub async fn get<T: HostTable>(cx: Ctx<'_>, id: i64) -> Result<T::Dto, Error> {
 /// Forgets an inactive host; answers its tenant.
 pub async fn delete<T: HostTable>(cx: Ctx<'_>, id: i64) -> Result<i64, Error> {
     let (row, tenant) = load::<T>(cx, id, Act::Delete).await?;
-    if T::placed(&row).1 == registry::ACTIVE {
+    if T::placed(&row).1 == HostState::Active {
         return Err(Error::Conflict(format!("the {} is active; stop it first", T::WHAT)));
     }
     T::delete_many().filter(T::ID.eq(id)).exec(cx.db).await?;

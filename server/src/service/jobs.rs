@@ -13,10 +13,9 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Ctx, Listed, Page, clusters::SchedulerClusterConfig, job_queue::RedisQueue, validate};
+use super::{Ctx, Listed, Page, clusters::SchedulerClusterConfig, job_queue::RedisQueue, owned, validate, visible};
 use crate::{
     Error,
-    auth::Visible,
     entity::{clusters, job_clusters, jobs},
     rbac::{Act, Obj},
 };
@@ -165,17 +164,13 @@ fn check_args(kind: &str, args: &serde_json::Value) -> Result<(), Error> {
 }
 
 async fn load(cx: Ctx<'_>, id: i64, act: Act) -> Result<jobs::Model, Error> {
-    let job = jobs::Entity::find_by_id(id).one(cx.db).await?.ok_or_else(|| Error::not_found("job"))?;
-    cx.me.check(cx.rbac, job.tenant_id, Obj::Jobs, act, "job")?;
-    Ok(job)
+    owned(cx, jobs::Entity::find_by_id(id), "job", act, |j| (j.tenant_id, Obj::Jobs)).await
 }
 
 /// Jobs of the caller's tenants, newest first.
 pub async fn list(cx: Ctx<'_>, filter: JobFilter, page: Page) -> Result<Listed<Job>, Error> {
-    let mut query = jobs::Entity::find().order_by_desc(jobs::Column::Id);
-    if let Visible::Tenants(ids) = cx.me.visible(cx.rbac, Obj::Jobs)? {
-        query = query.filter(jobs::Column::TenantId.is_in(ids));
-    }
+    let query = jobs::Entity::find().order_by_desc(jobs::Column::Id);
+    let mut query = visible(cx, query, Obj::Jobs, jobs::Column::TenantId)?;
     if let Some(t) = filter.r#type {
         query = query.filter(jobs::Column::Type.eq(t));
     }

@@ -16,13 +16,12 @@ use sea_orm::{
 
 use crate::{
     Error,
-    entity::{clusters, peers, schedulers, seed_peers},
+    entity::{
+        clusters, peers,
+        schedulers::{self, HostState},
+        seed_peers,
+    },
 };
-
-/// `state` of a row whose keepalive is fresh.
-pub const ACTIVE: &str = "active";
-/// `state` of a row that never kept alive, or stopped.
-pub const INACTIVE: &str = "inactive";
 
 /// Which table a component lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +141,7 @@ pub async fn upsert_scheduler(db: &impl ConnectionTrait, r: SchedulerRegistratio
             cluster_id: Set(r.key.cluster_id),
             hostname: Set(r.key.hostname.clone()),
             ip: Set(r.key.ip.to_string()),
-            state: Set(INACTIVE.into()),
+            state: Set(HostState::Inactive),
             created_at: Set(t),
             ..Default::default()
         },
@@ -172,7 +171,7 @@ pub async fn upsert_seed_peer(db: &impl ConnectionTrait, r: SeedPeerRegistration
             cluster_id: Set(r.key.cluster_id),
             hostname: Set(r.key.hostname.clone()),
             ip: Set(r.key.ip.to_string()),
-            state: Set(INACTIVE.into()),
+            state: Set(HostState::Inactive),
             created_at: Set(t),
             ..Default::default()
         },
@@ -215,7 +214,7 @@ pub async fn upsert_peer(db: &impl ConnectionTrait, r: PeerRegistration) -> Resu
     row.version = Set(r.version);
     row.os = Set(r.os);
     row.platform = Set(r.platform);
-    row.state = Set(ACTIVE.into());
+    row.state = Set(HostState::Active);
     row.last_keep_alive_at = Set(Some(stamp_now()));
     row.updated_at = Set(t);
     Ok(row.save(db).await?.try_into_model()?)
@@ -230,7 +229,7 @@ pub async fn active_schedulers(
 ) -> Result<Vec<schedulers::Model>, Error> {
     Ok(schedulers::Entity::find()
         .filter(schedulers::Column::ClusterId.eq(cluster_id))
-        .filter(schedulers::Column::State.eq(ACTIVE))
+        .filter(schedulers::Column::State.eq(HostState::Active))
         .filter(schedulers::Column::LastKeepAliveAt.gte(cutoff(timeout)))
         .order_by_asc(schedulers::Column::Id)
         .all(db)
@@ -267,7 +266,7 @@ pub async fn keep_alive(
     macro_rules! stamp {
         ($entity:ident $(, $extra:ident)?) => {
             by_key!($entity, key)
-                .col_expr($entity::Column::State, Expr::value(ACTIVE))
+                .col_expr($entity::Column::State, Expr::value(HostState::Active))
                 .col_expr($entity::Column::LastKeepAliveAt, Expr::value(t))
                 $(.col_expr($entity::Column::$extra, Expr::value(rate)))?
                 .exec(db)
@@ -301,7 +300,7 @@ pub async fn end_keep_alive(
         ($entity:ident) => {
             by_key!($entity, key)
                 .filter($entity::Column::LastKeepAliveAt.lte(last_stamp))
-                .col_expr($entity::Column::State, Expr::value(INACTIVE))
+                .col_expr($entity::Column::State, Expr::value(HostState::Inactive))
                 .exec(db)
                 .await?
         };
@@ -322,9 +321,9 @@ pub async fn sweep(db: &impl ConnectionTrait, timeout: Duration) -> Result<u64, 
     macro_rules! expire {
         ($entity:ident) => {
             $entity::Entity::update_many()
-                .filter($entity::Column::State.eq(ACTIVE))
+                .filter($entity::Column::State.eq(HostState::Active))
                 .filter($entity::Column::LastKeepAliveAt.lt(before))
-                .col_expr($entity::Column::State, Expr::value(INACTIVE))
+                .col_expr($entity::Column::State, Expr::value(HostState::Inactive))
                 .exec(db)
                 .await?
                 .rows_affected

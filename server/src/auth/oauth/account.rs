@@ -12,7 +12,10 @@ use super::client::Identity;
 use crate::{
     Error,
     config::OAuthProviderConfig,
-    entity::{user_identities, users},
+    entity::{
+        user_identities,
+        users::{self, UserState},
+    },
     password,
 };
 
@@ -34,7 +37,7 @@ pub async fn find_or_create(
             .ok_or_else(|| Error::Internal("a user identity points at no user".into()))?,
         None => create(db, provider, identity).await?,
     };
-    if user.state != "enabled" {
+    if user.state != UserState::Enabled {
         return Err(Error::Forbidden("this user is disabled; ask a platform administrator".into()));
     }
     Ok(user)
@@ -74,7 +77,7 @@ async fn create(
         name: Set(name.clone()),
         email: Set(identity.email.clone().filter(|e| e.len() <= 256)),
         encrypted_password: Set(unusable),
-        state: Set("enabled".into()),
+        state: Set(UserState::Enabled),
         platform_role: Set(String::new()),
         created_at: Set(now.fixed_offset()),
         updated_at: Set(now.fixed_offset()),
