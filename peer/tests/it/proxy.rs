@@ -141,3 +141,31 @@ async fn mirror_mode_finds_the_upstream_from_the_header() {
     assert_eq!(lost.headers()["x-dragonfly-error-type"], "proxy");
     assert!(lost.text().await.unwrap().contains("no upstream"));
 }
+
+#[tokio::test]
+async fn a_piece_length_no_download_may_ask_for_is_a_400_and_every_daemon_stays_up() {
+    let origin = testkit::origin::Origin::start().await;
+    let cluster = testkit::cluster::Cluster::start(1).await;
+    let client =
+        reqwest::Client::builder().proxy(reqwest::Proxy::http(&cluster.peers[0].proxy).unwrap()).build().unwrap();
+    let url = format!("{origin}/bytes/100000");
+
+    // The first of these made the seed peer abort ("memory allocation of 100000000000 bytes failed").
+    for length in ["100000000000", "1", "0", "lots"] {
+        let resp = client
+            .get(&url)
+            .header("x-dragonfly-use-p2p", "true")
+            .header("x-dragonfly-piece-length", length)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "piece length {length}");
+        assert_eq!(resp.headers()["x-dragonfly-error-type"], "proxy");
+        assert!(resp.text().await.unwrap().contains("iece"), "the answer names the piece length");
+    }
+    assert_eq!(origin.gets(), 0, "nothing was fetched for a refused request");
+
+    let resp = client.get(&url).header("x-dragonfly-use-p2p", "true").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), testkit::origin::content(100_000, 0));
+}

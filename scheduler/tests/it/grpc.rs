@@ -47,3 +47,47 @@ async fn hosts_announce_leave_and_bad_hosts_are_rejected() -> anyhow::Result<()>
     scheduler.stop().await;
     Ok(())
 }
+
+/// Opens an `AnnouncePeer` stream whose first message registers `task`; the scheduler's answer.
+async fn register(
+    client: &mut pb::scheduler_client::SchedulerClient<tonic::transport::Channel>,
+    task: pb::TaskSpec,
+) -> Result<(), tonic::Status> {
+    let register =
+        pb::RegisterPeer { host_id: "a".into(), peer_id: "a-1".into(), task: Some(task), ..Default::default() };
+    let first = pb::AnnouncePeerRequest { request: Some(pb::announce_peer_request::Request::Register(register)) };
+    client.announce_peer(tokio_stream::iter(vec![first])).await.map(drop)
+}
+
+#[tokio::test]
+async fn a_task_id_that_is_not_its_specs_is_refused_and_no_task_is_kept() -> anyhow::Result<()> {
+    let scheduler = TestScheduler::start(SchedulerConfig::default()).await;
+    let mut client = pb::scheduler_client::SchedulerClient::connect(scheduler.endpoint()).await?;
+    client.announce_host(pb::AnnounceHostRequest { host: Some(host("a")) }).await?;
+    let url = "http://origin.test/file";
+    let id = |url: &str, piece_length| {
+        common::task_id::task_id(&common::task_id::TaskSpec { url, piece_length, ..Default::default() }).unwrap().0
+    };
+    let spec = |task_id: String| pb::TaskSpec { task_id, url: url.into(), ..Default::default() };
+
+    for (bad, what) in [
+        (spec("../../etc/cron.d/x".into()), "a path"),
+        (spec(id("http://origin.test/other", None)), "another URL's id"),
+        (pb::TaskSpec { piece_length: Some(100_000_000_000), ..spec(id(url, None)) }, "a huge piece"),
+        (pb::TaskSpec { piece_length: Some(1), ..spec(id(url, None)) }, "a 1-byte piece"),
+    ] {
+        let err = register(&mut client, bad).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err:?}");
+    }
+    assert!(scheduler.tasks.is_empty(), "a refused registration keeps no task");
+    for bad in ["../x", ""] {
+        let stat = client.stat_task(pb::StatTaskRequest { task_id: bad.into() }).await.unwrap_err();
+        assert_eq!(stat.code(), tonic::Code::InvalidArgument);
+        let delete = client.delete_task(pb::DeleteTaskRequest { task_id: bad.into() }).await.unwrap_err();
+        assert_eq!(delete.code(), tonic::Code::InvalidArgument);
+    }
+
+    register(&mut client, spec(id(url, None))).await?;
+    scheduler.stop().await;
+    Ok(())
+}
