@@ -6,7 +6,7 @@ use peer::config::DfdaemonConfig;
 use scheduler::config::SchedulerConfig;
 
 use crate::{
-    peer::{PeerBuilder, TestPeer},
+    peer::{PeerBuilder, TestPeer, Tweak},
     scheduler::TestScheduler,
 };
 
@@ -23,7 +23,7 @@ pub struct Cluster {
 pub struct ClusterBuilder {
     peers: usize,
     scheduler: SchedulerConfig,
-    seed: Box<dyn FnOnce(&mut DfdaemonConfig) + Send>,
+    seed: Tweak,
 }
 
 impl Cluster {

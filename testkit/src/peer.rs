@@ -15,13 +15,16 @@ use tokio_util::sync::CancellationToken;
 /// The piece length [`TestPeer::dfget`] asks for: small, so a few hundred KiB are many pieces.
 pub const PIECE: u64 = 64 * 1024;
 
+/// A change to a dfdaemon's configuration, made once it is loaded.
+pub type Tweak = Box<dyn FnOnce(&mut DfdaemonConfig) + Send>;
+
 /// How a test dfdaemon is configured before it starts.
 pub struct PeerBuilder {
     data: PathBuf,
     name: String,
     overrides: Overrides,
     stopped_by: Option<CancellationToken>,
-    tweaks: Vec<Box<dyn FnOnce(&mut DfdaemonConfig) + Send>>,
+    tweaks: Vec<Tweak>,
 }
 
 /// A running dfdaemon.
