@@ -122,6 +122,7 @@ impl Task {
                 phase: PeerPhase::Pending,
                 finished: PieceBitmap::new(),
                 blocked: HashSet::new(),
+                offered: HashSet::new(),
                 slow: HashSet::new(),
                 costs: Vec::new(),
                 upload_success: 0,
@@ -144,9 +145,12 @@ impl Task {
 
     /// A child could not use `parent`. A corrupt parent is excluded from the whole task.
     pub fn parent_failed(&mut self, child: &PeerId, parent: &PeerId, corrupt: bool) {
-        if let Some(c) = self.peers.get_mut(child) {
-            c.blocked.insert(parent.clone());
+        let Some(c) = self.peers.get_mut(child) else { return };
+        if !c.offered.contains(parent) {
+            tracing::info!(task_id = %self.id, %parent, reported_by = %child, "failure of a parent never offered to the reporter ignored");
+            return;
         }
+        c.blocked.insert(parent.clone());
         if let Some(p) = self.peers.get_mut(parent) {
             p.upload_failed += 1;
             if corrupt {

@@ -178,6 +178,7 @@ mod tests {
         t.peer_succeeded(&a);
         t.peer_left(&a);
         t.register(b.clone(), HostId("b".into()), false);
+        offer(&mut t, &b, &a);
         t.pieces_finished(&b, &[from_parent(0, &a, 100), from_parent(1, &a, 100)]).unwrap();
         t.peer_succeeded(&b);
         t.peer_left(&b);
@@ -187,6 +188,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         let ttl = Duration::from_millis(100);
         cell.lock().register(c.clone(), HostId("c".into()), false);
+        offer(&mut cell.lock(), &c, &b);
         cell.lock().pieces_finished(&c, &[from_parent(0, &b, 100)]).unwrap();
         assert_eq!(tasks.expire_peers(ttl, Instant::now()), 1);
         let mut t = cell.lock();

@@ -48,6 +48,9 @@ pub struct PeerRecord {
     pub finished: PieceBitmap,
     /// Parents this peer must not use again (failed, corrupt or slow for it).
     pub blocked: HashSet<PeerId>,
+    /// Every parent this peer was handed: what it says about a parent (a failure, a piece) counts
+    /// only for these, so it cannot exclude or credit a stranger.
+    pub offered: HashSet<PeerId>,
     /// Parents that were far slower than usual for this peer: avoided while another parent can
     /// serve it, never so that it is left with none.
     pub slow: HashSet<PeerId>,

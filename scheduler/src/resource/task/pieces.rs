@@ -152,7 +152,8 @@ impl Task {
                     }
                 }
                 PieceSource::Parent(parent) => {
-                    if let Some(p) = self.peers.get_mut(parent) {
+                    let offered = self.peers.get(peer).is_some_and(|c| c.offered.contains(parent));
+                    if let Some(p) = self.peers.get_mut(parent).filter(|_| offered) {
                         p.upload_success += 1;
                         p.updated = Instant::now();
                         let bad = scheduling::is_bad_parent(&p.costs, r.cost_micros);
@@ -174,7 +175,11 @@ impl Task {
                 if !c.finished.contains(r.number) {
                     match &r.source {
                         PieceSource::Origin { .. } => c.origin_pieces += 1,
-                        PieceSource::Parent(parent) => *c.parent_pieces.entry(parent.clone()).or_default() += 1,
+                        PieceSource::Parent(parent) if c.offered.contains(parent) => {
+                            *c.parent_pieces.entry(parent.clone()).or_default() += 1
+                        }
+                        // A stranger is credited nothing (the piece still counts as the peer's).
+                        PieceSource::Parent(_) => {}
                         PieceSource::Inline => c.inline_pieces += 1,
                     }
                 }
@@ -332,11 +337,36 @@ mod tests {
         let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
         fetch_all_from_origin(&mut t, &a, 3);
         t.register(b.clone(), HostId("b".into()), false);
+        offer(&mut t, &b, &a);
         // Piece 0 reported twice (a retried report) counts once.
         t.pieces_finished(&b, &[from_parent(0, &a, 100), from_parent(1, &a, 100), from_parent(0, &a, 100)]).unwrap();
         let snapshot = t.snapshot();
         let (pa, pb) = (&snapshot.peers[0], &snapshot.peers[1]);
         assert_eq!((pa.origin_pieces, pa.parent_pieces.len()), (3, 0));
         assert_eq!((pb.origin_pieces, pb.parent_pieces.get(&a).copied()), (0, Some(2)));
+    }
+
+    #[test]
+    fn what_a_peer_says_about_a_parent_it_was_never_offered_changes_nothing() {
+        let (a, b, c) = (PeerId("a-1".into()), PeerId("b-1".into()), PeerId("c-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        fetch_all_from_origin(&mut t, &a, 3);
+        t.register(b.clone(), HostId("b".into()), false);
+        t.register(c.clone(), HostId("c".into()), false);
+        offer(&mut t, &c, &a);
+
+        // b was never handed a: its "corrupt" report excludes no one and blocks nothing.
+        t.parent_failed(&b, &a, true);
+        assert!(!t.peer(&a).unwrap().excluded);
+        assert_eq!(t.peer(&a).unwrap().upload_failed, 0);
+        assert!(t.peer(&b).unwrap().blocked.is_empty());
+        // Nor does a piece "from" a credit a: no success, no cost, no edge in the graph.
+        t.pieces_finished(&b, &[from_parent(0, &a, 1)]).unwrap();
+        assert_eq!(t.peer(&a).unwrap().upload_success, 0);
+        assert!(t.peer(&b).unwrap().parent_pieces.is_empty());
+
+        // c was handed a: its report counts.
+        t.parent_failed(&c, &a, true);
+        assert!(t.peer(&a).unwrap().excluded);
     }
 }

@@ -48,3 +48,8 @@ pub(super) fn from_origin(n: u32) -> PieceReport {
 pub(super) fn from_parent(n: u32, parent: &PeerId, cost_micros: u64) -> PieceReport {
     PieceReport { number: n, digest: None, source: PieceSource::Parent(parent.clone()), cost_micros }
 }
+
+/// Records that `parent` was handed to `child`, as an update would have.
+pub(super) fn offer(t: &mut Task, child: &PeerId, parent: &PeerId) {
+    t.peers.get_mut(child).expect("child registered").offered.insert(parent.clone());
+}

@@ -80,6 +80,9 @@ impl Task {
         let downloading = matches!(record.phase, PeerPhase::Pending | PeerPhase::Running)
             || (self.spreads() && record.phase == PeerPhase::BackToSource);
         let parents = if downloading { self.choose_parents(&record, hosts, limits) } else { Vec::new() };
+        if let Some(r) = self.peers.get_mut(peer) {
+            r.offered.extend(parents.iter().map(|p| p.peer_id.clone()));
+        }
         // Pieces handed to this peer (by this call or by another peer's) that it was not sent.
         let mut origin_pieces = Vec::new();
         if self.spreads() {
@@ -265,6 +268,7 @@ mod tests {
         t.peer_succeeded(&a);
 
         t.register(b.clone(), HostId("b".into()), false);
+        offer(&mut t, &b, &a);
         // Two ordinary pieces, then one 100x slower: the parent is marked slow for b.
         t.pieces_finished(&b, &[from_parent(0, &a, 100), from_parent(1, &a, 100), from_parent(2, &a, 10_000)]).unwrap();
         assert!(t.peer(&b).unwrap().slow.contains(&a));
