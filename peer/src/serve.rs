@@ -143,6 +143,7 @@ impl Dfdaemon {
             metrics: metrics.clone(),
             one_upload_per_piece: config.seed,
             active: Arc::default(),
+            limits: crate::transport::server::Limits::default(),
         };
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer<DfdaemonService>>().await;

@@ -1,6 +1,17 @@
 //! Serving finished pieces to other peers, straight from the content file.
+//!
+//! Whoever reaches the port is a stranger until mTLS: a connection holds nothing for long. A
+//! request must arrive within [`Limits::request`], an idle connection closes after
+//! [`Limits::idle`], a transfer whose child takes no bytes for [`Limits::stalled`] is dropped
+//! (freeing its place in the queue), and one address holds at most
+//! [`Limits::connections_per_address`] connections.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use common::ids::TaskId;
 use tokio::{
@@ -34,6 +45,63 @@ pub struct UploadContext {
     pub one_upload_per_piece: bool,
     /// Pieces being uploaded right now (only tracked with `one_upload_per_piece`).
     pub active: Arc<std::sync::Mutex<std::collections::HashSet<(TaskId, u32)>>>,
+    /// Deadlines and caps for connections.
+    pub limits: Limits,
+}
+
+/// How long a connection may wait or hold, and how many one address may open.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Between requests on a connection.
+    pub idle: Duration,
+    /// From a request's first byte to its last.
+    pub request: Duration,
+    /// A transfer whose child takes no bytes this long is dropped.
+    pub stalled: Duration,
+    /// Connections open at once from one IP address (0: no cap).
+    pub connections_per_address: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(60),
+            request: Duration::from_secs(10),
+            // Under the client's own 30 s stall timeout, so a stuck child is dropped first.
+            stalled: Duration::from_secs(20),
+            connections_per_address: 256,
+        }
+    }
+}
+
+/// Open connections per address; a [`Slot`] gives its place back when dropped.
+#[derive(Debug, Default)]
+struct Connections(Mutex<HashMap<IpAddr, usize>>);
+
+struct Slot(Arc<Connections>, IpAddr);
+
+impl Connections {
+    fn open(self: &Arc<Self>, from: IpAddr, cap: usize) -> Option<Slot> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(from).or_default();
+        if cap != 0 && *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(Slot(self.clone(), from))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.0.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
 }
 
 /// Removes a piece from [`UploadContext::active`] when its upload ends.
@@ -49,11 +117,16 @@ impl Drop for ActivePiece<'_> {
 
 /// Accepts connections until `shutdown`.
 pub async fn serve(listener: TcpListener, ctx: UploadContext, shutdown: CancellationToken) {
+    let connections = Arc::new(Connections::default());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
+                    let Some(slot) = connections.open(from.ip(), ctx.limits.connections_per_address) else {
+                        tracing::debug!(%from, "too many upload connections from one address; refused");
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     // Keep little unsent data in the kernel, so a transfer holds its turn
                     // (`SENDERS`) until its bytes are on the wire, not merely queued.
@@ -61,6 +134,7 @@ pub async fn serve(listener: TcpListener, ctx: UploadContext, shutdown: Cancella
                     let ctx = ctx.clone();
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
+                        let _slot = slot;
                         tokio::select! {
                             _ = shutdown.cancelled() => {}
                             r = connection(stream, ctx) => if let Err(e) = r {
@@ -82,15 +156,21 @@ async fn connection(stream: TcpStream, ctx: UploadContext) -> std::io::Result<()
     let (mut rd, wr) = stream.into_split();
     let mut wr = BufWriter::with_capacity(256 * 1024, wr);
     loop {
-        let op = match rd.read_u8().await {
-            Ok(op) => op,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
+        let op = match tokio::time::timeout(ctx.limits.idle, rd.read_u8()).await {
+            Err(_) => return Ok(()),
+            Ok(Ok(op)) => op,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
         };
-        let id_len = rd.read_u8().await? as usize;
-        let mut id = vec![0; id_len];
-        rd.read_exact(&mut id).await?;
-        let piece = rd.read_u32().await?;
+        let head = async {
+            let id_len = rd.read_u8().await? as usize;
+            let mut id = vec![0; id_len];
+            rd.read_exact(&mut id).await?;
+            Ok::<_, std::io::Error>((id, rd.read_u32().await?))
+        };
+        let (id, piece) = tokio::time::timeout(ctx.limits.request, head)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request not sent in time"))??;
         if op != OP_GET_PIECE {
             reply(&mut wr, Status::Error, format!("unknown op {op}").as_bytes()).await?;
             return Ok(());
@@ -151,7 +231,7 @@ async fn serve_piece(
     wr.write_u8(Status::Ok as u8).await?;
     wr.write_u64(len).await?;
     wr.flush().await?;
-    send_range(wr.get_ref().as_ref(), &file, range.start, len, &ctx.limiter, &ctx.senders).await?;
+    send_range(wr.get_ref().as_ref(), &file, range.start, len, &ctx.limiter, &ctx.senders, ctx.limits.stalled).await?;
     ctx.metrics.upload_traffic.inc_by(len);
     task.touch();
     Ok(())
@@ -190,6 +270,7 @@ async fn send_range(
     len: u64,
     limiter: &RateLimiter,
     senders: &Semaphore,
+    stalled: Duration,
 ) -> std::io::Result<()> {
     let closed = || std::io::Error::other("upload server closed");
     let mut turn = Some(senders.acquire().await.map_err(|_| closed())?);
@@ -204,7 +285,9 @@ async fn send_range(
                 Ok(ready) => ready?,
                 Err(_) => {
                     turn = None;
-                    stream.writable().await?;
+                    tokio::time::timeout(stalled.saturating_sub(STALLED_TURN), stream.writable())
+                        .await
+                        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the child took no bytes"))??;
                 }
             }
             if turn.is_none() {
@@ -245,6 +328,10 @@ mod tests {
     /// An upload server holding one finished 8 MiB piece, with `queue` transfers sending or
     /// waiting at most.
     async fn server(queue: usize) -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
+        server_with(queue, Limits::default()).await
+    }
+
+    async fn server_with(queue: usize, limits: Limits) -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(dir.path()).unwrap());
         let task = storage.task(&TaskId("t".into()), "http://o/x").unwrap();
@@ -260,6 +347,7 @@ mod tests {
             metrics: Arc::default(),
             one_upload_per_piece: false,
             active: Arc::default(),
+            limits,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -312,6 +400,52 @@ mod tests {
         .unwrap();
         assert!(matches!(outcome.0, Err(FetchError::Busy)), "{:?}", outcome.0.err());
         assert!(outcome.1.is_ok(), "{:?}", outcome.1.err());
+        shutdown.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_that_takes_nothing_loses_its_place_and_idle_or_excess_connections_close() {
+        let limits = Limits {
+            idle: Duration::from_millis(300),
+            request: Duration::from_millis(300),
+            stalled: Duration::from_millis(300),
+            connections_per_address: 3,
+        };
+        let (addr, shutdown, _dir) = server_with(1, limits).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            // A stalled child holds the only place in the queue: busy at first, then dropped.
+            let stalled = stalled_child(addr);
+            let busy = fetch(addr);
+            std::thread::sleep(Duration::from_millis(700));
+            let served = fetch(addr);
+            drop(stalled);
+
+            // Three silent connections are the cap: a fourth is closed at once; after the idle
+            // deadline they are closed and a new one is served.
+            let silent: Vec<StdStream> = (0..3).map(|_| StdStream::connect(addr).unwrap()).collect();
+            std::thread::sleep(Duration::from_millis(100));
+            let refused = fetch(addr);
+            let mut first = &silent[0];
+            let mut byte = [0u8; 1];
+            first.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let closed = first.read(&mut byte).map(|n| n == 0);
+            std::thread::sleep(Duration::from_millis(100));
+            let after_idle = fetch(addr);
+            // Half a request, then nothing: closed after the request deadline.
+            let mut slow = StdStream::connect(addr).unwrap();
+            slow.write_all(&[crate::transport::OP_GET_PIECE, 1]).unwrap();
+            slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let slow_closed = slow.read(&mut byte).map(|n| n == 0);
+            (busy, served, refused, closed, after_idle, slow_closed)
+        })
+        .await
+        .unwrap();
+        assert!(matches!(outcome.0, Err(FetchError::Busy)), "{:?}", outcome.0.err());
+        assert!(outcome.1.is_ok(), "the stalled transfer gave its place up: {:?}", outcome.1.err());
+        assert!(outcome.2.is_err(), "a fourth connection from one address is refused");
+        assert!(matches!(outcome.3, Ok(true)), "an idle connection is closed: {:?}", outcome.3);
+        assert!(outcome.4.is_ok(), "{:?}", outcome.4.err());
+        assert!(matches!(outcome.5, Ok(true)), "a half-sent request is dropped: {:?}", outcome.5);
         shutdown.cancel();
     }
 }
