@@ -60,6 +60,9 @@ pub struct Limits {
     pub stalled: Duration,
     /// Connections open at once from one IP address (0: no cap).
     pub connections_per_address: usize,
+    /// Leave loopback uncapped: every peer of a one-machine cluster (`damselfly up`) connects
+    /// from it.
+    pub loopback_uncapped: bool,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             // Under the client's own 30 s stall timeout, so a stuck child is dropped first.
             stalled: Duration::from_secs(20),
             connections_per_address: 256,
+            loopback_uncapped: true,
         }
     }
 }
@@ -123,7 +127,9 @@ pub async fn serve(listener: TcpListener, ctx: UploadContext, shutdown: Cancella
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
-                    let Some(slot) = connections.open(from.ip(), ctx.limits.connections_per_address) else {
+                    let uncapped = ctx.limits.loopback_uncapped && from.ip().is_loopback();
+                    let cap = if uncapped { 0 } else { ctx.limits.connections_per_address };
+                    let Some(slot) = connections.open(from.ip(), cap) else {
                         tracing::debug!(%from, "too many upload connections from one address; refused");
                         continue;
                     };
@@ -410,6 +416,7 @@ mod tests {
             request: Duration::from_millis(300),
             stalled: Duration::from_millis(300),
             connections_per_address: 3,
+            loopback_uncapped: false,
         };
         let (addr, shutdown, _dir) = server_with(1, limits).await;
         let outcome = tokio::task::spawn_blocking(move || {
