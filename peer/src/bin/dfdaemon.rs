@@ -78,6 +78,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         std::fs::remove_file(socket_path)?;
     }
     let socket = UnixListener::bind(socket_path)?;
+    // Whoever may connect may have files written as this daemon's user: the owner and its group
+    // only, whatever the umask.
+    std::fs::set_permissions(socket_path, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
     let http = runtime::bind(config.server.http_addr, "http").await?;
     let upload = runtime::bind(config.server.upload_addr, "upload").await?;
     let proxy = runtime::bind(config.server.proxy_addr, "proxy").await?;

@@ -4,6 +4,7 @@
 //! Needs the workspace's binaries built (`make build` or `cargo build --workspace --bins`).
 
 use std::{
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -80,6 +81,8 @@ async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Res
 
     // The banner's dfget example works: fetch the manager's stylesheet through peer-1.
     let peer = peers.iter().find(|p| p["seed"] == false).unwrap();
+    let socket_mode = std::fs::metadata(peer["endpoint"].as_str().unwrap())?.permissions().mode() & 0o777;
+    assert_eq!(socket_mode, 0o660, "the download socket is the owner's and its group's only");
     let out = dir.path().join("console.css");
     let url = format!("{}/pkg/console.css", cluster["manager"]["http"].as_str().unwrap());
     let status = Command::new(bin_dir().join("dfget"))
