@@ -2,7 +2,7 @@
 //! (personal access tokens), `/healthy`, and the OpenAPI document at `/openapi.json`.
 //!
 //! Handlers are thin: parse (with the JSON-error [`extract`]ors), call the operation in
-//! [`crate::service`] with the caller's [`Principal`] (which asks casbin via [`crate::rbac`] and
+//! `service` with the caller's [`Principal`] (which asks casbin via [`crate::rbac`] and
 //! touches the database), answer. No handler queries the database itself. Every list is
 //! paginated the same way ([`page`]); every error has one JSON shape ([`crate::error::ErrorBody`]).
 //!

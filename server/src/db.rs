@@ -12,7 +12,9 @@ use crate::{
     Error,
     config::DatabaseConfig,
     entity::{
-        clusters, members, tenants,
+        clusters,
+        members::{self, MemberRole},
+        tenants,
         users::{self, UserState},
     },
     password,
@@ -104,7 +106,7 @@ pub async fn ensure_defaults(db: &DatabaseConnection) -> Result<(), Error> {
     members::ActiveModel {
         tenant_id: Set(tenant.id),
         user_id: Set(root.id),
-        role: Set("admin".into()),
+        role: Set(MemberRole::Admin),
         created_at: Set(now),
         ..Default::default()
     }

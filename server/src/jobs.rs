@@ -18,7 +18,11 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use tokio_util::sync::CancellationToken;
 
 use crate::service::job_queue::RedisQueue;
-use crate::{Error, config::JobsConfig, entity::jobs};
+use crate::{
+    Error,
+    config::JobsConfig,
+    entity::jobs::{self, JobState},
+};
 
 /// Job types this runner executes.
 const RUNNABLE: &[&str] = &["get_task", "delete_task"];
@@ -96,14 +100,14 @@ async fn execute(db: &DatabaseConnection, config: &JobsConfig, keepalive: Durati
 /// Claims job `id` if it is still `PENDING` and of a runnable type.
 async fn claim(db: &DatabaseConnection, id: i64) -> Result<Option<jobs::Model>, Error> {
     let Some(job) = jobs::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
-    if job.state != "PENDING" || !RUNNABLE.contains(&job.r#type.as_str()) {
+    if job.state != JobState::Pending || !RUNNABLE.contains(&job.r#type.as_str()) {
         return Ok(None);
     }
     let claimed = jobs::Entity::update_many()
-        .col_expr(jobs::Column::State, Expr::value("RUNNING"))
+        .col_expr(jobs::Column::State, Expr::value(JobState::Running))
         .col_expr(jobs::Column::UpdatedAt, Expr::value(Utc::now().naive_utc()))
         .filter(jobs::Column::Id.eq(id))
-        .filter(jobs::Column::State.eq("PENDING"))
+        .filter(jobs::Column::State.eq(JobState::Pending))
         .exec(db)
         .await?;
     Ok((claimed.rows_affected == 1).then_some(job))
@@ -114,13 +118,13 @@ async fn next(db: &DatabaseConnection, config: &JobsConfig) -> Result<Option<job
     let now = Utc::now().naive_utc();
     let stale = now - chrono::Duration::seconds(config.stale_after_secs.min(i64::MAX as u64) as i64);
     jobs::Entity::update_many()
-        .col_expr(jobs::Column::State, Expr::value("PENDING"))
-        .filter(jobs::Column::State.eq("RUNNING"))
+        .col_expr(jobs::Column::State, Expr::value(JobState::Pending))
+        .filter(jobs::Column::State.eq(JobState::Running))
         .filter(jobs::Column::UpdatedAt.lt(stale))
         .exec(db)
         .await?;
     let candidates = jobs::Entity::find()
-        .filter(jobs::Column::State.eq("PENDING"))
+        .filter(jobs::Column::State.eq(JobState::Pending))
         .filter(jobs::Column::Type.is_in(RUNNABLE.iter().copied()))
         .order_by_asc(jobs::Column::Id)
         .limit(8)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, entity::members::MemberRole};
 
 /// A role, on the platform (`root`, `user`) or in one tenant (`admin`, `member`, `guest`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -42,14 +42,14 @@ impl Role {
             Role::User => "user",
         }
     }
+}
 
-    /// A tenant role by name, as stored in `members.role`.
-    pub fn tenant_role(s: &str) -> Option<Self> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "member" => Some(Role::Member),
-            "guest" => Some(Role::Guest),
-            _ => None,
+impl From<MemberRole> for Role {
+    fn from(r: MemberRole) -> Self {
+        match r {
+            MemberRole::Admin => Role::Admin,
+            MemberRole::Member => Role::Member,
+            MemberRole::Guest => Role::Guest,
         }
     }
 }

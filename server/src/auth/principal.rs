@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinTy
 use crate::{
     Error,
     entity::{
-        members,
+        members::{self, MemberRole},
         personal_access_tokens::{self as pats, TokenState},
         sessions,
         users::{self, UserState},
@@ -55,7 +55,7 @@ struct UserRow {
     user_state: Option<UserState>,
     platform_role: Option<String>,
     member_tenant: Option<i64>,
-    member_role: Option<String>,
+    member_role: Option<MemberRole>,
 }
 
 /// A personal access token's row with its user and one membership.
@@ -140,7 +140,7 @@ impl Principal {
         let first = first.ok_or_else(|| Error::Unauthorized("the user is disabled or gone".into()))?;
         let tenants = std::iter::once(first)
             .chain(rows)
-            .filter_map(|r| Some((r.member_tenant?, Role::tenant_role(r.member_role.as_deref()?)?)))
+            .filter_map(|r| Some((r.member_tenant?, Role::from(r.member_role?))))
             .filter(|(tenant, _)| only_tenant.is_none_or(|t| t == *tenant))
             .collect();
         Ok(Self {

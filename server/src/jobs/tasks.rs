@@ -7,11 +7,16 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::task_id::{TaskSpec, task_id};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use sea_orm::{ActiveEnum, ActiveModelTrait, DatabaseConnection, Set};
 use serde_json::{Value, json};
 
 use crate::service::scheduler_rpc::SchedulerClient;
-use crate::{Error, config::JobsConfig, entity::jobs, service::registry::active_schedulers};
+use crate::{
+    Error,
+    config::JobsConfig,
+    entity::jobs::{self, JobState},
+    service::registry::active_schedulers,
+};
 
 /// Runs `job` and records its outcome.
 pub async fn execute(
@@ -35,15 +40,16 @@ pub async fn execute(
                     }
                 }
             }
-            (if errors.is_empty() { "SUCCESS" } else { "FAILURE" }, errors.join("; "), results)
+            (if errors.is_empty() { JobState::Success } else { JobState::Failure }, errors.join("; "), results)
         }
-        Err(e) => ("FAILURE", e, vec![]),
+        Err(e) => (JobState::Failure, e, vec![]),
     };
     let (state, error, results) = outcome;
-    tracing::info!(job_id = job.id, r#type = %job.r#type, state, "job finished");
+    let state_name = state.to_value();
+    tracing::info!(job_id = job.id, r#type = %job.r#type, state = state_name.as_str(), "job finished");
     let mut active: jobs::ActiveModel = job.into();
-    active.state = Set(state.into());
-    active.result = Set(Some(json!({"job_states": [{"state": state, "error": error, "results": results}]})));
+    active.state = Set(state);
+    active.result = Set(Some(json!({"job_states": [{"state": state_name, "error": error, "results": results}]})));
     active.updated_at = Set(Utc::now().naive_utc());
     active.update(db).await?;
     Ok(())

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Mutex, time::Instant};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
     sea_query::Query as SqlQuery,
 };
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::{Ctx, Listed, Page, clusters::SchedulerClusterConfig, job_queue::RedisQueue, owned, validate, visible};
 use crate::{
     Error,
-    entity::{clusters, job_clusters, jobs},
+    entity::{
+        clusters, job_clusters,
+        jobs::{self, JobState},
+    },
     rbac::{Act, Obj},
 };
 
@@ -50,7 +53,7 @@ impl From<jobs::Model> for Job {
             tenant_id: j.tenant_id,
             user_id: j.user_id,
             r#type: j.r#type,
-            state: j.state,
+            state: j.state.to_value(),
             args: j.args,
             result: j.result,
             bio: j.bio,
@@ -243,7 +246,7 @@ pub async fn create(
         tenant_id: Set(tenant),
         user_id: Set(cx.me.user_id),
         r#type: Set(body.r#type),
-        state: Set("PENDING".into()),
+        state: Set(JobState::Pending),
         args: Set(body.args),
         result: Set(None),
         bio: Set(bio),

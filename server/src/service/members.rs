@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +14,10 @@ use utoipa::ToSchema;
 use super::{Ctx, Listed, PageRequest, exists, found, tenants::live_tenant};
 use crate::{
     Error,
-    entity::{members, users},
+    entity::{
+        members::{self, MemberRole},
+        users,
+    },
     rbac::{Act, Obj, Role},
 };
 
@@ -39,14 +43,15 @@ pub struct UpdateMember {
     pub role: String,
 }
 
-fn tenant_role(field: &str, role: &str) -> Result<Role, Error> {
-    Role::tenant_role(role).ok_or_else(|| Error::invalid(field, "role must be admin, member or guest"))
+fn tenant_role(field: &str, role: &str) -> Result<MemberRole, Error> {
+    MemberRole::try_from_value(&role.to_owned())
+        .map_err(|_| Error::invalid(field, "role must be admin, member or guest"))
 }
 
 async fn admin_count(db: &impl ConnectionTrait, tenant: i64) -> Result<u64, Error> {
     Ok(members::Entity::find()
         .filter(members::Column::TenantId.eq(tenant))
-        .filter(members::Column::Role.eq(Role::Admin.as_str()))
+        .filter(members::Column::Role.eq(MemberRole::Admin))
         .count(db)
         .await?)
 }
@@ -75,7 +80,7 @@ pub async fn list(cx: Ctx<'_>, tenant: i64, page: PageRequest) -> Result<Listed<
     Ok(rows.map(|m| Member {
         user_name: names.get(&m.user_id).cloned().unwrap_or_default(),
         user_id: m.user_id,
-        role: Role::tenant_role(&m.role).unwrap_or(Role::Guest),
+        role: m.role.into(),
         created_at: m.created_at.and_utc(),
     }))
 }
@@ -103,13 +108,13 @@ pub async fn add(cx: Ctx<'_>, tenant: i64, body: AddMember) -> Result<Member, Er
     let m = members::ActiveModel {
         tenant_id: Set(tenant),
         user_id: Set(user.id),
-        role: Set(role.as_str().into()),
+        role: Set(role),
         created_at: Set(Utc::now().naive_utc()),
         ..Default::default()
     }
     .insert(cx.db)
     .await?;
-    Ok(Member { user_id: user.id, user_name: user.name, role, created_at: m.created_at.and_utc() })
+    Ok(Member { user_id: user.id, user_name: user.name, role: role.into(), created_at: m.created_at.and_utc() })
 }
 
 /// Changes a member's role; the last admin is not demoted.
@@ -117,21 +122,21 @@ pub async fn update(cx: Ctx<'_>, tenant: i64, user_id: i64, body: UpdateMember) 
     cx.me.check(cx.rbac, tenant, Obj::Members, Act::Update, "tenant")?;
     let role = tenant_role("role", &body.role)?;
     let m = membership(cx.db, tenant, user_id).await?;
-    if m.role == Role::Admin.as_str() && role != Role::Admin && admin_count(cx.db, tenant).await? <= 1 {
+    if m.role == MemberRole::Admin && role != MemberRole::Admin && admin_count(cx.db, tenant).await? <= 1 {
         return Err(Error::Conflict("a tenant keeps at least one admin; promote someone else first".into()));
     }
     let user = found(cx.db, users::Entity::find_by_id(user_id), "member").await?;
     let mut active: members::ActiveModel = m.into();
-    active.role = Set(role.as_str().into());
+    active.role = Set(role);
     let m = active.update(cx.db).await?;
-    Ok(Member { user_id, user_name: user.name, role, created_at: m.created_at.and_utc() })
+    Ok(Member { user_id, user_name: user.name, role: role.into(), created_at: m.created_at.and_utc() })
 }
 
 /// Removes a member; the last admin is not removed.
 pub async fn remove(cx: Ctx<'_>, tenant: i64, user_id: i64) -> Result<(), Error> {
     cx.me.check(cx.rbac, tenant, Obj::Members, Act::Delete, "tenant")?;
     let m = membership(cx.db, tenant, user_id).await?;
-    if m.role == Role::Admin.as_str() && admin_count(cx.db, tenant).await? <= 1 {
+    if m.role == MemberRole::Admin && admin_count(cx.db, tenant).await? <= 1 {
         return Err(Error::Conflict("a tenant keeps at least one admin; promote someone else first".into()));
     }
     members::Entity::delete_by_id(m.id).exec(cx.db).await?;

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::rbac;
+use crate::rbac::{self, Role};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleInfo {
@@ -25,15 +25,18 @@ pub struct Permission {
 
 /// Every role and what it may do; anyone signed in may read it.
 pub fn list() -> Vec<RoleInfo> {
-    let roles = ["root", "admin", "member", "guest", "user"];
+    let roles = [Role::Root, Role::Admin, Role::Member, Role::Guest, Role::User];
     roles
         .into_iter()
-        .map(|name| RoleInfo {
-            name,
-            scope: if matches!(name, "root" | "user") { "platform" } else { "tenant" },
+        .map(|role| RoleInfo {
+            name: role.as_str(),
+            scope: match role {
+                Role::Root | Role::User => "platform",
+                Role::Admin | Role::Member | Role::Guest => "tenant",
+            },
             permissions: rbac::POLICY
                 .iter()
-                .filter(|(role, _, _)| *role == name)
+                .filter(|(name, _, _)| *name == role.as_str())
                 .map(|(_, object, action)| Permission { object, action })
                 .collect(),
         })

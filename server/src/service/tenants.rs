@@ -14,8 +14,12 @@ use utoipa::ToSchema;
 use super::{Ctx, Listed, Page, exists, found, validate, visible};
 use crate::{
     Error,
-    entity::{clusters, members, tenants},
-    rbac::{Act, Obj, Role},
+    entity::{
+        clusters,
+        members::{self, MemberRole},
+        tenants,
+    },
+    rbac::{Act, Obj},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -96,7 +100,7 @@ pub async fn create(cx: Ctx<'_>, body: CreateTenant) -> Result<Tenant, Error> {
     members::ActiveModel {
         tenant_id: Set(tenant.id),
         user_id: Set(cx.me.user_id),
-        role: Set(Role::Admin.as_str().into()),
+        role: Set(MemberRole::Admin),
         created_at: Set(now),
         ..Default::default()
     }

@@ -248,7 +248,7 @@ pub async fn me(cx: Ctx<'_>) -> Result<Me, Error> {
             Some(Membership {
                 tenant_id: m.tenant_id,
                 tenant_name: names.get(&m.tenant_id)?.clone(),
-                role: Role::tenant_role(&m.role)?,
+                role: m.role.into(),
             })
         })
         .collect();
