@@ -26,6 +26,9 @@ pub enum Error {
     /// No peer can serve and back-to-source is disabled.
     #[error("no peer can serve {0} and back-to-source is disabled")]
     NoSource(String),
+    /// The caller on the download socket may not write where it asked.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
     /// The cluster's policy (its block list) refuses this download.
     #[error("refused by the scheduler: {0}")]
     Refused(String),
@@ -57,7 +60,7 @@ impl From<Error> for Status {
             Error::OriginUnavailable { .. } => Code::Unavailable,
             Error::Integrity(_) => Code::DataLoss,
             Error::NoSource(_) => Code::FailedPrecondition,
-            Error::Refused(_) => Code::PermissionDenied,
+            Error::Refused(_) | Error::Forbidden(_) => Code::PermissionDenied,
             Error::SchedulerLost(_) | Error::ShuttingDown => Code::Unavailable,
             Error::Timeout(_) => Code::DeadlineExceeded,
             Error::Config(_) | Error::Io(_) | Error::Transport(_) => Code::Internal,

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, transport::Channel};
 
+use super::caller::Caller;
 use crate::{
     Error,
     download::{DownloadRequest, Downloader, Event, EventSink, TaskShape},
@@ -85,7 +86,9 @@ impl pb::dfdaemon_server::Dfdaemon for DfdaemonService {
     type DownloadStream = DownloadStream;
 
     async fn download(&self, request: Request<pb::DownloadRequest>) -> Result<Response<Self::DownloadStream>, Status> {
+        let caller = Caller::of(&request)?;
         let request = DownloadRequest::try_from(request.into_inner())?;
+        caller.may_write(&request.output, request.overwrite)?;
         tracing::info!(url = %request.url, output = %request.output.display(), "download requested");
         let (out_tx, out_rx) = mpsc::channel(64);
         let downloader = self.downloader.clone();
