@@ -22,8 +22,10 @@
 //! http_addr = "0.0.0.0:4003"
 //! # Piece transport other peers download from. Default: 0.0.0.0:4000
 //! upload_addr = "0.0.0.0:4000"
-//! # HTTP proxy and registry mirror for runtimes and HTTP clients. Default: 0.0.0.0:4001
-//! proxy_addr = "0.0.0.0:4001"
+//! # HTTP proxy and registry mirror for the node's runtimes and HTTP clients. Default:
+//! # 127.0.0.1:4001: the proxy fetches any URL it is given, so it is this machine's alone unless
+//! # an operator opens it (e.g. to pods through the node's address) behind a firewall.
+//! proxy_addr = "127.0.0.1:4001"
 //!
 //! [proxy]
 //! # GET requests whose URL matches one of these regexes go through P2P. Default: ["blobs/sha256.*"]
@@ -280,7 +282,7 @@ impl Default for ServerConfig {
             socket: PathBuf::new(),
             http_addr: ([0, 0, 0, 0], 4003).into(),
             upload_addr: ([0, 0, 0, 0], 4000).into(),
-            proxy_addr: ([0, 0, 0, 0], 4001).into(),
+            proxy_addr: ([127, 0, 0, 1], 4001).into(),
         }
     }
 }

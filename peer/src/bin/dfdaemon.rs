@@ -35,7 +35,7 @@ struct Cli {
     /// Address of the piece transport [default: 0.0.0.0:4000].
     #[arg(long, env = "DAMSELFLY_DFDAEMON_UPLOAD_ADDR")]
     upload_addr: Option<SocketAddr>,
-    /// Address of the HTTP proxy and registry mirror [default: 0.0.0.0:4001].
+    /// Address of the HTTP proxy and registry mirror [default: 127.0.0.1:4001].
     #[arg(long, env = "DAMSELFLY_DFDAEMON_PROXY_ADDR")]
     proxy_addr: Option<SocketAddr>,
     /// Scheduler gRPC address, host:port [default: none, every download goes to the origin].
