@@ -44,9 +44,12 @@ pub enum Error {
     /// The change would clash with an existing object (a taken name, say).
     #[error("{0}")]
     Conflict(String),
-    /// Too many requests for a rate-limited resource.
+    /// Too many requests for a rate-limited resource; retry in a second.
     #[error("{0}")]
     TooManyRequests(String),
+    /// Over a caller's budget (sign-in attempts); retry after the given seconds.
+    #[error("{message}")]
+    Throttled { message: String, retry_after_secs: u64 },
     /// Something the manager depends on (a scheduler, say) did not answer.
     #[error("{0}")]
     Unavailable(String),
@@ -112,7 +115,7 @@ impl Error {
             Error::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_argument"),
             Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Error::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Error::TooManyRequests(_) | Error::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad_gateway"),
         }
@@ -133,11 +136,19 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
+        let retry_after = match &self {
+            Error::Throttled { retry_after_secs, .. } => Some(*retry_after_secs),
+            Error::TooManyRequests(_) => Some(1),
+            _ => None,
+        };
         let field = match self {
             Error::Invalid { field, .. } => field,
             _ => None,
         };
         let mut response = (status, Json(ErrorBody { code, message, field })).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, "Bearer".parse().unwrap());
         }
@@ -154,7 +165,7 @@ impl From<Error> for tonic::Status {
             Error::NotFound(_) => Self::not_found(message),
             Error::Invalid { .. } | Error::UnsupportedMediaType(_) => Self::invalid_argument(message),
             Error::Conflict(_) => Self::already_exists(message),
-            Error::TooManyRequests(_) => Self::resource_exhausted(message),
+            Error::TooManyRequests(_) | Error::Throttled { .. } => Self::resource_exhausted(message),
             Error::Database(_) | Error::Unavailable(_) | Error::BadGateway(_) => Self::unavailable(message),
             Error::Config(_) | Error::Password(_) | Error::Io(_) | Error::Internal(_) => Self::internal(message),
         }

@@ -75,6 +75,7 @@ impl Manager {
             oauth: Arc::new(OAuth::new(self.config.auth.oauth.clone(), keys)?),
             allow_signup: self.config.auth.allow_signup,
             metrics: metrics.clone(),
+            sign_in_throttle: Arc::default(),
             job_limiter: Arc::default(),
             job_queue: queue.clone(),
             keepalive_timeout: std::time::Duration::from_secs(self.config.grpc.keepalive_timeout_secs),
@@ -105,6 +106,8 @@ impl Manager {
             .add_service(health_service)
             .add_service(registration.service())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
+        // The client's address reaches handlers (sign-in is throttled per address).
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let http = axum::serve(listeners.http, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
         let runner = tokio::spawn(crate::jobs::run(

@@ -32,6 +32,7 @@ pub mod stats;
 pub mod task_records;
 pub mod tasks;
 pub mod tenants;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod validate;

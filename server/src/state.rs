@@ -30,6 +30,8 @@ pub struct ApiState {
     pub allow_signup: bool,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Sign-in attempts per name and address, and hashes at a time.
+    pub sign_in_throttle: Arc<crate::service::throttle::SignInThrottle>,
     /// Per-cluster job admission.
     pub job_limiter: Arc<crate::service::jobs::JobRateLimiter>,
     /// Redis transport of the job queue, when configured.

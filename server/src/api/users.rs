@@ -1,9 +1,11 @@
 //! `/users`: the REST face of [`service::users`] (sign up, sign in, sign out, refresh; profiles;
 //! password resets; the platform list). Sign-ins and sign-ups name their actor for the audit log.
 
+use std::net::SocketAddr;
+
 use axum::{
     Json,
-    extract::{Extension, OriginalUri, State},
+    extract::{ConnectInfo, Extension, OriginalUri, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -36,11 +38,18 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reset_password))
 }
 
-/// Sign in with name and password; answers a sign-in token.
+/// Sign in with name and password; answers a sign-in token. Attempts are limited per name and
+/// per client address (429 with `Retry-After`).
 #[utoipa::path(post, path = "/users/signin", tag = "users", request_body = SignIn,
-    responses((status = 200, body = IssuedToken), (status = 401, body = crate::error::ErrorBody)))]
-pub async fn signin(State(state): State<ApiState>, Body(body): Body<SignIn>) -> Result<Response, Error> {
+    responses((status = 200, body = IssuedToken), (status = 401, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody)))]
+pub async fn signin(
+    State(state): State<ApiState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Body(body): Body<SignIn>,
+) -> Result<Response, Error> {
     let actor_name: String = body.name.chars().take(256).collect();
+    let _turn = state.sign_in_throttle.admit(&body.name, client.map(|Extension(ConnectInfo(a))| a.ip())).await?;
     let attempt = service::users::sign_in(&state.db, &state.sessions, body).await?;
     let mut response = attempt.outcome.map(|t| Json(t).into_response()).unwrap_or_else(IntoResponse::into_response);
     response.extensions_mut().insert(AuditActor { user_id: attempt.user_id, name: actor_name });

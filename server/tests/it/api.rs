@@ -335,3 +335,28 @@ async fn tokens_oapi_and_audit(backend: Backend) {
     );
     m.stop().await;
 }
+
+/// Every sign-in attempt costs an Argon2 hash: a flood for one name is told to wait (429 with
+/// `Retry-After`) before any more hashing, and other users still sign in. The limit is the
+/// manager's, not the database's, so SQLite alone shows it.
+#[tokio::test]
+async fn a_sign_in_flood_is_told_to_wait_and_others_still_sign_in() {
+    let m = TestManager::start(Backend::Sqlite).await;
+    let attempt = || {
+        m.call(Method::POST, "/api/v1/users/signin", None, Some(json!({"name": "victim", "password": "guess-guess"})))
+    };
+    let answers = futures::future::join_all((0..30).map(|_| attempt())).await;
+    let refused: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
+    assert!(answers.iter().all(|a| a.status == 401 || a.status == 429), "only 401s and 429s");
+    assert!(refused.len() >= 10, "at most 20 attempts per name at once: {} refused", refused.len());
+    for r in &refused {
+        assert_eq!(r.body["code"], "too_many_requests");
+        let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    // Another name is not held back by the flood.
+    m.call(Method::POST, "/api/v1/users/signin", None, Some(json!({"name": "root", "password": ROOT_PASSWORD})))
+        .await
+        .expect(200);
+    m.stop().await;
+}
