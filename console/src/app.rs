@@ -17,6 +17,7 @@ use crate::{
         models::Me,
     },
     components::ErrorNote,
+    context::provide_me,
     pages::{
         audit::AuditPage,
         cluster_detail::ClusterDetailPage,
@@ -112,7 +113,7 @@ fn Shell() -> impl IntoView {
         <Suspense fallback=|| view! { <header class="topbar"><span class="brand">"Damselfly"</span></header> }>
             {move || me.get().map(|r| match r {
                 Ok(me) => {
-                    provide_context(me.clone());
+                    provide_me(me.clone());
                     view! {
                         <TopBar me />
                         <main class="content">
@@ -169,11 +170,6 @@ fn TopBar(me: Me) -> impl IntoView {
             </div>
         </header>
     }
-}
-
-/// The signed-in user, for pages under [`Shell`].
-pub fn use_me() -> Me {
-    expect_context::<Me>()
 }
 
 #[component]

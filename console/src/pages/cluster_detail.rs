@@ -10,8 +10,8 @@ use crate::{
         hosts::{DeleteHost, HostKind, list_hosts},
         models::{Cluster, short_time},
     },
-    app::use_me,
     components::{ErrorNote, FormError, Loading, StateBadge},
+    context::use_me,
 };
 
 #[component]

@@ -6,8 +6,8 @@ use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
     api::clusters::{ClusterForm, SaveCluster, cluster_from_param},
-    app::use_me,
     components::{ErrorNote, FieldError, FormError, Loading},
+    context::use_me,
 };
 
 const FIELDS: &[&str] = &[

@@ -5,8 +5,8 @@ use leptos_router::components::{A, Form};
 
 use crate::{
     api::clusters::list_clusters,
-    app::use_me,
     components::{ErrorNote, Loading, Pager, query, query_page},
+    context::use_me,
 };
 
 #[component]

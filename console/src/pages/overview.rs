@@ -11,9 +11,9 @@ use crate::{
         models::{Stats, short_time},
         stats::{WINDOWS, get_stats},
     },
-    app::use_me,
     charts::{Series, TimeChart},
     components::{ErrorNote, Loading, StateBadge, query},
+    context::use_me,
     pages::task_graph::bytes,
 };
 

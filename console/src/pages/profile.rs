@@ -4,8 +4,8 @@ use leptos::prelude::*;
 
 use crate::{
     api::auth::ChangePassword,
-    app::use_me,
     components::{FieldError, FormError},
+    context::use_me,
 };
 
 #[component]

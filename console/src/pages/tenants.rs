@@ -16,8 +16,8 @@ use crate::{
             get_tenant, list_members, list_tenants,
         },
     },
-    app::use_me,
     components::{ErrorNote, FieldError, FormError, Loading, Pager, query_page},
+    context::use_me,
 };
 
 #[component]

@@ -7,8 +7,8 @@ use crate::{
         models::short_time,
         tokens::{CreateToken, RevokeToken, list_tokens},
     },
-    app::use_me,
     components::{ErrorNote, FieldError, FormError, Loading, Pager, StateBadge, query_page},
+    context::use_me,
 };
 
 #[component]

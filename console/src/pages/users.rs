@@ -9,8 +9,8 @@ use crate::{
         models::short_time,
         users::{SetPlatformRole, SetUserState, list_users},
     },
-    app::use_me,
     components::{ErrorNote, FormError, Loading, Pager, StateBadge, query, query_page},
+    context::use_me,
 };
 
 const STATES: &[(&str, &str)] = &[("", "any state"), ("enabled", "enabled"), ("disabled", "disabled")];
