@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::models::Me;
+use common::api::Me;
 
 /// Makes the signed-in user available to every page under the signed-in layout.
 pub fn provide_me(me: Me) {

@@ -23,9 +23,18 @@ pub mod tasks;
 pub mod tenants;
 pub mod validate;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+use common::api::Timestamp;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QuerySelect, Select};
 
 use crate::{Error, auth::Principal, rbac::Rbac};
+
+/// A row's time as the API writes it: what `chrono` serializes a `DateTime<Utc>` to (RFC 3339,
+/// `Z`, as many fractional digits as needed), so the wire is what it was before the types moved
+/// to `common::api`.
+pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
 
 /// What an operation asked for by a caller runs with.
 #[derive(Debug, Clone, Copy)]

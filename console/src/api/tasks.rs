@@ -4,7 +4,8 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, models::Page};
+use super::ApiError;
+use crate::api::page::Page;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PieceSource {
@@ -113,7 +114,7 @@ pub async fn recent_tasks(cluster_id: Option<i64>, page: u64) -> Result<Page<Tas
     let id = match cluster_id {
         Some(id) => id,
         None => {
-            let first: Page<super::models::Cluster> = caller.list("/api/v1/clusters", 1, 1, &[]).await?;
+            let first: Page<common::api::Cluster> = caller.list("/api/v1/clusters", 1, 1, &[]).await?;
             match first.items.first() {
                 Some(c) => c.id,
                 None => return Err(ApiError::not_found("you can see no cluster yet")),

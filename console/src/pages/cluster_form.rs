@@ -70,7 +70,8 @@ fn ClusterEditor(id: Option<i64>, initial: ClusterForm) -> impl IntoView {
             let _ = window().location().set_href(&format!("/clusters/{}", c.id));
         }
     });
-    let admin_tenants: Vec<_> = me.tenants.iter().filter(|m| m.role == "admin" || me.is_root()).cloned().collect();
+    let admin_tenants: Vec<_> =
+        me.tenants.iter().filter(|m| m.role == common::api::Role::Admin || me.is_root()).cloned().collect();
     let cancel = id.map(|id| format!("/clusters/{id}")).unwrap_or_else(|| "/clusters".into());
     let f = initial;
     view! {

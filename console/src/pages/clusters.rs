@@ -15,7 +15,7 @@ pub fn ClustersPage() -> impl IntoView {
     let page = query_page();
     let name = query("name");
     let clusters = Resource::new(move || (page.get(), name.get()), |(p, n)| list_clusters(p, n));
-    let can_create = me.is_root() || me.tenants.iter().any(|m| m.role == "admin");
+    let can_create = me.is_root() || me.tenants.iter().any(|m| m.role == common::api::Role::Admin);
     view! {
         <section class="card" aria-labelledby="clusters-title">
             <div class="heading">

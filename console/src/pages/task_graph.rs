@@ -7,14 +7,15 @@
 use leptos::prelude::*;
 use leptos_router::components::Form;
 
+use crate::api::page::Page;
 use crate::{
     api::{
         clusters::all_clusters,
-        models::{Page, short_time},
         tasks::{TaskGraph, TaskPeer, TaskRecord, get_task_graph, recent_tasks},
     },
     components::{ClusterSelect, ErrorNote, Loading, Pager, StateBadge, encode, query, query_page},
 };
+use common::api::short_time;
 
 const WIDTH: f64 = 1000.0;
 const ORIGIN: &str = "origin";

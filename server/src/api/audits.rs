@@ -2,10 +2,9 @@
 //! administrators everything (including sign-ins and platform changes).
 
 use axum::extract::{Extension, OriginalUri, State};
-use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -13,6 +12,7 @@ use super::{
     extract::Query,
     page::{self, PageParams, Paged},
 };
+use crate::service::timestamp;
 use crate::{
     Error,
     auth::{Principal, Visible},
@@ -20,24 +20,7 @@ use crate::{
     rbac::Obj,
 };
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Audit {
-    pub id: i64,
-    pub tenant_id: Option<i64>,
-    /// `user`, `personal_access_token` or `anonymous`.
-    pub actor_type: String,
-    pub actor_id: Option<i64>,
-    pub actor_name: String,
-    /// Such as `clusters.create`.
-    pub event: String,
-    /// The HTTP method.
-    pub operation: String,
-    pub path: String,
-    pub status_code: i32,
-    /// `success` or `failure`.
-    pub state: String,
-    pub created_at: DateTime<Utc>,
-}
+pub use common::api::Audit;
 
 impl From<audits::Model> for Audit {
     fn from(a: audits::Model) -> Self {
@@ -52,7 +35,7 @@ impl From<audits::Model> for Audit {
             path: a.path,
             status_code: a.status_code,
             state: a.state,
-            created_at: a.created_at.and_utc(),
+            created_at: timestamp(a.created_at.and_utc()),
         }
     }
 }

@@ -10,8 +10,8 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -28,15 +28,9 @@ use crate::{
     config::OAuthProviderConfig,
 };
 
-const FLOW_COOKIE: &str = "dfly_oauth_flow";
+pub use common::api::OAuthProvider;
 
-/// A provider as the sign-in page shows it (never its credentials).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthProvider {
-    /// Id for `/api/v1/users/signin/{name}`.
-    pub name: String,
-    pub display_name: String,
-}
+const FLOW_COOKIE: &str = "dfly_oauth_flow";
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

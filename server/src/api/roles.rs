@@ -2,29 +2,12 @@
 //! to people and to the console.
 
 use axum::{Json, extract::Extension};
-use serde::Serialize;
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::ApiState;
 use crate::{auth::Principal, rbac};
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RoleInfo {
-    /// `root`, `admin`, `member`, `guest`, `user`.
-    pub name: &'static str,
-    /// `platform` (root, any signed-in user) or `tenant`.
-    pub scope: &'static str,
-    pub permissions: Vec<Permission>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Permission {
-    /// An object kind such as `clusters`, or `*`.
-    pub object: &'static str,
-    /// `read`, `create`, `update`, `delete`, or `*`.
-    pub action: &'static str,
-}
+pub use common::api::{Permission, RoleInfo};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(list_roles))
@@ -39,12 +22,12 @@ pub async fn list_roles(Extension(_me): Extension<Principal>) -> Json<Vec<RoleIn
         roles
             .into_iter()
             .map(|name| RoleInfo {
-                name,
-                scope: if matches!(name, "root" | "user") { "platform" } else { "tenant" },
+                name: name.into(),
+                scope: if matches!(name, "root" | "user") { "platform" } else { "tenant" }.into(),
                 permissions: rbac::POLICY
                     .iter()
                     .filter(|(role, _, _)| *role == name)
-                    .map(|(_, object, action)| Permission { object, action })
+                    .map(|(_, object, action)| Permission { object: (*object).into(), action: (*action).into() })
                     .collect(),
             })
             .collect(),

@@ -7,12 +7,12 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -22,6 +22,7 @@ use super::{
     page::{self, PageParams, Paged},
     validate,
 };
+use crate::service::timestamp;
 use crate::{
     Error,
     audit::in_tenant,
@@ -30,14 +31,7 @@ use crate::{
     rbac::{Act, Obj, Role},
 };
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Tenant {
-    pub id: i64,
-    pub name: String,
-    pub bio: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use common::api::{Member, Tenant};
 
 impl From<tenants::Model> for Tenant {
     fn from(t: tenants::Model) -> Self {
@@ -45,8 +39,8 @@ impl From<tenants::Model> for Tenant {
             id: t.id,
             name: t.name,
             bio: t.bio,
-            created_at: t.created_at.and_utc(),
-            updated_at: t.updated_at.and_utc(),
+            created_at: timestamp(t.created_at.and_utc()),
+            updated_at: timestamp(t.updated_at.and_utc()),
         }
     }
 }
@@ -61,14 +55,6 @@ pub struct CreateTenant {
 pub struct UpdateTenant {
     pub name: Option<String>,
     pub bio: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Member {
-    pub user_id: i64,
-    pub user_name: String,
-    pub role: Role,
-    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -268,7 +254,7 @@ pub async fn list_members(
         user_name: names.get(&m.user_id).cloned().unwrap_or_default(),
         user_id: m.user_id,
         role: Role::tenant_role(&m.role).unwrap_or(Role::Guest),
-        created_at: m.created_at.and_utc(),
+        created_at: timestamp(m.created_at.and_utc()),
     }))
 }
 
@@ -309,7 +295,7 @@ pub async fn add_member(
     }
     .insert(&state.db)
     .await?;
-    let body = Member { user_id: user.id, user_name: user.name, role, created_at: m.created_at.and_utc() };
+    let body = Member { user_id: user.id, user_name: user.name, role, created_at: timestamp(m.created_at.and_utc()) };
     Ok(in_tenant(id, (StatusCode::CREATED, Json(body))))
 }
 
@@ -353,7 +339,7 @@ pub async fn update_member(
     let mut active: members::ActiveModel = m.into();
     active.role = Set(role.as_str().into());
     let m = active.update(&state.db).await?;
-    let body = Member { user_id, user_name: user.name, role, created_at: m.created_at.and_utc() };
+    let body = Member { user_id, user_name: user.name, role, created_at: timestamp(m.created_at.and_utc()) };
     Ok(in_tenant(id, Json(body)))
 }
 

@@ -10,7 +10,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -20,6 +20,7 @@ use super::{
     page::{self, PageParams, Paged},
     validate,
 };
+use crate::service::timestamp;
 use crate::{
     Error,
     audit::in_tenant,
@@ -28,23 +29,7 @@ use crate::{
     rbac::{Act, Obj, Scope},
 };
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PersonalAccessToken {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub user_id: i64,
-    pub name: String,
-    pub bio: String,
-    /// The first characters, to tell tokens apart.
-    pub token_prefix: String,
-    pub scopes: Vec<Scope>,
-    /// `active` or `inactive`.
-    pub state: String,
-    pub expired_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use common::api::{CreatedToken, PersonalAccessToken};
 
 impl From<pats::Model> for PersonalAccessToken {
     fn from(t: pats::Model) -> Self {
@@ -57,21 +42,12 @@ impl From<pats::Model> for PersonalAccessToken {
             token_prefix: t.token_prefix,
             scopes: serde_json::from_value(t.scopes).unwrap_or_default(),
             state: t.state,
-            expired_at: t.expired_at.and_utc(),
-            last_used_at: t.last_used_at.map(|t| t.and_utc()),
-            created_at: t.created_at.and_utc(),
-            updated_at: t.updated_at.and_utc(),
+            expired_at: timestamp(t.expired_at.and_utc()),
+            last_used_at: t.last_used_at.map(|t| timestamp(t.and_utc())),
+            created_at: timestamp(t.created_at.and_utc()),
+            updated_at: timestamp(t.updated_at.and_utc()),
         }
     }
-}
-
-/// A new token: the only time `token` is shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub meta: PersonalAccessToken,
-    /// Send as `Authorization: Bearer <token>` to `/oapi/v1`. Not shown again.
-    pub token: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

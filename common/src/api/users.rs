@@ -1,0 +1,66 @@
+//! Users, and the signed-in user with the tenants it acts in (what the console's every page
+//! reads to hide what the user may not do; hiding is courtesy only, the API decides).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Role, Timestamp};
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    /// `enabled` or `disabled`.
+    pub state: String,
+    /// `root` for platform administrators, else empty.
+    pub platform_role: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
+}
+
+/// The signed-in user and the tenants it acts in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Me {
+    #[serde(flatten)]
+    pub user: User,
+    pub tenants: Vec<Membership>,
+}
+
+impl Me {
+    pub fn is_root(&self) -> bool {
+        self.user.platform_role == "root"
+    }
+
+    /// Whether the user may change things in `tenant_id` (root, or its admin there).
+    pub fn administers(&self, tenant_id: i64) -> bool {
+        self.is_root() || self.tenants.iter().any(|m| m.tenant_id == tenant_id && m.role == Role::Admin)
+    }
+
+    /// Whether the user may create jobs in `tenant_id`.
+    pub fn runs_jobs_in(&self, tenant_id: i64) -> bool {
+        self.administers(tenant_id) || self.tenants.iter().any(|m| m.tenant_id == tenant_id && m.role == Role::Member)
+    }
+
+    /// The tenant's name when the user belongs to it.
+    pub fn tenant_name(&self, tenant_id: i64) -> String {
+        self.tenants
+            .iter()
+            .find(|m| m.tenant_id == tenant_id)
+            .map(|m| m.tenant_name.clone())
+            .unwrap_or_else(|| format!("tenant {tenant_id}"))
+    }
+}
+
+/// One tenant the user belongs to, with its role there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Membership {
+    pub tenant_id: i64,
+    pub tenant_name: String,
+    pub role: Role,
+}
