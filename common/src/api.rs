@@ -53,6 +53,12 @@ impl std::ops::Deref for Timestamp {
     }
 }
 
+impl From<&str> for Timestamp {
+    fn from(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+}
+
 impl AsRef<str> for Timestamp {
     fn as_ref(&self) -> &str {
         &self.0

@@ -78,3 +78,18 @@ where
     let items = query.offset((page.page - 1) * page.per_page).limit(page.per_page).all(db).await?;
     Ok(Listed { items, total })
 }
+
+#[cfg(test)]
+mod timestamp_tests {
+    use chrono::DateTime;
+
+    /// The API's times read exactly as `chrono` serialized them before the DTOs moved to
+    /// `common::api`: whole seconds and fractions alike.
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        for nanos in [0, 120_000_000, 123_456_000, 123_456_789] {
+            let t = DateTime::from_timestamp(1_800_000_000, nanos).unwrap();
+            assert_eq!(serde_json::to_value(super::timestamp(t)).unwrap(), serde_json::to_value(t).unwrap());
+        }
+    }
+}

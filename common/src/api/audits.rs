@@ -11,6 +11,7 @@ pub struct Audit {
     pub tenant_id: Option<i64>,
     /// `user`, `personal_access_token` or `anonymous`.
     pub actor_type: String,
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub actor_id: Option<i64>,
     pub actor_name: String,
     /// Such as `clusters.create`.

@@ -98,5 +98,6 @@ pub struct Cluster {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub updated_at: Timestamp,
 }

@@ -20,6 +20,7 @@ pub struct TaskPeer {
     pub origin_pieces: u32,
     /// Pieces it got inline from the scheduler (a tiny content, at most 128 bytes).
     #[serde(default)]
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub inline_pieces: u32,
     /// Pieces it fetched from each parent peer: the edges of the task's graph.
     pub sources: Vec<PieceSource>,
@@ -91,6 +92,7 @@ pub struct TaskRecord {
     /// `running`, `succeeded`, `failed`, or `deleted` (by a `delete_task` job).
     pub state: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,

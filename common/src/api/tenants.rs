@@ -13,6 +13,7 @@ pub struct Tenant {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub updated_at: Timestamp,
 }
 

@@ -19,12 +19,14 @@ pub struct User {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub updated_at: Timestamp,
 }
 
 /// The signed-in user and the tenants it acts in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(target_arch = "wasm32", serde(from = "wasm::FlatMe"))]
 pub struct Me {
     #[serde(flatten)]
     pub user: User,
@@ -63,4 +65,40 @@ pub struct Membership {
     pub tenant_id: i64,
     pub tenant_name: String,
     pub role: Role,
+}
+
+/// The browser reads [`Me`] through a flat twin: serde's `flatten` would put a buffering
+/// deserializer into the WASM bundle (which has a hard size budget), and the browser only ever
+/// reads what the manager wrote from [`Me`] itself, so the two cannot drift on the wire.
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use serde::Deserialize;
+
+    use super::{Membership, User};
+
+    #[derive(Deserialize)]
+    pub struct FlatMe {
+        id: i64,
+        name: String,
+        email: Option<String>,
+        state: String,
+        platform_role: String,
+        created_at: super::Timestamp,
+        tenants: Vec<Membership>,
+    }
+
+    impl From<FlatMe> for super::Me {
+        fn from(m: FlatMe) -> Self {
+            let user = User {
+                id: m.id,
+                name: m.name,
+                email: m.email,
+                state: m.state,
+                platform_role: m.platform_role,
+                created_at: m.created_at,
+                updated_at: Default::default(),
+            };
+            Self { user, tenants: m.tenants }
+        }
+    }
 }
