@@ -7,6 +7,11 @@
 //! document's, so changing them changes the published contract. Conversions from the manager's
 //! rows stay in the manager. Timestamps are [`Timestamp`]s, RFC 3339 text, so the browser never
 //! carries a date library.
+//!
+//! The console's WASM bundle has a hard size budget, so on `wasm32` only the browser skips
+//! fields no page shows (`serde(skip_deserializing)`: they read as their default there) and reads
+//! the two flattened types ([`Me`], [`CreatedToken`]) through flat twins. Either way the wire is
+//! what the manager writes from these types.
 
 pub mod audits;
 pub mod clusters;
