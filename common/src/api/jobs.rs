@@ -9,6 +9,7 @@ use super::Timestamp;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     pub id: i64,
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub tenant_id: i64,
     pub user_id: i64,
     /// `preheat`, `get_task` or `delete_task`.
@@ -20,6 +21,7 @@ pub struct Job {
     /// Per scheduler cluster, once the job has run.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub result: Option<serde_json::Value>,
+    #[cfg_attr(target_arch = "wasm32", serde(skip_deserializing))]
     pub bio: String,
     pub scheduler_cluster_ids: Vec<i64>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(target_arch = "wasm32", serde(try_from = "String"))]
 pub enum Role {
     /// Platform administrator: everything, in every tenant.
     Root,
@@ -40,12 +41,32 @@ impl Role {
             _ => None,
         }
     }
+
+    /// Any role by name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "root" => Some(Role::Root),
+            "user" => Some(Role::User),
+            _ => Self::tenant_role(s),
+        }
+    }
+}
+
+/// How the browser reads a role: from its name, which costs the size-budgeted WASM bundle less
+/// than serde's enum machinery.
+impl TryFrom<String> for Role {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        Self::from_name(&name).ok_or(name)
+    }
 }
 
 /// What a personal access token may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(target_arch = "wasm32", serde(try_from = "String"))]
 pub enum Scope {
     /// `/oapi/v1/jobs`.
     Job,
@@ -58,6 +79,19 @@ impl Scope {
         match self {
             Scope::Job => "job",
             Scope::Cluster => "cluster",
+        }
+    }
+}
+
+/// How the browser reads a scope (see [`Role`]'s `TryFrom<String>`).
+impl TryFrom<String> for Scope {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "job" => Ok(Scope::Job),
+            "cluster" => Ok(Scope::Cluster),
+            _ => Err(name),
         }
     }
 }
@@ -79,4 +113,24 @@ pub struct Permission {
     pub object: String,
     /// `read`, `create`, `update`, `delete`, or `*`.
     pub action: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The browser reads roles and scopes from their names (`TryFrom<String>`): the names are
+    /// the ones serde writes.
+    #[test]
+    fn roles_and_scopes_read_back_from_their_names() {
+        for role in [Role::Root, Role::Admin, Role::Member, Role::Guest, Role::User] {
+            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
+            assert_eq!(Role::try_from(role.as_str().to_owned()), Ok(role));
+        }
+        for scope in [Scope::Job, Scope::Cluster] {
+            assert_eq!(serde_json::to_value(scope).unwrap(), scope.as_str());
+            assert_eq!(Scope::try_from(scope.as_str().to_owned()), Ok(scope));
+        }
+        assert_eq!(Role::try_from("owner".to_owned()), Err("owner".to_owned()));
+    }
 }

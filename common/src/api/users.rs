@@ -70,7 +70,7 @@ pub struct Membership {
 /// The browser reads [`Me`] through a flat twin: serde's `flatten` would put a buffering
 /// deserializer into the WASM bundle (which has a hard size budget), and the browser only ever
 /// reads what the manager wrote from [`Me`] itself, so the two cannot drift on the wire.
-#[cfg(target_arch = "wasm32")]
+#[cfg(any(target_arch = "wasm32", test))]
 mod wasm {
     use serde::Deserialize;
 
@@ -81,9 +81,7 @@ mod wasm {
         id: i64,
         name: String,
         email: Option<String>,
-        state: String,
         platform_role: String,
-        created_at: super::Timestamp,
         tenants: Vec<Membership>,
     }
 
@@ -93,12 +91,40 @@ mod wasm {
                 id: m.id,
                 name: m.name,
                 email: m.email,
-                state: m.state,
+                state: String::new(),
                 platform_role: m.platform_role,
-                created_at: m.created_at,
+                created_at: Default::default(),
                 updated_at: Default::default(),
             };
             Self { user, tenants: m.tenants }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the browser reads of the manager's `Me`: every field a page shows.
+    #[test]
+    fn the_browser_reads_me_flat() {
+        let user = User {
+            id: 7,
+            name: "ada".into(),
+            email: Some("ada@example.com".into()),
+            state: "enabled".into(),
+            platform_role: String::new(),
+            created_at: "2026-11-24T10:03:07Z".into(),
+            updated_at: "2026-11-25T10:03:07Z".into(),
+        };
+        let membership = Membership { tenant_id: 1, tenant_name: "ml".into(), role: Role::Admin };
+        let me = Me { user, tenants: vec![membership.clone()] };
+        let read: Me = serde_json::from_str::<wasm::FlatMe>(&serde_json::to_string(&me).unwrap()).unwrap().into();
+        assert_eq!(
+            (read.user.id, read.user.name.as_str(), read.user.email.as_deref()),
+            (7, "ada", Some("ada@example.com"))
+        );
+        assert_eq!(read.tenants, vec![membership]);
+        assert!(read.administers(1) && !read.is_root());
     }
 }
