@@ -4,6 +4,7 @@
 //! manager answers with, and pure arithmetic such as piece layout. It must never do I/O or pull
 //! in a runtime, because the console compiles it to `wasm32-unknown-unknown`.
 
+pub mod api;
 pub mod bitmap;
 pub mod digest;
 pub mod health;

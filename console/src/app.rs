@@ -12,11 +12,9 @@ use leptos_router::{
 };
 
 use crate::{
-    api::{
-        auth::{SignOut, current_user},
-        models::Me,
-    },
+    api::auth::{SignOut, current_user},
     components::ErrorNote,
+    context::provide_me,
     pages::{
         audit::AuditPage,
         cluster_detail::ClusterDetailPage,
@@ -37,6 +35,7 @@ use crate::{
         users::UsersPage,
     },
 };
+use common::api::{Me, Role};
 
 /// The document around the app: head, hydration scripts, body.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -112,7 +111,7 @@ fn Shell() -> impl IntoView {
         <Suspense fallback=|| view! { <header class="topbar"><span class="brand">"Damselfly"</span></header> }>
             {move || me.get().map(|r| match r {
                 Ok(me) => {
-                    provide_context(me.clone());
+                    provide_me(me.clone());
                     view! {
                         <TopBar me />
                         <main class="content">
@@ -136,11 +135,11 @@ fn TopBar(me: Me) -> impl IntoView {
             let _ = window().location().set_href("/signin");
         }
     });
-    let admin = me.is_root() || me.tenants.iter().any(|m| m.role == "admin");
+    let admin = me.is_root() || me.tenants.iter().any(|m| m.role == Role::Admin);
     let role = if me.is_root() {
         "platform root".to_owned()
     } else {
-        me.tenants.iter().map(|m| format!("{} in {}", m.role, m.tenant_name)).collect::<Vec<_>>().join(", ")
+        me.tenants.iter().map(|m| format!("{} in {}", m.role.as_str(), m.tenant_name)).collect::<Vec<_>>().join(", ")
     };
     view! {
         <header class="topbar">
@@ -162,18 +161,13 @@ fn TopBar(me: Me) -> impl IntoView {
                 {admin.then(|| view! { <span class="muted nav-note">"admin"</span> })}
             </nav>
             <div class="user-menu">
-                <A href="/profile" attr:id="whoami" attr:title=role>{me.name.clone()}</A>
+                <A href="/profile" attr:id="whoami" attr:title=role>{me.user.name.clone()}</A>
                 <ActionForm action=sign_out>
                     <button type="submit" class="link-button" id="sign-out">"Sign out"</button>
                 </ActionForm>
             </div>
         </header>
     }
-}
-
-/// The signed-in user, for pages under [`Shell`].
-pub fn use_me() -> Me {
-    expect_context::<Me>()
 }
 
 #[component]

@@ -7,7 +7,8 @@ use leptos_router::{
     hooks::{use_location, use_query_map},
 };
 
-use crate::api::{ApiError, models::Page};
+use crate::api::ApiError;
+use crate::api::page::Page;
 
 /// Where to sign in and come back to the current page afterwards.
 pub fn signin_path() -> String {
@@ -170,7 +171,7 @@ mod tests {
 pub fn ClusterSelect(
     id: &'static str,
     name: &'static str,
-    clusters: Vec<crate::api::models::Cluster>,
+    clusters: Vec<common::api::Cluster>,
     #[prop(into)] selected: Signal<String>,
     #[prop(optional)] any: Option<&'static str>,
 ) -> impl IntoView {

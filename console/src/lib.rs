@@ -11,6 +11,7 @@ pub mod api;
 pub mod app;
 mod charts;
 mod components;
+mod context;
 mod pages;
 
 pub use app::{App, shell};

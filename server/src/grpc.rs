@@ -159,7 +159,7 @@ impl TryFrom<pb::KeepAliveRequest> for KeepAlive {
                 succeeded: s.succeeded,
                 failed: s.failed,
             }),
-            tasks: r.tasks.into_iter().map(Into::into).collect(),
+            tasks: r.tasks.into_iter().map(crate::service::scheduler_rpc::task_info).collect(),
         })
     }
 }

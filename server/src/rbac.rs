@@ -12,37 +12,11 @@
 use std::sync::Arc;
 
 use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
-use serde::{Deserialize, Serialize};
 
 use crate::{Error, entity::members::MemberRole};
 
-/// A role, on the platform (`root`, `user`) or in one tenant (`admin`, `member`, `guest`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Platform administrator: everything, in every tenant.
-    Root,
-    /// Everything inside its tenant.
-    Admin,
-    /// Reads its tenant, creates jobs, manages its own tokens.
-    Member,
-    /// Reads its tenant, manages its own tokens.
-    Guest,
-    /// Any signed-in user, outside any tenant (may create a tenant of its own).
-    User,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Root => "root",
-            Role::Admin => "admin",
-            Role::Member => "member",
-            Role::Guest => "guest",
-            Role::User => "user",
-        }
-    }
-}
+/// Roles and token scopes are part of the API's contract, declared with it.
+pub use common::api::{Role, Scope};
 
 impl From<MemberRole> for Role {
     fn from(r: MemberRole) -> Self {
@@ -101,16 +75,6 @@ impl Obj {
             _ => None,
         }
     }
-}
-
-/// What a personal access token may touch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// `/oapi/v1/jobs`.
-    Job,
-    /// `/oapi/v1/clusters`.
-    Cluster,
 }
 
 /// Actions, from the HTTP method.

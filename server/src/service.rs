@@ -37,6 +37,8 @@ pub mod tokens;
 pub mod users;
 pub mod validate;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+use common::api::Timestamp;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
     QuerySelect, Select,
@@ -47,6 +49,13 @@ use crate::{
     auth::{Principal, Visible},
     rbac::{Act, Obj, Rbac},
 };
+
+/// A row's time as the API writes it: what `chrono` serializes a `DateTime<Utc>` to (RFC 3339,
+/// `Z`, as many fractional digits as needed), so the wire is what it was before the types moved
+/// to `common::api`.
+pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
 
 /// What an operation asked for by a caller runs with.
 #[derive(Debug, Clone, Copy)]
@@ -158,4 +167,19 @@ pub async fn owned<E: EntityTrait>(
     let (tenant, obj) = owner(&row);
     cx.me.check(cx.rbac, tenant, obj, act, what)?;
     Ok(row)
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use chrono::DateTime;
+
+    /// The API's times read exactly as `chrono` serialized them before the DTOs moved to
+    /// `common::api`: whole seconds and fractions alike.
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        for nanos in [0, 120_000_000, 123_456_000, 123_456_789] {
+            let t = DateTime::from_timestamp(1_800_000_000, nanos).unwrap();
+            assert_eq!(serde_json::to_value(super::timestamp(t)).unwrap(), serde_json::to_value(t).unwrap());
+        }
+    }
 }

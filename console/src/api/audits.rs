@@ -3,10 +3,9 @@
 
 use leptos::prelude::*;
 
-use super::{
-    ApiError,
-    models::{Audit, Page},
-};
+use super::ApiError;
+use crate::api::page::Page;
+use common::api::Audit;
 
 /// What the audit log can be filtered by; every field empty means "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

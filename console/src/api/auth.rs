@@ -2,10 +2,8 @@
 
 use leptos::prelude::*;
 
-use super::{
-    ApiError,
-    models::{Me, OAuthProvider},
-};
+use super::ApiError;
+use common::api::{Me, OAuthProvider};
 
 /// Signs in with a password, sets the session cookie, and sends the browser to `return_to`.
 #[server(prefix = "/console/fn")]
@@ -85,7 +83,7 @@ pub async fn change_password(old_password: String, new_password: String, repeat:
         return Err(ApiError::invalid("repeat", "the two new passwords differ"));
     }
     let me = current_user().await?;
-    let path = format!("/api/v1/users/{}/reset_password", me.id);
+    let path = format!("/api/v1/users/{}/reset_password", me.user.id);
     super::client::send(http::Method::POST, &path, &[], Some(&Body { old_password, new_password })).await.map(drop)
 }
 

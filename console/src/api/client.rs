@@ -8,7 +8,8 @@ use http::{Method, StatusCode, header};
 use leptos::prelude::*;
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{ApiError, models::Page};
+use super::ApiError;
+use crate::api::page::Page;
 
 /// The name of the session cookie the API also accepts.
 pub const SESSION_COOKIE: &str = "jwt";

@@ -3,10 +3,9 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    ApiError,
-    models::{Cluster, Page},
-};
+use common::api::Cluster;
+
+use super::{ApiError, page::Page};
 
 /// The cluster form as the browser posts it: text fields, one item per line in the lists.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -85,11 +84,10 @@ use body::Body;
 mod body {
     use serde::Serialize;
 
+    use common::api::{BlockList, PeerClusterConfig, SchedulerClusterConfig, Scopes, SeedPeerClusterConfig};
+
     use super::ClusterForm;
-    use crate::api::{
-        ApiError,
-        models::{BlockList, PeerClusterConfig, SchedulerClusterConfig, Scopes, SeedPeerClusterConfig},
-    };
+    use crate::api::ApiError;
 
     #[derive(Debug, Serialize)]
     pub struct Body {

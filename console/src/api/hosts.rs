@@ -3,10 +3,36 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    ApiError,
-    models::{Host, Page},
-};
+use super::{ApiError, page::Page};
+
+/// A scheduler, seed peer or peer as the console shows it: the fields of the API's `Scheduler`,
+/// `SeedPeer` and `Peer` that its pages read, in one shape for the three lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    pub id: i64,
+    pub cluster_id: i64,
+    pub hostname: String,
+    pub ip: String,
+    pub port: i32,
+    #[serde(default)]
+    pub download_port: Option<i32>,
+    pub idc: String,
+    pub location: String,
+    /// `active` or `inactive`.
+    pub state: String,
+    pub version: String,
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub platform: Option<String>,
+    pub last_keep_alive_at: Option<String>,
+    /// Seed peers and peers: bytes per second uploaded between their two latest keepalives.
+    #[serde(default)]
+    pub upload_rate: u64,
+    pub created_at: String,
+}
 
 /// The three kinds of registered host, by their API path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,8 @@
 //! Jobs: the list, one job, and the task-clear tools (`get_task`, `delete_task`).
 
-use super::{
-    ApiError,
-    models::{Job, Page},
-};
+use super::ApiError;
+use crate::api::page::Page;
+use common::api::Job;
 use leptos::prelude::*;
 
 /// What the jobs list is filtered by (empty: any).
@@ -65,7 +64,7 @@ pub async fn task_job(
         "" => (None, None),
         id => {
             let id: i64 = super::number("cluster_id", id)?;
-            let cluster: super::models::Cluster = caller.get(&format!("/api/v1/clusters/{id}"), &[]).await?;
+            let cluster: common::api::Cluster = caller.get(&format!("/api/v1/clusters/{id}"), &[]).await?;
             (Some(vec![id]), Some(cluster.tenant_id))
         }
     };

@@ -5,10 +5,9 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    ApiError,
-    models::{Host, Page},
-};
+use super::ApiError;
+use crate::api::hosts::Host;
+use crate::api::page::Page;
 
 /// The most peers counted or exported at once.
 pub const MAX_PEERS: u64 = 10_000;

@@ -2,7 +2,8 @@
 
 use leptos::prelude::*;
 
-use super::{ApiError, models::RoleInfo};
+use super::ApiError;
+use common::api::RoleInfo;
 
 #[server(prefix = "/console/fn")]
 pub async fn list_roles() -> Result<Vec<RoleInfo>, ApiError> {

@@ -1,6 +1,7 @@
 //! Tasks, peers and traffic over time, for the overview's charts.
 
-use super::{ApiError, models::Stats};
+use super::ApiError;
+use common::api::Stats;
 use leptos::prelude::*;
 
 /// The windows the overview offers, as the API names them.

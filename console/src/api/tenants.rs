@@ -3,10 +3,9 @@
 
 use leptos::prelude::*;
 
-use super::{
-    ApiError,
-    models::{Member, Page, Tenant},
-};
+use super::ApiError;
+use crate::api::page::Page;
+use common::api::{Member, Tenant};
 
 /// The roles a member can have in a tenant, most powerful first.
 pub const TENANT_ROLES: &[&str] = &["admin", "member", "guest"];

@@ -1,9 +1,8 @@
 //! Personal access tokens of the signed-in user.
 
-use super::{
-    ApiError,
-    models::{CreatedToken, Page, Token},
-};
+use super::ApiError;
+use crate::api::page::Page;
+use common::api::{CreatedToken, PersonalAccessToken as Token};
 use leptos::prelude::*;
 
 #[server(prefix = "/console/fn")]

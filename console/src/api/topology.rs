@@ -7,7 +7,8 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, models::Host};
+use super::ApiError;
+use crate::api::hosts::Host;
 
 /// Past this many peers the snapshot is cut (and says so): the page groups them anyway.
 pub const PEER_CAP: u64 = 5000;
@@ -106,7 +107,7 @@ pub async fn fetch(caller: &super::client::Caller, cluster_id: i64) -> Result<To
         }
     };
     // The cluster itself first: a cluster of another tenant is a 404 here, not an empty drawing.
-    let _: super::models::Cluster = caller.get(&format!("/api/v1/clusters/{cluster_id}"), &[]).await?;
+    let _: common::api::Cluster = caller.get(&format!("/api/v1/clusters/{cluster_id}"), &[]).await?;
     let ((schedulers, _), (seed_peers, _), (peers, truncated)) = futures::try_join!(
         all(HostKind::Scheduler, 1000),
         all(HostKind::SeedPeer, 1000),
@@ -121,7 +122,7 @@ pub async fn cluster_topology(cluster_id: Option<i64>) -> Result<Topology, ApiEr
     let caller = super::client::Caller::from_context()?;
     let id = match cluster_id {
         Some(id) => id,
-        None => match caller.list::<super::models::Cluster>("/api/v1/clusters", 1, 1, &[]).await?.items.first() {
+        None => match caller.list::<common::api::Cluster>("/api/v1/clusters", 1, 1, &[]).await?.items.first() {
             Some(c) => c.id,
             None => return Err(ApiError::not_found("there is no cluster yet: create one first")),
         },

@@ -3,10 +3,9 @@
 
 use leptos::prelude::*;
 
-use super::{
-    ApiError,
-    models::{Page, User},
-};
+use super::ApiError;
+use crate::api::page::Page;
+use common::api::User;
 
 /// Users filtered by exact name and state (`enabled` / `disabled`; empty: any).
 #[server(prefix = "/console/fn")]

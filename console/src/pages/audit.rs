@@ -9,11 +9,11 @@ use leptos_router::components::{A, Form};
 use crate::{
     api::{
         audits::{AuditFilter, list_audits},
-        models::{Tenant, short_time},
         tenants::all_tenants,
     },
     components::{ErrorNote, Loading, Pager, StateBadge, query, query_page, with_query},
 };
+use common::api::{Tenant, short_time};
 
 /// The tenant filter: the tenants the user can see, by name.
 #[component]

@@ -8,11 +8,11 @@ use crate::{
     api::{
         clusters::{DeleteCluster, cluster_from_param},
         hosts::{DeleteHost, HostKind, list_hosts},
-        models::{Cluster, short_time},
     },
-    app::use_me,
     components::{ErrorNote, FormError, Loading, StateBadge},
+    context::use_me,
 };
+use common::api::{Cluster, short_time};
 
 #[component]
 pub fn ClusterDetailPage() -> impl IntoView {
@@ -93,7 +93,7 @@ fn HostTable(kind: HostKind, cluster_id: Signal<Option<i64>>, admin: Signal<bool
         move |(cluster_id, _)| async move {
             match cluster_id {
                 Some(id) => list_hosts(kind, Some(id), String::new(), String::new(), 1, 1000).await,
-                None => Ok(crate::api::models::Page { items: vec![], total: 0, page: 1, per_page: 1000 }),
+                None => Ok(crate::api::page::Page { items: vec![], total: 0, page: 1, per_page: 1000 }),
             }
         },
     );

@@ -6,8 +6,8 @@ use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
     api::clusters::{ClusterForm, SaveCluster, cluster_from_param},
-    app::use_me,
     components::{ErrorNote, FieldError, FormError, Loading},
+    context::use_me,
 };
 
 const FIELDS: &[&str] = &[
@@ -70,7 +70,8 @@ fn ClusterEditor(id: Option<i64>, initial: ClusterForm) -> impl IntoView {
             let _ = window().location().set_href(&format!("/clusters/{}", c.id));
         }
     });
-    let admin_tenants: Vec<_> = me.tenants.iter().filter(|m| m.role == "admin" || me.is_root()).cloned().collect();
+    let admin_tenants: Vec<_> =
+        me.tenants.iter().filter(|m| m.role == common::api::Role::Admin || me.is_root()).cloned().collect();
     let cancel = id.map(|id| format!("/clusters/{id}")).unwrap_or_else(|| "/clusters".into());
     let f = initial;
     view! {

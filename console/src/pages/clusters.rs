@@ -5,8 +5,8 @@ use leptos_router::components::{A, Form};
 
 use crate::{
     api::clusters::list_clusters,
-    app::use_me,
     components::{ErrorNote, Loading, Pager, query, query_page},
+    context::use_me,
 };
 
 #[component]
@@ -15,7 +15,7 @@ pub fn ClustersPage() -> impl IntoView {
     let page = query_page();
     let name = query("name");
     let clusters = Resource::new(move || (page.get(), name.get()), |(p, n)| list_clusters(p, n));
-    let can_create = me.is_root() || me.tenants.iter().any(|m| m.role == "admin");
+    let can_create = me.is_root() || me.tenants.iter().any(|m| m.role == common::api::Role::Admin);
     view! {
         <section class="card" aria-labelledby="clusters-title">
             <div class="heading">

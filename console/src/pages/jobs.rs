@@ -12,10 +12,10 @@ use crate::{
         ApiError,
         clusters::all_clusters,
         jobs::{JobFilter, get_job, list_jobs},
-        models::{Job, short_time},
     },
     components::{ClusterSelect, ErrorNote, Loading, Pager, StateBadge, query, query_page},
 };
+use common::api::{Job, short_time};
 
 const TYPES: &[(&str, &str)] =
     &[("", "any type"), ("preheat", "preheat"), ("get_task", "get task"), ("delete_task", "delete task")];
@@ -103,7 +103,7 @@ pub fn JobsPage() -> impl IntoView {
 
 /// What a job is about: its URL or task id.
 fn target(job: &Job) -> String {
-    let args: Value = serde_json::from_str(&job.args).unwrap_or_default();
+    let args: &Value = &job.args;
     ["url", "task_id"]
         .iter()
         .find_map(|k| args.get(*k).and_then(Value::as_str))
@@ -144,7 +144,7 @@ pub fn JobPage() -> impl IntoView {
 
 #[component]
 pub fn JobView(job: Job) -> impl IntoView {
-    let result: Value = job.result.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default();
+    let result: Value = job.result.clone().unwrap_or_default();
     let states = result.get("job_states").and_then(Value::as_array).cloned().unwrap_or_default();
     let error = states
         .iter()

@@ -8,14 +8,14 @@ use crate::{
     api::{
         hosts::host_counts,
         jobs::{JobFilter, list_jobs},
-        models::{Stats, short_time},
         stats::{WINDOWS, get_stats},
     },
-    app::use_me,
     charts::{Series, TimeChart},
     components::{ErrorNote, Loading, StateBadge, query},
+    context::use_me,
     pages::task_graph::bytes,
 };
+use common::api::{Stats, short_time};
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
@@ -40,7 +40,7 @@ pub fn OverviewPage() -> impl IntoView {
     view! {
         <section class="card" aria-labelledby="overview-title">
             <h1 id="overview-title">"Overview"</h1>
-            <p class="muted">{format!("Signed in as {}.", me.name)}</p>
+            <p class="muted">{format!("Signed in as {}.", me.user.name)}</p>
             <Suspense fallback=Loading>
                 {move || counts.get().map(|r| match r {
                     Err(error) => view! { <ErrorNote error /> }.into_any(),
@@ -109,10 +109,10 @@ pub fn OverviewPage() -> impl IntoView {
 #[component]
 fn Activity(stats: Stats) -> impl IntoView {
     let secs = stats.bucket_secs.max(1) as f64;
-    let rate = |f: fn(&crate::api::models::StatsPoint) -> u64| -> Vec<Option<f64>> {
+    let rate = |f: fn(&common::api::StatsPoint) -> u64| -> Vec<Option<f64>> {
         stats.points.iter().map(|p| Some(f(p) as f64 / secs)).collect()
     };
-    let gauge = |f: fn(&crate::api::models::StatsPoint) -> Option<u64>| -> Vec<Option<f64>> {
+    let gauge = |f: fn(&common::api::StatsPoint) -> Option<u64>| -> Vec<Option<f64>> {
         stats.points.iter().map(|p| f(p).map(|v| v as f64)).collect()
     };
     let traffic = vec![
@@ -123,7 +123,7 @@ fn Activity(stats: Stats) -> impl IntoView {
         Series { label: "tasks", class: "tasks", values: gauge(|p| p.tasks) },
         Series { label: "peers downloading", class: "running", values: gauge(|p| p.running_peers) },
     ];
-    let total = |f: fn(&crate::api::models::StatsPoint) -> u64| stats.points.iter().map(f).sum::<u64>();
+    let total = |f: fn(&common::api::StatsPoint) -> u64| stats.points.iter().map(f).sum::<u64>();
     let (origin, peers) = (total(|p| p.back_to_source_bytes), total(|p| p.peer_bytes));
     let (succeeded, failed) = (total(|p| p.succeeded), total(|p| p.failed));
     let offload = if origin + peers == 0 {

@@ -11,11 +11,11 @@ use leptos_router::components::{A, Form};
 use crate::{
     api::{
         clusters::all_clusters,
-        models::short_time,
         peers::{Bucket, MAX_PEERS, PeerExport, PeerFilter, count_peers, export_peers, list_peers},
     },
     components::{ClusterSelect, ErrorNote, Loading, Pager, StateBadge, encode, query, query_page, with_query},
 };
+use common::api::short_time;
 
 const STATES: &[(&str, &str)] = &[("", "any state"), ("active", "active"), ("inactive", "inactive")];
 

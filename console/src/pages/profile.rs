@@ -4,8 +4,8 @@ use leptos::prelude::*;
 
 use crate::{
     api::auth::ChangePassword,
-    app::use_me,
     components::{FieldError, FormError},
+    context::use_me,
 };
 
 #[component]
@@ -16,14 +16,14 @@ pub fn ProfilePage() -> impl IntoView {
     let done = move || action.value().get().is_some_and(|r| r.is_ok());
     view! {
         <section class="card" aria-labelledby="profile-title">
-            <h1 id="profile-title">{me.name.clone()}</h1>
+            <h1 id="profile-title">{me.user.name.clone()}</h1>
             <dl class="facts">
-                <dt>"Email"</dt><dd>{me.email.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"Email"</dt><dd>{me.user.email.clone().unwrap_or_else(|| "—".into())}</dd>
                 <dt>"Platform role"</dt><dd>{if me.is_root() { "root" } else { "user" }}</dd>
                 <dt>"Tenants"</dt>
                 <dd>
                     {if me.tenants.is_empty() { "none yet".to_owned() } else {
-                        me.tenants.iter().map(|m| format!("{} ({})", m.tenant_name, m.role)).collect::<Vec<_>>().join(", ")
+                        me.tenants.iter().map(|m| format!("{} ({})", m.tenant_name, m.role.as_str())).collect::<Vec<_>>().join(", ")
                     }}
                 </dd>
             </dl>

@@ -4,9 +4,10 @@
 use leptos::prelude::*;
 
 use crate::{
-    api::{models::RoleInfo, roles::list_roles},
+    api::roles::list_roles,
     components::{ErrorNote, Loading},
 };
+use common::api::RoleInfo;
 
 const ACTIONS: &[&str] = &["read", "create", "update", "delete"];
 
@@ -123,7 +124,7 @@ fn Matrix(roles: Vec<RoleInfo>) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::models::Permission;
+    use common::api::Permission;
 
     fn role(name: &str, perms: &[(&str, &str)]) -> RoleInfo {
         RoleInfo {

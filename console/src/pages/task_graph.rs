@@ -7,14 +7,15 @@
 use leptos::prelude::*;
 use leptos_router::components::Form;
 
+use crate::api::page::Page;
 use crate::{
     api::{
         clusters::all_clusters,
-        models::{Page, short_time},
-        tasks::{TaskGraph, TaskPeer, TaskRecord, get_task_graph, recent_tasks},
+        tasks::{TaskInfo, TaskPeer, TaskRecord, get_task_graph, recent_tasks},
     },
     components::{ClusterSelect, ErrorNote, Loading, Pager, StateBadge, encode, query, query_page},
 };
+use common::api::short_time;
 
 const WIDTH: f64 = 1000.0;
 const ORIGIN: &str = "origin";
@@ -31,7 +32,7 @@ pub struct Placed {
 
 /// Lays the DAG out in layers. Sources that are not (or no longer) peers of the task are drawn
 /// from the origin's layer so no edge dangles.
-pub fn place(graph: &TaskGraph) -> Placed {
+pub fn place(graph: &TaskInfo) -> Placed {
     let ids: Vec<&str> = graph.peers.iter().map(|p| p.peer_id.as_str()).collect();
     let mut depth: Vec<usize> = vec![1; graph.peers.len()];
     // Longest path from the origin; the scheduler keeps the DAG acyclic, and the pass count is
@@ -193,7 +194,7 @@ fn RecentTasks(page: Page<TaskRecord>) -> impl IntoView {
 }
 
 #[component]
-fn GraphView(graph: TaskGraph) -> impl IntoView {
+fn GraphView(graph: TaskInfo) -> impl IntoView {
     let placed = place(&graph);
     let (origin, peers) = graph.traffic();
     let total = (origin + peers).max(1);
@@ -296,12 +297,13 @@ mod tests {
             state: "succeeded".into(),
             finished_pieces: 4,
             origin_pieces: origin,
+            inline_pieces: 0,
             sources: sources.iter().map(|(p, n)| PieceSource { parent_id: (*p).into(), pieces: *n }).collect(),
         }
     }
 
-    fn graph(peers: Vec<TaskPeer>) -> TaskGraph {
-        TaskGraph {
+    fn graph(peers: Vec<TaskPeer>) -> TaskInfo {
+        TaskInfo {
             task_id: "t".into(),
             url: "http://o/f".into(),
             content_length: Some(4 * 1024 - 10),

@@ -10,15 +10,15 @@ use leptos_router::{components::A, hooks::use_params_map};
 use crate::{
     api::{
         ApiError,
-        models::{Member, Tenant, short_time},
         tenants::{
             AddMember, ChangeMemberRole, CreateTenant, DeleteTenant, RemoveMember, TENANT_ROLES, UpdateTenant,
             get_tenant, list_members, list_tenants,
         },
     },
-    app::use_me,
     components::{ErrorNote, FieldError, FormError, Loading, Pager, query_page},
+    context::use_me,
 };
+use common::api::{Member, Tenant, short_time};
 
 #[component]
 pub fn TenantsPage() -> impl IntoView {
@@ -43,7 +43,7 @@ pub fn TenantsPage() -> impl IntoView {
                     Ok(mut page) => {
                         let me = use_me();
                         let rows = std::mem::take(&mut page.items).into_iter().map(|t| {
-                            let role = me.tenants.iter().find(|m| m.tenant_id == t.id).map(|m| m.role.clone())
+                            let role = me.tenants.iter().find(|m| m.tenant_id == t.id).map(|m| m.role.as_str().to_owned())
                                 .unwrap_or_else(|| if me.is_root() { "— (platform root)".into() } else { "—".into() });
                             let name = t.name.clone();
                             view! {
@@ -106,7 +106,7 @@ pub fn TenantPage() -> impl IntoView {
 #[component]
 fn TenantView(id: i64) -> impl IntoView {
     let me = use_me();
-    let (root, my_id) = (me.is_root(), me.id);
+    let (root, my_id) = (me.is_root(), me.user.id);
     let update = ServerAction::<UpdateTenant>::new();
     let delete = ServerAction::<DeleteTenant>::new();
     let add = ServerAction::<AddMember>::new();
@@ -122,7 +122,7 @@ fn TenantView(id: i64) -> impl IntoView {
         root || members
             .get()
             .and_then(Result::ok)
-            .is_some_and(|p| p.items.iter().any(|m| m.user_id == my_id && m.role == "admin"))
+            .is_some_and(|p| p.items.iter().any(|m| m.user_id == my_id && m.role == common::api::Role::Admin))
     });
     let update_error = Signal::derive(move || update.value().get().and_then(Result::err));
     let saved = move || update.value().get().is_some_and(|r| r.is_ok());
@@ -211,7 +211,7 @@ fn TenantView(id: i64) -> impl IntoView {
                         </div>
                     </ActionForm>
                     {move || added().map(|m| view! {
-                        <p class="notice" role="status">{format!("{} added as {}.", m.user_name, m.role)}</p>
+                        <p class="notice" role="status">{format!("{} added as {}.", m.user_name, m.role.as_str())}</p>
                     })}
                 })}
             </Suspense>
@@ -250,7 +250,7 @@ fn MemberRow(
 ) -> impl IntoView {
     let m = member;
     let select_id = format!("role-{}", m.user_id);
-    let role = m.role.clone();
+    let role = m.role.as_str();
     let role_label = format!("Role of {}", m.user_name);
     let user_id = m.user_id;
     let confirm = format!("return confirm('Remove {} from this tenant?')", m.user_name.replace(['\'', '\\'], ""));
@@ -271,7 +271,7 @@ fn MemberRow(
                         </ActionForm>
                     }.into_any()
                 } else {
-                    view! { <span>{m.role.clone()}</span> }.into_any()
+                    view! { <span>{m.role.as_str()}</span> }.into_any()
                 }}
             </td>
             <td>{short_time(&m.created_at)}</td>

@@ -3,13 +3,11 @@
 use leptos::prelude::*;
 
 use crate::{
-    api::{
-        models::short_time,
-        tokens::{CreateToken, RevokeToken, list_tokens},
-    },
-    app::use_me,
+    api::tokens::{CreateToken, RevokeToken, list_tokens},
     components::{ErrorNote, FieldError, FormError, Loading, Pager, StateBadge, query_page},
+    context::use_me,
 };
+use common::api::short_time;
 
 #[component]
 pub fn TokensPage() -> impl IntoView {
@@ -95,7 +93,7 @@ pub fn TokensPage() -> impl IntoView {
                                     <tr data-token=t.name.clone()>
                                         <td>{t.name.clone()}<br /><span class="muted">{t.bio.clone()}</span></td>
                                         <td><code>{format!("{}…", t.token_prefix)}</code></td>
-                                        <td>{t.scopes.join(", ")}</td>
+                                        <td>{t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")}</td>
                                         <td><StateBadge state=t.state.clone() /></td>
                                         <td>{short_time(&t.expired_at)}</td>
                                         <td>{t.last_used_at.as_deref().map(short_time).unwrap_or_else(|| "never".into())}</td>

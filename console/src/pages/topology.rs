@@ -13,12 +13,12 @@ use leptos_router::components::Form;
 use crate::{
     api::{
         clusters::all_clusters,
-        models::short_time,
         topology::{Node, Topology, cluster_topology, groups},
     },
     components::{ClusterSelect, ErrorNote, Loading, StateBadge, query},
     pages::task_graph::bytes,
 };
+use common::api::short_time;
 
 const WIDTH: f64 = 1000.0;
 

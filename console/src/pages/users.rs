@@ -5,19 +5,17 @@ use leptos::prelude::*;
 use leptos_router::components::Form;
 
 use crate::{
-    api::{
-        models::short_time,
-        users::{SetPlatformRole, SetUserState, list_users},
-    },
-    app::use_me,
+    api::users::{SetPlatformRole, SetUserState, list_users},
     components::{ErrorNote, FormError, Loading, Pager, StateBadge, query, query_page},
+    context::use_me,
 };
+use common::api::short_time;
 
 const STATES: &[(&str, &str)] = &[("", "any state"), ("enabled", "enabled"), ("disabled", "disabled")];
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    let my_id = use_me().id;
+    let my_id = use_me().user.id;
     let page = query_page();
     let (name, state) = (query("name"), query("state"));
     let set_state = ServerAction::<SetUserState>::new();

@@ -38,8 +38,9 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reset_password))
 }
 
-/// Sign in with name and password; answers a sign-in token. Attempts are limited per name and
-/// per client address (429 with `Retry-After`).
+/// Sign in with name and password; answers a sign-in token.
+///
+/// Attempts are limited per name and per client address (429 with `Retry-After`).
 #[utoipa::path(post, path = "/users/signin", tag = "users", request_body = SignIn,
     responses((status = 200, body = IssuedToken), (status = 401, body = crate::error::ErrorBody),
         (status = 429, body = crate::error::ErrorBody)))]

@@ -2,32 +2,14 @@
 //! administrators everything (including sign-ins and platform changes). Entries are written by
 //! [`crate::audit`]; this module only reads them.
 
-use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{Ctx, Listed, Page, visible};
 use crate::{Error, entity::audits, rbac::Obj};
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Audit {
-    pub id: i64,
-    pub tenant_id: Option<i64>,
-    /// `user`, `personal_access_token` or `anonymous`.
-    pub actor_type: String,
-    pub actor_id: Option<i64>,
-    pub actor_name: String,
-    /// Such as `clusters.create`.
-    pub event: String,
-    /// The HTTP method.
-    pub operation: String,
-    pub path: String,
-    pub status_code: i32,
-    /// `success` or `failure`.
-    pub state: String,
-    pub created_at: DateTime<Utc>,
-}
+pub use common::api::Audit;
 
 impl From<audits::Model> for Audit {
     fn from(a: audits::Model) -> Self {
@@ -42,7 +24,7 @@ impl From<audits::Model> for Audit {
             path: a.path,
             status_code: a.status_code,
             state: a.state,
-            created_at: a.created_at.and_utc(),
+            created_at: super::timestamp(a.created_at.and_utc()),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! `*ClusterConfig`s) are validated here on every write; the registry reads them back with
 //! defaults ([`super::cluster_config`], [`super::scopes`]).
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait, sea_query::Expr,
@@ -12,7 +12,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Ctx, Listed, Page, exists, owned, tenants::live_tenant, validate, visible};
+use super::{Ctx, Listed, Page, exists, owned, tenants::live_tenant, timestamp, validate, visible};
 use crate::{
     Error,
     entity::{
@@ -23,92 +23,7 @@ use crate::{
     rbac::{Act, Obj},
 };
 
-/// Which peers a cluster serves; a peer goes to the cluster whose scopes match it best.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct Scopes {
-    /// Data-center name the peer reports.
-    pub idc: String,
-    /// `|`-separated location path (`country|region|zone`), matched by prefix.
-    pub location: String,
-    /// Networks the peer's IP belongs to, as CIDRs.
-    pub cidrs: Vec<String>,
-    /// Regular expressions over the peer's hostname.
-    pub hostnames: Vec<String>,
-}
-
-/// What the cluster's schedulers apply.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct SchedulerClusterConfig {
-    /// Parents offered to a peer at once, 1 to 20. Default: 4.
-    pub candidate_parent_limit: u32,
-    /// Candidates considered before ranking, 10 to 1000. Default: 40.
-    pub filter_parent_limit: u32,
-    /// Jobs per second the cluster accepts, 1 to 1000. Default: 10.
-    pub job_rate_limit: u32,
-}
-
-impl Default for SchedulerClusterConfig {
-    fn default() -> Self {
-        Self { candidate_parent_limit: 4, filter_parent_limit: 40, job_rate_limit: 10 }
-    }
-}
-
-/// What the cluster's seed peers apply.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct SeedPeerClusterConfig {
-    /// Concurrent uploads a seed peer serves, 1 to 50000. Default: 2000.
-    pub load_limit: u32,
-}
-
-impl Default for SeedPeerClusterConfig {
-    fn default() -> Self {
-        Self { load_limit: 2000 }
-    }
-}
-
-/// What the cluster's peers apply.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct PeerClusterConfig {
-    /// Concurrent uploads a peer serves, 1 to 50000. Default: 200.
-    pub load_limit: u32,
-    /// Downloads the cluster refuses to schedule.
-    pub block_list: BlockList,
-}
-
-impl Default for PeerClusterConfig {
-    fn default() -> Self {
-        Self { load_limit: 200, block_list: BlockList::default() }
-    }
-}
-
-/// Downloads refused by application name, URL pattern (regular expression) or tag.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct BlockList {
-    pub applications: Vec<String>,
-    pub urls: Vec<String>,
-    pub tags: Vec<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Cluster {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub name: String,
-    pub bio: String,
-    pub scopes: Scopes,
-    pub scheduler_cluster_config: SchedulerClusterConfig,
-    pub seed_peer_cluster_config: SeedPeerClusterConfig,
-    pub peer_cluster_config: PeerClusterConfig,
-    /// Peers no other cluster's scopes match go here.
-    pub is_default: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use common::api::{Cluster, PeerClusterConfig, SchedulerClusterConfig, Scopes, SeedPeerClusterConfig};
 
 impl From<clusters::Model> for Cluster {
     fn from(c: clusters::Model) -> Self {
@@ -122,8 +37,8 @@ impl From<clusters::Model> for Cluster {
             seed_peer_cluster_config: serde_json::from_value(c.seed_peer_cluster_config).unwrap_or_default(),
             peer_cluster_config: serde_json::from_value(c.peer_cluster_config).unwrap_or_default(),
             is_default: c.is_default,
-            created_at: c.created_at.and_utc(),
-            updated_at: c.updated_at.and_utc(),
+            created_at: timestamp(c.created_at.and_utc()),
+            updated_at: timestamp(c.updated_at.and_utc()),
         }
     }
 }

@@ -5,15 +5,17 @@
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
     sea_query::Query as SqlQuery,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Ctx, Listed, Page, clusters::SchedulerClusterConfig, job_queue::RedisQueue, owned, validate, visible};
+use super::{
+    Ctx, Listed, Page, clusters::SchedulerClusterConfig, job_queue::RedisQueue, owned, timestamp, validate, visible,
+};
 use crate::{
     Error,
     entity::{
@@ -23,28 +25,10 @@ use crate::{
     rbac::{Act, Obj},
 };
 
+pub use common::api::Job;
+
 /// Job types the manager knows.
 pub const TYPES: &[&str] = &["preheat", "get_task", "delete_task"];
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Job {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub user_id: i64,
-    /// `preheat`, `get_task` or `delete_task`.
-    pub r#type: String,
-    /// `PENDING`, `RUNNING`, `SUCCESS` or `FAILURE`.
-    pub state: String,
-    #[schema(value_type = Object)]
-    pub args: serde_json::Value,
-    /// Per scheduler cluster, once the job has run.
-    #[schema(value_type = Object)]
-    pub result: Option<serde_json::Value>,
-    pub bio: String,
-    pub scheduler_cluster_ids: Vec<i64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
 
 impl From<jobs::Model> for Job {
     fn from(j: jobs::Model) -> Self {
@@ -58,8 +42,8 @@ impl From<jobs::Model> for Job {
             result: j.result,
             bio: j.bio,
             scheduler_cluster_ids: serde_json::from_value(j.cluster_ids).unwrap_or_default(),
-            created_at: j.created_at.and_utc(),
-            updated_at: j.updated_at.and_utc(),
+            created_at: timestamp(j.created_at.and_utc()),
+            updated_at: timestamp(j.updated_at.and_utc()),
         }
     }
 }

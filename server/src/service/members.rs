@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     Set,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{Ctx, Listed, PageRequest, exists, found, tenants::live_tenant};
@@ -18,16 +18,10 @@ use crate::{
         members::{self, MemberRole},
         users,
     },
-    rbac::{Act, Obj, Role},
+    rbac::{Act, Obj},
 };
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Member {
-    pub user_id: i64,
-    pub user_name: String,
-    pub role: Role,
-    pub created_at: DateTime<Utc>,
-}
+pub use common::api::Member;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AddMember {
@@ -81,7 +75,7 @@ pub async fn list(cx: Ctx<'_>, tenant: i64, page: PageRequest) -> Result<Listed<
         user_name: names.get(&m.user_id).cloned().unwrap_or_default(),
         user_id: m.user_id,
         role: m.role.into(),
-        created_at: m.created_at.and_utc(),
+        created_at: super::timestamp(m.created_at.and_utc()),
     }))
 }
 
@@ -114,7 +108,12 @@ pub async fn add(cx: Ctx<'_>, tenant: i64, body: AddMember) -> Result<Member, Er
     }
     .insert(cx.db)
     .await?;
-    Ok(Member { user_id: user.id, user_name: user.name, role: role.into(), created_at: m.created_at.and_utc() })
+    Ok(Member {
+        user_id: user.id,
+        user_name: user.name,
+        role: role.into(),
+        created_at: super::timestamp(m.created_at.and_utc()),
+    })
 }
 
 /// Changes a member's role; the last admin is not demoted.
@@ -129,7 +128,12 @@ pub async fn update(cx: Ctx<'_>, tenant: i64, user_id: i64, body: UpdateMember) 
     let mut active: members::ActiveModel = m.into();
     active.role = Set(role);
     let m = active.update(cx.db).await?;
-    Ok(Member { user_id, user_name: user.name, role: role.into(), created_at: m.created_at.and_utc() })
+    Ok(Member {
+        user_id,
+        user_name: user.name,
+        role: role.into(),
+        created_at: super::timestamp(m.created_at.and_utc()),
+    })
 }
 
 /// Removes a member; the last admin is not removed.

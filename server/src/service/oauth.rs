@@ -3,8 +3,6 @@
 //! [`crate::auth::oauth`]; cookies and redirects stay in `api::oauth`.
 
 use sea_orm::DatabaseConnection;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::{
     Error,
@@ -15,13 +13,7 @@ use crate::{
     entity::users,
 };
 
-/// A provider as the sign-in page shows it (never its credentials).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthProvider {
-    /// Id for `/api/v1/users/signin/{name}`.
-    pub name: String,
-    pub display_name: String,
-}
+pub use common::api::OAuthProvider;
 
 /// A finished provider sign-in: who, its session's token, and where to send the browser.
 #[derive(Debug)]

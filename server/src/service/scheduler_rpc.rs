@@ -8,35 +8,34 @@ use tonic::{Code, transport::Endpoint};
 
 use super::tasks::{PieceSource, TaskInfo, TaskPeer};
 
-impl From<pb::TaskInfo> for TaskInfo {
-    fn from(info: pb::TaskInfo) -> Self {
-        Self {
-            task_id: info.task_id,
-            url: info.url,
-            content_length: info.content_length,
-            piece_length: info.piece_length,
-            total_pieces: info.total_pieces,
-            peers: info
-                .peers
-                .into_iter()
-                .map(|p| TaskPeer {
-                    host_id: p.host_id,
-                    hostname: p.hostname,
-                    ip: p.ip,
-                    peer_id: p.peer_id,
-                    state: p.state,
-                    finished_pieces: p.finished_pieces,
-                    origin_pieces: p.origin_pieces,
-                    inline_pieces: p.inline_pieces,
-                    sources: p
-                        .sources
-                        .into_iter()
-                        .map(|s| PieceSource { parent_id: s.parent_id, pieces: s.pieces })
-                        .collect(),
-                })
-                .collect(),
-            recorded_at: None,
-        }
+/// A scheduler's answer in the API's shape.
+pub fn task_info(info: pb::TaskInfo) -> TaskInfo {
+    TaskInfo {
+        task_id: info.task_id,
+        url: info.url,
+        content_length: info.content_length,
+        piece_length: info.piece_length,
+        total_pieces: info.total_pieces,
+        peers: info
+            .peers
+            .into_iter()
+            .map(|p| TaskPeer {
+                host_id: p.host_id,
+                hostname: p.hostname,
+                ip: p.ip,
+                peer_id: p.peer_id,
+                state: p.state,
+                finished_pieces: p.finished_pieces,
+                origin_pieces: p.origin_pieces,
+                inline_pieces: p.inline_pieces,
+                sources: p
+                    .sources
+                    .into_iter()
+                    .map(|s| PieceSource { parent_id: s.parent_id, pieces: s.pieces })
+                    .collect(),
+            })
+            .collect(),
+        recorded_at: None,
     }
 }
 
@@ -77,7 +76,7 @@ impl SchedulerClient {
             Err(s) if s.code() == Code::NotFound => return Ok(None),
             Err(s) => return Err(format!("StatTask failed: {}", s.message())),
         };
-        Ok(Some(info.into()))
+        Ok(Some(task_info(info)))
     }
 
     /// Deletes the task on the scheduler and the hosts holding it.

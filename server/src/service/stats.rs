@@ -9,10 +9,10 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{NaiveDateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Query as SqlQuery};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{Ctx, samples::SchedulerStats};
 use crate::{
@@ -21,6 +21,8 @@ use crate::{
     entity::{clusters, scheduler_samples},
     rbac::{Act, Obj},
 };
+
+pub use common::api::{Stats, StatsPoint};
 
 /// Buckets per window.
 pub const BUCKETS: u32 = 60;
@@ -35,34 +37,6 @@ pub struct StatsQuery {
     pub scheduler_cluster_id: Option<i64>,
     /// `1h`, `6h`, `24h` or `7d`. Default: `1h`.
     pub window: Option<String>,
-}
-
-/// Figures over a window, oldest bucket first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Stats {
-    pub window_secs: u64,
-    pub bucket_secs: u64,
-    pub points: Vec<StatsPoint>,
-}
-
-/// One bucket.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
-pub struct StatsPoint {
-    /// Start of the bucket.
-    pub at: DateTime<Utc>,
-    /// Tasks the schedulers held at the bucket's end; absent when none reported.
-    pub tasks: Option<u64>,
-    /// Peers the schedulers held.
-    pub peers: Option<u64>,
-    /// Peers downloading.
-    pub running_peers: Option<u64>,
-    /// Bytes peers fetched from the origin during the bucket.
-    pub back_to_source_bytes: u64,
-    /// Bytes peers fetched from other peers during the bucket.
-    pub peer_bytes: u64,
-    /// Downloads that finished during the bucket, by result.
-    pub succeeded: u64,
-    pub failed: u64,
 }
 
 /// Tasks, peers and traffic over the window asked for, from the schedulers of one cluster the
@@ -147,8 +121,9 @@ pub fn bucketize(
     fresh: Duration,
 ) -> Vec<StatsPoint> {
     let step = to_chrono(bucket);
-    let mut points: Vec<StatsPoint> =
-        (0..count).map(|i| StatsPoint { at: (start + step * i as i32).and_utc(), ..StatsPoint::default() }).collect();
+    let mut points: Vec<StatsPoint> = (0..count)
+        .map(|i| StatsPoint { at: super::timestamp((start + step * i as i32).and_utc()), ..StatsPoint::default() })
+        .collect();
     let index = |at: NaiveDateTime| -> Option<usize> {
         if at < start || step.num_milliseconds() <= 0 {
             return None;
@@ -197,7 +172,7 @@ mod tests {
     use super::*;
 
     fn t(secs: i64) -> NaiveDateTime {
-        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap().naive_utc()
+        chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap().naive_utc()
     }
 
     fn sample(scheduler_id: i64, at: i64, tasks: u64, origin: u64, peers: u64) -> Sample {
@@ -219,8 +194,8 @@ mod tests {
         assert_eq!((points[0].back_to_source_bytes, points[0].peer_bytes), (300, 1000));
         assert_eq!((points[1].back_to_source_bytes, points[1].peer_bytes), (0, 4000));
         assert_eq!((points[2].back_to_source_bytes, points[2].peer_bytes), (0, 0));
-        assert_eq!(points[0].at, t(0).and_utc());
-        assert_eq!(points[2].at, t(120).and_utc());
+        assert_eq!(points[0].at, crate::service::timestamp(t(0).and_utc()));
+        assert_eq!(points[2].at, crate::service::timestamp(t(120).and_utc()));
     }
 
     #[test]

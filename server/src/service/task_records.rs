@@ -8,6 +8,7 @@ use sea_orm::{
 };
 
 use super::registry::{cutoff, stamp_now};
+use super::timestamp;
 use crate::{
     Error,
     entity::task_records::{self, MAX_PEERS},
@@ -116,7 +117,7 @@ pub async fn find(db: &impl ConnectionTrait, cluster_id: i64, task_id: &str) -> 
     };
     let mut info: TaskInfo = serde_json::from_value(row.info)
         .map_err(|e| Error::Internal(format!("task record {} is unreadable: {e}", row.id)))?;
-    info.recorded_at = Some(row.updated_at.and_utc());
+    info.recorded_at = Some(timestamp(row.updated_at.and_utc()));
     Ok(Some(info))
 }
 

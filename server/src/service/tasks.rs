@@ -6,73 +6,17 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
+use super::timestamp;
 use super::{
     Ctx, Listed, Page, clusters, registry::active_schedulers, scheduler_rpc::SchedulerClient, task_records, validate,
 };
 use crate::{Error, entity, rbac::Act};
 
-/// One peer holding a task, as a scheduler reports it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct TaskPeer {
-    pub host_id: String,
-    pub hostname: String,
-    pub ip: String,
-    pub peer_id: String,
-    /// `Pending`, `Running`, `BackToSource`, `Succeeded`, `Failed`…
-    pub state: String,
-    pub finished_pieces: u32,
-    /// Pieces this peer fetched from the origin.
-    pub origin_pieces: u32,
-    /// Pieces it got inline from the scheduler (a tiny content, at most 128 bytes).
-    #[serde(default)]
-    pub inline_pieces: u32,
-    /// Pieces it fetched from each parent peer: the edges of the task's graph.
-    pub sources: Vec<PieceSource>,
-}
-
-/// Pieces one peer fetched from one parent.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct PieceSource {
-    pub parent_id: String,
-    pub pieces: u32,
-}
-
-/// A task as one scheduler knows it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct TaskInfo {
-    pub task_id: String,
-    pub url: String,
-    pub content_length: Option<u64>,
-    pub piece_length: u64,
-    pub total_pieces: u32,
-    pub peers: Vec<TaskPeer>,
-    /// Set when this is the task's record (its last state a scheduler reported), not a
-    /// scheduler's live answer: when the record was last updated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// A task of a cluster as last reported by its schedulers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskRecord {
-    pub cluster_id: i64,
-    pub task_id: String,
-    pub url: String,
-    pub content_length: Option<u64>,
-    pub total_pieces: u32,
-    /// Peers of the task, and how many had the whole content.
-    pub peers: u32,
-    pub finished_peers: u32,
-    /// `running`, `succeeded`, `failed`, or `deleted` (by a `delete_task` job).
-    pub state: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use common::api::{PieceSource, TaskInfo, TaskPeer, TaskRecord};
 
 impl From<entity::task_records::Model> for TaskRecord {
     fn from(m: entity::task_records::Model) -> Self {
@@ -85,8 +29,8 @@ impl From<entity::task_records::Model> for TaskRecord {
             peers: u32::try_from(m.peers).unwrap_or(0),
             finished_peers: u32::try_from(m.finished_peers).unwrap_or(0),
             state: m.state,
-            created_at: m.created_at.and_utc(),
-            updated_at: m.updated_at.and_utc(),
+            created_at: timestamp(m.created_at.and_utc()),
+            updated_at: timestamp(m.updated_at.and_utc()),
         }
     }
 }

@@ -3,12 +3,12 @@
 //! tenant and becomes its admin; only platform administrators delete one, and only once its
 //! clusters are gone. Membership is [`super::members`].
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{Ctx, Listed, Page, exists, found, validate, visible};
@@ -22,14 +22,7 @@ use crate::{
     rbac::{Act, Obj},
 };
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Tenant {
-    pub id: i64,
-    pub name: String,
-    pub bio: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use common::api::Tenant;
 
 impl From<tenants::Model> for Tenant {
     fn from(t: tenants::Model) -> Self {
@@ -37,8 +30,8 @@ impl From<tenants::Model> for Tenant {
             id: t.id,
             name: t.name,
             bio: t.bio,
-            created_at: t.created_at.and_utc(),
-            updated_at: t.updated_at.and_utc(),
+            created_at: super::timestamp(t.created_at.and_utc()),
+            updated_at: super::timestamp(t.updated_at.and_utc()),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{Ctx, Listed, Page, exists, owned, tenants::live_tenant, validate};
@@ -16,23 +16,7 @@ use crate::{
     rbac::{Act, Obj, Scope},
 };
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PersonalAccessToken {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub user_id: i64,
-    pub name: String,
-    pub bio: String,
-    /// The first characters, to tell tokens apart.
-    pub token_prefix: String,
-    pub scopes: Vec<Scope>,
-    /// `active` or `inactive`.
-    pub state: String,
-    pub expired_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use common::api::{CreatedToken, PersonalAccessToken};
 
 impl From<pats::Model> for PersonalAccessToken {
     fn from(t: pats::Model) -> Self {
@@ -45,21 +29,12 @@ impl From<pats::Model> for PersonalAccessToken {
             token_prefix: t.token_prefix,
             scopes: serde_json::from_value(t.scopes).unwrap_or_default(),
             state: t.state.to_value(),
-            expired_at: t.expired_at.and_utc(),
-            last_used_at: t.last_used_at.map(|t| t.and_utc()),
-            created_at: t.created_at.and_utc(),
-            updated_at: t.updated_at.and_utc(),
+            expired_at: super::timestamp(t.expired_at.and_utc()),
+            last_used_at: t.last_used_at.map(|t| super::timestamp(t.and_utc())),
+            created_at: super::timestamp(t.created_at.and_utc()),
+            updated_at: super::timestamp(t.updated_at.and_utc()),
         }
     }
-}
-
-/// A new token: the only time `token` is shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub meta: PersonalAccessToken,
-    /// Send as `Authorization: Bearer <token>` to `/oapi/v1`. Not shown again.
-    pub token: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Ctx, Listed, PageRequest, found};
@@ -21,22 +21,10 @@ use crate::{
         users::{self, UserState},
     },
     password,
-    rbac::{Act, Obj, Role},
+    rbac::{Act, Obj},
 };
 
-/// A user as the API shows it (never the password hash).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct User {
-    pub id: i64,
-    pub name: String,
-    pub email: Option<String>,
-    /// `enabled` or `disabled`.
-    pub state: String,
-    /// `root` for platform administrators, else empty.
-    pub platform_role: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use common::api::{Me, Membership, User};
 
 impl From<users::Model> for User {
     fn from(u: users::Model) -> Self {
@@ -46,26 +34,10 @@ impl From<users::Model> for User {
             email: u.email,
             state: u.state.to_value(),
             platform_role: u.platform_role,
-            created_at: u.created_at.to_utc(),
-            updated_at: u.updated_at.to_utc(),
+            created_at: super::timestamp(u.created_at.to_utc()),
+            updated_at: super::timestamp(u.updated_at.to_utc()),
         }
     }
-}
-
-/// The signed-in user and the tenants it acts in.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Me {
-    #[serde(flatten)]
-    pub user: User,
-    pub tenants: Vec<Membership>,
-}
-
-/// One tenant the user belongs to, with its role there.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Membership {
-    pub tenant_id: i64,
-    pub tenant_name: String,
-    pub role: Role,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
