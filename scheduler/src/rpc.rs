@@ -129,7 +129,9 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
                     url: o.url,
                     request_headers: o.headers.into_iter().collect(),
                     piece_length: o.piece_length,
-                    ..Default::default()
+                    tag: o.tag,
+                    application: o.application,
+                    filtered_query_params: o.filtered_query_params,
                 }),
             })
         });

@@ -2,8 +2,8 @@
 //!
 //! A task's id is derived here and nowhere else in the peer ([`TaskRequest::new`]): every way
 //! in (the local API, the proxy) describes the task by its URL and [`TaskShape`], and two
-//! downloads of the same content must meet on the same id. Only a seed order names its id,
-//! because the scheduler derived it already ([`TaskRequest::ordered`]).
+//! downloads of the same content must meet on the same id. A seed order names its id too, and
+//! [`TaskRequest::ordered`] derives it again and refuses a mismatch.
 //!
 //! Events go to an [`EventSink`], which may be empty: a caller that only wants the content in the
 //! cache (the proxy, a seed order) asks for none instead of draining a channel.
@@ -13,7 +13,7 @@ use std::{path::PathBuf, time::Duration};
 use common::{
     digest::Digest,
     ids::TaskId,
-    piece::{PieceLayout, requested_piece_length},
+    piece::PieceLayout,
     task_id::{TaskSpec, task_id},
 };
 use tokio::sync::mpsc;
@@ -88,14 +88,15 @@ impl TaskRequest {
     }
 
     /// A task whose id the scheduler already derived (a seed order); back-to-source allowed.
-    /// The id must look derived and the piece length be one a download may ask for: the id names
-    /// files in the cache and the length sizes buffers.
+    /// The id is derived here again and must match: it names files in the cache, and a
+    /// scheduler must not bind one task's id to another URL.
     pub fn ordered(task_id: &str, url: Url, shape: TaskShape, headers: Vec<(String, String)>) -> Result<Self, Error> {
-        let task_id = TaskId::parse(task_id).map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        if let Some(length) = shape.piece_length {
-            requested_piece_length(length).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let derived = Self::new(url, shape, headers)?;
+        if derived.task_id.0 != task_id {
+            let shown: String = task_id.chars().take(80).collect();
+            return Err(Error::InvalidRequest(format!("ordered task id {shown:?} is not the id of its URL and shape")));
         }
-        Ok(Self::unchecked(task_id, url, shape, headers))
+        Ok(derived)
     }
 
     fn unchecked(task_id: TaskId, url: Url, shape: TaskShape, headers: Vec<(String, String)>) -> Self {
@@ -175,7 +176,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_id_comes_from_url_and_shape_and_an_ordered_id_is_kept() -> Result<(), Box<dyn std::error::Error>> {
+    fn the_id_comes_from_url_and_shape_and_an_ordered_id_is_derived_again() -> Result<(), Box<dyn std::error::Error>> {
         let url = Url::parse("http://origin.test/a?X-Amz-Date=1&v=2")?;
         let shape = TaskShape { tag: "t".into(), piece_length: Some(4 << 20), ..TaskShape::default() };
         let headers = vec![("authorization".to_owned(), "x".to_owned())];
@@ -186,20 +187,18 @@ mod tests {
         assert!(!req.disable_back_to_source);
         assert!(req.clone().back_to_source_disabled(true).disable_back_to_source);
 
-        // Another shape is another task; an ordered id is taken as it is.
+        // Another shape is another task.
         let other = TaskRequest::new(url.clone(), TaskShape { tag: "u".into(), ..shape.clone() }, vec![])?;
         assert_ne!(other.task_id, req.task_id);
-        let from_scheduler = "ab".repeat(32);
-        let ordered = TaskRequest::ordered(&from_scheduler, url.clone(), shape.clone(), vec![])?;
-        assert_eq!(ordered.task_id, TaskId(from_scheduler.clone()));
-
-        // An ordered id that could not have been derived, or a piece length no download may ask
-        // for, is refused: the id would name a file, the length would size a buffer.
-        for bad in ["../../etc/cron.d/x", "t", ""] {
-            assert!(TaskRequest::ordered(bad, url.clone(), shape.clone(), vec![]).is_err(), "{bad:?}");
+        // An ordered id is derived again and must match; one that could not have been derived,
+        // another URL's, or a piece length no download may ask for is refused.
+        let ordered = TaskRequest::ordered(&req.task_id.0, url.clone(), shape.clone(), vec![])?;
+        assert_eq!(ordered.task_id, req.task_id);
+        for bad in ["../../etc/cron.d/x".to_string(), "t".into(), String::new(), other.task_id.0.clone()] {
+            assert!(TaskRequest::ordered(&bad, url.clone(), shape.clone(), vec![]).is_err(), "{bad:?}");
         }
         let huge = TaskShape { piece_length: Some(100_000_000_000), ..shape.clone() };
-        assert!(TaskRequest::ordered(&from_scheduler, url.clone(), huge.clone(), vec![]).is_err());
+        assert!(TaskRequest::ordered(&req.task_id.0, url.clone(), huge.clone(), vec![]).is_err());
         assert!(TaskRequest::new(url, huge, vec![]).is_err());
         Ok(())
     }

@@ -54,7 +54,7 @@ fn start(downloader: &Downloader, order: pb::SeedTask) {
     let shape = TaskShape {
         tag: spec.tag,
         application: spec.application,
-        filtered_query_params: Vec::new(),
+        filtered_query_params: spec.filtered_query_params,
         piece_length: spec.piece_length,
     };
     let req = match TaskRequest::ordered(&spec.task_id, url, shape, spec.request_headers.into_iter().collect()) {

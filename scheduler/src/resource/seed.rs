@@ -7,6 +7,10 @@ pub struct SeedOrder {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub piece_length: Option<u64>,
+    /// With the URL and piece length, what the id was derived from.
+    pub tag: String,
+    pub application: String,
+    pub filtered_query_params: Vec<String>,
 }
 
 /// Connected seed peers, each with the channel its stream reads from.
@@ -21,7 +25,15 @@ mod tests {
     #[test]
     fn dispatch_reaches_a_live_watcher_only() {
         let seeds = SeedWatchers::default();
-        let order = SeedOrder { task_id: "t".into(), url: "http://o/x".into(), headers: vec![], piece_length: None };
+        let order = SeedOrder {
+            task_id: "t".into(),
+            url: "http://o/x".into(),
+            headers: vec![],
+            piece_length: None,
+            tag: String::new(),
+            application: String::new(),
+            filtered_query_params: vec![],
+        };
         assert!(!seeds.dispatch(order.clone()));
         let mut rx = seeds.watch(HostId("seed".into()));
         assert!(seeds.any() && seeds.is_connected(&HostId("seed".into())));

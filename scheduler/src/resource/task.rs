@@ -50,6 +50,11 @@ pub struct Task {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub requested_piece_length: Option<u64>,
+    /// The rest of what the id was derived from, passed on in seed orders so the seed peer can
+    /// derive it again.
+    pub tag: String,
+    pub application: String,
+    pub filtered_query_params: Vec<String>,
     pub content_length: Option<u64>,
     pub piece_length: Option<u64>,
     digests: Vec<Option<PieceDigest>>,
@@ -85,6 +90,9 @@ impl Task {
             url,
             headers,
             requested_piece_length: piece_length,
+            tag: String::new(),
+            application: String::new(),
+            filtered_query_params: Vec::new(),
             content_length: None,
             piece_length,
             digests: Vec::new(),

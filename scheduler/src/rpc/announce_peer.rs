@@ -46,7 +46,12 @@ pub async fn start(
     let peer = PeerId(reg.peer_id);
     let headers: Vec<(String, String)> = spec.request_headers.into_iter().collect();
     let cell = svc.tasks.get_or_create(&task_id, &spec.url, headers, spec.piece_length);
-    cell.lock().register(peer.clone(), host_id.clone(), reg.disable_back_to_source);
+    {
+        // Every registrant's spec derives the same id, so any of them describes the task.
+        let mut t = cell.lock();
+        (t.tag, t.application, t.filtered_query_params) = (spec.tag, spec.application, spec.filtered_query_params);
+        t.register(peer.clone(), host_id.clone(), reg.disable_back_to_source);
+    }
     cell.changed();
     tracing::info!(task_id = %task_id, peer_id = %peer, host_id = %host_id, "peer registered");
     svc.metrics.peers_registered.inc();
@@ -104,6 +109,9 @@ async fn drive(
                         url: t.url.clone(),
                         headers: t.headers.clone(),
                         piece_length: t.requested_piece_length,
+                        tag: t.tag.clone(),
+                        application: t.application.clone(),
+                        filtered_query_params: t.filtered_query_params.clone(),
                     }
                 };
                 let sent_to_seed = svc.seeds.dispatch(order);
