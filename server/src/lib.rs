@@ -8,6 +8,7 @@
 pub mod api;
 mod audit;
 pub mod auth;
+mod browser;
 pub mod config;
 mod console;
 pub mod db;

@@ -360,3 +360,43 @@ async fn a_sign_in_flood_is_told_to_wait_and_others_still_sign_in() {
         .expect(200);
     m.stop().await;
 }
+
+/// A change carried by the console's cookie must come from the console's own pages: a browser
+/// that says it came from elsewhere is refused, whatever the route (API or server function),
+/// while bearer-token callers and reads pass; every answer carries the security headers.
+#[tokio::test]
+async fn cross_site_changes_riding_on_the_cookie_are_refused() {
+    let m = TestManager::start(Backend::Sqlite).await;
+    let cookie = format!("jwt={}", m.root);
+    let body = json!({"name": "from-elsewhere", "scheduler_cluster_config": {}});
+    let send = |path: &str, headers: &[(&str, &str)], bearer: bool| {
+        let mut req = m.http.post(format!("{}{path}", m.base)).json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if bearer {
+            req = req.bearer_auth(&m.root);
+        }
+        async move { testkit::manager::Answer::read(req.send().await.unwrap()).await }
+    };
+    for path in ["/api/v1/clusters", "/console/fn/sign_out"] {
+        for from in [&[("sec-fetch-site", "cross-site")][..], &[("origin", "https://evil.example")][..]] {
+            let mut headers = vec![("cookie", cookie.as_str())];
+            headers.extend_from_slice(from);
+            let refused = send(path, &headers, false).await.expect(403);
+            assert_eq!(refused.body["code"], "forbidden");
+            assert_eq!(refused.headers["x-frame-options"], "DENY");
+        }
+    }
+    // The same change with a bearer token, or from the console's own origin, goes through.
+    send("/api/v1/clusters", &[("origin", "https://evil.example")], true).await.expect(201);
+    let own = [("cookie", cookie.as_str()), ("origin", m.base.as_str()), ("sec-fetch-site", "same-origin")];
+    let same = send("/api/v1/clusters", &own, false).await;
+    assert_eq!(same.status, 409, "reached the handler (the name is taken): {:?}", same.body);
+
+    let read = m.get("/api/v1/users/me", &m.root).await.expect(200);
+    assert_eq!(read.headers["x-content-type-options"], "nosniff");
+    assert_eq!(read.headers["referrer-policy"], "same-origin");
+    assert!(read.headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    m.stop().await;
+}
