@@ -49,8 +49,9 @@ pub async fn sign_up(name: String, password: String, email: Option<String>) -> R
     sign_in(name, password, None).await
 }
 
-/// Ends the session on the manager and clears the cookie.
-#[server(prefix = "/console/fn")]
+/// Ends the session on the manager and clears the cookie. Its path is fixed (no build hash) so
+/// the manager's tests can reach it as a browser would.
+#[server(prefix = "/console/fn", endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), ApiError> {
     // The session may already be over; signing out still clears the cookie.
     let _ = super::client::send::<()>(http::Method::POST, "/api/v1/users/signout", &[], None).await;

@@ -394,6 +394,14 @@ async fn cross_site_changes_riding_on_the_cookie_are_refused() {
     let same = send("/api/v1/clusters", &own, false).await;
     assert_eq!(same.status, 409, "reached the handler (the name is taken): {:?}", same.body);
 
+    // The console's own page signing out with its cookie reaches the server function.
+    let token = m.signin("root", ROOT_PASSWORD).await;
+    let session = format!("jwt={token}");
+    let own = [("cookie", session.as_str()), ("origin", m.base.as_str()), ("sec-fetch-site", "same-origin")];
+    let signed_out = send("/console/fn/sign_out", &own, false).await;
+    assert!(signed_out.status.is_success() || signed_out.status.is_redirection(), "{:?}", signed_out.status);
+    m.call(Method::GET, "/api/v1/users/me", Some(&token), None).await.expect(401);
+
     let read = m.get("/api/v1/users/me", &m.root).await.expect(200);
     assert_eq!(read.headers["x-content-type-options"], "nosniff");
     assert_eq!(read.headers["referrer-policy"], "same-origin");
