@@ -43,14 +43,19 @@ impl Caller {
         let dir =
             output.parent().ok_or_else(|| Error::InvalidRequest(format!("{} has no directory", output.display())))?;
         let denied = |what: &Path, why: &str| Error::Forbidden(format!("uid {} {why} {}", self.uid, what.display()));
-        for ancestor in dir.ancestors() {
-            let meta = std::fs::metadata(ancestor)
-                .map_err(|e| Error::InvalidRequest(format!("output directory {}: {e}", ancestor.display())))?;
-            if !self.allowed(&meta, SEARCH) {
+        let stat = |path: &Path| {
+            std::fs::metadata(path)
+                .map_err(|e| Error::InvalidRequest(format!("output directory {}: {e}", path.display())))
+        };
+        let meta = stat(dir)?;
+        for ancestor in dir.ancestors().skip(1) {
+            if !self.allowed(&stat(ancestor)?, SEARCH) {
                 return Err(denied(ancestor, "may not enter"));
             }
         }
-        let meta = std::fs::metadata(dir)?;
+        if !self.allowed(&meta, SEARCH) {
+            return Err(denied(dir, "may not enter"));
+        }
         if !meta.is_dir() {
             return Err(Error::InvalidRequest(format!("{} is not a directory", dir.display())));
         }
