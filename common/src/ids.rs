@@ -43,6 +43,9 @@ pub enum IdError {
     /// A task id must be what [`crate::task_id::task_id`] derives: 64 lower-case hex digits.
     #[error("task id {0:?} is not 64 lower-case hex digits")]
     Task(String),
+    /// A host id is `<hostname>-<ip>[-seed]`: 1–253 of letters, digits, `.`, `-`, `_`, `:`.
+    #[error("host id {0:?} is not 1-253 of letters, digits, '.', '-', '_' and ':'")]
+    Host(String),
 }
 
 impl TaskId {
@@ -61,6 +64,18 @@ impl TaskId {
 }
 
 impl HostId {
+    /// Longest host id: a DNS name's length.
+    pub const MAX_LEN: usize = 253;
+
+    /// A host id received from elsewhere, checked to be one [`HostId::for_host`] could have made
+    /// from a DNS hostname and an IP address, so it is safe in a certificate, a path or a log line.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+        if ok { Ok(Self(s.to_owned())) } else { Err(IdError::Host(s.chars().take(80).collect())) }
+    }
+
     /// The id a host announces itself with. Seed and normal daemons on one machine differ.
     pub fn for_host(hostname: &str, ip: &str, seed: bool) -> Self {
         if seed { Self(format!("{hostname}-{ip}-seed")) } else { Self(format!("{hostname}-{ip}")) }
@@ -88,6 +103,16 @@ mod tests {
         }
         let long = "x".repeat(10_000);
         assert!(TaskId::parse(&long).unwrap_err().to_string().len() < 200, "the error quotes a bounded prefix");
+    }
+
+    #[test]
+    fn host_ids_are_hostnames_and_addresses_only() {
+        for good in ["box-10.0.0.1", "box-10.0.0.1-seed", "node_3.example-::1", "a"] {
+            assert_eq!(HostId::parse(good).unwrap().0, good);
+        }
+        for bad in ["", "a/b", "../x", "a b", "x\n", "a%25eth0", &"x".repeat(254)] {
+            assert!(HostId::parse(bad).is_err(), "{bad:?} parsed");
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// Implements `prometheus_client`'s `EncodeLabelValue` for a closed enum with snake_case label
 /// values, like the rest of Damselfly's API: `snake_label!(Kind { BackToSource => "back_to_source" });`.

@@ -79,6 +79,22 @@
 //! keepalive_interval_secs = 5
 //! # Seconds between scheduler list refreshes. Default: 60
 //! refresh_interval_secs = 60
+//! # The join token from the manager (POST /api/v1/clusters/<id>/join-tokens, role peer or
+//! # seed_peer): used once to enrol, when [tls] holds no usable certificate. Default: ""
+//! join_token = ""
+//!
+//! [tls]
+//! # "mtls": the manager and schedulers are reached over mutual TLS with this host's certificate
+//! # from the cluster's CA. "plaintext": no TLS, nobody authenticated (debugging only). Default: mtls
+//! mode = "mtls"
+//! # Where the enrolled key and certificate are kept. Default: <data_dir>/tls
+//! dir = ""
+//! # An operator's own certificate (PEM, leaf first), key and CA, instead of enrolling; all three
+//! # or none. The certificate must name damselfly://peer/<cluster>/<hostname>-<ip> (seed peers:
+//! # damselfly://seed-peer/<cluster>/<hostname>-<ip>-seed). Default: none
+//! # cert = "/etc/damselfly/dfdaemon.crt"
+//! # key = "/etc/damselfly/dfdaemon.key"
+//! # ca = "/etc/damselfly/ca.crt"
 //! ```
 
 use std::{
@@ -114,6 +130,8 @@ pub struct DfdaemonConfig {
     pub scheduler: SchedulerClientConfig,
     /// The manager that names the schedulers.
     pub manager: ManagerClientConfig,
+    /// Mutual TLS.
+    pub tls: common::tls::TlsSettings,
 }
 
 /// The manager that names the schedulers.
@@ -128,11 +146,19 @@ pub struct ManagerClientConfig {
     pub keepalive_interval_secs: u64,
     /// Seconds between scheduler list refreshes.
     pub refresh_interval_secs: u64,
+    /// Enrols with this when no certificate is at hand.
+    pub join_token: String,
 }
 
 impl Default for ManagerClientConfig {
     fn default() -> Self {
-        Self { addr: String::new(), cluster_id: 1, keepalive_interval_secs: 5, refresh_interval_secs: 60 }
+        Self {
+            addr: String::new(),
+            cluster_id: 1,
+            keepalive_interval_secs: 5,
+            refresh_interval_secs: 60,
+            join_token: String::new(),
+        }
     }
 }
 
@@ -266,6 +292,7 @@ impl Default for DfdaemonConfig {
             gc: GcConfig::default(),
             scheduler: SchedulerClientConfig::default(),
             manager: ManagerClientConfig::default(),
+            tls: common::tls::TlsSettings::default(),
         }
     }
 }
@@ -352,6 +379,9 @@ impl DfdaemonConfig {
         }
         if c.server.socket.as_os_str().is_empty() {
             c.server.socket = c.data_dir.join("dfdaemon.sock");
+        }
+        if c.tls.dir.as_os_str().is_empty() {
+            c.tls.dir = c.data_dir.join("tls");
         }
         if c.download.concurrency == 0 || c.upload.concurrency == 0 || c.download.back_to_source_concurrency == 0 {
             return Err(Error::Config("download.concurrency and upload.concurrency must be at least 1".into()));

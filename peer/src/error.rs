@@ -8,6 +8,9 @@ pub enum Error {
     /// The configuration is invalid; the message names the key.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Credentials could not be had or used.
+    #[error("TLS: {0}")]
+    Tls(#[from] common::tls::Error),
     /// The request is malformed; the message names the field.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -63,7 +66,7 @@ impl From<Error> for Status {
             Error::Refused(_) | Error::Forbidden(_) => Code::PermissionDenied,
             Error::SchedulerLost(_) | Error::ShuttingDown => Code::Unavailable,
             Error::Timeout(_) => Code::DeadlineExceeded,
-            Error::Config(_) | Error::Io(_) | Error::Transport(_) => Code::Internal,
+            Error::Config(_) | Error::Io(_) | Error::Transport(_) | Error::Tls(_) => Code::Internal,
         };
         if code == Code::Internal {
             tracing::error!(error = %e, "request failed");

@@ -8,6 +8,7 @@
 //!   open with every scheduler.
 
 pub(crate) mod announce;
+pub use announce::host_id;
 pub mod caller;
 pub mod dfdaemon;
 pub(crate) mod manager;

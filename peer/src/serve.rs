@@ -75,8 +75,15 @@ impl Dfdaemon {
             .map_err(|e| Error::Config(format!("scheduler.addr {:?}: {e}", config.scheduler.addr)))?
             .into_iter()
             .collect();
+        // A host with neither scheduler nor manager talks to no one but origins.
+        let networked = !static_scheduler.is_empty() || !config.manager.addr.is_empty();
+        let credentials = if networked { manager::credentials(&config).await? } else { None };
+        let scheduler_tls = credentials
+            .as_ref()
+            .map(|c| c.client_config(common::tls::Expect::scheduler(Some(c.identity.cluster_id))))
+            .transpose()?;
         let schedulers = (!static_scheduler.is_empty() || !config.manager.addr.is_empty())
-            .then(|| SchedulerSet::new(static_scheduler));
+            .then(|| SchedulerSet::new(static_scheduler, scheduler_tls));
         let host_id = announce::host_id(&config);
         let metrics = Arc::new(Metrics::default());
         let downloader = Downloader::new(
@@ -102,6 +109,7 @@ impl Dfdaemon {
         let manager_client = match (&schedulers, config.manager.addr.is_empty()) {
             (Some(set), false) => Some(tokio::spawn(manager::run(
                 config.clone(),
+                credentials.clone(),
                 upload_port,
                 set.clone(),
                 metrics.clone(),

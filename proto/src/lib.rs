@@ -32,3 +32,5 @@ pub mod manager {
         tonic::include_proto!("damselfly.manager.v1");
     }
 }
+
+pub mod enrol;

@@ -48,6 +48,22 @@
 //! keepalive_interval_secs = 5
 //! # Seconds between reads of the cluster's settings (parent limits). Default: 60
 //! config_refresh_secs = 60
+//! # The join token from the manager (POST /api/v1/clusters/<id>/join-tokens, role scheduler):
+//! # used once to enrol, when [tls] holds no usable certificate. Default: ""
+//! join_token = ""
+//!
+//! [tls]
+//! # "mtls": peers and the manager must show certificates of the cluster's CA, and this
+//! # scheduler shows its own. "plaintext": no TLS, nobody authenticated (debugging only).
+//! # Default: mtls
+//! mode = "mtls"
+//! # Where the enrolled key and certificate are kept. Default: /var/lib/damselfly/scheduler/tls
+//! dir = "/var/lib/damselfly/scheduler/tls"
+//! # An operator's own certificate (PEM, leaf first), key and CA, instead of enrolling; all three
+//! # or none. The certificate must name damselfly://scheduler/<cluster>/<hostname>-<ip>. Default: none
+//! # cert = "/etc/damselfly/scheduler.crt"
+//! # key = "/etc/damselfly/scheduler.key"
+//! # ca = "/etc/damselfly/ca.crt"
 //! ```
 
 use std::{
@@ -73,6 +89,8 @@ pub struct SchedulerConfig {
     pub host: HostConfig,
     /// Registration with the manager.
     pub manager: ManagerClientConfig,
+    /// Mutual TLS.
+    pub tls: common::tls::TlsSettings,
 }
 
 /// How this scheduler presents itself to the manager and, through it, to peers.
@@ -101,11 +119,19 @@ pub struct ManagerClientConfig {
     pub keepalive_interval_secs: u64,
     /// Seconds between reads of the cluster's settings.
     pub config_refresh_secs: u64,
+    /// Enrols with this when no certificate is at hand.
+    pub join_token: String,
 }
 
 impl Default for ManagerClientConfig {
     fn default() -> Self {
-        Self { addr: String::new(), cluster_id: 1, keepalive_interval_secs: 5, config_refresh_secs: 60 }
+        Self {
+            addr: String::new(),
+            cluster_id: 1,
+            keepalive_interval_secs: 5,
+            config_refresh_secs: 60,
+            join_token: String::new(),
+        }
     }
 }
 
@@ -199,6 +225,9 @@ impl SchedulerConfig {
         }
         if config.host.hostname.is_empty() {
             config.host.hostname = machine_hostname.to_owned();
+        }
+        if config.tls.dir.as_os_str().is_empty() {
+            config.tls.dir = std::path::PathBuf::from("/var/lib/damselfly/scheduler/tls");
         }
         if !(1..=20).contains(&config.scheduling.candidate_parent_limit) {
             return Err(Error::Config("scheduling.candidate_parent_limit must be 1–20".into()));

@@ -12,6 +12,9 @@ pub enum Error {
     /// A listener or file could not be used.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Credentials could not be had or used.
+    #[error("TLS: {0}")]
+    Tls(#[from] common::tls::Error),
     /// The gRPC server failed.
     #[error("gRPC transport error: {0}")]
     Transport(#[from] tonic::transport::Error),

@@ -1,6 +1,11 @@
 //! The gRPC edge: converts `damselfly.scheduler.v1` messages to the scheduler's own types and
 //! back, and [`manager`] is the client side of `damselfly.manager.v1`. No other module sees
 //! protobuf types.
+//!
+//! Every call asks who is calling ([`Caller`], from the client's certificate) before anything
+//! else: a dfdaemon of this scheduler's cluster announces, leaves, registers downloads and
+//! watches orders only as the host its certificate names; only a seed peer takes seed orders;
+//! only the manager deletes tasks.
 
 mod announce_peer;
 pub mod manager;
@@ -11,7 +16,10 @@ use std::{pin::Pin, sync::Arc, time::Instant};
 use futures::Stream;
 use tokio_stream::StreamExt;
 
-use common::ids::HostId;
+use common::{
+    ids::HostId,
+    tls::{Caller, Component},
+};
 use proto::{common::v1 as pb_common, scheduler::v1 as pb};
 use tonic::{Request, Response, Status};
 
@@ -34,7 +42,35 @@ pub struct SchedulerService {
     pub limits: LiveLimits,
     pub host_ttl_secs: u64,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The cluster this scheduler's certificate names; `None` when TLS is off.
+    pub cluster_id: Option<i64>,
 }
+
+impl SchedulerService {
+    /// The caller must be a dfdaemon of this cluster speaking for `host` (one of `allowed`).
+    pub(crate) fn daemon_of(&self, caller: &Caller, host: &HostId, allowed: &[Component]) -> Result<(), Status> {
+        let Some(id) = caller.require(allowed)? else { return Ok(()) };
+        if Some(id.cluster_id) != self.cluster_id {
+            return Err(Status::permission_denied(format!("{id} is not of this scheduler's cluster")));
+        }
+        if &id.host_id != host {
+            return Err(Status::permission_denied(format!("{id} may not speak for host {host}")));
+        }
+        Ok(())
+    }
+
+    /// The caller must be the manager, or a dfdaemon of this cluster.
+    fn reader(&self, caller: &Caller) -> Result<(), Status> {
+        match caller.require(&[Component::Manager, Component::SeedPeer, Component::Peer])? {
+            Some(id) if id.component != Component::Manager && Some(id.cluster_id) != self.cluster_id => {
+                Err(Status::permission_denied(format!("{id} is not of this scheduler's cluster")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+const DAEMONS: &[Component] = &[Component::SeedPeer, Component::Peer];
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -42,9 +78,7 @@ impl TryFrom<pb_common::Host> for Host {
     type Error = Error;
 
     fn try_from(h: pb_common::Host) -> Result<Self, Error> {
-        if h.id.is_empty() {
-            return Err(Error::InvalidRequest("host.id must not be empty".into()));
-        }
+        let id = HostId::parse(&h.id).map_err(|e| Error::InvalidRequest(format!("host.id: {e}")))?;
         if h.ip.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::InvalidRequest(format!("host.ip {:?} is not an IP address", h.ip)));
         }
@@ -60,7 +94,7 @@ impl TryFrom<pb_common::Host> for Host {
             }
         };
         Ok(Host {
-            id: HostId(h.id),
+            id,
             hostname: h.hostname,
             ip: h.ip,
             upload_port,
@@ -79,8 +113,12 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         &self,
         request: Request<pb::AnnounceHostRequest>,
     ) -> Result<Response<pb::AnnounceHostResponse>, Status> {
+        let caller = Caller::of(&request);
         let host = request.into_inner().host.ok_or_else(|| Status::invalid_argument("host is required"))?;
         let host = Host::try_from(host)?;
+        // A seed host is announced only with a seed peer's certificate.
+        let role = if host.kind == HostKind::Seed { Component::SeedPeer } else { Component::Peer };
+        self.daemon_of(&caller, &host.id, &[role])?;
         tracing::debug!(host_id = %host.id, kind = ?host.kind, "host announced");
         self.hosts.announce(host, Instant::now());
         Ok(Response::new(pb::AnnounceHostResponse { host_ttl_secs: self.host_ttl_secs }))
@@ -90,7 +128,9 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         &self,
         request: Request<pb::LeaveHostRequest>,
     ) -> Result<Response<pb::LeaveHostResponse>, Status> {
-        let id = HostId(request.into_inner().host_id);
+        let caller = Caller::of(&request);
+        let id = HostId::parse(&request.into_inner().host_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.daemon_of(&caller, &id, DAEMONS)?;
         if !self.hosts.leave(&id) {
             return Err(Status::not_found(format!("host {id} is not known")));
         }
@@ -105,7 +145,8 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         &self,
         request: Request<tonic::Streaming<pb::AnnouncePeerRequest>>,
     ) -> Result<Response<Self::AnnouncePeerStream>, Status> {
-        announce_peer::start(self.clone(), request.into_inner()).await
+        let caller = Caller::of(&request);
+        announce_peer::start(self.clone(), caller, request.into_inner()).await
     }
 
     type WatchSeedTasksStream = BoxStream<pb::SeedTask>;
@@ -114,7 +155,9 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         &self,
         request: Request<pb::WatchSeedTasksRequest>,
     ) -> Result<Response<Self::WatchSeedTasksStream>, Status> {
-        let id = HostId(request.into_inner().host_id);
+        let caller = Caller::of(&request);
+        let id = HostId::parse(&request.into_inner().host_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.daemon_of(&caller, &id, &[Component::SeedPeer])?;
         match self.hosts.get(&id) {
             Some(h) if h.kind == HostKind::Seed => {}
             Some(_) => return Err(Status::failed_precondition(format!("host {id} is not a seed peer"))),
@@ -139,6 +182,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
     }
 
     async fn stat_task(&self, request: Request<pb::StatTaskRequest>) -> Result<Response<pb::TaskInfo>, Status> {
+        self.reader(&Caller::of(&request))?;
         let id = common::ids::TaskId::parse(&request.into_inner().task_id)
             .map_err(|e| Status::invalid_argument(format!("task_id: {e}")))?;
         let cell = self.tasks.get(&id).ok_or_else(|| Status::not_found(format!("task {id} is not known")))?;
@@ -150,6 +194,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         &self,
         request: Request<pb::DeleteTaskRequest>,
     ) -> Result<Response<pb::DeleteTaskResponse>, Status> {
+        Caller::of(&request).require(&[Component::Manager])?;
         orders::delete_task(self, request.into_inner()).map(Response::new)
     }
 
@@ -159,7 +204,8 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         &self,
         request: Request<pb::WatchHostOrdersRequest>,
     ) -> Result<Response<Self::WatchHostOrdersStream>, Status> {
-        orders::watch_host_orders(self, request.into_inner())
+        let caller = Caller::of(&request);
+        orders::watch_host_orders(self, &caller, request.into_inner())
     }
 }
 

@@ -5,6 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::tls::{ClientAuth, TlsIncoming};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +70,9 @@ impl Scheduler {
     /// Serves gRPC and HTTP until `shutdown` is cancelled.
     pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
         let started = Instant::now();
+        let grpc_addr = listeners.grpc.local_addr()?;
+        let reg = manager::Registration::from_config(&self.config, grpc_addr);
+        let credentials = manager::credentials(&self.config, grpc_addr, reg.as_ref()).await?;
         let ttl = Duration::from_secs(self.config.gc.host_ttl_secs);
         let block_list = LiveBlockList::default();
         let service = SchedulerService {
@@ -80,14 +84,16 @@ impl Scheduler {
             block_list: block_list.clone(),
             host_ttl_secs: self.config.gc.host_ttl_secs,
             metrics: Arc::new(Metrics::default()),
+            cluster_id: credentials.as_ref().map(|c| c.identity.cluster_id),
         };
         let metrics = service.metrics.clone();
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<proto::scheduler::v1::scheduler_server::SchedulerServer<SchedulerService>>().await;
 
-        let registration = manager::Registration::from_config(&self.config, listeners.grpc.local_addr()?).map(|reg| {
+        let registration = reg.map(|reg| {
             tokio::spawn(manager::run(
                 reg,
+                credentials.clone(),
                 manager::Policy { limits: self.limits.clone(), block_list: block_list.clone() },
                 manager::Reporter { tasks: self.tasks.clone(), hosts: self.hosts.clone(), metrics: metrics.clone() },
                 shutdown.clone(),
@@ -99,10 +105,18 @@ impl Scheduler {
             peer: Duration::from_secs(self.config.gc.peer_ttl_secs),
         };
         let gc = tokio::spawn(collect_garbage(self.hosts.clone(), self.tasks.clone(), ttls, shutdown.clone()));
-        let grpc = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(proto::scheduler::v1::scheduler_server::SchedulerServer::new(service))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
+            .add_service(proto::scheduler::v1::scheduler_server::SchedulerServer::new(service));
+        let stop = shutdown.clone().cancelled_owned();
+        let grpc: std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match &credentials {
+                Some(c) => {
+                    let incoming = TlsIncoming::new(listeners.grpc, c.server_config(ClientAuth::Required)?);
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
+                }
+                None => Box::pin(router.serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), stop)),
+            };
         let http = axum::serve(listeners.http, http::router(self.hosts.clone(), self.tasks.clone(), metrics, started))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let (grpc, http) = tokio::join!(grpc, http);

@@ -83,6 +83,18 @@
 //! sample_interval_secs = 60
 //! # Samples older than this are deleted. Default: 7
 //! sample_retention_days = 7
+//!
+//! [tls]
+//! # "mtls": gRPC between the manager, schedulers and dfdaemons over mutual TLS, the manager
+//! # being the cluster's CA; components enrol with a join token. "plaintext": no TLS and nobody
+//! # authenticated, for debugging only (logged at every start). Default: mtls
+//! mode = "mtls"
+//! # The CA's certificate and key (PEM files), when an operator brings one; the replicas of one
+//! # deployment must share it. Empty: a CA generated in <data_dir>/ca on first start. Default: ""
+//! ca_cert = ""
+//! ca_key = ""
+//! # Days a certificate issued at enrolment stays valid. Default: 90
+//! certificate_validity_days = 90
 //! ```
 
 use std::{
@@ -116,6 +128,33 @@ pub struct ManagerConfig {
     pub jobs: JobsConfig,
     /// Registration of schedulers, seed peers and peers.
     pub grpc: GrpcConfig,
+    /// Mutual TLS and the cluster's CA.
+    pub tls: TlsConfig,
+}
+
+/// Mutual TLS and the cluster's CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// mTLS (default) or plaintext.
+    pub mode: common::tls::Mode,
+    /// An operator's CA certificate (PEM); empty: generated in `<data_dir>/ca`.
+    pub ca_cert: PathBuf,
+    /// Its key (PEM).
+    pub ca_key: PathBuf,
+    /// Days an enrolled certificate stays valid.
+    pub certificate_validity_days: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            mode: common::tls::Mode::Mtls,
+            ca_cert: PathBuf::new(),
+            ca_key: PathBuf::new(),
+            certificate_validity_days: 90,
+        }
+    }
 }
 
 /// The job runner.
@@ -224,6 +263,7 @@ impl Default for ManagerConfig {
             auth: AuthConfig::default(),
             jobs: JobsConfig::default(),
             grpc: GrpcConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -324,6 +364,12 @@ impl ManagerConfig {
         }
         if !(1..=3650).contains(&self.grpc.sample_retention_days) {
             return Err(Error::Config("grpc.sample_retention_days must be between 1 and 3650".into()));
+        }
+        if !(1..=3650).contains(&self.tls.certificate_validity_days) {
+            return Err(Error::Config("tls.certificate_validity_days must be between 1 and 3650".into()));
+        }
+        if self.tls.ca_cert.as_os_str().is_empty() != self.tls.ca_key.as_os_str().is_empty() {
+            return Err(Error::Config("tls.ca_cert and tls.ca_key go together".into()));
         }
         if self.server.http_addr == self.server.grpc_addr && self.server.http_addr.port() != 0 {
             return Err(Error::Config("server.http_addr and server.grpc_addr must differ".into()));

@@ -6,10 +6,20 @@
 //! bad field is `InvalidArgument` naming it), and rows are converted back on the way out.
 //! [`registry`] owns the tables, [`keepalive`] the streams and the sweep, [`scopes`] the pure
 //! choice of a cluster for a peer, [`cluster_config`] the cluster's JSON settings.
+//!
+//! Who calls is taken from the client's certificate ([`Caller`]), never from the message: a
+//! scheduler registers and keeps alive only as itself in its own cluster, a seed peer likewise,
+//! a peer is placed only in the cluster its join token named. `Enroll` is the one call open to
+//! a client without a certificate.
 
 mod keepalive;
 
-use std::{net::IpAddr, pin::pin, time::Duration};
+use std::{net::IpAddr, pin::pin, sync::Arc, time::Duration};
+
+use common::{
+    ids::HostId,
+    tls::{Caller, Component as Role},
+};
 
 use futures::StreamExt;
 use proto::manager::v1 as pb;
@@ -22,8 +32,10 @@ use crate::{
     Error,
     config::GrpcConfig,
     entity::{schedulers, seed_peers},
+    pki::Pki,
     service::{
         cluster_config::ClusterSettings,
+        enrolment::{self, Enrolment},
         registry::{
             self, Component, HostKey, PeerRegistration, SchedulerRegistration, SeedPeerRegistration, SeedPeerType,
         },
@@ -42,16 +54,23 @@ pub struct Registration {
     sampling: Sampling,
     /// Ends open keepalive streams so a graceful shutdown does not wait on them.
     shutdown: CancellationToken,
+    /// The CA enrolment signs with; `None` in plaintext mode.
+    pki: Option<Arc<Pki>>,
 }
 
 impl Registration {
     /// The service over `db`; streams end when `shutdown` is cancelled.
-    pub fn new(db: DatabaseConnection, config: &GrpcConfig, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        config: &GrpcConfig,
+        pki: Option<Arc<Pki>>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let sampling = Sampling {
             interval: Duration::from_secs(config.sample_interval_secs),
             retention: Duration::from_secs(config.sample_retention_days.saturating_mul(86_400)),
         };
-        Self { db, keepalive_timeout: Duration::from_secs(config.keepalive_timeout_secs), sampling, shutdown }
+        Self { db, keepalive_timeout: Duration::from_secs(config.keepalive_timeout_secs), sampling, shutdown, pki }
     }
 
     /// The tonic service to mount.
@@ -90,6 +109,18 @@ fn optional_port(value: u32, field: &str) -> Result<u16, Error> {
 /// The identity a registration or keepalive names: cluster, IP and hostname, each checked.
 fn host_key(cluster: u64, address: &str, name: String) -> Result<HostKey, Error> {
     Ok(HostKey { cluster_id: cluster_id(cluster)?, ip: ip(address, "ip")?, hostname: hostname(name, "hostname")? })
+}
+
+/// Whether the caller may speak for `key` as a `role`: its certificate must name that role, that
+/// cluster and the host id the key derives. Plaintext mode trusts everyone.
+fn speaks_for(caller: &Caller, role: Role, key: &HostKey) -> Result<(), Status> {
+    let Some(id) = caller.require(&[role])? else { return Ok(()) };
+    let host = HostId::for_host(&key.hostname, &key.ip.to_string(), role == Role::SeedPeer);
+    if id.cluster_id == key.cluster_id && id.host_id == host {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!("{id} may not speak for {role} {host} of cluster {}", key.cluster_id)))
+    }
 }
 
 fn cluster_id(value: u64) -> Result<i64, Error> {
@@ -214,11 +245,33 @@ impl From<ClusterSettings> for pb::ClusterConfig {
 
 #[tonic::async_trait]
 impl pb::manager_server::Manager for Registration {
+    async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
+        let Some(pki) = &self.pki else {
+            return Err(Status::failed_precondition("this manager runs without TLS ([tls] mode = \"plaintext\")"));
+        };
+        let r = request.into_inner();
+        let e = Enrolment {
+            join_token: r.join_token,
+            csr_der: r.certificate_request,
+            ip: ip(&r.ip, "ip")?,
+            hostname: hostname(r.hostname, "hostname")?,
+        };
+        let enrolled = enrolment::enrol(&self.db, pki, e).await?;
+        Ok(Response::new(pb::EnrollResponse {
+            certificate_chain: enrolled.chain,
+            ca_certificate: enrolled.ca,
+            cluster_id: u64::try_from(enrolled.identity.cluster_id).unwrap_or_default(),
+            component: enrolled.identity.component.to_string(),
+        }))
+    }
+
     async fn update_scheduler(
         &self,
         request: Request<pb::UpdateSchedulerRequest>,
     ) -> Result<Response<pb::Scheduler>, Status> {
+        let caller = Caller::of(&request);
         let r = SchedulerRegistration::try_from(request.into_inner())?;
+        speaks_for(&caller, Role::Scheduler, &r.key)?;
         let cluster = registry::live_cluster(&self.db, r.key.cluster_id).await?;
         tracing::info!(hostname = %r.key.hostname, ip = %r.key.ip, cluster_id = r.key.cluster_id, "scheduler registered");
         let row = registry::upsert_scheduler(&self.db, r).await?;
@@ -229,7 +282,9 @@ impl pb::manager_server::Manager for Registration {
         &self,
         request: Request<pb::UpdateSeedPeerRequest>,
     ) -> Result<Response<pb::SeedPeer>, Status> {
+        let caller = Caller::of(&request);
         let r = SeedPeerRegistration::try_from(request.into_inner())?;
+        speaks_for(&caller, Role::SeedPeer, &r.key)?;
         tracing::info!(hostname = %r.key.hostname, ip = %r.key.ip, cluster_id = r.key.cluster_id, "seed peer registered");
         let row = registry::upsert_seed_peer(&self.db, r).await?;
         Ok(Response::new(seed_peer_reply(row)))
@@ -239,15 +294,28 @@ impl pb::manager_server::Manager for Registration {
         &self,
         request: Request<pb::ListSchedulersRequest>,
     ) -> Result<Response<pb::ListSchedulersResponse>, Status> {
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         let hostname = hostname(r.hostname, "hostname")?;
         let ip = ip(&r.ip, "ip")?;
         let download_port = optional_port(r.download_port, "download_port")?;
+        // A peer is placed only among the clusters its certificate allows: the one its join
+        // token named. Scopes rank inside that set.
+        let allowed = match caller.require(&[Role::Peer, Role::SeedPeer])? {
+            None => None,
+            Some(id) => {
+                let role = if r.seed_peer { Role::SeedPeer } else { Role::Peer };
+                let key = HostKey { cluster_id: id.cluster_id, hostname: hostname.clone(), ip };
+                speaks_for(&caller, role, &key)?;
+                Some(id.cluster_id)
+            }
+        };
         let place =
             PeerPlace { hostname: hostname.clone(), ip: Some(ip), idc: r.idc.clone(), location: r.location.clone() };
         let clusters: Vec<CandidateCluster> = registry::live_clusters(&self.db)
             .await?
             .into_iter()
+            .filter(|c| allowed.is_none_or(|id| id == c.id))
             .map(|c| CandidateCluster { id: c.id, scopes: scopes_from_json(&c.scopes), is_default: c.is_default })
             .collect();
         let cluster_id = crate::service::scopes::best_cluster(&clusters, &place)
@@ -278,7 +346,13 @@ impl pb::manager_server::Manager for Registration {
         &self,
         request: Request<pb::GetClusterConfigRequest>,
     ) -> Result<Response<pb::ClusterConfig>, Status> {
+        let caller = Caller::of(&request);
         let id = cluster_id(request.into_inner().cluster_id)?;
+        if let Some(me) = caller.require(&[Role::Scheduler, Role::SeedPeer, Role::Peer])?
+            && me.cluster_id != id
+        {
+            return Err(Status::permission_denied(format!("{me} may not read cluster {id}'s settings")));
+        }
         let cluster = registry::live_cluster(&self.db, id).await?;
         Ok(Response::new(ClusterSettings::from_row(&cluster).into()))
     }
@@ -287,8 +361,19 @@ impl pb::manager_server::Manager for Registration {
         &self,
         request: Request<tonic::Streaming<pb::KeepAliveRequest>>,
     ) -> Result<Response<()>, Status> {
-        let messages = request.into_inner().map(|m| match m {
-            Ok(m) => KeepAlive::try_from(m),
+        let caller = Caller::of(&request);
+        caller.require(&[Role::Scheduler, Role::SeedPeer, Role::Peer])?;
+        let messages = request.into_inner().map(move |m| match m {
+            Ok(m) => {
+                let alive = KeepAlive::try_from(m)?;
+                let role = match alive.kind {
+                    Component::Scheduler => Role::Scheduler,
+                    Component::SeedPeer => Role::SeedPeer,
+                    Component::Peer => Role::Peer,
+                };
+                speaks_for(&caller, role, &alive.key).map_err(|s| Error::Forbidden(s.message().to_owned()))?;
+                Ok(alive)
+            }
             // The component went away mid-message: the stream is over.
             Err(status) => Err(Error::Unavailable(format!("keepalive stream broke: {}", status.message()))),
         });

@@ -27,13 +27,20 @@ use crate::{
 /// Job types this runner executes.
 const RUNNABLE: &[&str] = &["get_task", "delete_task"];
 
+/// How the runner reaches a cluster's schedulers.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// The registration timeout: only schedulers heard from within it are asked.
+    pub keepalive: Duration,
+    /// Over mTLS as the manager, or plain text.
+    pub dialer: crate::service::scheduler_rpc::Dialer,
+}
+
 /// Runs jobs until `shutdown`.
-///
-/// `keepalive` is the registration timeout: only schedulers heard from within it are asked.
 pub async fn run(
     db: DatabaseConnection,
     config: JobsConfig,
-    keepalive: Duration,
+    reach: Reach,
     queue: Option<RedisQueue>,
     shutdown: CancellationToken,
 ) {
@@ -42,7 +49,7 @@ pub async fn run(
     loop {
         match next(&db, &config).await {
             Ok(Some(job)) => {
-                execute(&db, &config, keepalive, job).await;
+                execute(&db, &config, &reach, job).await;
                 continue;
             }
             Ok(None) => {}
@@ -77,7 +84,7 @@ pub async fn run(
         };
         match popped {
             Ok(Some(id)) => match claim(&db, id).await {
-                Ok(Some(job)) => execute(&db, &config, keepalive, job).await,
+                Ok(Some(job)) => execute(&db, &config, &reach, job).await,
                 Ok(None) => {}
                 Err(e) => tracing::warn!(job_id = id, error = %e, "cannot claim the job"),
             },
@@ -90,9 +97,9 @@ pub async fn run(
     }
 }
 
-async fn execute(db: &DatabaseConnection, config: &JobsConfig, keepalive: Duration, job: jobs::Model) {
+async fn execute(db: &DatabaseConnection, config: &JobsConfig, reach: &Reach, job: jobs::Model) {
     let id = job.id;
-    if let Err(e) = tasks::execute(db, config, keepalive, job).await {
+    if let Err(e) = tasks::execute(db, config, reach, job).await {
         tracing::error!(job_id = id, error = %e, "job could not be recorded");
     }
 }

@@ -18,6 +18,7 @@ mod grpc;
 mod jobs;
 pub mod metrics;
 pub mod password;
+mod pki;
 pub mod rbac;
 mod serve;
 mod service;

@@ -14,6 +14,8 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+use common::tls::TlsIncoming;
+
 use crate::{
     Error,
     api::{self, ApiState},
@@ -23,8 +25,10 @@ use crate::{
     db::{self, RootUser},
     grpc,
     metrics::{self, Metrics},
+    pki::Pki,
     rbac::Rbac,
     service::job_queue::RedisQueue,
+    service::scheduler_rpc::Dialer,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -67,6 +71,8 @@ impl Manager {
             .transpose()
             .map_err(Error::Config)?;
         let keys = Keys::load_or_create(&self.db).await?;
+        let pki = Pki::open(&self.config, &common::runtime::hostname())?;
+        let dialer = Dialer::new(pki.clone());
         let state = ApiState {
             db: self.db.clone(),
             started: Instant::now(),
@@ -80,6 +86,8 @@ impl Manager {
             job_queue: queue.clone(),
             keepalive_timeout: std::time::Duration::from_secs(self.config.grpc.keepalive_timeout_secs),
             sample_interval: std::time::Duration::from_secs(self.config.grpc.sample_interval_secs),
+            pki: pki.clone(),
+            dialer: dialer.clone(),
         };
         let (api, _) = api::router(state.clone());
         let app = api
@@ -101,12 +109,18 @@ impl Manager {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
 
         let (_, health_service) = tonic_health::server::health_reporter();
-        let registration = grpc::Registration::new(self.db.clone(), &self.config.grpc, shutdown.clone());
+        let registration = grpc::Registration::new(self.db.clone(), &self.config.grpc, pki.clone(), shutdown.clone());
         let sweeper = tokio::spawn(registration.clone().sweep());
-        let grpc = tonic::transport::Server::builder()
-            .add_service(health_service)
-            .add_service(registration.service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.clone().cancelled_owned());
+        let router =
+            tonic::transport::Server::builder().add_service(health_service).add_service(registration.service());
+        let stop = shutdown.clone().cancelled_owned();
+        let grpc: std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match &pki {
+            Some(pki) => {
+                let incoming = TlsIncoming::new(listeners.grpc, pki.server_config()?);
+                Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
+            }
+            None => Box::pin(router.serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), stop)),
+        };
         // The client's address reaches handlers (sign-in is throttled per address).
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let http = axum::serve(listeners.http, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -114,7 +128,10 @@ impl Manager {
         let runner = tokio::spawn(crate::jobs::run(
             self.db.clone(),
             self.config.jobs.clone(),
-            std::time::Duration::from_secs(self.config.grpc.keepalive_timeout_secs),
+            crate::jobs::Reach {
+                keepalive: std::time::Duration::from_secs(self.config.grpc.keepalive_timeout_secs),
+                dialer,
+            },
             queue,
             shutdown.clone(),
         ));

@@ -18,6 +18,7 @@ pub mod audits;
 pub mod cluster_config;
 pub mod clusters;
 pub mod configs;
+pub mod enrolment;
 pub mod hosts;
 pub mod job_queue;
 pub mod jobs;

@@ -40,6 +40,10 @@ pub struct ApiState {
     pub keepalive_timeout: std::time::Duration,
     /// How often schedulers' figures are kept (`[grpc] sample_interval_secs`).
     pub sample_interval: std::time::Duration,
+    /// The cluster's CA; `None` when gRPC runs without TLS.
+    pub pki: Option<Arc<crate::pki::Pki>>,
+    /// How the manager calls schedulers.
+    pub dialer: crate::service::scheduler_rpc::Dialer,
 }
 
 impl ApiState {

@@ -10,6 +10,7 @@
 //! reads `DAMSELFLY_TEST_DB` (libraries never read the environment; a test harness may).
 
 pub mod origin;
+pub mod pki;
 
 #[cfg(all(feature = "scheduler", feature = "peer"))]
 pub mod cluster;

@@ -91,6 +91,8 @@ impl TestManager {
             },
         )
         .unwrap();
+        // The binary's test CA, as an operator's own: schedulers and peers get certificates of it.
+        (config.tls.ca_cert, config.tls.ca_key) = crate::pki::ca_files();
         adjust(&mut config);
         let (manager, _) = Manager::open(config, Some(ROOT_PASSWORD)).await.unwrap();
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

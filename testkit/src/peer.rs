@@ -84,6 +84,14 @@ impl PeerBuilder {
         for tweak in self.tweaks {
             tweak(&mut config);
         }
+        // Mutual TLS unless the test says otherwise, with a certificate of the test CA naming the
+        // host as enrolment would (a seed peer for the configured cluster, a peer for cluster 1).
+        let networked = !config.scheduler.addr.is_empty() || !config.manager.addr.is_empty();
+        if networked && config.tls.mode == common::tls::Mode::Mtls && config.tls.cert.is_none() {
+            let role = if config.seed { common::tls::Component::SeedPeer } else { common::tls::Component::Peer };
+            let cluster = i64::try_from(config.manager.cluster_id).unwrap();
+            config.tls = crate::pki::settings_for(role, cluster, &peer::rpc::host_id(&config));
+        }
         std::fs::create_dir_all(&self.data).unwrap();
         let socket = config.server.socket.clone();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();

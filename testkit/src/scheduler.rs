@@ -36,8 +36,18 @@ pub fn registering(manager: &str, hostname: &str) -> SchedulerConfig {
 }
 
 impl TestScheduler {
-    pub async fn start(config: SchedulerConfig) -> Self {
+    /// Starts a scheduler; unless its configuration says otherwise it runs mutual TLS with a
+    /// certificate of the test CA naming it (`scheduler-127.0.0.1` when it has no hostname).
+    pub async fn start(mut config: SchedulerConfig) -> Self {
         crate::init_logs();
+        if config.host.hostname.is_empty() {
+            config.host.hostname = "scheduler".into();
+        }
+        if config.tls.mode == common::tls::Mode::Mtls && config.tls.cert.is_none() {
+            let host = common::ids::HostId::for_host(&config.host.hostname, "127.0.0.1", false);
+            let cluster = i64::try_from(config.manager.cluster_id).unwrap();
+            config.tls = crate::pki::settings_for(common::tls::Component::Scheduler, cluster, &host);
+        }
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = grpc.local_addr().unwrap().to_string();

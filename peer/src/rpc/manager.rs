@@ -15,8 +15,30 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+use common::tls::{Component, Credentials, Expect, Expected, KeyRequest};
+
 use super::scheduler_set::SchedulerSet;
 use crate::{Error, config::DfdaemonConfig, metrics::Metrics};
+
+/// The credentials this host calls the manager and schedulers with: per `[tls]`, enrolling with
+/// the join token when needed. `None` in plaintext mode.
+pub async fn credentials(config: &DfdaemonConfig) -> Result<Option<Credentials>, Error> {
+    let expected = Expected {
+        component: if config.seed { Component::SeedPeer } else { Component::Peer },
+        host_id: super::announce::host_id(config),
+        // A seed peer serves the cluster it is configured for; a peer, the one its token names.
+        cluster_id: config.seed.then(|| i64::try_from(config.manager.cluster_id).unwrap_or_default()),
+    };
+    let enrol = |token, request: KeyRequest| async move {
+        if config.manager.addr.is_empty() {
+            return Err(common::tls::Error::Enrolment(
+                "without manager.addr this host cannot enrol; give it [tls] cert, key and ca".into(),
+            ));
+        }
+        proto::enrol::enrol(&config.manager.addr, token, request, &config.host.hostname, config.host.ip).await
+    };
+    Ok(common::tls::obtain(&config.tls, Some(&config.manager.join_token), &expected, enrol).await?)
+}
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -39,15 +61,21 @@ struct Me {
 /// Follows the manager until `shutdown`.
 pub async fn run(
     config: DfdaemonConfig,
+    credentials: Option<Credentials>,
     upload_port: u16,
     schedulers: SchedulerSet,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let channel = Endpoint::from_shared(format!("http://{}", config.manager.addr))
-        .map_err(|e| Error::Config(format!("manager.addr {:?}: {e}", config.manager.addr)))?
-        .connect_timeout(Duration::from_secs(3))
-        .connect_lazy();
+    let channel = match &credentials {
+        Some(c) => {
+            common::tls::channel(&config.manager.addr, c.client_config(Expect::MANAGER)?, Duration::from_secs(3))?
+        }
+        None => Endpoint::from_shared(format!("http://{}", config.manager.addr))
+            .map_err(|e| Error::Config(format!("manager.addr {:?}: {e}", config.manager.addr)))?
+            .connect_timeout(Duration::from_secs(3))
+            .connect_lazy(),
+    };
     let me = Me {
         hostname: config.host.hostname.clone(),
         ip: config.host.ip.to_string(),

@@ -25,12 +25,15 @@ pub struct SchedulerSet {
     addrs: Arc<watch::Sender<Vec<SocketAddr>>>,
     /// Lazily connecting channels, kept so streams share connections.
     channels: Arc<Mutex<HashMap<SocketAddr, Channel>>>,
+    /// TLS expecting a scheduler of this host's cluster; `None` when TLS is off.
+    tls: Option<Arc<common::tls::ClientConfig>>,
 }
 
 impl SchedulerSet {
-    /// A set starting with `addrs` (possibly none, until the manager answers).
-    pub fn new(addrs: Vec<SocketAddr>) -> Self {
-        Self { addrs: Arc::new(watch::Sender::new(normalise(addrs))), channels: Arc::default() }
+    /// A set starting with `addrs` (possibly none, until the manager answers), reached over
+    /// `tls` when given.
+    pub fn new(addrs: Vec<SocketAddr>, tls: Option<Arc<common::tls::ClientConfig>>) -> Self {
+        Self { addrs: Arc::new(watch::Sender::new(normalise(addrs))), channels: Arc::default(), tls }
     }
 
     /// Replaces the list; returns whether it changed.
@@ -61,7 +64,10 @@ impl SchedulerSet {
         if let Some(c) = channels.get(&addr) {
             return Ok(c.clone());
         }
-        let c = super::scheduler::channel(&addr.to_string())?;
+        let c = match &self.tls {
+            Some(tls) => common::tls::channel(&addr.to_string(), tls.clone(), std::time::Duration::from_secs(3))?,
+            None => super::scheduler::channel(&addr.to_string())?,
+        };
         channels.insert(addr, c.clone());
         Ok(c)
     }
@@ -164,7 +170,7 @@ mod tests {
 
     #[test]
     fn replace_reports_changes_only() {
-        let set = SchedulerSet::new(addrs(&[2, 1]));
+        let set = SchedulerSet::new(addrs(&[2, 1]), None);
         assert_eq!(set.addrs(), addrs(&[1, 2]));
         assert!(!set.replace(addrs(&[1, 2, 2])));
         assert!(set.replace(addrs(&[3])));

@@ -22,13 +22,15 @@ use crate::resource::{
 /// Validates the first message and spawns the loop that drives this peer.
 pub async fn start(
     svc: SchedulerService,
+    caller: common::tls::Caller,
     mut inbound: Streaming<pb::AnnouncePeerRequest>,
 ) -> Result<Response<BoxStream<pb::AnnouncePeerResponse>>, Status> {
     let first = inbound.message().await?.ok_or_else(|| Status::invalid_argument("stream ended before RegisterPeer"))?;
     let Some(pb::announce_peer_request::Request::Register(reg)) = first.request else {
         return Err(Status::invalid_argument("the first message must be RegisterPeer"));
     };
-    let host_id = HostId(reg.host_id);
+    let host_id = HostId::parse(&reg.host_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    svc.daemon_of(&caller, &host_id, super::DAEMONS)?;
     let host = svc
         .hosts
         .get(&host_id)

@@ -11,7 +11,10 @@
 
 use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
 
-use common::ids::TaskId;
+use common::{
+    ids::{HostId, TaskId},
+    tls::{Component, Credentials, Expect, Expected, KeyRequest},
+};
 
 use proto::manager::v1 as pb;
 use tokio::sync::mpsc;
@@ -49,9 +52,7 @@ impl Registration {
         if config.manager.addr.is_empty() {
             return None;
         }
-        let ip = config.host.ip.unwrap_or_else(|| {
-            if grpc_addr.ip().is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { grpc_addr.ip() }
-        });
+        let ip = advertised_ip(config, grpc_addr);
         Some(Self {
             manager_addr: config.manager.addr.clone(),
             cluster_id: config.manager.cluster_id,
@@ -64,6 +65,48 @@ impl Registration {
             config_refresh: Duration::from_secs(config.manager.config_refresh_secs),
         })
     }
+}
+
+/// The address peers reach this scheduler on.
+pub fn advertised_ip(config: &SchedulerConfig, grpc_addr: std::net::SocketAddr) -> IpAddr {
+    config
+        .host
+        .ip
+        .unwrap_or_else(|| if grpc_addr.ip().is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { grpc_addr.ip() })
+}
+
+impl Registration {
+    /// What this scheduler's certificate must name.
+    pub fn expected(&self) -> Expected {
+        Expected {
+            component: Component::Scheduler,
+            host_id: HostId::for_host(&self.hostname, &self.ip.to_string(), false),
+            cluster_id: i64::try_from(self.cluster_id).ok(),
+        }
+    }
+}
+
+/// The credentials this scheduler serves and calls with: per `[tls]`, enrolling with the join
+/// token when needed. `None` in plaintext mode.
+pub async fn credentials(
+    config: &SchedulerConfig,
+    grpc_addr: std::net::SocketAddr,
+    reg: Option<&Registration>,
+) -> Result<Option<Credentials>, Error> {
+    let expected = reg.map(Registration::expected).unwrap_or_else(|| Expected {
+        component: Component::Scheduler,
+        host_id: HostId::for_host(&config.host.hostname, &advertised_ip(config, grpc_addr).to_string(), false),
+        cluster_id: i64::try_from(config.manager.cluster_id).ok(),
+    });
+    let enrol = |token, request: KeyRequest| async move {
+        match reg {
+            Some(reg) => proto::enrol::enrol(&reg.manager_addr, token, request, &reg.hostname, reg.ip).await,
+            None => Err(common::tls::Error::Enrolment(
+                "a standalone scheduler (no manager.addr) cannot enrol; give it [tls] cert, key and ca".into(),
+            )),
+        }
+    };
+    Ok(common::tls::obtain(&config.tls, Some(&config.manager.join_token), &expected, enrol).await?)
 }
 
 /// First delay after a failure; doubled up to [`MAX_BACKOFF`].
@@ -137,17 +180,22 @@ impl Reporter {
     }
 }
 
-/// Registers and keeps alive until `shutdown`, applying the cluster's settings to `policy`.
+/// Registers and keeps alive until `shutdown`, applying the cluster's settings to `policy`;
+/// over TLS with `credentials` when given.
 pub async fn run(
     reg: Registration,
+    credentials: Option<Credentials>,
     policy: Policy,
     reporter: Reporter,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let channel = Endpoint::from_shared(format!("http://{}", reg.manager_addr))
-        .map_err(|e| Error::Config(format!("manager.addr {:?}: {e}", reg.manager_addr)))?
-        .connect_timeout(Duration::from_secs(3))
-        .connect_lazy();
+    let channel = match &credentials {
+        Some(c) => common::tls::channel(&reg.manager_addr, c.client_config(Expect::MANAGER)?, Duration::from_secs(3))?,
+        None => Endpoint::from_shared(format!("http://{}", reg.manager_addr))
+            .map_err(|e| Error::Config(format!("manager.addr {:?}: {e}", reg.manager_addr)))?
+            .connect_timeout(Duration::from_secs(3))
+            .connect_lazy(),
+    };
     tokio::join!(
         keep_registered(&reg, channel.clone(), &policy, &reporter, &shutdown),
         follow_cluster_config(&reg, channel, &policy, &shutdown),

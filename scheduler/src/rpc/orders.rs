@@ -35,9 +35,11 @@ pub fn delete_task(service: &SchedulerService, req: pb::DeleteTaskRequest) -> Re
 
 pub fn watch_host_orders(
     service: &SchedulerService,
+    caller: &common::tls::Caller,
     req: pb::WatchHostOrdersRequest,
 ) -> Result<Response<BoxStream<pb::HostOrder>>, Status> {
-    let id = HostId(req.host_id);
+    let id = HostId::parse(&req.host_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    service.daemon_of(caller, &id, super::DAEMONS)?;
     if service.hosts.get(&id).is_none() {
         return Err(Status::failed_precondition(format!("host {id} has not announced itself")));
     }

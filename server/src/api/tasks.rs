@@ -52,5 +52,5 @@ pub async fn get_cluster_task(
     Extension(me): Extension<Principal>,
     Path((id, task_id)): Path<(i64, String)>,
 ) -> Result<Json<TaskInfo>, Error> {
-    Ok(Json(service::tasks::get(state.cx(&me), id, &task_id, state.keepalive_timeout).await?))
+    Ok(Json(service::tasks::get(state.cx(&me), &state.dialer, id, &task_id, state.keepalive_timeout).await?))
 }

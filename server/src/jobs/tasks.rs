@@ -22,7 +22,7 @@ use crate::{
 pub async fn execute(
     db: &DatabaseConnection,
     config: &JobsConfig,
-    keepalive: Duration,
+    reach: &super::Reach,
     job: jobs::Model,
 ) -> Result<(), Error> {
     let timeout = Duration::from_secs(config.scheduler_timeout_secs.max(1));
@@ -32,7 +32,7 @@ pub async fn execute(
             let mut results = Vec::new();
             let mut errors = Vec::new();
             for cluster in clusters {
-                match on_cluster(db, &job.r#type, cluster, &task, timeout, keepalive).await {
+                match on_cluster(db, &job.r#type, cluster, &task, timeout, reach).await {
                     Ok(r) => results.push(r),
                     Err(e) => {
                         errors.push(format!("cluster {cluster}: {e}"));
@@ -87,9 +87,9 @@ async fn on_cluster(
     cluster: i64,
     task: &str,
     timeout: Duration,
-    keepalive: Duration,
+    reach: &super::Reach,
 ) -> Result<Value, String> {
-    let active = active_schedulers(db, cluster, keepalive).await.map_err(|e| format!("database: {e}"))?;
+    let active = active_schedulers(db, cluster, reach.keepalive).await.map_err(|e| format!("database: {e}"))?;
     if active.is_empty() {
         return Err("the cluster has no active scheduler".into());
     }
@@ -98,7 +98,7 @@ async fn on_cluster(
     let mut failure = Vec::new();
     let mut errors = Vec::new();
     for s in &active {
-        let mut client = match SchedulerClient::connect(&s.ip, s.port, timeout).await {
+        let mut client = match SchedulerClient::connect(&reach.dialer, cluster, &s.ip, s.port, timeout).await {
             Ok(c) => c,
             Err(e) => {
                 errors.push(e);

@@ -1,10 +1,25 @@
 //! The manager as a client of schedulers: the gRPC edge the job runner and the task reads use.
 //! Proto types stop here.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use proto::scheduler::v1 as pb;
 use tonic::{Code, transport::Endpoint};
+
+use crate::pki::Pki;
+
+/// How the manager reaches schedulers: over mutual TLS with its own certificate, expecting a
+/// scheduler of the cluster it looked up, or in plain text when TLS is off.
+#[derive(Debug, Clone, Default)]
+pub struct Dialer {
+    pki: Option<Arc<Pki>>,
+}
+
+impl Dialer {
+    pub fn new(pki: Option<Arc<Pki>>) -> Self {
+        Self { pki }
+    }
+}
 
 use super::tasks::{PieceSource, TaskInfo, TaskPeer};
 
@@ -51,17 +66,43 @@ pub struct Notice {
 /// A connection to one scheduler.
 pub struct SchedulerClient {
     inner: pb::scheduler_client::SchedulerClient<tonic::transport::Channel>,
+    /// Deadline of each call, when the channel does not set one.
+    timeout: Option<Duration>,
 }
 
 impl SchedulerClient {
-    pub async fn connect(ip: &str, port: i32, timeout: Duration) -> Result<Self, String> {
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(t) = self.timeout {
+            request.set_timeout(t);
+        }
+        request
+    }
+}
+
+impl SchedulerClient {
+    /// Connects to the scheduler at `ip:port`, which must be one of `cluster_id`.
+    pub async fn connect(
+        dialer: &Dialer,
+        cluster_id: i64,
+        ip: &str,
+        port: i32,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_owned() };
+        if let Some(pki) = &dialer.pki {
+            let tls = pki.scheduler_client(cluster_id).map_err(|e| e.to_string())?;
+            let channel = common::tls::channel(&format!("{host}:{port}"), tls, timeout)
+                .map_err(|e| format!("bad scheduler address {ip}:{port}: {e}"))?;
+            let client = pb::scheduler_client::SchedulerClient::new(channel);
+            return Ok(Self { inner: client, timeout: Some(timeout) });
+        }
         let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
             .map_err(|e| format!("bad scheduler address {ip}:{port}: {e}"))?
             .connect_timeout(timeout)
             .timeout(timeout);
         let channel = endpoint.connect().await.map_err(|e| format!("cannot reach scheduler {ip}:{port}: {e}"))?;
-        Ok(Self { inner: pb::scheduler_client::SchedulerClient::new(channel) })
+        Ok(Self { inner: pb::scheduler_client::SchedulerClient::new(channel), timeout: None })
     }
 
     /// Peers holding the task; none when the scheduler does not know it.
@@ -71,7 +112,8 @@ impl SchedulerClient {
 
     /// The task with its peers and where their pieces came from; `None` when not known here.
     pub async fn stat_task(&mut self, task_id: &str) -> Result<Option<TaskInfo>, String> {
-        let info = match self.inner.stat_task(pb::StatTaskRequest { task_id: task_id.to_owned() }).await {
+        let request = self.request(pb::StatTaskRequest { task_id: task_id.to_owned() });
+        let info = match self.inner.stat_task(request).await {
             Ok(info) => info.into_inner(),
             Err(s) if s.code() == Code::NotFound => return Ok(None),
             Err(s) => return Err(format!("StatTask failed: {}", s.message())),
@@ -81,7 +123,8 @@ impl SchedulerClient {
 
     /// Deletes the task on the scheduler and the hosts holding it.
     pub async fn delete_task(&mut self, task_id: &str) -> Result<Vec<Notice>, String> {
-        match self.inner.delete_task(pb::DeleteTaskRequest { task_id: task_id.to_owned() }).await {
+        let request = self.request(pb::DeleteTaskRequest { task_id: task_id.to_owned() });
+        match self.inner.delete_task(request).await {
             Ok(resp) => Ok(resp
                 .into_inner()
                 .hosts

@@ -12,7 +12,10 @@ use utoipa::IntoParams;
 
 use super::timestamp;
 use super::{
-    Ctx, Listed, Page, clusters, registry::active_schedulers, scheduler_rpc::SchedulerClient, task_records, validate,
+    Ctx, Listed, Page, clusters,
+    registry::active_schedulers,
+    scheduler_rpc::{Dialer, SchedulerClient},
+    task_records, validate,
 };
 use crate::{Error, entity, rbac::Act};
 
@@ -66,7 +69,13 @@ pub async fn list(cx: Ctx<'_>, cluster: i64, filter: TaskFilter, page: Page) -> 
 
 /// A task in one cluster, live from the first active scheduler that holds it, else from its
 /// record. Schedulers silent for longer than `keepalive_timeout` are not asked.
-pub async fn get(cx: Ctx<'_>, cluster: i64, task_id: &str, keepalive_timeout: Duration) -> Result<TaskInfo, Error> {
+pub async fn get(
+    cx: Ctx<'_>,
+    dialer: &Dialer,
+    cluster: i64,
+    task_id: &str,
+    keepalive_timeout: Duration,
+) -> Result<TaskInfo, Error> {
     let cluster = clusters::load(cx, cluster, Act::Read).await?;
     validate::text("task_id", task_id, 256)?;
     if task_id.trim().is_empty() {
@@ -76,7 +85,8 @@ pub async fn get(cx: Ctx<'_>, cluster: i64, task_id: &str, keepalive_timeout: Du
     let mut errors = Vec::new();
     for s in &active {
         let asked = async {
-            let mut client = SchedulerClient::connect(&s.ip, s.port, Duration::from_secs(5)).await?;
+            let mut client =
+                SchedulerClient::connect(dialer, cluster.id, &s.ip, s.port, Duration::from_secs(5)).await?;
             client.stat_task(task_id).await
         };
         match asked.await {

@@ -1,0 +1,187 @@
+//! What a certificate says its holder is: one URI name, `damselfly://<component>/<cluster>/<host>`.
+//!
+//! One name, parsed strictly, so there is nothing to interpret: a certificate with zero or two
+//! Damselfly names, an unknown component or a host id that [`HostId::parse`] refuses has no
+//! identity at all.
+
+use std::{fmt, str::FromStr};
+
+use crate::ids::HostId;
+
+/// The URI scheme of identities.
+pub const SCHEME: &str = "damselfly://";
+
+/// Which kind of component holds a certificate; it bounds what the holder may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    /// The control plane (and certificate authority).
+    Manager,
+    /// A cluster's scheduler.
+    Scheduler,
+    /// A dfdaemon in seed mode: takes seed orders.
+    SeedPeer,
+    /// A dfdaemon.
+    Peer,
+}
+
+impl Component {
+    /// Its name in identities, join tokens and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manager => "manager",
+            Self::Scheduler => "scheduler",
+            Self::SeedPeer => "seed-peer",
+            Self::Peer => "peer",
+        }
+    }
+
+    /// Either kind of dfdaemon.
+    pub fn is_daemon(self) -> bool {
+        matches!(self, Self::SeedPeer | Self::Peer)
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Component {
+    type Err = crate::tls::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "manager" => Self::Manager,
+            "scheduler" => Self::Scheduler,
+            "seed-peer" => Self::SeedPeer,
+            "peer" => Self::Peer,
+            other => return Err(crate::tls::Error::Identity(format!("unknown component {:?}", trim(other)))),
+        })
+    }
+}
+
+/// Who holds a certificate: the component, the scheduler cluster it was enrolled in (0 for the
+/// manager, which serves every cluster) and its host id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub component: Component,
+    pub cluster_id: i64,
+    pub host_id: HostId,
+}
+
+impl Identity {
+    /// The URI name that carries it in a certificate.
+    pub fn uri(&self) -> String {
+        format!("{SCHEME}{}/{}/{}", self.component, self.cluster_id, self.host_id)
+    }
+
+    /// Parses a URI name; anything but exactly the form [`Identity::uri`] writes is refused.
+    pub fn from_uri(uri: &str) -> Result<Self, crate::tls::Error> {
+        let bad = || crate::tls::Error::Identity(format!("{:?} is not a Damselfly identity", trim(uri)));
+        let rest = uri.strip_prefix(SCHEME).ok_or_else(bad)?;
+        let mut parts = rest.split('/');
+        let (Some(component), Some(cluster), Some(host), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let cluster_id: i64 = cluster.parse().map_err(|_| bad())?;
+        if cluster_id < 0 || cluster.starts_with('+') || (cluster.len() > 1 && cluster.starts_with('0')) {
+            return Err(bad());
+        }
+        let host_id = HostId::parse(host).map_err(|e| crate::tls::Error::Identity(e.to_string()))?;
+        Ok(Self { component: component.parse()?, cluster_id, host_id })
+    }
+
+    /// The identity in a DER certificate: its one `damselfly://` URI name.
+    pub fn from_cert(der: &[u8]) -> Result<Self, crate::tls::Error> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| crate::tls::Error::Malformed { what: "certificate", detail: e.to_string() })?;
+        let mut found = None;
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                if let x509_parser::extensions::GeneralName::URI(uri) = name
+                    && uri.starts_with(SCHEME)
+                {
+                    if found.is_some() {
+                        return Err(crate::tls::Error::Identity("two Damselfly identities in one certificate".into()));
+                    }
+                    found = Some(Self::from_uri(uri)?);
+                }
+            }
+        }
+        found.ok_or_else(|| crate::tls::Error::Identity("the certificate names no Damselfly identity".into()))
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} of cluster {}", self.component, self.host_id, self.cluster_id)
+    }
+}
+
+/// Who is on the other end of a gRPC call, as its server knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The server runs without TLS (a debugging mode, logged loudly): everyone is trusted.
+    Plaintext,
+    /// A TLS client that showed no certificate (only enrolment accepts it).
+    Anonymous,
+    /// A client whose certificate chained to the cluster's CA.
+    Known(Identity),
+}
+
+impl Caller {
+    /// The caller of a request: what the TLS acceptor attached to its connection, or
+    /// [`Caller::Plaintext`] when the server accepts plain TCP (nothing attached).
+    pub fn of<T>(request: &tonic::Request<T>) -> Self {
+        match request.extensions().get::<tonic::transport::server::TcpConnectInfo>() {
+            Some(_) => Self::Plaintext,
+            None => request
+                .extensions()
+                .get::<crate::tls::transport::PeerInfo>()
+                .map(|p| p.caller.clone())
+                .unwrap_or(Self::Anonymous),
+        }
+    }
+
+    /// The caller if it is `component` (any cluster); `Plaintext` passes as `None`.
+    pub fn require(&self, allowed: &[Component]) -> Result<Option<&Identity>, tonic::Status> {
+        match self {
+            Self::Plaintext => Ok(None),
+            Self::Anonymous => Err(tonic::Status::unauthenticated("a client certificate is required")),
+            Self::Known(id) if allowed.contains(&id.component) => Ok(Some(id)),
+            Self::Known(id) => Err(tonic::Status::permission_denied(format!("a {} may not call this", id.component))),
+        }
+    }
+}
+
+fn trim(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_round_trip_and_nothing_else_parses() {
+        let id = Identity { component: Component::SeedPeer, cluster_id: 3, host_id: HostId("box-::1-seed".into()) };
+        assert_eq!(id.uri(), "damselfly://seed-peer/3/box-::1-seed");
+        assert_eq!(Identity::from_uri(&id.uri()).unwrap(), id);
+        for bad in [
+            "damselfly://peer/3",
+            "damselfly://peer/3/a/b",
+            "damselfly://peer/-1/a",
+            "damselfly://peer/03/a",
+            "damselfly://peer/+3/a",
+            "damselfly://root/3/a",
+            "damselfly://peer/3/../x",
+            "damselfly://peer/3/",
+            "https://peer/3/a",
+            "damselfly://peer/99999999999999999999/a",
+        ] {
+            assert!(Identity::from_uri(bad).is_err(), "{bad} parsed");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! rustls under tonic, on both ends.
+//!
+//! Servers take [`TlsIncoming`] in place of a plain listener stream: handshakes run off the
+//! accept loop (a slow or silent client holds only its own task, for at most
+//! [`HANDSHAKE_TIMEOUT`]), and each connection carries a [`PeerInfo`] that tonic attaches to
+//! every request on it, so a handler asks [`Caller::of`](super::Caller::of) who is calling.
+//! Clients get a lazily-connecting tonic `Channel` from [`channel`], which dials TCP and runs
+//! the handshake with the configuration given (whose verifier decides whom to accept).
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use hyper_util::rt::TokioIo;
+use rustls::{ClientConfig, ServerConfig};
+use rustls_pki_types::ServerName;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+use tokio_rustls::{TlsAcceptor, TlsConnector, server::TlsStream};
+use tonic::transport::{Channel, Endpoint, server::Connected};
+
+use super::{Caller, Error, Identity};
+
+/// A client must finish its handshake within this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes in flight at once; more connections wait in the kernel's backlog.
+const HANDSHAKES_AT_ONCE: usize = 256;
+
+/// Who a TLS connection is from; tonic puts it on each request.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub remote: SocketAddr,
+    pub caller: Caller,
+}
+
+/// A server-side TLS connection with what its certificate proved.
+#[derive(Debug)]
+pub struct TlsConn {
+    stream: TlsStream<TcpStream>,
+    info: PeerInfo,
+}
+
+impl Connected for TlsConn {
+    type ConnectInfo = PeerInfo;
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Accepted, handshaken connections of a listener, for `serve_with_incoming`.
+pub struct TlsIncoming {
+    connections: mpsc::Receiver<io::Result<TlsConn>>,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TlsIncoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIncoming").finish_non_exhaustive()
+    }
+}
+
+impl TlsIncoming {
+    /// Starts accepting on `listener` with `config`; stops when dropped.
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> Self {
+        let (tx, connections) = mpsc::channel(16);
+        let acceptor = tokio::spawn(accept(listener, TlsAcceptor::from(config), tx));
+        Self { connections, acceptor }
+    }
+}
+
+impl Drop for TlsIncoming {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}
+
+impl tokio_stream::Stream for TlsIncoming {
+    type Item = io::Result<TlsConn>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.connections.poll_recv(cx)
+    }
+}
+
+async fn accept(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<io::Result<TlsConn>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let (tcp, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: say so, breathe, go on.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake refused"),
+                Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
+            };
+            let caller = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                None => Caller::Anonymous,
+                Some(leaf) => match Identity::from_cert(leaf) {
+                    Ok(id) => Caller::Known(id),
+                    Err(e) => {
+                        tracing::warn!(%remote, error = %e, "a certificate of the CA without a usable identity");
+                        Caller::Anonymous
+                    }
+                },
+            };
+            let _ = tx.send(Ok(TlsConn { stream, info: PeerInfo { remote, caller } })).await;
+        });
+    }
+}
+
+/// A lazily-connecting channel to `addr` (`host:port`) over TLS with `config`.
+pub fn channel(addr: &str, config: Arc<ClientConfig>, connect_timeout: Duration) -> Result<Channel, Error> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| Error::Malformed { what: "address", detail: format!("{addr:?}: {e}") })?
+        .connect_timeout(connect_timeout);
+    let connector = TlsConnector::from(config);
+    Ok(endpoint.connect_with_connector_lazy(tower::service_fn(move |uri: tonic::codegen::http::Uri| {
+        let connector = connector.clone();
+        async move {
+            let host = uri.host().unwrap_or("localhost").trim_start_matches('[').trim_end_matches(']').to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            let _ = tcp.set_nodelay(true);
+            // The verifier checks the certificate's identity, not this name; it only has to parse.
+            let name = ServerName::try_from(host).unwrap_or_else(|_| ServerName::try_from("localhost").unwrap());
+            let stream = connector.connect(name, tcp).await?;
+            Ok::<_, io::Error>(TokioIo::new(stream))
+        }
+    })))
+}

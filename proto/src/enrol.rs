@@ -1,0 +1,39 @@
+//! Enrolment, which schedulers and dfdaemons make alike before they hold a certificate: a join
+//! token and a fresh key's request go to the manager, over TLS that trusts only a manager of
+//! the CA the token pins.
+
+use std::{net::IpAddr, time::Duration};
+
+use ::common::tls::{self, JoinToken, KeyRequest, verify::PinnedManager};
+
+use crate::manager::v1 as pb;
+
+/// Deadline of the whole exchange.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks the manager at `manager_addr` for a certificate for this host; answers the chain and
+/// the CA (PEM).
+pub async fn enrol(
+    manager_addr: &str,
+    token: JoinToken,
+    request: KeyRequest,
+    hostname: &str,
+    ip: IpAddr,
+) -> Result<(String, String), tls::Error> {
+    let config = PinnedManager::new(token.ca_sha256())?.client_config()?;
+    let channel = tls::channel(manager_addr, config, TIMEOUT)?;
+    let mut client = pb::manager_client::ManagerClient::new(channel);
+    let mut call = tonic::Request::new(pb::EnrollRequest {
+        join_token: token.secret().to_owned(),
+        certificate_request: request.csr_der.clone(),
+        hostname: hostname.to_owned(),
+        ip: ip.to_string(),
+    });
+    call.set_timeout(TIMEOUT);
+    let answer = client
+        .enroll(call)
+        .await
+        .map_err(|s| tls::Error::Enrolment(format!("the manager at {manager_addr} refused: {}", s.message())))?
+        .into_inner();
+    Ok((answer.certificate_chain, answer.ca_certificate))
+}

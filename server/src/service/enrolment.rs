@@ -1,0 +1,55 @@
+//! Enrolment: a join token and a certificate request become a certificate.
+//!
+//! What the certificate says comes from the token (component, cluster) and from the host the
+//! caller names (its id is derived here, as the host will announce itself); the request
+//! contributes only its public key. A token that is unknown, revoked, expired or used up is
+//! refused with one answer, so probing learns nothing.
+
+use std::net::IpAddr;
+
+use common::{
+    ids::HostId,
+    tls::{Component, Identity},
+};
+use sea_orm::DatabaseConnection;
+
+use super::join_tokens::{self, JoinRole};
+use crate::{Error, pki::Pki};
+
+/// What a component asks for.
+#[derive(Debug)]
+pub struct Enrolment {
+    pub join_token: String,
+    pub csr_der: Vec<u8>,
+    pub hostname: String,
+    pub ip: IpAddr,
+}
+
+/// What it gets.
+#[derive(Debug)]
+pub struct Enrolled {
+    pub identity: Identity,
+    /// PEM: the certificate, then the CA.
+    pub chain: String,
+    /// PEM: the CA.
+    pub ca: String,
+}
+
+/// Redeems the token and signs the request.
+pub async fn enrol(db: &DatabaseConnection, pki: &Pki, e: Enrolment) -> Result<Enrolled, Error> {
+    if e.csr_der.len() > common::tls::ca::MAX_CSR_BYTES {
+        return Err(Error::invalid("certificate_request", "the certificate request is too large"));
+    }
+    let grant = join_tokens::redeem(db, &e.join_token).await?;
+    let component = match grant.role {
+        JoinRole::Scheduler => Component::Scheduler,
+        JoinRole::SeedPeer => Component::SeedPeer,
+        JoinRole::Peer => Component::Peer,
+    };
+    let derived = HostId::for_host(&e.hostname, &e.ip.to_string(), component == Component::SeedPeer);
+    let host_id = HostId::parse(&derived.0).map_err(|err| Error::invalid("hostname", err.to_string()))?;
+    let identity = Identity { component, cluster_id: grant.cluster_id, host_id };
+    let chain = pki.issue(&e.csr_der, &identity, &e.hostname, e.ip)?;
+    tracing::info!(%identity, token_id = grant.token_id, "enrolled");
+    Ok(Enrolled { identity, chain, ca: pki.ca_pem().to_owned() })
+}

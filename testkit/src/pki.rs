@@ -1,0 +1,52 @@
+//! One certificate authority per test binary, so every component a test starts runs mutual TLS
+//! as in production: the manager is given this CA as an operator's own (`[tls] ca_cert`), and
+//! schedulers and dfdaemons get certificates from it as files (`[tls] cert/key/ca`), named as
+//! enrolment would name them. Enrolment itself (join token → certificate) has its own tests and
+//! is what `damselfly up` does.
+
+use std::{path::PathBuf, sync::OnceLock, time::Duration};
+
+use common::{
+    ids::HostId,
+    tls::{CertificateAuthority, Component, Identity, TlsSettings, ca::AltNames},
+};
+
+struct TestCa {
+    ca: CertificateAuthority,
+    dir: PathBuf,
+}
+
+fn test_ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("damselfly-test-ca").tempdir().unwrap().keep();
+        let ca = CertificateAuthority::load_or_generate(&dir).unwrap();
+        TestCa { ca, dir }
+    })
+}
+
+/// The CA itself, to issue certificates a test needs (a stranger's, another role's).
+pub fn ca() -> &'static CertificateAuthority {
+    &test_ca().ca
+}
+
+/// The CA's certificate and key files, for a manager's `[tls] ca_cert` and `ca_key`.
+pub fn ca_files() -> (PathBuf, PathBuf) {
+    let dir = &test_ca().dir;
+    (dir.join("ca.crt"), dir.join("ca.key"))
+}
+
+/// `[tls]` settings holding files of a fresh certificate for `component` `host` of `cluster_id`.
+pub fn settings_for(component: Component, cluster_id: i64, host: &HostId) -> TlsSettings {
+    let identity = Identity { component, cluster_id, host_id: host.clone() };
+    let credentials = ca().issue(&identity, &AltNames::default(), Duration::from_secs(86_400)).unwrap();
+    let dir = tempfile::Builder::new().prefix("damselfly-test-cert").tempdir().unwrap().keep();
+    credentials.store(&dir).unwrap();
+    TlsSettings {
+        dir: dir.clone(),
+        cert: Some(dir.join("cert.pem")),
+        key: Some(dir.join("key.pem")),
+        ca: Some(dir.join("ca.pem")),
+        ..TlsSettings::default()
+    }
+}
