@@ -11,11 +11,14 @@
 //! The console's WASM bundle has a hard size budget, so on `wasm32` only the browser skips
 //! fields no page shows (`serde(skip_deserializing)`: they read as their default there) and reads
 //! the two flattened types ([`Me`], [`CreatedToken`]) through flat twins. Either way the wire is
-//! what the manager writes from these types.
+//! what the manager writes from these types. Types no page shows ([`join_tokens`]) are not built
+//! for wasm32 at all.
 
 pub mod audits;
 pub mod clusters;
 pub mod jobs;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod join_tokens;
 pub mod oauth;
 pub mod roles;
 pub mod stats;
@@ -27,6 +30,8 @@ pub mod users;
 pub use audits::Audit;
 pub use clusters::{BlockList, Cluster, PeerClusterConfig, SchedulerClusterConfig, Scopes, SeedPeerClusterConfig};
 pub use jobs::Job;
+#[cfg(not(target_arch = "wasm32"))]
+pub use join_tokens::{CreatedJoinToken, JoinRole, JoinToken, JoinTokenState};
 pub use oauth::OAuthProvider;
 pub use roles::{Permission, Role, RoleInfo, Scope};
 pub use stats::{Stats, StatsPoint};

@@ -16,6 +16,7 @@ pub mod extract;
 mod health;
 mod hosts;
 mod jobs;
+mod join_tokens;
 mod oapi;
 mod oauth;
 mod openapi;
@@ -41,6 +42,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(users::routes())
         .merge(tenants::routes())
         .merge(clusters::routes())
+        .merge(join_tokens::routes())
         .merge(tasks::routes())
         .merge(hosts::routes())
         .merge(applications::routes())

@@ -6,6 +6,7 @@ pub mod clusters;
 pub mod configs;
 pub mod job_clusters;
 pub mod jobs;
+pub mod join_tokens;
 pub mod manager_secrets;
 pub mod members;
 pub mod peers;

@@ -26,3 +26,5 @@ mod state;
 
 pub use error::Error;
 pub use serve::{Listeners, Manager};
+/// Redeeming a cluster join token: what enrolment (and the tests) call before there is a principal.
+pub use service::join_tokens::{JoinGrant, JoinRole, redeem as redeem_join_token};

@@ -1,6 +1,6 @@
 //! The manager's operations, one module per aggregate (clusters, hosts and the registry, jobs,
-//! tasks, tenants and members, users, tokens, applications, configs, audits, stats, ...): what
-//! may be done to each, by whom, and how it reaches the database.
+//! tasks, tenants and members, users, tokens, join tokens, applications, configs, audits, stats,
+//! ...): what may be done to each, by whom, and how it reaches the database.
 //!
 //! The edges call in and never each other: [`crate::api`] (REST), [`crate::grpc`] (schedulers
 //! and peers registering) and [`crate::jobs`] (the runner) import `service`; `service` imports
@@ -8,8 +8,9 @@
 //! client of schedulers, where they stop. An operation a person asks for takes a [`Ctx`] (who,
 //! under which policy, against which database) and asks its [`Principal`] before it touches a
 //! row, so the REST API, the OpenAPI edge and the console (which calls the REST API) share one
-//! authorization path; only signing up and signing in ([`users`], [`oauth`]), which come before
-//! there is a principal, take the database and the sessions instead. The shapes the aggregates share (a tenant's row the caller may touch, the
+//! authorization path; only signing up and signing in ([`users`], [`oauth`]) and enrolling
+//! ([`join_tokens::redeem`]), which come before there is a principal, take the database (and the
+//! sessions) instead. The shapes the aggregates share (a tenant's row the caller may touch, the
 //! rows it may see, whether a name is taken, one page of a list) are the helpers below, so each
 //! module says only what differs.
 
@@ -22,6 +23,7 @@ pub mod enrolment;
 pub mod hosts;
 pub mod job_queue;
 pub mod jobs;
+pub mod join_tokens;
 pub mod members;
 pub mod oauth;
 pub mod registry;
