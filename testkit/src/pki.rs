@@ -50,3 +50,17 @@ pub fn settings_for(component: Component, cluster_id: i64, host: &HostId) -> Tls
         ..TlsSettings::default()
     }
 }
+
+/// A gRPC channel to `addr` presenting a fresh certificate of the test CA for `component`
+/// `host` of `cluster_id`, and accepting only the server `expect` names.
+pub fn channel(
+    addr: &str,
+    component: Component,
+    cluster_id: i64,
+    host: &str,
+    expect: common::tls::Expect,
+) -> tonic::transport::Channel {
+    let identity = Identity { component, cluster_id, host_id: HostId(host.into()) };
+    let credentials = ca().issue(&identity, &AltNames::default(), Duration::from_secs(86_400)).unwrap();
+    common::tls::channel(addr, credentials.client_config(expect).unwrap(), Duration::from_secs(3)).unwrap()
+}
