@@ -332,6 +332,7 @@ pub struct Overrides {
     pub proxy_addr: Option<SocketAddr>,
     pub scheduler_addr: Option<String>,
     pub manager_addr: Option<String>,
+    pub join_token: Option<String>,
 }
 
 impl DfdaemonConfig {
@@ -373,6 +374,9 @@ impl DfdaemonConfig {
         }
         if let Some(v) = o.manager_addr {
             c.manager.addr = v;
+        }
+        if let Some(v) = o.join_token {
+            c.manager.join_token = v;
         }
         if c.host.hostname.is_empty() {
             c.host.hostname = machine_hostname.to_owned();

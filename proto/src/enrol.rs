@@ -33,7 +33,19 @@ pub async fn enrol(
     let answer = client
         .enroll(call)
         .await
-        .map_err(|s| tls::Error::Enrolment(format!("the manager at {manager_addr} refused: {}", s.message())))?
+        .map_err(|s| {
+            use tonic::Code::*;
+            match s.code() {
+                Unauthenticated | PermissionDenied | InvalidArgument | NotFound | FailedPrecondition => {
+                    tls::Error::Enrolment(format!("the manager at {manager_addr} refused: {}", s.message()))
+                }
+                // Unreachable, or its certificate is not of the CA the token pins.
+                _ => tls::Error::Enrolment(format!(
+                    "no TLS connection to a manager of the token's CA at {manager_addr}: {}",
+                    std::error::Error::source(&s).map_or_else(|| s.message().to_owned(), |e| format!("{e:?}"))
+                )),
+            }
+        })?
         .into_inner();
     Ok((answer.certificate_chain, answer.ca_certificate))
 }

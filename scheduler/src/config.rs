@@ -200,6 +200,8 @@ pub struct Overrides {
     pub grpc_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
     pub manager_addr: Option<String>,
+    pub join_token: Option<String>,
+    pub tls_dir: Option<std::path::PathBuf>,
 }
 
 impl SchedulerConfig {
@@ -222,6 +224,12 @@ impl SchedulerConfig {
         }
         if let Some(v) = overrides.manager_addr {
             config.manager.addr = v;
+        }
+        if let Some(v) = overrides.join_token {
+            config.manager.join_token = v;
+        }
+        if let Some(v) = overrides.tls_dir {
+            config.tls.dir = v;
         }
         if config.host.hostname.is_empty() {
             config.host.hostname = machine_hostname.to_owned();

@@ -44,6 +44,9 @@ struct Cli {
     /// Manager gRPC address, host:port; it names the schedulers [default: none, use --scheduler].
     #[arg(long, env = "DAMSELFLY_DFDAEMON_MANAGER")]
     manager: Option<String>,
+    /// Join token to enrol with when no certificate is kept (see `[manager] join_token`).
+    #[arg(long, env = "DAMSELFLY_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
     #[command(flatten)]
     process: ProcessArgs,
 }
@@ -64,6 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         proxy_addr: cli.proxy_addr,
         scheduler_addr: cli.scheduler,
         manager_addr: cli.manager,
+        join_token: cli.join_token,
     };
     let config = DfdaemonConfig::load(cli.config.as_deref(), overrides, &runtime::hostname())?;
     std::fs::create_dir_all(&config.data_dir)?;

@@ -25,6 +25,12 @@ struct Cli {
     /// gRPC `host:port` of the manager to register with [default: none, standalone].
     #[arg(long, env = "DAMSELFLY_SCHEDULER_MANAGER_ADDR")]
     manager: Option<String>,
+    /// Join token to enrol with when no certificate is kept (see `[manager] join_token`).
+    #[arg(long, env = "DAMSELFLY_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
+    /// Where the enrolled key and certificate are kept [default: /var/lib/damselfly/scheduler/tls].
+    #[arg(long, env = "DAMSELFLY_SCHEDULER_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
     #[command(flatten)]
     process: ProcessArgs,
 }
@@ -35,7 +41,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let overrides = Overrides { grpc_addr: cli.grpc_addr, http_addr: cli.http_addr, manager_addr: cli.manager };
+    let overrides = Overrides {
+        grpc_addr: cli.grpc_addr,
+        http_addr: cli.http_addr,
+        manager_addr: cli.manager,
+        join_token: cli.join_token,
+        tls_dir: cli.tls_dir,
+    };
     let config = SchedulerConfig::load(cli.config.as_deref(), overrides, &runtime::hostname())?;
     let shutdown = runtime::shutdown_on_signals()?;
     let grpc = runtime::bind(config.server.grpc_addr, "grpc").await?;

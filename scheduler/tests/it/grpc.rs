@@ -65,10 +65,7 @@ async fn hosts_announce_leave_and_bad_hosts_are_rejected() -> anyhow::Result<()>
 }
 
 /// Opens an `AnnouncePeer` stream whose first message registers `task`; the scheduler's answer.
-async fn register(
-    client: &mut Client,
-    task: pb::TaskSpec,
-) -> Result<(), tonic::Status> {
+async fn register(client: &mut Client, task: pb::TaskSpec) -> Result<(), tonic::Status> {
     let register =
         pb::RegisterPeer { host_id: "a".into(), peer_id: "a-1".into(), task: Some(task), ..Default::default() };
     let first = pb::AnnouncePeerRequest { request: Some(pb::announce_peer_request::Request::Register(register)) };
@@ -157,11 +154,8 @@ async fn a_client_without_a_certificate_of_the_cluster_ca_is_refused() -> anyhow
     }
     // TLS with a certificate from another CA, naming a perfectly good identity.
     let (stranger_ca, _) = common::tls::CertificateAuthority::generate("stranger").unwrap();
-    let identity = common::tls::Identity {
-        component: Component::Peer,
-        cluster_id: 1,
-        host_id: common::ids::HostId("a".into()),
-    };
+    let identity =
+        common::tls::Identity { component: Component::Peer, cluster_id: 1, host_id: common::ids::HostId("a".into()) };
     let creds = stranger_ca.issue(&identity, &Default::default(), std::time::Duration::from_secs(3600)).unwrap();
     // It trusts the cluster's CA for the server, so only the server's check can refuse it.
     let mut config = (*creds.client_config(Expect::scheduler(Some(1))).unwrap()).clone();

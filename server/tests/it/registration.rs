@@ -1,8 +1,10 @@
-//! Registration over real gRPC, in-process on every database: a manager, schedulers that
-//! register and keep alive, peers that ask which schedulers serve them.
+//! Registration over real gRPC and mutual TLS, in-process on every database: a manager,
+//! schedulers that register and keep alive, peers that ask which schedulers serve them, each
+//! only as what its certificate names.
 
 use std::{future::Future, time::Duration};
 
+use common::tls::{Component, Expect};
 use proto::manager::v1 as pb;
 use sea_orm::{ConnectionTrait, Statement};
 use testkit::{
@@ -30,8 +32,19 @@ async fn start(backend: Backend, keepalive_timeout_secs: u64) -> TestManager {
     TestManager::start_with(backend, |c| c.grpc.keepalive_timeout_secs = keepalive_timeout_secs).await
 }
 
-async fn client(manager: &TestManager) -> anyhow::Result<Client> {
-    Ok(pb::manager_client::ManagerClient::connect(format!("http://{}", manager.grpc)).await?)
+/// A client of the manager with a certificate of the test CA for `component` `host_id` of `cluster`.
+fn client_as(manager: &TestManager, component: Component, cluster: i64, host_id: &str) -> Client {
+    Client::new(testkit::pki::channel(&manager.grpc, component, cluster, host_id, Expect::MANAGER))
+}
+
+/// A peer of cluster 1 named as `hostname` at `ip` would be.
+fn peer_client(manager: &TestManager, hostname: &str, ip: &str) -> Client {
+    client_as(manager, Component::Peer, 1, &format!("{hostname}-{ip}"))
+}
+
+/// A scheduler of `cluster` named as `hostname` at `ip` would be.
+fn scheduler_client(manager: &TestManager, cluster: i64, hostname: &str, ip: &str) -> Client {
+    client_as(manager, Component::Scheduler, cluster, &format!("{hostname}-{ip}"))
 }
 
 /// `state` of the scheduler row with `hostname`, if any.
@@ -95,7 +108,7 @@ async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive
     let sched = TestScheduler::start(registering(&manager.grpc, "sched-a")).await;
     assert_eq!(sched.limits.get().filter_parent_limit, 15, "its own configuration until the manager answers");
 
-    let mut client = client(&manager).await?;
+    let mut client = peer_client(&manager, "peer-1", "10.0.0.1");
     eventually("the scheduler to be listed", Duration::from_secs(20), || {
         let mut client = client.clone();
         async move { Ok(listed(&mut client, "peer-1", "10.0.0.1").await? == ["sched-a"]) }
@@ -128,7 +141,7 @@ async fn a_scheduler_registers_keeps_alive_follows_its_cluster_and_goes_inactive
 
 async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Result<()> {
     let manager = start(backend, 1).await;
-    let mut client = client(&manager).await?;
+    let mut client = scheduler_client(&manager, 1, "quiet", "10.1.0.1");
     let register = |hostname: &str| pb::UpdateSchedulerRequest {
         hostname: hostname.into(),
         ip: "10.1.0.1".into(),
@@ -174,7 +187,7 @@ async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Res
     drop(tx);
 
     // A row another (dead) replica left active with an old stamp is expired by the sweep.
-    client.update_scheduler(register("orphan")).await?;
+    scheduler_client(&manager, 1, "orphan", "10.1.0.1").update_scheduler(register("orphan")).await?;
     sql(
         &manager,
         "UPDATE schedulers SET state = 'active', last_keep_alive_at = '2000-01-01 00:00:00' WHERE hostname = 'orphan'",
@@ -188,8 +201,10 @@ async fn silence_and_stale_rows_become_inactive(backend: Backend) -> anyhow::Res
     Ok(())
 }
 
+/// Scopes rank clusters for a peer whose certificate does not bind it to one: only without TLS,
+/// since a join token names its cluster (see `a_peer_is_placed_only_in_the_cluster_its_certificate_names`).
 async fn peers_get_the_active_schedulers_of_the_best_matching_cluster(backend: Backend) -> anyhow::Result<()> {
-    let manager = start(backend, 60).await;
+    let manager = TestManager::start_with(backend, |c| c.tls.mode = common::tls::Mode::Plaintext).await;
     sql(
         &manager,
         r#"INSERT INTO clusters (tenant_id, name, scopes, scheduler_cluster_config, seed_peer_cluster_config, peer_cluster_config, is_default)
@@ -200,11 +215,12 @@ async fn peers_get_the_active_schedulers_of_the_best_matching_cluster(backend: B
     let in_cluster = |hostname: &str, cluster_id: u64| {
         let mut c = registering(&manager.grpc, hostname);
         c.manager.cluster_id = cluster_id;
+        c.tls.mode = common::tls::Mode::Plaintext;
         c
     };
     let default_sched = TestScheduler::start(in_cluster("sched-default", 1)).await;
     let web_sched = TestScheduler::start(in_cluster("sched-web", 2)).await;
-    let mut client = client(&manager).await?;
+    let mut client = Client::connect(format!("http://{}", manager.grpc)).await?;
     // Registered in the web cluster but never kept alive: never listed.
     client
         .update_scheduler(pb::UpdateSchedulerRequest {
@@ -266,7 +282,7 @@ async fn peers_get_the_active_schedulers_of_the_best_matching_cluster(backend: B
 
 async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow::Result<()> {
     let manager = start(backend, 60).await;
-    let mut client = client(&manager).await?;
+    let mut client = scheduler_client(&manager, 1, "s", "10.0.0.1");
     let good = pb::UpdateSchedulerRequest {
         hostname: "s".into(),
         ip: "10.0.0.1".into(),
@@ -285,9 +301,10 @@ async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow:
         assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
         assert!(err.message().contains(field), "{field}: {}", err.message());
     }
-    let err = client.update_scheduler(pb::UpdateSchedulerRequest { cluster_id: 99, ..good.clone() }).await.unwrap_err();
+    let mut of_99 = scheduler_client(&manager, 99, "s", "10.0.0.1");
+    let err = of_99.update_scheduler(pb::UpdateSchedulerRequest { cluster_id: 99, ..good.clone() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
-    let err = client
+    let err = client_as(&manager, Component::SeedPeer, 1, "seed-10.0.0.2-seed")
         .update_seed_peer(pb::UpdateSeedPeerRequest {
             hostname: "seed".into(),
             ip: "10.0.0.2".into(),
@@ -300,15 +317,17 @@ async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow:
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("type"), "{}", err.message());
-    let err = client.get_cluster_config(pb::GetClusterConfigRequest { cluster_id: 99 }).await.unwrap_err();
+    let err = of_99.get_cluster_config(pb::GetClusterConfigRequest { cluster_id: 99 }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = client.list_schedulers(peer_request("p", "nowhere")).await.unwrap_err();
+    let err = peer_client(&manager, "p", "10.0.0.9").list_schedulers(peer_request("p", "nowhere")).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
     // Keepalive: an unspecified source is invalid; an unregistered component is not found.
-    for (source_type, hostname, code) in
-        [(0, "s", Code::InvalidArgument), (pb::SourceType::SeedPeer as i32, "unknown", Code::NotFound)]
-    {
+    let mut unknown_seed = client_as(&manager, Component::SeedPeer, 1, "unknown-10.0.0.1-seed");
+    for (client, source_type, hostname, code) in [
+        (&mut client, 0, "s", Code::InvalidArgument),
+        (&mut unknown_seed, pb::SourceType::SeedPeer as i32, "unknown", Code::NotFound),
+    ] {
         let msg = pb::KeepAliveRequest {
             source_type,
             hostname: hostname.into(),
@@ -321,16 +340,16 @@ async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow:
     }
 
     // A seed peer's keepalive records its upload rate: its load on the topology.
-    client
-        .update_seed_peer(pb::UpdateSeedPeerRequest {
-            hostname: "busy-seed".into(),
-            ip: "10.0.0.3".into(),
-            port: 4000,
-            r#type: "super".into(),
-            cluster_id: 1,
-            ..Default::default()
-        })
-        .await?;
+    let mut busy = client_as(&manager, Component::SeedPeer, 1, "busy-seed-10.0.0.3-seed");
+    busy.update_seed_peer(pb::UpdateSeedPeerRequest {
+        hostname: "busy-seed".into(),
+        ip: "10.0.0.3".into(),
+        port: 4000,
+        r#type: "super".into(),
+        cluster_id: 1,
+        ..Default::default()
+    })
+    .await?;
     let msg = pb::KeepAliveRequest {
         source_type: pb::SourceType::SeedPeer as i32,
         hostname: "busy-seed".into(),
@@ -339,7 +358,7 @@ async fn bad_input_is_rejected_with_the_field_named(backend: Backend) -> anyhow:
         upload_rate: 12_345_678,
         ..Default::default()
     };
-    client.keep_alive(tokio_stream::iter([msg])).await?;
+    busy.keep_alive(tokio_stream::iter([msg])).await?;
     let rate = manager
         .sql
         .query_one(Statement::from_string(
@@ -434,4 +453,145 @@ async fn peers_find_the_scheduler_through_the_manager_and_keep_downloading_witho
     }
     scheduler.stop().await;
     Ok(())
+}
+
+#[tokio::test]
+async fn a_component_registers_and_keeps_alive_only_as_itself() -> anyhow::Result<()> {
+    let manager = start(Backend::Sqlite, 60).await;
+    let good = pb::UpdateSchedulerRequest {
+        hostname: "s".into(),
+        ip: "10.0.0.1".into(),
+        port: 8002,
+        cluster_id: 1,
+        ..Default::default()
+    };
+    for (mut client, what) in [
+        (scheduler_client(&manager, 1, "t", "10.0.0.1"), "another host's certificate"),
+        (scheduler_client(&manager, 2, "s", "10.0.0.1"), "another cluster's certificate"),
+        (peer_client(&manager, "s", "10.0.0.1"), "a peer's certificate"),
+    ] {
+        let err = client.update_scheduler(good.clone()).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{what}: {err:?}");
+        let alive = pb::KeepAliveRequest {
+            source_type: pb::SourceType::Scheduler as i32,
+            hostname: "s".into(),
+            ip: "10.0.0.1".into(),
+            cluster_id: 1,
+            ..Default::default()
+        };
+        let err = client.keep_alive(tokio_stream::iter([alive])).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{what}: {err:?}");
+    }
+    // TLS without a certificate: only enrolment answers.
+    let anonymous = common::tls::verify::PinnedManager::new(&testkit::pki::ca().fingerprint())?.client_config()?;
+    let mut anonymous = Client::new(common::tls::channel(&manager.grpc, anonymous, Duration::from_secs(3))?);
+    let err = anonymous.update_scheduler(good.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let err = anonymous.list_schedulers(peer_request("p", "10.0.0.2")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    // Plain text gets no answer at all.
+    if let Ok(mut plain) = Client::connect(format!("http://{}", manager.grpc)).await {
+        assert!(plain.update_scheduler(good.clone()).await.is_err());
+    }
+    let rows = manager
+        .sql
+        .query_all(Statement::from_string(manager.sql.get_database_backend(), "SELECT id FROM schedulers"))
+        .await?;
+    assert!(rows.is_empty(), "nothing was registered");
+    // Its own certificate registers it.
+    scheduler_client(&manager, 1, "s", "10.0.0.1").update_scheduler(good).await?;
+    manager.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_peer_is_placed_only_in_the_cluster_its_certificate_names() -> anyhow::Result<()> {
+    let manager = start(Backend::Sqlite, 60).await;
+    // A cluster whose scopes claim every host, as a greedy tenant would write them.
+    sql(
+        &manager,
+        r#"INSERT INTO clusters (tenant_id, name, scopes, scheduler_cluster_config, seed_peer_cluster_config, peer_cluster_config, is_default)
+               VALUES (1, 'greedy', '{"hostnames": [".*"], "cidrs": ["0.0.0.0/0"], "idc": "dc"}', '{}', '{}', '{}', false)"#,
+    )
+    .await?;
+    let mut request = peer_request("web-1", "10.0.0.1");
+    request.idc = "dc".into();
+    let placed = peer_client(&manager, "web-1", "10.0.0.1").list_schedulers(request.clone()).await?.into_inner();
+    assert_eq!(placed.cluster_id, 1, "the greedy cluster captured a peer enrolled in cluster 1");
+    let greedy = client_as(&manager, Component::Peer, 2, "web-1-10.0.0.1");
+    assert_eq!(greedy.clone().list_schedulers(request).await?.into_inner().cluster_id, 2);
+    // A peer's certificate lists only as its own host.
+    let err = greedy.clone().list_schedulers(peer_request("web-2", "10.0.0.2")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // And reads only its own cluster's settings.
+    let err = greedy.clone().get_cluster_config(pb::GetClusterConfigRequest { cluster_id: 1 }).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    manager.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn enrolment_turns_a_join_token_into_a_certificate_naming_what_the_token_says() -> anyhow::Result<()> {
+    use common::tls::{Credentials, Identity, JoinToken, KeyRequest};
+    let manager = start(Backend::Sqlite, 60).await;
+    let created = manager
+        .post(
+            "/api/v1/clusters/1/join-tokens",
+            &manager.root,
+            serde_json::json!({"role": "seed_peer", "name": "seeds", "max_uses": 1}),
+        )
+        .await
+        .expect(201);
+    let token = created.body["token"].as_str().expect("the token, shown once").to_owned();
+    let join = JoinToken::parse(&token)?;
+    assert_eq!(join.ca_sha256(), testkit::pki::ca().fingerprint(), "the token pins the manager's CA");
+
+    let request = KeyRequest::generate()?;
+    let key = request.key_pem().to_owned();
+    let ip: std::net::IpAddr = "10.0.0.7".parse()?;
+    let (chain, ca) = proto::enrol::enrol(&manager.grpc, join.clone(), request, "seed", ip).await?;
+    let credentials = Credentials::from_pem(&chain, &key, &ca)?;
+    let expected = Identity {
+        component: Component::SeedPeer,
+        cluster_id: 1,
+        host_id: common::ids::HostId("seed-10.0.0.7-seed".into()),
+    };
+    assert_eq!(credentials.identity, expected);
+    // The certificate works, as what it names.
+    let tls = credentials.client_config(Expect::MANAGER)?;
+    let mut client = Client::new(common::tls::channel(&manager.grpc, tls, Duration::from_secs(3))?);
+    let seed = pb::UpdateSeedPeerRequest {
+        hostname: "seed".into(),
+        ip: "10.0.0.7".into(),
+        port: 4000,
+        cluster_id: 1,
+        ..Default::default()
+    };
+    client.update_seed_peer(seed.clone()).await?;
+    let err = client.update_scheduler(pb::UpdateSchedulerRequest {
+        hostname: "seed".into(),
+        ip: "10.0.0.7".into(),
+        port: 8002,
+        cluster_id: 1,
+        ..Default::default()
+    });
+    assert_eq!(err.await.unwrap_err().code(), Code::PermissionDenied, "a seed peer's token makes no scheduler");
+
+    // Used up, made up, or pinning another CA: no certificate.
+    let again = proto::enrol::enrol(&manager.grpc, join, KeyRequest::generate()?, "seed", ip).await;
+    assert!(again.unwrap_err().to_string().contains("refused"), "a single-use token served twice");
+    let (prefix, _) = token.rsplit_once('.').unwrap();
+    let (head, _) = prefix.rsplit_once('.').unwrap();
+    let made_up = JoinToken::parse(&format!("{head}.{}.{}", "A".repeat(43), join_pin(&token)))?;
+    let err = proto::enrol::enrol(&manager.grpc, made_up, KeyRequest::generate()?, "seed", ip).await.unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
+    let other_ca = JoinToken::parse(&format!("{prefix}.{}", "0".repeat(64)))?;
+    let err = proto::enrol::enrol(&manager.grpc, other_ca, KeyRequest::generate()?, "seed", ip).await.unwrap_err();
+    assert!(!err.to_string().contains("refused"), "the client refuses the manager before sending the token: {err}");
+    manager.stop().await;
+    Ok(())
+}
+
+fn join_pin(token: &str) -> &str {
+    token.rsplit_once('.').map_or("", |(_, pin)| pin)
 }
