@@ -59,11 +59,14 @@ pub struct JoinGrant {
 pub struct CreateJoinToken {
     /// `scheduler`, `seed_peer` or `peer`.
     pub role: JoinRole,
+    #[schema(min_length = 1, max_length = 256)]
     pub name: String,
+    #[schema(max_length = 1024)]
     pub bio: Option<String>,
     /// In the future, at most a year away. Default: 24 hours from now.
     pub expires_at: Option<DateTime<Utc>>,
-    /// How many enrolments the token allows, 1 to 1000000. Default: no limit.
+    /// How many enrolments the token allows. Default: no limit.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_uses: Option<i64>,
 }
 

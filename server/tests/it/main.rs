@@ -4,6 +4,7 @@
 
 mod api;
 mod jobs;
+mod join_tokens;
 mod launcher;
 mod manager;
 mod oauth;

@@ -28,6 +28,8 @@ enum Kind {
     Job,
     Token,
     Scheduler,
+    /// A cluster's join token: only those who may change the cluster see or revoke it.
+    JoinToken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,8 @@ fn expected(role: Option<Role>, kind: Kind, method: Method, own: bool) -> Outcom
     match kind {
         Kind::Token if own || role == Role::Admin => Allowed,
         Kind::Token => NotFound,
+        Kind::JoinToken if role == Role::Admin => Allowed,
+        Kind::JoinToken => Forbidden,
         Kind::Tenant if method == Method::Delete => Forbidden,
         Kind::Scheduler if method == Method::Patch => unreachable!(),
         _ if read || role == Role::Admin => Allowed,
@@ -92,7 +96,8 @@ fn status_of(outcome: Outcome, method: Method) -> u16 {
     }
 }
 
-fn path(kind: Kind, id: i64) -> String {
+fn path(object: &Object) -> String {
+    let (kind, id) = (object.kind, object.id);
     let base = match kind {
         Kind::Tenant => "tenants",
         Kind::Cluster => "clusters",
@@ -100,17 +105,20 @@ fn path(kind: Kind, id: i64) -> String {
         Kind::Job => "jobs",
         Kind::Token => "personal-access-tokens",
         Kind::Scheduler => "schedulers",
+        Kind::JoinToken => return format!("/api/v1/clusters/{}/join-tokens/{id}", object.cluster.unwrap()),
     };
     format!("/api/v1/{base}/{id}")
 }
 
-/// One object of the fixture: kind, id, tenant, owner (tokens), a name that must not leak.
+/// One object of the fixture: kind, id, tenant, owner (tokens), cluster (join tokens), a name
+/// that must not leak.
 #[derive(Debug, Clone)]
 struct Object {
     kind: Kind,
     id: i64,
     tenant: &'static str,
     owner: Option<i64>,
+    cluster: Option<i64>,
     marker: String,
 }
 
@@ -174,6 +182,7 @@ impl Fixture {
                 id: f.tenants[t],
                 tenant: t,
                 owner: None,
+                cluster: None,
                 marker: format!("\"{t}\""),
             });
             // A scheduler that registered in the tenant's cluster and has since gone.
@@ -191,8 +200,11 @@ impl Fixture {
                 id: listed.body[0]["id"].as_i64().unwrap(),
                 tenant: t,
                 owner: None,
+                cluster: None,
                 marker: host,
             });
+            let jt = f.create(Kind::JoinToken, t, None).await;
+            f.objects.push(jt);
         }
         // Tokens: alpha's member and admin each own one; beta's admin owns one.
         for owner in ["alpha-member", "alpha-admin", "beta-admin"] {
@@ -232,10 +244,15 @@ impl Fixture {
                 json!({"tenant_id": tenant_id, "name": marker, "scopes": ["job"], "expired_at": self.tomorrow}),
                 self.actor(owner.unwrap_or("root")).token.clone(),
             ),
+            Kind::JoinToken => {
+                let path = format!("/api/v1/clusters/{}/join-tokens", self.clusters[tenant]);
+                let id = self.m.post(&path, root, json!({"role": "peer", "name": marker})).await.expect(201).id();
+                return Object { kind, id, tenant, owner: None, cluster: Some(self.clusters[tenant]), marker };
+            }
             Kind::Tenant | Kind::Scheduler => unreachable!(),
         };
         let id = self.m.post(path, &token, body).await.expect(201).id();
-        Object { kind, id, tenant, owner: owner.map(|o| self.actor(o).id), marker }
+        Object { kind, id, tenant, owner: owner.map(|o| self.actor(o).id), cluster: None, marker }
     }
 }
 
@@ -251,7 +268,7 @@ async fn tenant_matrix(backend: Backend) {
             let own = object.owner == Some(actor.id);
             let role = f.role(actor, object.tenant);
             for method in [Method::Get, Method::Patch, Method::Delete] {
-                if object.kind == Kind::Scheduler && method == Method::Patch {
+                if matches!(object.kind, Kind::Scheduler | Kind::JoinToken) && method == Method::Patch {
                     continue;
                 }
                 let want = expected(role, object.kind, method, own);
@@ -268,7 +285,7 @@ async fn tenant_matrix(backend: Backend) {
                 } else {
                     object.clone()
                 };
-                let url = path(target.kind, target.id);
+                let url = path(&target);
                 let stamp = format!("changed-by-{}", actor.name);
                 let answer = match method {
                     Method::Get => m.get(&url, &actor.token).await,
@@ -289,7 +306,10 @@ async fn tenant_matrix(backend: Backend) {
                 if method != Method::Get && want != Outcome::Allowed {
                     // A refused change changed nothing.
                     let after = m.get(&url, &m.root).await;
-                    if after.status != 200 || (method == Method::Patch && after.body.to_string().contains(&stamp)) {
+                    if after.status != 200
+                        || (method == Method::Patch && after.body.to_string().contains(&stamp))
+                        || after.body["state"] == "revoked"
+                    {
                         failures.push(format!("{} {method:?} {url}: refused, yet the object changed", actor.name));
                     }
                 }
@@ -303,6 +323,7 @@ async fn tenant_matrix(backend: Backend) {
             let role = f.role(actor, tenant);
             let tenant_id = f.tenants[tenant];
             let name = format!("new-{}", uuid::Uuid::new_v4().simple());
+            let join_tokens = format!("/api/v1/clusters/{}/join-tokens", f.clusters[tenant]);
             for (kind, url, body) in [
                 (Kind::Cluster, "/api/v1/clusters", json!({"tenant_id": tenant_id, "name": name})),
                 (Kind::Application, "/api/v1/applications", json!({"tenant_id": tenant_id, "name": name})),
@@ -316,6 +337,7 @@ async fn tenant_matrix(backend: Backend) {
                     "/api/v1/personal-access-tokens",
                     json!({"tenant_id": tenant_id, "name": name, "scopes": ["cluster"], "expired_at": f.tomorrow}),
                 ),
+                (Kind::JoinToken, join_tokens.as_str(), json!({"role": "scheduler", "name": name})),
             ] {
                 let want = match expected_create(role, kind) {
                     Outcome::Allowed => 201,
@@ -384,6 +406,34 @@ async fn tenant_matrix(backend: Backend) {
                         "{} GET {url}: {:?} {} listed={listed}, visible={visible}",
                         actor.name, kind, object.id
                     ));
+                }
+            }
+        }
+        // A cluster's join tokens: all of them for those who may change it, else nothing.
+        for tenant in ["alpha", "beta"] {
+            let url = format!("/api/v1/clusters/{}/join-tokens?per_page=1000", f.clusters[tenant]);
+            let answer = m.get(&url, &actor.token).await;
+            checked += 1;
+            let want = expected(f.role(actor, tenant), Kind::JoinToken, Method::Get, false);
+            if answer.status.as_u16() != status_of(want, Method::Get) {
+                failures
+                    .push(format!("{} GET {url}: want {want:?}, got {} {}", actor.name, answer.status, answer.body));
+                continue;
+            }
+            let fixture = f.objects.iter().filter(|o| o.kind == Kind::JoinToken && o.tenant == tenant);
+            if want != Outcome::Allowed {
+                if fixture.clone().any(|o| answer.body.to_string().contains(&o.marker)) {
+                    failures.push(format!("{} GET {url}: the refusal names a token", actor.name));
+                }
+                continue;
+            }
+            let items = answer.body.as_array().cloned().unwrap_or_default();
+            if items.iter().any(|i| i["tenant_id"] != f.tenants[tenant] || i["cluster_id"] != f.clusters[tenant]) {
+                failures.push(format!("{} GET {url}: lists another cluster's token: {}", actor.name, answer.body));
+            }
+            for object in fixture {
+                if !items.iter().any(|i| i["id"].as_i64() == Some(object.id)) {
+                    failures.push(format!("{} GET {url}: join token {} missing", actor.name, object.id));
                 }
             }
         }
