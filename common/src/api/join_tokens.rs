@@ -60,6 +60,7 @@ pub struct JoinToken {
 pub struct CreatedJoinToken {
     #[serde(flatten)]
     pub meta: JoinToken,
-    /// `dfj1.<id>.<secret>`, handed to the scheduler or dfdaemon that enrols. Not shown again.
+    /// `dfj1.<id>.<secret>.<CA sha256>`, handed to the scheduler or dfdaemon that enrols, which
+    /// trusts only a manager of that CA (without TLS: `dfj1.<id>.<secret>`). Not shown again.
     pub token: String,
 }

@@ -52,7 +52,11 @@ pub async fn create_join_token(
     Path(id): Path<i64>,
     Body(body): Body<CreateJoinToken>,
 ) -> Result<Response, Error> {
-    let created = service::join_tokens::create(state.cx(&me), id, body).await?;
+    let mut created = service::join_tokens::create(state.cx(&me), id, body).await?;
+    // The enrolling component pins the manager's CA with the token's last part.
+    if let Some(pki) = &state.pki {
+        created.token = format!("{}.{}", created.token, pki.ca_sha256());
+    }
     Ok(in_tenant(created.meta.tenant_id, (StatusCode::CREATED, Json(created))))
 }
 
