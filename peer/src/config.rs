@@ -233,13 +233,24 @@ pub struct ServerConfig {
 pub struct ProxyConfig {
     /// Regexes: matching GET URLs go through P2P.
     pub rules: Vec<String>,
-    /// Upstream for mirror requests that name none; empty for none.
+    /// Upstream for mirror requests that name none; empty for none. Trusted as configured: its
+    /// host is reached whatever `allowed_hosts` and `allowed_private_networks` say.
     pub registry_mirror: String,
+    /// Hosts a fetch on someone else's behalf may reach: `name`, `*.suffix`, an IP address or a
+    /// CIDR (matching URLs that name an address). Empty: any host.
+    pub allowed_hosts: Vec<String>,
+    /// Networks whose non-public addresses (loopback, private, link-local…) may be reached anyway.
+    pub allowed_private_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for ProxyConfig {
     fn default() -> Self {
-        Self { rules: vec!["blobs/sha256.*".into()], registry_mirror: String::new() }
+        Self {
+            rules: vec!["blobs/sha256.*".into()],
+            registry_mirror: String::new(),
+            allowed_hosts: Vec::new(),
+            allowed_private_networks: Vec::new(),
+        }
     }
 }
 
