@@ -23,15 +23,28 @@
 //! # Piece transport other peers download from. Default: 0.0.0.0:4000
 //! upload_addr = "0.0.0.0:4000"
 //! # HTTP proxy and registry mirror for the node's runtimes and HTTP clients. Default:
-//! # 127.0.0.1:4001: the proxy fetches any URL it is given, so it is this machine's alone unless
-//! # an operator opens it (e.g. to pods through the node's address) behind a firewall.
+//! # 127.0.0.1:4001: the proxy fetches the public URLs it is given (see [proxy]), so it is this
+//! # machine's alone unless an operator opens it (e.g. to pods through the node's address)
+//! # behind a firewall.
 //! proxy_addr = "127.0.0.1:4001"
 //!
 //! [proxy]
 //! # GET requests whose URL matches one of these regexes go through P2P. Default: ["blobs/sha256.*"]
 //! rules = ["blobs/sha256.*"]
-//! # Upstream for mirror requests that name none (X-Dragonfly-Registry, ?ns=). Default: "" (none)
+//! # Upstream for mirror requests that name none (X-Dragonfly-Registry, ?ns=). Its host is
+//! # trusted as configured: reached even on a private address or outside allowed_hosts.
+//! # Default: "" (none)
 //! registry_mirror = ""
+//! # Hosts that proxy requests and seed orders may fetch from: "registry.example.com",
+//! # "*.example.com" (names under it), or an address or CIDR ("203.0.113.0/24", matching URLs
+//! # that name an address). Each redirect hop is checked too. Default: [] (any host)
+//! allowed_hosts = []
+//! # Proxy requests and seed orders never reach an address that is not public (loopback,
+//! # private, link-local such as 169.254.169.254, CGNAT, unspecified, multicast, their IPv4-in-
+//! # IPv6 forms…) unless it lies in one of these networks, e.g. ["10.20.0.0/16"] for an origin
+//! # on the LAN. A name is refused when any of its addresses is. `dfget` downloads (the local
+//! # user's own) are not restricted. Default: [] (public addresses only)
+//! allowed_private_networks = []
 //!
 //! [download]
 //! # Pieces fetched at once per task. Default: 16
@@ -88,7 +101,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::Error;
+use crate::{Error, download::TargetPolicy};
 
 /// The whole dfdaemon configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -236,10 +249,11 @@ pub struct ProxyConfig {
     /// Upstream for mirror requests that name none; empty for none. Trusted as configured: its
     /// host is reached whatever `allowed_hosts` and `allowed_private_networks` say.
     pub registry_mirror: String,
-    /// Hosts a fetch on someone else's behalf may reach: `name`, `*.suffix`, an IP address or a
-    /// CIDR (matching URLs that name an address). Empty: any host.
+    /// Hosts proxy requests and seed orders may fetch from: `name`, `*.suffix`, an IP address
+    /// or a CIDR (matching URLs that name an address). Empty: any host.
     pub allowed_hosts: Vec<String>,
-    /// Networks whose non-public addresses (loopback, private, link-local…) may be reached anyway.
+    /// Networks whose non-public addresses (loopback, private, link-local…) proxy requests and
+    /// seed orders may reach anyway. Empty: public addresses only.
     pub allowed_private_networks: Vec<ipnet::IpNet>,
 }
 
@@ -251,6 +265,19 @@ impl Default for ProxyConfig {
             allowed_hosts: Vec::new(),
             allowed_private_networks: Vec::new(),
         }
+    }
+}
+
+impl ProxyConfig {
+    /// The policy proxy requests and seed orders are fetched under: these allowed hosts and
+    /// networks, the registry mirror's host trusted.
+    pub fn target_policy(&self) -> Result<TargetPolicy, Error> {
+        let mirror = (!self.registry_mirror.is_empty())
+            .then(|| url::Url::parse(&self.registry_mirror))
+            .transpose()
+            .map_err(|e| Error::Config(format!("proxy.registry_mirror {:?}: {e}", self.registry_mirror)))?;
+        TargetPolicy::new(&self.allowed_hosts, &self.allowed_private_networks, mirror.as_slice())
+            .map_err(|e| Error::Config(format!("proxy.allowed_hosts: {e}")))
     }
 }
 
@@ -370,10 +397,7 @@ impl DfdaemonConfig {
         for rule in &c.proxy.rules {
             regex::Regex::new(rule).map_err(|e| Error::Config(format!("proxy.rules: {rule:?}: {e}")))?;
         }
-        if !c.proxy.registry_mirror.is_empty() {
-            url::Url::parse(&c.proxy.registry_mirror)
-                .map_err(|e| Error::Config(format!("proxy.registry_mirror {:?}: {e}", c.proxy.registry_mirror)))?;
-        }
+        c.proxy.target_policy()?;
         if c.gc.interval_secs == 0
             || c.gc.disk_high_watermark_percent > 100
             || c.gc.disk_low_watermark_percent >= c.gc.disk_high_watermark_percent

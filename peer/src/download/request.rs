@@ -19,6 +19,7 @@ use common::{
 use tokio::sync::mpsc;
 use url::Url;
 
+use super::Requester;
 use crate::Error;
 
 /// What, besides its URL, decides a task's id: dfget's flags, the proxy's `X-Dragonfly-*`
@@ -71,6 +72,9 @@ pub struct TaskRequest {
     pub application: String,
     /// Query parameters left out of the id, so the scheduler can derive it again.
     pub filtered_query_params: Vec<String>,
+    /// Whose request it is, which decides what its origin fetch may reach; remote unless
+    /// [`requested_by`](Self::requested_by) says otherwise.
+    pub requester: Requester,
 }
 
 impl TaskRequest {
@@ -110,7 +114,13 @@ impl TaskRequest {
             tag,
             application,
             filtered_query_params,
+            requester: Requester::Remote,
         }
+    }
+
+    /// The same request, made by `requester`.
+    pub fn requested_by(self, requester: Requester) -> Self {
+        Self { requester, ..self }
     }
 
     /// The same request, refusing the origin when `disable` is set.
