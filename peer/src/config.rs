@@ -451,4 +451,45 @@ mod tests {
         let err = toml::from_str::<DfdaemonConfig>("sead = true").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
+
+    fn load_text(text: &str) -> Result<DfdaemonConfig, Error> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        DfdaemonConfig::load(Some(file.path()), Overrides::default(), "box")
+    }
+
+    #[test]
+    fn proxy_targets_are_public_unless_hosts_and_networks_are_named() {
+        let check = |c: &DfdaemonConfig, url: &str| c.proxy.target_policy().unwrap().check_url(&url.parse().unwrap());
+        let default = load_text("").unwrap();
+        assert!(default.proxy.allowed_hosts.is_empty() && default.proxy.allowed_private_networks.is_empty());
+        assert!(check(&default, "http://127.0.0.1/").is_err());
+        assert!(check(&default, "https://registry.example/").is_ok());
+
+        let c = load_text(
+            r#"
+            [proxy]
+            registry_mirror = "http://192.168.5.5:5000"
+            allowed_hosts = ["registry.example", "*.cdn.example", "10.20.0.0/16"]
+            allowed_private_networks = ["10.20.0.0/16", "fd00::/8"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.proxy.allowed_private_networks,
+            vec!["10.20.0.0/16".parse().unwrap(), "fd00::/8".parse().unwrap()]
+        );
+        assert!(check(&c, "http://10.20.1.1/").is_ok(), "an allowed host on an allowed network");
+        assert!(check(&c, "http://10.21.1.1/").is_err(), "neither");
+        assert!(check(&c, "https://blobs.cdn.example/").is_ok());
+        assert!(check(&c, "https://elsewhere.example/").is_err());
+        assert!(check(&c, "http://192.168.5.5:5000/v2/").is_ok(), "the configured mirror is trusted");
+
+        let err = load_text("[proxy]\nallowed_hosts = [\"reg*.example\"]").unwrap_err();
+        assert!(err.to_string().contains("proxy.allowed_hosts"), "{err}");
+        let err = load_text("[proxy]\nallowed_private_networks = [\"10.0.0.1\"]").unwrap_err();
+        assert!(err.to_string().contains("allowed_private_networks"), "{err}");
+        let err = toml::from_str::<DfdaemonConfig>("[proxy]\nallow_private_targets = true").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
 }

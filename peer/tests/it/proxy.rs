@@ -286,3 +286,22 @@ async fn allowed_hosts_and_private_networks_open_exactly_what_they_name() {
     assert_refused(resp, "allowed_hosts", "::1 is not an allowed host either").await;
     assert_eq!(origin.gets(), 2, "only the allowed requests reached the origin");
 }
+
+#[tokio::test]
+async fn a_seed_peer_fetches_a_proxied_url_only_under_its_own_target_policy() {
+    let origin = testkit::origin::Origin::start().await;
+    // The seed keeps the default policy; the peer's proxy allows loopback (testkit's default).
+    let cluster =
+        testkit::cluster::Cluster::builder(1).seed_config(|c| c.proxy.allowed_private_networks.clear()).start().await;
+    let client = through(&cluster.peers[0].proxy);
+    let url = format!("{}/bytes/300000", origin.base);
+    let resp = client.get(&url).header("x-dragonfly-use-p2p", "true").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), testkit::origin::content(300_000, 0));
+
+    let back_to_source = r#"damselfly_dfdaemon_download_traffic_bytes_total{type="back_to_source"}"#;
+    let seed = testkit::peer::counter(&testkit::peer::metric_text(&cluster.seed.http).await, back_to_source);
+    assert_eq!(seed, 0.0, "the seed peer refused its order for a loopback origin");
+    let peer = testkit::peer::counter(&testkit::peer::metric_text(&cluster.peers[0].http).await, back_to_source);
+    assert_eq!(peer, 300_000.0, "the peer whose proxy allows it fetched the origin itself");
+}
