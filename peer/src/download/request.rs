@@ -5,6 +5,10 @@
 //! downloads of the same content must meet on the same id. A seed order names its id too, and
 //! [`TaskRequest::ordered`] derives it again and refuses a mismatch.
 //!
+//! Whose request it is travels with it ([`Requester`]): a download from the local API is the local
+//! user's, anything else (a proxy request, a seed order) is remote, and its origin fetch is held
+//! to the `[proxy]` target policy (see `origin::guard`).
+//!
 //! Events go to an [`EventSink`], which may be empty: a caller that only wants the content in the
 //! cache (the proxy, a seed order) asks for none instead of draining a channel.
 
