@@ -23,15 +23,28 @@
 //! # Piece transport other peers download from. Default: 0.0.0.0:4000
 //! upload_addr = "0.0.0.0:4000"
 //! # HTTP proxy and registry mirror for the node's runtimes and HTTP clients. Default:
-//! # 127.0.0.1:4001: the proxy fetches any URL it is given, so it is this machine's alone unless
-//! # an operator opens it (e.g. to pods through the node's address) behind a firewall.
+//! # 127.0.0.1:4001: the proxy fetches the public URLs it is given (see [proxy]), so it is this
+//! # machine's alone unless an operator opens it (e.g. to pods through the node's address)
+//! # behind a firewall.
 //! proxy_addr = "127.0.0.1:4001"
 //!
 //! [proxy]
 //! # GET requests whose URL matches one of these regexes go through P2P. Default: ["blobs/sha256.*"]
 //! rules = ["blobs/sha256.*"]
-//! # Upstream for mirror requests that name none (X-Dragonfly-Registry, ?ns=). Default: "" (none)
+//! # Upstream for mirror requests that name none (X-Dragonfly-Registry, ?ns=). Its host is
+//! # trusted as configured: reached even on a private address or outside allowed_hosts.
+//! # Default: "" (none)
 //! registry_mirror = ""
+//! # Hosts that proxy requests and seed orders may fetch from: "registry.example.com",
+//! # "*.example.com" (names under it), or an address or CIDR ("203.0.113.0/24", matching URLs
+//! # that name an address). Each redirect hop is checked too. Default: [] (any host)
+//! allowed_hosts = []
+//! # Proxy requests and seed orders never reach an address that is not public (loopback,
+//! # private, link-local such as 169.254.169.254, CGNAT, unspecified, multicast, their IPv4-in-
+//! # IPv6 forms…) unless it lies in one of these networks, e.g. ["10.20.0.0/16"] for an origin
+//! # on the LAN. A name is refused when any of its addresses is. `dfget` downloads (the local
+//! # user's own) are not restricted. Default: [] (public addresses only)
+//! allowed_private_networks = []
 //!
 //! [download]
 //! # Pieces fetched at once per task. Default: 16
@@ -104,7 +117,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::Error;
+use crate::{Error, download::TargetPolicy};
 
 /// The whole dfdaemon configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -259,13 +272,38 @@ pub struct ServerConfig {
 pub struct ProxyConfig {
     /// Regexes: matching GET URLs go through P2P.
     pub rules: Vec<String>,
-    /// Upstream for mirror requests that name none; empty for none.
+    /// Upstream for mirror requests that name none; empty for none. Trusted as configured: its
+    /// host is reached whatever `allowed_hosts` and `allowed_private_networks` say.
     pub registry_mirror: String,
+    /// Hosts proxy requests and seed orders may fetch from: `name`, `*.suffix`, an IP address
+    /// or a CIDR (matching URLs that name an address). Empty: any host.
+    pub allowed_hosts: Vec<String>,
+    /// Networks whose non-public addresses (loopback, private, link-local…) proxy requests and
+    /// seed orders may reach anyway. Empty: public addresses only.
+    pub allowed_private_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for ProxyConfig {
     fn default() -> Self {
-        Self { rules: vec!["blobs/sha256.*".into()], registry_mirror: String::new() }
+        Self {
+            rules: vec!["blobs/sha256.*".into()],
+            registry_mirror: String::new(),
+            allowed_hosts: Vec::new(),
+            allowed_private_networks: Vec::new(),
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// The policy proxy requests and seed orders are fetched under: these allowed hosts and
+    /// networks, the registry mirror's host trusted.
+    pub fn target_policy(&self) -> Result<TargetPolicy, Error> {
+        let mirror = (!self.registry_mirror.is_empty())
+            .then(|| url::Url::parse(&self.registry_mirror))
+            .transpose()
+            .map_err(|e| Error::Config(format!("proxy.registry_mirror {:?}: {e}", self.registry_mirror)))?;
+        TargetPolicy::new(&self.allowed_hosts, &self.allowed_private_networks, mirror.as_slice())
+            .map_err(|e| Error::Config(format!("proxy.allowed_hosts: {e}")))
     }
 }
 
@@ -393,10 +431,7 @@ impl DfdaemonConfig {
         for rule in &c.proxy.rules {
             regex::Regex::new(rule).map_err(|e| Error::Config(format!("proxy.rules: {rule:?}: {e}")))?;
         }
-        if !c.proxy.registry_mirror.is_empty() {
-            url::Url::parse(&c.proxy.registry_mirror)
-                .map_err(|e| Error::Config(format!("proxy.registry_mirror {:?}: {e}", c.proxy.registry_mirror)))?;
-        }
+        c.proxy.target_policy()?;
         if c.gc.interval_secs == 0
             || c.gc.disk_high_watermark_percent > 100
             || c.gc.disk_low_watermark_percent >= c.gc.disk_high_watermark_percent
@@ -448,6 +483,47 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("scheduler.addr"), "{err}");
         let err = toml::from_str::<DfdaemonConfig>("sead = true").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    fn load_text(text: &str) -> Result<DfdaemonConfig, Error> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        DfdaemonConfig::load(Some(file.path()), Overrides::default(), "box")
+    }
+
+    #[test]
+    fn proxy_targets_are_public_unless_hosts_and_networks_are_named() {
+        let check = |c: &DfdaemonConfig, url: &str| c.proxy.target_policy().unwrap().check_url(&url.parse().unwrap());
+        let default = load_text("").unwrap();
+        assert!(default.proxy.allowed_hosts.is_empty() && default.proxy.allowed_private_networks.is_empty());
+        assert!(check(&default, "http://127.0.0.1/").is_err());
+        assert!(check(&default, "https://registry.example/").is_ok());
+
+        let c = load_text(
+            r#"
+            [proxy]
+            registry_mirror = "http://192.168.5.5:5000"
+            allowed_hosts = ["registry.example", "*.cdn.example", "10.20.0.0/16"]
+            allowed_private_networks = ["10.20.0.0/16", "fd00::/8"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.proxy.allowed_private_networks,
+            vec!["10.20.0.0/16".parse().unwrap(), "fd00::/8".parse().unwrap()]
+        );
+        assert!(check(&c, "http://10.20.1.1/").is_ok(), "an allowed host on an allowed network");
+        assert!(check(&c, "http://10.21.1.1/").is_err(), "neither");
+        assert!(check(&c, "https://blobs.cdn.example/").is_ok());
+        assert!(check(&c, "https://elsewhere.example/").is_err());
+        assert!(check(&c, "http://192.168.5.5:5000/v2/").is_ok(), "the configured mirror is trusted");
+
+        let err = load_text("[proxy]\nallowed_hosts = [\"reg*.example\"]").unwrap_err();
+        assert!(err.to_string().contains("proxy.allowed_hosts"), "{err}");
+        let err = load_text("[proxy]\nallowed_private_networks = [\"10.0.0.1\"]").unwrap_err();
+        assert!(err.to_string().contains("allowed_private_networks"), "{err}");
+        let err = toml::from_str::<DfdaemonConfig>("[proxy]\nallow_private_targets = true").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 }

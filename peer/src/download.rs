@@ -10,6 +10,7 @@ mod origin;
 mod p2p;
 mod request;
 
+pub use origin::{AddressClass, OriginClients, Refusal, Requester, TargetPolicy, classify, refusal_in};
 pub use request::{DownloadRequest, Event, EventSink, TaskRequest, TaskShape};
 
 use std::{
@@ -54,7 +55,8 @@ pub struct Downloader {
 #[derive(Debug)]
 struct Inner {
     storage: Arc<Storage>,
-    http: reqwest::Client,
+    /// Origin requests: the local user's client, or the one held to the target policy.
+    http: OriginClients,
     scheduler: Option<SchedulerSet>,
     config: DownloaderConfig,
     download_limiter: Arc<RateLimiter>,
@@ -71,7 +73,7 @@ impl Downloader {
     /// A downloader over `storage`; `scheduler` is `None` when the host runs without schedulers.
     pub fn new(
         storage: Arc<Storage>,
-        http: reqwest::Client,
+        http: OriginClients,
         scheduler: Option<SchedulerSet>,
         config: DownloaderConfig,
         metrics: Arc<Metrics>,
@@ -102,13 +104,16 @@ impl Downloader {
         &self.inner.storage
     }
 
-    /// Runs `request` to a verified file at `request.output`, reporting to `events`.
+    /// Runs `request` to a verified file at `request.output`, reporting to `events`. A
+    /// [`DownloadRequest`] comes from a user of this host (the download socket), so its origin is
+    /// fetched as they could fetch it ([`Requester::LocalUser`]).
     pub async fn download(&self, request: DownloadRequest, events: EventSink) -> Result<(), Error> {
         if !request.overwrite && tokio::fs::try_exists(&request.output).await? {
             return Err(Error::OutputExists(request.output.display().to_string()));
         }
         let task_request = TaskRequest::new(request.url.clone(), request.shape.clone(), request.headers.clone())?
-            .back_to_source_disabled(request.disable_back_to_source);
+            .back_to_source_disabled(request.disable_back_to_source)
+            .requested_by(Requester::LocalUser);
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
             // Follow the pieces in order while they arrive: hash them when a digest is to be

@@ -35,6 +35,10 @@ pub enum Error {
     /// The cluster's policy (its block list) refuses this download.
     #[error("refused by the scheduler: {0}")]
     Refused(String),
+    /// The origin is a target the dfdaemon does not reach for this requester (the `[proxy]`
+    /// target policy); the message names the rule.
+    #[error("{0}")]
+    TargetRefused(String),
     /// The scheduler stream broke or refused the peer.
     #[error("scheduler: {0}")]
     SchedulerLost(String),
@@ -63,7 +67,7 @@ impl From<Error> for Status {
             Error::OriginUnavailable { .. } => Code::Unavailable,
             Error::Integrity(_) => Code::DataLoss,
             Error::NoSource(_) => Code::FailedPrecondition,
-            Error::Refused(_) | Error::Forbidden(_) => Code::PermissionDenied,
+            Error::Refused(_) | Error::Forbidden(_) | Error::TargetRefused(_) => Code::PermissionDenied,
             Error::SchedulerLost(_) | Error::ShuttingDown => Code::Unavailable,
             Error::Timeout(_) => Code::DeadlineExceeded,
             Error::Config(_) | Error::Io(_) | Error::Transport(_) | Error::Tls(_) => Code::Internal,

@@ -10,6 +10,13 @@
 //! answered from the cache, with `Range` support; everything else is forwarded as is. Request
 //! headers except hop-by-hop ones reach the origin; `X-Dragonfly-Tag`, `-Application`,
 //! `-Filtered-Query-Params` and `-Piece-Length` shape the task id like dfget's flags do.
+//!
+//! Whoever reaches the proxy is not this host's user: every target is held to the
+//! [`TargetPolicy`](crate::download::TargetPolicy) (`[proxy] allowed_hosts`, `allowed_private_networks`; the configured
+//! `registry_mirror` trusted). The target is checked, its name resolved, before the cache or
+//! the origin is touched, and a refusal is a 403 naming the rule; the fetch itself, forwarded or
+//! through P2P, goes through the guarded client, whose resolver and redirect policy check each
+//! connection and each hop again (see `download::origin::guard`).
 
 mod p2p;
 
@@ -26,7 +33,7 @@ use regex::Regex;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::download::{Downloader, TaskShape};
+use crate::download::{Downloader, OriginClients, TaskShape, refusal_in};
 
 /// Which requests go through P2P, and where a mirror request goes by default.
 #[derive(Debug, Clone)]
@@ -40,7 +47,8 @@ pub struct ProxyRules {
 #[derive(Debug, Clone)]
 struct ProxyState {
     downloader: Downloader,
-    client: reqwest::Client,
+    /// Its guarded client forwards; its policy checks every target first.
+    origins: OriginClients,
     rules: Arc<ProxyRules>,
 }
 
@@ -48,11 +56,11 @@ struct ProxyState {
 pub async fn serve(
     listener: TcpListener,
     downloader: Downloader,
-    client: reqwest::Client,
+    origins: OriginClients,
     rules: ProxyRules,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let state = ProxyState { downloader, client, rules: Arc::new(rules) };
+    let state = ProxyState { downloader, origins, rules: Arc::new(rules) };
     let app = Router::new().fallback(handle).with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
@@ -90,13 +98,17 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
         Ok(u) => u,
         Err(message) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, message),
     };
+    if let Err(refusal) = state.origins.policy().check_target(&target).await {
+        tracing::warn!(url = %target, %refusal, "proxy target refused");
+        return error(StatusCode::FORBIDDEN, ErrorType::Proxy, refusal.to_string());
+    }
     let use_p2p = request.method() == Method::GET
         && (header_str(request.headers(), "x-dragonfly-use-p2p").is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || state.rules.p2p.iter().any(|r| r.is_match(target.as_str())));
     if use_p2p {
         p2p::serve(&state.downloader, target, request.headers()).await
     } else {
-        forward(&state.client, target, request).await
+        forward(state.origins.guarded(), target, request).await
     }
 }
 
@@ -173,7 +185,13 @@ async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -
                 .body(Body::from_stream(upstream.bytes_stream()))
                 .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, ErrorType::Proxy, e.to_string()))
         }
-        Err(e) => error(StatusCode::BAD_GATEWAY, ErrorType::Backend, format!("{target}: {e}")),
+        Err(e) => match refusal_in(&e) {
+            Some(refusal) => {
+                tracing::warn!(url = %target, %refusal, "proxy target refused");
+                error(StatusCode::FORBIDDEN, ErrorType::Proxy, refusal.to_string())
+            }
+            None => error(StatusCode::BAD_GATEWAY, ErrorType::Backend, format!("{target}: {e}")),
+        },
     }
 }
 

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Error,
     config::DfdaemonConfig,
-    download::{Downloader, DownloaderConfig},
+    download::{Downloader, DownloaderConfig, OriginClients},
     gc, http,
     limiter::RateLimiter,
     metrics::Metrics,
@@ -64,10 +64,7 @@ impl Dfdaemon {
                 .transpose()
                 .map_err(|e| Error::Config(format!("proxy.registry_mirror: {e}")))?,
         };
-        let http_client = reqwest::Client::builder()
-            .user_agent(concat!("damselfly-dfdaemon/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let http_client = OriginClients::new(config.proxy.target_policy()?)?;
         // The schedulers: the static one, replaced by the manager's answers when a manager is set.
         let static_scheduler: Vec<std::net::SocketAddr> = (!config.scheduler.addr.is_empty())
             .then(|| config.scheduler.addr.parse())

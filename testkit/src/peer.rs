@@ -25,6 +25,10 @@ pub struct PeerBuilder {
     overrides: Overrides,
     stopped_by: Option<CancellationToken>,
     tweaks: Vec<Tweak>,
+    /// Loopback origins allowed to fetches on someone else's behalf (proxy requests, seed
+    /// orders): every test origin listens on 127.0.0.1, as an operator's would on a private
+    /// network. [`PeerBuilder::default_target_policy`] turns it off.
+    loopback_targets: bool,
 }
 
 /// A running dfdaemon.
@@ -45,7 +49,7 @@ impl PeerBuilder {
     pub fn new(data: impl Into<PathBuf>, name: &str) -> Self {
         let data = data.into();
         let overrides = Overrides { data_dir: Some(data.clone()), hostname: Some(name.into()), ..Default::default() };
-        Self { data, name: name.into(), overrides, stopped_by: None, tweaks: Vec::new() }
+        Self { data, name: name.into(), overrides, stopped_by: None, tweaks: Vec::new(), loopback_targets: true }
     }
 
     /// A seed peer (or not).
@@ -72,6 +76,13 @@ impl PeerBuilder {
         self
     }
 
+    /// Keeps the configuration's default target policy: loopback, private and link-local
+    /// origins are refused to proxy requests and seed orders.
+    pub fn default_target_policy(mut self) -> Self {
+        self.loopback_targets = false;
+        self
+    }
+
     /// Stops the daemon when `token` is cancelled, too (it gets a child token).
     pub fn stopped_by(mut self, token: &CancellationToken) -> Self {
         self.stopped_by = Some(token.clone());
@@ -81,6 +92,9 @@ impl PeerBuilder {
     pub async fn start(self) -> TestPeer {
         crate::init_logs();
         let mut config = DfdaemonConfig::load(None, self.overrides, &self.name).unwrap();
+        if self.loopback_targets {
+            config.proxy.allowed_private_networks = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        }
         for tweak in self.tweaks {
             tweak(&mut config);
         }

@@ -200,6 +200,8 @@ def run_damselfly(a, run_dir, src, digest, tag):
                         '[scheduler]\nannounce_interval_secs = 1\n' % (h.addr, a.df_concurrency))
                 if a.df_upload_concurrency:
                     f.write('\n[upload]\nconcurrency = %d\n' % a.df_upload_concurrency)
+                # The origin's namespace address is private: let the seed peer's order reach it.
+                f.write('\n[proxy]\nallowed_private_networks = ["%s/32"]\n' % o.addr)
             argv = [os.path.join(bindir, "dfdaemon"), "-c", conf, "--data-dir", os.path.join(ddir, "data"),
                     "--hostname", name, "--scheduler", "%s:%d" % (sch.addr, SCHED_GRPC),
                     "--http-addr", "%s:%d" % (h.addr, DF_HTTP), "--upload-addr", "%s:%d" % (h.addr, DF_UPLOAD)]

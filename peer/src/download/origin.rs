@@ -9,8 +9,15 @@
 //! Content that is one tiny piece (at most 128 bytes) is reported with its bytes: the scheduler
 //! hands them to the other peers in its own messages, so none of them opens a piece connection
 //! for so few bytes.
+//!
+//! Every request goes through [`send_with_retries`], with the client [`OriginClients`] picks for
+//! the request's [`Requester`]: a fetch on someone else's behalf is held to the
+//! [`TargetPolicy`] ([`guard`]), and a refusal is final.
 
+mod guard;
 mod ranged;
+
+pub use guard::{AddressClass, OriginClients, Refusal, Requester, TargetPolicy, classify, refusal_in};
 
 pub(super) use ranged::{Limits, fetch_piece as fetch_range, inner_limits, plan as probe_ranges};
 
@@ -192,18 +199,23 @@ async fn report(
     Ok(())
 }
 
-async fn fetch_with_retries(client: &reqwest::Client, req: &TaskRequest) -> Result<reqwest::Response, Error> {
+async fn fetch_with_retries(client: &OriginClients, req: &TaskRequest) -> Result<reqwest::Response, Error> {
     send_with_retries(client, req, reqwest::Method::GET, None).await
 }
 
 /// Sends a request for the task's URL with its headers (and a byte range, inclusive), retrying
-/// 5xx answers and connection errors; other failures are final.
+/// 5xx answers and connection errors; other failures, and a target the policy refuses, are final.
 pub(super) async fn send_with_retries(
-    client: &reqwest::Client,
+    clients: &OriginClients,
     req: &TaskRequest,
     method: reqwest::Method,
     range: Option<(u64, u64)>,
 ) -> Result<reqwest::Response, Error> {
+    let refused = |r: &Refusal| {
+        tracing::warn!(url = %req.url, task_id = %req.task_id, refusal = %r, "origin target refused");
+        Error::TargetRefused(r.to_string())
+    };
+    let client = clients.for_request(req.requester, &req.url).map_err(|r| refused(&r))?;
     let mut last = String::new();
     for attempt in 1..=ORIGIN_ATTEMPTS {
         let mut builder = client.request(method.clone(), req.url.clone());
@@ -219,7 +231,10 @@ pub(super) async fn send_with_retries(
             Ok(resp) => {
                 return Err(Error::OriginRejected { status: resp.status().as_u16(), url: req.url.to_string() });
             }
-            Err(e) => last = e.to_string(),
+            Err(e) => match refusal_in(&e) {
+                Some(r) => return Err(refused(r)),
+                None => last = e.to_string(),
+            },
         }
         tracing::warn!(url = %req.url, attempt, reason = %last, "origin attempt failed");
         if attempt < ORIGIN_ATTEMPTS {

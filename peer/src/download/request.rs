@@ -5,6 +5,10 @@
 //! downloads of the same content must meet on the same id. A seed order names its id too, and
 //! [`TaskRequest::ordered`] derives it again and refuses a mismatch.
 //!
+//! Whose request it is travels with it ([`Requester`]): a download from the local API is the local
+//! user's, anything else (a proxy request, a seed order) is remote, and its origin fetch is held
+//! to the `[proxy]` target policy (see `origin::guard`).
+//!
 //! Events go to an [`EventSink`], which may be empty: a caller that only wants the content in the
 //! cache (the proxy, a seed order) asks for none instead of draining a channel.
 
@@ -19,6 +23,7 @@ use common::{
 use tokio::sync::mpsc;
 use url::Url;
 
+use super::Requester;
 use crate::Error;
 
 /// What, besides its URL, decides a task's id: dfget's flags, the proxy's `X-Dragonfly-*`
@@ -71,6 +76,9 @@ pub struct TaskRequest {
     pub application: String,
     /// Query parameters left out of the id, so the scheduler can derive it again.
     pub filtered_query_params: Vec<String>,
+    /// Whose request it is, which decides what its origin fetch may reach; remote unless
+    /// [`requested_by`](Self::requested_by) says otherwise.
+    pub requester: Requester,
 }
 
 impl TaskRequest {
@@ -110,7 +118,13 @@ impl TaskRequest {
             tag,
             application,
             filtered_query_params,
+            requester: Requester::Remote,
         }
+    }
+
+    /// The same request, made by `requester`.
+    pub fn requested_by(self, requester: Requester) -> Self {
+        Self { requester, ..self }
     }
 
     /// The same request, refusing the origin when `disable` is set.

@@ -91,6 +91,7 @@ fn download_error(e: Error) -> Response {
         }
         Error::Timeout(_) => error(StatusCode::GATEWAY_TIMEOUT, ErrorType::Backend, e.to_string()),
         Error::Refused(_) => error(StatusCode::FORBIDDEN, ErrorType::Dfdaemon, e.to_string()),
+        Error::TargetRefused(_) => error(StatusCode::FORBIDDEN, ErrorType::Proxy, e.to_string()),
         Error::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, ErrorType::Dfdaemon, e.to_string()),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, other.to_string()),
     }

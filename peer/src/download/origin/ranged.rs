@@ -11,7 +11,7 @@ use common::{
 };
 use tokio::task::JoinSet;
 
-use super::{Event, EventSink, Inner, TaskRequest, send_with_retries};
+use super::{Event, EventSink, Inner, OriginClients, TaskRequest, send_with_retries};
 use crate::{
     Error,
     metrics::TrafficType,
@@ -86,7 +86,7 @@ pub(super) async fn fetch(
 
 /// Fetches piece `n` with one range request, stores it and answers its BLAKE3.
 pub(crate) async fn fetch_piece(
-    http: &reqwest::Client,
+    http: &OriginClients,
     limits: &Limits,
     task: &Arc<TaskStore>,
     req: &TaskRequest,
@@ -133,7 +133,7 @@ pub(crate) fn inner_limits(inner: &Inner) -> Limits {
 }
 
 struct Worker {
-    http: reqwest::Client,
+    http: OriginClients,
     task: Arc<TaskStore>,
     req: TaskRequest,
     layout: PieceLayout,

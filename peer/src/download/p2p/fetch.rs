@@ -118,7 +118,7 @@ fn receive_piece(
 
 /// Fetches piece `n` of `layout` from the origin by range, storing it; answers its BLAKE3.
 pub(super) async fn from_origin(
-    http: reqwest::Client,
+    http: origin::OriginClients,
     limits: origin::Limits,
     task: Arc<TaskStore>,
     req: TaskRequest,

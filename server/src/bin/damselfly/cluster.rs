@@ -81,6 +81,17 @@ const MANAGER_TOML: &str = "\
 sample_interval_secs = 10
 ";
 
+/// Each dfdaemon's configuration on a first start (addresses and names come as flags).
+const DFDAEMON_TOML: &str = "\
+# Written by `damselfly up` on the first start; edit it and run `damselfly up` again.
+# Every key and its default: the dfdaemon's configuration in the README.
+
+[proxy]
+# The local cluster's origins (the manager, your own test servers) listen on loopback: let
+# proxy requests and seed orders reach them, which a dfdaemon refuses by default.
+allowed_private_networks = [\"127.0.0.0/8\", \"::1/128\"]
+";
+
 /// Starts manager, scheduler, a seed peer and `peers` peers; on error, stops what it started.
 pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Result<Cluster> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
@@ -145,7 +156,14 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
     for i in 0..=opts.peers {
         let (name, seed) = if i == 0 { ("seed-peer".to_string(), true) } else { (format!("peer-{i}"), false) };
         let peer_dir = opts.data_dir.join("peers").join(&name);
+        std::fs::create_dir_all(&peer_dir)?;
+        let peer_config = peer_dir.join("dfdaemon.toml");
+        if !peer_config.exists() {
+            std::fs::write(&peer_config, DFDAEMON_TOML)?;
+        }
         let mut args = vec![
+            "--config".into(),
+            peer_config.display().to_string(),
             "--data-dir".into(),
             peer_dir.display().to_string(),
             "--hostname".into(),
