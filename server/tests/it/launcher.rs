@@ -58,20 +58,35 @@ async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Res
         assert_eq!(report.status, HealthStatus::Ok, "{base}");
     }
 
-    // The scheduler registered with the manager and keeps alive: peers are told about it.
-    let manager_grpc = format!("http://{}", cluster["manager"]["grpc"].as_str().unwrap());
+    // Every component enrolled with a join token and keeps its certificate, key private.
+    let tls = |component: &str| dir.path().join(component).join("tls");
+    for kept in [tls("scheduler"), tls("peers/seed-peer"), tls("peers/peer-1")] {
+        let mode = std::fs::metadata(kept.join("key.pem"))?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", kept.display());
+    }
+    let peer_1 = common::tls::Credentials::load(&tls("peers/peer-1"))?.expect("peer-1's certificate");
+    assert_eq!(peer_1.identity.uri(), "damselfly://peer/1/peer-1-127.0.0.1");
+
+    // The scheduler registered with the manager and keeps alive: peers are told about it, over
+    // mutual TLS (plain text gets nothing).
+    let manager_grpc = cluster["manager"]["grpc"].as_str().unwrap();
     let scheduler_port: u32 = cluster["scheduler"]["grpc"].as_str().unwrap().rsplit(':').next().unwrap().parse()?;
-    let mut registry = proto::manager::v1::manager_client::ManagerClient::connect(manager_grpc).await?;
+    let listing = proto::manager::v1::ListSchedulersRequest {
+        hostname: "peer-1".into(),
+        ip: "127.0.0.1".into(),
+        ..Default::default()
+    };
+    if let Ok(mut plain) =
+        proto::manager::v1::manager_client::ManagerClient::connect(format!("http://{manager_grpc}")).await
+    {
+        assert!(plain.list_schedulers(listing.clone()).await.is_err(), "plain text was answered");
+    }
+    let tls_config = peer_1.client_config(common::tls::Expect::MANAGER)?;
+    let channel = common::tls::channel(manager_grpc, tls_config, Duration::from_secs(3))?;
+    let mut registry = proto::manager::v1::manager_client::ManagerClient::new(channel);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let listed = registry
-            .list_schedulers(proto::manager::v1::ListSchedulersRequest {
-                hostname: "launcher-test".into(),
-                ip: "127.0.0.1".into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
+        let listed = registry.list_schedulers(listing.clone()).await?.into_inner();
         if listed.schedulers.iter().any(|s| s.port == scheduler_port) {
             break;
         }

@@ -8,7 +8,10 @@ use std::{
 
 use serde::Serialize;
 
-use crate::process::{Supervised, wait_ready};
+use crate::{
+    join::Joiner,
+    process::{Supervised, wait_ready},
+};
 
 /// What `damselfly up` was asked for.
 #[derive(Debug, Clone)]
@@ -130,6 +133,11 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
         args.extend(["--site-root".into(), site.display().to_string()]);
     }
     let manager = start(opts, children, "manager", "manager", args, &env, &client, &run_dir, &log_dir).await?;
+    // gRPC is mutual TLS: components without a kept certificate enrol with a join token.
+    let password = opts.root_password.clone().or_else(|| generated.clone());
+    let mut joiner = Joiner::new(&client, format!("http://{}", manager["http"]), password);
+    let scheduler_tls = opts.data_dir.join("scheduler").join("tls");
+    let scheduler_env = joiner.env_for(&scheduler_tls, "scheduler", "scheduler").await?;
 
     let scheduler = start(
         opts,
@@ -144,8 +152,10 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
             loopback.clone(),
             "--manager".into(),
             manager["grpc"].clone(),
+            "--tls-dir".into(),
+            scheduler_tls.display().to_string(),
         ],
-        &[],
+        &scheduler_env,
         &client,
         &run_dir,
         &log_dir,
@@ -183,7 +193,9 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
         if seed {
             args.push("--seed".into());
         }
-        let addrs = start(opts, children, &name, "dfdaemon", args, &[], &client, &run_dir, &log_dir).await?;
+        let role = if seed { "seed_peer" } else { "peer" };
+        let env = joiner.env_for(&peer_dir.join("tls"), role, &name).await?;
+        let addrs = start(opts, children, &name, "dfdaemon", args, &env, &client, &run_dir, &log_dir).await?;
         let pid = children.last().and_then(Supervised::pid).unwrap_or_default();
         peers.push(PeerEntry {
             name,

@@ -27,7 +27,12 @@ impl<'a> Joiner<'a> {
 
     /// The environment a component with credentials in `tls_dir` needs: a fresh single-use token
     /// for `role` in cluster 1 when it has no certificate yet, else nothing.
-    pub async fn env_for(&mut self, tls_dir: &Path, role: &str, name: &str) -> anyhow::Result<Vec<(&'static str, String)>> {
+    pub async fn env_for(
+        &mut self,
+        tls_dir: &Path,
+        role: &str,
+        name: &str,
+    ) -> anyhow::Result<Vec<(&'static str, String)>> {
         if tls_dir.join("cert.pem").exists() {
             return Ok(Vec::new());
         }

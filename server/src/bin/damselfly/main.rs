@@ -1,6 +1,7 @@
 //! `damselfly`: runs a whole local Damselfly cluster in the foreground (`damselfly up`).
 
 mod cluster;
+mod join;
 mod process;
 
 use std::{path::PathBuf, process::ExitCode};
