@@ -62,7 +62,7 @@ impl CertificateAuthority {
         let now = SystemTime::now();
         params.not_before = (now - BACKDATE).into();
         params.not_after = (now + CA_VALIDITY).into();
-        params.serial_number = Some(serial(&key.der_bytes(), now));
+        params.serial_number = Some(serial(key.der_bytes(), now));
         let cert = params.self_signed(&key)?;
         let key_pem = key.serialize_pem();
         let ca = Self { cert_pem: cert.pem(), cert: cert.der().clone(), issuer: Issuer::new(params, key) };
@@ -141,7 +141,7 @@ impl CertificateAuthority {
     /// A key and a leaf for `identity`, made here (the manager's own, and tests').
     pub fn issue(&self, identity: &Identity, names: &AltNames, validity: Duration) -> Result<Credentials, Error> {
         let key = KeyPair::generate()?;
-        let params = leaf(identity, names, validity, &key.der_bytes())?;
+        let params = leaf(identity, names, validity, key.der_bytes())?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Credentials::from_pem(&format!("{}{}", cert.pem(), self.cert_pem), &key.serialize_pem(), &self.cert_pem)
     }
