@@ -127,12 +127,7 @@ impl IntoResponse for Error {
         let (status, code) = self.status_and_code();
         let message = if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
-            match &self {
-                Error::Internal(_) | Error::Password(_) | Error::Io(_) => {
-                    "internal error; see the manager's log".into()
-                }
-                _ => self.to_string(),
-            }
+            public_message(&self)
         } else {
             self.to_string()
         };
@@ -156,9 +151,24 @@ impl IntoResponse for Error {
     }
 }
 
+/// What a client is told of a server-side failure: never the database's or the system's own
+/// words (they name tables, hosts and paths), which go to the manager's log instead.
+fn public_message(e: &Error) -> String {
+    match e {
+        Error::Internal(_) | Error::Password(_) | Error::Io(_) | Error::Config(_) => {
+            "internal error; see the manager's log".into()
+        }
+        Error::Database(_) => "the database is unavailable; see the manager's log".into(),
+        other => other.to_string(),
+    }
+}
+
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        let message = e.to_string();
+        if matches!(e, Error::Internal(_) | Error::Password(_) | Error::Io(_) | Error::Config(_) | Error::Database(_)) {
+            tracing::error!(error = %e, "call failed");
+        }
+        let message = public_message(&e);
         match e {
             Error::Unauthorized(_) => Self::unauthenticated(message),
             Error::Forbidden(_) => Self::permission_denied(message),
@@ -168,6 +178,34 @@ impl From<Error> for tonic::Status {
             Error::TooManyRequests(_) | Error::Throttled { .. } => Self::resource_exhausted(message),
             Error::Database(_) | Error::Unavailable(_) | Error::BadGateway(_) => Self::unavailable(message),
             Error::Config(_) | Error::Password(_) | Error::Io(_) | Error::Internal(_) => Self::internal(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_database_s_own_words_stay_in_the_log() {
+        let leak = "connection to server at \"db.internal\" (10.0.0.5), port 5432 failed: table users_secret";
+        for error in [
+            Error::Database(DbErr::Custom(leak.into())),
+            Error::Io(std::io::Error::other(leak)),
+            Error::Config(leak.into()),
+        ] {
+            let status = tonic::Status::from(Error::Internal(leak.into()));
+            assert!(!status.message().contains("db.internal"), "{}", status.message());
+            let grpc = tonic::Status::from(match &error {
+                Error::Database(_) => Error::Database(DbErr::Custom(leak.into())),
+                Error::Io(_) => Error::Io(std::io::Error::other(leak)),
+                _ => Error::Config(leak.into()),
+            });
+            assert!(!grpc.message().contains("db.internal"), "{}", grpc.message());
+            let body = axum::body::to_bytes(error.into_response().into_body(), 1 << 16).await.unwrap();
+            let body = String::from_utf8_lossy(&body);
+            assert!(!body.contains("db.internal") && !body.contains("users_secret"), "{body}");
+            assert!(body.contains("see the manager's log"), "{body}");
         }
     }
 }

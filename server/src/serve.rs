@@ -104,7 +104,7 @@ impl Manager {
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+                tracing::info_span!("request", method = %req.method(), uri = %redacted(req.uri()), request_id = %id)
             }))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
 
@@ -146,7 +146,40 @@ impl Manager {
     }
 }
 
+/// Query parameters whose values are credentials: never written to the log.
+const SECRET_PARAMS: &[&str] = &["access_token", "token", "code", "state", "password", "client_secret"];
+
+/// A request's URI as it may be logged: credentials in its query replaced.
+fn redacted(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else { return uri.to_string() };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if SECRET_PARAMS.iter().any(|s| key.eq_ignore_ascii_case(s)) => format!("{key}=REDACTED"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), query.join("&"))
+}
+
 /// The address a local client should use: an unspecified bind address becomes loopback.
 fn loopback_reachable(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_a_query_never_reach_the_log() {
+        let uri: axum::http::Uri =
+            "/api/v1/clusters?page=2&access_token=eyJsecret&Code=abc&state=xyz&per_page=10".parse().unwrap();
+        let logged = redacted(&uri);
+        assert_eq!(logged, "/api/v1/clusters?page=2&access_token=REDACTED&Code=REDACTED&state=REDACTED&per_page=10");
+        for secret in ["eyJsecret", "abc", "xyz"] {
+            assert!(!logged.contains(secret), "{logged}");
+        }
+        assert_eq!(redacted(&"/healthy".parse().unwrap()), "/healthy");
+    }
 }
