@@ -315,7 +315,14 @@ test('topology: a scheduler that starts shows up active, live, and turns inactiv
   const node = page.locator('#topology-graph g[data-kind="scheduler"]');
   await expect(node).toHaveCount(0);
 
-  // A real scheduler process joins this cluster; the open page learns of it without a reload.
+  // A real scheduler process joins this cluster, enrolling with a join token of it (gRPC is
+  // mutual TLS); the open page learns of it without a reload.
+  const joined = await request.post(`/api/v1/clusters/${clusterId}/join-tokens`, {
+    headers: { authorization: `Bearer ${token}` },
+    data: { role: 'scheduler', name: 'e2e scheduler', max_uses: 1 },
+  });
+  expect(joined.status()).toBe(201);
+  const joinToken: string = (await joined.json()).token;
   const { cluster } = readState();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-scheduler-'));
   const hostname = `e2e-scheduler-${clusterId}`;
@@ -324,9 +331,11 @@ test('topology: a scheduler that starts shows up active, live, and turns inactiv
     `[host]\nhostname = "${hostname}"\n\n[manager]\naddr = "${cluster.manager.grpc}"\ncluster_id = ${clusterId}\nkeepalive_interval_secs = 1\n`,
   );
   const bin = path.resolve(__dirname, '..', '..', 'target', 'debug', 'scheduler');
-  const scheduler = spawn(bin, ['-c', path.join(dir, 'scheduler.toml'), '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0'], {
-    stdio: 'ignore',
-  });
+  const scheduler = spawn(
+    bin,
+    ['-c', path.join(dir, 'scheduler.toml'), '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--tls-dir', path.join(dir, 'tls')],
+    { stdio: 'ignore', env: { ...process.env, DAMSELFLY_JOIN_TOKEN: joinToken } },
+  );
   try {
     const drawn = page.locator(`#topology-graph g[data-kind="scheduler"][data-hostname="${hostname}"]`);
     await expect(drawn).toHaveAttribute('data-state', 'active', { timeout: 20_000 });

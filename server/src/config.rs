@@ -30,8 +30,9 @@
 //! token_ttl_secs = 86400
 //! # How long a sign-in session may be refreshed before signing in again. Default: 1209600 (14 days)
 //! session_ttl_secs = 1209600
-//! # Whether anyone may create an account with POST /api/v1/users/signup. Default: true
-//! allow_signup = true
+//! # Whether anyone may create an account with POST /api/v1/users/signup; platform
+//! # administrators create accounts with POST /api/v1/users either way. Default: false
+//! allow_signup = false
 //!
 //! # OAuth2 / OpenID Connect providers, listed on the sign-in page. Default: none
 //! [[auth.oauth]]
@@ -219,7 +220,7 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { token_ttl_secs: 86_400, session_ttl_secs: 14 * 86_400, allow_signup: true, oauth: Vec::new() }
+        Self { token_ttl_secs: 86_400, session_ttl_secs: 14 * 86_400, allow_signup: false, oauth: Vec::new() }
     }
 }
 

@@ -152,11 +152,12 @@ impl TestManager {
         a.body["token"].as_str().unwrap().to_owned()
     }
 
-    /// Signs up `name` and answers its id and a sign-in token.
+    /// Creates user `name` (as root: sign-up is closed by default) and answers its id and a
+    /// sign-in token.
     pub async fn user(&self, name: &str) -> (i64, String) {
         let password = format!("{name}-password");
         let a = self
-            .call(Method::POST, "/api/v1/users/signup", None, Some(json!({"name": name, "password": password})))
+            .call(Method::POST, "/api/v1/users", Some(&self.root), Some(json!({"name": name, "password": password})))
             .await
             .expect(201);
         (a.id(), self.signin(name, &password).await)

@@ -33,7 +33,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(signout))
         .routes(routes!(refresh_token))
         .routes(routes!(me))
-        .routes(routes!(list_users))
+        .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, update_user))
         .routes(routes!(reset_password))
 }
@@ -107,6 +107,20 @@ pub async fn list_users(
 ) -> Result<Paged<User>, Error> {
     let listed = service::users::list(state.cx(&me), filter, paging.request()).await?;
     Ok(Paged::new(listed, paging.validate()?, uri))
+}
+
+/// Create an account for someone (platform administrators only), open sign-up or not. The new
+/// user belongs to no tenant until a tenant admin adds it.
+#[utoipa::path(post, path = "/users", tag = "users", security(("session" = [])), request_body = SignUp,
+    responses((status = 201, body = User), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create_user(
+    State(state): State<ApiState>,
+    Extension(me): Extension<Principal>,
+    Body(body): Body<SignUp>,
+) -> Result<(StatusCode, Json<User>), Error> {
+    Ok((StatusCode::CREATED, Json(service::users::create(state.cx(&me), body).await?)))
 }
 
 /// One user: oneself, or anyone for platform administrators.

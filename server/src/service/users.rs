@@ -159,6 +159,17 @@ pub async fn sign_up(db: &DatabaseConnection, allowed: bool, body: SignUp) -> Re
     if !allowed {
         return Err(Error::Forbidden("sign-up is closed on this manager; ask an administrator for an account".into()));
     }
+    insert(db, body).await
+}
+
+/// Creates an account for someone (platform administrators), whether sign-up is open or not; it
+/// belongs to no tenant until a tenant admin adds it.
+pub async fn create(cx: Ctx<'_>, body: SignUp) -> Result<User, Error> {
+    cx.me.check_platform(cx.rbac, Obj::Users, Act::Create)?;
+    insert(cx.db, body).await
+}
+
+async fn insert(db: &DatabaseConnection, body: SignUp) -> Result<User, Error> {
     validate_user_name(&body.name)?;
     validate_password("password", &body.password)?;
     if let Some(email) = &body.email {

@@ -47,17 +47,28 @@ async fn sessions_and_accounts(backend: Backend) {
     m.get("/api/v1/users/me", &m.root).await.expect(401);
     let root = m.signin("root", ROOT_PASSWORD).await;
 
-    // Sign-up validates and refuses taken names.
+    // Sign-up is closed unless configured: nobody makes an account for themselves.
     let signup = |body| m.call(Method::POST, "/api/v1/users/signup", None, Some(body));
-    assert_eq!(signup(json!({"name": "x y", "password": "long-enough"})).await.expect(400).body["field"], "name");
-    assert_eq!(signup(json!({"name": "alice", "password": "short"})).await.expect(400).body["field"], "password");
+    let closed = signup(json!({"name": "mallory", "password": "long-enough"})).await.expect(403);
+    assert!(closed.body["message"].as_str().unwrap().contains("closed"), "{}", closed.body);
+    // A platform administrator makes accounts, validated, names unique; nobody else may.
+    let create = |body| m.call(Method::POST, "/api/v1/users", Some(&root), Some(body));
+    assert_eq!(create(json!({"name": "x y", "password": "long-enough"})).await.expect(400).body["field"], "name");
+    assert_eq!(create(json!({"name": "alice", "password": "short"})).await.expect(400).body["field"], "password");
     assert_eq!(
-        signup(json!({"name": "alice", "password": "long-enough", "email": "nope"})).await.expect(400).body["field"],
+        create(json!({"name": "alice", "password": "long-enough", "email": "nope"})).await.expect(400).body["field"],
         "email"
     );
-    m.call(Method::POST, "/api/v1/users/signup", None, Some(json!({"name": "alice"}))).await.expect(400);
-    let (alice_id, alice) = m.user("alice").await;
-    signup(json!({"name": "alice", "password": "long-enough"})).await.expect(409);
+    create(json!({"name": "alice"})).await.expect(400);
+    m.call(Method::POST, "/api/v1/users", None, Some(json!({"name": "eve", "password": "long-enough"})))
+        .await
+        .expect(401);
+    // (m.user would ask with the root token signed out above.)
+    let alice_id = create(json!({"name": "alice", "password": "alice-password"})).await.expect(201).id();
+    let alice = m.signin("alice", "alice-password").await;
+    create(json!({"name": "alice", "password": "long-enough"})).await.expect(409);
+    let by_alice = json!({"name": "bob", "password": "long-enough"});
+    m.call(Method::POST, "/api/v1/users", Some(&alice), Some(by_alice)).await.expect(403);
     // A new user belongs to no tenant and sees nothing.
     assert_eq!(m.get("/api/v1/clusters", &alice).await.expect(200).body, json!([]));
     m.get("/api/v1/users", &alice).await.expect(403);
@@ -406,5 +417,17 @@ async fn cross_site_changes_riding_on_the_cookie_are_refused() {
     assert_eq!(read.headers["x-content-type-options"], "nosniff");
     assert_eq!(read.headers["referrer-policy"], "same-origin");
     assert!(read.headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_manager_lets_people_sign_up_and_checks_what_they_send() {
+    let m = TestManager::start_with(Backend::Sqlite, |c| c.auth.allow_signup = true).await;
+    let signup = |body| m.call(Method::POST, "/api/v1/users/signup", None, Some(body));
+    assert_eq!(signup(json!({"name": "x y", "password": "long-enough"})).await.expect(400).body["field"], "name");
+    let made = signup(json!({"name": "carol", "password": "long-enough"})).await.expect(201);
+    assert_eq!(made.body["name"], "carol");
+    signup(json!({"name": "carol", "password": "long-enough"})).await.expect(409);
+    m.signin("carol", "long-enough").await;
     m.stop().await;
 }

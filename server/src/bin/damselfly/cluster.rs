@@ -78,6 +78,11 @@ const MANAGER_TOML: &str = "\
 # Written by `damselfly up` on the first start; edit it and run `damselfly up` again.
 # Every key and its default: the manager's configuration in the README.
 
+[auth]
+# Anyone who reaches this local console may make an account (the manager's default is false:
+# platform administrators create accounts with POST /api/v1/users).
+allow_signup = true
+
 [grpc]
 # A local cluster keeps its schedulers' figures every 10 s (the default is 60), so the
 # console's overview charts fill in while you watch.
