@@ -8,8 +8,12 @@ use ::common::tls::{self, JoinToken, KeyRequest, verify::PinnedManager};
 
 use crate::manager::v1 as pb;
 
-/// Deadline of the whole exchange.
+/// Deadline of one exchange.
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an unreachable manager is waited for (a component started before it, a manager
+/// restarting); then the component stops and says why, for its supervisor to start it again.
+const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Asks the manager at `manager_addr` for a certificate for this host; answers the chain and
 /// the CA (PEM).
@@ -23,16 +27,27 @@ pub async fn enrol(
     let config = PinnedManager::new(token.ca_sha256())?.client_config()?;
     let channel = tls::channel(manager_addr, config, TIMEOUT)?;
     let mut client = pb::manager_client::ManagerClient::new(channel);
-    let mut call = tonic::Request::new(pb::EnrollRequest {
+    let message = pb::EnrollRequest {
         join_token: token.secret().to_owned(),
         certificate_request: request.csr_der.clone(),
         hostname: hostname.to_owned(),
         ip: ip.to_string(),
-    });
-    call.set_timeout(TIMEOUT);
-    let answer = client
-        .enroll(call)
-        .await
+    };
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    let mut backoff = Duration::from_millis(500);
+    let answer = loop {
+        let mut call = tonic::Request::new(message.clone());
+        call.set_timeout(TIMEOUT);
+        match client.enroll(call).await {
+            Err(s) if s.code() == tonic::Code::Unavailable && tokio::time::Instant::now() + backoff < give_up => {
+                tracing::warn!(manager = %manager_addr, error = %s.message(), "the manager is unreachable; enrolling again soon");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(15));
+            }
+            other => break other,
+        }
+    };
+    let answer = answer
         .map_err(|s| {
             use tonic::Code::*;
             match s.code() {

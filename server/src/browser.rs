@@ -7,9 +7,13 @@
 //! the browser says it came from elsewhere: `Sec-Fetch-Site` other than `same-origin` or `none`,
 //! or an `Origin` whose host is not the request's `Host`. Clients that send neither header (curl,
 //! CI) and bearer-token callers are not browsers riding on a cookie, and pass.
+//!
+//! Behind HTTPS (`[server] secure_cookies`, or a TLS-terminating proxy's `X-Forwarded-Proto:
+//! https`) every cookie the manager sets is marked `Secure`, so a browser never sends the
+//! sign-in token over plain HTTP.
 
 use axum::{
-    extract::Request,
+    extract::{Request, State},
     http::{HeaderMap, HeaderValue, Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -20,15 +24,43 @@ use crate::{
     auth::{SESSION_COOKIE, cookie},
 };
 
+/// How the manager is reached.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy {
+    /// Browsers reach it over HTTPS: every cookie is `Secure`.
+    pub secure_cookies: bool,
+}
+
 /// Refuses cross-site changes riding on the console's cookie and adds the security headers.
-pub async fn guard(req: Request, next: Next) -> Response {
+pub async fn guard(State(policy): State<Policy>, req: Request, next: Next) -> Response {
+    let https = policy.secure_cookies
+        || req.headers().get("x-forwarded-proto").is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
     if let Some(why) = cross_site_change(req.method(), req.headers()) {
         tracing::warn!(method = %req.method(), uri = %req.uri(), why, "cross-site request refused");
         return with_security_headers(
             Error::Forbidden(format!("a cross-site request may not change anything ({why})")).into_response(),
         );
     }
-    with_security_headers(next.run(req).await)
+    let mut response = with_security_headers(next.run(req).await);
+    if https {
+        mark_cookies_secure(response.headers_mut());
+    }
+    response
+}
+
+/// Adds `Secure` to every `Set-Cookie` that lacks it.
+fn mark_cookies_secure(headers: &mut HeaderMap) {
+    let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+    if cookies.is_empty() {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for cookie in cookies {
+        let text = String::from_utf8_lossy(cookie.as_bytes());
+        let secure = text.split(';').any(|attr| attr.trim().eq_ignore_ascii_case("secure"));
+        let marked = if secure { Some(cookie.clone()) } else { HeaderValue::from_str(&format!("{text}; Secure")).ok() };
+        headers.append(header::SET_COOKIE, marked.unwrap_or(cookie));
+    }
 }
 
 /// Why this request is a cross-site change made with the console's cookie, if it is one.

@@ -12,6 +12,9 @@
 //! http_addr = "0.0.0.0:8080"
 //! # gRPC for schedulers and peers. Default: 0.0.0.0:65003
 //! grpc_addr = "0.0.0.0:65003"
+//! # Browsers reach the manager over HTTPS (through a TLS-terminating proxy): every cookie it sets
+//! # is marked Secure. A proxy's "X-Forwarded-Proto: https" does the same per request. Default: false
+//! secure_cookies = false
 //!
 //! [database]
 //! # sqlite://, postgres:// or mysql:// URL. Default: sqlite://<data_dir>/manager.db?mode=rwc
@@ -232,6 +235,8 @@ pub struct ServerConfig {
     pub http_addr: SocketAddr,
     /// gRPC for schedulers and peers.
     pub grpc_addr: SocketAddr,
+    /// Browsers reach the manager over HTTPS (a TLS-terminating proxy): cookies are `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// Database connection.
@@ -271,7 +276,7 @@ impl Default for ManagerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { http_addr: ([0, 0, 0, 0], 8080).into(), grpc_addr: ([0, 0, 0, 0], 65003).into() }
+        Self { http_addr: ([0, 0, 0, 0], 8080).into(), grpc_addr: ([0, 0, 0, 0], 65003).into(), secure_cookies: false }
     }
 }
 

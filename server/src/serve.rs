@@ -98,7 +98,10 @@ impl Manager {
                 state,
                 shutdown.clone(),
             ))
-            .layer(axum::middleware::from_fn(crate::browser::guard))
+            .layer(from_fn_with_state(
+                crate::browser::Policy { secure_cookies: self.config.server.secure_cookies },
+                crate::browser::guard,
+            ))
             // Every request gets an `x-request-id` (kept if the client sent one), logged on its
             // span and echoed in the answer, so a user's report can be found in the log.
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))

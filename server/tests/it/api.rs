@@ -431,3 +431,31 @@ async fn an_open_manager_lets_people_sign_up_and_checks_what_they_send() {
     m.signin("carol", "long-enough").await;
     m.stop().await;
 }
+
+#[tokio::test]
+async fn behind_https_every_cookie_the_manager_sets_is_secure() {
+    /// The `Set-Cookie` of a console sign-out (it clears the session cookie).
+    async fn sign_out_cookie(m: &TestManager, extra: &[(&str, &str)]) -> String {
+        let token = m.signin("root", ROOT_PASSWORD).await;
+        let mut req = m
+            .http
+            .post(format!("{}/console/fn/sign_out", m.base))
+            .header("cookie", format!("jwt={token}"))
+            .header("sec-fetch-site", "same-origin");
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let answer = req.send().await.unwrap();
+        let cookie = answer.headers().get("set-cookie").expect("sign-out clears the cookie");
+        cookie.to_str().unwrap().to_owned()
+    }
+    let plain = TestManager::start(Backend::Sqlite).await;
+    assert!(!sign_out_cookie(&plain, &[]).await.contains("Secure"), "plain HTTP keeps cookies usable");
+    let proxied = sign_out_cookie(&plain, &[("x-forwarded-proto", "https")]).await;
+    assert!(proxied.ends_with("; Secure") && proxied.contains("HttpOnly"), "{proxied}");
+    plain.stop().await;
+    let https = TestManager::start_with(Backend::Sqlite, |c| c.server.secure_cookies = true).await;
+    let cookie = sign_out_cookie(&https, &[]).await;
+    assert_eq!(cookie.matches("Secure").count(), 1, "{cookie}");
+    https.stop().await;
+}
