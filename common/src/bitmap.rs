@@ -1,6 +1,8 @@
 //! Which pieces a peer has: a growable bit set with a compact wire form (LSB-first bytes), used
 //! by the scheduler to tell children what each parent can serve.
 
+use crate::piece::MAX_PIECES;
+
 /// A set of piece numbers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PieceBitmap {
@@ -63,10 +65,13 @@ impl PieceBitmap {
         out
     }
 
-    /// Parses the wire form of [`to_bytes`](Self::to_bytes).
+    /// Parses the wire form of [`to_bytes`](Self::to_bytes). Bits from [`MAX_PIECES`] on name no
+    /// piece of any content and are ignored, so whatever arrives, the set takes at most
+    /// `MAX_PIECES / 8` bytes (and piece numbers cannot overflow).
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut set = Self::new();
-        for (i, byte) in bytes.iter().enumerate() {
+        let named = &bytes[..bytes.len().min(MAX_PIECES as usize / 8)];
+        for (i, byte) in named.iter().enumerate() {
             for bit in 0..8 {
                 if byte & (1 << bit) != 0 {
                     set.insert(i as u32 * 8 + bit);
@@ -120,7 +125,6 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::piece::MAX_PIECES;
 
     /// Bytes of the wire form that can name a piece.
     const MAX_BYTES: usize = MAX_PIECES as usize / 8;
