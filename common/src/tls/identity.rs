@@ -85,10 +85,12 @@ impl Identity {
         else {
             return Err(bad());
         };
-        let cluster_id: i64 = cluster.parse().map_err(|_| bad())?;
-        if cluster_id < 0 || cluster.starts_with('+') || (cluster.len() > 1 && cluster.starts_with('0')) {
+        // Decimal digits without a sign or a leading zero: one identity, one spelling.
+        let decimal = !cluster.is_empty() && cluster.bytes().all(|b| b.is_ascii_digit());
+        if !decimal || (cluster.len() > 1 && cluster.starts_with('0')) {
             return Err(bad());
         }
+        let cluster_id: i64 = cluster.parse().map_err(|_| bad())?;
         let host_id = HostId::parse(host).map_err(|e| crate::tls::Error::Identity(e.to_string()))?;
         Ok(Self { component: component.parse()?, cluster_id, host_id })
     }
@@ -173,6 +175,7 @@ mod tests {
             "damselfly://peer/3",
             "damselfly://peer/3/a/b",
             "damselfly://peer/-1/a",
+            "damselfly://peer/-0/a",
             "damselfly://peer/03/a",
             "damselfly://peer/+3/a",
             "damselfly://root/3/a",
