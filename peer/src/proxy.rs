@@ -272,3 +272,67 @@ mod tests {
         assert!(err.contains("X-Dragonfly-Piece-Length"), "{err}");
     }
 }
+
+/// A proxied request's target comes from whoever reaches the proxy: any request line and
+/// `X-Dragonfly-Registry` value give a target or a 400, and a mirror request stays on the
+/// upstream it names.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Request targets: absolute URLs, origin-form paths (some with `ns=`), and odd paths.
+    fn request_target() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "(http|https|ftp)://[a-z0-9.:\\[\\]@-]{0,20}(/[ -~]{0,20})?",
+            "/[!-~]{0,30}",
+            ("/v2/[a-z/]{0,10}", "(ns=[a-z0-9.:@/-]{0,16})?").prop_map(|(p, q)| format!("{p}?{q}")),
+            "(/|//|/\\\\|/\\.\\./)[a-z0-9.@:]{0,12}(/[a-z]{0,4})?",
+            any::<String>(),
+        ]
+    }
+
+    fn registry() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            "(http|https)://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[a-z]{0,4})?".prop_map(String::into_bytes),
+            "[ -~]{0,20}".prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..20),
+        ]
+        .prop_map(|b| b.into_iter().filter(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)).collect())
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_target_is_the_absolute_uri_or_stays_on_the_named_upstream(
+            target in request_target(),
+            registry in proptest::option::of(registry()),
+            mirror in any::<bool>(),
+        ) {
+            let Ok(uri) = target.parse::<Uri>() else { return Ok(()) };
+            let mut headers = HeaderMap::new();
+            if let Some(registry) = &registry {
+                headers.insert("x-dragonfly-registry", HeaderValue::from_bytes(registry).unwrap());
+            }
+            let configured = url::Url::parse("https://mirror.example:5000/").unwrap();
+            let mirror = mirror.then_some(&configured);
+            let Ok(url) = target_url(&uri, &headers, mirror) else { return Ok(()) };
+            if uri.scheme().is_some() && uri.authority().is_some() {
+                prop_assert_eq!(Some(url), url::Url::parse(&uri.to_string()).ok());
+                return Ok(());
+            }
+            let registry = registry.as_deref().map(std::str::from_utf8);
+            prop_assert!(registry.is_none_or(|r| r.is_ok()), "an unreadable X-Dragonfly-Registry was ignored");
+            let upstream = match registry {
+                Some(r) => url::Url::parse(r.unwrap()).unwrap(),
+                None => match url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).find(|(k, _)| k == "ns") {
+                    Some((_, ns)) => url::Url::parse(&format!("https://{ns}")).unwrap(),
+                    None => configured,
+                },
+            };
+            prop_assert_eq!(url.origin(), upstream.origin(), "{} from {}", url, uri);
+        }
+    }
+}
