@@ -117,8 +117,7 @@ fn target_url(uri: &Uri, headers: &HeaderMap, mirror: Option<&url::Url>) -> Resu
     if uri.scheme().is_some() && uri.authority().is_some() {
         return url::Url::parse(&uri.to_string()).map_err(|e| format!("invalid request URI: {e}"));
     }
-    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let upstream = if let Some(registry) = header_str(headers, "x-dragonfly-registry") {
+    let upstream = if let Some(registry) = control_header(headers, "x-dragonfly-registry")? {
         url::Url::parse(registry).map_err(|e| format!("X-Dragonfly-Registry {registry:?}: {e}"))?
     } else if let Some(ns) = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "ns")
@@ -132,11 +131,30 @@ fn target_url(uri: &Uri, headers: &HeaderMap, mirror: Option<&url::Url>) -> Resu
             "no upstream: send an absolute URI, X-Dragonfly-Registry, or configure proxy.registry_mirror".into()
         );
     };
-    upstream.join(path_and_query).map_err(|e| format!("invalid path {path_and_query:?}: {e}"))
+    // The request's path replaces the upstream's: joined as a reference, `//host/...` would
+    // name another host.
+    if upstream.cannot_be_a_base() {
+        return Err(format!("upstream {upstream} cannot take a path"));
+    }
+    let mut target = upstream;
+    target.set_path(uri.path());
+    target.set_query(uri.query());
+    target.set_fragment(None);
+    Ok(target)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// An `X-Dragonfly-*` header that decides what is fetched: its UTF-8 text, and a value that is
+/// not UTF-8 refused rather than taken for no header (which would fetch another task, or from
+/// another upstream).
+fn control_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+    headers
+        .get(name)
+        .map(|v| std::str::from_utf8(v.as_bytes()).map_err(|_| format!("{name} is not UTF-8 text")))
+        .transpose()
 }
 
 /// Headers that describe one hop and must not be forwarded, plus our own control headers.
@@ -195,15 +213,15 @@ async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -
     }
 }
 
-/// The task-id inputs carried in `X-Dragonfly-*` headers; a piece length that is not a number is
-/// an error (its range is checked where the task id is derived).
+/// The task-id inputs carried in `X-Dragonfly-*` headers; a header that is not UTF-8, or a piece
+/// length that is not a number, is an error (its range is checked where the task id is derived).
 fn task_shaping(headers: &HeaderMap) -> Result<TaskShape, String> {
-    let tag = header_str(headers, "x-dragonfly-tag").unwrap_or("").to_owned();
-    let application = header_str(headers, "x-dragonfly-application").unwrap_or("").to_owned();
-    let filtered_query_params = header_str(headers, "x-dragonfly-filtered-query-params")
+    let tag = control_header(headers, "x-dragonfly-tag")?.unwrap_or("").to_owned();
+    let application = control_header(headers, "x-dragonfly-application")?.unwrap_or("").to_owned();
+    let filtered_query_params = control_header(headers, "x-dragonfly-filtered-query-params")?
         .map(|v| v.split('&').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
         .unwrap_or_default();
-    let piece_length = match header_str(headers, "x-dragonfly-piece-length") {
+    let piece_length = match control_header(headers, "x-dragonfly-piece-length")? {
         None => None,
         Some(v) => {
             Some(v.trim().parse().map_err(|_| format!("X-Dragonfly-Piece-Length {v:?} is not a number of bytes"))?)
@@ -332,7 +350,8 @@ mod properties {
                     None => configured,
                 },
             };
-            prop_assert_eq!(url.origin(), upstream.origin(), "{} from {}", url, uri);
+            let place = |u: &url::Url| (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port_or_known_default());
+            prop_assert_eq!(place(&url), place(&upstream), "{} from {}", url, uri);
         }
     }
 }
