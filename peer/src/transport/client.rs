@@ -117,8 +117,16 @@ mod properties {
 
     use super::*;
 
+    /// A request as the parent read it.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Received {
+        op: u8,
+        id: Vec<u8>,
+        piece: u32,
+    }
+
     /// A parent that reads one request, answers `answer`, and hands back the request it read.
-    fn parent(answer: Vec<u8>) -> (SocketAddr, std::thread::JoinHandle<Option<(u8, Vec<u8>, u32)>>) {
+    fn parent(answer: Vec<u8>) -> (SocketAddr, std::thread::JoinHandle<Option<Received>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let thread = std::thread::spawn(move || {
@@ -134,7 +142,7 @@ mod properties {
             let _ = s.write_all(&answer);
             let _ = s.shutdown(Shutdown::Write);
             let _ = s.read_to_end(&mut Vec::new());
-            Some((head[0], rest, piece))
+            Some(Received { op: head[0], id: rest, piece })
         });
         (addr, thread)
     }
@@ -200,7 +208,7 @@ mod properties {
                 prop_assert_eq!(request, None, "nothing is sent for an id too long to frame");
                 return Ok(());
             }
-            prop_assert_eq!(request, Some((OP_GET_PIECE, task_id.into_bytes(), piece)));
+            prop_assert_eq!(request, Some(Received { op: OP_GET_PIECE, id: task_id.into_bytes(), piece }));
             prop_assert!(got.len() as u64 <= expected_len, "{} bytes taken, {} expected", got.len(), expected_len);
             let kind = match &fetched {
                 Ok(()) => Ok(got),

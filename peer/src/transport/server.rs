@@ -542,9 +542,12 @@ mod tests {
             ]
         }
 
-        /// What the server must answer: one `(status, piece bytes when OK)` per complete request
-        /// up to the first it refuses, and whether input was left unread after it.
-        fn expected(input: &[u8]) -> (Vec<(Status, Option<Vec<u8>>)>, bool) {
+        /// One answer: its status, and the piece's bytes when OK.
+        type Answer = (Status, Option<Vec<u8>>);
+
+        /// What the server must answer: one answer per complete request up to the first it
+        /// refuses, and whether input was left unread after it.
+        fn expected(input: &[u8]) -> (Vec<Answer>, bool) {
             let mut answers = Vec::new();
             let mut rest = input;
             while let [op, id_len, tail @ ..] = rest {
@@ -606,7 +609,7 @@ mod tests {
                         prop_assert!(body.len() <= 4096 && std::str::from_utf8(body).is_ok(), "reason {body:?}");
                     }
                 }
-                let got: Vec<(Status, Option<Vec<u8>>)> = got
+                let got: Vec<Answer> = got
                     .into_iter()
                     .map(|(status, body)| {
                         let status = Status::from_u8(status).unwrap();
