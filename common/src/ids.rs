@@ -123,3 +123,77 @@ mod tests {
         assert_eq!(a.to_string(), "box-10.0.0.1");
     }
 }
+
+/// What arrives from the network is any string: ids parse exactly their alphabet and length,
+/// never panic, and quote a bounded prefix when refused.
+#[cfg(test)]
+mod properties {
+    use std::net::IpAddr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Any string, long ones included, and strings close to each id's form.
+    fn untrusted() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            proptest::collection::vec(any::<char>(), 0..2000).prop_map(String::from_iter),
+            "[0-9a-fA-F]{62,66}",
+            "[0-9a-f./ ]{64}",
+            "[A-Za-z0-9._:/%-]{0,260}",
+        ]
+    }
+
+    /// The longest error text: the message around an 80-character quote, each character escaped
+    /// to at most `\u{10ffff}`.
+    const MAX_ERROR_LEN: usize = 80 * 10 + 100;
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn task_ids_parse_exactly_64_lower_case_hex_digits(s in untrusted()) {
+            let derivable = s.chars().count() == 64
+                && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+            match TaskId::parse(&s) {
+                Ok(id) => {
+                    prop_assert!(derivable, "{s:?} parsed");
+                    prop_assert_eq!(&id.0, &s);
+                    prop_assert_eq!(TaskId::parse(&id.to_string()), Ok(id));
+                }
+                Err(e) => {
+                    prop_assert!(!derivable, "{s:?} refused");
+                    prop_assert!(e.to_string().len() <= MAX_ERROR_LEN, "{} bytes of error", e.to_string().len());
+                }
+            }
+        }
+
+        #[test]
+        fn host_ids_parse_exactly_1_to_253_name_characters(s in untrusted()) {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_:".contains(c);
+            let valid = (1..=HostId::MAX_LEN).contains(&s.len()) && s.chars().all(allowed);
+            match HostId::parse(&s) {
+                Ok(id) => {
+                    prop_assert!(valid, "{s:?} parsed");
+                    prop_assert_eq!(&id.0, &s);
+                    prop_assert_eq!(HostId::parse(&id.to_string()), Ok(id));
+                }
+                Err(e) => {
+                    prop_assert!(!valid, "{s:?} refused");
+                    prop_assert!(e.to_string().len() <= MAX_ERROR_LEN, "{} bytes of error", e.to_string().len());
+                }
+            }
+        }
+
+        #[test]
+        fn a_host_id_made_from_a_dns_name_and_an_address_parses(
+            hostname in "[a-zA-Z0-9]([a-zA-Z0-9-]{0,20}[a-zA-Z0-9])?(\\.[a-z0-9]{1,20}){0,8}",
+            ip in any::<IpAddr>(),
+            seed in any::<bool>(),
+        ) {
+            let id = HostId::for_host(&hostname, &ip.to_string(), seed);
+            prop_assert_eq!(HostId::parse(&id.0).is_ok(), id.0.len() <= HostId::MAX_LEN, "{}", id);
+        }
+    }
+}

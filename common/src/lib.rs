@@ -17,6 +17,14 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(feature = "runtime")]
 pub mod runtime;
+
+/// A bounded property-test run: `cases` inputs (`PROPTEST_CASES` asks for more when hunting),
+/// and no regressions file written into the tree.
+#[cfg(test)]
+pub(crate) fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(cases);
+    proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
+}
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -375,3 +375,97 @@ mod tests {
         assert!(bad.is_err());
     }
 }
+
+/// Content and piece lengths come from origins, peers and schedulers: any pair either makes a
+/// bounded layout whose pieces tile the content exactly, or is refused.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    /// Any u64, and values around the bounds where the arithmetic turns.
+    fn length() -> impl Strategy<Value = u64> {
+        let near = |at: u64| (at.saturating_sub(2)..=at.saturating_add(2)).boxed();
+        prop_oneof![
+            any::<u64>(),
+            0..4096u64,
+            near(1 << 10),
+            near(GIB),
+            near(u64::from(MAX_PIECES)),
+            near(u64::from(MAX_PIECES) * GIB),
+            near(u64::MAX),
+            (1..=u64::from(MAX_PIECES), 1..=GIB).prop_map(|(n, len)| n * len),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_layout_is_bounded_and_its_pieces_tile_the_content(content in length(), piece in length(), probe in any::<u32>()) {
+            let Ok(layout) = PieceLayout::new(content, piece) else {
+                let fits = piece != 0 && piece <= GIB && content.div_ceil(piece) <= u64::from(MAX_PIECES);
+                prop_assert!(!fits, "{content} bytes in pieces of {piece} refused");
+                return Ok(());
+            };
+            prop_assert!((1..=GIB).contains(&layout.piece_length));
+            let count = layout.count();
+            prop_assert!(count <= MAX_PIECES);
+            prop_assert_eq!(u64::from(count), content.div_ceil(piece));
+            if count == 0 {
+                prop_assert_eq!(content, 0);
+            } else {
+                // Every piece but the last is whole; the last one ends the content.
+                let last = layout.range(count - 1).unwrap();
+                prop_assert_eq!(last.start, u64::from(count - 1) * piece);
+                prop_assert_eq!(last.end, content);
+                prop_assert!(!last.is_empty() && last.end - last.start <= piece);
+                prop_assert_eq!(u64::from(count - 1) * piece + layout.len_of(count - 1).unwrap(), content);
+                let n = probe % count;
+                let range = layout.range(n).unwrap();
+                prop_assert_eq!(range.start, u64::from(n) * piece);
+                if n + 1 < count {
+                    prop_assert_eq!(range.end, layout.range(n + 1).unwrap().start);
+                    prop_assert_eq!(layout.len_of(n), Some(piece));
+                }
+            }
+            if count <= 4096 {
+                let mut next = 0;
+                for n in 0..count {
+                    let range = layout.range(n).unwrap();
+                    prop_assert_eq!(range.start, next);
+                    next = range.end;
+                }
+                prop_assert_eq!(next, content);
+            }
+            // Past the last piece there is nothing.
+            let past = count.saturating_add(probe % 1024);
+            prop_assert_eq!(layout.range(past), None);
+            prop_assert_eq!(layout.len_of(past), None);
+            prop_assert_eq!(layout.range(u32::MAX), None);
+            prop_assert_eq!(layout.travels_inline(), (1..=TINY_LIMIT).contains(&content) && count == 1);
+        }
+
+        /// A layout from the wire (JSON) is what `new` makes of it, refused alike.
+        #[test]
+        fn deserializing_refuses_what_new_refuses(content in length(), piece in length()) {
+            let json = format!(r#"{{"content_length":{content},"piece_length":{piece}}}"#);
+            prop_assert_eq!(serde_json::from_str::<PieceLayout>(&json).ok(), PieceLayout::new(content, piece).ok());
+        }
+
+        #[test]
+        fn requested_piece_lengths_are_1_kib_to_1_gib_and_default_ones_fit(length in length()) {
+            let requestable = (1 << 10..=GIB).contains(&length);
+            prop_assert_eq!(requested_piece_length(length).is_ok(), requestable);
+            let default = default_piece_length(length);
+            prop_assert!(REQUESTABLE_PIECE_LENGTHS.contains(&default), "default {default} for {length}");
+            // Up to the largest content a layout can hold, the default length makes one.
+            if length <= u64::from(MAX_PIECES) * GIB {
+                prop_assert!(PieceLayout::new(length, default).is_ok(), "{length} in pieces of {default}");
+            }
+        }
+    }
+}

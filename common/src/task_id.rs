@@ -308,3 +308,111 @@ mod tests {
         assert_eq!(id(spec).0.len(), 64);
     }
 }
+
+/// URLs, filter lists and piece lengths come from users, proxied requests and schedulers: the
+/// derivation never panics, filtering is a projection, and what it drops cannot change an id.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Strings that are, or are close to, URLs with queries and fragments.
+    fn url_ish() -> impl Strategy<Value = String> {
+        let scheme = prop_oneof![Just("https".to_owned()), Just("http".to_owned()), "[a-zA-Z][a-zA-Z0-9+.-]{0,8}"];
+        let host = prop_oneof!["[a-z0-9.-]{0,20}", "\\[[0-9a-f:]{0,20}\\]", any::<String>()];
+        let query = proptest::collection::vec(prop_oneof![pair(), any::<String>()], 0..6).prop_map(|p| p.join("&"));
+        prop_oneof![
+            any::<String>(),
+            (scheme, host, "(/[^?#]{0,12}){0,3}", query, proptest::option::of(any::<String>())).prop_map(
+                |(scheme, host, path, query, fragment)| {
+                    let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+                    format!("{scheme}://{host}{path}?{query}{fragment}")
+                }
+            ),
+        ]
+    }
+
+    /// One `name=value` pair, the name often a default filtered one in some letter case.
+    fn pair() -> impl Strategy<Value = String> {
+        let default = proptest::sample::select(DEFAULT_FILTERED_QUERY_PARAMS).prop_flat_map(|name| {
+            proptest::collection::vec(any::<bool>(), name.len()).prop_map(move |upper| {
+                name.chars()
+                    .zip(upper)
+                    .map(|(c, u)| if u { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+                    .collect::<String>()
+            })
+        });
+        (prop_oneof![default, "[^&#=]{0,10}"], proptest::option::of("[^&#]{0,16}"))
+            .prop_map(|(name, value)| value.map_or(name.clone(), |v| format!("{name}={v}")))
+    }
+
+    fn filter_list() -> impl Strategy<Value = Vec<String>> {
+        prop_oneof![Just(vec![]), proptest::collection::vec(prop_oneof![any::<String>(), "[a-zA-Z-]{1,12}"], 1..4)]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn deriving_never_panics_and_every_id_parses(
+            url in url_ish(),
+            filtered in filter_list(),
+            tag in any::<String>(),
+            application in any::<String>(),
+            piece_length in proptest::option::of(prop_oneof![any::<u64>(), 0..(2u64 << 30)]),
+        ) {
+            let spec = TaskSpec { url: &url, tag: &tag, application: &application, piece_length, filtered_query_params: &filtered };
+            match task_id(&spec) {
+                Ok(id) => {
+                    prop_assert_eq!(TaskId::parse(&id.0), Ok(id.clone()));
+                    prop_assert!(piece_length.is_none_or(|l| crate::piece::REQUESTABLE_PIECE_LENGTHS.contains(&l)));
+                    prop_assert_eq!(task_id(&spec), Ok(id), "deterministic");
+                }
+                Err(TaskIdError::PieceLength(_)) => {
+                    prop_assert!(piece_length.is_some_and(|l| !crate::piece::REQUESTABLE_PIECE_LENGTHS.contains(&l)));
+                }
+                Err(TaskIdError::InvalidUrl { .. }) => prop_assert!(filtered_url(&url, &filtered).is_err()),
+            }
+        }
+
+        #[test]
+        fn filtering_is_idempotent_and_leaves_no_filtered_name(url in url_ish(), filtered in filter_list()) {
+            let Ok(once) = filtered_url(&url, &filtered) else { return Ok(()) };
+            prop_assert_eq!(filtered_url(&once, &filtered), Ok(once.clone()), "from {:?}", url);
+            let parsed = Url::parse(&once).unwrap();
+            prop_assert!(parsed.fragment().is_none());
+            for pair in parsed.query().map(|q| q.split('&')).into_iter().flatten() {
+                prop_assert!(!pair.is_empty(), "an empty pair in {}", once);
+                prop_assert!(!is_filtered(&param_name(pair), &filtered), "{:?} kept in {}", pair, once);
+            }
+        }
+
+        /// Filtered parameters, wherever they stand and whatever they carry, make no difference.
+        #[test]
+        fn filtered_parameters_in_any_place_with_any_value_do_not_change_the_id(
+            // A kept value does not end the URL in spaces, which the URL parser trims.
+            kept in proptest::collection::vec(("k[a-z0-9]{0,6}", proptest::option::of("([^&#]{0,11}[a-z0-9])?")), 0..5),
+            dropped in proptest::collection::vec((pair(), any::<prop::sample::Index>()), 1..6),
+            custom in any::<bool>(),
+            fragment in proptest::option::of("[^#]{0,12}"),
+        ) {
+            let custom_list = vec!["Token".to_owned(), "X-Amz-Date".to_owned()];
+            let filtered: &[String] = if custom { &custom_list } else { &[] };
+            let kept: Vec<String> =
+                kept.into_iter().map(|(n, v)| v.map_or(n.clone(), |v| format!("{n}={v}"))).collect();
+            let mut all = kept.clone();
+            for (pair, at) in dropped {
+                let name = param_name(&pair).into_owned();
+                // Only pairs this filter drops; a custom list drops `token` in any case too.
+                let pair = if is_filtered(&name, filtered) { pair } else if custom { format!("tOkEn={pair}") } else { format!("Expires={pair}") };
+                all.insert(at.index(all.len() + 1), pair);
+            }
+            let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+            let plain = format!("https://o.example/p?{}", kept.join("&"));
+            let noisy = format!("https://o.example/p?{}{fragment}", all.join("&"));
+            let spec = |url| TaskSpec { url, filtered_query_params: filtered, ..TaskSpec::default() };
+            prop_assert_eq!(task_id(&spec(&noisy)), task_id(&spec(&plain)), "{} vs {}", noisy, plain);
+        }
+    }
+}

@@ -117,8 +117,7 @@ fn target_url(uri: &Uri, headers: &HeaderMap, mirror: Option<&url::Url>) -> Resu
     if uri.scheme().is_some() && uri.authority().is_some() {
         return url::Url::parse(&uri.to_string()).map_err(|e| format!("invalid request URI: {e}"));
     }
-    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let upstream = if let Some(registry) = header_str(headers, "x-dragonfly-registry") {
+    let upstream = if let Some(registry) = control_header(headers, "x-dragonfly-registry")? {
         url::Url::parse(registry).map_err(|e| format!("X-Dragonfly-Registry {registry:?}: {e}"))?
     } else if let Some(ns) = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "ns")
@@ -132,11 +131,30 @@ fn target_url(uri: &Uri, headers: &HeaderMap, mirror: Option<&url::Url>) -> Resu
             "no upstream: send an absolute URI, X-Dragonfly-Registry, or configure proxy.registry_mirror".into()
         );
     };
-    upstream.join(path_and_query).map_err(|e| format!("invalid path {path_and_query:?}: {e}"))
+    // The request's path replaces the upstream's: joined as a reference, `//host/...` would
+    // name another host.
+    if upstream.cannot_be_a_base() {
+        return Err(format!("upstream {upstream} cannot take a path"));
+    }
+    let mut target = upstream;
+    target.set_path(uri.path());
+    target.set_query(uri.query());
+    target.set_fragment(None);
+    Ok(target)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// An `X-Dragonfly-*` header that decides what is fetched: its UTF-8 text, and a value that is
+/// not UTF-8 refused rather than taken for no header (which would fetch another task, or from
+/// another upstream).
+fn control_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+    headers
+        .get(name)
+        .map(|v| std::str::from_utf8(v.as_bytes()).map_err(|_| format!("{name} is not UTF-8 text")))
+        .transpose()
 }
 
 /// Headers that describe one hop and must not be forwarded, plus our own control headers.
@@ -195,15 +213,15 @@ async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -
     }
 }
 
-/// The task-id inputs carried in `X-Dragonfly-*` headers; a piece length that is not a number is
-/// an error (its range is checked where the task id is derived).
+/// The task-id inputs carried in `X-Dragonfly-*` headers; a header that is not UTF-8, or a piece
+/// length that is not a number, is an error (its range is checked where the task id is derived).
 fn task_shaping(headers: &HeaderMap) -> Result<TaskShape, String> {
-    let tag = header_str(headers, "x-dragonfly-tag").unwrap_or("").to_owned();
-    let application = header_str(headers, "x-dragonfly-application").unwrap_or("").to_owned();
-    let filtered_query_params = header_str(headers, "x-dragonfly-filtered-query-params")
+    let tag = control_header(headers, "x-dragonfly-tag")?.unwrap_or("").to_owned();
+    let application = control_header(headers, "x-dragonfly-application")?.unwrap_or("").to_owned();
+    let filtered_query_params = control_header(headers, "x-dragonfly-filtered-query-params")?
         .map(|v| v.split('&').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
         .unwrap_or_default();
-    let piece_length = match header_str(headers, "x-dragonfly-piece-length") {
+    let piece_length = match control_header(headers, "x-dragonfly-piece-length")? {
         None => None,
         Some(v) => {
             Some(v.trim().parse().map_err(|_| format!("X-Dragonfly-Piece-Length {v:?} is not a number of bytes"))?)
@@ -270,5 +288,70 @@ mod tests {
         assert_eq!(shape.filtered_query_params, vec!["X-Amz-Date".to_string(), "Expires".to_string()]);
         let err = task_shaping(&headers(&[("x-dragonfly-piece-length", "lots")])).unwrap_err();
         assert!(err.contains("X-Dragonfly-Piece-Length"), "{err}");
+    }
+}
+
+/// A proxied request's target comes from whoever reaches the proxy: any request line and
+/// `X-Dragonfly-Registry` value give a target or a 400, and a mirror request stays on the
+/// upstream it names.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Request targets: absolute URLs, origin-form paths (some with `ns=`), and odd paths.
+    fn request_target() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "(http|https|ftp)://[a-z0-9.:\\[\\]@-]{0,20}(/[ -~]{0,20})?",
+            "/[!-~]{0,30}",
+            ("/v2/[a-z/]{0,10}", "(ns=[a-z0-9.:@/-]{0,16})?").prop_map(|(p, q)| format!("{p}?{q}")),
+            "(/|//|/\\\\|/\\.\\./)[a-z0-9.@:]{0,12}(/[a-z]{0,4})?",
+            any::<String>(),
+        ]
+    }
+
+    fn registry() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            "(http|https)://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[a-z]{0,4})?".prop_map(String::into_bytes),
+            "[ -~]{0,20}".prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..20),
+        ]
+        .prop_map(|b| b.into_iter().filter(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)).collect())
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_target_is_the_absolute_uri_or_stays_on_the_named_upstream(
+            target in request_target(),
+            registry in proptest::option::of(registry()),
+            mirror in any::<bool>(),
+        ) {
+            let Ok(uri) = target.parse::<Uri>() else { return Ok(()) };
+            let mut headers = HeaderMap::new();
+            if let Some(registry) = &registry {
+                headers.insert("x-dragonfly-registry", HeaderValue::from_bytes(registry).unwrap());
+            }
+            let configured = url::Url::parse("https://mirror.example:5000/").unwrap();
+            let mirror = mirror.then_some(&configured);
+            let Ok(url) = target_url(&uri, &headers, mirror) else { return Ok(()) };
+            if uri.scheme().is_some() && uri.authority().is_some() {
+                prop_assert_eq!(Some(url), url::Url::parse(&uri.to_string()).ok());
+                return Ok(());
+            }
+            let registry = registry.as_deref().map(std::str::from_utf8);
+            prop_assert!(registry.is_none_or(|r| r.is_ok()), "an unreadable X-Dragonfly-Registry was ignored");
+            let upstream = match registry {
+                Some(r) => url::Url::parse(r.unwrap()).unwrap(),
+                None => match url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).find(|(k, _)| k == "ns") {
+                    Some((_, ns)) => url::Url::parse(&format!("https://{ns}")).unwrap(),
+                    None => configured,
+                },
+            };
+            let place = |u: &url::Url| (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port_or_known_default());
+            prop_assert_eq!(place(&url), place(&upstream), "{} from {}", url, uri);
+        }
     }
 }

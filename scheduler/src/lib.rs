@@ -16,3 +16,11 @@ mod serve;
 
 pub use error::Error;
 pub use serve::{Listeners, Scheduler};
+
+/// A bounded property-test run: `cases` inputs (`PROPTEST_CASES` asks for more when hunting),
+/// and no regressions file written into the tree.
+#[cfg(test)]
+pub(crate) fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(cases);
+    proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
+}

@@ -242,3 +242,58 @@ pub(crate) fn task_info(t: TaskSnapshot, hosts: &Hosts) -> pb::TaskInfo {
             .collect(),
     }
 }
+
+/// A host announces itself with any message it likes: fields are refused or make a `Host`
+/// within bounds (an id [`HostId::parse`] takes, an IP address, a non-zero port, a known kind).
+#[cfg(test)]
+mod properties {
+    use std::net::IpAddr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn host() -> impl Strategy<Value = pb_common::Host> {
+        let id = prop_oneof![3 => "[a-z0-9.:_-]{1,40}", 1 => any::<String>(), 1 => "[a-z]{250,256}"];
+        let ip = prop_oneof![3 => any::<IpAddr>().prop_map(|ip| ip.to_string()), 1 => any::<String>(), 1 => "[0-9.:a-f%]{0,20}"];
+        let port = prop_oneof![3 => 0..=65_536u32, 1 => any::<u32>()];
+        let kind = prop_oneof![3 => 0..4i32, 1 => any::<i32>()];
+        (id, ip, port, kind, any::<String>(), any::<String>(), any::<u32>()).prop_map(
+            |(id, ip, upload_port, r#type, hostname, idc, upload_limit)| pb_common::Host {
+                id,
+                hostname,
+                ip,
+                upload_port,
+                r#type,
+                idc,
+                upload_limit,
+                ..Default::default()
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn an_announced_host_is_within_bounds_or_refused(pb in host()) {
+            let valid = HostId::parse(&pb.id).is_ok()
+                && pb.ip.parse::<IpAddr>().is_ok()
+                && (1..=65_535).contains(&pb.upload_port)
+                && matches!(pb.r#type, 1 | 2);
+            match Host::try_from(pb.clone()) {
+                Ok(host) => {
+                    prop_assert!(valid, "{pb:?} accepted");
+                    prop_assert_eq!(&host.id.0, &pb.id);
+                    prop_assert_eq!(host.ip.parse::<IpAddr>().ok(), pb.ip.parse::<IpAddr>().ok());
+                    prop_assert_eq!(u32::from(host.upload_port), pb.upload_port);
+                    prop_assert_eq!(host.kind == HostKind::Seed, pb.r#type == 2);
+                }
+                Err(e) => {
+                    prop_assert!(!valid, "{pb:?} refused: {e}");
+                    prop_assert_eq!(Status::from(e).code(), tonic::Code::InvalidArgument);
+                }
+            }
+        }
+    }
+}

@@ -387,3 +387,123 @@ impl pb::manager_server::Manager for Registration {
         Ok(Response::new(()))
     }
 }
+
+/// Registrations and keepalives arrive from any certified component with any field values:
+/// each is refused as `InvalidArgument` or holds an id, an address, a hostname and ports within
+/// bounds; and a caller speaks only for the host and cluster its certificate names.
+#[cfg(test)]
+mod properties {
+    use common::tls::Identity;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn hostname() -> impl Strategy<Value = String> {
+        prop_oneof![3 => "[a-z0-9.-]{1,30}", 1 => any::<String>(), 1 => "[a-z]{250,260}"]
+    }
+
+    fn address() -> impl Strategy<Value = String> {
+        prop_oneof![3 => any::<IpAddr>().prop_map(|ip| ip.to_string()), 1 => any::<String>(), 1 => "[0-9.:a-f%]{0,16}"]
+    }
+
+    fn a_port() -> impl Strategy<Value = u32> {
+        prop_oneof![3 => 0..=65_536u32, 1 => any::<u32>()]
+    }
+
+    fn a_cluster() -> impl Strategy<Value = u64> {
+        prop_oneof![3 => 0..4u64, 1 => any::<u64>(), 1 => Just(i64::MAX as u64 + 1)]
+    }
+
+    /// The key fields are what they must be: a cluster id in 1..=i64::MAX, an IP address, a
+    /// hostname of 1–256 bytes.
+    fn key_is_valid(cluster: u64, ip: &str, name: &str) -> bool {
+        (1..=i64::MAX as u64).contains(&cluster) && ip.parse::<IpAddr>().is_ok() && (1..=256).contains(&name.len())
+    }
+
+    fn key_matches(key: &HostKey, cluster: u64, ip: &str, name: &str) -> bool {
+        key.cluster_id as u64 == cluster && Some(key.ip) == ip.parse().ok() && key.hostname == name
+    }
+
+    fn refused_as_invalid(e: Error) -> bool {
+        Status::from(e).code() == tonic::Code::InvalidArgument
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_scheduler_registration_is_within_bounds_or_refused(
+            hostname in hostname(), ip in address(), port in a_port(), cluster_id in a_cluster(), idc in any::<String>(),
+        ) {
+            let r = pb::UpdateSchedulerRequest { hostname: hostname.clone(), ip: ip.clone(), port, cluster_id, idc, ..Default::default() };
+            let valid = key_is_valid(cluster_id, &ip, &hostname) && (1..=65_535).contains(&port);
+            match SchedulerRegistration::try_from(r) {
+                Ok(reg) => {
+                    prop_assert!(valid);
+                    prop_assert!(key_matches(&reg.key, cluster_id, &ip, &hostname));
+                    prop_assert_eq!(u32::from(reg.port), port);
+                }
+                Err(e) => prop_assert!(!valid && refused_as_invalid(e)),
+            }
+        }
+
+        #[test]
+        fn a_seed_peer_registration_is_within_bounds_or_refused(
+            hostname in hostname(), ip in address(), port in a_port(), download_port in a_port(), cluster_id in a_cluster(),
+            kind in prop_oneof![Just(String::new()), Just("super".to_owned()), Just("strong".to_owned()), Just("weak".to_owned()), any::<String>()],
+        ) {
+            let r = pb::UpdateSeedPeerRequest {
+                hostname: hostname.clone(), ip: ip.clone(), port, download_port, r#type: kind.clone(), cluster_id, ..Default::default()
+            };
+            let valid = key_is_valid(cluster_id, &ip, &hostname)
+                && (1..=65_535).contains(&port)
+                && download_port <= 65_535
+                && ["", "super", "strong", "weak"].contains(&kind.as_str());
+            match SeedPeerRegistration::try_from(r) {
+                Ok(reg) => {
+                    prop_assert!(valid);
+                    prop_assert!(key_matches(&reg.key, cluster_id, &ip, &hostname));
+                    prop_assert_eq!((u32::from(reg.port), u32::from(reg.download_port)), (port, download_port));
+                }
+                Err(e) => prop_assert!(!valid && refused_as_invalid(e)),
+            }
+        }
+
+        #[test]
+        fn a_keepalive_is_within_bounds_or_refused(
+            hostname in hostname(), ip in address(), cluster_id in a_cluster(), source_type in prop_oneof![0..5i32, any::<i32>()],
+        ) {
+            let r = pb::KeepAliveRequest { hostname: hostname.clone(), ip: ip.clone(), cluster_id, source_type, ..Default::default() };
+            let valid = key_is_valid(cluster_id, &ip, &hostname) && (1..=3).contains(&source_type);
+            match KeepAlive::try_from(r) {
+                Ok(alive) => {
+                    prop_assert!(valid);
+                    prop_assert!(key_matches(&alive.key, cluster_id, &ip, &hostname));
+                    let kind = [Component::Scheduler, Component::SeedPeer, Component::Peer][source_type as usize - 1];
+                    prop_assert_eq!(alive.kind, kind);
+                }
+                Err(e) => prop_assert!(!valid && refused_as_invalid(e)),
+            }
+        }
+
+        #[test]
+        fn a_caller_speaks_only_for_the_host_and_cluster_its_certificate_names(
+            role in prop_oneof![Just(Role::Scheduler), Just(Role::SeedPeer), Just(Role::Peer)],
+            holder in prop_oneof![Just(Role::Manager), Just(Role::Scheduler), Just(Role::SeedPeer), Just(Role::Peer)],
+            (cert_cluster, key_cluster) in prop_oneof![(1..3i64).prop_map(|c| (c, c)), (1..3i64, 1..3i64)],
+            (cert_name, key_name) in prop_oneof![
+                "[a-z]{1,6}".prop_map(|n| (n.clone(), n)),
+                ("[a-z]{1,6}", prop_oneof!["[a-z]{1,6}", any::<String>()]),
+            ],
+            (cert_ip, key_ip) in prop_oneof![any::<IpAddr>().prop_map(|ip| (ip, ip)), (any::<IpAddr>(), any::<IpAddr>())],
+        ) {
+            let host_id = HostId::for_host(&cert_name, &cert_ip.to_string(), holder == Role::SeedPeer);
+            let caller = Caller::Known(Identity { component: holder, cluster_id: cert_cluster, host_id });
+            let key = HostKey { cluster_id: key_cluster, hostname: key_name.clone(), ip: key_ip };
+            let same_host = HostId::for_host(&cert_name, &cert_ip.to_string(), false)
+                == HostId::for_host(&key_name, &key_ip.to_string(), false);
+            let allowed = holder == role && cert_cluster == key_cluster && same_host;
+            prop_assert_eq!(speaks_for(&caller, role, &key).is_ok(), allowed);
+        }
+    }
+}

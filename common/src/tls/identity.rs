@@ -85,10 +85,12 @@ impl Identity {
         else {
             return Err(bad());
         };
-        let cluster_id: i64 = cluster.parse().map_err(|_| bad())?;
-        if cluster_id < 0 || cluster.starts_with('+') || (cluster.len() > 1 && cluster.starts_with('0')) {
+        // Decimal digits without a sign or a leading zero: one identity, one spelling.
+        let decimal = !cluster.is_empty() && cluster.bytes().all(|b| b.is_ascii_digit());
+        if !decimal || (cluster.len() > 1 && cluster.starts_with('0')) {
             return Err(bad());
         }
+        let cluster_id: i64 = cluster.parse().map_err(|_| bad())?;
         let host_id = HostId::parse(host).map_err(|e| crate::tls::Error::Identity(e.to_string()))?;
         Ok(Self { component: component.parse()?, cluster_id, host_id })
     }
@@ -173,6 +175,7 @@ mod tests {
             "damselfly://peer/3",
             "damselfly://peer/3/a/b",
             "damselfly://peer/-1/a",
+            "damselfly://peer/-0/a",
             "damselfly://peer/03/a",
             "damselfly://peer/+3/a",
             "damselfly://root/3/a",
@@ -182,6 +185,69 @@ mod tests {
             "damselfly://peer/99999999999999999999/a",
         ] {
             assert!(Identity::from_uri(bad).is_err(), "{bad} parsed");
+        }
+    }
+}
+
+/// A certificate's URI name is written by the CA but read from any certificate a client shows:
+/// any string either is exactly what [`Identity::uri`] writes for the identity it parses to, or
+/// is refused, without panicking.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn component() -> impl Strategy<Value = Component> {
+        prop_oneof![
+            Just(Component::Manager),
+            Just(Component::Scheduler),
+            Just(Component::SeedPeer),
+            Just(Component::Peer)
+        ]
+    }
+
+    fn identity() -> impl Strategy<Value = Identity> {
+        (component(), prop_oneof![0..16i64, 0..=i64::MAX], "[A-Za-z0-9._:-]{1,253}")
+            .prop_map(|(component, cluster_id, host)| Identity { component, cluster_id, host_id: HostId(host) })
+    }
+
+    /// Any string, and strings that differ from an identity's URI in one part or so.
+    fn uri_ish() -> impl Strategy<Value = String> {
+        let component = prop_oneof![3 => component().prop_map(|c| c.as_str().to_owned()), 1 => "[a-z-]{0,10}"];
+        let cluster = prop_oneof![
+            1 => any::<i64>().prop_map(|n| n.to_string()),
+            1 => "[+-]?[0-9]{0,21}",
+            2 => proptest::sample::select(vec!["-0", "+0", "00", "01", " 1", "1 ", "-1", "", "0x1", "1_0"]).prop_map(String::from),
+        ];
+        let host = prop_oneof![3 => "[A-Za-z0-9._:-]{1,253}", 1 => any::<String>()];
+        let extra = prop_oneof![3 => Just(String::new()), 1 => "(/[a-z]{0,3}){1,2}"];
+        let scheme = prop_oneof![3 => Just(SCHEME.to_owned()), 1 => "[a-z]{0,9}:/{0,3}"];
+        prop_oneof![
+            1 => any::<String>(),
+            3 => (scheme, component, cluster, host, extra)
+                .prop_map(|(scheme, component, cluster, host, extra)| format!("{scheme}{component}/{cluster}/{host}{extra}")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn an_identity_round_trips_through_its_uri(id in identity()) {
+            prop_assert_eq!(Identity::from_uri(&id.uri()).unwrap(), id);
+        }
+
+        #[test]
+        fn a_uri_parses_only_in_the_one_form_identities_are_written(uri in uri_ish()) {
+            match Identity::from_uri(&uri) {
+                Ok(id) => {
+                    prop_assert_eq!(id.uri(), uri);
+                    prop_assert!(id.cluster_id >= 0);
+                    prop_assert_eq!(HostId::parse(&id.host_id.0), Ok(id.host_id.clone()));
+                }
+                Err(e) => prop_assert!(e.to_string().len() <= 1024, "{} bytes of error", e.to_string().len()),
+            }
         }
     }
 }

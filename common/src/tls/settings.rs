@@ -186,3 +186,55 @@ fn fresh(c: &Credentials) -> bool {
     let Ok(life) = c.not_after.duration_since(c.not_before) else { return false };
     c.remaining(now) > Duration::from_secs_f64(life.as_secs_f64() * RENEW_BELOW)
 }
+
+/// A join token is pasted by an operator: any string either is refused, or holds its four parts
+/// with a pinned CA fingerprint, and parses again to itself.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn hex64() -> impl Strategy<Value = String> {
+        "[0-9a-f]{64}"
+    }
+
+    /// Any string, and tokens with one part changed or whitespace around them.
+    fn token_ish() -> impl Strategy<Value = String> {
+        let version = prop_oneof![3 => Just("dfj1".to_owned()), 1 => "[a-z0-9]{0,5}"];
+        let part = prop_oneof![3 => "[A-Za-z0-9_-]{1,60}", 1 => "[^.]{0,10}"];
+        let ca = prop_oneof![3 => hex64(), 1 => "[0-9a-fA-F]{62,66}"];
+        let space = "[ \t\n]{0,3}";
+        prop_oneof![
+            1 => any::<String>(),
+            3 => (space, version, part.clone(), part, ca, "(\\.[a-z]{0,3})?", space).prop_map(
+                |(before, version, id, secret, ca, extra, after)| format!("{before}{version}.{id}.{secret}.{ca}{extra}{after}")
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_join_token_parses_into_its_parts_or_is_refused(s in token_ish()) {
+            let Ok(token) = JoinToken::parse(&s) else { return Ok(()) };
+            prop_assert_eq!(token.secret(), s.trim());
+            prop_assert!(token.secret().len() <= JoinToken::MAX_LEN);
+            let parts: Vec<&str> = token.secret().split('.').collect();
+            prop_assert_eq!(parts.len(), 4);
+            prop_assert!(parts[0] == "dfj1" && !parts[1].is_empty() && !parts[2].is_empty());
+            prop_assert_eq!(token.ca_sha256(), parts[3]);
+            prop_assert!(token.ca_sha256().len() == 64 && token.ca_sha256().bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+            prop_assert_eq!(JoinToken::parse(token.secret()).ok(), Some(token));
+        }
+
+        #[test]
+        fn a_well_formed_join_token_parses(id in "[0-9]{1,10}", secret in "[A-Za-z0-9_-]{43}", ca in hex64(), space in "[ \t\n]{0,3}") {
+            let text = format!("{space}dfj1.{id}.{secret}.{ca}{space}");
+            let token = JoinToken::parse(&text).unwrap();
+            prop_assert_eq!(token.secret(), text.trim());
+            prop_assert_eq!(token.ca_sha256(), ca.as_str());
+        }
+    }
+}

@@ -17,14 +17,9 @@ use crate::{
 };
 
 pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &HeaderMap) -> Response {
-    let shape = match task_shaping(headers) {
-        Ok(shape) => shape,
-        Err(why) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
-    };
-    let req = match TaskRequest::new(target, shape, origin_headers(headers)) {
+    let req = match task_request(target, headers) {
         Ok(req) => req,
-        Err(Error::InvalidRequest(why)) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
-        Err(e) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, e.to_string()),
+        Err(why) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
     };
     let id = &req.task_id;
     let task = match downloader.fetch_task(&req, &EventSink::none()).await {
@@ -77,6 +72,16 @@ pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &H
     response
         .body(Body::from_stream(ReaderStream::with_capacity(file.take(len), 256 * 1024)))
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, e.to_string()))
+}
+
+/// The download a proxied GET asks for, shaped by its `X-Dragonfly-*` headers; a refusal is
+/// the 400's message.
+fn task_request(target: url::Url, headers: &HeaderMap) -> Result<TaskRequest, String> {
+    let shape = task_shaping(headers)?;
+    TaskRequest::new(target, shape, origin_headers(headers)).map_err(|e| match e {
+        Error::InvalidRequest(why) => why,
+        e => e.to_string(),
+    })
 }
 
 fn download_error(e: Error) -> Response {
@@ -135,5 +140,108 @@ mod tests {
             assert_eq!(parse_range(bad, 100), Err(()), "{bad}");
         }
         assert_eq!(parse_range("bytes=0-0", 0), Err(()));
+    }
+}
+
+/// Whoever reaches the proxy writes its headers: any `X-Dragonfly-*` or `Range` value is taken
+/// as it says or refused (a 400 or a 416), never ignored and never a panic.
+#[cfg(test)]
+mod properties {
+    use axum::http::HeaderValue;
+    use common::{ids::TaskId, piece::REQUESTABLE_PIECE_LENGTHS};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A header value: any bytes a header may hold (a tab, or no control byte), or text.
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            "[ -~]{0,30}".prop_map(String::into_bytes),
+            any::<String>().prop_map(String::into_bytes),
+        ]
+        .prop_map(|b| b.into_iter().filter(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)).collect())
+    }
+
+    /// A piece length as a client may write it, in range or near it, or anything at all.
+    fn piece_length() -> impl Strategy<Value = Vec<u8>> {
+        let number = prop_oneof![any::<u64>(), 0..4096u64, (1u64 << 30) - 2..(1u64 << 30) + 2, Just(4 << 20),];
+        prop_oneof![
+            3 => ("[ \t]{0,2}", "\\+?0{0,2}", number, "[ \t]{0,2}")
+                .prop_map(|(a, sign, n, b)| format!("{a}{sign}{n}{b}").into_bytes()),
+            1 => value(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn control_headers_shape_the_task_or_are_refused(
+            tag in proptest::option::of(value()),
+            application in proptest::option::of(value()),
+            filtered in proptest::option::of(value()),
+            length in proptest::option::of(piece_length()),
+        ) {
+            let mut headers = HeaderMap::new();
+            let named = [
+                ("x-dragonfly-tag", &tag),
+                ("x-dragonfly-application", &application),
+                ("x-dragonfly-filtered-query-params", &filtered),
+                ("x-dragonfly-piece-length", &length),
+            ];
+            for (name, value) in named {
+                if let Some(value) = value {
+                    headers.insert(name, HeaderValue::from_bytes(value).unwrap());
+                }
+            }
+            fn text(v: &Option<Vec<u8>>) -> Option<Result<&str, std::str::Utf8Error>> {
+                v.as_deref().map(std::str::from_utf8)
+            }
+            let readable = named.iter().all(|(_, v)| text(v).is_none_or(|t| t.is_ok()));
+            let requested = text(&length).and_then(Result::ok).map(|t| {
+                let t = t.trim();
+                let digits = t.strip_prefix('+').unwrap_or(t);
+                (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| digits.parse::<u64>().ok())
+                    .flatten()
+                    .filter(|n| REQUESTABLE_PIECE_LENGTHS.contains(n))
+            });
+            let target = url::Url::parse("http://o.example/v2/blobs/x").unwrap();
+            match task_request(target, &headers) {
+                Ok(req) => {
+                    prop_assert!(readable, "an unreadable header was ignored");
+                    prop_assert_eq!(req.piece_length, requested.flatten());
+                    prop_assert!(requested.is_none_or(|r| r.is_some()), "piece length {:?} taken", length);
+                    let text = |v: &Option<Vec<u8>>| text(v).and_then(Result::ok).unwrap_or("").to_owned();
+                    prop_assert_eq!(req.tag, text(&tag));
+                    prop_assert_eq!(req.application, text(&application));
+                    let params: Vec<String> =
+                        text(&filtered).split('&').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect();
+                    prop_assert_eq!(req.filtered_query_params, params);
+                    prop_assert_eq!(TaskId::parse(&req.task_id.0), Ok(req.task_id.clone()));
+                }
+                Err(why) => {
+                    prop_assert!(!readable || requested.is_some_and(|r| r.is_none()), "refused: {}", why);
+                }
+            }
+        }
+
+        #[test]
+        fn a_range_is_within_the_content_or_refused(
+            header in prop_oneof![
+                ("[ ]?", "bytes=|items=|", proptest::option::of(any::<u64>()), "[ ]?-[ ]?", proptest::option::of(any::<u64>()), "(,0-1)?")
+                    .prop_map(|(a, unit, start, dash, end, more)| {
+                        let n = |v: Option<u64>| v.map(|v| (v % 300).to_string()).unwrap_or_default();
+                        format!("{a}{unit}{}{dash}{}{more}", n(start), n(end))
+                    }),
+                any::<String>(),
+            ],
+            total in prop_oneof![0..300u64, any::<u64>()],
+        ) {
+            if let Ok((start, end)) = parse_range(&header, total) {
+                prop_assert!(start <= end && end < total, "{header:?} of {total}: {start}-{end}");
+            }
+        }
     }
 }

@@ -106,3 +106,122 @@ impl PieceConnection {
         }
     }
 }
+
+/// A parent may answer anything: the client encodes its request exactly, takes a piece only of
+/// the length it expects, reads at most a bounded reason, and otherwise fails without panicking.
+#[cfg(test)]
+mod properties {
+    use std::net::{Shutdown, TcpListener};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A request as the parent read it.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Received {
+        op: u8,
+        id: Vec<u8>,
+        piece: u32,
+    }
+
+    /// A parent that reads one request, answers `answer`, and hands back the request it read.
+    fn parent(answer: Vec<u8>) -> (SocketAddr, std::thread::JoinHandle<Option<Received>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut head = [0u8; 2];
+            s.read_exact(&mut head).ok()?;
+            let mut rest = vec![0; usize::from(head[1]) + 4];
+            s.read_exact(&mut rest).ok()?;
+            let piece = u32::from_be_bytes(rest[rest.len() - 4..].try_into().unwrap());
+            rest.truncate(rest.len() - 4);
+            // The child may stop reading at any point and drop the connection: fine.
+            let _ = s.write_all(&answer);
+            let _ = s.shutdown(Shutdown::Write);
+            let _ = s.read_to_end(&mut Vec::new());
+            Some(Received { op: head[0], id: rest, piece })
+        });
+        (addr, thread)
+    }
+
+    /// A well-formed answer, a status or length that is off, or bytes that stop early.
+    fn answer() -> impl Strategy<Value = (Vec<u8>, u64)> {
+        let framed = (
+            prop_oneof![3 => 0..4u8, 1 => any::<u8>()],
+            proptest::collection::vec(any::<u8>(), 0..600),
+            prop_oneof![3 => Just(None), 1 => proptest::option::of(any::<u64>())],
+            prop_oneof![3 => Just(None), 1 => proptest::option::of(any::<u64>())],
+            prop_oneof![3 => Just(None), 1 => proptest::option::of(any::<prop::sample::Index>())],
+        )
+            .prop_map(|(status, body, len, expected, cut)| {
+                let len = len.unwrap_or(body.len() as u64);
+                let mut bytes = vec![status];
+                bytes.extend(len.to_be_bytes());
+                bytes.extend(&body);
+                if let Some(cut) = cut {
+                    bytes.truncate(cut.index(bytes.len() + 1));
+                }
+                (bytes, expected.unwrap_or(len))
+            });
+        prop_oneof![3 => framed, 1 => (proptest::collection::vec(any::<u8>(), 0..40), any::<u64>())]
+    }
+
+    /// What the fetch must come to, for an answer and the length expected.
+    fn outcome(answer: &[u8], expected_len: u64) -> Result<Vec<u8>, &'static str> {
+        let Some((head, body)) = answer.split_first_chunk::<9>() else { return Err("unreachable") };
+        let len = u64::from_be_bytes(head[1..].try_into().unwrap());
+        let whole = |want: u64| usize::try_from(want).ok().and_then(|want| body.get(..want));
+        match Status::from_u8(head[0]) {
+            Some(Status::Ok) if len != expected_len => Err("remote"),
+            Some(Status::Ok) => whole(len).map(<[u8]>::to_vec).ok_or("unreachable"),
+            Some(status) => match whole(len.min(4096)) {
+                None => Err("unreachable"),
+                Some(_) if status == Status::NotFound => Err("not found"),
+                Some(_) if status == Status::Busy => Err("busy"),
+                Some(_) => Err("remote"),
+            },
+            None => Err("remote"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_fetch_takes_exactly_the_expected_piece_or_fails(
+            (answer, expected_len) in answer(),
+            task_id in prop_oneof![3 => "[0-9a-f]{64}", 1 => any::<String>(), 1 => "[a-z]{250,260}"],
+            piece in any::<u32>(),
+        ) {
+            let (addr, parent) = parent(answer.clone());
+            let mut got = Vec::new();
+            let fetched = PieceConnection::connect(addr)?.fetch_piece(&task_id, piece, expected_len, |chunk| {
+                got.extend_from_slice(chunk);
+                Ok::<_, std::io::Error>(())
+            });
+            let request = parent.join().unwrap();
+            if task_id.len() > 255 {
+                prop_assert!(matches!(fetched, Err(FetchError::Remote(_))), "{fetched:?}");
+                prop_assert_eq!(request, None, "nothing is sent for an id too long to frame");
+                return Ok(());
+            }
+            prop_assert_eq!(request, Some(Received { op: OP_GET_PIECE, id: task_id.into_bytes(), piece }));
+            prop_assert!(got.len() as u64 <= expected_len, "{} bytes taken, {} expected", got.len(), expected_len);
+            let kind = match &fetched {
+                Ok(()) => Ok(got),
+                Err(FetchError::Unreachable(_)) => Err("unreachable"),
+                Err(FetchError::NotFound) => Err("not found"),
+                Err(FetchError::Busy) => Err("busy"),
+                Err(FetchError::Remote(reason)) => {
+                    prop_assert!(reason.len() <= 3 * 4096, "{} bytes of reason", reason.len());
+                    Err("remote")
+                }
+                Err(FetchError::Local(_)) => Err("local"),
+            };
+            prop_assert_eq!(kind, outcome(&answer, expected_len));
+        }
+    }
+}

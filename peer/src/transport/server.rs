@@ -465,4 +465,173 @@ mod tests {
         assert!(matches!(outcome.5, Ok(true)), "a half-sent request is dropped: {:?}", outcome.5);
         shutdown.cancel();
     }
+
+    /// Whoever reaches the port may send any bytes: the server answers each complete request
+    /// in order with one well-formed frame, refuses what is not a piece request and closes,
+    /// and never serves a piece it has not finished or bytes other than the piece's.
+    mod properties {
+        use std::net::Shutdown;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Task `t`: three pieces of 1 KiB, 1 KiB and 952 B, of which 0 and 2 are finished.
+        const LAYOUT: (u64, u64) = (3000, 1024);
+        const FINISHED: [u32; 2] = [0, 2];
+
+        fn piece_bytes(n: u32) -> Vec<u8> {
+            let layout = PieceLayout::new(LAYOUT.0, LAYOUT.1).unwrap();
+            (0..layout.len_of(n).unwrap()).map(|i| (i as u8).wrapping_mul(31).wrapping_add(n as u8)).collect()
+        }
+
+        async fn server() -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = Arc::new(Storage::open(dir.path()).unwrap());
+            let task = storage.task(&TaskId("t".into()), "http://o/x").unwrap();
+            task.set_layout(PieceLayout::new(LAYOUT.0, LAYOUT.1).unwrap()).unwrap();
+            for n in FINISHED {
+                let bytes = piece_bytes(n);
+                task.write_piece(n, &bytes, PieceDigest(*blake3::hash(&bytes).as_bytes())).unwrap();
+            }
+            let ctx = UploadContext {
+                storage,
+                slots: Arc::new(Semaphore::new(64)),
+                senders: Arc::new(Semaphore::new(SENDERS)),
+                queue: Arc::new(Semaphore::new(QUEUE)),
+                limiter: Arc::new(RateLimiter::new(0)),
+                metrics: Arc::default(),
+                one_upload_per_piece: false,
+                active: Arc::default(),
+                limits: Limits::default(),
+            };
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let shutdown = CancellationToken::new();
+            tokio::spawn(serve(listener, ctx, shutdown.clone()));
+            (addr, shutdown, dir)
+        }
+
+        /// One request as a child sends it, its op and id sometimes wrong.
+        fn request() -> impl Strategy<Value = Vec<u8>> {
+            let op = prop_oneof![4 => Just(crate::transport::OP_GET_PIECE), 1 => any::<u8>()];
+            let id = prop_oneof![
+                3 => Just(b"t".to_vec()),
+                1 => "[0-9a-f]{64}".prop_map(String::into_bytes),
+                1 => proptest::collection::vec(any::<u8>(), 0..=255),
+            ];
+            let piece = prop_oneof![3 => 0..4u32, 1 => any::<u32>()];
+            (op, id, piece).prop_map(|(op, id, piece)| {
+                let mut bytes = vec![op, id.len() as u8];
+                bytes.extend(id);
+                bytes.extend(piece.to_be_bytes());
+                bytes
+            })
+        }
+
+        /// Requests, perhaps cut short or followed by junk, or junk alone.
+        fn stream() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                3 => (proptest::collection::vec(request(), 0..6), any::<prop::sample::Index>(), any::<bool>()).prop_map(
+                    |(requests, cut, whole)| {
+                        let bytes = requests.concat();
+                        if whole { bytes } else { bytes[..cut.index(bytes.len() + 1)].to_vec() }
+                    }
+                ),
+                1 => proptest::collection::vec(any::<u8>(), 0..300),
+            ]
+        }
+
+        /// One answer: its status, and the piece's bytes when OK.
+        type Answer = (Status, Option<Vec<u8>>);
+
+        /// What the server must answer: one answer per complete request up to the first it
+        /// refuses, and whether input was left unread after it.
+        fn expected(input: &[u8]) -> (Vec<Answer>, bool) {
+            let mut answers = Vec::new();
+            let mut rest = input;
+            while let [op, id_len, tail @ ..] = rest {
+                let id_len = usize::from(*id_len);
+                if tail.len() < id_len + 4 {
+                    break;
+                }
+                let (id, tail) = tail.split_at(id_len);
+                let piece = u32::from_be_bytes(tail[..4].try_into().unwrap());
+                rest = &tail[4..];
+                if *op != crate::transport::OP_GET_PIECE || std::str::from_utf8(id).is_err() {
+                    answers.push((Status::Error, None));
+                    return (answers, !rest.is_empty());
+                }
+                if id == b"t" && FINISHED.contains(&piece) {
+                    answers.push((Status::Ok, Some(piece_bytes(piece))));
+                } else {
+                    answers.push((Status::NotFound, None));
+                }
+            }
+            (answers, false)
+        }
+
+        /// Sends `input`, closes the sending half, and reads the answer to its end (sending
+        /// fails when the server has already refused and reset the connection).
+        fn exchange(addr: std::net::SocketAddr, input: &[u8]) -> (Vec<u8>, std::io::Result<()>) {
+            let mut s = StdStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let sent = s.write_all(input).and_then(|()| s.shutdown(Shutdown::Write));
+            let mut out = Vec::new();
+            let end = s.read_to_end(&mut out).map(|_| ());
+            (out, sent.and(end))
+        }
+
+        /// The frames in `bytes`, and whatever trails the last whole one.
+        fn frames(mut bytes: &[u8]) -> (Vec<(u8, Vec<u8>)>, usize) {
+            let mut frames = Vec::new();
+            while bytes.len() >= 9 {
+                let len = u64::from_be_bytes(bytes[1..9].try_into().unwrap());
+                let Some(body) = usize::try_from(len).ok().and_then(|len| bytes[9..].get(..len)) else { break };
+                frames.push((bytes[0], body.to_vec()));
+                bytes = &bytes[9 + body.len()..];
+            }
+            (frames, bytes.len())
+        }
+
+        #[test]
+        fn any_bytes_get_well_formed_answers_to_complete_requests_only() {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let (addr, shutdown, _dir) = runtime.block_on(server());
+            let mut runner = proptest::test_runner::TestRunner::new(crate::proptest_config(128));
+            let outcome = runner.run(&stream(), |input| {
+                let (want, leftover) = expected(&input);
+                let (got, end) = exchange(addr, &input);
+                let (got, trailing) = frames(&got);
+                for (status, body) in &got {
+                    prop_assert!(Status::from_u8(*status).is_some(), "status {status}");
+                    if *status != Status::Ok as u8 {
+                        prop_assert!(body.len() <= 4096 && std::str::from_utf8(body).is_ok(), "reason {body:?}");
+                    }
+                }
+                let got: Vec<Answer> = got
+                    .into_iter()
+                    .map(|(status, body)| {
+                        let status = Status::from_u8(status).unwrap();
+                        (status, (status == Status::Ok).then_some(body))
+                    })
+                    .collect();
+                if leftover {
+                    // Closing with unread input resets the connection, which may cut the last
+                    // answer short: what arrived is a prefix of what was due.
+                    prop_assert!(got.len() <= want.len() && got[..] == want[..got.len()], "{got:?} for {want:?}");
+                } else {
+                    prop_assert!(end.is_ok(), "{end:?}");
+                    prop_assert_eq!(trailing, 0);
+                    prop_assert_eq!(got, want);
+                }
+                Ok(())
+            });
+            // The server is still up for a well-behaved child.
+            let (after, _) = exchange(addr, &[crate::transport::OP_GET_PIECE, 1, b't', 0, 0, 0, 2]);
+            shutdown.cancel();
+            outcome.unwrap();
+            assert_eq!(frames(&after).0, vec![(Status::Ok as u8, piece_bytes(2))]);
+        }
+    }
 }

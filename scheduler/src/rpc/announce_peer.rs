@@ -375,3 +375,76 @@ mod tests {
         }
     }
 }
+
+/// What a peer registers and reports is any message: a task spec names a task only with the id
+/// it derives, and a piece's wire fields make a source only in the combinations that mean one.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A spec whose claimed id is mostly its own, else another task's or any string.
+    fn spec() -> impl Strategy<Value = pb::TaskSpec> {
+        let url = prop_oneof![3 => "https://o\\.example/[a-z]{0,8}(\\?[a-z=&-]{0,20})?", 1 => any::<String>()];
+        let params = proptest::collection::vec(prop_oneof!["[a-z-]{1,8}", any::<String>()], 0..3);
+        let piece_length = proptest::option::of(prop_oneof![any::<u64>(), Just(4 << 20)]);
+        let other = task_id(&TaskSpec { url: "https://o.example/x", tag: "other", ..TaskSpec::default() }).unwrap().0;
+        let claim = prop_oneof![3 => Just(None), 1 => Just(Some(other)), 1 => any::<String>().prop_map(Some)];
+        (url, any::<String>(), any::<String>(), piece_length, params, claim).prop_map(
+            |(url, tag, application, piece_length, filtered_query_params, claim)| {
+                let mut spec =
+                    pb::TaskSpec { url, tag, application, piece_length, filtered_query_params, ..Default::default() };
+                spec.task_id = claim.or_else(|| derive(&spec).ok().map(|id| id.0)).unwrap_or_default();
+                spec
+            },
+        )
+    }
+
+    fn derive(spec: &pb::TaskSpec) -> Result<TaskId, common::task_id::TaskIdError> {
+        task_id(&TaskSpec {
+            url: &spec.url,
+            tag: &spec.tag,
+            application: &spec.application,
+            piece_length: spec.piece_length,
+            filtered_query_params: &spec.filtered_query_params,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_registered_task_is_the_one_its_spec_derives(spec in spec()) {
+            let own = derive(&spec).ok().filter(|id| id.0 == spec.task_id);
+            match derived_task_id(&spec) {
+                Ok(id) => {
+                    prop_assert_eq!(Some(&id), own.as_ref());
+                    prop_assert_eq!(TaskId::parse(&id.0), Ok(id.clone()));
+                }
+                Err(status) => {
+                    prop_assert!(own.is_none(), "its own id refused: {}", status.message());
+                    prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
+                }
+            }
+        }
+        #[test]
+        fn a_piece_source_comes_only_from_a_meaningful_combination(
+            number in any::<u32>(),
+            parent in prop_oneof![Just(String::new()), any::<String>()],
+            content in proptest::collection::vec(any::<u8>(), 0..4),
+            inline in any::<bool>(),
+            has_digest in any::<bool>(),
+        ) {
+            match piece_source(number, parent.clone(), content.clone(), inline, has_digest) {
+                Ok(PieceSource::Inline) => prop_assert!(inline && parent.is_empty() && content.is_empty() && !has_digest),
+                Ok(PieceSource::Parent(p)) => prop_assert!(!inline && !p.0.is_empty() && p.0 == parent && content.is_empty()),
+                Ok(PieceSource::Origin { content: held }) => {
+                    prop_assert!(!inline && parent.is_empty());
+                    prop_assert_eq!(held, (!content.is_empty()).then_some(content));
+                }
+                Err(status) => prop_assert_eq!(status.code(), tonic::Code::InvalidArgument),
+            }
+        }
+    }
+}
