@@ -423,8 +423,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_child_that_takes_nothing_loses_its_place_and_idle_or_excess_connections_close() {
+        // The idle deadline is long enough that the three silent connections are still open when
+        // the fourth arrives on a loaded machine, and short enough to wait out.
         let limits = Limits {
-            idle: Duration::from_millis(300),
+            idle: Duration::from_millis(1500),
             request: Duration::from_millis(300),
             stalled: Duration::from_millis(300),
             connections_per_address: 3,
@@ -437,6 +439,8 @@ mod tests {
             let busy = fetch(addr);
             let served = eventually(|| fetch(addr));
             drop(stalled);
+            // The dropped child's connection holds its slot until the stall deadline ends it.
+            std::thread::sleep(Duration::from_millis(900));
 
             // Three silent connections are the cap: a fourth is closed at once; after the idle
             // deadline they are closed and a new one is served.
