@@ -79,6 +79,17 @@ impl Dfdaemon {
             .as_ref()
             .map(|c| c.client_config(common::tls::Expect::scheduler(Some(c.identity.cluster_id))))
             .transpose()?;
+        let renewal = match &credentials {
+            Some(c) if config.tls.cert.is_none() && !config.manager.addr.is_empty() => {
+                Some(tokio::spawn(proto::enrol::keep_renewed(
+                    config.manager.addr.clone(),
+                    c.clone(),
+                    config.tls.dir.clone(),
+                    shutdown.clone(),
+                )))
+            }
+            _ => None,
+        };
         let schedulers = (!static_scheduler.is_empty() || !config.manager.addr.is_empty())
             .then(|| SchedulerSet::new(static_scheduler, scheduler_tls));
         let host_id = announce::host_id(&config);
@@ -166,7 +177,7 @@ impl Dfdaemon {
         let upload = upload::serve(listeners.upload, upload_ctx, shutdown.clone());
         let proxy = proxy::serve(listeners.proxy, downloader, http_client, rules, shutdown.clone());
         let (grpc, http, (), proxy) = tokio::join!(grpc, http, upload, proxy);
-        for task in [announcer, seeder, order_taker, Some(gc_task)].into_iter().flatten() {
+        for task in [announcer, seeder, order_taker, Some(gc_task), renewal].into_iter().flatten() {
             let _ = task.await;
         }
         if let Some(task) = manager_client {

@@ -64,3 +64,67 @@ pub async fn enrol(
         .into_inner();
     Ok((answer.certificate_chain, answer.ca_certificate))
 }
+
+/// Renews `current` whenever two thirds of its certificate's life have passed, until
+/// `shutdown`: a new key, a certificate for the same identity from the manager at
+/// `manager_addr` (asked over mutual TLS with the current one), kept in `dir`, and installed
+/// so that live servers and channels present it from their next handshake. Failures are
+/// retried with backoff while the current certificate lasts.
+pub async fn keep_renewed(
+    manager_addr: String,
+    current: tls::Credentials,
+    dir: std::path::PathBuf,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let channel =
+        match current.client_config(tls::Expect::MANAGER).and_then(|c| tls::channel(&manager_addr, c, TIMEOUT)) {
+            Ok(channel) => channel,
+            Err(e) => return tracing::error!(error = %e, "cannot renew certificates"),
+        };
+    let mut client = pb::manager_client::ManagerClient::new(channel);
+    let mut latest = current.clone();
+    let mut backoff = Duration::from_secs(5);
+    loop {
+        let life = latest.not_after.duration_since(latest.not_before).unwrap_or_default();
+        let due = latest.not_before + life.mul_f64(2.0 / 3.0);
+        let wait = due.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match renew_once(&mut client, &current).await {
+            Ok(renewed) => {
+                if let Err(e) = renewed.store(&dir) {
+                    tracing::warn!(error = %e, "the renewed certificate could not be kept; it is used until the next start");
+                }
+                tracing::info!(identity = %renewed.identity, "certificate renewed");
+                latest = renewed;
+                backoff = Duration::from_secs(5);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "renewing the certificate failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(600));
+            }
+        }
+    }
+}
+
+/// One renewal: a new key, the manager's certificate for it, installed into `current`.
+async fn renew_once(
+    client: &mut pb::manager_client::ManagerClient<tonic::transport::Channel>,
+    current: &tls::Credentials,
+) -> Result<tls::Credentials, tls::Error> {
+    let request = KeyRequest::generate()?;
+    let mut call = tonic::Request::new(pb::RenewRequest { certificate_request: request.csr_der.clone() });
+    call.set_timeout(TIMEOUT);
+    let answer =
+        client.renew(call).await.map_err(|s| tls::Error::Enrolment(format!("renewal refused: {}", s.message())))?;
+    let answer = answer.into_inner();
+    let renewed = tls::Credentials::from_pem(&answer.certificate_chain, request.key_pem(), &answer.ca_certificate)?;
+    current.install(&renewed)?;
+    Ok(renewed)
+}

@@ -90,6 +90,17 @@ impl Scheduler {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<proto::scheduler::v1::scheduler_server::SchedulerServer<SchedulerService>>().await;
 
+        // Enrolled credentials are renewed while the scheduler runs; an operator's files are the
+        // operator's to renew.
+        let renewal = match (&credentials, &reg) {
+            (Some(c), Some(reg)) if self.config.tls.cert.is_none() => Some(tokio::spawn(proto::enrol::keep_renewed(
+                reg.manager_addr.clone(),
+                c.clone(),
+                self.config.tls.dir.clone(),
+                shutdown.clone(),
+            ))),
+            _ => None,
+        };
         let registration = reg.map(|reg| {
             tokio::spawn(manager::run(
                 reg,
@@ -121,6 +132,9 @@ impl Scheduler {
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let (grpc, http) = tokio::join!(grpc, http);
         gc.abort();
+        if let Some(renewal) = renewal {
+            let _ = renewal.await;
+        }
         if let Some(registration) = registration {
             // It returns promptly once `shutdown` is cancelled, resetting its keepalive stream.
             let _ = registration.await;

@@ -265,6 +265,23 @@ impl pb::manager_server::Manager for Registration {
         }))
     }
 
+    async fn renew(&self, request: Request<pb::RenewRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
+        let Some(pki) = &self.pki else {
+            return Err(Status::failed_precondition("this manager runs without TLS ([tls] mode = \"plaintext\")"));
+        };
+        let caller = Caller::of(&request);
+        let Some(identity) = caller.require(&[Role::Scheduler, Role::SeedPeer, Role::Peer])?.cloned() else {
+            return Err(Status::failed_precondition("renewal needs TLS"));
+        };
+        let enrolled = enrolment::renew(pki, identity, &request.into_inner().certificate_request)?;
+        Ok(Response::new(pb::EnrollResponse {
+            certificate_chain: enrolled.chain,
+            ca_certificate: enrolled.ca,
+            cluster_id: u64::try_from(enrolled.identity.cluster_id).unwrap_or_default(),
+            component: enrolled.identity.component.to_string(),
+        }))
+    }
+
     async fn update_scheduler(
         &self,
         request: Request<pb::UpdateSchedulerRequest>,

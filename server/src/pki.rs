@@ -76,8 +76,16 @@ impl Pki {
 
     /// Signs `csr_der` for `identity`, naming `hostname` and `ip` too; PEM, leaf then CA.
     pub fn issue(&self, csr_der: &[u8], identity: &Identity, hostname: &str, ip: IpAddr) -> Result<String, Error> {
-        let names = AltNames { dns: vec![hostname.to_owned()], ips: vec![ip] };
-        self.ca.issue_for_request(csr_der, identity, &names, self.validity).map_err(|e| match e {
+        self.sign(csr_der, identity, &AltNames { dns: vec![hostname.to_owned()], ips: vec![ip] })
+    }
+
+    /// Signs `csr_der` for `identity` alone (a renewal).
+    pub fn issue_for(&self, csr_der: &[u8], identity: &Identity) -> Result<String, Error> {
+        self.sign(csr_der, identity, &AltNames::default())
+    }
+
+    fn sign(&self, csr_der: &[u8], identity: &Identity, names: &AltNames) -> Result<String, Error> {
+        self.ca.issue_for_request(csr_der, identity, names, self.validity).map_err(|e| match e {
             common::tls::Error::Malformed { .. } => Error::invalid("certificate_request", e.to_string()),
             other => Error::Internal(other.to_string()),
         })

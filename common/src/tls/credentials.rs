@@ -28,6 +28,36 @@ pub struct Credentials {
     pub not_before: SystemTime,
     /// When the leaf stops being valid.
     pub not_after: SystemTime,
+    /// The key and chain handshakes present: shared by every configuration made from these
+    /// credentials and their clones, so [`Credentials::install`] reaches live servers and
+    /// channels without restarting them.
+    live: Arc<LiveKey>,
+}
+
+/// The certified key handshakes present now.
+#[derive(Debug)]
+struct LiveKey(std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>);
+
+impl LiveKey {
+    fn get(&self) -> Arc<rustls::sign::CertifiedKey> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for LiveKey {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+impl rustls::client::ResolvesClientCert for LiveKey {
+    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.get())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -59,7 +89,7 @@ impl Credentials {
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|e| Error::Malformed { what: "private key", detail: e.to_string() })?;
         let signing = provider().key_provider.load_private_key(key)?;
-        let certified = rustls::sign::CertifiedKey::new(chain.clone(), signing);
+        let certified = Arc::new(rustls::sign::CertifiedKey::new(chain.clone(), signing));
         certified
             .keys_match()
             .map_err(|e| Error::Malformed { what: "private key", detail: format!("not the certificate's: {e}") })?;
@@ -73,7 +103,19 @@ impl Credentials {
             identity,
             not_before,
             not_after,
+            live: Arc::new(LiveKey(std::sync::RwLock::new(certified))),
         })
+    }
+
+    /// Makes `renewed` what every configuration made from these credentials presents from the
+    /// next handshake on (a renewal: same identity, same CA).
+    pub fn install(&self, renewed: &Credentials) -> Result<(), Error> {
+        if renewed.identity != self.identity || renewed.roots != self.roots {
+            return Err(Error::Identity(format!("a renewal must keep {} and its CA", self.identity)));
+        }
+        let next = renewed.live.get();
+        *self.live.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        Ok(())
     }
 
     /// The credentials kept in `dir`, if it holds any.
@@ -132,7 +174,7 @@ impl Credentials {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(self.chain.clone(), self.private_key()?)?;
+            .with_cert_resolver(self.live.clone());
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(config))
     }
@@ -144,14 +186,9 @@ impl Credentials {
             .with_safe_default_protocol_versions()?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_client_auth_cert(self.chain.clone(), self.private_key()?)?;
+            .with_client_cert_resolver(self.live.clone());
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(config))
-    }
-
-    fn private_key(&self) -> Result<PrivateKeyDer<'static>, Error> {
-        PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
-            .map_err(|e| Error::Malformed { what: "private key", detail: e.to_string() })
     }
 }
 

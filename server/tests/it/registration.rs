@@ -595,3 +595,44 @@ async fn enrolment_turns_a_join_token_into_a_certificate_naming_what_the_token_s
 fn join_pin(token: &str) -> &str {
     token.rsplit_once('.').map_or("", |(_, pin)| pin)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_component_renews_its_certificate_before_it_expires() -> anyhow::Result<()> {
+    use common::tls::{Identity, ca::AltNames};
+    let manager = start(Backend::Sqlite, 60).await;
+    let dir = tempfile::tempdir()?;
+    // A certificate that lasts 6 s: renewed at 4 s, expired at 6 s.
+    let identity =
+        Identity { component: Component::Peer, cluster_id: 1, host_id: common::ids::HostId("short-10.0.0.5".into()) };
+    let lasting = Duration::from_secs(6);
+    let current = testkit::pki::ca().issue(&identity, &AltNames::default(), lasting)?;
+    let expires = current.not_after;
+    // A channel made now, first used after the old certificate expired.
+    let tls = current.client_config(Expect::MANAGER)?;
+    let mut later = Client::new(common::tls::channel(&manager.grpc, tls, Duration::from_secs(3))?);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let renewing = tokio::spawn(proto::enrol::keep_renewed(
+        manager.grpc.clone(),
+        current.clone(),
+        dir.path().into(),
+        shutdown.clone(),
+    ));
+
+    eventually("the renewed certificate to be kept", Duration::from_secs(15), || async {
+        Ok(common::tls::Credentials::load(dir.path())?.is_some_and(|c| c.not_after > expires))
+    })
+    .await?;
+    let kept = common::tls::Credentials::load(dir.path())?.unwrap();
+    assert_eq!(kept.identity, identity, "a renewal names what the old certificate named");
+    let wait = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_secs(1)).await;
+    later.list_schedulers(peer_request("short", "10.0.0.5")).await?;
+
+    // The call above could only have used the renewed certificate: the old one has expired.
+    let old = common::tls::Credentials::from_pem(current.cert_pem(), current.key_pem(), current.ca_pem());
+    assert!(old.is_err(), "the first certificate has expired");
+    shutdown.cancel();
+    renewing.await?;
+    manager.stop().await;
+    Ok(())
+}
