@@ -74,11 +74,24 @@ const DAEMONS: &[Component] = &[Component::SeedPeer, Component::Peer];
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// Longest IDC, location or version a host may announce.
+pub(crate) const MAX_LABEL: usize = 256;
+
 impl TryFrom<pb_common::Host> for Host {
     type Error = Error;
 
     fn try_from(h: pb_common::Host) -> Result<Self, Error> {
         let id = HostId::parse(&h.id).map_err(|e| Error::InvalidRequest(format!("host.id: {e}")))?;
+        // What a host says of itself is kept for as long as it announces: bounded, so one
+        // host cannot grow the scheduler's memory with its labels.
+        if h.hostname.len() > HostId::MAX_LEN {
+            return Err(Error::InvalidRequest(format!("host.hostname is over {} bytes", HostId::MAX_LEN)));
+        }
+        for (field, value) in [("host.idc", &h.idc), ("host.location", &h.location), ("host.version", &h.version)] {
+            if value.len() > MAX_LABEL {
+                return Err(Error::InvalidRequest(format!("{field} is over {MAX_LABEL} bytes")));
+            }
+        }
         if h.ip.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::InvalidRequest(format!("host.ip {:?} is not an IP address", h.ip)));
         }
@@ -258,14 +271,16 @@ mod properties {
         let ip = prop_oneof![3 => any::<IpAddr>().prop_map(|ip| ip.to_string()), 1 => any::<String>(), 1 => "[0-9.:a-f%]{0,20}"];
         let port = prop_oneof![3 => 0..=65_536u32, 1 => any::<u32>()];
         let kind = prop_oneof![3 => 0..4i32, 1 => any::<i32>()];
-        (id, ip, port, kind, any::<String>(), any::<String>(), any::<u32>()).prop_map(
-            |(id, ip, upload_port, r#type, hostname, idc, upload_limit)| pb_common::Host {
+        let label = || prop_oneof![3 => "[a-z0-9.-]{0,40}", 1 => any::<String>(), 1 => "[a-z]{250,300}"];
+        (id, ip, port, kind, label(), label(), label(), any::<u32>()).prop_map(
+            |(id, ip, upload_port, r#type, hostname, idc, location, upload_limit)| pb_common::Host {
                 id,
                 hostname,
                 ip,
                 upload_port,
                 r#type,
                 idc,
+                location,
                 upload_limit,
                 ..Default::default()
             },
@@ -280,7 +295,9 @@ mod properties {
             let valid = HostId::parse(&pb.id).is_ok()
                 && pb.ip.parse::<IpAddr>().is_ok()
                 && (1..=65_535).contains(&pb.upload_port)
-                && matches!(pb.r#type, 1 | 2);
+                && matches!(pb.r#type, 1 | 2)
+                && pb.hostname.len() <= HostId::MAX_LEN
+                && [&pb.idc, &pb.location, &pb.version].iter().all(|l| l.len() <= MAX_LABEL);
             match Host::try_from(pb.clone()) {
                 Ok(host) => {
                     prop_assert!(valid, "{pb:?} accepted");

@@ -84,9 +84,13 @@ impl Registration {
     }
 }
 
+/// Task records one keepalive may carry; the rest are dropped (schedulers send 32).
+const MAX_TASKS_PER_KEEPALIVE: usize = 256;
+
 fn hostname(value: String, field: &str) -> Result<String, Error> {
-    if value.is_empty() || value.len() > 256 {
-        return Err(Error::invalid(field, format!("{field} must be 1–256 characters")));
+    // A hostname becomes part of a host id, which is at most a DNS name long.
+    if value.is_empty() || value.len() > HostId::MAX_LEN {
+        return Err(Error::invalid(field, format!("{field} must be 1–{} bytes", HostId::MAX_LEN)));
     }
     Ok(value)
 }
@@ -190,7 +194,14 @@ impl TryFrom<pb::KeepAliveRequest> for KeepAlive {
                 succeeded: s.succeeded,
                 failed: s.failed,
             }),
-            tasks: r.tasks.into_iter().map(crate::service::scheduler_rpc::task_info).collect(),
+            // A scheduler sends a few dozen per message; a task id that is not one is dropped.
+            tasks: r
+                .tasks
+                .into_iter()
+                .take(MAX_TASKS_PER_KEEPALIVE)
+                .filter(|t| common::ids::TaskId::parse(&t.task_id).is_ok())
+                .map(crate::service::scheduler_rpc::task_info)
+                .collect(),
         })
     }
 }
@@ -409,6 +420,30 @@ impl pb::manager_server::Manager for Registration {
 /// each is refused as `InvalidArgument` or holds an id, an address, a hostname and ports within
 /// bounds; and a caller speaks only for the host and cluster its certificate names.
 #[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keepalive_keeps_a_bounded_number_of_well_named_tasks() {
+        let task = |id: &str| proto::scheduler::v1::TaskInfo { task_id: id.into(), ..Default::default() };
+        let good = "ab".repeat(32);
+        let mut tasks = vec![task("../../etc/passwd"), task(""), task(&good.to_uppercase())];
+        tasks.extend((0..400).map(|_| task(&good)));
+        let message = pb::KeepAliveRequest {
+            source_type: pb::SourceType::Scheduler as i32,
+            hostname: "s".into(),
+            ip: "10.0.0.1".into(),
+            cluster_id: 1,
+            tasks,
+            ..Default::default()
+        };
+        let alive = KeepAlive::try_from(message).unwrap();
+        assert!(alive.tasks.len() <= MAX_TASKS_PER_KEEPALIVE && !alive.tasks.is_empty());
+        assert!(alive.tasks.iter().all(|t| t.task_id == good), "only task ids that are ones are kept");
+    }
+}
+
+#[cfg(test)]
 mod properties {
     use common::tls::Identity;
     use proptest::prelude::*;
@@ -432,9 +467,11 @@ mod properties {
     }
 
     /// The key fields are what they must be: a cluster id in 1..=i64::MAX, an IP address, a
-    /// hostname of 1–256 bytes.
+    /// hostname of 1–253 bytes.
     fn key_is_valid(cluster: u64, ip: &str, name: &str) -> bool {
-        (1..=i64::MAX as u64).contains(&cluster) && ip.parse::<IpAddr>().is_ok() && (1..=256).contains(&name.len())
+        (1..=i64::MAX as u64).contains(&cluster)
+            && ip.parse::<IpAddr>().is_ok()
+            && (1..=HostId::MAX_LEN).contains(&name.len())
     }
 
     fn key_matches(key: &HostKey, cluster: u64, ip: &str, name: &str) -> bool {
