@@ -39,7 +39,7 @@ pub async fn enrol(
         let mut call = tonic::Request::new(message.clone());
         call.set_timeout(TIMEOUT);
         match client.enroll(call).await {
-            Err(s) if s.code() == tonic::Code::Unavailable && tokio::time::Instant::now() + backoff < give_up => {
+            Err(s) if unreachable(&s) && tokio::time::Instant::now() + backoff < give_up => {
                 tracing::warn!(manager = %manager_addr, error = %s.message(), "the manager is unreachable; enrolling again soon");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(15));
@@ -63,6 +63,23 @@ pub async fn enrol(
         })?
         .into_inner();
     Ok((answer.certificate_chain, answer.ca_certificate))
+}
+
+/// Whether the manager was not reached at all (worth waiting for), as opposed to reached and
+/// refused, or reached with a certificate the token's CA did not sign (TLS refusals surface as
+/// `InvalidData` I/O errors, and waiting would not change them).
+fn unreachable(s: &tonic::Status) -> bool {
+    if s.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData) {
+            return false;
+        }
+        source = e.source();
+    }
+    true
 }
 
 /// Renews `current` whenever two thirds of its certificate's life have passed, until

@@ -636,3 +636,18 @@ async fn a_running_component_renews_its_certificate_before_it_expires() -> anyho
     manager.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn enrolment_waits_for_a_manager_that_is_not_up_yet() -> anyhow::Result<()> {
+    // A port nobody listens on: the component keeps trying instead of giving up at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let token = common::tls::JoinToken::parse(&format!("dfj1.1.secret.{}", testkit::pki::ca().fingerprint()))?;
+    let request = common::tls::KeyRequest::generate()?;
+    let addr = closed.to_string();
+    let enrolling = proto::enrol::enrol(&addr, token, request, "early", "10.0.0.8".parse()?);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), enrolling).await.is_err(),
+        "enrolment gave up on an unreachable manager at once"
+    );
+    Ok(())
+}
