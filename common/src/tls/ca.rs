@@ -147,6 +147,15 @@ impl CertificateAuthority {
     }
 }
 
+/// A certificate request, bounded in size and with a signature that holds.
+pub fn parse_request(csr_der: &[u8]) -> Result<CertificateSigningRequestParams, Error> {
+    if csr_der.len() > MAX_CSR_BYTES {
+        return Err(Error::Malformed { what: "certificate request", detail: format!("over {MAX_CSR_BYTES} bytes") });
+    }
+    CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+        .map_err(|e| Error::Malformed { what: "certificate request", detail: e.to_string() })
+}
+
 /// SHA-256 of a certificate, in hex.
 pub fn fingerprint(cert: &[u8]) -> String {
     hex::encode(Sha256::digest(cert))

@@ -35,19 +35,23 @@ pub struct Enrolled {
     pub ca: String,
 }
 
-/// Redeems the token and signs the request.
+/// Checks the request, then redeems the token and signs: a request refused for its own sake
+/// does not use the token up.
 pub async fn enrol(db: &DatabaseConnection, pki: &Pki, e: Enrolment) -> Result<Enrolled, Error> {
-    if e.csr_der.len() > common::tls::ca::MAX_CSR_BYTES {
-        return Err(Error::invalid("certificate_request", "the certificate request is too large"));
-    }
+    common::tls::ca::parse_request(&e.csr_der).map_err(|err| Error::invalid("certificate_request", err.to_string()))?;
+    // Either id the token's role may give the host must be one.
+    let host_id = |seed| {
+        let derived = HostId::for_host(&e.hostname, &e.ip.to_string(), seed);
+        HostId::parse(&derived.0).map_err(|err| Error::invalid("hostname", err.to_string()))
+    };
+    let (as_seed, as_other) = (host_id(true)?, host_id(false)?);
     let grant = join_tokens::redeem(db, &e.join_token).await?;
     let component = match grant.role {
         JoinRole::Scheduler => Component::Scheduler,
         JoinRole::SeedPeer => Component::SeedPeer,
         JoinRole::Peer => Component::Peer,
     };
-    let derived = HostId::for_host(&e.hostname, &e.ip.to_string(), component == Component::SeedPeer);
-    let host_id = HostId::parse(&derived.0).map_err(|err| Error::invalid("hostname", err.to_string()))?;
+    let host_id = if component == Component::SeedPeer { as_seed } else { as_other };
     let identity = Identity { component, cluster_id: grant.cluster_id, host_id };
     let chain = pki.issue(&e.csr_der, &identity, &e.hostname, e.ip)?;
     tracing::info!(%identity, token_id = grant.token_id, "enrolled");

@@ -651,3 +651,31 @@ async fn enrolment_waits_for_a_manager_that_is_not_up_yet() -> anyhow::Result<()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_refused_enrolment_does_not_use_up_its_token() -> anyhow::Result<()> {
+    use common::tls::{JoinToken, KeyRequest};
+    let manager = start(Backend::Sqlite, 60).await;
+    let created = manager
+        .post(
+            "/api/v1/clusters/1/join-tokens",
+            &manager.root,
+            serde_json::json!({"role": "peer", "name": "once", "max_uses": 1}),
+        )
+        .await
+        .expect(201);
+    let join = JoinToken::parse(created.body["token"].as_str().unwrap())?;
+    let ip: std::net::IpAddr = "10.0.0.9".parse()?;
+    // A host name no host id can hold, and a request whose signature does not hold.
+    let err = proto::enrol::enrol(&manager.grpc, join.clone(), KeyRequest::generate()?, "a/b", ip).await.unwrap_err();
+    assert!(err.to_string().contains("host id"), "{err}");
+    let mut broken = KeyRequest::generate()?;
+    let last = broken.csr_der.len() - 1;
+    broken.csr_der[last] ^= 1;
+    let err = proto::enrol::enrol(&manager.grpc, join.clone(), broken, "ok", ip).await.unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // The single use is still there.
+    proto::enrol::enrol(&manager.grpc, join, KeyRequest::generate()?, "ok", ip).await?;
+    manager.stop().await;
+    Ok(())
+}
