@@ -3,14 +3,10 @@
 //!
 //! In order: plaintext mode has none (a debugging mode, logged loudly at every start); files an
 //! operator named are used as they are; else credentials kept in `dir` from an earlier
-//! enrolment, while a third of their life remains; else a new key is made and enrolled with the
+//! enrolment, while they are valid (the running component renews them); else a new key is made and enrolled with the
 //! join token, and the result kept in `dir` for the next start.
 
-use std::{
-    future::Future,
-    path::PathBuf,
-    time::{Duration, SystemTime},
-};
+use std::{future::Future, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -96,9 +92,6 @@ impl JoinToken {
     }
 }
 
-/// Credentials are renewed at start once less than this share of their life remains.
-const RENEW_BELOW: f64 = 1.0 / 3.0;
-
 /// What a component's credentials must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
@@ -160,7 +153,10 @@ where
             None
         }
     };
-    if let Some(kept) = kept.filter(|c| fresh(c) && expected.check(c.clone()).is_ok()) {
+    // Kept credentials serve while they are valid (an expired one does not load): the running
+    // component renews them (`proto::enrol::keep_renewed`), and the join token that made them is
+    // usually spent.
+    if let Some(kept) = kept.filter(|c| expected.check(c.clone()).is_ok()) {
         tracing::info!(identity = %kept.identity, "using kept credentials");
         return Ok(Some(kept));
     }
@@ -178,13 +174,6 @@ where
     credentials.store(&settings.dir)?;
     tracing::info!(identity = %credentials.identity, dir = %settings.dir.display(), "enrolled");
     Ok(Some(credentials))
-}
-
-/// Whether at least a third of the leaf's life remains.
-fn fresh(c: &Credentials) -> bool {
-    let now = SystemTime::now();
-    let Ok(life) = c.not_after.duration_since(c.not_before) else { return false };
-    c.remaining(now) > Duration::from_secs_f64(life.as_secs_f64() * RENEW_BELOW)
 }
 
 /// A join token is pasted by an operator: any string either is refused, or holds its four parts

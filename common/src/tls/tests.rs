@@ -132,3 +132,25 @@ fn credentials_kept_in_a_directory_come_back_with_a_private_key_file() {
     let again = CertificateAuthority::load_or_generate(ca_dir.path()).unwrap();
     assert_eq!(first.fingerprint(), again.fingerprint(), "a restart keeps the CA");
 }
+
+#[tokio::test]
+async fn kept_credentials_serve_until_they_expire_and_a_spent_token_is_not_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _) = CertificateAuthority::generate("test").unwrap();
+    let me = id(Component::Peer, 1, "h-10.0.0.1");
+    // Past the point where it is renewed (little of its life is left), but still valid.
+    let aging = ca.issue(&me, &AltNames::default(), Duration::from_secs(60)).unwrap();
+    aging.store(dir.path()).unwrap();
+    let settings = TlsSettings { dir: dir.path().to_owned(), ..TlsSettings::default() };
+    let expected = Expected { component: Component::Peer, host_id: me.host_id.clone(), cluster_id: None };
+    let enrol =
+        |_: JoinToken, _: KeyRequest| async { Err(Error::Enrolment("the token was used at the first start".into())) };
+    let spent = format!("dfj1.1.secret.{}", ca.fingerprint());
+    let kept = obtain(&settings, Some(&spent), &expected, enrol).await.unwrap().unwrap();
+    assert_eq!(kept.identity, me, "the running renewal takes it from here");
+    // Kept credentials naming another host are replaced by enrolling.
+    let other = Expected { host_id: HostId("renamed-10.0.0.1".into()), ..expected };
+    let enrol = |_: JoinToken, _: KeyRequest| async { Err(Error::Enrolment("asked".into())) };
+    let err = obtain(&settings, Some(&spent), &other, enrol).await.unwrap_err();
+    assert!(err.to_string().contains("asked"), "{err}");
+}
