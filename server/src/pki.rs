@@ -28,6 +28,8 @@ pub struct Pki {
     ca: CertificateAuthority,
     own: Credentials,
     validity: Duration,
+    /// TLS for calling each cluster's schedulers, made once per cluster.
+    scheduler_clients: std::sync::Mutex<std::collections::HashMap<i64, Arc<common::tls::ClientConfig>>>,
 }
 
 impl Pki {
@@ -51,7 +53,7 @@ impl Pki {
         let own = ca.issue(&me, &names, OWN_VALIDITY).map_err(tls_error)?;
         tracing::info!(ca_sha256 = %ca.fingerprint(), "gRPC is mutual TLS; the manager is the cluster's CA");
         let validity = Duration::from_secs(config.tls.certificate_validity_days.saturating_mul(86_400));
-        Ok(Some(Arc::new(Self { ca, own, validity })))
+        Ok(Some(Arc::new(Self { ca, own, validity, scheduler_clients: Default::default() })))
     }
 
     /// The CA's SHA-256 (hex), which join tokens carry so components can pin it.
@@ -71,7 +73,16 @@ impl Pki {
 
     /// TLS for calling a scheduler of `cluster_id`, as the manager.
     pub fn scheduler_client(&self, cluster_id: i64) -> Result<Arc<common::tls::ClientConfig>, Error> {
-        self.own.client_config(Expect::scheduler(Some(cluster_id))).map_err(|e| Error::Internal(format!("tls: {e}")))
+        let mut made = self.scheduler_clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(config) = made.get(&cluster_id) {
+            return Ok(config.clone());
+        }
+        let config = self
+            .own
+            .client_config(Expect::scheduler(Some(cluster_id)))
+            .map_err(|e| Error::Internal(format!("tls: {e}")))?;
+        made.insert(cluster_id, config.clone());
+        Ok(config)
     }
 
     /// Signs `csr_der` for `identity`, naming `hostname` and `ip` too; PEM, leaf then CA.

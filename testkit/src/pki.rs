@@ -40,7 +40,8 @@ pub fn ca_files() -> (PathBuf, PathBuf) {
 pub fn settings_for(component: Component, cluster_id: i64, host: &HostId) -> TlsSettings {
     let identity = Identity { component, cluster_id, host_id: host.clone() };
     let credentials = ca().issue(&identity, &AltNames::default(), Duration::from_secs(86_400)).unwrap();
-    let dir = tempfile::Builder::new().prefix("damselfly-test-cert").tempdir().unwrap().keep();
+    // Beside the CA: one directory per test binary's run holds all it issued.
+    let dir = tempfile::Builder::new().prefix("cert").tempdir_in(&test_ca().dir).unwrap().keep();
     credentials.store(&dir).unwrap();
     TlsSettings {
         dir: dir.clone(),
