@@ -44,6 +44,8 @@ pub struct DownloaderConfig {
     pub back_to_source_rate: u64,
     /// Range requests to the origin at once per task (1 = one streaming GET).
     pub back_to_source_concurrency: usize,
+    /// How parents are reached on the piece transport.
+    pub dialer: crate::transport::client::Dialer,
 }
 
 /// Fetches tasks into storage and exports them.

@@ -19,7 +19,10 @@ use crate::{
     proxy,
     rpc::{DfdaemonService, announce, manager, orders, scheduler_set::SchedulerSet, seed},
     storage::Storage,
-    transport::server::{self as upload, UploadContext},
+    transport::{
+        client::Dialer,
+        server::{self as upload, UploadContext},
+    },
 };
 
 /// The sockets the dfdaemon serves on.
@@ -90,6 +93,8 @@ impl Dfdaemon {
             }
             _ => None,
         };
+        // Pieces travel over mutual TLS whenever the gRPC hops do.
+        let piece_tls = credentials.as_ref().map(crate::transport::tls::PieceTls::new).transpose()?;
         let schedulers = (!static_scheduler.is_empty() || !config.manager.addr.is_empty())
             .then(|| SchedulerSet::new(static_scheduler, scheduler_tls));
         let host_id = announce::host_id(&config);
@@ -104,6 +109,7 @@ impl Dfdaemon {
                 download_rate: config.download.rate_limit,
                 back_to_source_rate: config.download.back_to_source_rate_limit,
                 back_to_source_concurrency: config.download.back_to_source_concurrency,
+                dialer: piece_tls.clone().map(Dialer::tls).unwrap_or_default(),
             },
             metrics.clone(),
             shutdown.clone(),
@@ -160,6 +166,7 @@ impl Dfdaemon {
             one_upload_per_piece: config.seed,
             active: Arc::default(),
             limits: crate::transport::server::Limits::default(),
+            tls: piece_tls,
         };
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer<DfdaemonService>>().await;

@@ -9,11 +9,15 @@
 //! response: status u8 | len u64 BE | len bytes (the piece when OK, a UTF-8 reason otherwise)
 //! ```
 //!
+//! The bytes travel over mutual TLS with the cluster's certificates by default ([`tls`]), in
+//! plain text only when the whole cluster runs without TLS.
+//!
 //! Bytes received here are never trusted: the downloader checks each piece against the digest
 //! the scheduler holds before it counts as stored, so before serving it.
 
 pub mod client;
 pub mod server;
+pub mod tls;
 
 /// Operation code of a piece request.
 pub const OP_GET_PIECE: u8 = 1;

@@ -18,27 +18,38 @@ use super::{Component, Error, Identity, ca::fingerprint, provider};
 /// Which server a client expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expect {
-    pub component: Component,
+    /// The components accepted.
+    pub components: &'static [Component],
     /// The cluster it must belong to; `None`: any.
     pub cluster_id: Option<i64>,
 }
 
 impl Expect {
     /// The manager.
-    pub const MANAGER: Self = Self { component: Component::Manager, cluster_id: None };
+    pub const MANAGER: Self = Self { components: &[Component::Manager], cluster_id: None };
 
     /// A scheduler of `cluster_id` (any when `None`).
     pub fn scheduler(cluster_id: Option<i64>) -> Self {
-        Self { component: Component::Scheduler, cluster_id }
+        Self { components: &[Component::Scheduler], cluster_id }
+    }
+
+    /// A dfdaemon, seed peer or not, of `cluster_id`: a parent on the piece transport.
+    pub fn daemon(cluster_id: i64) -> Self {
+        Self { components: &[Component::Peer, Component::SeedPeer], cluster_id: Some(cluster_id) }
+    }
+
+    /// Whether `id` is what is expected.
+    pub fn accepts(&self, id: &Identity) -> bool {
+        self.components.contains(&id.component) && self.cluster_id.is_none_or(|c| c == id.cluster_id)
     }
 
     fn check(&self, id: &Identity) -> Result<(), rustls::Error> {
-        let cluster_ok = self.cluster_id.is_none_or(|c| c == id.cluster_id);
-        if id.component == self.component && cluster_ok {
-            Ok(())
-        } else {
-            Err(rustls::Error::General(format!("expected a {} here, the certificate is of {id}", self.component)))
+        if self.accepts(id) {
+            return Ok(());
         }
+        let names: Vec<&str> = self.components.iter().map(|c| c.as_str()).collect();
+        let cluster = self.cluster_id.map(|c| format!(" of cluster {c}")).unwrap_or_default();
+        Err(rustls::Error::General(format!("expected a {}{cluster} here, the certificate is of {id}", names.join(" or "))))
     }
 }
 

@@ -97,7 +97,7 @@ pub(super) async fn run(
         events,
         reporter: stream.reporter(),
         state: State::new(task.clone(), task.layout()),
-        pool: Pool::default(),
+        pool: Pool::new(inner.config.dialer.clone()),
         jobs: JoinSet::new(),
         origin_jobs: JoinSet::new(),
         announced_start: false,

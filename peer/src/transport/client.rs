@@ -40,21 +40,81 @@ pub const CHUNK: usize = 256 * 1024;
 /// as unreachable.
 const STALL: Duration = Duration::from_secs(30);
 
+/// How this host reaches parents: over mutual TLS with its credentials, or in plain text when
+/// the cluster runs without TLS (`[tls] mode = "plaintext"`).
+#[derive(Debug, Clone, Default)]
+pub struct Dialer {
+    tls: Option<super::tls::PieceTls>,
+}
+
+impl Dialer {
+    /// Plain text: only for a cluster whose gRPC hops are plain text too.
+    pub fn plaintext() -> Self {
+        Self { tls: None }
+    }
+
+    /// Mutual TLS with this host's credentials.
+    pub fn tls(tls: super::tls::PieceTls) -> Self {
+        Self { tls: Some(tls) }
+    }
+
+    /// Connects to `addr` (blocking; use it on a blocking thread).
+    pub fn connect(&self, addr: SocketAddr) -> Result<PieceConnection, FetchError> {
+        let tcp = TcpStream::connect_timeout(&addr, STALL)?;
+        tcp.set_nodelay(true)?;
+        tcp.set_read_timeout(Some(STALL))?;
+        tcp.set_write_timeout(Some(STALL))?;
+        let stream = match &self.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => Stream::Tls(tls.connect(tcp)?),
+        };
+        Ok(PieceConnection { stream, buf: vec![0; CHUNK].into_boxed_slice() })
+    }
+}
+
+/// A connection's bytes, as they travel.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(super::tls::ClientStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write(buf),
+            Self::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.flush(),
+            Self::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// A connection to one parent's piece transport (blocking; use it on a blocking thread).
 #[derive(Debug)]
 pub struct PieceConnection {
-    stream: TcpStream,
+    stream: Stream,
     buf: Box<[u8]>,
 }
 
 impl PieceConnection {
-    /// Connects to `addr`.
+    /// Connects to `addr` in plain text.
     pub fn connect(addr: SocketAddr) -> Result<Self, FetchError> {
-        let stream = TcpStream::connect_timeout(&addr, STALL)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(STALL))?;
-        stream.set_write_timeout(Some(STALL))?;
-        Ok(Self { stream, buf: vec![0; CHUNK].into_boxed_slice() })
+        Dialer::plaintext().connect(addr)
     }
 
     /// Fetches piece `piece` of `task_id`, which must be `expected_len` bytes, handing it to
@@ -74,6 +134,7 @@ impl PieceConnection {
         req.extend_from_slice(id);
         req.extend_from_slice(&piece.to_be_bytes());
         self.stream.write_all(&req)?;
+        self.stream.flush()?;
 
         let mut head = [0u8; 9];
         self.stream.read_exact(&mut head)?;

@@ -1,10 +1,14 @@
 //! Serving finished pieces to other peers, straight from the content file.
 //!
-//! Whoever reaches the port is a stranger until mTLS: a connection holds nothing for long. A
-//! request must arrive within [`Limits::request`], an idle connection closes after
-//! [`Limits::idle`], a transfer whose child takes no bytes for [`Limits::stalled`] is dropped
-//! (freeing its place in the queue), and one address holds at most
-//! [`Limits::connections_per_address`] connections.
+//! With mutual TLS (the default, [`super::tls`]) only a dfdaemon of this host's cluster gets a
+//! piece; in plain text, anyone who reaches the port. Either way a connection holds nothing for
+//! long: the handshake and each request must arrive within [`Limits::request`], an idle
+//! connection closes after [`Limits::idle`], a transfer whose child takes no bytes for
+//! [`Limits::stalled`] is dropped (freeing its place in the queue), and one address holds at
+//! most [`Limits::connections_per_address`] connections.
+//!
+//! In plain text a piece goes from the page cache to the socket with `sendfile(2)`; over TLS it
+//! is read in [`TLS_CHUNK`]s, encrypted and written ([`Body`] is the difference).
 
 use std::{
     collections::HashMap,
@@ -15,13 +19,14 @@ use std::{
 
 use common::ids::TaskId;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt, BufWriter},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter},
+    net::{TcpListener, TcpStream, tcp::OwnedWriteHalf},
     sync::Semaphore,
 };
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{OP_GET_PIECE, Status};
+use super::{OP_GET_PIECE, Status, tls::PieceTls};
 use crate::{limiter::RateLimiter, storage::Storage};
 
 /// What the upload server needs.
@@ -47,6 +52,8 @@ pub struct UploadContext {
     pub active: Arc<std::sync::Mutex<std::collections::HashSet<(TaskId, u32)>>>,
     /// Deadlines and caps for connections.
     pub limits: Limits,
+    /// Mutual TLS with the cluster's dfdaemons; `None`: plain text (`[tls] mode = "plaintext"`).
+    pub tls: Option<PieceTls>,
 }
 
 /// How long a connection may wait or hold, and how many one address may open.
@@ -143,7 +150,7 @@ pub async fn serve(listener: TcpListener, ctx: UploadContext, shutdown: Cancella
                         let _slot = slot;
                         tokio::select! {
                             _ = shutdown.cancelled() => {}
-                            r = connection(stream, ctx) => if let Err(e) = r {
+                            r = accepted_connection(stream, ctx) => if let Err(e) = r {
                                 tracing::debug!(%from, error = %e, "upload connection ended");
                             }
                         }
@@ -158,8 +165,31 @@ pub async fn serve(listener: TcpListener, ctx: UploadContext, shutdown: Cancella
     }
 }
 
-async fn connection(stream: TcpStream, ctx: UploadContext) -> std::io::Result<()> {
-    let (mut rd, wr) = stream.into_split();
+/// Serves one accepted connection: in plain text, or once its TLS handshake is done and its
+/// certificate names a dfdaemon of this cluster.
+async fn accepted_connection(stream: TcpStream, ctx: UploadContext) -> std::io::Result<()> {
+    let Some(tls) = ctx.tls.clone() else {
+        let (rd, wr) = stream.into_split();
+        return connection(rd, wr, ctx).await;
+    };
+    let handshake = TlsAcceptor::from(tls.server_config()).accept(stream);
+    let stream = tokio::time::timeout(ctx.limits.request, handshake)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake not done in time"))??;
+    let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref());
+    if let Err(why) = tls.admits(leaf) {
+        tracing::warn!(reason = %why, "a piece connection with a certificate of the CA that may not fetch pieces; closed");
+        return Ok(());
+    }
+    let (rd, wr) = tokio::io::split(stream);
+    connection(rd, wr, ctx).await
+}
+
+async fn connection<R, W>(mut rd: R, wr: W, ctx: UploadContext) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: Body,
+{
     let mut wr = BufWriter::with_capacity(256 * 1024, wr);
     loop {
         let op = match tokio::time::timeout(ctx.limits.idle, rd.read_u8()).await {
@@ -196,8 +226,8 @@ async fn reply<W: AsyncWriteExt + Unpin>(wr: &mut W, status: Status, body: &[u8]
     wr.flush().await
 }
 
-async fn serve_piece(
-    wr: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+async fn serve_piece<W: Body>(
+    wr: &mut BufWriter<W>,
     ctx: &UploadContext,
     id: TaskId,
     piece: u32,
@@ -237,7 +267,7 @@ async fn serve_piece(
     wr.write_u8(Status::Ok as u8).await?;
     wr.write_u64(len).await?;
     wr.flush().await?;
-    send_range(wr.get_ref().as_ref(), &file, range.start, len, &ctx.limiter, &ctx.senders, ctx.limits.stalled).await?;
+    wr.get_mut().send_range(&file, range.start, len, &ctx.limiter, &ctx.senders, ctx.limits.stalled).await?;
     ctx.metrics.upload_traffic.inc_by(len);
     task.touch();
     Ok(())
@@ -266,55 +296,135 @@ const NOTSENT_LOWAT: u32 = 128 * 1024;
 /// child) before it lets the next transfer send; it queues again for a turn when it can write.
 const STALLED_TURN: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Sends `len` bytes of `file` from `offset` with `sendfile(2)`: the kernel copies from the page
-/// cache to the socket, and the bytes never enter this process. Sends only while holding a
-/// turn from `senders`.
-async fn send_range(
-    stream: &TcpStream,
-    file: &std::fs::File,
-    offset: u64,
-    len: u64,
-    limiter: &RateLimiter,
-    senders: &Semaphore,
-    stalled: Duration,
-) -> std::io::Result<()> {
-    let closed = || std::io::Error::other("upload server closed");
-    let mut turn = Some(senders.acquire().await.map_err(|_| closed())?);
-    let mut off = offset as i64;
-    let end = offset + len;
-    while (off as u64) < end {
-        let chunk = (end - off as u64).min(SENDFILE_CHUNK);
-        limiter.acquire(chunk).await;
-        let mut left = chunk;
-        while left > 0 {
-            match tokio::time::timeout(STALLED_TURN, stream.writable()).await {
-                Ok(ready) => ready?,
-                Err(_) => {
-                    turn = None;
-                    tokio::time::timeout(stalled.saturating_sub(STALLED_TURN), stream.writable())
-                        .await
-                        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the child took no bytes"))??;
+/// The writing half of a piece connection: how a piece's bytes get onto it.
+trait Body: AsyncWrite + Unpin + Send {
+    /// Sends `len` bytes of `file` from `offset`, only while holding a turn from `senders`;
+    /// gives the turn up while the child takes nothing, and fails after `stalled` of that.
+    fn send_range(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+        limiter: &RateLimiter,
+        senders: &Semaphore,
+        stalled: Duration,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::other("upload server closed")
+}
+
+fn took_nothing() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "the child took no bytes")
+}
+
+/// Plain text: `sendfile(2)` copies from the page cache to the socket, and the bytes never enter
+/// this process.
+impl Body for OwnedWriteHalf {
+    async fn send_range(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+        limiter: &RateLimiter,
+        senders: &Semaphore,
+        stalled: Duration,
+    ) -> std::io::Result<()> {
+        let stream: &TcpStream = self.as_ref();
+        let mut turn = Some(senders.acquire().await.map_err(|_| closed())?);
+        let mut off = offset as i64;
+        let end = offset + len;
+        while (off as u64) < end {
+            let chunk = (end - off as u64).min(SENDFILE_CHUNK);
+            limiter.acquire(chunk).await;
+            let mut left = chunk;
+            while left > 0 {
+                match tokio::time::timeout(STALLED_TURN, stream.writable()).await {
+                    Ok(ready) => ready?,
+                    Err(_) => {
+                        turn = None;
+                        tokio::time::timeout(stalled.saturating_sub(STALLED_TURN), stream.writable())
+                            .await
+                            .map_err(|_| took_nothing())??;
+                    }
                 }
-            }
-            if turn.is_none() {
-                turn = Some(senders.acquire().await.map_err(|_| closed())?);
-            }
-            match stream.try_io(tokio::io::Interest::WRITABLE, || {
-                nix::sys::sendfile::sendfile(stream, file, Some(&mut off), left as usize).map_err(std::io::Error::from)
-            }) {
-                Ok(0) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "content file shorter than piece",
-                    ));
+                if turn.is_none() {
+                    turn = Some(senders.acquire().await.map_err(|_| closed())?);
                 }
-                Ok(n) => left -= n as u64,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+                match stream.try_io(tokio::io::Interest::WRITABLE, || {
+                    nix::sys::sendfile::sendfile(stream, file, Some(&mut off), left as usize)
+                        .map_err(std::io::Error::from)
+                }) {
+                    Ok(0) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "content file shorter than piece",
+                        ));
+                    }
+                    Ok(n) => left -= n as u64,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Bytes read from the content file and encrypted at a time over TLS.
+const TLS_CHUNK: usize = 256 * 1024;
+
+/// TLS: each chunk is read from the content file (the page cache, usually), and rustls encrypts
+/// it into records on the way to the socket.
+impl Body for tokio::io::WriteHalf<TlsStream<TcpStream>> {
+    async fn send_range(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+        limiter: &RateLimiter,
+        senders: &Semaphore,
+        stalled: Duration,
+    ) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut turn = Some(senders.acquire().await.map_err(|_| closed())?);
+        let mut buf = vec![0u8; TLS_CHUNK.min(len as usize)];
+        let (mut off, end) = (offset, offset + len);
+        while off < end {
+            let n = (end - off).min(buf.len() as u64) as usize;
+            file.read_exact_at(&mut buf[..n], off).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "content file shorter than piece")
+                }
+                _ => e,
+            })?;
+            limiter.acquire(n as u64).await;
+            let mut sent = 0;
+            while sent < n {
+                // rustls takes what it can encrypt and queue; nothing taken for a while means
+                // the child is not reading.
+                let written = match tokio::time::timeout(STALLED_TURN, self.write(&buf[sent..n])).await {
+                    Ok(written) => written?,
+                    Err(_) => {
+                        turn = None;
+                        tokio::time::timeout(stalled.saturating_sub(STALLED_TURN), self.write(&buf[sent..n]))
+                            .await
+                            .map_err(|_| took_nothing())??
+                    }
+                };
+                if written == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                sent += written;
+                if turn.is_none() {
+                    turn = Some(senders.acquire().await.map_err(|_| closed())?);
+                }
+            }
+            off += n as u64;
+        }
+        tokio::time::timeout(stalled, self.flush()).await.map_err(|_| took_nothing())?
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +448,14 @@ mod tests {
     }
 
     async fn server_with(queue: usize, limits: Limits) -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
+        server_over(queue, limits, None).await
+    }
+
+    async fn server_over(
+        queue: usize,
+        limits: Limits,
+        tls: Option<PieceTls>,
+    ) -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(dir.path()).unwrap());
         let task = storage.task(&TaskId("t".into()), "http://o/x").unwrap();
@@ -354,6 +472,7 @@ mod tests {
             one_upload_per_piece: false,
             active: Arc::default(),
             limits,
+            tls,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -470,6 +589,96 @@ mod tests {
         shutdown.cancel();
     }
 
+    /// Credentials of a throwaway CA for `component` `host` of `cluster`.
+    fn credentials(
+        ca: &common::tls::CertificateAuthority,
+        component: common::tls::Component,
+        cluster: i64,
+        host: &str,
+    ) -> common::tls::Credentials {
+        let identity = common::tls::Identity { component, cluster_id: cluster, host_id: common::ids::HostId(host.into()) };
+        ca.issue(&identity, &Default::default(), Duration::from_secs(3600)).unwrap()
+    }
+
+    fn dialer(creds: &common::tls::Credentials) -> crate::transport::client::Dialer {
+        crate::transport::client::Dialer::tls(PieceTls::new(creds).unwrap())
+    }
+
+    fn fetch_with(dialer: &crate::transport::client::Dialer, addr: std::net::SocketAddr) -> Result<(), FetchError> {
+        let mut conn = dialer.connect(addr)?;
+        let mut got = blake3::Hasher::new();
+        conn.fetch_piece("t", 0, PIECE, |chunk| {
+            got.update(chunk);
+            Ok::<_, std::io::Error>(())
+        })?;
+        assert_eq!(got.finalize(), blake3::hash(&vec![7u8; PIECE as usize]), "the piece's bytes, intact");
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_tls_only_dfdaemons_of_the_cluster_fetch_and_children_take_only_such_parents() {
+        use common::tls::{CertificateAuthority, Component};
+        let (ca, _) = CertificateAuthority::generate("test CA").unwrap();
+        let (stranger_ca, _) = CertificateAuthority::generate("another CA").unwrap();
+        let parent = credentials(&ca, Component::SeedPeer, 1, "seed-127.0.0.1-seed");
+        let (addr, shutdown, _dir) = tls_server(PieceTls::new(&parent).unwrap()).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let child = fetch_with(&dialer(&credentials(&ca, Component::Peer, 1, "a-127.0.0.1")), addr);
+            let seed = fetch_with(&dialer(&credentials(&ca, Component::SeedPeer, 1, "b-127.0.0.1-seed")), addr);
+            // A dfdaemon of cluster 2 willing to take cluster 1's parents: the parent refuses it.
+            let other = credentials(&ca, Component::Peer, 2, "c-127.0.0.1");
+            let reaching = PieceTls::reaching(&other, common::tls::Expect::daemon(1)).unwrap();
+            let other_cluster = fetch_with(&crate::transport::client::Dialer::tls(reaching), addr);
+            let scheduler = fetch_with(&dialer(&credentials(&ca, Component::Scheduler, 1, "s-127.0.0.1")), addr);
+            let other_ca = fetch_with(&dialer(&credentials(&stranger_ca, Component::Peer, 1, "d-127.0.0.1")), addr);
+            let plain = fetch(addr);
+            // A child that stops reading mid-piece gives its turn up over TLS too: the next
+            // child's piece arrives while the first still holds its connection.
+            let staller = dialer(&credentials(&ca, Component::Peer, 1, "e-127.0.0.1"));
+            let stalled = std::thread::spawn(move || {
+                let mut conn = staller.connect(addr).unwrap();
+                let mut first = true;
+                let _ = conn.fetch_piece("t", 0, PIECE, |_| {
+                    if std::mem::take(&mut first) {
+                        std::thread::sleep(Duration::from_secs(4));
+                    }
+                    Ok::<_, std::io::Error>(())
+                });
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let started = std::time::Instant::now();
+            let behind = fetch_with(&dialer(&credentials(&ca, Component::Peer, 1, "f-127.0.0.1")), addr)
+                .map(|()| started.elapsed());
+            stalled.join().unwrap();
+            (child, seed, other_cluster, scheduler, other_ca, plain, behind)
+        })
+        .await
+        .unwrap();
+        assert!(outcome.0.is_ok(), "a peer of the cluster: {:?}", outcome.0.err());
+        assert!(outcome.1.is_ok(), "a seed peer of the cluster: {:?}", outcome.1.err());
+        assert!(outcome.2.is_err(), "a peer of another cluster is refused");
+        assert!(outcome.3.is_err(), "a scheduler's certificate fetches no pieces");
+        assert!(outcome.4.is_err(), "a certificate of another CA is refused");
+        assert!(outcome.5.is_err(), "plain text gets nothing from a TLS parent");
+        let behind = outcome.6.expect("a child behind a stalled one is served");
+        assert!(behind < Duration::from_secs(3), "served in {behind:?}, before the stalled child woke");
+        shutdown.cancel();
+
+        // The other way: a child takes pieces only from a dfdaemon of its own cluster.
+        let (ca, _) = CertificateAuthority::generate("test CA").unwrap();
+        let impostor = credentials(&ca, Component::Peer, 2, "x-127.0.0.1");
+        let (addr, shutdown, _dir) = tls_server(PieceTls::new(&impostor).unwrap()).await;
+        let child = credentials(&ca, Component::Peer, 1, "a-127.0.0.1");
+        let refused = tokio::task::spawn_blocking(move || fetch_with(&dialer(&child), addr)).await.unwrap();
+        assert!(matches!(refused, Err(FetchError::Unreachable(_))), "{:?}", refused.err());
+        shutdown.cancel();
+    }
+
+    /// An upload server over TLS with `tls`, holding the 8 MiB piece.
+    async fn tls_server(tls: PieceTls) -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
+        server_over(4, Limits::default(), Some(tls)).await
+    }
+
     /// Whoever reaches the port may send any bytes: the server answers each complete request
     /// in order with one well-formed frame, refuses what is not a piece request and closes,
     /// and never serves a piece it has not finished or bytes other than the piece's.
@@ -508,6 +717,7 @@ mod tests {
                 one_upload_per_piece: false,
                 active: Arc::default(),
                 limits: Limits::default(),
+                tls: None,
             };
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

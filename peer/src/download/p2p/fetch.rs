@@ -16,11 +16,32 @@ use crate::{
     limiter::RateLimiter,
     rpc::scheduler::{Parent, ParentProblem},
     storage::TaskStore,
-    transport::client::{FetchError, PieceConnection},
+    transport::client::{Dialer, FetchError, PieceConnection},
 };
 
-/// Idle connections kept per parent.
-pub(super) type Pool = Arc<Mutex<HashMap<PeerId, Vec<PieceConnection>>>>;
+/// Connections to parents: made with the host's dialer, kept idle per parent between pieces.
+#[derive(Debug, Clone)]
+pub(super) struct Pool {
+    dialer: Dialer,
+    idle: Arc<Mutex<HashMap<PeerId, Vec<PieceConnection>>>>,
+}
+
+impl Pool {
+    pub(super) fn new(dialer: Dialer) -> Self {
+        Self { dialer, idle: Arc::default() }
+    }
+
+    /// An idle connection to `parent`, or a new one (blocking).
+    fn take(&self, parent: &Parent) -> Result<PieceConnection, FetchError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&parent.peer_id).and_then(Vec::pop);
+        idle.map_or_else(|| self.dialer.connect(parent.addr), Ok)
+    }
+
+    /// Keeps `conn` for the next piece from `parent`.
+    fn put(&self, parent: &Parent, conn: PieceConnection) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).entry(parent.peer_id.clone()).or_default().push(conn);
+    }
+}
 
 /// A fetch from a parent that ended: how long it took, or why it failed.
 pub(super) struct Fetched {
@@ -90,18 +111,14 @@ fn receive_piece(
         Ok(None) => return Err(Failure::Local),
         Err(_) => return Err(Failure::Parent(ParentProblem::Unreachable)),
     };
-    let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&parent.peer_id).and_then(Vec::pop);
-    let mut conn = match conn {
-        Some(c) => c,
-        None => PieceConnection::connect(parent.addr).map_err(|_| Failure::Parent(ParentProblem::Unreachable))?,
-    };
+    let mut conn = pool.take(parent).map_err(|_| Failure::Parent(ParentProblem::Unreachable))?;
     let mut hasher = blake3::Hasher::new();
     let fetched = conn.fetch_piece(task_id, number, expected_len, |chunk| {
         hasher.update(chunk);
         writer.write(chunk)
     });
     if matches!(fetched, Ok(()) | Err(FetchError::Busy | FetchError::NotFound)) {
-        pool.lock().unwrap_or_else(|p| p.into_inner()).entry(parent.peer_id.clone()).or_default().push(conn);
+        pool.put(parent, conn);
     }
     fetched.map_err(|e| match e {
         FetchError::Busy => Failure::Busy,

@@ -1,5 +1,7 @@
-//! `damselfly`: runs a whole local Damselfly cluster in the foreground (`damselfly up`).
+//! `damselfly`: runs a whole local Damselfly cluster in the foreground (`damselfly up`), and
+//! issues certificates offline (`damselfly cert`).
 
+mod cert;
 mod cluster;
 mod join;
 mod process;
@@ -43,13 +45,30 @@ enum Command {
         #[arg(long)]
         site_root: Option<PathBuf>,
     },
+    /// Issue a scheduler's or dfdaemon's certificate from a CA directory, offline (for hosts
+    /// that cannot enrol with a join token); prints the identity it names.
+    Cert(cert::CertArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     runtime::init_logging(cli.log_format);
-    let Command::Up { peers, data_dir, bin_dir, site_root } = cli.command;
+    let (peers, data_dir, bin_dir, site_root) = match cli.command {
+        Command::Up { peers, data_dir, bin_dir, site_root } => (peers, data_dir, bin_dir, site_root),
+        Command::Cert(args) => {
+            return match cert::issue(&args) {
+                Ok(identity) => {
+                    println!("{identity}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("damselfly cert: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
     if peers > 64 {
         eprintln!("damselfly: --peers {peers} is more than one machine should run (at most 64)");
         return ExitCode::from(2);
