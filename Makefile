@@ -144,6 +144,7 @@ bench: bench-deps
 # See peer/benches/single/README.md.
 bench-single: bench-deps
 	nice -n 10 $(CARGO) build --release -p scheduler -p peer --bins
+	nice -n 10 $(CARGO) build --release -p server --bin damselfly
 	python3 peer/benches/single/run.py $(BENCH_ARGS)
 
 # The browser bundle's compressed size and the release manager's SSR time for the clusters list

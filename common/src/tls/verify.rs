@@ -49,7 +49,10 @@ impl Expect {
         }
         let names: Vec<&str> = self.components.iter().map(|c| c.as_str()).collect();
         let cluster = self.cluster_id.map(|c| format!(" of cluster {c}")).unwrap_or_default();
-        Err(rustls::Error::General(format!("expected a {}{cluster} here, the certificate is of {id}", names.join(" or "))))
+        Err(rustls::Error::General(format!(
+            "expected a {}{cluster} here, the certificate is of {id}",
+            names.join(" or ")
+        )))
     }
 }
 

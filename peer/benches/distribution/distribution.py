@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +44,7 @@ MiB = B.MiB
 SCHED_GRPC, SCHED_HTTP = 8002, 8004
 DF_UPLOAD, DF_HTTP = 4000, 4003
 ORIGIN_PORT = 8080
-SYSTEMS = ("damselfly", "direct", "bittorrent")
+SYSTEMS = ("damselfly", "damselfly-plain", "direct", "bittorrent")
 
 
 def t_min(F, N, us, u, d):
@@ -169,7 +170,22 @@ def grep(path, pattern):
         return [line.rstrip("\n") for line in f if rx.search(line)]
 
 
-def run_damselfly(a, run_dir, src, digest, tag):
+def tls_section(a, run_dir, component, hostname, ip, d):
+    """[tls] for a component: a certificate of the run's CA (`damselfly cert`, as an operator
+    without a manager would issue it), or plain text."""
+    if not component:
+        return '\n[tls]\nmode = "plaintext"\n'
+    out = os.path.join(d, "tls")
+    argv = [os.path.join(a.bin_dir, "damselfly"), "cert", "--ca-dir", os.path.join(run_dir, "ca"),
+            "--component", component, "--cluster", "1", "--hostname", hostname, "--ip", ip, "--out", out]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise B.BenchError("damselfly cert for %s failed: %s" % (hostname, r.stderr.strip()))
+    return '\n[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\nca = "%s/ca.pem"\n' % (out, out, out)
+
+
+def run_damselfly(a, run_dir, src, digest, tag, tls=True):
+    """Damselfly, with mutual TLS on every hop and on the piece transport (tls), or in plain text."""
     N = a.N
     bindir = a.bin_dir
     net = Net(a, N + 1, tag)                 # peers[0] is the seed peer, peers[1..N] download
@@ -182,7 +198,14 @@ def run_damselfly(a, run_dir, src, digest, tag):
 
         sdir = os.path.join(run_dir, "scheduler")
         os.makedirs(sdir)
-        sched = B.spawn(sch, [os.path.join(bindir, "scheduler"),
+        sconf = os.path.join(sdir, "scheduler.toml")
+        with open(sconf, "w") as f:
+            f.write('[host]\nhostname = "scheduler"\nip = "%s"\n' % sch.addr)
+            f.write(tls_section(a, run_dir, tls and "scheduler", "scheduler", sch.addr, sdir))
+            extra = os.environ.get("DAMSELFLY_SCHEDULER_CONFIG")
+            if extra:                        # an experiment's settings (tables other than [host], [tls])
+                f.write("\n" + open(extra).read())
+        sched = B.spawn(sch, [os.path.join(bindir, "scheduler"), "-c", sconf,
                               "--grpc-addr", "%s:%d" % (sch.addr, SCHED_GRPC),
                               "--http-addr", "%s:%d" % (sch.addr, SCHED_HTTP)],
                         os.path.join(sdir, "scheduler.log"), env=env)
@@ -202,6 +225,8 @@ def run_damselfly(a, run_dir, src, digest, tag):
                     f.write('\n[upload]\nconcurrency = %d\n' % a.df_upload_concurrency)
                 # The origin's namespace address is private: let the seed peer's order reach it.
                 f.write('\n[proxy]\nallowed_private_networks = ["%s/32"]\n' % o.addr)
+                role = "seed-peer" if idx == 0 else "peer"
+                f.write(tls_section(a, run_dir, tls and role, name, h.addr, ddir))
             argv = [os.path.join(bindir, "dfdaemon"), "-c", conf, "--data-dir", os.path.join(ddir, "data"),
                     "--hostname", name, "--scheduler", "%s:%d" % (sch.addr, SCHED_GRPC),
                     "--http-addr", "%s:%d" % (h.addr, DF_HTTP), "--upload-addr", "%s:%d" % (h.addr, DF_UPLOAD)]
@@ -329,7 +354,7 @@ def report(a, rows):
             extra += "; origin_util=%.2f up_util=%.2f t_1MiB_median=%ss" % (
                 r["origin_up_util"], r["total_up_util"], r["t_first_MiB_median"])
         print(extra)
-        if system == "damselfly":
+        if system.startswith("damselfly"):
             print("  damselfly: origin bytes/F by host %s; normal peers sent back to source: %d; "
                   "WARN/ERROR lines: scheduler %d, daemons %s" % (
                       ", ".join("%s=%.3f (%d req)" % (k, v[1] / (a.F * MiB), v[0]) for k, v in r["origin_by_host"].items()),
@@ -372,7 +397,8 @@ def main():
     ap.add_argument("--us", type=float, default=float(env.get("U_S", 40)), help="origin upload MiB/s (default 40)")
     ap.add_argument("--u", type=float, default=float(env.get("U", 20)), help="peer upload MiB/s (default 20)")
     ap.add_argument("--d", default=env.get("D", "unlimited"), help="peer download MiB/s (default unlimited)")
-    ap.add_argument("--systems", default="damselfly,direct,bittorrent", help="comma list of %s" % ",".join(SYSTEMS))
+    ap.add_argument("--systems", default="damselfly,damselfly-plain,direct,bittorrent",
+                    help="comma list of %s (damselfly: mutual TLS; damselfly-plain: plain text)" % ",".join(SYSTEMS))
     ap.add_argument("--bin-dir", default=os.path.join(REPO, "target", "release"),
                     help="where scheduler, dfdaemon, dfget are (default target/release)")
     ap.add_argument("--df-concurrency", type=int, default=16, help="dfdaemon [download] concurrency (default 16)")
@@ -404,14 +430,14 @@ def main():
             ap.error("unknown system %s" % s)
     if os.geteuid() != 0:
         ap.error("needs root (network namespaces, tc)")
-    need = {"damselfly": ["nginx", "curl"], "direct": ["nginx", "curl"],
+    need = {"damselfly": ["nginx", "curl"], "damselfly-plain": ["nginx", "curl"], "direct": ["nginx", "curl"],
             "bittorrent": ["aria2c", "mktorrent", "opentracker", "curl"]}
     for s in systems:
         for b in need[s] + ["ip", "tc", "ss", "setpriv"]:
             if not shutil.which(b):
                 ap.error("missing %s (apt-get install -y nginx-light aria2 mktorrent opentracker curl iproute2 util-linux)" % b)
-    if "damselfly" in systems:
-        for b in ("scheduler", "dfdaemon", "dfget"):
+    if any(s.startswith("damselfly") for s in systems):
+        for b in ("scheduler", "dfdaemon", "dfget", "damselfly"):
             if not os.access(os.path.join(args.bin_dir, b), os.X_OK):
                 ap.error("missing %s/%s (cargo build --release --bins)" % (args.bin_dir, b))
 
@@ -442,7 +468,8 @@ def main():
             pass
     work = tempfile.mkdtemp(prefix="dfbench.", dir=parent)
     os.chmod(work, 0o755)
-    runners = {"damselfly": run_damselfly, "direct": B.run_direct, "bittorrent": B.run_bittorrent}
+    runners = {"damselfly": run_damselfly, "direct": B.run_direct, "bittorrent": B.run_bittorrent,
+               "damselfly-plain": lambda *x: run_damselfly(*x, tls=False)}
     rc = 0
     try:
         odir = os.path.join(work, "origin")
@@ -465,7 +492,7 @@ def main():
                 os.chmod(run_dir, 0o755)
                 B.info("run %s F=%d N=%d" % (s, F, n))
                 try:
-                    r = runners[s](a, run_dir, src, digest, "r%d%s" % (ci, s[:2]))
+                    r = runners[s](a, run_dir, src, digest, "r%d%s" % (ci, "dp" if s == "damselfly-plain" else s[:2]))
                 except B.Timeout:
                     raise
                 except B.BenchError as e:

@@ -5,13 +5,16 @@ other peer B over loopback, against `curl` from nginx (sendfile) of the same fil
     python3 peer/benches/single/run.py                  # 1 GiB, 3 reps each, then 16 children
     python3 peer/benches/single/run.py --size-mib 128 --children 4
 
-Everything runs on 127.0.0.1 from release binaries (target/release: scheduler, dfdaemon, dfget)
-and Debian's nginx (nginx-light), in a temp dir under /dev/shm (or /tmp). python3 stdlib only.
+Everything runs on 127.0.0.1 from release binaries (target/release: scheduler, dfdaemon, dfget,
+damselfly) and Debian's nginx (nginx-light), in a temp dir under /dev/shm (or /tmp). python3 stdlib
+only. Damselfly runs twice side by side (--tls both, the default): a cluster with mutual TLS on every
+hop and on the piece transport (certificates from `damselfly cert`, one CA for the run), and one in
+plain text; each has its own peer A.
 
 1. A deterministic random file is served by a private nginx (sendfile on).
 2. scheduler + peer A (no seed peer): `dfget` through A goes back to source; not timed. A now
    holds the only cached copy. A's peak-RSS counter (VmHWM) is then reset (clear_refs 5).
-3. Alternately, --reps times each: `curl -o` from nginx, and `dfget` through a fresh peer B_i
+3. Alternately, --reps times each: `curl -o` from nginx, and per cluster `dfget` through a fresh peer B_i
    (new daemon, new data dir; started, healthy and announced before the clock) which the
    scheduler points at A. B_i is stopped before the next rep so A stays the only holder.
    Every copy is sha256-checked; B_i must have received size bytes from remote peers
@@ -259,28 +262,50 @@ def access_lines(path):
 
 # --------------------------------------------------------------------------- damselfly
 class Cluster:
-    def __init__(self, a, work, env):
-        self.a, self.work, self.env = a, work, env
+    """A scheduler and the dfdaemons started for it; with tls, every one holds a certificate of
+    one CA made for the run (`damselfly cert`, as an operator without a manager would), so the
+    gRPC hops and the piece transport run mutual TLS as in production."""
+
+    def __init__(self, a, work, env, tls):
+        self.a, self.work, self.env, self.tls = a, work, env, tls
         self.bin = a.bin_dir
         self.hard_link = a.force_hard_link
-        self.conf = os.path.join(work, "dfdaemon.toml")
-        with open(self.conf, "w") as f:
-            f.write("[download]\nconcurrency = %d\n\n[scheduler]\nannounce_interval_secs = 1\n" % a.df_concurrency)
+        self.ca_dir = os.path.join(work, "ca")
+        os.makedirs(work, exist_ok=True)
+        self.conf = "[download]\nconcurrency = %d\n\n[scheduler]\nannounce_interval_secs = 1\n" % a.df_concurrency
         d = os.path.join(work, "scheduler")
         os.makedirs(d)
+        conf = os.path.join(d, "scheduler.toml")
+        with open(conf, "w") as f:
+            f.write('[host]\nhostname = "scheduler"\nip = "127.0.0.1"\n\n' + self.tls_section("scheduler", "scheduler", d))
         ready = os.path.join(d, "ready.json")
-        self.sched = spawn([os.path.join(self.bin, "scheduler"), "--grpc-addr", "127.0.0.1:0",
+        self.sched = spawn([os.path.join(self.bin, "scheduler"), "-c", conf, "--grpc-addr", "127.0.0.1:0",
                             "--http-addr", "127.0.0.1:0", "--ready-file", ready],
                            os.path.join(d, "scheduler.log"), env)
         self.sched_addrs = wait_ready(self.sched, ready, "scheduler")
         self.sched_log = os.path.join(d, "scheduler.log")
 
+    def tls_section(self, component, hostname, d):
+        """[tls] for a component: a certificate issued into d/tls, or plain text."""
+        if not self.tls:
+            return '[tls]\nmode = "plaintext"\n'
+        out = os.path.join(d, "tls")
+        argv = [os.path.join(self.bin, "damselfly"), "cert", "--ca-dir", self.ca_dir, "--component", component,
+                "--cluster", "1", "--hostname", hostname, "--ip", "127.0.0.1", "--out", out]
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BenchError("damselfly cert for %s failed: %s" % (hostname, r.stderr.strip()))
+        return '[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\nca = "%s/ca.pem"\n' % (out, out, out)
+
     def start_daemon(self, name, parent):
-        """Starts one dfdaemon with its data under parent/name; returns (proc, addrs, dir)."""
+        """Starts one dfdaemon with its data under parent/name; returns (proc, ready file)."""
         d = os.path.join(parent, name)
         os.makedirs(os.path.join(d, "out"))
+        conf = os.path.join(d, "dfdaemon.toml")
+        with open(conf, "w") as f:
+            f.write(self.conf + "\n" + self.tls_section("peer", name, d))
         ready = os.path.join(d, "ready.json")
-        p = spawn([os.path.join(self.bin, "dfdaemon"), "-c", self.conf, "--data-dir", os.path.join(d, "data"),
+        p = spawn([os.path.join(self.bin, "dfdaemon"), "-c", conf, "--data-dir", os.path.join(d, "data"),
                    "--hostname", name, "--scheduler", self.sched_addrs["grpc"],
                    "--http-addr", "127.0.0.1:0", "--upload-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0",
                    "--ready-file", ready], os.path.join(d, "dfdaemon.log"), self.env)
@@ -362,13 +387,16 @@ def main():
     ap.add_argument("--timeout", type=float, default=300, help="limit for one download, s (default 300)")
     ap.add_argument("--children-timeout", type=float, default=150,
                     help="limit for the children run, s (default 150)")
+    ap.add_argument("--tls", choices=("both", "on", "off"), default="both",
+                    help="Damselfly with mutual TLS (on), in plain text (off), or both side by side (default)")
     ap.add_argument("--rust-log", default=os.environ.get("RUST_LOG", "info"))
     ap.add_argument("--keep", action="store_true", help="keep the logs (payload files are always removed)")
     a = ap.parse_args()
 
-    for b in ("scheduler", "dfdaemon", "dfget"):
+    for b in ("scheduler", "dfdaemon", "dfget", "damselfly"):
         if not os.access(os.path.join(a.bin_dir, b), os.X_OK):
-            ap.error("missing %s/%s (cargo build --release -p scheduler -p peer --bins)" % (a.bin_dir, b))
+            ap.error("missing %s/%s (cargo build --release -p scheduler -p peer --bins; cargo build --release "
+                     "-p server --bin damselfly)" % (a.bin_dir, b))
     for b in ("nginx", "curl"):
         if not shutil.which(b):
             ap.error("missing %s (apt-get install nginx-light curl; make bench-deps)" % b)
@@ -376,8 +404,8 @@ def main():
     size = a.size_mib * MiB
     parent = a.workdir
     if parent is None:
-        # origin + A's cache + B's cache + B's output, and room to spare
-        parent = "/dev/shm" if disk_free("/dev/shm") > 5 * size + 512 * MiB and mem_available() > 6 * size + (2 << 30) else "/tmp"
+        # origin + each A's cache + B's cache + B's output, and room to spare
+        parent = "/dev/shm" if disk_free("/dev/shm") > 6 * size + 512 * MiB and mem_available() > 7 * size + (2 << 30) else "/tmp"
     work = tempfile.mkdtemp(prefix="dfsingle.", dir=parent)
     env = dict(os.environ, RUST_LOG=a.rust_log, NO_COLOR="1")
 
@@ -409,6 +437,91 @@ def main():
     return rc
 
 
+class Variant:
+    """One way of running Damselfly in the comparison: its cluster and its peer A."""
+
+    def __init__(self, label, tls):
+        self.label, self.tls = label, tls
+        self.times, self.b_hwm, self.a_cpu, self.b_cpu, self.phases = [], [], [], [], []
+
+
+def warm_up(a, v, work, env, url, digest):
+    """Starts v's cluster and peer A, which caches the file from the origin (not timed)."""
+    v.cl = Cluster(a, os.path.join(work, v.label), env, v.tls)
+    v.peers = os.path.join(v.cl.work, "peers")
+    os.makedirs(v.peers)
+    A, ready = v.cl.start_daemon("peer-a", v.peers)
+    a_addrs = wait_ready(A, ready, "dfdaemon peer-a (%s)" % v.label)
+    time.sleep(a.settle)
+    out = os.path.join(A.dir, "out", "payload.bin")
+    t0 = time.monotonic()
+    g = v.cl.dfget(url, out, a_addrs, os.path.join(A.dir, "dfget.log"), digest)
+    if wait_proc(g, a.timeout, "dfget through peer-a (%s)" % v.label) != 0:
+        raise BenchError("dfget through peer-a (%s) exited %s:\n%s" % (
+            v.label, g.returncode, tail(os.path.join(A.dir, "dfget.log"))))
+    warm_s = time.monotonic() - t0
+    bad = check_copy(out, digest)
+    if bad:
+        raise BenchError("peer-a's copy (%s) is wrong: %s" % (v.label, bad))
+    v.A, v.a_hwm_warm, v.hwm_reset = A, proc_status(A.pid, "VmHWM"), reset_hwm(A.pid)
+    log("%s: peer-a cached the file from the origin in %.2f s (peak RSS %.1f MiB so far)" % (
+        v.label, warm_s, v.a_hwm_warm / 1024))
+
+
+def timed_b(a, v, rep, url, digest, size, access):
+    """One timed fetch through a fresh peer B of v's cluster; answers the problems found."""
+    problems = []
+    name = "peer-b%d" % (rep + 1)
+    B, ready = v.cl.start_daemon(name, v.peers)
+    b_addrs = wait_ready(B, ready, "dfdaemon %s (%s)" % (name, v.label))
+    time.sleep(a.settle)
+    n_access = len(access_lines(access))
+    out = os.path.join(B.dir, "out", "payload.bin")
+    if a.output_dir:
+        out = os.path.join(tempfile.mkdtemp(prefix=name + "-", dir=a.output_dir), "payload.bin")
+    glog = os.path.join(B.dir, "dfget.log")
+    acpu = cpu_s(v.A.pid)
+    prof = None
+    if a.perf:
+        pdata = os.path.join(a.perf, "%s-%s.perf.data" % (v.label, name))
+        prof = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-p", str(B.pid), "-o", pdata],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+    w0, t0 = time.time(), time.monotonic()
+    g = v.cl.dfget(url, out, b_addrs, glog, digest if a.digest else None)
+    t_export = watch_export(g, os.path.dirname(out), t0 + a.timeout)
+    if prof:
+        prof.send_signal(signal.SIGINT)
+        prof.wait(timeout=60)
+        log("perf profile of %s: %s (perf report -i %s --no-children)" % (name, pdata, pdata))
+    if g.returncode is None:
+        raise BenchError("dfget through %s (%s) still running after %.0f s" % (name, v.label, a.timeout))
+    if g.returncode != 0:
+        raise BenchError("dfget through %s (%s) exited %s:\n%s\n--- %s/dfdaemon.log:\n%s" % (
+            name, v.label, g.returncode, tail(glog), B.dir, tail(os.path.join(B.dir, "dfdaemon.log"))))
+    dt = time.monotonic() - t0
+    t_pieces = finished_at(v.cl.sched_log, name)
+    v.phases.append(((t_pieces - w0) if t_pieces else None, (t_export - t0) if t_export else None, dt))
+    v.a_cpu.append(cpu_s(v.A.pid) - acpu)
+    v.b_cpu.append(cpu_s(B.pid))
+    v.b_hwm.append(proc_status(B.pid, "VmHWM"))
+    traffic = metrics(b_addrs["http"])
+    new_gets = [l for l in access_lines(access)[n_access:] if "/payload.bin" in l]
+    bad = check_copy(out, digest)
+    if a.output_dir:
+        shutil.rmtree(os.path.dirname(out), ignore_errors=True)
+    if bad:
+        problems.append("%s (%s): %s" % (name, v.label, bad))
+    if traffic.get("remote_peer", 0) != size or new_gets:
+        problems.append("%s (%s): not all from peer-a: traffic %s; origin requests during the run: %s" % (
+            name, v.label, traffic, new_gets[:3]))
+    v.times.append(dt)
+    log("rep %d %-15s %7.3f s  %8.1f MiB/s  (B: %s)" % (rep + 1, v.label, dt, a.size_mib / dt, traffic))
+    stop([B])
+    shutil.rmtree(B.dir + "/data", ignore_errors=True)
+    return problems
+
+
 def bench(a, work, env, size):
     rc = 0
     origin = os.path.join(work, "origin")
@@ -421,33 +534,15 @@ def bench(a, work, env, size):
     port = free_port()
     nginx, access = start_nginx(work, origin, port)
     url = "http://127.0.0.1:%d/payload.bin" % port
-    cl = Cluster(a, work, env)
-    peers = os.path.join(work, "peers")
-    os.makedirs(peers)
-
-    # --- peer A caches the file from the origin (not timed)
-    A, ready = cl.start_daemon("peer-a", peers)
-    a_addrs = wait_ready(A, ready, "dfdaemon peer-a")
-    time.sleep(a.settle)
-    out = os.path.join(A.dir, "out", "payload.bin")
-    t0 = time.monotonic()
-    g = cl.dfget(url, out, a_addrs, os.path.join(A.dir, "dfget.log"), digest)
-    if wait_proc(g, a.timeout, "dfget through peer-a") != 0:
-        raise BenchError("dfget through peer-a exited %s:\n%s" % (g.returncode, tail(os.path.join(A.dir, "dfget.log"))))
-    warm_s = time.monotonic() - t0
-    bad = check_copy(out, digest)
-    if bad:
-        raise BenchError("peer-a's copy is wrong: " + bad)
-    a_hwm_warm = proc_status(A.pid, "VmHWM")
-    hwm_reset = reset_hwm(A.pid)
-    log("peer-a cached the file from the origin in %.2f s (peak RSS %.1f MiB so far)" % (warm_s, a_hwm_warm / 1024))
+    variants = {"on": [Variant("damselfly", True)], "off": [Variant("damselfly-plain", False)],
+                "both": [Variant("damselfly", True), Variant("damselfly-plain", False)]}[a.tls]
+    for v in variants:
+        warm_up(a, v, work, env, url, digest)
     origin_gets0 = len(access_lines(access))
 
     # --- alternating timed runs
-    times = {"curl": [], "damselfly": []}
-    b_hwm, a_cpu, b_cpu, problems, phases = [], [], [], [], []
+    curl_times, problems = [], []
     for rep in range(a.reps):
-        # curl
         out = os.path.join(work, "curl.out")
         clog = os.path.join(work, "curl.log")
         t0 = time.monotonic()
@@ -458,90 +553,51 @@ def bench(a, work, env, size):
         bad = check_copy(out, digest)
         if bad:
             problems.append("curl rep %d: %s" % (rep + 1, bad))
-            rc = 1
-        times["curl"].append(dt)
-        log("rep %d curl      %7.3f s  %8.1f MiB/s" % (rep + 1, dt, a.size_mib / dt))
-
-        # damselfly: a fresh B, stopped afterwards
-        name = "peer-b%d" % (rep + 1)
-        B, ready = cl.start_daemon(name, peers)
-        b_addrs = wait_ready(B, ready, "dfdaemon " + name)
-        time.sleep(a.settle)
-        n_access = len(access_lines(access))
-        out = os.path.join(B.dir, "out", "payload.bin")
-        if a.output_dir:
-            out = os.path.join(tempfile.mkdtemp(prefix=name + "-", dir=a.output_dir), "payload.bin")
-        glog = os.path.join(B.dir, "dfget.log")
-        acpu = cpu_s(A.pid)
-        prof = None
-        if a.perf:
-            pdata = os.path.join(a.perf, "%s.perf.data" % name)
-            prof = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-p", str(B.pid), "-o", pdata],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.5)
-        w0, t0 = time.time(), time.monotonic()
-        g = cl.dfget(url, out, b_addrs, glog, digest if a.digest else None)
-        t_export = watch_export(g, os.path.dirname(out), t0 + a.timeout)
-        if prof:
-            prof.send_signal(signal.SIGINT)
-            prof.wait(timeout=60)
-            log("perf profile of %s: %s (perf report -i %s --no-children)" % (name, pdata, pdata))
-        if g.returncode is None:
-            raise BenchError("dfget through %s still running after %.0f s" % (name, a.timeout))
-        if g.returncode != 0:
-            raise BenchError("dfget through %s exited %s:\n%s\n--- %s/dfdaemon.log:\n%s" % (
-                name, g.returncode, tail(glog), B.dir, tail(os.path.join(B.dir, "dfdaemon.log"))))
-        dt = time.monotonic() - t0
-        t_pieces = finished_at(cl.sched_log, name)
-        phases.append(((t_pieces - w0) if t_pieces else None, (t_export - t0) if t_export else None, dt))
-        a_cpu.append(cpu_s(A.pid) - acpu)
-        b_cpu.append(cpu_s(B.pid))
-        b_hwm.append(proc_status(B.pid, "VmHWM"))
-        traffic = metrics(b_addrs["http"])
-        new_gets = [l for l in access_lines(access)[n_access:] if "/payload.bin" in l]
-        bad = check_copy(out, digest)
-        if a.output_dir:
-            shutil.rmtree(os.path.dirname(out), ignore_errors=True)
-        if bad:
-            problems.append("%s: %s" % (name, bad))
-            rc = 1
-        if traffic.get("remote_peer", 0) != size or new_gets:
-            problems.append("%s: not all from peer-a: traffic %s; origin requests during the run: %s" % (
-                name, traffic, new_gets[:3]))
-            rc = 1
-        times["damselfly"].append(dt)
-        log("rep %d damselfly %7.3f s  %8.1f MiB/s  (B: %s)" % (rep + 1, dt, a.size_mib / dt, traffic))
-        stop([B])
-        shutil.rmtree(B.dir + "/data", ignore_errors=True)
-
-    a_hwm_single = proc_status(A.pid, "VmHWM")
-    a_rss_now = proc_status(A.pid, "VmRSS")
+        curl_times.append(dt)
+        log("rep %d %-15s %7.3f s  %8.1f MiB/s" % (rep + 1, "curl", dt, a.size_mib / dt))
+        for v in variants:
+            problems += timed_b(a, v, rep, url, digest, size, access)
+    if problems:
+        rc = 1
 
     # --- report
     F = a.size_mib
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {"curl": statistics.median(curl_times)}
+    med.update({v.label: statistics.median(v.times) for v in variants})
     print()
     print("== single transfer, %d MiB on loopback, %d reps each (alternating), %d cores" % (F, a.reps, os.cpu_count()))
-    print("%-10s %10s %12s   %s" % ("system", "median_s", "MiB/s", "all runs (s)"))
-    for k in ("curl", "damselfly"):
-        print("%-10s %10.3f %12.1f   %s" % (k, med[k], F / med[k], " ".join("%.3f" % x for x in times[k])))
-    ratio = med["curl"] / med["damselfly"]
-    print("ratio damselfly/curl throughput: %.3f  (target >= 0.9: %s)" % (ratio, "met" if ratio >= 0.9 else "NOT met"))
-    print("serving dfdaemon (peer-a) peak RSS while serving the single transfers: %.1f MiB%s; RSS now %.1f MiB; "
-          "during its own fetch from the origin: %.1f MiB" % (
-              a_hwm_single / 1024, "" if hwm_reset else " (VmHWM reset unsupported: includes its own fetch)",
-              a_rss_now / 1024, a_hwm_warm / 1024))
-    print("downloading dfdaemon (peer-b) peak RSS: %s MiB; CPU s per transfer: peer-a %s, peer-b %s" % (
-        "/".join("%.1f" % (x / 1024) for x in b_hwm), "/".join("%.2f" % x for x in a_cpu),
-        "/".join("%.2f" % x for x in b_cpu)))
-    def ph(i):
-        v = [x[i] for x in phases if x[i] is not None]
-        return "%.2f" % statistics.median(v) if v else "?"
-    print("damselfly phases (median s from dfget start): all pieces in (scheduler 'peer finished') %s, "
-          "whole-file hash done / export copy starts %s, dfget exits %s" % (ph(0), ph(1), ph(2)))
+    print("%-16s %10s %12s   %s" % ("system", "median_s", "MiB/s", "all runs (s)"))
+    print("%-16s %10.3f %12.1f   %s" % ("curl", med["curl"], F / med["curl"], " ".join("%.3f" % x for x in curl_times)))
+    for v in variants:
+        print("%-16s %10.3f %12.1f   %s" % (v.label, med[v.label], F / med[v.label],
+                                           " ".join("%.3f" % x for x in v.times)))
+    for v in variants:
+        ratio = med["curl"] / med[v.label]
+        print("ratio %s/curl throughput: %.3f  (target >= 0.9: %s)" % (
+            v.label, ratio, "met" if ratio >= 0.9 else "NOT met"))
+    if len(variants) == 2:
+        ratio = med["damselfly-plain"] / med["damselfly"]
+        print("ratio TLS/plaintext throughput: %.3f  (target >= 0.9: %s)" % (ratio, "met" if ratio >= 0.9 else "NOT met"))
+    for v in variants:
+        print("%s: serving dfdaemon (peer-a) peak RSS while serving the single transfers: %.1f MiB%s; RSS now %.1f "
+              "MiB; during its own fetch from the origin: %.1f MiB" % (
+                  v.label, proc_status(v.A.pid, "VmHWM") / 1024,
+                  "" if v.hwm_reset else " (VmHWM reset unsupported: includes its own fetch)",
+                  proc_status(v.A.pid, "VmRSS") / 1024, v.a_hwm_warm / 1024))
+        print("%s: downloading dfdaemon (peer-b) peak RSS: %s MiB; CPU s per transfer: peer-a %s, peer-b %s" % (
+            v.label, "/".join("%.1f" % (x / 1024) for x in v.b_hwm), "/".join("%.2f" % x for x in v.a_cpu),
+            "/".join("%.2f" % x for x in v.b_cpu)))
+
+        def ph(i):
+            got = [x[i] for x in v.phases if x[i] is not None]
+            return "%.2f" % statistics.median(got) if got else "?"
+        print("%s phases (median s from dfget start): all pieces in (scheduler 'peer finished') %s, "
+              "whole-file hash done / export copy starts %s, dfget exits %s" % (v.label, ph(0), ph(1), ph(2)))
     sys.stdout.flush()
 
-    # --- N children at once from A
+    # --- N children at once from A, in the first variant's cluster (TLS unless --tls off)
+    v = variants[0]
+    cl, A = v.cl, v.A
     kids = None
     if a.children > 0:
         try:
@@ -553,23 +609,25 @@ def bench(a, work, env, size):
         if kids.get("problems"):
             rc = rc or 1
 
-    # every origin request after the warm-up must be one of curl's
+    # every origin request after the warm-ups must be one of curl's
     stray = [l for l in access_lines(access)[origin_gets0:] if "/payload.bin" in l and '"curl/' not in l]
     if stray:
         problems.append("origin requests not from curl after peer-a cached the file: %s" % stray[:3])
         rc = rc or 1
-    warns = {p.name: grep_count(os.path.join(p.dir, "dfdaemon.log"), r"\b(WARN|ERROR)\b")
+    warns = {os.path.relpath(p.dir, work): grep_count(os.path.join(p.dir, "dfdaemon.log"), r"\b(WARN|ERROR)\b")
              for p in PROCS if hasattr(p, "name") and not p.name.startswith("child")}
-    warns["scheduler"] = grep_count(cl.sched_log, r"\b(WARN|ERROR)\b")
+    for x in variants:
+        warns["scheduler (%s)" % x.label] = grep_count(x.cl.sched_log, r"\b(WARN|ERROR)\b")
     if kids:
         warns["children"] = kids["warns"]
 
     if kids and kids.get("error"):
-        print("%d children at once from peer-a: FAILED: %s" % (a.children, kids["error"]))
+        print("%d children at once from peer-a (%s): FAILED: %s" % (a.children, v.label, kids["error"]))
         print("serving dfdaemon (peer-a) peak RSS during that run: %.1f MiB" % (kids["a_hwm"] / 1024))
     elif kids:
-        print("%d children at once from peer-a: wall %.2f s (last child), aggregate %.1f MiB/s, children done at %s s" % (
-            a.children, kids["wall"], a.children * F / kids["wall"], " ".join("%.1f" % x for x in sorted(kids["done"]))))
+        print("%d children at once from peer-a (%s): wall %.2f s (last child), aggregate %.1f MiB/s, children done "
+              "at %s s" % (a.children, v.label, kids["wall"], a.children * F / kids["wall"],
+                           " ".join("%.1f" % x for x in sorted(kids["done"]))))
         print("serving dfdaemon (peer-a) peak RSS while serving %d children: %.1f MiB  (target <= 256: %s); "
               "peer-a uploaded %.2f x F of the %d x F; children's data in %s" % (
                   a.children, kids["a_hwm"] / 1024, "met" if kids["a_hwm"] <= 256 * 1024 else "NOT met",
@@ -577,7 +635,8 @@ def bench(a, work, env, size):
     print("sha256: every copy %s; origin GETs besides peer-a's and curl's: %d; WARN/ERROR lines: %s; "
           "scheduler 'slow parent blocked' lines: %d" % (
               "OK" if not any("sha256" in p for p in problems) else "BAD", len(stray),
-              {k: v for k, v in warns.items() if v} or "none", grep_count(cl.sched_log, r"slow parent blocked")))
+              {k: x for k, x in warns.items() if x} or "none",
+              sum(grep_count(x.cl.sched_log, r"slow parent blocked") for x in variants)))
     for p in problems:
         print("PROBLEM:", p)
     sys.stdout.flush()

@@ -596,7 +596,8 @@ mod tests {
         cluster: i64,
         host: &str,
     ) -> common::tls::Credentials {
-        let identity = common::tls::Identity { component, cluster_id: cluster, host_id: common::ids::HostId(host.into()) };
+        let identity =
+            common::tls::Identity { component, cluster_id: cluster, host_id: common::ids::HostId(host.into()) };
         ca.issue(&identity, &Default::default(), Duration::from_secs(3600)).unwrap()
     }
 

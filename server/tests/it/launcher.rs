@@ -135,3 +135,51 @@ async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Res
     assert!(stdout.contains("dfget"), "{stdout}");
     Ok(())
 }
+
+/// `damselfly cert` issues what enrolment would: a certificate naming the component, cluster and
+/// `<hostname>-<ip>` host id (with `-seed` for a seed peer), chained to the CA directory's CA,
+/// its key 0600; nonsense is refused with a message and a non-zero exit, writing nothing.
+#[test]
+fn cert_issues_a_certificate_named_as_enrolment_would_name_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ca_dir = dir.path().join("ca");
+    let cert = |args: &[&str], out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_damselfly"))
+            .args(["cert", "--ca-dir"])
+            .arg(&ca_dir)
+            .args(args)
+            .arg("--out")
+            .arg(out)
+            .output()
+    };
+    let seed = dir.path().join("seed");
+    let out = cert(&["--component", "seed-peer", "--cluster", "3", "--hostname", "node-1", "--ip", "10.0.0.7"], &seed)?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "damselfly://seed-peer/3/node-1-10.0.0.7-seed");
+    let creds = common::tls::Credentials::load(&seed)?.expect("credentials written");
+    assert_eq!(creds.identity.uri(), "damselfly://seed-peer/3/node-1-10.0.0.7-seed");
+    let ca = common::tls::CertificateAuthority::load(&ca_dir.join("ca.crt"), &ca_dir.join("ca.key"))?;
+    common::tls::verify::chains_to(&creds.chain[0], &[], &[ca.cert().clone()])?;
+    assert_eq!(std::fs::metadata(seed.join("key.pem"))?.permissions().mode() & 0o777, 0o600);
+
+    // A second certificate comes from the same CA.
+    let peer = dir.path().join("peer");
+    let out = cert(&["--component", "peer", "--cluster", "3", "--hostname", "node-2", "--ip", "10.0.0.8"], &peer)?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let creds = common::tls::Credentials::load(&peer)?.expect("credentials written");
+    common::tls::verify::chains_to(&creds.chain[0], &[], &[ca.cert().clone()])?;
+
+    for (args, says) in [
+        (&["--component", "manager", "--cluster", "3", "--hostname", "m", "--ip", "10.0.0.1"][..], "manager"),
+        (&["--component", "root", "--cluster", "3", "--hostname", "m", "--ip", "10.0.0.1"][..], "unknown component"),
+        (&["--component", "peer", "--cluster", "0", "--hostname", "m", "--ip", "10.0.0.1"][..], "--cluster"),
+        (&["--component", "peer", "--cluster", "3", "--hostname", "../../x", "--ip", "10.0.0.1"][..], "--hostname"),
+    ] {
+        let refused = dir.path().join("refused");
+        let out = cert(args, &refused)?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!refused.exists(), "{args:?} wrote nothing");
+    }
+    Ok(())
+}

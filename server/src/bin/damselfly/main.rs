@@ -59,7 +59,7 @@ async fn main() -> ExitCode {
         Command::Cert(args) => {
             return match cert::issue(&args) {
                 Ok(identity) => {
-                    println!("{identity}");
+                    println!("{}", identity.uri());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
