@@ -39,6 +39,8 @@ use common::api::{Me, Role};
 
 /// The document around the app: head, hydration scripts, body.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    script_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -53,6 +55,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App />
             </body>
         </html>
+    }
+}
+
+/// Scripts run only from this origin or inline with this response's nonce (the server render
+/// hands hydration its data in inline scripts, each carrying the nonce leptos_axum made for the
+/// request), and WebAssembly may compile; so an injected `<script>` never runs.
+#[cfg(feature = "ssr")]
+fn script_policy() {
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    let policy = format!(
+        "script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 

@@ -84,8 +84,9 @@ fn with_security_headers(mut response: Response) -> Response {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "same-origin"),
-        // Framing and plugins refused, `<base>` pinned; scripts are left to the default because
-        // the server render hands hydration its data in inline scripts.
+        // Framing and plugins refused, `<base>` pinned. Console pages set their own policy,
+        // which also allows only scripts of this origin or with the page's nonce
+        // (`console::app::script_policy`); this one covers every other response.
         (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'; base-uri 'self'; object-src 'none'"),
     ] {
         headers.entry(name).or_insert(HeaderValue::from_static(value));

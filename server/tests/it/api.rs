@@ -420,6 +420,44 @@ async fn cross_site_changes_riding_on_the_cookie_are_refused() {
     m.stop().await;
 }
 
+/// A console page runs only the scripts its server render put there: its policy allows scripts
+/// of this origin or with the response's nonce, every inline script carries that nonce, and
+/// the nonce is new for each response.
+#[tokio::test]
+async fn a_console_page_runs_only_its_own_scripts() {
+    let m = TestManager::start(Backend::Sqlite).await;
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let page = m
+            .http
+            .get(format!("{}/clusters", m.base))
+            .header("cookie", format!("jwt={}", m.root))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        let html = page.text().await.unwrap();
+        let script_src = policy.split(';').map(str::trim).find(|d| d.starts_with("script-src")).expect(&policy);
+        let nonce = script_src
+            .split_whitespace()
+            .find_map(|s| s.strip_prefix("'nonce-").and_then(|s| s.strip_suffix('\'')))
+            .expect(&policy)
+            .to_owned();
+        assert!(!script_src.contains("unsafe-inline"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        let scripts: Vec<&str> =
+            html.match_indices("<script").map(|(i, _)| &html[i..i + html[i..].find('>').unwrap()]).collect();
+        assert!(!scripts.is_empty(), "the page hydrates from scripts");
+        for script in scripts {
+            assert!(script.contains(&format!("nonce=\"{nonce}\"")), "{script} lacks the nonce {nonce}");
+        }
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "each response has its own nonce");
+    m.stop().await;
+}
+
 #[tokio::test]
 async fn an_open_manager_lets_people_sign_up_and_checks_what_they_send() {
     let m = TestManager::start_with(Backend::Sqlite, |c| c.auth.allow_signup = true).await;
