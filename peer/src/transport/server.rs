@@ -173,9 +173,12 @@ async fn accepted_connection(stream: TcpStream, ctx: UploadContext) -> std::io::
         return connection(rd, wr, ctx).await;
     };
     let handshake = TlsAcceptor::from(tls.server_config()).accept(stream);
-    let stream = tokio::time::timeout(ctx.limits.request, handshake)
+    let mut stream = tokio::time::timeout(ctx.limits.request, handshake)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake not done in time"))??;
+    // A whole chunk is encrypted in one go (rustls queues 64 KiB by default, which would wake
+    // the sender four times per chunk).
+    stream.get_mut().1.set_buffer_limit(Some(2 * TLS_CHUNK));
     let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref());
     if let Err(why) = tls.admits(leaf) {
         tracing::warn!(reason = %why, "a piece connection with a certificate of the CA that may not fetch pieces; closed");
