@@ -17,6 +17,7 @@ pub mod identity;
 pub mod settings;
 pub mod transport;
 pub mod verify;
+pub mod web;
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ pub use rustls::{ClientConfig, ServerConfig};
 pub use settings::{Expected, JoinToken, Mode, TlsSettings, obtain};
 pub use transport::{TlsIncoming, channel};
 pub use verify::Expect;
+pub use web::{WebIdentity, own_certificate_client};
 
 /// Why a certificate, key or TLS set-up was refused.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,10 @@
 //! # Browsers reach the manager over HTTPS (through a TLS-terminating proxy): every cookie it sets
 //! # is marked Secure. A proxy's "X-Forwarded-Proto: https" does the same per request. Default: false
 //! secure_cookies = false
+//! # Serve http_addr over HTTPS with this certificate chain (PEM, leaf first) and its key (PEM):
+//! # HTTP/2 or HTTP/1.1, every cookie Secure. Both or neither. Default: "" (plain HTTP)
+//! tls_cert = ""
+//! tls_key = ""
 //!
 //! [database]
 //! # sqlite://, postgres:// or mysql:// URL. Default: sqlite://<data_dir>/manager.db?mode=rwc
@@ -237,6 +241,17 @@ pub struct ServerConfig {
     pub grpc_addr: SocketAddr,
     /// Browsers reach the manager over HTTPS (a TLS-terminating proxy): cookies are `Secure`.
     pub secure_cookies: bool,
+    /// The HTTPS certificate chain (PEM, leaf first); empty: plain HTTP.
+    pub tls_cert: PathBuf,
+    /// Its private key (PEM).
+    pub tls_key: PathBuf,
+}
+
+impl ServerConfig {
+    /// Whether `http_addr` speaks HTTPS itself.
+    pub fn https(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
 }
 
 /// Database connection.
@@ -276,7 +291,13 @@ impl Default for ManagerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { http_addr: ([0, 0, 0, 0], 8080).into(), grpc_addr: ([0, 0, 0, 0], 65003).into(), secure_cookies: false }
+        Self {
+            http_addr: ([0, 0, 0, 0], 8080).into(),
+            grpc_addr: ([0, 0, 0, 0], 65003).into(),
+            secure_cookies: false,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+        }
     }
 }
 
@@ -377,6 +398,11 @@ impl ManagerConfig {
         if self.tls.ca_cert.as_os_str().is_empty() != self.tls.ca_key.as_os_str().is_empty() {
             return Err(Error::Config("tls.ca_cert and tls.ca_key go together".into()));
         }
+        if self.server.tls_cert.as_os_str().is_empty() != self.server.tls_key.as_os_str().is_empty() {
+            return Err(Error::Config(
+                "server.tls_cert and server.tls_key go together: give both for HTTPS, or neither".into(),
+            ));
+        }
         if self.server.http_addr == self.server.grpc_addr && self.server.http_addr.port() != 0 {
             return Err(Error::Config("server.http_addr and server.grpc_addr must differ".into()));
         }
@@ -436,5 +462,20 @@ mod tests {
         assert!(p.allow_signup);
         let err = ManagerConfig::parse("[[auth.oauth]]\nname = \"corp\"\nclient_secrt = \"b\"\n").unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn an_https_certificate_needs_its_key_and_a_key_its_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        for (given, missing) in [("tls_cert", "tls_key"), ("tls_key", "tls_cert")] {
+            std::fs::write(&path, format!("[server]\n{given} = \"/etc/damselfly/web.pem\"\n")).unwrap();
+            let err = ManagerConfig::load(Some(&path), Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("server.tls_cert and server.tls_key go together"), "{given} without {missing}: {err}");
+        }
+        std::fs::write(&path, "[server]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n").unwrap();
+        let c = ManagerConfig::load(Some(&path), Overrides::default()).unwrap();
+        assert!(c.server.https());
+        assert!(!ManagerConfig::load(None, Overrides::default()).unwrap().server.https());
     }
 }

@@ -38,10 +38,17 @@ use crate::{
 /// Console pages anyone may see.
 const PUBLIC_PAGES: &[&str] = &["/signin", "/signup", "/status"];
 
-/// A router serving the console. `api_base` is the manager's own HTTP URL, which the console's
-/// server functions call so that the API's authorization applies to the console too.
-/// `shutdown` ends the live event streams, so a graceful stop does not wait on open pages.
-pub fn router(site_root: &Path, api_base: String, state: ApiState, shutdown: CancellationToken) -> Router {
+/// A router serving the console. `api_base` is the manager's own HTTP or HTTPS URL, which the
+/// console's server functions call with `client` so that the API's authorization applies to the
+/// console too. `shutdown` ends the live event streams, so a graceful stop does not wait on open
+/// pages.
+pub fn router(
+    site_root: &Path,
+    api_base: String,
+    client: reqwest::Client,
+    state: ApiState,
+    shutdown: CancellationToken,
+) -> Router {
     if !site_root.join("pkg").join("console_bg.wasm").is_file() {
         tracing::warn!(
             site_root = %site_root.display(),
@@ -53,7 +60,7 @@ pub fn router(site_root: &Path, api_base: String, state: ApiState, shutdown: Can
         .site_root(site_root.display().to_string())
         .site_pkg_dir("pkg")
         .build();
-    let api = ManagerApi { base_url: api_base, client: reqwest::Client::new() };
+    let api = ManagerApi { base_url: api_base, client };
     let routes = generate_route_list(console::App);
     let shell_options = options.clone();
     let fallback_api = api.clone();

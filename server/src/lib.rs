@@ -15,6 +15,7 @@ pub mod db;
 mod entity;
 pub mod error;
 mod grpc;
+mod https;
 mod jobs;
 pub mod metrics;
 pub mod password;

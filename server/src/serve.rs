@@ -1,8 +1,9 @@
-//! Running the manager: HTTP (API + console) and gRPC on listeners the caller bound.
+//! Running the manager: HTTP or HTTPS (API + console, [`crate::https`]) and gRPC on listeners
+//! the caller bound.
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
-use axum::middleware::from_fn_with_state;
+use axum::{middleware::from_fn_with_state, serve::ListenerExt};
 
 use axum::http::{HeaderName, Request};
 use sea_orm::DatabaseConnection;
@@ -14,7 +15,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use common::tls::TlsIncoming;
+use common::tls::{TlsIncoming, WebIdentity};
 
 use crate::{
     Error,
@@ -23,7 +24,7 @@ use crate::{
     config::ManagerConfig,
     console,
     db::{self, RootUser},
-    grpc,
+    grpc, https,
     metrics::{self, Metrics},
     pki::Pki,
     rbac::Rbac,
@@ -47,24 +48,32 @@ pub struct Listeners {
 pub struct Manager {
     config: ManagerConfig,
     db: DatabaseConnection,
+    /// The HTTPS certificate and key, when `[server] tls_cert` is set.
+    web: Option<WebIdentity>,
 }
 
 impl Manager {
     /// Connects to the database, applies migrations and makes sure the `root` user exists
     /// (with `root_password`, or a generated one that the returned [`RootUser`] carries).
     pub async fn open(config: ManagerConfig, root_password: Option<&str>) -> Result<(Self, RootUser), Error> {
+        let web =
+            config.server.https().then(|| https::load(&config.server.tls_cert, &config.server.tls_key)).transpose()?;
         if config.database.url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir)?;
         }
         let db = db::connect(&config.database).await?;
         let root = db::ensure_root(&db, root_password).await?;
         db::ensure_defaults(&db).await?;
-        Ok((Self { config, db }, root))
+        Ok((Self { config, db, web }, root))
     }
 
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests and returns.
     pub async fn serve(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), Error> {
         let http_addr = loopback_reachable(listeners.http.local_addr()?);
+        let http_listener = match &self.web {
+            Some(web) => HttpListener::Tls(https::HttpsListener::new(listeners.http, web)?),
+            None => HttpListener::Plain(listeners.http),
+        };
         let metrics = Arc::new(Metrics::default());
         let queue = (!self.config.jobs.redis_url.is_empty())
             .then(|| RedisQueue::new(&self.config.jobs.redis_url, &self.config.jobs.redis_key))
@@ -90,16 +99,17 @@ impl Manager {
             dialer: dialer.clone(),
         };
         let (api, _) = api::router(state.clone());
+        // The console's server functions call this listener as the visitor ([`crate::https`]).
+        let (api_base, loopback) = match &self.web {
+            Some(web) => (format!("https://{http_addr}"), https::loopback_client(web)?),
+            None => (format!("http://{http_addr}"), reqwest::Client::new()),
+        };
         let app = api
             .route_layer(from_fn_with_state(metrics, metrics::track))
-            .merge(console::router(
-                &self.config.console.site_root,
-                format!("http://{http_addr}"),
-                state,
-                shutdown.clone(),
-            ))
+            .merge(console::router(&self.config.console.site_root, api_base, loopback, state, shutdown.clone()))
             .layer(from_fn_with_state(
-                crate::browser::Policy { secure_cookies: self.config.server.secure_cookies },
+                // Over HTTPS every cookie is `Secure`, as behind a TLS-terminating proxy.
+                crate::browser::Policy { secure_cookies: self.config.server.secure_cookies || self.web.is_some() },
                 crate::browser::guard,
             ))
             // Every request gets an `x-request-id` (kept if the client sent one), logged on its
@@ -126,7 +136,18 @@ impl Manager {
         };
         // The client's address reaches handlers (sign-in is throttled per address).
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let http = axum::serve(listeners.http, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let stop = shutdown.clone().cancelled_owned();
+        let http: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match http_listener {
+            HttpListener::Tls(listener) => {
+                // `tap_io` changes nothing on the connection; it is how axum hands a custom
+                // listener's address to `ConnectInfo<SocketAddr>` (sign-in throttles by it).
+                let listener = listener.tap_io(|_| {});
+                Box::pin(axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
+            }
+            HttpListener::Plain(listener) => {
+                Box::pin(axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
+            }
+        };
 
         let runner = tokio::spawn(crate::jobs::run(
             self.db.clone(),
@@ -138,7 +159,7 @@ impl Manager {
             queue,
             shutdown.clone(),
         ));
-        tracing::info!(%http_addr, "manager serving");
+        tracing::info!(%http_addr, https = self.web.is_some(), "manager serving");
         let (http, grpc) = tokio::join!(http, grpc);
         let _ = sweeper.await;
         let _ = runner.await;
@@ -147,6 +168,12 @@ impl Manager {
         self.db.close().await?;
         Ok(())
     }
+}
+
+/// The REST API and console's listener: plain, or HTTPS when given a certificate.
+enum HttpListener {
+    Plain(TcpListener),
+    Tls(https::HttpsListener),
 }
 
 /// Query parameters whose values are credentials: never written to the log.

@@ -20,7 +20,8 @@ pub const ROOT_PASSWORD: &str = "root-password-1";
 
 /// A running manager and a client signed in as root.
 pub struct TestManager {
-    /// `http://127.0.0.1:<port>` of the REST API and console.
+    /// `http://127.0.0.1:<port>` of the REST API and console, or `https://localhost:<port>` when
+    /// the manager serves HTTPS (with a certificate of [`crate::pki::web_files`]).
     pub base: String,
     /// The gRPC address schedulers and peers register with.
     pub grpc: String,
@@ -94,15 +95,25 @@ impl TestManager {
         // The binary's test CA, as an operator's own: schedulers and peers get certificates of it.
         (config.tls.ca_cert, config.tls.ca_key) = crate::pki::ca_files();
         adjust(&mut config);
+        let https = config.server.https();
         let (manager, _) = Manager::open(config, Some(ROOT_PASSWORD)).await.unwrap();
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", http_listener.local_addr().unwrap());
+        let port = http_listener.local_addr().unwrap().port();
+        let base = if https { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
         let grpc_addr = grpc.local_addr().unwrap().to_string();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(manager.serve(Listeners { http: http_listener, grpc }, shutdown.clone()));
         let sql = Database::connect(&db.url).await.unwrap();
-        let http = reqwest::Client::new();
+        let http = if https {
+            // Trusting the test CA alone, as a browser trusting the operator's CA would.
+            let ca = reqwest::Certificate::from_pem(crate::pki::ca().cert_pem().as_bytes()).unwrap();
+            let here = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let client = reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca);
+            client.resolve("localhost", here).build().unwrap()
+        } else {
+            reqwest::Client::new()
+        };
         let mut m = Self { base, grpc: grpc_addr, db, sql, http, root: String::new(), shutdown, server };
         m.root = m.signin("root", ROOT_PASSWORD).await;
         m

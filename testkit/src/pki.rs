@@ -65,3 +65,14 @@ pub fn channel(
     let credentials = ca().issue(&identity, &AltNames::default(), Duration::from_secs(86_400)).unwrap();
     common::tls::channel(addr, credentials.client_config(expect).unwrap(), Duration::from_secs(3)).unwrap()
 }
+
+/// A web server certificate of the test CA naming `dns` (and nothing the console dials: not
+/// `127.0.0.1`), for a manager's `[server] tls_cert` and `tls_key`: the files' paths.
+pub fn web_files(dns: &[&str]) -> (PathBuf, PathBuf) {
+    let identity = Identity { component: Component::Manager, cluster_id: 0, host_id: HostId("web".into()) };
+    let names = AltNames { dns: dns.iter().map(|d| (*d).to_owned()).collect(), ips: vec![] };
+    let credentials = ca().issue(&identity, &names, Duration::from_secs(86_400)).unwrap();
+    let dir = tempfile::Builder::new().prefix("web").tempdir_in(&test_ca().dir).unwrap().keep();
+    credentials.store(&dir).unwrap();
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}

@@ -104,6 +104,7 @@ macro_rules! handshake_signatures {
         }
     };
 }
+pub(super) use handshake_signatures;
 
 /// A server certificate must chain to the CA and name the expected component.
 #[derive(Debug)]

@@ -18,7 +18,8 @@ pub const SESSION_COOKIE: &str = "jwt";
 /// as Leptos context when it mounts the console.
 #[derive(Debug, Clone)]
 pub struct ManagerApi {
-    /// Base URL of the manager's HTTP API, such as `http://127.0.0.1:8080`.
+    /// Base URL of the manager's API, such as `http://127.0.0.1:8080` (or `https://` when the
+    /// manager serves HTTPS; `client` then trusts its certificate).
     pub base_url: String,
     /// Shared client, so calls reuse connections.
     pub client: reqwest::Client,

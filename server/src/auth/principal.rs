@@ -30,7 +30,8 @@ pub enum Credential {
 pub struct Principal {
     pub user_id: i64,
     pub name: String,
-    /// Platform administrator.
+    /// Platform administrator, everywhere (a root's personal access token is not: it holds
+    /// [`Role::Root`] in its one tenant instead).
     pub root: bool,
     pub credential: Credential,
     /// The caller's role in each tenant it may act in (one tenant for a token).
@@ -138,18 +139,18 @@ impl Principal {
     ) -> Result<Self, Error> {
         let first = rows.next().filter(|r| r.user_state == Some(UserState::Enabled));
         let first = first.ok_or_else(|| Error::Unauthorized("the user is disabled or gone".into()))?;
-        let tenants = std::iter::once(first)
+        let mut tenants: BTreeMap<i64, Role> = std::iter::once(first)
             .chain(rows)
             .filter_map(|r| Some((r.member_tenant?, Role::from(r.member_role?))))
             .filter(|(tenant, _)| only_tenant.is_none_or(|t| t == *tenant))
             .collect();
-        Ok(Self {
-            user_id,
-            name: first.user_name.clone().unwrap_or_default(),
-            root: first.platform_role.as_deref() == Some("root"),
-            credential,
-            tenants,
-        })
+        let mut root = first.platform_role.as_deref() == Some("root");
+        // A token is bound to its tenant: a platform root's acts as root there, and nowhere else.
+        if let Some(tenant) = only_tenant.filter(|_| root) {
+            tenants.insert(tenant, Role::Root);
+            root = false;
+        }
+        Ok(Self { user_id, name: first.user_name.clone().unwrap_or_default(), root, credential, tenants })
     }
 
     /// The session id, for sign-out and refresh.
