@@ -220,6 +220,21 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         let caller = Caller::of(&request);
         orders::watch_host_orders(self, &caller, request.into_inner())
     }
+
+    type PreheatStream = BoxStream<pb::PreheatEvent>;
+
+    async fn preheat(&self, request: Request<pb::PreheatRequest>) -> Result<Response<Self::PreheatStream>, Status> {
+        Caller::of(&request).require(&[Component::Manager])?;
+        Err(Status::unimplemented("preheat is being built"))
+    }
+
+    async fn report_preheat(
+        &self,
+        request: Request<pb::PreheatReport>,
+    ) -> Result<Response<pb::ReportPreheatResponse>, Status> {
+        let _ = request;
+        Err(Status::unimplemented("preheat is being built"))
+    }
 }
 
 /// A task's snapshot on the wire, with each peer's host name and address (`StatTask`, and the

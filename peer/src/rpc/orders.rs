@@ -56,6 +56,9 @@ fn carry_out(storage: &Storage, order: pb::HostOrder) {
                 Err(e) => tracing::warn!(task_id = %id, error = %e, "could not delete the task"),
             }
         }
+        Some(pb::host_order::Order::Preheat(_) | pb::host_order::Order::CancelPreheat(_)) => {
+            tracing::debug!("preheat orders are not taken yet");
+        }
         None => tracing::debug!("empty host order ignored"),
     }
 }
