@@ -132,7 +132,14 @@ impl Dfdaemon {
             _ => None,
         };
         let order_taker = schedulers.clone().map(|set| {
-            tokio::spawn(orders::run(storage.clone(), set, host_id.clone(), announced_rx.clone(), shutdown.clone()))
+            tokio::spawn(orders::run(
+                storage.clone(),
+                downloader.clone(),
+                set,
+                host_id.clone(),
+                announced_rx.clone(),
+                shutdown.clone(),
+            ))
         });
         let seeder = match (&schedulers, config.seed) {
             (Some(set), true) => Some(tokio::spawn(seed::run(

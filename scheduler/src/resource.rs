@@ -3,12 +3,14 @@
 
 mod host;
 mod orders;
+mod preheats;
 mod seed;
 mod task;
 mod watchers;
 
 pub use host::{Host, HostKind, Hosts};
 pub use orders::{HostOrder, HostOrders};
+pub use preheats::{PreheatOutcome, PreheatResult, Preheats, ReportRefused};
 pub use seed::{SeedOrder, SeedWatchers};
 pub use task::{
     Census, ContentInfo, ParentInfo, PeerPhase, PeerRecord, PieceReport, PieceSource, SEED_GRACE, Sent, SourceDecision,

@@ -4,12 +4,13 @@
 //!
 //! Every call asks who is calling ([`Caller`], from the client's certificate) before anything
 //! else: a dfdaemon of this scheduler's cluster announces, leaves, registers downloads and
-//! watches orders only as the host its certificate names; only a seed peer takes seed orders;
-//! only the manager deletes tasks.
+//! watches orders and reports preheats only as the host its certificate names; only a seed peer
+//! takes seed orders; only the manager deletes tasks and starts preheats.
 
 mod announce_peer;
 pub mod manager;
 mod orders;
+pub mod preheat;
 
 use std::{pin::Pin, sync::Arc, time::Instant};
 
@@ -25,7 +26,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     Error,
-    resource::{Host, HostKind, HostOrders, Hosts, SeedWatchers, TaskSnapshot, Tasks},
+    resource::{Host, HostKind, HostOrders, Hosts, Preheats, SeedWatchers, TaskSnapshot, Tasks},
     scheduling::{LiveBlockList, LiveLimits},
 };
 
@@ -36,6 +37,8 @@ pub struct SchedulerService {
     pub tasks: Arc<Tasks>,
     pub seeds: Arc<SeedWatchers>,
     pub orders: Arc<HostOrders>,
+    /// Preheats this scheduler drives.
+    pub preheats: Arc<Preheats>,
     /// Downloads the cluster refuses, updated at runtime from the manager's cluster settings.
     pub block_list: LiveBlockList,
     /// Parent selection limits, updated at runtime from the manager's cluster settings.
@@ -178,19 +181,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         }
         tracing::info!(host_id = %id, "seed peer watching for tasks");
         let orders = tokio_stream::wrappers::ReceiverStream::new(self.seeds.watch(id));
-        let stream = orders.map(|o| {
-            Ok(pb::SeedTask {
-                task: Some(pb::TaskSpec {
-                    task_id: o.task_id,
-                    url: o.url,
-                    request_headers: o.headers.into_iter().collect(),
-                    piece_length: o.piece_length,
-                    tag: o.tag,
-                    application: o.application,
-                    filtered_query_params: o.filtered_query_params,
-                }),
-            })
-        });
+        let stream = orders.map(|o| Ok(pb::SeedTask { task: Some(task_spec(o)) }));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -225,15 +216,29 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
 
     async fn preheat(&self, request: Request<pb::PreheatRequest>) -> Result<Response<Self::PreheatStream>, Status> {
         Caller::of(&request).require(&[Component::Manager])?;
-        Err(Status::unimplemented("preheat is being built"))
+        preheat::start(self, request.into_inner())
     }
 
     async fn report_preheat(
         &self,
         request: Request<pb::PreheatReport>,
     ) -> Result<Response<pb::ReportPreheatResponse>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("preheat is being built"))
+        let caller = Caller::of(&request);
+        preheat::report(self, &caller, request.into_inner())?;
+        Ok(Response::new(pb::ReportPreheatResponse {}))
+    }
+}
+
+/// What a host is ordered to fetch, on the wire.
+pub(crate) fn task_spec(o: crate::resource::SeedOrder) -> pb::TaskSpec {
+    pb::TaskSpec {
+        task_id: o.task_id,
+        url: o.url,
+        request_headers: o.headers.into_iter().collect(),
+        piece_length: o.piece_length,
+        tag: o.tag,
+        application: o.application,
+        filtered_query_params: o.filtered_query_params,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod block_list;
 pub mod dag;
 pub mod evaluator;
 pub mod origin;
+pub mod preheat_targets;
 
 use std::{cmp::Ordering, collections::HashSet};
 

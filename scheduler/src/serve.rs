@@ -15,7 +15,7 @@ use crate::{
     config::SchedulerConfig,
     http,
     metrics::Metrics,
-    resource::{HostOrders, Hosts, SeedWatchers, Tasks},
+    resource::{HostOrders, Hosts, Preheats, SeedWatchers, Tasks},
     rpc::{SchedulerService, manager},
     scheduling::{Limits, LiveBlockList, LiveLimits},
 };
@@ -80,6 +80,7 @@ impl Scheduler {
             tasks: self.tasks.clone(),
             seeds: Arc::new(SeedWatchers::default()),
             orders: Arc::new(HostOrders::default()),
+            preheats: Arc::new(Preheats::default()),
             limits: self.limits.clone(),
             block_list: block_list.clone(),
             host_ttl_secs: self.config.gc.host_ttl_secs,

@@ -75,8 +75,14 @@
 //! poll_interval_ms = 1000
 //! # Deadline for one call to a scheduler, in seconds. Default: 10
 //! scheduler_timeout_secs = 10
-//! # A job RUNNING this long without an update is handed back to PENDING. Default: 600
-//! stale_after_secs = 600
+//! # A job RUNNING this long without an update is handed back to PENDING. Default: 120
+//! stale_after_secs = 120
+//! # Jobs one manager runs at once. Default: 16
+//! concurrency = 16
+//! # Seconds a preheat may take when its job says 0 (Harbor stops polling at 1801). Default: 1200
+//! preheat_timeout_secs = 1200
+//! # Deadline of each registry request while resolving an image to preheat. Default: 30
+//! registry_timeout_secs = 30
 //! # redis:// URL: new jobs also travel over Redis so idle runners start them at once
 //! # (several replicas). Empty: the database alone. Default: ""
 //! redis_url = ""
@@ -173,8 +179,15 @@ pub struct JobsConfig {
     pub poll_interval_ms: u64,
     /// Deadline for one call to a scheduler, in seconds.
     pub scheduler_timeout_secs: u64,
-    /// A job `RUNNING` this long without an update is handed back to `PENDING`.
+    /// A job `RUNNING` this long without an update is handed back to `PENDING` (a running
+    /// preheat writes its progress every 2 s).
     pub stale_after_secs: u64,
+    /// Jobs one manager runs at once.
+    pub concurrency: usize,
+    /// Seconds a preheat may take when its job says 0: well inside the 1801 s Harbor polls.
+    pub preheat_timeout_secs: u64,
+    /// Deadline of each registry request while resolving an image, in seconds.
+    pub registry_timeout_secs: u64,
     /// `redis://` URL of the queue's transport; empty for the database alone.
     pub redis_url: String,
     /// The Redis list carrying job ids.
@@ -186,7 +199,10 @@ impl Default for JobsConfig {
         Self {
             poll_interval_ms: 1000,
             scheduler_timeout_secs: 10,
-            stale_after_secs: 600,
+            stale_after_secs: 120,
+            concurrency: 16,
+            preheat_timeout_secs: 1200,
+            registry_timeout_secs: 30,
             redis_url: String::new(),
             redis_key: "damselfly:jobs".into(),
         }

@@ -38,6 +38,10 @@ pub enum Error {
     /// The input is wrong; `field` names the part to fix when there is one.
     #[error("{message}")]
     Invalid { field: Option<String>, message: String },
+    /// Well-formed, but the arguments cannot be acted on (a job's `args`, as Dragonfly answers
+    /// them: 422); `field` names the part to fix.
+    #[error("{message}")]
+    Unprocessable { field: Option<String>, message: String },
     /// The request body is not JSON (wrong or missing `Content-Type`).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -66,6 +70,14 @@ impl Error {
     /// An input error blamed on `field`.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Invalid { field: Some(field.to_owned()), message: message.into() }
+    }
+
+    /// The same input error, answered as unprocessable (422) rather than bad (400).
+    pub fn unprocessable(self) -> Self {
+        match self {
+            Self::Invalid { field, message } => Self::Unprocessable { field, message },
+            other => other,
+        }
     }
 
     /// `"<what> not found"`.
@@ -113,6 +125,7 @@ impl Error {
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            Error::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument"),
             Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Error::TooManyRequests(_) | Error::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
@@ -137,7 +150,7 @@ impl IntoResponse for Error {
             _ => None,
         };
         let field = match self {
-            Error::Invalid { field, .. } => field,
+            Error::Invalid { field, .. } | Error::Unprocessable { field, .. } => field,
             _ => None,
         };
         let mut response = (status, Json(ErrorBody { code, message, field })).into_response();
@@ -173,7 +186,9 @@ impl From<Error> for tonic::Status {
             Error::Unauthorized(_) => Self::unauthenticated(message),
             Error::Forbidden(_) => Self::permission_denied(message),
             Error::NotFound(_) => Self::not_found(message),
-            Error::Invalid { .. } | Error::UnsupportedMediaType(_) => Self::invalid_argument(message),
+            Error::Invalid { .. } | Error::Unprocessable { .. } | Error::UnsupportedMediaType(_) => {
+                Self::invalid_argument(message)
+            }
             Error::Conflict(_) => Self::already_exists(message),
             Error::TooManyRequests(_) | Error::Throttled { .. } => Self::resource_exhausted(message),
             Error::Database(_) | Error::Unavailable(_) | Error::BadGateway(_) => Self::unavailable(message),

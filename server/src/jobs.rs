@@ -6,12 +6,14 @@
 //! `PENDING`), so each job runs once. A job left `RUNNING` by a replica that died is handed
 //! back to `PENDING` after `jobs.stale_after_secs`. With `jobs.redis_url` set, new job ids
 //! also travel over Redis ([`queue`]) so an idle runner starts them at once instead of at its
-//! next poll. `get_task` and `delete_task` run here; `preheat` waits for the image issue (it
-//! stays `PENDING`).
+//! next poll. Up to `jobs.concurrency` jobs run at once, so a long preheat does not hold up
+//! the `get_task` behind it. `get_task` and `delete_task` run in [`tasks`], `preheat` in
+//! [`preheat`].
 
+mod preheat;
 mod tasks;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
@@ -25,7 +27,7 @@ use crate::{
 };
 
 /// Job types this runner executes.
-const RUNNABLE: &[&str] = &["get_task", "delete_task"];
+const RUNNABLE: &[&str] = &["get_task", "delete_task", "preheat"];
 
 /// How the runner reaches a cluster's schedulers.
 #[derive(Debug, Clone)]
@@ -45,11 +47,18 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let poll = Duration::from_millis(config.poll_interval_ms.max(10));
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
+    let runner = Runner { db: db.clone(), config: config.clone(), reach, shutdown: shutdown.clone() };
     let mut listener = None;
     loop {
+        // A job is claimed only when it can start at once.
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            slot = slots.clone().acquire_owned() => match slot { Ok(s) => s, Err(_) => return },
+        };
         match next(&db, &config).await {
             Ok(Some(job)) => {
-                execute(&db, &config, &reach, job).await;
+                runner.start(job, slot);
                 continue;
             }
             Ok(None) => {}
@@ -84,7 +93,7 @@ pub async fn run(
         };
         match popped {
             Ok(Some(id)) => match claim(&db, id).await {
-                Ok(Some(job)) => execute(&db, &config, &reach, job).await,
+                Ok(Some(job)) => runner.start(job, slot),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(job_id = id, error = %e, "cannot claim the job"),
             },
@@ -97,10 +106,30 @@ pub async fn run(
     }
 }
 
-async fn execute(db: &DatabaseConnection, config: &JobsConfig, reach: &Reach, job: jobs::Model) {
-    let id = job.id;
-    if let Err(e) = tasks::execute(db, config, reach, job).await {
-        tracing::error!(job_id = id, error = %e, "job could not be recorded");
+/// What every job run needs.
+#[derive(Clone)]
+struct Runner {
+    db: DatabaseConnection,
+    config: JobsConfig,
+    reach: Reach,
+    shutdown: CancellationToken,
+}
+
+impl Runner {
+    /// Runs a claimed job in the background; `slot` is held until it ends.
+    fn start(&self, job: jobs::Model, slot: tokio::sync::OwnedSemaphorePermit) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let id = job.id;
+            let done = match job.r#type.as_str() {
+                "preheat" => preheat::execute(&this.db, &this.config, &this.reach, job, &this.shutdown).await,
+                _ => tasks::execute(&this.db, &this.config, &this.reach, job).await,
+            };
+            if let Err(e) = done {
+                tracing::error!(job_id = id, error = %e, "job could not be recorded");
+            }
+        });
     }
 }
 

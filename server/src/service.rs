@@ -26,6 +26,7 @@ pub mod jobs;
 pub mod join_tokens;
 pub mod members;
 pub mod oauth;
+pub mod preheat;
 pub mod registry;
 pub mod roles;
 pub mod samples;

@@ -64,6 +64,11 @@ impl Hosts {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).get(id).map(|e| e.host.clone())
     }
 
+    /// A snapshot of every host.
+    pub fn all(&self) -> Vec<Host> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).values().map(|e| e.host.clone()).collect()
+    }
+
     /// How many hosts are known.
     pub fn len(&self) -> usize {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).len()

@@ -1,14 +1,20 @@
-//! Hosts that keep a `WatchHostOrders` stream open, and the orders sent to them (today: delete
-//! a task's copy). This is how a manager job reaches peers, which serve no control API of
-//! their own to the network.
+//! Hosts that keep a `WatchHostOrders` stream open, and the orders sent to them (delete a
+//! task's copy, preheat a task). This is how a manager job reaches peers, which serve no
+//! control API of their own to the network.
 
 use common::ids::TaskId;
+
+use super::SeedOrder;
 
 /// An order for one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostOrder {
     /// Delete the local copy of this task.
     DeleteTask(TaskId),
+    /// Fetch this task into the cache, then report it for `preheat_id`.
+    Preheat { preheat_id: String, task: SeedOrder, concurrent_count: u32 },
+    /// Drop what has not started of this preheat.
+    CancelPreheat(String),
 }
 
 /// Connected hosts, each with the channel its stream reads from.

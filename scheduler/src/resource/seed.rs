@@ -1,6 +1,6 @@
 //! Seed peers that keep a `WatchSeedTasks` stream open, and handing them new tasks.
 
-/// What a seed peer is asked to fetch from the origin.
+/// What a host is asked to fetch: a seed peer from the origin, or any host for a preheat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedOrder {
     pub task_id: String,

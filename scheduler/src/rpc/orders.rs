@@ -1,5 +1,5 @@
 //! `DeleteTask` and `WatchHostOrders`: how a manager's `delete_task` job reaches the hosts that
-//! hold a task.
+//! hold a task, and how a preheat ([`super::preheat`]) reaches the hosts it warms.
 
 use std::collections::BTreeSet;
 
@@ -45,11 +45,20 @@ pub fn watch_host_orders(
     }
     tracing::debug!(host_id = %id, "host watching for orders");
     let stream = tokio_stream::wrappers::ReceiverStream::new(service.orders.watch(id)).map(|order| {
-        Ok(match order {
-            HostOrder::DeleteTask(task) => pb::HostOrder {
-                order: Some(pb::host_order::Order::DeleteTask(pb::DeleteTaskOrder { task_id: task.0 })),
-            },
-        })
+        let order = match order {
+            HostOrder::DeleteTask(task) => pb::host_order::Order::DeleteTask(pb::DeleteTaskOrder { task_id: task.0 }),
+            HostOrder::Preheat { preheat_id, task, concurrent_count } => {
+                pb::host_order::Order::Preheat(pb::PreheatOrder {
+                    preheat_id,
+                    task: Some(super::task_spec(task)),
+                    concurrent_count,
+                })
+            }
+            HostOrder::CancelPreheat(preheat_id) => {
+                pb::host_order::Order::CancelPreheat(pb::CancelPreheatOrder { preheat_id })
+            }
+        };
+        Ok(pb::HostOrder { order: Some(order) })
     });
     Ok(Response::new(Box::pin(stream)))
 }

@@ -39,7 +39,8 @@ pub async fn list_jobs(
 /// Create a job (tenant members and admins). Answers the job as `PENDING`; poll it by id.
 #[utoipa::path(post, path = "/jobs", tag = "jobs", security(("session" = [])), request_body = CreateJob,
     responses((status = 201, body = Job), (status = 400, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
+        (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody)))]
 pub async fn create_job(
     State(state): State<ApiState>,
     Extension(me): Extension<Principal>,

@@ -1,6 +1,7 @@
 //! `/oapi/v1`: the same jobs and clusters, for machines holding a personal access token
 //! (Harbor's preheat provider, CI pipelines). Each route delegates to the `/api/v1` handler;
-//! only the credential differs, which the router's layer settles before these run.
+//! only the credential differs, which the router's layer settles before these run, and a job's
+//! state reads as Harbor's provider understands it (`RUNNING` is `PENDING` here).
 
 use axum::{
     Json,
@@ -16,7 +17,7 @@ use super::{
     jobs::{self, CreateJob, Job, JobFilter},
     page::{PageParams, Paged},
 };
-use crate::{Error, auth::Principal, error::ErrorBody};
+use crate::{Error, auth::Principal, error::ErrorBody, service::jobs::ForHarbor};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -37,14 +38,14 @@ pub async fn list_jobs(
     paging: Query<PageParams>,
     filter: Query<JobFilter>,
 ) -> Result<Paged<Job>, Error> {
-    jobs::list_jobs(state, me, uri, paging, filter).await
+    Ok(jobs::list_jobs(state, me, uri, paging, filter).await?.map(Job::as_harbor_reads_it))
 }
 
 /// Create a job, e.g. Harbor's preheat (scope `job`).
 #[utoipa::path(post, path = "/jobs", tag = "oapi", operation_id = "oapi_create_job", security(("token" = [])),
     request_body = CreateJob,
     responses((status = 201, body = Job), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn create_job(
     state: State<ApiState>,
     me: Extension<Principal>,
@@ -58,7 +59,7 @@ pub async fn create_job(
     params(("id" = i64, Path, description = "Job id")),
     responses((status = 200, body = Job), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_job(state: State<ApiState>, me: Extension<Principal>, id: Path<i64>) -> Result<Json<Job>, Error> {
-    jobs::get_job(state, me, id).await
+    Ok(Json(jobs::get_job(state, me, id).await?.0.as_harbor_reads_it()))
 }
 
 /// Clusters of the token's tenant (scope `cluster`).

@@ -36,15 +36,31 @@ impl From<jobs::Model> for Job {
             id: j.id,
             tenant_id: j.tenant_id,
             user_id: j.user_id,
-            r#type: j.r#type,
             state: j.state.to_value(),
-            args: j.args,
+            // A preheat's registry credentials are never shown again.
+            args: if j.r#type == "preheat" { super::preheat::masked(j.args) } else { j.args },
+            r#type: j.r#type,
             result: j.result,
             bio: j.bio,
             scheduler_cluster_ids: serde_json::from_value(j.cluster_ids).unwrap_or_default(),
             created_at: timestamp(j.created_at.and_utc()),
             updated_at: timestamp(j.updated_at.and_utc()),
         }
+    }
+}
+
+/// A job as Harbor's preheat provider reads it: any state but `PENDING`, `SUCCESS` and `FAILURE`
+/// fails the job there, so a running job shows as `PENDING` until it is done.
+pub trait ForHarbor {
+    fn as_harbor_reads_it(self) -> Self;
+}
+
+impl ForHarbor for Job {
+    fn as_harbor_reads_it(mut self) -> Self {
+        if self.state != "SUCCESS" && self.state != "FAILURE" {
+            self.state = "PENDING".into();
+        }
+        self
     }
 }
 
@@ -127,13 +143,7 @@ fn check_args(kind: &str, args: &serde_json::Value) -> Result<(), Error> {
     }
     match kind {
         "preheat" => {
-            check_url("args.url", obj.get("url").unwrap_or(&serde_json::Value::Null))?;
-            if let Some(t) = obj.get("type")
-                && t != "image"
-                && t != "file"
-            {
-                return Err(Error::invalid("args.type", "args.type must be image or file"));
-            }
+            super::preheat::PreheatArgs::parse(args)?;
         }
         "get_task" | "delete_task" => match (obj.get("task_id"), obj.get("url")) {
             (Some(id), _) => {
@@ -193,7 +203,7 @@ pub async fn create(
     queue: Option<&RedisQueue>,
 ) -> Result<Job, Error> {
     let tenant = cx.me.tenant_for_create(cx.rbac, body.tenant_id, Obj::Jobs)?;
-    check_args(&body.r#type, &body.args)?;
+    check_args(&body.r#type, &body.args).map_err(Error::unprocessable)?;
     let bio = body.bio.unwrap_or_default();
     validate::text("bio", &bio, 1024)?;
     let tenant_clusters =
@@ -278,4 +288,31 @@ pub async fn delete(cx: Ctx<'_>, id: i64) -> Result<i64, Error> {
     let job = load(cx, id, Act::Delete).await?;
     jobs::Entity::delete_by_id(id).exec(cx.db).await?;
     Ok(job.tenant_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn harbor_reads_only_pending_success_and_failure() {
+        let job = |state: &str| Job {
+            id: 1,
+            tenant_id: 1,
+            user_id: 1,
+            r#type: "preheat".into(),
+            state: state.into(),
+            args: serde_json::Value::Null,
+            result: None,
+            bio: String::new(),
+            scheduler_cluster_ids: vec![],
+            created_at: timestamp(chrono::Utc::now()),
+            updated_at: timestamp(chrono::Utc::now()),
+        };
+        for (state, shown) in
+            [("PENDING", "PENDING"), ("RUNNING", "PENDING"), ("SUCCESS", "SUCCESS"), ("FAILURE", "FAILURE")]
+        {
+            assert_eq!(job(state).as_harbor_reads_it().state, shown);
+        }
+    }
 }

@@ -136,3 +136,99 @@ impl SchedulerClient {
         }
     }
 }
+
+/// One task of a preheat, as the scheduler is asked to warm it.
+#[derive(Debug, Clone)]
+pub struct PreheatTask {
+    pub url: String,
+    pub tag: String,
+    pub application: String,
+    pub filtered_query_params: Vec<String>,
+    pub piece_length: Option<u64>,
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// What a preheat asks of one cluster's scheduler.
+#[derive(Debug, Clone)]
+pub struct PreheatCall {
+    pub tasks: Vec<PreheatTask>,
+    pub scope: super::preheat::PreheatScope,
+    pub ips: Vec<std::net::IpAddr>,
+    pub count: Option<u32>,
+    pub percentage: Option<u32>,
+    pub concurrent_count: u32,
+    pub timeout_secs: u64,
+}
+
+/// A host a preheat reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreheatHost {
+    pub host_id: String,
+    pub hostname: String,
+    pub ip: String,
+}
+
+/// What the scheduler tells of a preheat as it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreheatEvent {
+    /// The hosts it picked (first, once).
+    Hosts(Vec<PreheatHost>),
+    /// One host's result for one task.
+    Result { host_id: String, task_id: String, outcome: Result<u64, String> },
+}
+
+impl SchedulerClient {
+    /// Starts a preheat; the stream carries its events until every result is in. Dropping it
+    /// cancels what has not started.
+    pub async fn preheat(
+        &mut self,
+        call: PreheatCall,
+    ) -> Result<impl futures::Stream<Item = Result<PreheatEvent, String>> + use<>, String> {
+        use futures::StreamExt;
+        let scope = match call.scope {
+            super::preheat::PreheatScope::SingleSeedPeer => pb::PreheatScope::SingleSeedPeer,
+            super::preheat::PreheatScope::AllSeedPeers => pb::PreheatScope::AllSeedPeers,
+            super::preheat::PreheatScope::AllPeers => pb::PreheatScope::AllPeers,
+        };
+        let request = pb::PreheatRequest {
+            tasks: call
+                .tasks
+                .into_iter()
+                .map(|t| pb::TaskSpec {
+                    task_id: String::new(),
+                    url: t.url,
+                    request_headers: t.headers.into_iter().collect(),
+                    piece_length: t.piece_length,
+                    tag: t.tag,
+                    application: t.application,
+                    filtered_query_params: t.filtered_query_params,
+                })
+                .collect(),
+            scope: scope.into(),
+            ips: call.ips.iter().map(ToString::to_string).collect(),
+            count: call.count,
+            percentage: call.percentage,
+            concurrent_count: call.concurrent_count,
+            timeout_secs: call.timeout_secs,
+        };
+        // No deadline on the call itself: it lasts as long as the preheat.
+        let stream = self.inner.preheat(request).await.map_err(|s| format!("Preheat refused: {}", s.message()))?;
+        Ok(stream.into_inner().map(|event| {
+            let event = event.map_err(|s| format!("the scheduler's preheat stream broke: {}", s.message()))?;
+            match event.event {
+                Some(pb::preheat_event::Event::Hosts(h)) => Ok(PreheatEvent::Hosts(
+                    h.hosts
+                        .into_iter()
+                        .map(|h| PreheatHost { host_id: h.host_id, hostname: h.hostname, ip: h.ip })
+                        .collect(),
+                )),
+                Some(pb::preheat_event::Event::Result(r)) => Ok(PreheatEvent::Result {
+                    host_id: r.host_id,
+                    task_id: r.task_id,
+                    outcome: if r.success { Ok(r.content_length) } else { Err(r.description) },
+                }),
+                None => Err("the scheduler sent an empty preheat event".into()),
+            }
+        }))
+    }
+}

@@ -9,5 +9,6 @@ mod join_tokens;
 mod launcher;
 mod manager;
 mod oauth;
+mod preheat;
 mod registration;
 mod tenant_matrix;

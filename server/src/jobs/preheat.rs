@@ -1,0 +1,297 @@
+//! `preheat`: resolve what to warm (an image's blobs, or the files named), then ask one active
+//! scheduler of every chosen cluster to warm it on the hosts the scope picks, and follow each
+//! cluster's stream of per-host results until every one is in.
+//!
+//! The manager stays off the data path: it only relays orders and tallies results. While the
+//! preheat runs, its progress is written to the job every [`PROGRESS_EVERY`] (which also tells
+//! other replicas the job is alive); a deleted job is cancelled (the dropped streams tell the
+//! schedulers); a shutdown hands the job back as `PENDING`, so the next start runs it again and
+//! the hosts find what they already cached. A scheduler that goes away fails its cluster's
+//! unfinished tasks with the reason; nothing waits past the job's timeout.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
+
+use chrono::Utc;
+use common::task_id::{TaskSpec, task_id};
+use futures::{StreamExt, future::join_all};
+use sea_orm::{ActiveEnum, ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Error,
+    config::JobsConfig,
+    entity::jobs::{self, JobState},
+    service::{
+        preheat::{PreheatArgs, PreheatKind},
+        registry::active_schedulers,
+        scheduler_rpc::{PreheatCall, PreheatEvent, PreheatHost, PreheatTask, SchedulerClient},
+    },
+};
+
+/// How often a running preheat's progress is written to its job.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How long past its timeout a preheat waits for a scheduler that stopped talking.
+const GRACE: Duration = Duration::from_secs(30);
+
+/// One cluster's preheat, as far as it has gone.
+#[derive(Debug, Default)]
+struct ClusterRun {
+    hosts: Vec<PreheatHost>,
+    /// Per host and task: bytes cached, or why not.
+    results: BTreeMap<(String, String), Result<u64, String>>,
+    /// Why the cluster's part failed as a whole (no scheduler, a broken stream).
+    error: Option<String>,
+    done: bool,
+}
+
+/// What is warmed: each task's spec, keyed by its id.
+struct Plan {
+    tasks: Vec<PreheatTask>,
+    urls: HashMap<String, String>,
+}
+
+/// Runs a preheat job and records its outcome.
+pub async fn execute(
+    db: &DatabaseConnection,
+    config: &JobsConfig,
+    reach: &super::Reach,
+    job: jobs::Model,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
+    let clusters: Vec<i64> = serde_json::from_value(job.cluster_ids.clone()).unwrap_or_default();
+    let args = match PreheatArgs::parse(&job.args) {
+        Ok(a) => a,
+        Err(e) => {
+            return finish(
+                db,
+                job,
+                JobState::Failure,
+                json!([{"state": "FAILURE", "error": e.to_string(), "results": []}]),
+            )
+            .await;
+        }
+    };
+    let plan = match plan(&args, config).await {
+        Ok(p) => p,
+        Err(e) => {
+            let states = json!([{"state": "FAILURE", "error": e, "results": []}]);
+            return finish(db, job, JobState::Failure, states).await;
+        }
+    };
+    let timeout = match args.timeout_secs {
+        0 => Duration::from_secs(config.preheat_timeout_secs.max(1)),
+        s => Duration::from_secs(s),
+    };
+    let call = PreheatCall {
+        tasks: plan.tasks.clone(),
+        scope: args.scope,
+        ips: args.ips.clone(),
+        count: args.count,
+        percentage: args.percentage,
+        concurrent_count: args.concurrent_count,
+        timeout_secs: timeout.as_secs(),
+    };
+    let runs: HashMap<i64, std::sync::Mutex<ClusterRun>> =
+        clusters.iter().map(|c| (*c, std::sync::Mutex::new(ClusterRun::default()))).collect();
+    let connect_timeout = Duration::from_secs(config.scheduler_timeout_secs.max(1));
+    let all = join_all(clusters.iter().map(|&cluster| {
+        let run = &runs[&cluster];
+        let call = call.clone();
+        async move {
+            let outcome =
+                tokio::time::timeout(timeout + GRACE, on_cluster(db, reach, cluster, call, connect_timeout, run)).await;
+            let mut r = run.lock().unwrap_or_else(|p| p.into_inner());
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => r.error = Some(e),
+                Err(_) => {
+                    r.error = Some(format!("the scheduler gave no result within {} s", (timeout + GRACE).as_secs()))
+                }
+            }
+            r.done = true;
+        }
+    }));
+    tokio::pin!(all);
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            _ = &mut all => break,
+            () = shutdown.cancelled() => {
+                tracing::info!(job_id = job.id, "manager stopping: preheat handed back to run again");
+                return record(db, &job, JobState::Pending, &runs, &plan).await;
+            }
+            _ = tick.tick() => {
+                if jobs::Entity::find_by_id(job.id).one(db).await?.is_none() {
+                    tracing::info!(job_id = job.id, "preheat job deleted: cancelled");
+                    return Ok(());
+                }
+                record(db, &job, JobState::Running, &runs, &plan).await?;
+            }
+        }
+    }
+    let failed = runs.values().any(|r| {
+        let r = r.lock().unwrap_or_else(|p| p.into_inner());
+        r.error.is_some() || r.results.values().any(Result::is_err)
+    });
+    let state = if failed { JobState::Failure } else { JobState::Success };
+    tracing::info!(job_id = job.id, state = state.to_value().as_str(), "preheat finished");
+    record(db, &job, state, &runs, &plan).await
+}
+
+/// The tasks to warm: the image's blobs, or the files.
+async fn plan(args: &PreheatArgs, config: &JobsConfig) -> Result<Plan, String> {
+    let (urls, headers) = match args.kind {
+        PreheatKind::File => (args.urls.clone(), args.headers.clone()),
+        PreheatKind::Image => {
+            let _ = config;
+            return Err("image preheat: manifest resolution is not merged yet".into());
+        }
+    };
+    let mut tasks = Vec::with_capacity(urls.len());
+    let mut ids = HashMap::new();
+    for url in urls {
+        let spec = TaskSpec {
+            url: &url,
+            tag: &args.tag,
+            application: &args.application,
+            piece_length: args.piece_length,
+            filtered_query_params: &args.filtered_query_params,
+        };
+        let id = task_id(&spec).map_err(|e| format!("{url}: {e}"))?;
+        ids.insert(id.0, url.clone());
+        tasks.push(PreheatTask {
+            url,
+            tag: args.tag.clone(),
+            application: args.application.clone(),
+            filtered_query_params: args.filtered_query_params.clone(),
+            piece_length: args.piece_length,
+            headers: headers.clone(),
+        });
+    }
+    Ok(Plan { tasks, urls: ids })
+}
+
+/// Runs the preheat on one active scheduler of `cluster`, recording into `run`.
+async fn on_cluster(
+    db: &DatabaseConnection,
+    reach: &super::Reach,
+    cluster: i64,
+    call: PreheatCall,
+    connect_timeout: Duration,
+    run: &std::sync::Mutex<ClusterRun>,
+) -> Result<(), String> {
+    let active = active_schedulers(db, cluster, reach.keepalive).await.map_err(|e| format!("database: {e}"))?;
+    if active.is_empty() {
+        return Err("the cluster has no active scheduler".into());
+    }
+    let mut refusals = Vec::new();
+    for s in &active {
+        let mut client = match SchedulerClient::connect(&reach.dialer, cluster, &s.ip, s.port, connect_timeout).await {
+            Ok(c) => c,
+            Err(e) => {
+                refusals.push(e);
+                continue;
+            }
+        };
+        let mut events = match client.preheat(call.clone()).await {
+            Ok(events) => Box::pin(events),
+            Err(e) => {
+                refusals.push(format!("scheduler {}:{}: {e}", s.ip, s.port));
+                continue;
+            }
+        };
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| format!("scheduler {}:{}: {e}", s.ip, s.port))?;
+            let mut r = run.lock().unwrap_or_else(|p| p.into_inner());
+            match event {
+                PreheatEvent::Hosts(hosts) => r.hosts = hosts,
+                PreheatEvent::Result { host_id, task_id, outcome } => {
+                    r.results.insert((host_id, task_id), outcome);
+                }
+            }
+        }
+        return Ok(());
+    }
+    Err(refusals.join("; "))
+}
+
+/// Writes the job's state and its per-cluster results in Dragonfly's shape.
+async fn record(
+    db: &DatabaseConnection,
+    job: &jobs::Model,
+    state: JobState,
+    runs: &HashMap<i64, std::sync::Mutex<ClusterRun>>,
+    plan: &Plan,
+) -> Result<(), Error> {
+    let mut clusters: Vec<&i64> = runs.keys().collect();
+    clusters.sort();
+    let states: Vec<Value> =
+        clusters.into_iter().map(|c| job_state(*c, &runs[c].lock().unwrap_or_else(|p| p.into_inner()), plan)).collect();
+    finish(db, job.clone(), state, Value::Array(states)).await
+}
+
+/// One cluster's `job_states[]` entry: its state, its error and its success and failure tasks.
+fn job_state(cluster: i64, run: &ClusterRun, plan: &Plan) -> Value {
+    let mut success = Vec::new();
+    let mut failure = Vec::new();
+    let mut bytes = 0u64;
+    let mut errors: Vec<String> = run.error.iter().cloned().collect();
+    for host in &run.hosts {
+        for (task, url) in &plan.urls {
+            let entry = |extra: Option<&str>| {
+                let mut v = json!({"url": url, "task_id": task, "hostname": host.hostname, "ip": host.ip, "host_id": host.host_id});
+                if let Some(why) = extra {
+                    v["description"] = json!(why);
+                }
+                v
+            };
+            match run.results.get(&(host.host_id.clone(), task.clone())) {
+                Some(Ok(len)) => {
+                    bytes += len;
+                    success.push(entry(None));
+                }
+                Some(Err(why)) => {
+                    errors.push(format!("{} on {}: {why}", url, host.hostname));
+                    failure.push(entry(Some(why)));
+                }
+                None if run.done => {
+                    let why = run.error.as_deref().unwrap_or("no result from the host");
+                    failure.push(entry(Some(why)));
+                }
+                None => {}
+            }
+        }
+    }
+    let total = run.hosts.len() * plan.urls.len();
+    let state = if !run.done {
+        "RUNNING"
+    } else if errors.is_empty() {
+        "SUCCESS"
+    } else {
+        "FAILURE"
+    };
+    errors.truncate(20);
+    json!({
+        "state": state,
+        "error": errors.join("; "),
+        "results": [{
+            "scheduler_cluster_id": cluster,
+            "success_tasks": success,
+            "failure_tasks": failure,
+            "progress": {"tasks": total, "finished": run.results.len(), "bytes": bytes},
+        }],
+    })
+}
+
+async fn finish(db: &DatabaseConnection, job: jobs::Model, state: JobState, job_states: Value) -> Result<(), Error> {
+    let mut active: jobs::ActiveModel = job.into();
+    active.state = Set(state);
+    active.result = Set(Some(json!({ "job_states": job_states })));
+    active.updated_at = Set(Utc::now().naive_utc());
+    active.update(db).await?;
+    Ok(())
+}

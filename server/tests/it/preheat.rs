@@ -1,0 +1,182 @@
+//! File preheats end to end: a manager, a real scheduler registered with it, a seed peer and
+//! three peers, a real HTTP origin. A preheat warms the hosts its scope picks (every scope
+//! rule, shown by who then holds the content), through the P2P network (the origin serves
+//! each file about once), and a later download is served from the cache; a failing URL fails
+//! the job with the reason per host; bad arguments are refused with the field named.
+
+use std::{path::Path, time::Duration};
+
+use serde_json::{Value, json};
+use testkit::{
+    db::Backend,
+    manager::TestManager,
+    origin::Origin,
+    peer::{PIECE, PeerBuilder, TestPeer},
+    scheduler::{TestScheduler, registering},
+};
+use tokio_util::sync::CancellationToken;
+
+const HOSTS: [&str; 4] = ["seed-a", "peer-a", "peer-b", "peer-c"];
+
+/// Whether the dfdaemon under `dir` caches `task_id`.
+fn caches(dir: &Path, task_id: &str) -> bool {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.display().to_string().contains(task_id) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn task_of(url: &str) -> String {
+    common::task_id::task_id(&common::task_id::TaskSpec { url, ..Default::default() }).unwrap().0
+}
+
+async fn finished(m: &TestManager, id: i64) -> Value {
+    for _ in 0..600 {
+        let job = m.get(&format!("/api/v1/jobs/{id}"), &m.root).await.expect(200);
+        if job.body["state"] == "SUCCESS" || job.body["state"] == "FAILURE" {
+            return job.body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+async fn preheat(m: &TestManager, args: Value) -> Value {
+    let job = m.post("/api/v1/jobs", &m.root, json!({"type": "preheat", "args": args})).await.expect(201);
+    finished(m, job.id()).await
+}
+
+/// Hostnames in a finished preheat's `success_tasks` (or `failure_tasks`), sorted, with the URL.
+fn hosts_in(job: &Value, list: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = job["result"]["job_states"][0]["results"][0][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{job}"))
+        .iter()
+        .map(|t| (t["hostname"].as_str().unwrap().to_owned(), t["url"].as_str().unwrap().to_owned()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_preheats_warm_the_hosts_their_scope_picks() {
+    let m = TestManager::start_with(Backend::Sqlite, |c| c.jobs.poll_interval_ms = 50).await;
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let scheduler = TestScheduler::start(registering(&m.grpc, "sched")).await;
+    let mut peers: Vec<TestPeer> = Vec::new();
+    for name in HOSTS {
+        let p = PeerBuilder::new(dir.path().join(name), name)
+            .seed(name.starts_with("seed"))
+            .scheduler(&scheduler.addr)
+            .stopped_by(&stop)
+            .start()
+            .await;
+        peers.push(p);
+    }
+    scheduler.wait_for_hosts(HOSTS.len()).await;
+    let cached_on =
+        |task: &str| -> Vec<&str> { HOSTS.iter().copied().filter(|h| caches(&dir.path().join(h), task)).collect() };
+
+    // Bad arguments: 422 with the field named, nothing queued.
+    let before = m.get("/api/v1/jobs?type=preheat", &m.root).await.expect(200).body;
+    for (args, field) in [
+        (json!({"type": "file", "url": "http://o/f", "scope": "everyone"}), "args.scope"),
+        (json!({"type": "file", "url": "http://o/f", "count": 0}), "args.count"),
+        (json!({"type": "file", "url": "http://o/f", "percentage": 120}), "args.percentage"),
+        (json!({"type": "image", "url": "http://o/f"}), "args.url"),
+        (json!({"type": "zip", "url": "http://o/f"}), "args.type"),
+    ] {
+        let refused = m.post("/api/v1/jobs", &m.root, json!({"type": "preheat", "args": args})).await.expect(422);
+        assert_eq!(refused.body["field"], field, "{}", refused.body);
+    }
+    m.post(
+        "/api/v1/jobs",
+        &m.root,
+        json!({"type": "preheat", "args": {"type": "file", "url": "http://o/f"}, "scheduler_cluster_ids": [424242]}),
+    )
+    .await
+    .expect(422);
+    assert_eq!(m.get("/api/v1/jobs?type=preheat", &m.root).await.expect(200).body, before);
+
+    // Every host warms two files; the origin serves each about once (a peer that asks at the
+    // very start may fetch a piece itself before a parent has it).
+    let size = 6 * PIECE + 5;
+    let urls = [format!("{origin}/bytes/{size}/1"), format!("{origin}/bytes/{size}/2")];
+    let all = preheat(&m, json!({"type": "file", "urls": urls, "scope": "all_peers", "piece_length": PIECE})).await;
+    assert_eq!(all["state"], "SUCCESS", "{all}");
+    let succeeded = hosts_in(&all, "success_tasks");
+    assert_eq!(succeeded.len(), 8, "{all}");
+    for host in HOSTS {
+        for url in &urls {
+            assert!(succeeded.contains(&(host.to_owned(), url.clone())), "{host} {url}: {all}");
+        }
+    }
+    let entry = &all["result"]["job_states"][0]["results"][0];
+    assert_eq!(entry["success_tasks"][0]["ip"], "127.0.0.1");
+    assert!(entry["scheduler_cluster_id"].as_i64().is_some(), "{entry}");
+    assert_eq!(entry["progress"]["bytes"], 8 * size, "{entry}");
+    let sent = origin.sent();
+    assert_eq!(sent, 2 * size, "the origin served each file once");
+    let with_piece = |url: &str| {
+        common::task_id::task_id(&common::task_id::TaskSpec { url, piece_length: Some(PIECE), ..Default::default() })
+            .unwrap()
+            .0
+    };
+    for url in &urls {
+        assert_eq!(cached_on(&with_piece(url)), HOSTS, "{url} is in every cache");
+    }
+    // A later download on a peer is served from its cache: the origin sends nothing more.
+    let out = dir.path().join("out");
+    let mut req = testkit::peer::request(urls[0].clone(), &out);
+    req.piece_length = Some(PIECE);
+    peers[2].download(req).await.unwrap();
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), size);
+    assert_eq!(origin.sent(), sent, "the preheated file came from the cache");
+
+    // Scopes: one seed peer (the default, also for "" and Harbor's legacy "single_peer"), every
+    // seed peer, a count, a percentage (rounded up), and IPs.
+    let url = |n: u8| format!("{origin}/bytes/{}/{n}", PIECE + 1);
+    let single = preheat(&m, json!({"type": "file", "url": url(10), "scope": ""})).await;
+    assert_eq!(single["state"], "SUCCESS", "{single}");
+    assert_eq!(hosts_in(&single, "success_tasks"), [("seed-a".to_owned(), url(10))]);
+    assert_eq!(cached_on(&task_of(&url(10))), ["seed-a"]);
+    let legacy = preheat(&m, json!({"type": "file", "url": url(11), "scope": "single_peer"})).await;
+    assert_eq!(hosts_in(&legacy, "success_tasks"), [("seed-a".to_owned(), url(11))]);
+    let seeds = preheat(&m, json!({"type": "file", "url": url(12), "scope": "all_seed_peers"})).await;
+    assert_eq!(hosts_in(&seeds, "success_tasks"), [("seed-a".to_owned(), url(12))]);
+    let two = preheat(&m, json!({"type": "file", "url": url(13), "scope": "all_peers", "count": 2})).await;
+    assert_eq!(hosts_in(&two, "success_tasks").len(), 2, "{two}");
+    assert_eq!(cached_on(&task_of(&url(13))).len(), 2);
+    let half = preheat(&m, json!({"type": "file", "url": url(14), "scope": "all_peers", "percentage": 30})).await;
+    assert_eq!(hosts_in(&half, "success_tasks").len(), 2, "30 % of 4 hosts, rounded up: {half}");
+    let by_ip =
+        preheat(&m, json!({"type": "file", "url": url(15), "scope": "all_peers", "ips": ["127.0.0.1"], "count": 1}))
+            .await;
+    assert_eq!(hosts_in(&by_ip, "success_tasks").len(), 4, "ips come before count: {by_ip}");
+    let elsewhere =
+        preheat(&m, json!({"type": "file", "url": url(16), "scope": "all_peers", "ips": ["10.9.9.9"]})).await;
+    assert_eq!(elsewhere["state"], "FAILURE", "{elsewhere}");
+    let error = elsewhere["result"]["job_states"][0]["error"].as_str().unwrap();
+    assert!(error.contains("10.9.9.9"), "{error}");
+
+    // A URL the origin refuses fails the job, with the reason for each host.
+    let missing = format!("{origin}/status/404");
+    let failed = preheat(&m, json!({"type": "file", "urls": [url(17), missing], "scope": "all_seed_peers"})).await;
+    assert_eq!(failed["state"], "FAILURE", "{failed}");
+    assert_eq!(hosts_in(&failed, "success_tasks"), [("seed-a".to_owned(), url(17))]);
+    let failure = &failed["result"]["job_states"][0]["results"][0]["failure_tasks"][0];
+    assert_eq!((failure["url"].as_str(), failure["hostname"].as_str()), (Some(missing.as_str()), Some("seed-a")));
+    assert!(failure["description"].as_str().unwrap().contains("404"), "{failure}");
+    assert!(failed["result"]["job_states"][0]["error"].as_str().unwrap().contains("404"), "{failed}");
+    stop.cancel();
+}
