@@ -88,9 +88,10 @@ console: apt-deps wasm-bindgen npm-deps
 	cp $(FRONT)/bindgen/console.js $(SITE)/pkg/console.js
 	cp style/main.css $(SITE)/pkg/console.css
 	cp style/favicon.svg $(SITE)/favicon.svg
+	cp style/confirm.js $(SITE)/pkg/confirm.js
 	# zopfli writes standard gzip, about 4% smaller than gzip -9; the manager serves these .gz files.
 	rm -f $(SITE)/pkg/*.gz
-	zopfli --i15 $(SITE)/pkg/console_bg.wasm $(SITE)/pkg/console.js $(SITE)/pkg/console.css
+	zopfli --i15 $(SITE)/pkg/console_bg.wasm $(SITE)/pkg/console.js $(SITE)/pkg/console.css $(SITE)/pkg/confirm.js
 
 build: console
 	$(CARGO) build --workspace --bins

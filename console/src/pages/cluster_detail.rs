@@ -55,7 +55,7 @@ fn ClusterView(cluster: Cluster) -> impl IntoView {
                 {admin.then(|| view! {
                     <div class="actions">
                         <A href=format!("/clusters/{}/edit", c.id) attr:class="button">"Edit"</A>
-                        <ActionForm action=delete attr:class="inline" attr:onsubmit="return confirm('Delete this cluster? Its schedulers and seed peers stop being served by it.')">
+                        <ActionForm action=delete attr:class="inline" attr:data-confirm="Delete this cluster? Its schedulers and seed peers stop being served by it.">
                             <input type="hidden" name="id" value=c.id />
                             <button type="submit" class="danger" id="delete-cluster">"Delete"</button>
                         </ActionForm>

@@ -148,7 +148,7 @@ fn TenantView(id: i64) -> impl IntoView {
                         <div class="heading">
                             <h1 id="tenant-title">{t.name.clone()}</h1>
                             {root.then(|| view! {
-                                <ActionForm action=delete attr:class="inline" attr:onsubmit="return confirm('Delete this tenant? Its members lose access; it must have no clusters left.')">
+                                <ActionForm action=delete attr:class="inline" attr:data-confirm="Delete this tenant? Its members lose access; it must have no clusters left.">
                                     <input type="hidden" name="id" value=id />
                                     <button type="submit" class="danger" id="delete-tenant">"Delete tenant"</button>
                                 </ActionForm>
@@ -253,7 +253,7 @@ fn MemberRow(
     let role = m.role.as_str();
     let role_label = format!("Role of {}", m.user_name);
     let user_id = m.user_id;
-    let confirm = format!("return confirm('Remove {} from this tenant?')", m.user_name.replace(['\'', '\\'], ""));
+    let confirm = format!("Remove {} from this tenant?", m.user_name);
     view! {
         <tr data-member=m.user_name.clone()>
             <td>{m.user_name.clone()}</td>
@@ -276,7 +276,7 @@ fn MemberRow(
             </td>
             <td>{short_time(&m.created_at)}</td>
             <td>{admin.then(|| view! {
-                <ActionForm action=remove attr:class="inline" attr:onsubmit=confirm>
+                <ActionForm action=remove attr:class="inline" attr:data-confirm=confirm>
                     <input type="hidden" name="tenant_id" value=tenant_id />
                     <input type="hidden" name="user_id" value=user_id />
                     <button type="submit" class="link-button danger">"Remove"</button>

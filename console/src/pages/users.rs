@@ -74,8 +74,9 @@ pub fn UsersPage() -> impl IntoView {
                                         <ActionForm
                                             action=set_role
                                             attr:class="inline"
-                                            // One constant attribute (re-rendered rows keep it right): ask only when granting root.
-                                            attr:onsubmit="return this.elements.role.value !== 'root' || confirm('Make this user a platform root? Roots may do everything, in every tenant.')"
+                                            // Constant attributes (re-rendered rows keep them right): ask only when granting root.
+                                            attr:data-confirm="Make this user a platform root? Roots may do everything, in every tenant."
+                                            attr:data-confirm-when="input[name=role][value=root]"
                                         >
                                             <input type="hidden" name="id" value=u.id />
                                             <input type="hidden" name="role" value=if root { "" } else { "root" } />
