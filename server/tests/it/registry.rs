@@ -229,3 +229,89 @@ async fn registry_errors_are_clear() -> Result<()> {
     assert!(matches!(resolve(&client(), &bad_platform).await, Err(ImageError::Invalid(_))));
     Ok(())
 }
+
+/// What a hostile or unusual registry can answer, from a stub: a `Basic` challenge, a body
+/// past the size cap (streamed, no length announced), a digest that would escape the blob
+/// path, an index inside an index, and content that does not match the digest asked for.
+#[tokio::test]
+async fn registry_stub_basic_auth_and_hostile_manifests() -> Result<()> {
+    use axum::{
+        Router,
+        body::{Body, Bytes},
+        http::{HeaderMap, StatusCode, header},
+        response::{IntoResponse, Response},
+        routing::get,
+    };
+
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let sha = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    let manifest = |layer: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"x","digest":"{}","size":2}},"layers":[{{"mediaType":"y","digest":"{layer}","size":3}}]}}"#,
+            sha('c')
+        )
+    };
+    let good = manifest(&sha('d'));
+    let hostile = manifest("sha256:../../../../v2/other/blobs/x");
+    let inner = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
+    let inner_digest =
+        format!("sha256:{}", Sha256::digest(&inner).iter().map(|x| format!("{x:02x}")).collect::<String>());
+    let nested = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_INDEX}","digest":"{inner_digest}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
+    );
+    let typed = |ct: &'static str, body: String| ([(header::CONTENT_TYPE, ct)], body).into_response();
+    let app = Router::new()
+        .route(
+            "/v2/basic/manifests/1",
+            get({
+                let good = good.clone();
+                move |headers: HeaderMap| async move {
+                    // "eve:pw" in base64.
+                    if headers.get(header::AUTHORIZATION).is_some_and(|v| v == "Basic ZXZlOnB3") {
+                        typed(OCI_MANIFEST, good)
+                    } else {
+                        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, r#"Basic realm="stub, with a comma""#)])
+                            .into_response()
+                    }
+                }
+            }),
+        )
+        .route(
+            "/v2/big/manifests/1",
+            get(|| async {
+                let chunks =
+                    futures::stream::iter((0..80).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 64 << 10]))));
+                Response::builder().header(header::CONTENT_TYPE, OCI_MANIFEST).body(Body::from_stream(chunks)).unwrap()
+            }),
+        )
+        .route("/v2/hostile/manifests/1", get(move || async move { typed(OCI_MANIFEST, hostile) }))
+        .route("/v2/nested/manifests/1", get(move || async move { typed(OCI_INDEX, nested) }))
+        .route(&format!("/v2/nested/manifests/{inner_digest}"), get(move || async move { typed(OCI_INDEX, inner) }))
+        .route(&format!("/v2/mismatch/manifests/{}", sha('f')), get(move || async move { typed(OCI_MANIFEST, good) }));
+    let base = testkit::origin::serve(app).await;
+
+    let url = format!("{base}/v2/basic/manifests/1");
+    let ok = resolve(
+        &client(),
+        &ImageRequest { username: Some("eve".into()), password: Some("pw".into()), ..request(&url) },
+    )
+    .await?;
+    assert_eq!(ok.headers["Authorization"], "Basic ZXZlOnB3", "Basic credentials are handed on to the peers");
+    assert_eq!(ok.blobs.iter().map(|b| b.digest.clone()).collect::<Vec<_>>(), [sha('c'), sha('d')]);
+    let err = resolve(&client(), &request(&url)).await.unwrap_err();
+    assert!(err.to_string().contains("wants a username and password (Basic)"), "{err}");
+    let wrong = ImageRequest { username: Some("eve".into()), password: Some("no".into()), ..request(&url) };
+    let err = resolve(&client(), &wrong).await.unwrap_err();
+    assert!(err.to_string().contains("the username and password were refused"), "{err}");
+
+    let err = resolve(&client(), &request(&format!("{base}/v2/big/manifests/1"))).await.unwrap_err();
+    assert!(err.to_string().contains("larger than 4194304 bytes"), "{err}");
+    let err = resolve(&client(), &request(&format!("{base}/v2/hostile/manifests/1"))).await.unwrap_err();
+    assert!(err.to_string().contains("is not sha256:<64 hex>"), "{err}");
+    let err = resolve(&client(), &request(&format!("{base}/v2/nested/manifests/1"))).await.unwrap_err();
+    assert!(err.to_string().contains("an index inside an index"), "{err}");
+    let err = resolve(&client(), &request(&format!("{base}/v2/mismatch/manifests/{}", sha('f')))).await.unwrap_err();
+    assert!(err.to_string().contains("does not match the digest"), "{err}");
+    Ok(())
+}
