@@ -10,6 +10,7 @@
 //! the `get_task` behind it. `get_task` and `delete_task` run in [`tasks`], `preheat` in
 //! [`preheat`].
 
+pub mod image;
 mod preheat;
 mod tasks;
 

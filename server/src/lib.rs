@@ -26,6 +26,8 @@ mod service;
 mod state;
 
 pub use error::Error;
+/// Resolving a preheat's image into blobs; public for the registry integration tests.
+pub use jobs::image;
 pub use serve::{Listeners, Manager};
 
 /// A bounded property-test run: `cases` inputs (`PROPTEST_CASES` asks for more when hunting),

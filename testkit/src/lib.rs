@@ -4,7 +4,8 @@
 //!
 //! Features keep each crate's tests to what they start: `manager` (a manager on a fresh
 //! database of each kind, [`db`] and [`manager`]), `scheduler` ([`scheduler`]), `peer`
-//! ([`peer`]); [`origin`] is always there, and [`cluster`] needs `scheduler` and `peer`.
+//! ([`peer`]), `registry` (a real `docker-registry` and `skopeo`, [`registry`]); [`origin`] is
+//! always there, and [`cluster`] needs `scheduler` and `peer`.
 //!
 //! This is test code: helpers panic with a message instead of returning errors, and [`db`]
 //! reads `DAMSELFLY_TEST_DB` (libraries never read the environment; a test harness may).
@@ -20,6 +21,8 @@ pub mod db;
 pub mod manager;
 #[cfg(feature = "peer")]
 pub mod peer;
+#[cfg(feature = "registry")]
+pub mod registry;
 #[cfg(feature = "scheduler")]
 pub mod scheduler;
 

@@ -11,4 +11,5 @@ mod manager;
 mod oauth;
 mod preheat;
 mod registration;
+mod registry;
 mod tenant_matrix;
