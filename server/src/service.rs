@@ -21,6 +21,7 @@ pub mod clusters;
 pub mod configs;
 pub mod enrolment;
 pub mod hosts;
+pub mod image_ref;
 pub mod job_queue;
 pub mod jobs;
 pub mod join_tokens;

@@ -38,7 +38,7 @@ pub async fn list_jobs(
     paging: Query<PageParams>,
     filter: Query<JobFilter>,
 ) -> Result<Paged<Job>, Error> {
-    Ok(jobs::list_jobs(state, me, uri, paging, filter).await?.map(Job::as_harbor_reads_it))
+    Ok(jobs::list_jobs(state, me, uri, paging, filter).await?.map(Job::harbor_view))
 }
 
 /// Create a job, e.g. Harbor's preheat (scope `job`).
@@ -59,7 +59,7 @@ pub async fn create_job(
     params(("id" = i64, Path, description = "Job id")),
     responses((status = 200, body = Job), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_job(state: State<ApiState>, me: Extension<Principal>, id: Path<i64>) -> Result<Json<Job>, Error> {
-    Ok(Json(jobs::get_job(state, me, id).await?.0.as_harbor_reads_it()))
+    Ok(Json(jobs::get_job(state, me, id).await?.0.harbor_view()))
 }
 
 /// Clusters of the token's tenant (scope `cluster`).

@@ -21,6 +21,7 @@ use sea_orm::{ActiveEnum, ActiveModelTrait, DatabaseConnection, EntityTrait, Set
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::image::ImageRequest;
 use crate::{
     Error,
     config::JobsConfig,
@@ -147,8 +148,20 @@ async fn plan(args: &PreheatArgs, config: &JobsConfig) -> Result<Plan, String> {
     let (urls, headers) = match args.kind {
         PreheatKind::File => (args.urls.clone(), args.headers.clone()),
         PreheatKind::Image => {
-            let _ = config;
-            return Err("image preheat: manifest resolution is not merged yet".into());
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(config.registry_timeout_secs.max(1)))
+                .redirect(reqwest::redirect::Policy::limited(5))
+                .build()
+                .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+            let request = ImageRequest {
+                url: args.urls[0].clone(),
+                platform: args.platform.clone(),
+                headers: args.headers.clone(),
+                username: args.username.clone(),
+                password: args.password.clone(),
+            };
+            let resolved = super::image::resolve(&client, &request).await.map_err(|e| e.to_string())?;
+            (resolved.blobs.into_iter().map(|b| b.url).collect(), resolved.headers)
         }
     };
     let mut tasks = Vec::with_capacity(urls.len());

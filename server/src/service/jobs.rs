@@ -52,11 +52,11 @@ impl From<jobs::Model> for Job {
 /// A job as Harbor's preheat provider reads it: any state but `PENDING`, `SUCCESS` and `FAILURE`
 /// fails the job there, so a running job shows as `PENDING` until it is done.
 pub trait ForHarbor {
-    fn as_harbor_reads_it(self) -> Self;
+    fn harbor_view(self) -> Self;
 }
 
 impl ForHarbor for Job {
-    fn as_harbor_reads_it(mut self) -> Self {
+    fn harbor_view(mut self) -> Self {
         if self.state != "SUCCESS" && self.state != "FAILURE" {
             self.state = "PENDING".into();
         }
@@ -211,18 +211,21 @@ pub async fn create(
     let chosen = match body.scheduler_cluster_ids.filter(|ids| !ids.is_empty()) {
         Some(ids) => {
             if ids.len() > 1000 {
-                return Err(Error::invalid("scheduler_cluster_ids", "at most 1000 clusters per job"));
+                return Err(Error::invalid("scheduler_cluster_ids", "at most 1000 clusters per job").unprocessable());
             }
             let found = tenant_clusters.filter(clusters::Column::Id.is_in(ids.clone())).all(cx.db).await?;
             if let Some(missing) = ids.iter().find(|id| !found.iter().any(|c| c.id == **id)) {
-                return Err(Error::invalid("scheduler_cluster_ids", format!("the tenant has no cluster {missing}")));
+                return Err(Error::invalid("scheduler_cluster_ids", format!("the tenant has no cluster {missing}"))
+                    .unprocessable());
             }
             found
         }
         None => tenant_clusters.all(cx.db).await?,
     };
     if chosen.is_empty() {
-        return Err(Error::invalid("scheduler_cluster_ids", "the tenant has no cluster to run the job on"));
+        return Err(
+            Error::invalid("scheduler_cluster_ids", "the tenant has no cluster to run the job on").unprocessable()
+        );
     }
     let limits: Vec<(i64, u32)> = chosen
         .iter()
@@ -312,7 +315,7 @@ mod tests {
         for (state, shown) in
             [("PENDING", "PENDING"), ("RUNNING", "PENDING"), ("SUCCESS", "SUCCESS"), ("FAILURE", "FAILURE")]
         {
-            assert_eq!(job(state).as_harbor_reads_it().state, shown);
+            assert_eq!(job(state).harbor_view().state, shown);
         }
     }
 }

@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, net::IpAddr};
 
 use serde_json::Value;
 
+use super::image_ref::{ManifestUrl, parse_platform};
 use crate::Error;
 
 /// What a preheat warms.
@@ -93,25 +94,6 @@ fn http_url(field: &str, v: &Value) -> Result<String, Error> {
     Ok(s.to_owned())
 }
 
-/// Whether `url` is `<scheme>://<registry>/v2/<repository>/manifests/<reference>`.
-pub fn is_manifest_url(url: &str) -> bool {
-    let Ok(u) = url::Url::parse(url) else { return false };
-    let Some(rest) = u.path().strip_prefix("/v2/") else { return false };
-    let Some((repository, reference)) = rest.rsplit_once("/manifests/") else { return false };
-    !repository.is_empty() && !reference.is_empty() && !reference.contains('/') && u.query().is_none()
-}
-
-/// `os/arch[/variant]`, each part lowercase letters, digits, `_` or `.`.
-pub fn is_platform(p: &str) -> bool {
-    let parts: Vec<&str> = p.split('/').collect();
-    (2..=3).contains(&parts.len())
-        && parts.iter().all(|s| {
-            !s.is_empty()
-                && s.len() <= 32
-                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
-        })
-}
-
 impl PreheatArgs {
     /// Checks a job's `args`; every error names its field.
     pub fn parse(args: &Value) -> Result<Self, Error> {
@@ -143,10 +125,14 @@ impl PreheatArgs {
         if urls.is_empty() {
             return Err(Error::invalid("args.url", "give args.url (or, for files, args.urls)"));
         }
-        if kind == PreheatKind::Image && !is_manifest_url(&urls[0]) {
+        if kind == PreheatKind::Image
+            && let Err(e) = ManifestUrl::parse(&urls[0])
+        {
             return Err(Error::invalid(
                 "args.url",
-                "an image's args.url is a manifest URL: <scheme>://<registry>/v2/<repository>/manifests/<tag or digest>",
+                format!(
+                    "args.url is not a manifest URL (<scheme>://<registry>/v2/<repository>/manifests/<tag or digest>): {e}"
+                ),
             ));
         }
         let filtered_query_params: Vec<String> = match obj.get("filtered_query_params") {
@@ -232,13 +218,8 @@ impl PreheatArgs {
             return Err(Error::invalid("args.timeout", format!("args.timeout is at most {MAX_TIMEOUT_SECS} seconds")));
         }
         let platform = Some(text(obj, "platform")?).filter(|p| !p.is_empty());
-        if let Some(p) = &platform
-            && !is_platform(p)
-        {
-            return Err(Error::invalid(
-                "args.platform",
-                "args.platform is os/arch or os/arch/variant, as linux/arm64/v8",
-            ));
+        if let Some(p) = &platform {
+            parse_platform(p).map_err(|e| Error::invalid("args.platform", format!("args.platform: {e}")))?;
         }
         let username = Some(text(obj, "username")?).filter(|s| !s.is_empty());
         let password = Some(text(obj, "password")?).filter(|s| !s.is_empty());

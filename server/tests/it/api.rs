@@ -194,21 +194,21 @@ async fn resources_pagination_and_errors(backend: Backend) {
     assert_eq!(job.body["state"], "PENDING");
     assert_eq!(job.body["scheduler_cluster_ids"], json!([east]));
     assert_eq!(
-        m.post("/api/v1/jobs", &root, json!({"type": "explode", "args": {}})).await.expect(400).body["field"],
+        m.post("/api/v1/jobs", &root, json!({"type": "explode", "args": {}})).await.expect(422).body["field"],
         "type"
     );
     assert_eq!(
-        m.post("/api/v1/jobs", &root, json!({"type": "get_task", "args": {"task_id": "xyz"}})).await.expect(400).body["field"],
+        m.post("/api/v1/jobs", &root, json!({"type": "get_task", "args": {"task_id": "xyz"}})).await.expect(422).body["field"],
         "args.task_id"
     );
-    m.post("/api/v1/jobs", &root, json!({"type": "preheat", "args": {"url": "ftp://x"}})).await.expect(400);
+    m.post("/api/v1/jobs", &root, json!({"type": "preheat", "args": {"url": "ftp://x"}})).await.expect(422);
     m.post(
         "/api/v1/jobs",
         &root,
         json!({"type": "get_task", "args": {"url": "https://o/f"}, "scheduler_cluster_ids": [987654]}),
     )
     .await
-    .expect(400);
+    .expect(422);
     // The cluster's job rate limit holds. Lowered to one job a second and hit by a burst sent
     // at once, so the check does not hang on how fast the machine answers: whatever the timing,
     // each one-second window admits one job, and the rest are refused with 429.
