@@ -3,15 +3,22 @@
 //! rule, shown by who then holds the content), through the P2P network (the origin serves
 //! each file about once), and a later download is served from the cache; a failing URL fails
 //! the job with the reason per host; bad arguments are refused with the field named.
+//!
+//! Then an image, as Harbor preheats it: a real registry with token auth (`docker-registry`,
+//! the image pushed by `skopeo`), Harbor's provider sequence against `/oapi/v1` with a personal
+//! access token, every peer warmed, the registry's blob bytes counted: about one image during
+//! the preheat, none during the pulls that follow.
 
 use std::{path::Path, time::Duration};
 
 use serde_json::{Value, json};
+use server::image::{ImageRequest, resolve};
 use testkit::{
     db::Backend,
     manager::TestManager,
     origin::Origin,
     peer::{PIECE, PeerBuilder, TestPeer},
+    registry::{Image, Layer, Registry},
     scheduler::{TestScheduler, registering},
 };
 use tokio_util::sync::CancellationToken;
@@ -183,5 +190,130 @@ async fn file_preheats_warm_the_hosts_their_scope_picks() {
     assert_eq!((failure["url"].as_str(), failure["hostname"].as_str()), (Some(missing.as_str()), Some("seed-a")));
     assert!(failure["description"].as_str().unwrap().contains("404"), "{failure}");
     assert!(failed["result"]["job_states"][0]["error"].as_str().unwrap().contains("404"), "{failed}");
+    stop.cancel();
+}
+
+/// Starts a cluster of a seed peer and three peers registered with `m`.
+async fn cluster(m: &TestManager, dir: &Path, stop: &CancellationToken) -> (TestScheduler, Vec<TestPeer>) {
+    let scheduler = TestScheduler::start(registering(&m.grpc, "sched")).await;
+    let mut peers = Vec::new();
+    for name in HOSTS {
+        let p = PeerBuilder::new(dir.join(name), name)
+            .seed(name.starts_with("seed"))
+            .scheduler(&scheduler.addr)
+            .stopped_by(stop)
+            .start()
+            .await;
+        peers.push(p);
+    }
+    scheduler.wait_for_hosts(HOSTS.len()).await;
+    (scheduler, peers)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn harbor_preheats_an_image_from_a_token_registry_onto_every_peer() {
+    let registry = Registry::with_token_auth("harbor", "s3cret").await;
+    let image = Image::of(vec![
+        Layer::raw(3 * PIECE as usize + 7, 1, "application/vnd.oci.image.layer.v1.tar"),
+        Layer::raw(PIECE as usize, 2, "application/vnd.oci.image.layer.v1.tar"),
+        Layer::tar(1000, 3),
+    ]);
+    let pushed = registry.push("library/app", "1.0", &image).await;
+    let blobs = &pushed.for_platform("linux/amd64").blobs;
+    let image_bytes: u64 = blobs.iter().map(|b| b.size).sum();
+    let served_before = registry.served().blob_bytes;
+
+    let m = TestManager::start_with(Backend::Sqlite, |c| c.jobs.poll_interval_ms = 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let (_scheduler, peers) = cluster(&m, dir.path(), &stop).await;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let pat = m
+        .post(
+            "/api/v1/personal-access-tokens",
+            &m.root,
+            json!({"name": "harbor", "scopes": ["job"], "expired_at": tomorrow}),
+        )
+        .await
+        .expect(201);
+    let pat = pat.body["token"].as_str().unwrap().to_owned();
+
+    // Harbor holds a registry token of its own and sends it as the Authorization header.
+    let client = reqwest::Client::new();
+    let login = ImageRequest {
+        url: pushed.manifest_url.clone(),
+        username: Some("harbor".into()),
+        password: Some("s3cret".into()),
+        ..ImageRequest::default()
+    };
+    let registry_token = resolve(&client, &login).await.unwrap().headers["Authorization"].clone();
+
+    // Harbor's provider: /healthy with its credential, then the job, then polls.
+    let healthy = m.http.get(format!("{}/healthy", m.base)).bearer_auth(&pat).send().await.unwrap();
+    assert_eq!(healthy.status(), 200);
+    let body = json!({"type": "preheat", "args": {"type": "image", "url": pushed.manifest_url, "tag": "",
+        "filtered_query_params": "", "headers": {"Authorization": registry_token}, "scope": "all_peers",
+        "concurrent_count": 0, "timeout": 0}, "scheduler_cluster_ids": null});
+    let created = m.post("/oapi/v1/jobs", &pat, body).await.expect(201);
+    assert_eq!(created.body["state"], "PENDING");
+    assert_eq!(created.body["args"]["headers"]["Authorization"], "******", "the registry token is never shown");
+    let mut job = Value::Null;
+    for _ in 0..600 {
+        job = m.get(&format!("/oapi/v1/jobs/{}", created.id()), &pat).await.expect(200).body;
+        let state = job["state"].as_str().unwrap().to_owned();
+        assert!(["PENDING", "SUCCESS", "FAILURE"].contains(&state.as_str()), "Harbor fails a job on {state}");
+        if state != "PENDING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["state"], "SUCCESS", "{job}");
+    let result = &job["result"]["job_states"][0]["results"][0];
+    assert!(result["scheduler_cluster_id"].as_i64().is_some(), "{result}");
+    let warmed = hosts_in(&job, "success_tasks");
+    assert_eq!(warmed.len(), HOSTS.len() * blobs.len(), "{job}");
+    for host in HOSTS {
+        for b in blobs {
+            let url = format!("{}/v2/library/app/blobs/{}", registry.base, b.digest);
+            assert!(warmed.contains(&(host.to_owned(), url.clone())), "{host} warmed {url}");
+        }
+    }
+    assert_eq!(result["success_tasks"][0]["ip"], "127.0.0.1");
+
+    // The registry served the image about once during the preheat.
+    testkit::eventually("the registry's log of the blobs served", Duration::from_secs(5), || async {
+        registry.served().blob_bytes - served_before >= image_bytes
+    })
+    .await;
+    let during = registry.served().blob_bytes - served_before;
+    assert!(
+        during as f64 <= 1.02 * image_bytes as f64,
+        "the registry served {during} bytes for a {image_bytes}-byte image"
+    );
+
+    // Every peer then pulls every blob (as the mirror would, same task): all from its cache.
+    for (i, peer) in peers.iter().enumerate() {
+        for b in blobs {
+            let url = format!("{}/v2/library/app/blobs/{}", registry.base, b.digest);
+            let out = dir.path().join(format!("pull-{i}-{}", &b.digest[7..19]));
+            let mut req = testkit::peer::request(url, &out);
+            req.request_headers.insert("Authorization".into(), registry_token.clone());
+            peer.download(req).await.unwrap();
+            assert_eq!(std::fs::metadata(&out).unwrap().len(), b.size);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = registry.served().blob_bytes - served_before;
+    assert_eq!(after, during, "the pulls took no blob bytes from the registry");
+
+    // A wrong password fails the job with the registry's reason.
+    let bad = json!({"type": "preheat", "args": {"type": "image", "url": pushed.manifest_url,
+        "username": "harbor", "password": "wrong", "scope": "all_peers"}});
+    let refused = m.post("/oapi/v1/jobs", &pat, bad).await.expect(201);
+    assert_eq!(refused.body["args"]["password"], "******");
+    let failed = finished(&m, refused.id()).await;
+    assert_eq!(failed["state"], "FAILURE", "{failed}");
+    let error = failed["result"]["job_states"][0]["error"].as_str().unwrap();
+    assert!(error.contains("refused") && !error.contains("wrong"), "{error}");
     stop.cancel();
 }
