@@ -1,3 +1,4 @@
 //! The scheduler's integration tests, one binary; the harness is `testkit`.
 
 mod grpc;
+mod preheat;
