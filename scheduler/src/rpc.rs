@@ -47,6 +47,9 @@ pub struct SchedulerService {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The cluster this scheduler's certificate names; `None` when TLS is off.
     pub cluster_id: Option<i64>,
+    /// Cancelled when the scheduler stops: order streams and preheats end with it, so the
+    /// graceful stop does not wait on them and callers learn why.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl SchedulerService {
@@ -182,6 +185,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         tracing::info!(host_id = %id, "seed peer watching for tasks");
         let orders = tokio_stream::wrappers::ReceiverStream::new(self.seeds.watch(id));
         let stream = orders.map(|o| Ok(pb::SeedTask { task: Some(task_spec(o)) }));
+        let stream = futures::StreamExt::take_until(stream, self.shutdown.clone().cancelled_owned());
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -81,6 +81,7 @@ impl Scheduler {
             seeds: Arc::new(SeedWatchers::default()),
             orders: Arc::new(HostOrders::default()),
             preheats: Arc::new(Preheats::default()),
+            shutdown: shutdown.clone(),
             limits: self.limits.clone(),
             block_list: block_list.clone(),
             host_ttl_secs: self.config.gc.host_ttl_secs,

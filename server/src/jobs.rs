@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::service::job_queue::RedisQueue;
 use crate::{
@@ -26,6 +26,9 @@ use crate::{
     config::JobsConfig,
     entity::jobs::{self, JobState},
 };
+
+/// How long a stopping runner waits for its jobs to record where they stand.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Job types this runner executes.
 const RUNNABLE: &[&str] = &["get_task", "delete_task", "preheat"];
@@ -49,13 +52,19 @@ pub async fn run(
 ) {
     let poll = Duration::from_millis(config.poll_interval_ms.max(10));
     let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
-    let runner = Runner { db: db.clone(), config: config.clone(), reach, shutdown: shutdown.clone() };
+    let runner = Runner {
+        db: db.clone(),
+        config: config.clone(),
+        reach,
+        shutdown: shutdown.clone(),
+        tracker: TaskTracker::new(),
+    };
     let mut listener = None;
     loop {
         // A job is claimed only when it can start at once.
         let slot = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            slot = slots.clone().acquire_owned() => match slot { Ok(s) => s, Err(_) => return },
+            _ = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot { Ok(s) => s, Err(_) => break },
         };
         match next(&db, &config).await {
             Ok(Some(job)) => {
@@ -67,7 +76,7 @@ pub async fn run(
         }
         let Some(queue) = &queue else {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(poll) => {}
             }
             continue;
@@ -81,12 +90,12 @@ pub async fn run(
         }
         let popped = match listener.as_mut() {
             Some(conn) => tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 popped = queue.pop(conn, poll) => popped,
             },
             None => {
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(poll) => {}
                 }
                 continue;
@@ -105,6 +114,12 @@ pub async fn run(
             }
         }
     }
+    // Jobs under way record where they stand (a preheat hands itself back as PENDING) before
+    // the manager closes its database.
+    runner.tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, runner.tracker.wait()).await.is_err() {
+        tracing::warn!("jobs still running at shutdown; they are handed back when stale");
+    }
 }
 
 /// What every job run needs.
@@ -114,13 +129,14 @@ struct Runner {
     config: JobsConfig,
     reach: Reach,
     shutdown: CancellationToken,
+    tracker: TaskTracker,
 }
 
 impl Runner {
     /// Runs a claimed job in the background; `slot` is held until it ends.
     fn start(&self, job: jobs::Model, slot: tokio::sync::OwnedSemaphorePermit) {
         let this = self.clone();
-        tokio::spawn(async move {
+        self.tracker.spawn(async move {
             let _slot = slot;
             let id = job.id;
             let done = match job.r#type.as_str() {

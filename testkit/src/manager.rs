@@ -33,6 +33,9 @@ pub struct TestManager {
     pub root: String,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<Result<(), server::Error>>,
+    config: ManagerConfig,
+    /// The HTTP and gRPC listeners' addresses, which a restart binds again.
+    addrs: (std::net::SocketAddr, std::net::SocketAddr),
 }
 
 /// An answer: status, body as JSON (Null when empty), headers.
@@ -96,10 +99,11 @@ impl TestManager {
         (config.tls.ca_cert, config.tls.ca_key) = crate::pki::ca_files();
         adjust(&mut config);
         let https = config.server.https();
-        let (manager, _) = Manager::open(config, Some(ROOT_PASSWORD)).await.unwrap();
+        let (manager, _) = Manager::open(config.clone(), Some(ROOT_PASSWORD)).await.unwrap();
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = http_listener.local_addr().unwrap().port();
+        let http_listener_addr = http_listener.local_addr().unwrap();
+        let port = http_listener_addr.port();
         let base = if https { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
         let grpc_addr = grpc.local_addr().unwrap().to_string();
         let shutdown = CancellationToken::new();
@@ -114,9 +118,23 @@ impl TestManager {
         } else {
             reqwest::Client::new()
         };
-        let mut m = Self { base, grpc: grpc_addr, db, sql, http, root: String::new(), shutdown, server };
+        let addrs = (http_listener_addr, grpc_addr.parse().unwrap());
+        let mut m = Self { base, grpc: grpc_addr, db, sql, http, root: String::new(), shutdown, server, config, addrs };
         m.root = m.signin("root", ROOT_PASSWORD).await;
         m
+    }
+
+    /// Stops the manager cleanly and starts it again on the same database and addresses, as an
+    /// operator's restart would; sign-in tokens stay valid (the sessions are in the database).
+    pub async fn restart(mut self) -> Self {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), &mut self.server).await.unwrap().unwrap().unwrap();
+        let (manager, _) = Manager::open(self.config.clone(), None).await.unwrap();
+        let http = TcpListener::bind(self.addrs.0).await.unwrap();
+        let grpc = TcpListener::bind(self.addrs.1).await.unwrap();
+        self.shutdown = CancellationToken::new();
+        self.server = tokio::spawn(manager.serve(Listeners { http, grpc }, self.shutdown.clone()));
+        self
     }
 
     /// Stops the manager (within 10 s, cleanly) and drops its database.

@@ -60,5 +60,6 @@ pub fn watch_host_orders(
         };
         Ok(pb::HostOrder { order: Some(order) })
     });
+    let stream = futures::StreamExt::take_until(stream, service.shutdown.clone().cancelled_owned());
     Ok(Response::new(Box::pin(stream)))
 }

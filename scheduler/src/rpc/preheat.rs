@@ -250,6 +250,12 @@ impl Driver {
                     self.emit_all(out).await;
                 }
                 () = self.events.closed() => cancelled = true,
+                () = self.svc.shutdown.cancelled() => {
+                    let why = "the scheduler is shutting down";
+                    let out: Vec<PreheatResult> = hosts.iter().flat_map(|h| self.fail_host(h, why)).collect();
+                    self.cancel_on(&hosts);
+                    self.emit_all(out).await;
+                }
             }
         }
         if cancelled {

@@ -317,3 +317,61 @@ async fn harbor_preheats_an_image_from_a_token_registry_onto_every_peer() {
     assert!(error.contains("refused") && !error.contains("wrong"), "{error}");
     stop.cancel();
 }
+
+/// Polls job `id` until `state` (at `/api/v1`).
+async fn until_state(m: &TestManager, id: i64, state: &str) -> Value {
+    for _ in 0..400 {
+        let job = m.get(&format!("/api/v1/jobs/{id}"), &m.root).await.expect(200).body;
+        if job["state"] == state {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("job {id} never became {state}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_preheat_outlives_a_manager_restart_and_fails_with_the_reason_when_its_scheduler_stops() {
+    let m = TestManager::start_with(Backend::Sqlite, |c| c.jobs.poll_interval_ms = 50).await;
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let (scheduler, _peers) = cluster(&m, dir.path(), &stop).await;
+
+    // `/slow` takes about 6 s: the manager restarts while the hosts fetch it.
+    let slow = format!("{origin}/slow");
+    let job = m
+        .post(
+            "/api/v1/jobs",
+            &m.root,
+            json!({"type": "preheat", "args": {"type": "file", "url": slow, "scope": "all_peers"}}),
+        )
+        .await
+        .expect(201);
+    until_state(&m, job.id(), "RUNNING").await;
+    // A stopping manager hands the job back (else it would wait `stale_after_secs`, 120 s).
+    let m = m.restart().await;
+    let handed_back = m.get(&format!("/api/v1/jobs/{}", job.id()), &m.root).await.expect(200).body;
+    assert!(["PENDING", "RUNNING"].contains(&handed_back["state"].as_str().unwrap()), "{handed_back}");
+    let done = finished(&m, job.id()).await;
+    assert_eq!(done["state"], "SUCCESS", "the restarted manager ran it again to the end: {done}");
+    assert_eq!(hosts_in(&done, "success_tasks").len(), HOSTS.len(), "{done}");
+
+    // The scheduler stops mid-preheat: its part fails with the reason, nothing hangs.
+    let job = m
+        .post(
+            "/api/v1/jobs",
+            &m.root,
+            json!({"type": "preheat", "args": {"type": "file", "url": slow, "tag": "again", "scope": "all_peers"}}),
+        )
+        .await
+        .expect(201);
+    until_state(&m, job.id(), "RUNNING").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    scheduler.stop().await;
+    let failed = finished(&m, job.id()).await;
+    assert_eq!(failed["state"], "FAILURE", "{failed}");
+    let error = failed["result"]["job_states"][0]["error"].as_str().unwrap();
+    assert!(error.contains("shutting down"), "{error}");
+    stop.cancel();
+}
