@@ -91,6 +91,11 @@ pub struct Metrics {
     /// Bytes of pieces peers reported new, by where they came from (each piece counted once
     /// per peer).
     pub traffic_bytes: Family<TrafficLabels, Counter>,
+    /// Preheats under way.
+    pub preheats_running: Gauge,
+    /// Hosts' results for preheated tasks, by result (a host that left or the deadline count
+    /// as failed).
+    pub preheat_results: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -105,6 +110,8 @@ impl Default for Metrics {
         let peer_results = Family::<ResultLabels, Counter>::default();
         let schedule_duration = Histogram::new(exponential_buckets(0.000_01, 4.0, 10));
         let traffic_bytes = Family::<TrafficLabels, Counter>::default();
+        let preheats_running = Gauge::default();
+        let preheat_results = Family::<ResultLabels, Counter>::default();
         registry.register("hosts", "Hosts known", hosts_gauge.clone());
         registry.register("tasks", "Tasks known", tasks_gauge.clone());
         registry.register("peers_registered", "Downloads registered", peers_registered.clone());
@@ -114,6 +121,8 @@ impl Default for Metrics {
         registry.register("peer_results", "Finished downloads, by result", peer_results.clone());
         registry.register("schedule_duration_seconds", "Time to compute a peer's parents", schedule_duration.clone());
         registry.register("traffic_bytes", "Bytes of pieces peers fetched, by source", traffic_bytes.clone());
+        registry.register("preheats_running", "Preheats under way", preheats_running.clone());
+        registry.register("preheat_results", "Hosts' results for preheated tasks, by result", preheat_results.clone());
         Self {
             registry,
             hosts_gauge,
@@ -125,6 +134,8 @@ impl Default for Metrics {
             peer_results,
             schedule_duration,
             traffic_bytes,
+            preheats_running,
+            preheat_results,
         }
     }
 }

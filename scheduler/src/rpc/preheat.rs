@@ -214,6 +214,7 @@ impl Driver {
     }
 
     async fn run(mut self, mut results: mpsc::UnboundedReceiver<PreheatResult>) {
+        self.svc.metrics.preheats_running.inc();
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
         let mut look = tokio::time::interval(LOOK_AROUND);
@@ -265,6 +266,7 @@ impl Driver {
             tracing::info!(preheat_id = %self.id, "preheat finished");
         }
         self.svc.preheats.end(&self.id);
+        self.svc.metrics.preheats_running.dec();
     }
 
     /// Why `host` will not report any more, if it will not.
@@ -332,6 +334,12 @@ impl Driver {
     /// Streams `results` to the caller; false once the caller has gone.
     async fn emit_all(&self, results: Vec<PreheatResult>) -> bool {
         for r in results {
+            let result = if matches!(r.outcome, PreheatOutcome::Cached { .. }) {
+                crate::metrics::PeerResult::Succeeded
+            } else {
+                crate::metrics::PeerResult::Failed
+            };
+            self.svc.metrics.preheat_results.get_or_create(&crate::metrics::ResultLabels { result }).inc();
             let (success, description, content_length) = match r.outcome {
                 PreheatOutcome::Cached { content_length } => (true, String::new(), content_length),
                 PreheatOutcome::Failed(why) => (false, why, 0),

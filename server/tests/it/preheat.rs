@@ -357,6 +357,30 @@ async fn a_preheat_outlives_a_manager_restart_and_fails_with_the_reason_when_its
     assert_eq!(done["state"], "SUCCESS", "the restarted manager ran it again to the end: {done}");
     assert_eq!(hosts_in(&done, "success_tasks").len(), HOSTS.len(), "{done}");
 
+    // Deleting a running preheat cancels it on the scheduler (and so on the hosts).
+    let running = |text: String| {
+        text.lines().find_map(|l| l.strip_prefix("damselfly_scheduler_preheats_running ")).map(|v| v.trim().to_owned())
+    };
+    let metrics = || async { reqwest::get(format!("{}/metrics", scheduler.http)).await.unwrap().text().await.unwrap() };
+    let job = m
+        .post(
+            "/api/v1/jobs",
+            &m.root,
+            json!({"type": "preheat", "args": {"type": "file", "url": slow, "tag": "deleted", "scope": "all_peers"}}),
+        )
+        .await
+        .expect(201);
+    until_state(&m, job.id(), "RUNNING").await;
+    testkit::eventually("the scheduler runs the preheat", Duration::from_secs(5), || async {
+        running(metrics().await).as_deref() == Some("1")
+    })
+    .await;
+    m.delete(&format!("/api/v1/jobs/{}", job.id()), &m.root).await.expect(204);
+    testkit::eventually("the deleted preheat ends on the scheduler", Duration::from_secs(10), || async {
+        running(metrics().await).as_deref() == Some("0")
+    })
+    .await;
+
     // The scheduler stops mid-preheat: its part fails with the reason, nothing hangs.
     let job = m
         .post(
