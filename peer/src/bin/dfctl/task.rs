@@ -1,7 +1,7 @@
 //! `dfctl task ls|stat|rm`: the local dfdaemon's cached tasks, over its unix socket.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -120,8 +120,8 @@ fn refused(status: tonic::Status) -> Failure {
     }
 }
 
-async fn client(socket: &PathBuf) -> Result<DfdaemonClient<Channel>, Failure> {
-    let channel = peer::rpc::connect_unix(socket.clone()).await.map_err(|e| {
+async fn client(socket: &Path) -> Result<DfdaemonClient<Channel>, Failure> {
+    let channel = peer::rpc::connect_unix(socket.to_owned()).await.map_err(|e| {
         let why = crate::root_cause(&e);
         Failure::failed(format!(
             "cannot reach the dfdaemon at {}: {why} (is it running? see --socket)",
