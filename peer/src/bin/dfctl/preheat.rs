@@ -229,11 +229,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     }
     eprintln!("dfctl: job {} created; waiting for it (Ctrl-C stops waiting, not the job)", job.id);
     let job = wait(&manager, job.id).await?;
+    let outcome = Outcome::of(&job);
     match args.output {
         Output::Json => print_json(&job)?,
-        Output::Table => print!("{}", host_table(&Outcome::of(&job))),
+        Output::Table => print!("{}", host_table(&outcome)),
     }
-    let outcome = Outcome::of(&job);
     if job.state == "SUCCESS" {
         eprintln!("dfctl: job {} SUCCESS: {}", job.id, outcome.summary());
         return Ok(());
