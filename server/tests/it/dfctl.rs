@@ -2,14 +2,17 @@
 //! peers, a real HTTP origin, and a personal access token with scope `job`, as an operator
 //! would run it. A file preheat waited for warms every host and prints each one; a URL the
 //! origin refuses fails with the reason (exit 1); the manager's refusals are one line with the
-//! field (exit 1); a wrong or missing token is told apart (exit 1 and 2).
+//! field (exit 1); a wrong or missing token is told apart (exit 1 and 2). An image preheat
+//! (its type seen from the URL) with a registry password read from standard input warms the
+//! blobs of the one platform asked for.
 //!
 //! Needs `dfctl` built beside this crate's binaries (`cargo build -p peer --bin dfctl`, or
 //! `make build`).
 
 use std::{
     path::{Path, PathBuf},
-    process::Output,
+    process::{Output, Stdio},
+    time::Duration,
 };
 
 use serde_json::{Value, json};
@@ -18,6 +21,7 @@ use testkit::{
     manager::TestManager,
     origin::Origin,
     peer::{PIECE, PeerBuilder, TestPeer},
+    registry::{Image, Layer, Registry},
     scheduler::{TestScheduler, registering},
 };
 use tokio_util::sync::CancellationToken;
@@ -30,6 +34,12 @@ fn dfctl_bin() -> PathBuf {
 
 /// Runs dfctl with `token` in `DFCTL_TOKEN` (none: no token anywhere) against `manager`.
 async fn dfctl(manager: &str, token: Option<&str>, args: &[&str]) -> Output {
+    dfctl_reading(manager, token, args, "").await
+}
+
+/// [`dfctl`] with `input` on its standard input.
+async fn dfctl_reading(manager: &str, token: Option<&str>, args: &[&str], input: &str) -> Output {
+    use tokio::io::AsyncWriteExt as _;
     let home = tempfile::tempdir().unwrap();
     let mut c = tokio::process::Command::new(dfctl_bin());
     c.args(args)
@@ -37,12 +47,45 @@ async fn dfctl(manager: &str, token: Option<&str>, args: &[&str]) -> Output {
         .env("XDG_CONFIG_HOME", home.path())
         .env("HOME", home.path())
         .env_remove("DFCTL_TOKEN")
-        .stdin(std::process::Stdio::null())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
     if let Some(t) = token {
         c.env("DFCTL_TOKEN", t);
     }
-    tokio::time::timeout(std::time::Duration::from_secs(120), c.output()).await.expect("dfctl ended").unwrap()
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await.expect("dfctl ended").unwrap()
+}
+
+/// A scheduler registered with `m` and [`HOSTS`] announced to it, and a personal access token
+/// with scope `job`.
+async fn cluster(m: &TestManager, dir: &Path, stop: &CancellationToken) -> (TestScheduler, Vec<TestPeer>, String) {
+    let scheduler = TestScheduler::start(registering(&m.grpc, "sched")).await;
+    let mut peers: Vec<TestPeer> = Vec::new();
+    for name in HOSTS {
+        let p = PeerBuilder::new(dir.join(name), name)
+            .seed(name.starts_with("seed"))
+            .scheduler(&scheduler.addr)
+            .stopped_by(stop)
+            .start()
+            .await;
+        peers.push(p);
+    }
+    scheduler.wait_for_hosts(HOSTS.len()).await;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let created = m
+        .post(
+            "/api/v1/personal-access-tokens",
+            &m.root,
+            json!({"name": "dfctl", "scopes": ["job"], "expired_at": tomorrow}),
+        )
+        .await
+        .expect(201);
+    (scheduler, peers, created.body["token"].as_str().unwrap().to_owned())
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -62,28 +105,7 @@ async fn dfctl_preheats_through_the_manager_with_a_personal_access_token() -> an
     let origin = Origin::start().await;
     let dir = tempfile::tempdir()?;
     let stop = CancellationToken::new();
-    let scheduler = TestScheduler::start(registering(&m.grpc, "sched")).await;
-    let mut peers: Vec<TestPeer> = Vec::new();
-    for name in HOSTS {
-        let p = PeerBuilder::new(dir.path().join(name), name)
-            .seed(name.starts_with("seed"))
-            .scheduler(&scheduler.addr)
-            .stopped_by(&stop)
-            .start()
-            .await;
-        peers.push(p);
-    }
-    scheduler.wait_for_hosts(HOSTS.len()).await;
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let created = m
-        .post(
-            "/api/v1/personal-access-tokens",
-            &m.root,
-            json!({"name": "dfctl", "scopes": ["job"], "expired_at": tomorrow}),
-        )
-        .await
-        .expect(201);
-    let token = created.body["token"].as_str().unwrap().to_owned();
+    let (_scheduler, _peers, token) = cluster(&m, dir.path(), &stop).await;
     let manager = m.base.as_str();
 
     // Two files on every host, waited for: exit 0 and a row per host and URL.
@@ -166,6 +188,51 @@ async fn dfctl_preheats_through_the_manager_with_a_personal_access_token() -> an
     let session = dfctl(manager, Some(&m.root), &["preheat", &one]).await;
     assert_eq!(session.status.code(), Some(1));
     assert!(text(&session.stderr).contains("unknown personal access token"), "{}", text(&session.stderr));
+    stop.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dfctl_preheats_one_platform_of_an_image_with_a_password_from_stdin() -> anyhow::Result<()> {
+    anyhow::ensure!(dfctl_bin().is_file(), "dfctl is not built: run `cargo build -p peer --bin dfctl`");
+    let registry = Registry::with_token_auth("ci", "s3cret").await;
+    let image = Image::index(vec![
+        ("linux/amd64", vec![Layer::tar(1000, 30), Layer::tar(2000, 31)]),
+        ("linux/arm64/v8", vec![Layer::tar(1500, 40)]),
+    ]);
+    let pushed = registry.push("multi/app", "2", &image).await;
+    let m = TestManager::start_with(Backend::Sqlite, |c| c.jobs.poll_interval_ms = 50).await;
+    let dir = tempfile::tempdir()?;
+    let stop = CancellationToken::new();
+    let (_scheduler, _peers, token) = cluster(&m, dir.path(), &stop).await;
+    let manager = m.base.as_str();
+    let url = pushed.manifest_url.as_str();
+
+    let args = ["preheat", url, "--username", "ci", "--password-stdin", "--platform", "linux/arm64/v8", "--wait"];
+    let warmed = dfctl_reading(manager, Some(&token), &args, "s3cret\n").await;
+    let said = format!("{}{}", text(&warmed.stdout), text(&warmed.stderr));
+    assert_eq!(warmed.status.code(), Some(0), "{said}");
+    assert!(!said.contains("s3cret"), "the password is never printed: {said}");
+    let mut got: Vec<(String, String)> =
+        rows(&text(&warmed.stdout)).into_iter().map(|r| (r[1].clone(), r[3].clone())).collect();
+    got.sort();
+    let mut expected: Vec<(String, String)> = pushed
+        .for_platform("linux/arm64/v8")
+        .blobs
+        .iter()
+        .map(|b| ("seed-a".to_owned(), format!("{}/v2/multi/app/blobs/{}", registry.base, b.digest)))
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected, "the arm64 manifest's blobs, on the one seed peer: {said}");
+
+    // A wrong password: the job fails with the registry's refusal, exit 1.
+    let refused = dfctl_reading(manager, Some(&token), &args, "wrong\n").await;
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("refused"), "{}", text(&refused.stderr));
+    // No password on standard input: a usage error before anything is asked.
+    let empty = dfctl_reading(manager, Some(&token), &args, "").await;
+    assert_eq!(empty.status.code(), Some(2), "{}", text(&empty.stderr));
+    assert!(text(&empty.stderr).contains("empty password"), "{}", text(&empty.stderr));
     stop.cancel();
     Ok(())
 }
