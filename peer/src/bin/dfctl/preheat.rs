@@ -272,9 +272,9 @@ async fn wait(manager: &Manager, id: i64) -> Result<Job, Failure> {
                 missed = 0;
                 if let Some(bar) = &bar {
                     let progress = Outcome::of(&job).progress;
+                    bar.set_message(table::bytes(progress.bytes));
                     bar.set_length(progress.tasks);
                     bar.set_position(progress.finished);
-                    bar.set_message(table::bytes(progress.bytes));
                 }
             }
             Err(Poll::Unreachable(e)) if missed < MISSED_POLLS => {
