@@ -118,6 +118,9 @@ impl Downloader {
             .requested_by(Requester::LocalUser);
         let expected = request.digest.clone().or_else(|| Digest::from_oci_blob_path(request.url.path()));
         let work = async {
+            // The task stays in use until the output is written, so `dfctl task rm` cannot take
+            // its content away between the last piece and the export.
+            let (task, _in_use) = self.inner.storage.task_in_use(&task_request.task_id, task_request.url.as_str())?;
             // Follow the pieces in order while they arrive: hash them when a digest is to be
             // checked, and write the output's temporary copy when the output cannot share the
             // cache's inode, so little is left to do once the last piece is in.
@@ -125,10 +128,7 @@ impl Downloader {
             let temp = (link == Link::Never).then(|| follow::TempOutput::create(&request.output)).flatten();
             let follower = match (&expected, &temp) {
                 (None, None) => None,
-                _ => {
-                    let task = self.inner.storage.task(&task_request.task_id, task_request.url.as_str())?;
-                    Some(follow::Follower::start(task, expected.as_ref().map(|d| d.algorithm), temp.as_ref()))
-                }
+                _ => Some(follow::Follower::start(task.clone(), expected.as_ref().map(|d| d.algorithm), temp.as_ref())),
             };
             let task = self.fetch_task(&task_request, &events).await?;
             let fetched = std::time::Instant::now();
@@ -182,8 +182,7 @@ impl Downloader {
             running.entry(req.task_id.clone()).or_default().clone()
         };
         let _guard = gate.lock().await;
-        let task = self.inner.storage.task(&req.task_id, req.url.as_str())?;
-        let _busy = task.mark_busy();
+        let (task, _busy) = self.inner.storage.task_in_use(&req.task_id, req.url.as_str())?;
         task.touch();
         if task.is_complete() && !task.intact() {
             // An output linked to the cache was edited: the cache's copy is no longer the content.

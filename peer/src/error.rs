@@ -29,6 +29,12 @@ pub enum Error {
     /// No peer can serve and back-to-source is disabled.
     #[error("no peer can serve {0} and back-to-source is disabled")]
     NoSource(String),
+    /// This host does not cache the task.
+    #[error("task {0} is not in this host's cache")]
+    TaskNotFound(common::ids::TaskId),
+    /// A download is using the task, so it cannot be removed now.
+    #[error("task {0} is in use by a download; try again when it is done")]
+    TaskInUse(common::ids::TaskId),
     /// The caller on the download socket may not write where it asked.
     #[error("not allowed: {0}")]
     Forbidden(String),
@@ -66,7 +72,8 @@ impl From<Error> for Status {
             Error::OriginRejected { .. } => Code::FailedPrecondition,
             Error::OriginUnavailable { .. } => Code::Unavailable,
             Error::Integrity(_) => Code::DataLoss,
-            Error::NoSource(_) => Code::FailedPrecondition,
+            Error::NoSource(_) | Error::TaskInUse(_) => Code::FailedPrecondition,
+            Error::TaskNotFound(_) => Code::NotFound,
             Error::Refused(_) | Error::Forbidden(_) | Error::TargetRefused(_) => Code::PermissionDenied,
             Error::SchedulerLost(_) | Error::ShuttingDown => Code::Unavailable,
             Error::Timeout(_) => Code::DeadlineExceeded,

@@ -179,9 +179,9 @@ impl Dfdaemon {
         reporter.set_serving::<proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer<DfdaemonService>>().await;
         let grpc = tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer::new(DfdaemonService {
-                downloader: downloader.clone(),
-            }))
+            .add_service(proto::dfdaemon::v1::dfdaemon_server::DfdaemonServer::new(DfdaemonService::new(
+                downloader.clone(),
+            )))
             .serve_with_incoming_shutdown(
                 UnixListenerStream::new(listeners.socket),
                 shutdown.clone().cancelled_owned(),

@@ -15,7 +15,7 @@ use std::{
 
 use common::ids::TaskId;
 
-pub use task::{BusyGuard, Link, PieceTap, PieceWriter, Seal, TaskMeta, TaskStore, publish};
+pub use task::{BusyGuard, Link, PieceTap, PieceWriter, Seal, TaskMeta, TaskStore, TaskSummary, publish};
 
 use crate::Error;
 
@@ -78,6 +78,23 @@ impl Storage {
         Ok(task)
     }
 
+    /// The task, created empty when it is new, and marked in use until the guard drops. Marked
+    /// under the same lock [`Storage::remove_unused`] checks, so a task a download has taken is
+    /// never removed under it.
+    pub fn task_in_use(&self, id: &TaskId, url: &str) -> Result<(Arc<TaskStore>, BusyGuard), Error> {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let task = match tasks.get(id) {
+            Some(t) => t.clone(),
+            None => {
+                let task = Arc::new(TaskStore::create(&self.root, id, url)?);
+                tasks.insert(id.clone(), task.clone());
+                task
+            }
+        };
+        let guard = task.mark_busy();
+        Ok((task, guard))
+    }
+
     /// The task if this host has it.
     pub fn get(&self, id: &TaskId) -> Option<Arc<TaskStore>> {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
@@ -95,14 +112,44 @@ impl Storage {
         }
     }
 
+    /// Removes a task's content and metadata unless a download is using it (see
+    /// [`Storage::task_in_use`]).
+    pub fn remove_unused(&self, id: &TaskId) -> Result<Removal, Error> {
+        let task = {
+            let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            match tasks.get(id) {
+                None => return Ok(Removal::Absent),
+                Some(t) if t.is_busy() => return Ok(Removal::InUse),
+                Some(_) => tasks.remove(id),
+            }
+        };
+        let Some(task) = task else { return Ok(Removal::Absent) };
+        let freed = task.disk_bytes();
+        task.delete_files()?;
+        Ok(Removal::Removed { freed_bytes: freed })
+    }
+
     /// Every task, for GC and listings.
     pub fn tasks(&self) -> Vec<Arc<TaskStore>> {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 }
 
+/// What [`Storage::remove_unused`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Content and metadata are gone; they took `freed_bytes` on disk.
+    Removed { freed_bytes: u64 },
+    /// A download is using the task; nothing was removed.
+    InUse,
+    /// This host does not hold the task.
+    Absent,
+}
+
 #[cfg(test)]
 mod tests {
+    use common::piece::PieceLayout;
+
     use super::*;
 
     #[test]
@@ -117,5 +164,24 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(root.join("content")).unwrap().collect();
         assert!(names.is_empty(), "{names:?}");
         assert!(storage.task(&TaskId("ab".repeat(32)), "http://o/x").is_ok());
+    }
+
+    #[test]
+    fn a_task_in_use_is_not_removed_until_its_download_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let id = TaskId("cd".repeat(32));
+        let (task, in_use) = storage.task_in_use(&id, "http://o/x").unwrap();
+        task.set_layout(PieceLayout::new(10, 1024).unwrap()).unwrap();
+        task.write_raw(0, b"0123456789").unwrap();
+        task.persist().unwrap();
+        assert_eq!(storage.remove_unused(&id).unwrap(), Removal::InUse);
+        assert!(storage.get(&id).is_some());
+        drop(in_use);
+        let Removal::Removed { freed_bytes } = storage.remove_unused(&id).unwrap() else { panic!("not removed") };
+        assert!(freed_bytes > 0);
+        assert!(storage.get(&id).is_none());
+        assert!(!dir.path().join("meta").join(format!("{}.json", id.0)).exists());
+        assert_eq!(storage.remove_unused(&id).unwrap(), Removal::Absent);
     }
 }

@@ -8,6 +8,11 @@
 //! writable only through one is refused (stricter than the kernel, never looser). The check is
 //! made before the download; a directory swapped for another between the check and the write
 //! is not caught.
+//!
+//! The cache is shared by every user of the host, so changing it is the administrator's act:
+//! only root and the dfdaemon's own user may delete a task ([`Caller::manages_cache`]). Anyone
+//! on the socket may list tasks, but a URL can carry a secret of whoever fetched it (a signed
+//! query, a password), so others see it without its query and credentials ([`Caller::shown_url`]).
 
 use std::{os::unix::fs::MetadataExt, path::Path};
 
@@ -71,6 +76,30 @@ impl Caller {
             return Err(denied(output, "may not replace another user's"));
         }
         Ok(())
+    }
+
+    /// Whether this caller may change the cache: root, or the user the dfdaemon runs as
+    /// (`daemon_uid`).
+    pub fn manages_cache(&self, daemon_uid: u32) -> bool {
+        self.uid == 0 || self.uid == daemon_uid
+    }
+
+    /// A task's URL as this caller may see it: whole for those who manage the cache, else
+    /// without user, password, query and fragment.
+    pub fn shown_url(&self, daemon_uid: u32, url: &str) -> String {
+        if self.manages_cache(daemon_uid) {
+            return url.to_owned();
+        }
+        match url::Url::parse(url) {
+            Ok(mut u) => {
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+                u.set_query(None);
+                u.set_fragment(None);
+                u.to_string()
+            }
+            Err(_) => String::new(),
+        }
     }
 
     /// The permission bits that apply to this caller (owner, else group, else others) grant `bit`.
@@ -139,5 +168,19 @@ mod tests {
         chmod(&owned, 0o577);
         assert!(matches!(user.may_write(&owned.join("f"), false), Err(Error::Forbidden(_))));
         assert!(matches!(user.may_write(&out.join("x").join("y"), false), Err(Error::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn only_root_and_the_daemons_user_manage_the_cache_and_see_whole_urls() {
+        let daemon = 999;
+        let (root, own, other) =
+            (Caller { uid: 0, gid: 0 }, Caller { uid: daemon, gid: 5 }, Caller { uid: 4242, gid: daemon });
+        assert!(root.manages_cache(daemon) && own.manages_cache(daemon));
+        assert!(!other.manages_cache(daemon), "sharing the daemon's group is not enough");
+        let signed = "https://u:secret@bucket.example/obj?X-Amz-Signature=abc#frag";
+        assert_eq!(root.shown_url(daemon, signed), signed);
+        assert_eq!(own.shown_url(daemon, signed), signed);
+        assert_eq!(other.shown_url(daemon, signed), "https://bucket.example/obj");
+        assert_eq!(other.shown_url(daemon, "not a url"), "");
     }
 }

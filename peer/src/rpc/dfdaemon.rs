@@ -1,8 +1,10 @@
-//! The local download API (`damselfly.dfdaemon.v1`) served on a unix socket, and how clients
-//! such as dfget connect to it.
+//! The local API (`damselfly.dfdaemon.v1`) served on a unix socket, and how clients such as
+//! dfget and dfctl connect to it: downloads, and the tasks of this host's cache (list, stat,
+//! delete). Who may do what is [`Caller`]'s to say.
 
 use std::{path::PathBuf, pin::Pin, time::Duration};
 
+use common::ids::TaskId;
 use futures::Stream;
 use hyper_util::rt::TokioIo;
 use proto::dfdaemon::v1 as pb;
@@ -15,12 +17,43 @@ use crate::{
     Error,
     download::{DownloadRequest, Downloader, Event, EventSink, TaskShape},
     metrics::{Outcome, OutcomeLabels},
+    storage::{Removal, TaskSummary},
 };
 
-/// The local download API.
+/// The local API.
 #[derive(Debug, Clone)]
 pub struct DfdaemonService {
     pub downloader: Downloader,
+    /// The user the dfdaemon runs as: it and root manage the cache (see [`Caller`]).
+    pub daemon_uid: u32,
+}
+
+impl DfdaemonService {
+    /// The API over `downloader`, for a daemon running as the current effective user.
+    pub fn new(downloader: Downloader) -> Self {
+        Self { downloader, daemon_uid: nix::unistd::geteuid().as_raw() }
+    }
+}
+
+fn task_id(raw: &str) -> Result<TaskId, Error> {
+    TaskId::parse(raw).map_err(|e| Error::InvalidRequest(e.to_string()))
+}
+
+/// A task as `caller` may see it.
+fn task_info(t: TaskSummary, caller: &Caller, daemon_uid: u32) -> pb::TaskInfo {
+    let state = if t.complete { pb::TaskState::Complete } else { pb::TaskState::Partial };
+    pb::TaskInfo {
+        url: caller.shown_url(daemon_uid, &t.url),
+        task_id: t.task_id.0,
+        content_length: t.layout.map(|l| l.content_length),
+        piece_length: t.layout.map(|l| l.piece_length),
+        finished_pieces: t.finished_pieces,
+        total_pieces: t.layout.map_or(0, |l| l.count()),
+        state: state.into(),
+        disk_bytes: t.disk_bytes,
+        last_access_unix_secs: t.last_used,
+        in_use: t.in_use,
+    }
 }
 
 impl TryFrom<pb::DownloadRequest> for DownloadRequest {
@@ -112,6 +145,59 @@ impl pb::dfdaemon_server::Dfdaemon for DfdaemonService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        Ok(Response::new(DfdaemonService::list_tasks(self, &caller)))
+    }
+
+    async fn stat_task(&self, request: Request<pb::StatTaskRequest>) -> Result<Response<pb::TaskInfo>, Status> {
+        let caller = Caller::of(&request)?;
+        Ok(Response::new(DfdaemonService::stat_task(self, &caller, &request.get_ref().task_id)?))
+    }
+
+    async fn delete_task(
+        &self,
+        request: Request<pb::DeleteTaskRequest>,
+    ) -> Result<Response<pb::DeleteTaskResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        Ok(Response::new(DfdaemonService::delete_task(self, &caller, &request.get_ref().task_id)?))
+    }
+}
+
+impl DfdaemonService {
+    fn list_tasks(&self, caller: &Caller) -> pb::ListTasksResponse {
+        let mut tasks: Vec<_> = self.downloader.storage().tasks().iter().map(|t| t.summary()).collect();
+        tasks.sort_by(|a, b| b.last_used.cmp(&a.last_used).then_with(|| a.task_id.cmp(&b.task_id)));
+        pb::ListTasksResponse { tasks: tasks.into_iter().map(|t| task_info(t, caller, self.daemon_uid)).collect() }
+    }
+
+    fn stat_task(&self, caller: &Caller, raw: &str) -> Result<pb::TaskInfo, Error> {
+        let id = task_id(raw)?;
+        let task = self.downloader.storage().get(&id).ok_or(Error::TaskNotFound(id))?;
+        Ok(task_info(task.summary(), caller, self.daemon_uid))
+    }
+
+    fn delete_task(&self, caller: &Caller, raw: &str) -> Result<pb::DeleteTaskResponse, Error> {
+        let id = task_id(raw)?;
+        if !caller.manages_cache(self.daemon_uid) {
+            return Err(Error::Forbidden(format!(
+                "uid {} may not delete cached tasks (root and the dfdaemon's user may)",
+                caller.uid
+            )));
+        }
+        match self.downloader.storage().remove_unused(&id)? {
+            Removal::Removed { freed_bytes } => {
+                tracing::info!(task_id = %id, uid = caller.uid, freed_bytes, "task deleted on the local API");
+                Ok(pb::DeleteTaskResponse { freed_bytes })
+            }
+            Removal::InUse => Err(Error::TaskInUse(id)),
+            Removal::Absent => Err(Error::TaskNotFound(id)),
+        }
     }
 }
 

@@ -64,6 +64,25 @@ pub struct TaskStore {
     writing: Mutex<std::collections::HashSet<u32>>,
 }
 
+/// What the cache holds of one task, as `dfctl task` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSummary {
+    pub task_id: TaskId,
+    /// The URL the task was created for.
+    pub url: String,
+    /// Content and piece lengths, once known.
+    pub layout: Option<PieceLayout>,
+    pub finished_pieces: u32,
+    /// Every piece is here.
+    pub complete: bool,
+    /// Bytes the content file takes on disk.
+    pub disk_bytes: u64,
+    /// Unix seconds of the last use.
+    pub last_used: u64,
+    /// A download is using it.
+    pub in_use: bool,
+}
+
 /// Marks a task busy while alive (see [`TaskStore::mark_busy`]).
 #[derive(Debug)]
 pub struct BusyGuard(std::sync::Arc<std::sync::atomic::AtomicUsize>);
@@ -298,6 +317,31 @@ impl TaskStore {
     /// Whether a download is using the task.
     pub fn is_busy(&self) -> bool {
         self.busy.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// Bytes the content file takes on disk (its allocated blocks: a partial file is sparse).
+    pub fn disk_bytes(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.content).map(|m| m.blocks() * 512).unwrap_or(0)
+    }
+
+    /// What the cache holds of this task now.
+    pub fn summary(&self) -> TaskSummary {
+        let (layout, finished_pieces, complete, last_used) = {
+            let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+            let finished = s.finished.len();
+            (s.layout, finished, s.layout.is_some_and(|l| s.finished.is_complete(l.count())), s.last_used)
+        };
+        TaskSummary {
+            task_id: self.id.clone(),
+            url: self.url.clone(),
+            layout,
+            finished_pieces,
+            complete,
+            disk_bytes: self.disk_bytes(),
+            last_used,
+            in_use: self.is_busy(),
+        }
     }
 
     /// Unix seconds of the last use.

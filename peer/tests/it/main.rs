@@ -1,7 +1,10 @@
 //! The peer's integration tests, one binary: the dfdaemon alone, in a cluster with a scheduler
-//! and a seed peer, its proxy, and `dfget` as a user types it. The harness is `testkit`.
+//! and a seed peer, its proxy, its cache's tasks on the local API, and `dfget` and `dfctl` as a
+//! user types them. The harness is `testkit`.
 
+mod dfctl_cli;
 mod dfdaemon;
 mod dfget_cli;
 mod p2p;
 mod proxy;
+mod tasks;
