@@ -233,6 +233,18 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
     }
 }
 
+/// The id of the task `spec` describes, derived from its URL, tag, application, piece length
+/// and filtered query parameters (never the id a caller sends).
+pub(crate) fn spec_task_id(spec: &pb::TaskSpec) -> Result<common::ids::TaskId, common::task_id::TaskIdError> {
+    common::task_id::task_id(&common::task_id::TaskSpec {
+        url: &spec.url,
+        tag: &spec.tag,
+        application: &spec.application,
+        piece_length: spec.piece_length,
+        filtered_query_params: &spec.filtered_query_params,
+    })
+}
+
 /// What a host is ordered to fetch, on the wire.
 pub(crate) fn task_spec(o: crate::resource::SeedOrder) -> pb::TaskSpec {
     pb::TaskSpec {

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use common::{
     digest::PieceDigest,
     ids::{HostId, PeerId, TaskId},
-    task_id::{TaskSpec, task_id},
 };
 use proto::scheduler::v1 as pb;
 use tokio::sync::mpsc;
@@ -69,14 +68,7 @@ pub async fn start(
 /// a task id to another URL, and an id that is not a hash never reaches a file name or a seed peer.
 fn derived_task_id(spec: &pb::TaskSpec) -> Result<TaskId, Status> {
     let claimed = TaskId::parse(&spec.task_id).map_err(|e| Status::invalid_argument(format!("task.task_id: {e}")))?;
-    let derived = task_id(&TaskSpec {
-        url: &spec.url,
-        tag: &spec.tag,
-        application: &spec.application,
-        piece_length: spec.piece_length,
-        filtered_query_params: &spec.filtered_query_params,
-    })
-    .map_err(|e| Status::invalid_argument(format!("task: {e}")))?;
+    let derived = super::spec_task_id(spec).map_err(|e| Status::invalid_argument(format!("task: {e}")))?;
     if derived != claimed {
         return Err(Status::invalid_argument(
             "task.task_id is not the id of its url, tag, application, piece_length and filtered_query_params",

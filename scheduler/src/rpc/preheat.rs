@@ -14,10 +14,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use common::{
-    ids::{HostId, TaskId},
-    task_id::{TaskSpec, task_id},
-};
+use common::ids::{HostId, TaskId};
 use proto::scheduler::v1 as pb;
 use tokio::sync::mpsc;
 use tonic::{Response, Status};
@@ -124,14 +121,7 @@ fn task(spec: pb::TaskSpec) -> Result<SeedOrder, String> {
     if spec.filtered_query_params.len() > MAX_FILTERED {
         return Err(format!("at most {MAX_FILTERED} filtered query parameters"));
     }
-    let derived = task_id(&TaskSpec {
-        url: &spec.url,
-        tag: &spec.tag,
-        application: &spec.application,
-        piece_length: spec.piece_length,
-        filtered_query_params: &spec.filtered_query_params,
-    })
-    .map_err(|e| e.to_string())?;
+    let derived = super::spec_task_id(&spec).map_err(|e| e.to_string())?;
     if !spec.task_id.is_empty() && spec.task_id != derived.0 {
         return Err("task_id is not the id of its URL and shape".into());
     }

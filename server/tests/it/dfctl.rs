@@ -15,14 +15,14 @@ use std::{
     time::Duration,
 };
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use testkit::{
     db::Backend,
     manager::TestManager,
     origin::Origin,
-    peer::{PIECE, PeerBuilder, TestPeer},
+    peer::{PIECE, TestPeer},
     registry::{Image, Layer, Registry},
-    scheduler::{TestScheduler, registering},
+    scheduler::TestScheduler,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -64,28 +64,8 @@ async fn dfctl_reading(manager: &str, token: Option<&str>, args: &[&str], input:
 /// A scheduler registered with `m` and [`HOSTS`] announced to it, and a personal access token
 /// with scope `job`.
 async fn cluster(m: &TestManager, dir: &Path, stop: &CancellationToken) -> (TestScheduler, Vec<TestPeer>, String) {
-    let scheduler = TestScheduler::start(registering(&m.grpc, "sched")).await;
-    let mut peers: Vec<TestPeer> = Vec::new();
-    for name in HOSTS {
-        let p = PeerBuilder::new(dir.join(name), name)
-            .seed(name.starts_with("seed"))
-            .scheduler(&scheduler.addr)
-            .stopped_by(stop)
-            .start()
-            .await;
-        peers.push(p);
-    }
-    scheduler.wait_for_hosts(HOSTS.len()).await;
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let created = m
-        .post(
-            "/api/v1/personal-access-tokens",
-            &m.root,
-            json!({"name": "dfctl", "scopes": ["job"], "expired_at": tomorrow}),
-        )
-        .await
-        .expect(201);
-    (scheduler, peers, created.body["token"].as_str().unwrap().to_owned())
+    let (scheduler, peers) = crate::preheat::cluster(m, &HOSTS, dir, stop).await;
+    (scheduler, peers, crate::preheat::job_token(m, "dfctl").await)
 }
 
 fn text(bytes: &[u8]) -> String {

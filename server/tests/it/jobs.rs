@@ -41,8 +41,9 @@ fn files_naming(dir: &Path, needle: &str) -> usize {
     found
 }
 
-async fn finished_job(m: &TestManager, id: i64) -> Value {
-    for _ in 0..200 {
+/// Polls job `id` until it is done (up to 30 s).
+pub(crate) async fn finished_job(m: &TestManager, id: i64) -> Value {
+    for _ in 0..600 {
         let job = m.get(&format!("/api/v1/jobs/{id}"), &m.root).await.expect(200);
         if job.body["state"] == "SUCCESS" || job.body["state"] == "FAILURE" {
             return job.body;

@@ -45,20 +45,9 @@ fn task_of(url: &str) -> String {
     common::task_id::task_id(&common::task_id::TaskSpec { url, ..Default::default() }).unwrap().0
 }
 
-async fn finished(m: &TestManager, id: i64) -> Value {
-    for _ in 0..600 {
-        let job = m.get(&format!("/api/v1/jobs/{id}"), &m.root).await.expect(200);
-        if job.body["state"] == "SUCCESS" || job.body["state"] == "FAILURE" {
-            return job.body;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {id} did not finish");
-}
-
 async fn preheat(m: &TestManager, args: Value) -> Value {
     let job = m.post("/api/v1/jobs", &m.root, json!({"type": "preheat", "args": args})).await.expect(201);
-    finished(m, job.id()).await
+    crate::jobs::finished_job(m, job.id()).await
 }
 
 /// Hostnames in a finished preheat's `success_tasks` (or `failure_tasks`), sorted, with the URL.
@@ -79,18 +68,7 @@ async fn file_preheats_warm_the_hosts_their_scope_picks() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let scheduler = TestScheduler::start(registering(&m.grpc, "sched")).await;
-    let mut peers: Vec<TestPeer> = Vec::new();
-    for name in HOSTS {
-        let p = PeerBuilder::new(dir.path().join(name), name)
-            .seed(name.starts_with("seed"))
-            .scheduler(&scheduler.addr)
-            .stopped_by(&stop)
-            .start()
-            .await;
-        peers.push(p);
-    }
-    scheduler.wait_for_hosts(HOSTS.len()).await;
+    let (_scheduler, peers) = cluster(&m, &HOSTS, dir.path(), &stop).await;
     let cached_on =
         |task: &str| -> Vec<&str> { HOSTS.iter().copied().filter(|h| caches(&dir.path().join(h), task)).collect() };
 
@@ -193,11 +171,17 @@ async fn file_preheats_warm_the_hosts_their_scope_picks() {
     stop.cancel();
 }
 
-/// Starts a cluster of a seed peer and three peers registered with `m`.
-async fn cluster(m: &TestManager, dir: &Path, stop: &CancellationToken) -> (TestScheduler, Vec<TestPeer>) {
+/// A scheduler registered with `m` and a dfdaemon per name of `hosts` announced to it (the
+/// names starting with `seed` are seed peers).
+pub(crate) async fn cluster(
+    m: &TestManager,
+    hosts: &[&str],
+    dir: &Path,
+    stop: &CancellationToken,
+) -> (TestScheduler, Vec<TestPeer>) {
     let scheduler = TestScheduler::start(registering(&m.grpc, "sched")).await;
     let mut peers = Vec::new();
-    for name in HOSTS {
+    for name in hosts {
         let p = PeerBuilder::new(dir.join(name), name)
             .seed(name.starts_with("seed"))
             .scheduler(&scheduler.addr)
@@ -206,8 +190,16 @@ async fn cluster(m: &TestManager, dir: &Path, stop: &CancellationToken) -> (Test
             .await;
         peers.push(p);
     }
-    scheduler.wait_for_hosts(HOSTS.len()).await;
+    scheduler.wait_for_hosts(hosts.len()).await;
     (scheduler, peers)
+}
+
+/// A personal access token of root's with scope `job`, named `name`.
+pub(crate) async fn job_token(m: &TestManager, name: &str) -> String {
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let body = json!({"name": name, "scopes": ["job"], "expired_at": tomorrow});
+    let created = m.post("/api/v1/personal-access-tokens", &m.root, body).await.expect(201);
+    created.body["token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -226,17 +218,8 @@ async fn harbor_preheats_an_image_from_a_token_registry_onto_every_peer() {
     let m = TestManager::start_with(Backend::Sqlite, |c| c.jobs.poll_interval_ms = 50).await;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let (_scheduler, peers) = cluster(&m, dir.path(), &stop).await;
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let pat = m
-        .post(
-            "/api/v1/personal-access-tokens",
-            &m.root,
-            json!({"name": "harbor", "scopes": ["job"], "expired_at": tomorrow}),
-        )
-        .await
-        .expect(201);
-    let pat = pat.body["token"].as_str().unwrap().to_owned();
+    let (_scheduler, peers) = cluster(&m, &HOSTS, dir.path(), &stop).await;
+    let pat = job_token(&m, "harbor").await;
 
     // Harbor holds a registry token of its own and sends it as the Authorization header.
     let client = reqwest::Client::new();
@@ -311,7 +294,7 @@ async fn harbor_preheats_an_image_from_a_token_registry_onto_every_peer() {
         "username": "harbor", "password": "wrong", "scope": "all_peers"}});
     let refused = m.post("/oapi/v1/jobs", &pat, bad).await.expect(201);
     assert_eq!(refused.body["args"]["password"], "******");
-    let failed = finished(&m, refused.id()).await;
+    let failed = crate::jobs::finished_job(&m, refused.id()).await;
     assert_eq!(failed["state"], "FAILURE", "{failed}");
     let error = failed["result"]["job_states"][0]["error"].as_str().unwrap();
     assert!(error.contains("refused") && !error.contains("wrong"), "{error}");
@@ -336,7 +319,7 @@ async fn a_preheat_outlives_a_manager_restart_and_fails_with_the_reason_when_its
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let (scheduler, _peers) = cluster(&m, dir.path(), &stop).await;
+    let (scheduler, _peers) = cluster(&m, &HOSTS, dir.path(), &stop).await;
 
     // `/slow` takes about 6 s: the manager restarts while the hosts fetch it.
     let slow = format!("{origin}/slow");
@@ -353,7 +336,7 @@ async fn a_preheat_outlives_a_manager_restart_and_fails_with_the_reason_when_its
     let m = m.restart().await;
     let handed_back = m.get(&format!("/api/v1/jobs/{}", job.id()), &m.root).await.expect(200).body;
     assert!(["PENDING", "RUNNING"].contains(&handed_back["state"].as_str().unwrap()), "{handed_back}");
-    let done = finished(&m, job.id()).await;
+    let done = crate::jobs::finished_job(&m, job.id()).await;
     assert_eq!(done["state"], "SUCCESS", "the restarted manager ran it again to the end: {done}");
     assert_eq!(hosts_in(&done, "success_tasks").len(), HOSTS.len(), "{done}");
 
@@ -393,7 +376,7 @@ async fn a_preheat_outlives_a_manager_restart_and_fails_with_the_reason_when_its
     until_state(&m, job.id(), "RUNNING").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     scheduler.stop().await;
-    let failed = finished(&m, job.id()).await;
+    let failed = crate::jobs::finished_job(&m, job.id()).await;
     assert_eq!(failed["state"], "FAILURE", "{failed}");
     let error = failed["result"]["job_states"][0]["error"].as_str().unwrap();
     assert!(error.contains("shutting down"), "{error}");
