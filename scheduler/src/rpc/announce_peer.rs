@@ -309,6 +309,8 @@ fn update_to_pb(u: Update) -> pb::AnnouncePeerResponse {
 
 #[cfg(test)]
 mod tests {
+    use common::task_id::{TaskSpec, task_id};
+
     use super::*;
 
     #[test]
@@ -338,7 +340,6 @@ mod tests {
 
     #[test]
     fn a_task_id_must_be_the_one_its_spec_derives() {
-        use common::task_id::{TaskSpec, task_id};
         let url = "https://o.example/f?X-Amz-Signature=s&v=1";
         let id = |spec: &TaskSpec| task_id(spec).unwrap().0;
         let base = TaskSpec { url, tag: "t", ..TaskSpec::default() };
