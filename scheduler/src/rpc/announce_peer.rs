@@ -374,6 +374,7 @@ mod tests {
 /// it derives, and a piece's wire fields make a source only in the combinations that mean one.
 #[cfg(test)]
 mod properties {
+    use common::task_id::{TaskSpec, task_id};
     use proptest::prelude::*;
 
     use super::*;
