@@ -80,7 +80,7 @@ pub struct PeerExport {
 }
 
 /// How many bars a chart shows; the rest are summed into one "other" bar.
-#[cfg(any(feature = "ssr", test))]
+#[cfg(feature = "ssr")]
 const CHART_BARS: usize = 8;
 
 /// Counts values into buckets, largest first (ties by label), at most `top` of them: when there
