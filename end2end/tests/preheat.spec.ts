@@ -1,8 +1,9 @@
 // Preheat from the console: the form with the API's messages by their fields, then a job page
-// that follows the preheat live to its outcome on every host, against an origin this test serves.
+// that follows the preheat live to its outcome on every host, against an origin this test serves;
+// a registry password never shows in a URL or an answer.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { test, expect, signIn, ROOT } from './fixtures';
+import { test, expect, signIn, apiToken, ROOT } from './fixtures';
 import { readState } from '../cluster';
 
 const shot = (name: string) => ({ path: `test-results/${name}.png`, fullPage: true });
@@ -105,4 +106,37 @@ test('a preheat whose origin answers 404 fails, with the reason on the job page'
   } finally {
     served.close();
   }
+});
+
+test("an image preheat's registry password stays out of every URL and answer", async ({ page, consoleErrors, request }) => {
+  test.setTimeout(120_000);
+  const password = `pw-${Date.now()}`;
+  const seen: string[] = [];
+  page.on('request', (r) => seen.push(r.url()));
+  page.on('response', async (r) => {
+    if (r.url().includes('/console/fn/')) seen.push(await r.text().catch(() => ''));
+  });
+  await signIn(page, ROOT, '/jobs/preheat');
+  await expect(page.getByLabel('Platform (os/arch[/variant])')).toHaveValue('linux/amd64');
+  const url = page.getByLabel(/^Manifest URL/);
+  // A blob URL is not a manifest URL: the API says so by the field.
+  await url.fill('http://127.0.0.1:9/v2/library/app/blobs/sha256:00');
+  await page.getByLabel('Registry user name').fill('puller');
+  await page.getByLabel('Registry password').fill(password);
+  await page.getByRole('button', { name: 'Preheat', exact: true }).click();
+  await expect(page.locator('.field-error[data-field="urls"]')).toContainText('manifest URL');
+
+  // A registry that is not there: the job is created, then fails as a whole with the reason.
+  await url.fill('http://127.0.0.1:9/v2/library/app/manifests/1.0');
+  await page.getByRole('button', { name: 'Preheat', exact: true }).click();
+  await page.waitForURL(/\/jobs\/\d+$/);
+  await expect(page.locator('#job-state')).toContainText('FAILURE', { timeout: 60_000 });
+  await expect(page.locator('#job-error')).not.toBeEmpty();
+  const id = page.url().split('/').pop();
+  const token = await apiToken(request);
+  const job = await (await request.get(`/api/v1/jobs/${id}`, { headers: { authorization: `Bearer ${token}` } })).json();
+  expect(job.args.username).toBe('puller');
+  expect(job.args.password).toBe('******');
+  expect(seen.filter((s) => s.includes(password))).toEqual([]);
+  expect(await page.content()).not.toContain(password);
 });
