@@ -118,8 +118,8 @@ test: deps py-deps build lint unit-test api-check e2e
 
 # The README's screenshots: the browser suite takes them in end2end/test-results/; these are the
 # ones the README shows (the overview after a download, so its charts have traffic).
-SCREENSHOTS := cluster-detail cluster-form-error clusters peers recent-tasks roles task-clear \
-  task-graph task-graph-live tenant tokens topology
+SCREENSHOTS := cluster-detail cluster-form-error clusters peers preheat-form-error preheat-job preheat-failure \
+  recent-tasks roles task-clear task-graph task-graph-live tenant tokens topology
 screenshots: e2e
 	for s in $(SCREENSHOTS); do cp end2end/test-results/$$s.png end2end/screenshots/; done
 	cp end2end/test-results/overview-traffic.png end2end/screenshots/overview.png

@@ -23,6 +23,7 @@ use crate::{
         jobs::{JobPage, JobsPage},
         overview::OverviewPage,
         peers::PeersPage,
+        preheat::PreheatPage,
         profile::ProfilePage,
         roles::RolesPage,
         signin::{SignInPage, SignUpPage},
@@ -108,6 +109,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("tasks") view=TaskGraphPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("jobs") view=JobsPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("jobs"), StaticSegment("task-clear")) view=TaskClearPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("jobs"), StaticSegment("preheat")) view=PreheatPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("jobs"), ParamSegment("id")) view=JobPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("tokens") view=TokensPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("profile") view=ProfilePage ssr=SsrMode::Async />

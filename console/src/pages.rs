@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod jobs;
 pub mod overview;
 pub mod peers;
+pub mod preheat;
 pub mod profile;
 pub mod roles;
 pub mod signin;

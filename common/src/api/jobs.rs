@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
+use super::{Timestamp, tasks::TaskPeer};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -30,6 +30,77 @@ pub struct Job {
     pub updated_at: Timestamp,
 }
 
+/// A job's `result` as the runner writes it: `job_states[]`, one per cluster for a preheat, one
+/// for the whole job for `get_task` and `delete_task`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    #[serde(default)]
+    pub job_states: Vec<JobStateResult>,
+}
+
+/// One `job_states[]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobStateResult {
+    /// `RUNNING`, `SUCCESS` or `FAILURE`.
+    #[serde(default)]
+    pub state: String,
+    /// Why this part failed, if it did (every failed task's reason, for a preheat).
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub results: Vec<ClusterResult>,
+}
+
+/// What a job did in one scheduler cluster. Which fields are set depends on the job's type:
+/// `get_task` fills `peers`, `delete_task` the hosts told (`success_tasks`) or not reached
+/// (`failure_tasks`), a preheat the tasks each host cached or not, and its `progress`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterResult {
+    pub scheduler_cluster_id: i64,
+    /// The task `get_task` and `delete_task` were about.
+    #[serde(default)]
+    pub task_id: String,
+    /// Why the cluster could not be asked (`get_task`, `delete_task`).
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub peers: Vec<TaskPeer>,
+    #[serde(default)]
+    pub success_tasks: Vec<HostTask>,
+    #[serde(default)]
+    pub failure_tasks: Vec<HostTask>,
+    /// A preheat's tally, rewritten while it runs.
+    #[serde(default)]
+    pub progress: Option<PreheatProgress>,
+}
+
+/// One host's outcome for one task (a preheat's URL, or a deletion).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostTask {
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub task_id: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub ip: String,
+    #[serde(default)]
+    pub host_id: String,
+    /// Why it failed (failures only).
+    #[serde(default)]
+    pub description: String,
+}
+
+/// How far a preheat has gone in one cluster: host × task pairs ordered, those answered (cached
+/// or failed), and the bytes cached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreheatProgress {
+    pub tasks: u64,
+    pub finished: u64,
+    pub bytes: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +115,25 @@ mod tests {
         assert_eq!(job.args.to_string(), r#"{"url":"u"}"#);
         let again: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
         assert_eq!(again, job);
+    }
+
+    /// The shapes the runner writes (`server::jobs`) read into [`JobResult`].
+    #[test]
+    fn job_results_of_every_type_are_read() {
+        let preheat = r#"{"job_states":[{"state":"FAILURE","error":"http://o/a on h2: 404","results":[{
+            "scheduler_cluster_id":1,
+            "success_tasks":[{"url":"http://o/a","task_id":"t","hostname":"h1","ip":"10.0.0.1","host_id":"x"}],
+            "failure_tasks":[{"url":"http://o/a","task_id":"t","hostname":"h2","ip":"10.0.0.2","host_id":"y","description":"404"}],
+            "progress":{"tasks":2,"finished":2,"bytes":10}}]}]}"#;
+        let r: JobResult = serde_json::from_str(preheat).unwrap();
+        let cluster = &r.job_states[0].results[0];
+        assert_eq!(cluster.progress, Some(PreheatProgress { tasks: 2, finished: 2, bytes: 10 }));
+        assert_eq!(cluster.failure_tasks[0].description, "404");
+        let failed_early = r#"{"job_states":[{"state":"FAILURE","error":"no such image","results":[]}]}"#;
+        assert_eq!(serde_json::from_str::<JobResult>(failed_early).unwrap().job_states[0].error, "no such image");
+        let unreachable = r#"{"job_states":[{"state":"FAILURE","error":"cluster 2: down","results":[
+            {"scheduler_cluster_id":2,"task_id":"t","error":"down"}]}]}"#;
+        let r: JobResult = serde_json::from_str(unreachable).unwrap();
+        assert_eq!((r.job_states[0].results[0].error.as_str(), r.job_states[0].results[0].progress), ("down", None));
     }
 }

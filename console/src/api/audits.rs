@@ -20,7 +20,7 @@ pub struct AuditFilter {
     pub tenant_id: String,
 }
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn list_audits(page: u64, filter: AuditFilter) -> Result<Page<Audit>, ApiError> {
     let tenant_id = match filter.tenant_id.trim() {
         "" => String::new(),

@@ -6,7 +6,7 @@ use super::ApiError;
 use common::api::{Me, OAuthProvider};
 
 /// Signs in with a password, sets the session cookie, and sends the browser to `return_to`.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn sign_in(name: String, password: String, return_to: Option<String>) -> Result<String, ApiError> {
     #[derive(serde::Serialize)]
     struct Body<'a> {
@@ -35,7 +35,7 @@ pub async fn sign_in(name: String, password: String, return_to: Option<String>) 
 }
 
 /// Creates an account (where the manager allows sign-up), then signs in with it.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn sign_up(name: String, password: String, email: Option<String>) -> Result<String, ApiError> {
     #[derive(serde::Serialize)]
     struct Body<'a> {
@@ -51,7 +51,7 @@ pub async fn sign_up(name: String, password: String, email: Option<String>) -> R
 
 /// Ends the session on the manager and clears the cookie. Its path is fixed (no build hash) so
 /// the manager's tests can reach it as a browser would.
-#[server(prefix = "/console/fn", endpoint = "sign_out")]
+#[server(prefix = "/console/fn", endpoint = "sign_out", output = crate::api::json::Json)]
 pub async fn sign_out() -> Result<(), ApiError> {
     // The session may already be over; signing out still clears the cookie.
     let _ = super::client::send::<()>(http::Method::POST, "/api/v1/users/signout", &[], None).await;
@@ -61,19 +61,19 @@ pub async fn sign_out() -> Result<(), ApiError> {
 }
 
 /// The signed-in user and its tenants.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn current_user() -> Result<Me, ApiError> {
     super::client::get("/api/v1/users/me", &[]).await
 }
 
 /// The OAuth2 / OIDC providers the sign-in page offers.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn oauth_providers() -> Result<Vec<OAuthProvider>, ApiError> {
     super::client::get("/api/v1/users/oauth/providers", &[]).await
 }
 
 /// Changes the signed-in user's password.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn change_password(old_password: String, new_password: String, repeat: String) -> Result<(), ApiError> {
     #[derive(serde::Serialize)]
     struct Body {

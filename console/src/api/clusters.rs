@@ -164,18 +164,18 @@ fn form_field(mut e: ApiError) -> ApiError {
     e
 }
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn list_clusters(page: u64, name: String) -> Result<Page<Cluster>, ApiError> {
     super::client::list("/api/v1/clusters", page.max(1), 20, &[("name", name)]).await
 }
 
 /// Every cluster the user can see (for pickers), up to the API's largest page.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn all_clusters() -> Result<Vec<Cluster>, ApiError> {
     Ok(super::client::list("/api/v1/clusters", 1, 1000, &[]).await?.items)
 }
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn get_cluster(id: i64) -> Result<Cluster, ApiError> {
     super::client::get(&format!("/api/v1/clusters/{id}"), &[]).await
 }
@@ -189,7 +189,7 @@ pub async fn cluster_from_param(id: Option<i64>) -> Result<Cluster, ApiError> {
 }
 
 /// Creates (`id` empty) or updates a cluster, then goes to its page.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn save_cluster(id: Option<i64>, form: ClusterForm) -> Result<Cluster, ApiError> {
     let body = Body::try_from(form)?;
     let saved: Cluster = match id {
@@ -201,7 +201,7 @@ pub async fn save_cluster(id: Option<i64>, form: ClusterForm) -> Result<Cluster,
     Ok(saved)
 }
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn delete_cluster(id: i64) -> Result<(), ApiError> {
     super::client::delete(&format!("/api/v1/clusters/{id}")).await?;
     leptos_axum::redirect("/clusters");

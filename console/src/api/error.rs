@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use leptos::server_fn::{codec::JsonEncoding, error::FromServerFnError, error::ServerFnErrorErr};
+use leptos::server_fn::{error::FromServerFnError, error::ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
 /// An error from the manager's API (or from reaching it), as pages see it.
@@ -61,7 +61,7 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl FromServerFnError for ApiError {
-    type Encoder = JsonEncoding;
+    type Encoder = super::json::TextJson;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let message = match value {

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use super::ApiError;
 
 /// The manager's health report (`GET /healthy`).
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn manager_health() -> Result<HealthReport, ApiError> {
     super::client::get("/healthy", &[]).await
 }

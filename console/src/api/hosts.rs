@@ -61,7 +61,7 @@ impl HostKind {
 }
 
 /// Hosts of one kind, filtered by cluster, state and hostname (empty: any).
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn list_hosts(
     kind: HostKind,
     cluster_id: Option<i64>,
@@ -82,7 +82,7 @@ pub async fn list_hosts(
 
 /// Removes an inactive host's record (an active one registers again at once, so the API
 /// refuses it).
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn delete_host(kind: HostKind, id: i64) -> Result<(), ApiError> {
     super::client::delete(&format!("{}/{id}", kind.path())).await
 }
@@ -96,7 +96,7 @@ pub struct Counts {
     pub peers: (u64, u64),
 }
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn host_counts() -> Result<Counts, ApiError> {
     use super::client::list;
     let total = |path: &'static str, state: &'static str| async move {

@@ -6,6 +6,7 @@
 //! the API's own error shape, so forms can put messages next to the fields they name.
 
 mod error;
+pub mod json;
 pub mod page;
 
 #[cfg(feature = "ssr")]

@@ -80,7 +80,7 @@ pub struct PeerExport {
 }
 
 /// How many bars a chart shows; the rest are summed into one "other" bar.
-#[cfg(any(feature = "ssr", test))]
+#[cfg(feature = "ssr")]
 const CHART_BARS: usize = 8;
 
 /// Counts values into buckets, largest first (ties by label), at most `top` of them: when there
@@ -175,13 +175,13 @@ async fn fetch_all(filter: &PeerFilter) -> Result<(Vec<Host>, u64), ApiError> {
 }
 
 /// One page of peers matching `filter`.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn list_peers(page: u64, filter: PeerFilter) -> Result<Page<Host>, ApiError> {
     super::client::list("/api/v1/peers", page.max(1), 50, &filter.to_query()?).await
 }
 
 /// Peer counts by version, state, IDC and location for the charts.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn count_peers(filter: PeerFilter) -> Result<PeerInsight, ApiError> {
     let (peers, total) = fetch_all(&filter).await?;
     let by = |f: fn(&Host) -> &str| buckets(peers.iter().map(f), CHART_BARS);
@@ -196,7 +196,7 @@ pub async fn count_peers(filter: PeerFilter) -> Result<PeerInsight, ApiError> {
 }
 
 /// The peers matching `filter` as CSV.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn export_peers(filter: PeerFilter) -> Result<PeerExport, ApiError> {
     let (peers, total) = fetch_all(&filter).await?;
     Ok(PeerExport { csv: peers_csv(&peers), rows: peers.len() as u64, total })

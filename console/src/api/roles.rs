@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use super::ApiError;
 use common::api::RoleInfo;
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn list_roles() -> Result<Vec<RoleInfo>, ApiError> {
     super::client::get("/api/v1/roles", &[]).await
 }

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 pub const WINDOWS: &[&str] = &["1h", "6h", "24h", "7d"];
 
 /// Figures of every cluster the visitor can see over `window` (`1h`, `6h`, `24h`, `7d`).
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn get_stats(window: String) -> Result<Stats, ApiError> {
     super::client::get("/api/v1/stats", &[("window", window)]).await
 }

@@ -8,7 +8,7 @@ use super::ApiError;
 use crate::api::page::Page;
 
 /// The task given by id, or by the URL (with tag and application) it was downloaded from.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn get_task_graph(
     cluster_id: i64,
     task: String,
@@ -34,7 +34,7 @@ pub async fn get_task_graph(
 
 /// Recent tasks of the cluster (the first one the visitor can see when none is given), most
 /// recently changed first.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn recent_tasks(cluster_id: Option<i64>, page: u64) -> Result<Page<TaskRecord>, ApiError> {
     // The caller is taken from the request's context before the first await: after it, the
     // context is gone.

@@ -19,24 +19,24 @@ fn tenant_role(role: &str) -> Result<String, ApiError> {
     }
 }
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn list_tenants(page: u64) -> Result<Page<Tenant>, ApiError> {
     super::client::list("/api/v1/tenants", page.max(1), 20, &[]).await
 }
 
 /// Every tenant the user can see (for pickers), up to the API's largest page.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn all_tenants() -> Result<Vec<Tenant>, ApiError> {
     Ok(super::client::list("/api/v1/tenants", 1, 1000, &[]).await?.items)
 }
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn get_tenant(id: i64) -> Result<Tenant, ApiError> {
     super::client::get(&format!("/api/v1/tenants/{id}"), &[]).await
 }
 
 /// Creates a tenant with the caller as its admin, then goes to its page.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn create_tenant(name: String, bio: String) -> Result<Tenant, ApiError> {
     #[derive(serde::Serialize)]
     struct Body {
@@ -50,7 +50,7 @@ pub async fn create_tenant(name: String, bio: String) -> Result<Tenant, ApiError
 }
 
 /// Renames a tenant or changes its description.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn update_tenant(id: i64, name: String, bio: String) -> Result<Tenant, ApiError> {
     #[derive(serde::Serialize)]
     struct Body {
@@ -65,7 +65,7 @@ pub async fn update_tenant(id: i64, name: String, bio: String) -> Result<Tenant,
 }
 
 /// Deletes a tenant (it must have no clusters left), then goes to the tenant list.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn delete_tenant(id: i64) -> Result<(), ApiError> {
     super::client::delete(&format!("/api/v1/tenants/{id}")).await?;
     leptos_axum::redirect("/tenants");
@@ -73,13 +73,13 @@ pub async fn delete_tenant(id: i64) -> Result<(), ApiError> {
 }
 
 /// Members of a tenant, up to the API's largest page.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn list_members(tenant_id: i64) -> Result<Page<Member>, ApiError> {
     super::client::list(&format!("/api/v1/tenants/{tenant_id}/members"), 1, 1000, &[]).await
 }
 
 /// Adds a user, by name, to a tenant with a role.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn add_member(tenant_id: i64, user_name: String, role: String) -> Result<Member, ApiError> {
     #[derive(serde::Serialize)]
     struct Body {
@@ -95,7 +95,7 @@ pub async fn add_member(tenant_id: i64, user_name: String, role: String) -> Resu
 }
 
 /// Changes a member's role (a tenant keeps at least one admin; the API refuses otherwise).
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn change_member_role(tenant_id: i64, user_id: i64, role: String) -> Result<Member, ApiError> {
     #[derive(serde::Serialize)]
     struct Body {
@@ -106,7 +106,7 @@ pub async fn change_member_role(tenant_id: i64, user_id: i64, role: String) -> R
 }
 
 /// Removes a member from a tenant.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn remove_member(tenant_id: i64, user_id: i64) -> Result<(), ApiError> {
     super::client::delete(&format!("/api/v1/tenants/{tenant_id}/members/{user_id}")).await
 }

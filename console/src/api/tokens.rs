@@ -5,13 +5,13 @@ use crate::api::page::Page;
 use common::api::{CreatedToken, PersonalAccessToken as Token};
 use leptos::prelude::*;
 
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn list_tokens(page: u64) -> Result<Page<Token>, ApiError> {
     super::client::list("/api/v1/personal-access-tokens", page.max(1), 20, &[]).await
 }
 
 /// Creates a token that expires after `days` days; the answer carries the secret, once.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn create_token(
     name: String,
     bio: String,
@@ -51,7 +51,7 @@ pub async fn create_token(
 }
 
 /// Revokes a token: it stops working at once and is removed from the list.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn revoke_token(id: i64) -> Result<(), ApiError> {
     super::client::delete(&format!("/api/v1/personal-access-tokens/{id}")).await
 }

@@ -117,7 +117,7 @@ pub async fn fetch(caller: &super::client::Caller, cluster_id: i64) -> Result<To
 }
 
 /// The topology of `cluster_id`, or of the first cluster the visitor can see.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn cluster_topology(cluster_id: Option<i64>) -> Result<Topology, ApiError> {
     let caller = super::client::Caller::from_context()?;
     let id = match cluster_id {

@@ -8,13 +8,13 @@ use crate::api::page::Page;
 use common::api::User;
 
 /// Users filtered by exact name and state (`enabled` / `disabled`; empty: any).
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn list_users(page: u64, name: String, state: String) -> Result<Page<User>, ApiError> {
     super::client::list("/api/v1/users", page.max(1), 20, &[("name", name.trim().to_owned()), ("state", state)]).await
 }
 
 /// Enables or disables a user; disabling ends its sessions at once.
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn set_user_state(id: i64, state: String) -> Result<User, ApiError> {
     #[derive(serde::Serialize)]
     struct Body {
@@ -27,7 +27,7 @@ pub async fn set_user_state(id: i64, state: String) -> Result<User, ApiError> {
 }
 
 /// Makes a user a platform root (`role` = `root`) or takes that away (`role` empty).
-#[server(prefix = "/console/fn")]
+#[server(prefix = "/console/fn", output = crate::api::json::Json)]
 pub async fn set_platform_role(id: i64, role: String) -> Result<User, ApiError> {
     #[derive(serde::Serialize)]
     struct Body {

@@ -1,5 +1,7 @@
 //! Jobs: the list with filters in the URL, and one job with its results per cluster and peer.
 
+use std::time::Duration;
+
 use leptos::prelude::*;
 use leptos_router::{
     components::{A, Form},
@@ -11,11 +13,12 @@ use crate::{
     api::{
         ApiError,
         clusters::all_clusters,
-        jobs::{JobFilter, get_job, list_jobs},
+        jobs::{JobFilter, JobReport, get_job, list_jobs},
     },
     components::{ClusterSelect, ErrorNote, Loading, Pager, StateBadge, query, query_page},
+    pages::task_graph::bytes,
 };
-use common::api::{Job, short_time};
+use common::api::{ClusterResult, HostTask, Job, short_time};
 
 const TYPES: &[(&str, &str)] =
     &[("", "any type"), ("preheat", "preheat"), ("get_task", "get task"), ("delete_task", "delete task")];
@@ -38,11 +41,8 @@ pub fn JobsPage() -> impl IntoView {
             <div class="heading">
                 <h1 id="jobs-title">"Jobs"</h1>
                 <div class="actions">
-                    <A href="/jobs/task-clear" attr:class="button">"Clear a task"</A>
-                    // Preheat (warming peers with an image or file) comes with the image work.
-                    <span class="button secondary disabled" aria-disabled="true" title="Preheat arrives with container-image support">
-                        "Preheat (soon)"
-                    </span>
+                    <A href="/jobs/preheat" attr:class="button">"Preheat"</A>
+                    <A href="/jobs/task-clear" attr:class="button secondary">"Clear a task"</A>
                 </div>
             </div>
             <Form method="GET" action="" attr:class="filters">
@@ -86,7 +86,7 @@ pub fn JobsPage() -> impl IntoView {
                                         <td>{j.r#type.clone()}</td>
                                         <td><StateBadge state=j.state.clone() /></td>
                                         <td class="wrap">{target(&j)}</td>
-                                        <td>{j.scheduler_cluster_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")}</td>
+                                        <td>{cluster_list(&j)}</td>
                                         <td>{j.user_id}</td>
                                         <td>{short_time(&j.created_at)}</td>
                                     </tr>
@@ -101,20 +101,28 @@ pub fn JobsPage() -> impl IntoView {
     }
 }
 
-/// What a job is about: its URL or task id.
+/// What a job is about: its URL (the first of several) or task id.
 fn target(job: &Job) -> String {
-    let args: &Value = &job.args;
-    ["url", "task_id"]
-        .iter()
-        .find_map(|k| args.get(*k).and_then(Value::as_str))
-        .map(str::to_owned)
-        .unwrap_or_else(|| "—".into())
+    let args = &job.args;
+    if let Some(one) = ["url", "task_id"].iter().find_map(|k| args.get(*k).and_then(Value::as_str)) {
+        return one.to_owned();
+    }
+    match args.get("urls").and_then(Value::as_array).map(Vec::as_slice) {
+        Some([first, rest @ ..]) => {
+            let first = first.as_str().unwrap_or_default();
+            if rest.is_empty() { first.to_owned() } else { format!("{first} and {} more", rest.len()) }
+        }
+        _ => "—".into(),
+    }
 }
 
-#[component]
-pub fn JobPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || params.with(|p| p.get("id").and_then(|id| id.parse::<i64>().ok()));
+fn cluster_list(job: &Job) -> String {
+    job.scheduler_cluster_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// A job, looked at again every 2 s while it waits or runs (in the browser only). The timer is
+/// cleared when the job ends and when the page is left.
+pub fn follow_job(id: impl Fn() -> Option<i64> + Send + Sync + 'static) -> Resource<Result<JobReport, ApiError>> {
     let tick = RwSignal::new(0u32);
     let job = Resource::new(
         move || (id(), tick.get()),
@@ -125,100 +133,150 @@ pub fn JobPage() -> impl IntoView {
             }
         },
     );
-    // While the job waits or runs, look again every second (in the browser only).
     Effect::new(move || {
-        let running = job.get().and_then(Result::ok).is_some_and(|j| j.state == "PENDING" || j.state == "RUNNING");
-        if running {
-            set_timeout(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(1));
+        if job.get().and_then(Result::ok).is_some_and(|j| j.is_running())
+            && let Ok(timer) = set_timeout_with_handle(move || tick.update(|t| *t += 1), Duration::from_secs(2))
+        {
+            on_cleanup(move || timer.clear());
         }
     });
+    job
+}
+
+#[component]
+pub fn JobPage() -> impl IntoView {
+    let params = use_params_map();
+    let job = follow_job(move || params.with(|p| p.get("id").and_then(|id| id.parse::<i64>().ok())));
     view! {
         <Transition fallback=Loading>
             {move || job.get().map(|r| match r {
                 Err(error) => view! { <section class="card"><ErrorNote error /></section> }.into_any(),
-                Ok(job) => view! { <JobView job /> }.into_any(),
+                Ok(report) => view! { <JobView report /> }.into_any(),
             })}
         </Transition>
     }
 }
 
 #[component]
-pub fn JobView(job: Job) -> impl IntoView {
-    let result: Value = job.result.clone().unwrap_or_default();
-    let states = result.get("job_states").and_then(Value::as_array).cloned().unwrap_or_default();
-    let error = states
-        .iter()
-        .filter_map(|s| s.get("error").and_then(Value::as_str))
-        .filter(|e| !e.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let results: Vec<Value> =
-        states.iter().filter_map(|s| s.get("results").and_then(Value::as_array)).flatten().cloned().collect();
+pub fn JobView(report: JobReport) -> impl IntoView {
+    let running = report.is_running();
+    let JobReport { job, result } = report;
+    let error =
+        result.job_states.iter().map(|s| s.error.as_str()).filter(|e| !e.is_empty()).collect::<Vec<_>>().join("; ");
+    let kind = job.r#type.clone();
+    let what = (kind == "preheat").then(|| {
+        let arg = |k: &str| job.args.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let scope = arg("scope");
+        format!("{} · {}", arg("type"), if scope.is_empty() { "single_seed_peer".into() } else { scope })
+    });
     view! {
         <section class="card" aria-labelledby="job-title">
             <h1 id="job-title">{format!("Job #{} · {}", job.id, job.r#type)}</h1>
             <dl class="facts">
                 <dt>"State"</dt><dd id="job-state"><StateBadge state=job.state.clone() /></dd>
+                {what.map(|w| view! { <dt>"Preheat"</dt><dd>{w}</dd> })}
                 <dt>"Target"</dt><dd class="wrap">{target(&job)}</dd>
-                <dt>"Clusters"</dt><dd>{job.scheduler_cluster_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")}</dd>
+                <dt>"Clusters"</dt><dd>{cluster_list(&job)}</dd>
                 <dt>"Created"</dt><dd>{short_time(&job.created_at)}</dd>
                 <dt>"Updated"</dt><dd>{short_time(&job.updated_at)}</dd>
             </dl>
-            {(!error.is_empty()).then(|| view! { <p class="error" role="alert">{error}</p> })}
-            {(job.state == "PENDING" || job.state == "RUNNING").then(|| view! {
+            {(!error.is_empty()).then(|| view! { <p class="error" role="alert" id="job-error">{error}</p> })}
+            {running.then(|| view! {
                 <p class="muted" aria-live="polite">"The job is " {job.state.to_lowercase()} "; this page follows it."</p>
             })}
         </section>
-        {results.into_iter().map(|r| view! { <ClusterResult result=r /> }).collect_view()}
+        {result.job_states.into_iter().flat_map(|s| s.results).map(|result| {
+            let kind = kind.clone();
+            view! { <ClusterResultCard kind result running /> }
+        }).collect_view()}
     }
 }
 
-/// One cluster's part of a job: the peers holding the task, or where deleting it worked.
+/// One cluster's part of a job: the peers holding the task, where deleting it worked, or which
+/// hosts a preheat warmed.
 #[component]
-fn ClusterResult(result: Value) -> impl IntoView {
-    let text = |k: &str| result.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let cluster = result.get("scheduler_cluster_id").and_then(Value::as_i64).unwrap_or_default();
-    let rows = |k: &str| result.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
-    let peers = rows("peers");
-    let done = rows("success_tasks");
-    let failed = rows("failure_tasks");
-    let error = text("error");
-    let is_delete = result.get("success_tasks").is_some();
-    let cell = |v: &Value, k: &str| match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
+fn ClusterResultCard(kind: String, result: ClusterResult, running: bool) -> impl IntoView {
+    let cluster = result.scheduler_cluster_id;
+    let task = (!result.task_id.is_empty()).then(|| {
+        let href = format!("/tasks?cluster={cluster}&task={}", result.task_id);
+        view! {
+            <p class="muted">"Task " <code>{result.task_id.clone()}</code> " · "
+                <a href=href class="task-graph-link">"Task graph"</a></p>
+        }
+    });
+    let body = match kind.as_str() {
+        "preheat" => view! { <PreheatResult result running /> }.into_any(),
+        _ if !result.error.is_empty() => view! { <p class="error" role="alert">{result.error}</p> }.into_any(),
+        "get_task" if result.peers.is_empty() => {
+            view! { <p class="empty">"No peer in this cluster holds the task."</p> }.into_any()
+        }
+        "get_task" => view! {
+            <table class="task-peers">
+                <thead><tr><th scope="col">"Hostname"</th><th scope="col">"IP"</th><th scope="col">"State"</th>
+                    <th scope="col">"Finished pieces"</th><th scope="col">"Peer id"</th></tr></thead>
+                <tbody>{result.peers.into_iter().map(|p| view! {
+                    <tr><td>{p.hostname}</td><td>{p.ip}</td><td>{p.state}</td>
+                        <td class="num">{p.finished_pieces}</td><td><code>{p.peer_id}</code></td></tr>
+                }).collect_view()}</tbody>
+            </table>
+        }.into_any(),
+        _ => view! {
+            <p>{format!("Deleted from {} host(s); {} could not be reached.", result.success_tasks.len(), result.failure_tasks.len())}</p>
+            <HostTable tasks=result.success_tasks failures=result.failure_tasks urls=false />
+        }.into_any(),
     };
     view! {
         <section class="card cluster-result" data-cluster=cluster>
             <h2>{format!("Cluster {cluster}")}</h2>
-            <p class="muted">"Task " <code>{text("task_id")}</code> " · "
-                <a href=format!("/tasks?cluster={cluster}&task={}", text("task_id")) class="task-graph-link">"Task graph"</a></p>
-            {(!error.is_empty()).then(|| view! { <p class="error" role="alert">{error.clone()}</p> })}
-            {(!is_delete && error.is_empty()).then(|| if peers.is_empty() {
-                view! { <p class="empty">"No peer in this cluster holds the task."</p> }.into_any()
-            } else {
-                view! {
-                    <table class="task-peers">
-                        <thead><tr><th scope="col">"Hostname"</th><th scope="col">"IP"</th><th scope="col">"State"</th>
-                            <th scope="col">"Finished pieces"</th><th scope="col">"Peer id"</th></tr></thead>
-                        <tbody>{peers.iter().map(|p| view! {
-                            <tr><td>{cell(p, "hostname")}</td><td>{cell(p, "ip")}</td><td>{cell(p, "state")}</td>
-                                <td class="num">{cell(p, "finished_pieces")}</td><td><code>{cell(p, "peer_id")}</code></td></tr>
-                        }).collect_view()}</tbody>
-                    </table>
-                }.into_any()
-            })}
-            {is_delete.then(|| view! {
-                <p>{format!("Deleted from {} host(s); {} could not be reached.", done.len(), failed.len())}</p>
-                <table class="task-peers">
-                    <thead><tr><th scope="col">"Hostname"</th><th scope="col">"IP"</th><th scope="col">"Outcome"</th></tr></thead>
-                    <tbody>
-                        {done.iter().map(|p| view! { <tr><td>{cell(p, "hostname")}</td><td>{cell(p, "ip")}</td><td><StateBadge state="success".to_owned() /></td></tr> }).collect_view()}
-                        {failed.iter().map(|p| view! { <tr><td>{cell(p, "hostname")}</td><td>{cell(p, "ip")}</td><td>{cell(p, "description")}</td></tr> }).collect_view()}
-                    </tbody>
-                </table>
-            })}
+            {task}
+            {body}
         </section>
     }
+}
+
+/// A preheat in one cluster: how far it has gone, then each host's outcome per URL.
+#[component]
+fn PreheatResult(result: ClusterResult, running: bool) -> impl IntoView {
+    let progress = result.progress.unwrap_or_default();
+    let waiting = progress.tasks.saturating_sub(progress.finished);
+    view! {
+        <p class="preheat-progress" data-finished=progress.finished data-tasks=progress.tasks>
+            <progress max=progress.tasks.max(1) value=progress.finished></progress>
+            {format!(" {} / {} tasks · {} cached in all", progress.finished, progress.tasks, bytes(progress.bytes))}
+            {(running && waiting > 0).then(|| format!(" · {waiting} still running"))}
+        </p>
+        {(progress.tasks == 0 && running).then(|| view! { <p class="muted">"Waiting for the scheduler to pick the hosts…"</p> })}
+        <HostTable tasks=result.success_tasks failures=result.failure_tasks urls=true />
+    }
+}
+
+/// Hosts that did a task (`SUCCESS`) and those that did not (`FAILURE`, with the reason); with
+/// `urls`, which URL each row is about.
+#[component]
+fn HostTable(tasks: Vec<HostTask>, failures: Vec<HostTask>, urls: bool) -> impl IntoView {
+    let row = move |t: HostTask, state: &'static str| {
+        let HostTask { hostname, ip, url, description, .. } = t;
+        let host = hostname.clone();
+        view! {
+            <tr data-host=host data-state=state>
+                <td>{hostname}</td><td>{ip}</td>
+                {urls.then(|| view! { <td class="wrap">{url}</td> })}
+                <td><StateBadge state=state.to_owned() /></td>
+                <td class="wrap">{description}</td>
+            </tr>
+        }
+    };
+    (!tasks.is_empty() || !failures.is_empty()).then(|| {
+        view! {
+            <table class="task-peers host-results">
+                <thead><tr><th scope="col">"Hostname"</th><th scope="col">"IP"</th>
+                    {urls.then(|| view! { <th scope="col">"URL"</th> })}
+                    <th scope="col">"State"</th><th scope="col">"Reason"</th></tr></thead>
+                <tbody>
+                    {tasks.into_iter().map(|t| row(t, "SUCCESS")).collect_view()}
+                    {failures.into_iter().map(|t| row(t, "FAILURE")).collect_view()}
+                </tbody>
+            </table>
+        }
+    })
 }

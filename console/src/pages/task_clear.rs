@@ -5,12 +5,9 @@
 
 use leptos::prelude::*;
 
-use super::jobs::JobView;
+use super::jobs::{JobView, follow_job};
 use crate::{
-    api::{
-        clusters::all_clusters,
-        jobs::{TaskJob, get_job},
-    },
+    api::{clusters::all_clusters, jobs::TaskJob},
     components::{ClusterSelect, FieldError, FormError},
 };
 
@@ -56,20 +53,13 @@ pub fn TaskClearPage() -> impl IntoView {
     }
 }
 
-/// A job's page inline, looked at again every second until it ends.
+/// A job's page inline, followed until it ends.
 #[component]
 fn FollowJob(id: i64) -> impl IntoView {
-    let tick = RwSignal::new(0u32);
-    let job = Resource::new(move || tick.get(), move |_| get_job(id));
-    Effect::new(move || {
-        let running = job.get().and_then(Result::ok).is_some_and(|j| j.state == "PENDING" || j.state == "RUNNING");
-        if running {
-            set_timeout(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(1));
-        }
-    });
+    let job = follow_job(move || Some(id));
     view! {
         <Transition>
-            {move || job.get().and_then(Result::ok).map(|job| view! { <JobView job /> })}
+            {move || job.get().and_then(Result::ok).map(|report| view! { <JobView report /> })}
         </Transition>
     }
 }
