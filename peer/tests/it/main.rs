@@ -7,4 +7,5 @@ mod dfdaemon;
 mod dfget_cli;
 mod p2p;
 mod proxy;
+mod runtime;
 mod tasks;

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 fn pull(peer: &TestPeer, reference: &str, creds: &str, out: &Path) -> std::process::Output {
     let mirror = peer.proxy.trim_start_matches("http://");
     Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false", "--src-creds", creds, "--retry-times", "0"])
+        .args(["copy", "--preserve-digests", "--src-tls-verify=false", "--src-creds", creds, "--retry-times", "0"])
         .arg(format!("docker://{mirror}/{reference}"))
         .arg(format!("oci:{}:pulled", out.display()))
         .output()
