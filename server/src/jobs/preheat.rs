@@ -253,6 +253,18 @@ fn job_state(cluster: i64, run: &ClusterRun, plan: &Plan) -> Value {
     let mut failure = Vec::new();
     let mut bytes = 0u64;
     let mut errors: Vec<String> = run.error.iter().cloned().collect();
+    let mut hosts = Vec::with_capacity(run.hosts.len());
+    for host in &run.hosts {
+        let (mut finished, mut cached) = (0usize, 0u64);
+        for task in plan.urls.keys() {
+            if let Some(outcome) = run.results.get(&(host.host_id.clone(), task.clone())) {
+                finished += 1;
+                cached += outcome.as_ref().copied().unwrap_or(0);
+            }
+        }
+        hosts.push(json!({"host_id": host.host_id, "hostname": host.hostname, "ip": host.ip,
+            "finished": finished, "bytes": cached}));
+    }
     for host in &run.hosts {
         for (task, url) in &plan.urls {
             let entry = |extra: Option<&str>| {
@@ -296,6 +308,8 @@ fn job_state(cluster: i64, run: &ClusterRun, plan: &Plan) -> Value {
             "success_tasks": success,
             "failure_tasks": failure,
             "progress": {"tasks": total, "finished": run.results.len(), "bytes": bytes},
+            // Every host picked, with its own progress (tasks finished, bytes cached).
+            "hosts": hosts,
         }],
     })
 }

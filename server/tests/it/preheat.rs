@@ -110,6 +110,9 @@ async fn file_preheats_warm_the_hosts_their_scope_picks() {
     assert_eq!(entry["success_tasks"][0]["ip"], "127.0.0.1");
     assert!(entry["scheduler_cluster_id"].as_i64().is_some(), "{entry}");
     assert_eq!(entry["progress"]["bytes"], 8 * size, "{entry}");
+    let hosts = entry["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), HOSTS.len(), "{entry}");
+    assert!(hosts.iter().all(|h| h["finished"] == 2 && h["bytes"] == 2 * size), "{entry}");
     let sent = origin.sent();
     assert_eq!(sent, 2 * size, "the origin served each file once");
     let with_piece = |url: &str| {
