@@ -199,6 +199,17 @@ def check_running(daemons, names):
             raise B.BenchError("dfdaemon %s exited (%s)" % (name, p.returncode))
 
 
+def per_host_timeline(series, step=1.0):
+    """[[t, origin, seed, peer1..peerN] upload MiB/s per ~step s] from NetSampler samples."""
+    out, prev = [], series[0]
+    for t, v in series[1:]:
+        if t - prev[0] >= step or (t, v) == series[-1]:
+            dt = max(1e-9, t - prev[0])
+            out.append([round(t, 1)] + [round((v[i][1] - prev[1][i][1]) / MiB / dt, 1) for i in range(len(v))])
+            prev = (t, v)
+    return out
+
+
 def shrink(run_dir, keep_logs):
     """Drop the payload copies (tmpfs); keep the logs when asked."""
     if not keep_logs:

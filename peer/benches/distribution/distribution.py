@@ -107,17 +107,6 @@ def origin_request_time(ndir, addr):
     return None if first is None else last - first
 
 
-def per_host_timeline(series, step=1.0):
-    """[[t, origin, seed, peer1..peerN] upload MiB/s per ~step s] from NetSampler samples."""
-    out, prev = [], series[0]
-    for t, v in series[1:]:
-        if t - prev[0] >= step or (t, v) == series[-1]:
-            dt = max(1e-9, t - prev[0])
-            out.append([round(t, 1)] + [round((v[i][1] - prev[1][i][1]) / MiB / dt, 1) for i in range(len(v))])
-            prev = (t, v)
-    return out
-
-
 def run_damselfly(a, run_dir, src, digest, tag, tls=True):
     """Damselfly, with mutual TLS on every hop and on the piece transport (tls), or in plain text."""
     N = a.N
@@ -173,7 +162,7 @@ def run_damselfly(a, run_dir, src, digest, tag, tls=True):
         if smp.on and len(smp.series) > 1:
             end = smp.series[-1][1]
             up_by_host = {n: end[i + 1][1] - smp.first[i + 1][1] for i, n in enumerate(names)}
-            up_timeline = per_host_timeline(smp.series)
+            up_timeline = K.per_host_timeline(smp.series)
         B.stop_procs(daemons, grace=10.0)          # before the scheduler, so they can leave it
         B.stop_procs([sched])
         B.stop_procs([nginx])

@@ -210,10 +210,11 @@ def run_damselfly(a, run_dir, storage, image, tag):
         verified = verify_caches(a, run_dir, net, names, socks, base, blobs, env) if a.verify else None
         time.sleep(0.5)
         after = R.served(reglog)
-        up_by_host = {}
+        up_by_host, up_timeline = {}, []
         if smp.on and len(smp.series) > 1:
             end = smp.series[-1][1]
             up_by_host = {n: end[i + 1][1] - smp.first[i + 1][1] for i, n in enumerate(names)}
+            up_timeline = K.per_host_timeline(smp.series)
         B.stop_procs(daemons, grace=10.0)
         B.stop_procs([sched, manager, reg])
         addr_name = {h.addr: n for h, n in zip(net.peers, names)}
@@ -227,7 +228,7 @@ def run_damselfly(a, run_dir, storage, image, tag):
                    manifest_gets=during["manifest_gets"] - before["manifest_gets"],
                    verify_registry_bytes=after["blob_bytes"] - during["blob_bytes"] if a.verify else None,
                    verified=verified, origin_wire_bytes=(tx1 - tx0) if tx0 is not None else None,
-                   up_by_host=up_by_host, job_id=job_id,
+                   up_by_host=up_by_host, up_timeline=up_timeline, job_id=job_id,
                    daemon_warnings={k: v for k, v in warns.items() if v},
                    sched_warnings=len(K.grep(os.path.join(sdir, "scheduler.log"), r"\b(WARN|ERROR)\b")), **cpu)
     finally:
@@ -394,6 +395,10 @@ def report(a, image, rows):
             if r.get("up_by_host"):
                 print("  damselfly: upload by host / image (wire): %s" % ", ".join(
                     "%s=%.2f" % (k, v / image["bytes"]) for k, v in r["up_by_host"].items()))
+            if a.verbose and r.get("up_timeline"):
+                print("  damselfly: upload MiB/s per host over time [t, registry, seed, peer1..]:")
+                for row in r["up_timeline"]:
+                    print("    " + " ".join("%6s" % x for x in row))
             if r.get("verified") is not None:
                 print("  damselfly: afterwards %d dfget --digest of warm blobs OK; registry bytes for them: %d" % (
                     r["verified"], r["verify_registry_bytes"]))
