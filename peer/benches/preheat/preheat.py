@@ -30,6 +30,7 @@ upload), F the image's blob bytes. The pull row uses the same bound so the ratio
 Must run as root.
 """
 import argparse
+import datetime
 import json
 import os
 import secrets
@@ -179,7 +180,7 @@ def run_damselfly(a, run_dir, storage, image, tag):
             args["concurrent_count"] = a.concurrent_count
         tx0 = net.tx_bytes(o)
         meter = B.CpuMeter()
-        t0 = time.monotonic()
+        t0, t0_wall = time.monotonic(), time.time()
         smp = B.NetSampler(net, reg, daemons, t0)
         job = api.ok("POST", "/api/v1/jobs", {"type": "preheat", "args": args, "scheduler_cluster_ids": None})
         job_id, t_running, last = job["id"], None, 0.0
@@ -219,6 +220,7 @@ def run_damselfly(a, run_dir, storage, image, tag):
         B.stop_procs([sched, manager, reg])
         addr_name = {h.addr: n for h, n in zip(net.peers, names)}
         addr_name[tr.addr] = "manager"
+        host_done = {n: hosts_done(os.path.join(run_dir, n, "dfdaemon.log"), t0_wall) for n in names}
         warns = {n: len(K.grep(os.path.join(run_dir, n, "dfdaemon.log"), r"\b(WARN|ERROR)\b")) for n in names}
         res = dict(system="damselfly", wall=wall, queued_s=round((t_running or fin[0]) - t0, 2),
                    registry_bytes=during["blob_bytes"] - before["blob_bytes"],
@@ -228,7 +230,7 @@ def run_damselfly(a, run_dir, storage, image, tag):
                    manifest_gets=during["manifest_gets"] - before["manifest_gets"],
                    verify_registry_bytes=after["blob_bytes"] - during["blob_bytes"] if a.verify else None,
                    verified=verified, origin_wire_bytes=(tx1 - tx0) if tx0 is not None else None,
-                   up_by_host=up_by_host, up_timeline=up_timeline, job_id=job_id,
+                   up_by_host=up_by_host, up_timeline=up_timeline, job_id=job_id, host_done=host_done,
                    daemon_warnings={k: v for k, v in warns.items() if v},
                    sched_warnings=len(K.grep(os.path.join(sdir, "scheduler.log"), r"\b(WARN|ERROR)\b")), **cpu)
     finally:
@@ -237,6 +239,20 @@ def run_damselfly(a, run_dir, storage, image, tag):
         net.teardown()
     res["proc_cpu_s"] = round(res_cpu, 2)
     return res
+
+
+def hosts_done(logpath, t0_wall):
+    """Seconds from the POST to the host's last `preheated` log line (its last blob cached), from
+    the dfdaemon's log timestamps (UTC, same clock); None when there is none. Best effort: it
+    shows who finishes last, which the job's result does not say."""
+    last = None
+    for line in K.grep(logpath, r"\bpreheated\b"):
+        try:
+            ts = datetime.datetime.strptime(line[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+        except ValueError:
+            continue
+        last = max(last or 0.0, ts.timestamp() - t0_wall)
+    return None if last is None else round(last, 2)
 
 
 def verify_caches(a, run_dir, net, names, socks, base, blobs, env):
@@ -402,6 +418,9 @@ def report(a, image, rows):
             if r.get("verified") is not None:
                 print("  damselfly: afterwards %d dfget --digest of warm blobs OK; registry bytes for them: %d" % (
                     r["verified"], r["verify_registry_bytes"]))
+            if any(v is not None for v in r.get("host_done", {}).values()):
+                print("  damselfly: each host's last blob cached at (s after the POST, its log): %s" % ", ".join(
+                    "%s=%s" % (k, "%.1f" % v if v is not None else "?") for k, v in r["host_done"].items()))
             print("  damselfly: WARN/ERROR lines: scheduler %d, daemons %s" % (
                 r["sched_warnings"], r["daemon_warnings"] or "none"))
         else:
