@@ -3,6 +3,7 @@
 #   make test   run every test: fmt, clippy, unit + integration tests (SQLite, PostgreSQL, MariaDB),
 #               the live manager against its OpenAPI document (schemathesis), browser tests
 #   make bench  distribution benchmark vs curl and BitTorrent (root; quick: make bench BENCH_ARGS="-F 32 -N 4")
+#   make bench-preheat one preheat job of a 512 MiB image (8 layers) to N=8 peers vs plain pulls (root; quick: BENCH_ARGS="-N 4 --layer-mib 16")
 #   make bench-single  1 GiB peer-to-peer on loopback vs curl from nginx, serving peer's RSS (quick: BENCH_ARGS="--size-mib 128")
 #   make bench-console the console's WASM size and server-side render time (clusters list, 100 clusters)
 #   make screenshots   run the browser suite and refresh the README's console screenshots
@@ -25,10 +26,10 @@ PEERS ?= 2
 DATA_DIR ?= .damselfly
 BENCH_ARGS ?=
 
-.PHONY: screenshots bench-console help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single
+.PHONY: screenshots bench-console help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single bench-preheat
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,10p' Makefile
 
 deps: apt-deps wasm-bindgen npm-deps
 
@@ -139,6 +140,15 @@ bench-deps:
 bench: bench-deps
 	nice -n 10 $(CARGO) build --release --bins
 	peer/benches/distribution/run.sh $(BENCH_ARGS)
+
+# One preheat job (scope all_peers) of an image of 8 × 64 MiB random layers in docker-registry
+# behind the origin's cap, to a seed peer + N=8 peers under make bench's caps, vs every host pulling
+# every blob from the registry. Needs root, docker-registry and skopeo (installed here) and the release
+# binaries. See peer/benches/preheat/README.md.
+bench-preheat: BENCH_PACKAGES += docker-registry skopeo
+bench-preheat: bench-deps
+	nice -n 10 $(CARGO) build --release --bins
+	python3 peer/benches/preheat/preheat.py $(BENCH_ARGS)
 
 # One 1 GiB file cached on peer A, fetched by peer B on loopback, vs curl from nginx (sendfile),
 # alternating, 3 reps each; then 16 children fetch it from A at once (A's peak RSS).

@@ -22,49 +22,18 @@ import argparse
 import collections
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-BASELINE_DIR = os.environ.get("BASELINE_DIR") or os.path.join(REPO, "..", "shared", "bench")
-sys.path.insert(0, os.path.abspath(BASELINE_DIR))
-sys.dont_write_bytecode = True           # no __pycache__ in the shared directory
-try:
-    import baseline as B  # noqa: E402
-except ImportError:
-    sys.exit("cannot import baseline.py from %s (set BASELINE_DIR)" % BASELINE_DIR)
+sys.path.insert(0, os.path.dirname(HERE))
+sys.dont_write_bytecode = True
+import benchkit as K  # noqa: E402
+from benchkit import B, MiB, REPO, Net, grep, machine_cc, shrink, t_min  # noqa: E402,F401
 
-MiB = B.MiB
-SCHED_GRPC, SCHED_HTTP = 8002, 8004
-DF_UPLOAD, DF_HTTP = 4000, 4003
 ORIGIN_PORT = 8080
 SYSTEMS = ("damselfly", "damselfly-plain", "direct", "bittorrent")
-
-
-def t_min(F, N, us, u, d):
-    """The issue's bound: the seed peer is one more uploader that must also receive the file."""
-    terms = [F / us, (N + 1) * F / (us + (N + 1) * u)]
-    if d:
-        terms.append(F / d)
-    return max(terms)
-
-
-# --------------------------------------------------------------------------- network
-class Net(B.Net):
-    """The baseline's star network; optionally with another TCP congestion control in every
-    namespace (new namespaces inherit the machine's default, often bbr)."""
-
-    def __init__(self, args, n_peers, tag):
-        super().__init__(args, n_peers, tag)
-        if getattr(args, "tcp_cc", None):
-            for h in self.hosts.values():
-                B.sh(h.cmd(["sysctl", "-q", "-w", "net.ipv4.tcp_congestion_control=%s" % args.tcp_cc]))
 
 
 # --------------------------------------------------------------------------- damselfly
@@ -138,52 +107,6 @@ def origin_request_time(ndir, addr):
     return None if first is None else last - first
 
 
-def per_host_timeline(series, step=1.0):
-    """[[t, origin, seed, peer1..peerN] upload MiB/s per ~step s] from NetSampler samples."""
-    out, prev = [], series[0]
-    for t, v in series[1:]:
-        if t - prev[0] >= step or (t, v) == series[-1]:
-            dt = max(1e-9, t - prev[0])
-            out.append([round(t, 1)] + [round((v[i][1] - prev[1][i][1]) / MiB / dt, 1) for i in range(len(v))])
-            prev = (t, v)
-    return out
-
-
-def wait_healthy(host, url, proc, what, timeout=30):
-    end = time.monotonic() + timeout
-    while True:
-        B.check_deadline()
-        if proc.poll() is not None:
-            raise B.BenchError("%s exited (%s) before becoming healthy" % (what, proc.returncode))
-        if B.sh(host.cmd(["curl", "-sf", "-o", "/dev/null", "--max-time", "1", url]), check=False) == 0:
-            return
-        if time.monotonic() > end:
-            raise B.BenchError("%s not healthy at %s after %ds" % (what, url, timeout))
-        time.sleep(0.1)
-
-
-def grep(path, pattern):
-    if not os.path.exists(path):
-        return []
-    rx = re.compile(pattern)
-    with open(path, errors="replace") as f:
-        return [line.rstrip("\n") for line in f if rx.search(line)]
-
-
-def tls_section(a, run_dir, component, hostname, ip, d):
-    """[tls] for a component: a certificate of the run's CA (`damselfly cert`, as an operator
-    without a manager would issue it), or plain text."""
-    if not component:
-        return '\n[tls]\nmode = "plaintext"\n'
-    out = os.path.join(d, "tls")
-    argv = [os.path.join(a.bin_dir, "damselfly"), "cert", "--ca-dir", os.path.join(run_dir, "ca"),
-            "--component", component, "--cluster", "1", "--hostname", hostname, "--ip", ip, "--out", out]
-    r = subprocess.run(argv, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise B.BenchError("damselfly cert for %s failed: %s" % (hostname, r.stderr.strip()))
-    return '\n[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\nca = "%s/ca.pem"\n' % (out, out, out)
-
-
 def run_damselfly(a, run_dir, src, digest, tag, tls=True):
     """Damselfly, with mutual TLS on every hop and on the piece transport (tls), or in plain text."""
     N = a.N
@@ -196,51 +119,9 @@ def run_damselfly(a, run_dir, src, digest, tag, tls=True):
         o, sch = net.origin, net.tracker     # the scheduler lives on the (uncapped) tracker host
         nginx, ndir, url = start_origin(o, run_dir, src)
 
-        sdir = os.path.join(run_dir, "scheduler")
-        os.makedirs(sdir)
-        sconf = os.path.join(sdir, "scheduler.toml")
-        with open(sconf, "w") as f:
-            f.write('[host]\nhostname = "scheduler"\nip = "%s"\n' % sch.addr)
-            f.write(tls_section(a, run_dir, tls and "scheduler", "scheduler", sch.addr, sdir))
-            extra = os.environ.get("DAMSELFLY_SCHEDULER_CONFIG")
-            if extra:                        # an experiment's settings (tables other than [host], [tls])
-                f.write("\n" + open(extra).read())
-        sched = B.spawn(sch, [os.path.join(bindir, "scheduler"), "-c", sconf,
-                              "--grpc-addr", "%s:%d" % (sch.addr, SCHED_GRPC),
-                              "--http-addr", "%s:%d" % (sch.addr, SCHED_HTTP)],
-                        os.path.join(sdir, "scheduler.log"), env=env)
-        wait_healthy(sch, "http://%s:%d/healthy" % (sch.addr, SCHED_HTTP), sched, "scheduler")
-
-        names, socks, daemons = [], [], []
-        for idx, h in enumerate(net.peers):
-            name = "seed" if idx == 0 else "peer%d" % idx
-            ddir = os.path.join(run_dir, name)
-            os.makedirs(os.path.join(ddir, "out"))
-            conf = os.path.join(ddir, "dfdaemon.toml")
-            with open(conf, "w") as f:
-                # host.ip: the address other peers dial for pieces (this namespace's address)
-                f.write('[host]\nip = "%s"\n\n[download]\nconcurrency = %d\n\n'
-                        '[scheduler]\nannounce_interval_secs = 1\n' % (h.addr, a.df_concurrency))
-                if a.df_upload_concurrency:
-                    f.write('\n[upload]\nconcurrency = %d\n' % a.df_upload_concurrency)
-                # The origin's namespace address is private: let the seed peer's order reach it.
-                f.write('\n[proxy]\nallowed_private_networks = ["%s/32"]\n' % o.addr)
-                role = "seed-peer" if idx == 0 else "peer"
-                f.write(tls_section(a, run_dir, tls and role, name, h.addr, ddir))
-            argv = [os.path.join(bindir, "dfdaemon"), "-c", conf, "--data-dir", os.path.join(ddir, "data"),
-                    "--hostname", name, "--scheduler", "%s:%d" % (sch.addr, SCHED_GRPC),
-                    "--http-addr", "%s:%d" % (h.addr, DF_HTTP), "--upload-addr", "%s:%d" % (h.addr, DF_UPLOAD)]
-            if idx == 0:
-                argv.append("--seed")
-            daemons.append(B.spawn(h, argv, os.path.join(ddir, "dfdaemon.log"), env=env))
-            names.append(name)
-            socks.append(os.path.join(ddir, "data", "dfdaemon.sock"))
-        for h, p, name in zip(net.peers, daemons, names):
-            wait_healthy(h, "http://%s:%d/healthy" % (h.addr, DF_HTTP), p, "dfdaemon " + name)
-        time.sleep(a.settle)                 # every host announced, the seed's watch stream open
-        for p, name in zip(daemons, names):
-            if p.poll() is not None:
-                raise B.BenchError("dfdaemon %s exited (%s)" % (name, p.returncode))
+        ca_dir = os.path.join(run_dir, "ca")
+        sched, sdir = K.start_scheduler(a, run_dir, sch, ca_dir, tls=tls, env=env)
+        daemons, names, socks = K.start_dfdaemons(a, run_dir, net, ca_dir, tls=tls, env=env)
 
         tx0 = net.tx_bytes(o)
         meter = B.CpuMeter()
@@ -281,7 +162,7 @@ def run_damselfly(a, run_dir, src, digest, tag, tls=True):
         if smp.on and len(smp.series) > 1:
             end = smp.series[-1][1]
             up_by_host = {n: end[i + 1][1] - smp.first[i + 1][1] for i, n in enumerate(names)}
-            up_timeline = per_host_timeline(smp.series)
+            up_timeline = K.per_host_timeline(smp.series)
         B.stop_procs(daemons, grace=10.0)          # before the scheduler, so they can leave it
         B.stop_procs([sched])
         B.stop_procs([nginx])
@@ -328,14 +209,6 @@ HEADER = "%-11s %8s %8s %10s %14s %13s %9s %10s" % (
     "system", "wall_s", "T_min_s", "wall/T_min", "origin_bytes/F", "origin_wire/F", "sha256", "bench_cpu")
 
 
-def machine_cc():
-    try:
-        with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
-
-
 def report(a, rows):
     tmin = t_min(a.F, a.N, a.us, a.u, a.d)
     kr = B.kumar_ross(a.F, a.N, a.us, a.u, a.d)
@@ -372,21 +245,6 @@ def report(a, rows):
                           r["seed_origin_get_s"], a.F / r["seed_origin_get_s"], a.F / a.us,
                           r["seed_qdisc_drops"], r["origin_qdisc_drops"]))
     sys.stdout.flush()
-
-
-def shrink(run_dir, keep_logs):
-    """Drop the payload copies (tmpfs); keep the logs when asked."""
-    if not keep_logs:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        return
-    for dp, _, fn in os.walk(run_dir):
-        for n in fn:
-            fp = os.path.join(dp, n)
-            try:
-                if os.path.getsize(fp) > MiB and not fp.endswith(".log"):
-                    os.unlink(fp)
-            except OSError:
-                pass
 
 
 def main():
@@ -441,33 +299,13 @@ def main():
             if not os.access(os.path.join(args.bin_dir, b), os.X_OK):
                 ap.error("missing %s/%s (cargo build --release --bins)" % (args.bin_dir, b))
 
-    # what the shared harness's runners read
-    args.net, args.app_limits, args.cap_basis = "netns", False, "payload"
-    args.comp = (args.mtu + 14) / (args.mtu - 52)
-    args.announce_interval, args.aria2_log_level = 0, "warn"
-    B.VERBOSE, B.NICE = args.verbose, args.nice
-    B.Net = Net                               # the baseline runners build their networks with it too
-    B.DEADLINE = time.monotonic() + args.timeout
-
-    def on_signal(sig, frm):
-        raise SystemExit(128 + sig)
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, on_signal)
+    K.harness_args(args)                      # the baseline runners build their networks with our Net
+    K.on_signals_exit()
 
     B.cleanup_stale_netns()
     F = args.F
     need_bytes = F * MiB * (2 * max(ns) + 4) + 256 * MiB     # origin + seed + N (cache + output)
-    parent = args.workdir
-    if parent is None:
-        parent = "/tmp"
-        try:
-            st = os.statvfs("/dev/shm")
-            if st.f_bavail * st.f_frsize > need_bytes:
-                parent = "/dev/shm"
-        except OSError:
-            pass
-    work = tempfile.mkdtemp(prefix="dfbench.", dir=parent)
-    os.chmod(work, 0o755)
+    work = K.make_workdir(need_bytes, args.workdir)
     runners = {"damselfly": run_damselfly, "direct": B.run_direct, "bittorrent": B.run_bittorrent,
                "damselfly-plain": lambda *x: run_damselfly(*x, tls=False)}
     rc = 0
