@@ -60,6 +60,18 @@ def harness_args(args):
     B.DEADLINE = time.monotonic() + args.timeout
 
 
+def add_run_args(ap):
+    """The options every namespace bench takes the same way (network shape, limits, output)."""
+    ap.add_argument("--mtu", type=int, default=1500)
+    ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay on every downlink")
+    ap.add_argument("--timeout", type=float, default=3600, help="hard limit for the whole invocation, s (default 3600)")
+    ap.add_argument("--nice", type=int, default=0, help="nice level of the benchmarked processes")
+    ap.add_argument("--workdir", default=None, help="parent of the temp dir (default /dev/shm when it has room)")
+    ap.add_argument("--keep", action="store_true", help="keep the logs of every run (payload copies are dropped)")
+    ap.add_argument("--json", default=None, help="append one JSON object per run to this file")
+    ap.add_argument("-v", "--verbose", action="store_true")
+
+
 def on_signals_exit():
     """SIGTERM/SIGINT/SIGHUP raise SystemExit, so `finally` blocks stop processes and namespaces."""
     def on_signal(sig, frm):

@@ -271,14 +271,7 @@ def main():
     ap.add_argument("--df-no-digest", action="store_true",
                     help="dfget without --digest: files verified piece by piece only (BLAKE3), like BitTorrent's")
     ap.add_argument("--piece-kib", type=int, default=256, help="BitTorrent piece size KiB (default 256)")
-    ap.add_argument("--mtu", type=int, default=1500)
-    ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay on every downlink")
-    ap.add_argument("--timeout", type=float, default=3600, help="hard limit for the whole invocation, s (default 3600)")
-    ap.add_argument("--nice", type=int, default=0, help="nice level of the benchmarked processes")
-    ap.add_argument("--workdir", default=None, help="parent of the temp dir (default /dev/shm when it has room)")
-    ap.add_argument("--keep", action="store_true", help="keep the logs of every run (payload copies are dropped)")
-    ap.add_argument("--json", default=None, help="append one JSON object per run to this file")
-    ap.add_argument("-v", "--verbose", action="store_true")
+    K.add_run_args(ap)
     args = ap.parse_args()
     args.d = B.parse_d(args.d)
     ns = [int(x) for x in str(args.N).split(",") if x.strip()]

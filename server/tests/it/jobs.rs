@@ -25,7 +25,7 @@ async fn try_download(peer: &TestPeer, url: &str, out: &Path) -> Result<(), toni
 }
 
 /// Files under `dir` whose path mentions `needle`.
-fn files_naming(dir: &Path, needle: &str) -> usize {
+pub(crate) fn files_naming(dir: &Path, needle: &str) -> usize {
     let mut found = 0;
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {

@@ -27,18 +27,7 @@ const HOSTS: [&str; 4] = ["seed-a", "peer-a", "peer-b", "peer-c"];
 
 /// Whether the dfdaemon under `dir` caches `task_id`.
 fn caches(dir: &Path, task_id: &str) -> bool {
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.display().to_string().contains(task_id) {
-                return true;
-            }
-        }
-    }
-    false
+    crate::jobs::files_naming(dir, task_id) > 0
 }
 
 fn task_of(url: &str) -> String {
