@@ -94,6 +94,12 @@ impl Preheats {
         self.map().remove(id);
     }
 
+    /// Whether some preheat waits for `host`'s result for `task` (the host wants the content).
+    pub fn owed_by(&self, host: &HostId, task: &TaskId) -> bool {
+        let key = (host.clone(), task.clone());
+        self.map().values().any(|e| e.owed.contains(&key))
+    }
+
     /// How many preheats run.
     pub fn len(&self) -> usize {
         self.map().len()

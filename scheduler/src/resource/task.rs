@@ -137,6 +137,7 @@ impl Task {
                 upload_failed: 0,
                 disable_back_to_source,
                 excluded: false,
+                wanted: false,
                 origin_pieces: 0,
                 parent_pieces: HashMap::new(),
                 inline_pieces: 0,
@@ -144,6 +145,13 @@ impl Task {
             },
         );
         self.updated = Instant::now();
+    }
+
+    /// Marks a peer whose host wants the content for itself (a preheat target).
+    pub fn want(&mut self, id: &PeerId) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.wanted = true;
+        }
     }
 
     /// Whether the task's pieces are handed to several origin fetchers.

@@ -52,6 +52,9 @@ pub async fn start(
         let mut t = cell.lock();
         (t.tag, t.application, t.filtered_query_params) = (spec.tag, spec.application, spec.filtered_query_params);
         t.register(peer.clone(), host_id.clone(), reg.disable_back_to_source);
+        if svc.preheats.owed_by(&host_id, &task_id) {
+            t.want(&peer);
+        }
     }
     cell.changed();
     tracing::info!(task_id = %task_id, peer_id = %peer, host_id = %host_id, "peer registered");

@@ -61,6 +61,9 @@ pub struct PeerRecord {
     pub disable_back_to_source: bool,
     /// Served corrupt bytes: never a parent again in this task.
     pub excluded: bool,
+    /// Its host wants the content for itself (a preheat ordered it there), so a seed peer does
+    /// not hold back its own copy for the swarm's sake.
+    pub wanted: bool,
     /// Where this peer's pieces came from: the origin, each parent, and the scheduler itself
     /// (tiny content) (for the task graph).
     pub origin_pieces: u32,

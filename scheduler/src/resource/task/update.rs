@@ -156,8 +156,9 @@ impl Task {
         // A seed peer of a spreading task serves the swarm first: it takes pieces only once no
         // normal peer is downloading, and only from peers that are done, so no uplink carries
         // bytes to a host nobody is waiting for (its copy would cost the swarm as much upload
-        // as the seed then adds).
-        let seed_waits = self.spreads() && child_host.kind == HostKind::Seed;
+        // as the seed then adds). A seed peer a preheat targets is waited for like any host, so
+        // its copy runs alongside the others' instead of after them.
+        let seed_waits = self.spreads() && child_host.kind == HostKind::Seed && !child.wanted;
         if seed_waits && self.peers.values().any(|p| p.id != child.id && downloading_normal_peer(p, hosts)) {
             return Vec::new();
         }
@@ -336,6 +337,33 @@ mod tests {
         let mut parents: Vec<PeerId> = us.parents.iter().map(|p| p.peer_id.clone()).collect();
         parents.sort();
         assert_eq!(parents, vec![a.clone(), c.clone()]);
+    }
+
+    #[test]
+    fn a_seed_a_preheat_targets_takes_pieces_while_the_others_download() {
+        let hosts = Hosts::default();
+        hosts.announce(Host { kind: HostKind::Seed, ..host("s") }, Instant::now());
+        hosts.announce(host("a"), Instant::now());
+        hosts.announce(host("b"), Instant::now());
+        let (s, a, b) = (PeerId("s-1".into()), PeerId("a-1".into()), PeerId("b-1".into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        for (p, h) in [(&s, "s"), (&a, "a"), (&b, "b")] {
+            t.register(p.clone(), HostId(h.into()), false);
+        }
+        t.want(&s);
+        assert!(matches!(t.decide_source(&s, false, true, Instant::now()), SourceDecision::BackToSource(_)));
+        t.content_info(&s, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: true }).unwrap();
+        let limits = Limits::default();
+        for p in [&s, &a, &b] {
+            t.update_for(p, &mut Sent::default(), &hosts, &limits).unwrap();
+        }
+        t.pieces_finished(&a, &[from_origin(1)]).unwrap();
+        t.pieces_finished(&b, &[from_origin(2)]).unwrap();
+        // a and b still download, but the seed wants the content too: it takes their pieces now.
+        let us = t.update_for(&s, &mut Sent::default(), &hosts, &limits).unwrap();
+        let mut parents: Vec<PeerId> = us.parents.iter().map(|p| p.peer_id.clone()).collect();
+        parents.sort();
+        assert_eq!(parents, vec![a.clone(), b.clone()]);
     }
 
     #[test]
