@@ -289,8 +289,9 @@ mod tests {
             (PreheatKind::Image, PreheatScope::SingleSeedPeer, 0, 0)
         );
         assert_eq!(a.headers["Authorization"], "Bearer x");
-        let legacy =
-            json!({"type": "image", "url": "https://reg.example/v2/a/b/c/manifests/sha256:00", "scope": "single_peer"});
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let legacy = json!({"type": "image", "url": format!("https://reg.example/v2/a/b/c/manifests/{digest}"),
+            "scope": "single_peer"});
         assert_eq!(PreheatArgs::parse(&legacy).unwrap().scope, PreheatScope::SingleSeedPeer);
     }
 
