@@ -285,8 +285,8 @@ mod tests {
         assert!(update.parents.is_empty());
     }
 
-    #[test]
-    fn a_spreading_seed_waits_for_finished_parents_and_lost_pieces_are_fetched_again() {
+    /// A task of 1 KiB pieces with a seed peer `s` and normal peers `a` and `b` registered.
+    fn seed_and_two_peers() -> (Hosts, Task, [PeerId; 3]) {
         let hosts = Hosts::default();
         hosts.announce(Host { kind: HostKind::Seed, ..host("s") }, Instant::now());
         hosts.announce(host("a"), Instant::now());
@@ -296,6 +296,12 @@ mod tests {
         for (p, h) in [(&s, "s"), (&a, "a"), (&b, "b")] {
             t.register(p.clone(), HostId(h.into()), false);
         }
+        (hosts, t, [s, a, b])
+    }
+
+    #[test]
+    fn a_spreading_seed_waits_for_finished_parents_and_lost_pieces_are_fetched_again() {
+        let (hosts, mut t, [s, a, b]) = seed_and_two_peers();
         assert!(matches!(t.decide_source(&s, false, true, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&s, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: true }).unwrap();
         let limits = Limits::default();
@@ -341,15 +347,7 @@ mod tests {
 
     #[test]
     fn a_seed_a_preheat_targets_takes_pieces_while_the_others_download() {
-        let hosts = Hosts::default();
-        hosts.announce(Host { kind: HostKind::Seed, ..host("s") }, Instant::now());
-        hosts.announce(host("a"), Instant::now());
-        hosts.announce(host("b"), Instant::now());
-        let (s, a, b) = (PeerId("s-1".into()), PeerId("a-1".into()), PeerId("b-1".into()));
-        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
-        for (p, h) in [(&s, "s"), (&a, "a"), (&b, "b")] {
-            t.register(p.clone(), HostId(h.into()), false);
-        }
+        let (hosts, mut t, [s, a, b]) = seed_and_two_peers();
         t.want(&s);
         assert!(matches!(t.decide_source(&s, false, true, Instant::now()), SourceDecision::BackToSource(_)));
         t.content_info(&s, ContentInfo { content_length: Some(3 * 1024), piece_length: 1024, ranges: true }).unwrap();
