@@ -255,17 +255,8 @@ fn job_state(cluster: i64, run: &ClusterRun, plan: &Plan) -> Value {
     let mut errors: Vec<String> = run.error.iter().cloned().collect();
     let mut hosts = Vec::with_capacity(run.hosts.len());
     for host in &run.hosts {
+        // This host's own progress: tasks finished, bytes cached.
         let (mut finished, mut cached) = (0usize, 0u64);
-        for task in plan.urls.keys() {
-            if let Some(outcome) = run.results.get(&(host.host_id.clone(), task.clone())) {
-                finished += 1;
-                cached += outcome.as_ref().copied().unwrap_or(0);
-            }
-        }
-        hosts.push(json!({"host_id": host.host_id, "hostname": host.hostname, "ip": host.ip,
-            "finished": finished, "bytes": cached}));
-    }
-    for host in &run.hosts {
         for (task, url) in &plan.urls {
             let entry = |extra: Option<&str>| {
                 let mut v = json!({"url": url, "task_id": task, "hostname": host.hostname, "ip": host.ip, "host_id": host.host_id});
@@ -274,9 +265,12 @@ fn job_state(cluster: i64, run: &ClusterRun, plan: &Plan) -> Value {
                 }
                 v
             };
-            match run.results.get(&(host.host_id.clone(), task.clone())) {
+            let outcome = run.results.get(&(host.host_id.clone(), task.clone()));
+            finished += usize::from(outcome.is_some());
+            match outcome {
                 Some(Ok(len)) => {
                     bytes += len;
+                    cached += len;
                     success.push(entry(None));
                 }
                 Some(Err(why)) => {
@@ -290,6 +284,8 @@ fn job_state(cluster: i64, run: &ClusterRun, plan: &Plan) -> Value {
                 None => {}
             }
         }
+        hosts.push(json!({"host_id": host.host_id, "hostname": host.hostname, "ip": host.ip,
+            "finished": finished, "bytes": cached}));
     }
     let total = run.hosts.len() * plan.urls.len();
     let state = if !run.done {
