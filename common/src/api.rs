@@ -29,7 +29,7 @@ pub mod users;
 
 pub use audits::Audit;
 pub use clusters::{BlockList, Cluster, PeerClusterConfig, SchedulerClusterConfig, Scopes, SeedPeerClusterConfig};
-pub use jobs::{ClusterResult, HostTask, Job, JobResult, JobStateResult, PreheatProgress};
+pub use jobs::{ClusterResult, HostTask, Job, JobResult, JobStateResult, PreheatHostProgress, PreheatProgress};
 #[cfg(not(target_arch = "wasm32"))]
 pub use join_tokens::{CreatedJoinToken, JoinRole, JoinToken, JoinTokenState};
 pub use oauth::OAuthProvider;

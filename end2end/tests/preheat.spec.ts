@@ -9,8 +9,8 @@ import { readState } from '../cluster';
 const shot = (name: string) => ({ path: `test-results/${name}.png`, fullPage: true });
 
 /**
- * An origin on loopback: `/file-*.bin` is 3 MiB of content, sent after 3 s (so the job page is
- * seen while the preheat runs), anything else a 404 at once.
+ * An origin on loopback: `/file-*.bin` is 3 MiB of content, sent after 8 s (so the job page is
+ * seen while the preheat runs, every host still pending), anything else a 404 at once.
  */
 async function origin(): Promise<{ base: string; close: () => void }> {
   const body = Buffer.alloc(3 * 1024 * 1024 + 17, 42);
@@ -22,7 +22,7 @@ async function origin(): Promise<{ base: string; close: () => void }> {
     setTimeout(() => {
       res.writeHead(200, { 'content-length': String(body.length), 'content-type': 'application/octet-stream' });
       res.end(req.method === 'HEAD' ? undefined : body);
-    }, 3_000);
+    }, 8_000);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
@@ -70,6 +70,10 @@ test('a file preheat from the form: field errors first, then every host warmed, 
     // No reload from here on: the page follows the job until it ends.
     await expect(page.locator('#job-state')).toContainText(/PENDING|RUNNING/);
     await expect(page.getByText('this page follows it')).toBeVisible();
+    // While the origin holds back, every host the preheat picked shows, none done yet.
+    const pending = page.locator('.host-progress tr[data-state="pending"]');
+    await expect(pending).toHaveCount(cluster.peers.length, { timeout: 15_000 });
+    await expect(pending.first()).toContainText('0 / 1');
     await expect(page.locator('#job-state')).toContainText('SUCCESS', { timeout: 90_000 });
     const result = page.locator('.cluster-result');
     await expect(result.locator('.preheat-progress')).toHaveAttribute('data-finished', String(cluster.peers.length));

@@ -16,4 +16,4 @@ pub use task::{
     Census, ContentInfo, ParentInfo, PeerPhase, PeerRecord, PieceReport, PieceSource, SEED_GRACE, Sent, SourceDecision,
     Task, TaskCell, TaskSnapshot, Tasks, Update,
 };
-pub use watchers::Watchers;
+pub use watchers::{Delivery, Watchers};

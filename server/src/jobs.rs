@@ -150,6 +150,21 @@ impl Runner {
     }
 }
 
+/// Writes a running job's state and result, only while it is still `RUNNING`: a job that was
+/// cancelled (set to `FAILURE` through the API) or deleted meanwhile is left as it is. Answers
+/// whether the write took.
+async fn record_run(db: &DatabaseConnection, id: i64, state: JobState, result: serde_json::Value) -> Result<bool, Error> {
+    let written = jobs::Entity::update_many()
+        .col_expr(jobs::Column::State, Expr::value(state))
+        .col_expr(jobs::Column::Result, Expr::value(result))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(Utc::now().naive_utc()))
+        .filter(jobs::Column::Id.eq(id))
+        .filter(jobs::Column::State.eq(JobState::Running))
+        .exec(db)
+        .await?;
+    Ok(written.rows_affected == 1)
+}
+
 /// Claims job `id` if it is still `PENDING` and of a runnable type.
 async fn claim(db: &DatabaseConnection, id: i64) -> Result<Option<jobs::Model>, Error> {
     let Some(job) = jobs::Entity::find_by_id(id).one(db).await? else { return Ok(None) };

@@ -72,6 +72,25 @@ pub struct ClusterResult {
     /// A preheat's tally, rewritten while it runs.
     #[serde(default)]
     pub progress: Option<PreheatProgress>,
+    /// Every host a preheat picked, with its own tally: those still working show here before
+    /// they show in `success_tasks` or `failure_tasks`.
+    #[serde(default)]
+    pub hosts: Vec<PreheatHostProgress>,
+}
+
+/// One host of a preheat: how many of its tasks it has answered, and the bytes it cached.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreheatHostProgress {
+    #[serde(default)]
+    pub host_id: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub ip: String,
+    #[serde(default)]
+    pub finished: u64,
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// One host's outcome for one task (a preheat's URL, or a deletion).
@@ -124,10 +143,12 @@ mod tests {
             "scheduler_cluster_id":1,
             "success_tasks":[{"url":"http://o/a","task_id":"t","hostname":"h1","ip":"10.0.0.1","host_id":"x"}],
             "failure_tasks":[{"url":"http://o/a","task_id":"t","hostname":"h2","ip":"10.0.0.2","host_id":"y","description":"404"}],
-            "progress":{"tasks":2,"finished":2,"bytes":10}}]}]}"#;
+            "progress":{"tasks":2,"finished":2,"bytes":10},
+            "hosts":[{"host_id":"x","hostname":"h1","ip":"10.0.0.1","finished":1,"bytes":10}]}]}]}"#;
         let r: JobResult = serde_json::from_str(preheat).unwrap();
         let cluster = &r.job_states[0].results[0];
         assert_eq!(cluster.progress, Some(PreheatProgress { tasks: 2, finished: 2, bytes: 10 }));
+        assert_eq!((cluster.hosts[0].hostname.as_str(), cluster.hosts[0].finished, cluster.hosts[0].bytes), ("h1", 1, 10));
         assert_eq!(cluster.failure_tasks[0].description, "404");
         let failed_early = r#"{"job_states":[{"state":"FAILURE","error":"no such image","results":[]}]}"#;
         assert_eq!(serde_json::from_str::<JobResult>(failed_early).unwrap().job_states[0].error, "no such image");

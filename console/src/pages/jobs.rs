@@ -18,7 +18,7 @@ use crate::{
     components::{ClusterSelect, ErrorNote, Loading, Pager, StateBadge, query, query_page},
     pages::task_graph::bytes,
 };
-use common::api::{ClusterResult, HostTask, Job, short_time};
+use common::api::{ClusterResult, HostTask, Job, PreheatHostProgress, short_time};
 
 const TYPES: &[(&str, &str)] =
     &[("", "any type"), ("preheat", "preheat"), ("get_task", "get task"), ("delete_task", "delete task")];
@@ -246,8 +246,36 @@ fn PreheatResult(result: ClusterResult, running: bool) -> impl IntoView {
             {(running && waiting > 0).then(|| format!(" · {waiting} still running"))}
         </p>
         {(progress.tasks == 0 && running).then(|| view! { <p class="muted">"Waiting for the scheduler to pick the hosts…"</p> })}
+        {running.then(|| view! { <HostProgressTable hosts=result.hosts tasks=progress.tasks /> })}
         <HostTable tasks=result.success_tasks failures=result.failure_tasks urls=true />
     }
+}
+
+/// While a preheat runs: every host it picked, with how many of its tasks it has answered, so
+/// a host that has not answered yet shows before it succeeds or fails.
+#[component]
+fn HostProgressTable(hosts: Vec<PreheatHostProgress>, tasks: u64) -> impl IntoView {
+    let each = tasks / (hosts.len() as u64).max(1);
+    (!hosts.is_empty()).then(|| {
+        view! {
+            <table class="task-peers host-progress">
+                <thead><tr><th scope="col">"Hostname"</th><th scope="col">"IP"</th>
+                    <th scope="col">"Tasks answered"</th><th scope="col">"Cached"</th></tr></thead>
+                <tbody>{hosts.into_iter().map(|h| {
+                    let state = if h.finished >= each { "done" } else { "pending" };
+                    let PreheatHostProgress { hostname, ip, finished, bytes: cached, .. } = h;
+                    let host = hostname.clone();
+                    view! {
+                        <tr data-host=host data-state=state>
+                            <td>{hostname}</td><td>{ip}</td>
+                            <td class="num">{format!("{finished} / {each}")}</td>
+                            <td class="num">{bytes(cached)}</td>
+                        </tr>
+                    }
+                }).collect_view()}</tbody>
+            </table>
+        }
+    })
 }
 
 /// Hosts that did a task (`SUCCESS`) and those that did not (`FAILURE`, with the reason); with

@@ -11,6 +11,17 @@ use tokio::sync::mpsc;
 /// Orders a stream may hold before new ones are refused (the host is not reading).
 const QUEUE: usize = 256;
 
+/// What became of an order offered to a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// In the host's queue.
+    Queued,
+    /// The host's queue is full: it is connected but behind; try again later.
+    Full,
+    /// The host has no open stream.
+    Gone,
+}
+
 /// Connected hosts of one kind of order stream.
 #[derive(Debug)]
 pub struct Watchers<T> {
@@ -39,7 +50,16 @@ impl<T> Watchers<T> {
 
     /// Queues `order` for `host`; false when the host has no open stream or its queue is full.
     pub fn send(&self, host: &HostId, order: T) -> bool {
-        self.live().get(host).is_some_and(|tx| tx.try_send(order).is_ok())
+        self.offer(host, order) == Delivery::Queued
+    }
+
+    /// Queues `order` for `host`, telling a full queue (retry later) from a closed stream.
+    pub fn offer(&self, host: &HostId, order: T) -> Delivery {
+        match self.live().get(host).map(|tx| tx.try_send(order)) {
+            Some(Ok(())) => Delivery::Queued,
+            Some(Err(mpsc::error::TrySendError::Full(_))) => Delivery::Full,
+            Some(Err(mpsc::error::TrySendError::Closed(_))) | None => Delivery::Gone,
+        }
     }
 
     /// Whether any host is connected.
@@ -73,6 +93,22 @@ mod tests {
         assert_eq!(idle.try_recv().unwrap(), 2);
         assert_eq!(busy.try_recv().unwrap(), 1);
         assert!(busy.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_full_queue_is_told_from_a_closed_stream() {
+        let w = Watchers::<usize>::default();
+        let host = HostId("slow".into());
+        let mut rx = w.watch(host.clone());
+        for i in 0..QUEUE {
+            assert_eq!(w.offer(&host, i), Delivery::Queued);
+        }
+        assert_eq!(w.offer(&host, QUEUE), Delivery::Full);
+        assert_eq!(rx.try_recv().unwrap(), 0);
+        assert_eq!(w.offer(&host, QUEUE), Delivery::Queued, "room again once the host reads");
+        drop(rx);
+        assert_eq!(w.offer(&host, 0), Delivery::Gone);
+        assert_eq!(w.offer(&HostId("never".into()), 0), Delivery::Gone);
     }
 
     #[test]

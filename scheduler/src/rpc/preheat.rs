@@ -21,7 +21,7 @@ use tonic::{Response, Status};
 
 use super::{BoxStream, SchedulerService};
 use crate::{
-    resource::{Host, HostOrder, PreheatOutcome, PreheatResult, SeedOrder},
+    resource::{Delivery, Host, HostOrder, PreheatOutcome, PreheatResult, SeedOrder},
     scheduling::preheat_targets::{self, Narrowing, Scope},
 };
 
@@ -228,8 +228,9 @@ impl Driver {
                 _ = look.tick() => {
                     let mut out = Vec::new();
                     for host in &hosts {
-                        if let Some(why) = self.lost(host) {
-                            out.extend(self.fail_host(host, &why));
+                        match self.lost(host) {
+                            Some(why) => out.extend(self.fail_host(host, &why)),
+                            None => out.extend(self.dispatch(host)),
                         }
                     }
                     cancelled = !self.emit_all(out).await;
@@ -274,8 +275,9 @@ impl Driver {
         }
     }
 
-    /// Orders `host` tasks until `concurrency` are in flight; answers the tasks that could not
-    /// be ordered as failed.
+    /// Orders `host` tasks until `concurrency` are in flight or its order queue is full (the
+    /// rest wait for a result or the next look); answers the tasks of a host whose stream has
+    /// closed as failed.
     fn dispatch(&mut self, host: &HostId) -> Vec<PreheatResult> {
         let Some(w) = self.work.get_mut(host) else { return vec![] };
         while w.in_flight.len() < self.concurrency as usize {
@@ -284,12 +286,22 @@ impl Driver {
             let task_id = TaskId(task.task_id.clone());
             self.svc.preheats.owe(&self.id, host, &task_id);
             let order = HostOrder::Preheat { preheat_id: self.id.clone(), task, concurrent_count: self.concurrency };
-            if !self.svc.orders.send(host, order) {
-                self.svc.preheats.forgive(&self.id, host, &task_id);
-                w.waiting.push_front(i);
-                return self.fail_host(host, "the host's order stream is closed or not reading");
+            match self.svc.orders.offer(host, order) {
+                Delivery::Queued => {
+                    w.in_flight.insert(task_id);
+                }
+                Delivery::Full => {
+                    // Behind (other preheats, a slow reader): the task waits for the next look.
+                    self.svc.preheats.forgive(&self.id, host, &task_id);
+                    w.waiting.push_front(i);
+                    break;
+                }
+                Delivery::Gone => {
+                    self.svc.preheats.forgive(&self.id, host, &task_id);
+                    w.waiting.push_front(i);
+                    return self.fail_host(host, "the host's order stream closed");
+                }
             }
-            w.in_flight.insert(task_id);
         }
         vec![]
     }

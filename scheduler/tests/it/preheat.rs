@@ -191,3 +191,54 @@ async fn the_deadline_fails_what_is_left_and_a_manager_that_goes_away_cancels() 
     drop(a_orders);
     scheduler.stop().await;
 }
+
+#[tokio::test]
+async fn a_host_behind_on_its_orders_gets_the_rest_later_rather_than_failing_them() {
+    let scheduler = TestScheduler::start(SchedulerConfig::default()).await;
+    let (mut a, mut a_orders) = host(&scheduler, "a").await;
+    let mut manager = client_as(&scheduler, Component::Manager, "manager");
+    // Five preheats of 64 big orders each, all in flight at once: more than the host's order
+    // queue and the stream's flow-control window hold while the host reads nothing.
+    let padding: std::collections::HashMap<String, String> = [("x-padding".to_owned(), "p".repeat(4096))].into();
+    let mut streams = Vec::new();
+    for p in 0..5 {
+        let tasks = (0..64)
+            .map(|i| pb::TaskSpec {
+                url: format!("http://origin.example/p{p}/f{i}"),
+                request_headers: padding.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let request = pb::PreheatRequest {
+            tasks,
+            scope: pb::PreheatScope::AllPeers as i32,
+            concurrent_count: 64,
+            ..Default::default()
+        };
+        let mut events = manager.preheat(request).await.unwrap().into_inner();
+        events.next().await.unwrap().unwrap();
+        streams.push(events);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The host catches up: every order arrives and every task succeeds.
+    let mut ordered = 0;
+    while ordered < 5 * 64 {
+        let order = tokio::time::timeout(Duration::from_secs(5), a_orders.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {ordered} of 320 orders arrived"))
+            .unwrap()
+            .unwrap();
+        let order = preheat_of(order.order);
+        a.report_preheat(report("a", &order, true)).await.unwrap();
+        ordered += 1;
+    }
+    for events in &mut streams {
+        for _ in 0..64 {
+            let r = next_result(events).await;
+            assert!(r.success, "{r:?}");
+        }
+    }
+    drop(a_orders);
+    scheduler.stop().await;
+}

@@ -62,11 +62,13 @@ pub async fn get_job(
     Ok(Json(service::jobs::get(state.cx(&me), id).await?))
 }
 
-/// Change a job's description (tenant admins).
+/// Change a job's description, or cancel it with `state: FAILURE` (tenant admins); 409 when it
+/// has already ended.
 #[utoipa::path(patch, path = "/jobs/{id}", tag = "jobs", security(("session" = [])), request_body = UpdateJob,
     params(("id" = i64, Path, description = "Job id")),
     responses((status = 200, body = Job), (status = 400, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn update_job(
     State(state): State<ApiState>,
     Extension(me): Extension<Principal>,
@@ -77,7 +79,7 @@ pub async fn update_job(
     Ok(in_tenant(job.tenant_id, Json(job)))
 }
 
-/// Delete a job record (tenant admins); a running job is not stopped by this.
+/// Delete a job record (tenant admins); a running preheat is cancelled on its hosts.
 #[utoipa::path(delete, path = "/jobs/{id}", tag = "jobs", security(("session" = [])),
     params(("id" = i64, Path, description = "Job id")),
     responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]

@@ -4,8 +4,8 @@
 //!
 //! The manager stays off the data path: it only relays orders and tallies results. While the
 //! preheat runs, its progress is written to the job every [`PROGRESS_EVERY`] (which also tells
-//! other replicas the job is alive); a deleted job is cancelled (the dropped streams tell the
-//! schedulers); a shutdown hands the job back as `PENDING`, so the next start runs it again and
+//! other replicas the job is alive); a job deleted, or set to `FAILURE` through the API, is
+//! cancelled (the dropped streams tell the schedulers) and keeps what the API wrote; a shutdown hands the job back as `PENDING`, so the next start runs it again and
 //! the hosts find what they already cached. A scheduler that goes away fails its cluster's
 //! unfinished tasks with the reason; nothing waits past the job's timeout.
 
@@ -67,20 +67,15 @@ pub async fn execute(
     let args = match PreheatArgs::parse(&job.args) {
         Ok(a) => a,
         Err(e) => {
-            return finish(
-                db,
-                job,
-                JobState::Failure,
-                json!([{"state": "FAILURE", "error": e.to_string(), "results": []}]),
-            )
-            .await;
+            let states = json!([{"state": "FAILURE", "error": e.to_string(), "results": []}]);
+            return finish(db, &job, JobState::Failure, states).await.map(drop);
         }
     };
     let plan = match plan(&args, config).await {
         Ok(p) => p,
         Err(e) => {
             let states = json!([{"state": "FAILURE", "error": e, "results": []}]);
-            return finish(db, job, JobState::Failure, states).await;
+            return finish(db, &job, JobState::Failure, states).await.map(drop);
         }
     };
     let timeout = match args.timeout_secs {
@@ -123,14 +118,15 @@ pub async fn execute(
             _ = &mut all => break,
             () = shutdown.cancelled() => {
                 tracing::info!(job_id = job.id, "manager stopping: preheat handed back to run again");
-                return record(db, &job, JobState::Pending, &runs, &plan).await;
+                return record(db, &job, JobState::Pending, &runs, &plan).await.map(drop);
             }
             _ = tick.tick() => {
-                if jobs::Entity::find_by_id(job.id).one(db).await?.is_none() {
-                    tracing::info!(job_id = job.id, "preheat job deleted: cancelled");
+                // Deleted, or set to FAILURE through the API: dropping the scheduler streams
+                // cancels the preheat on the hosts.
+                if !record(db, &job, JobState::Running, &runs, &plan).await? {
+                    tracing::info!(job_id = job.id, "preheat job cancelled");
                     return Ok(());
                 }
-                record(db, &job, JobState::Running, &runs, &plan).await?;
             }
         }
     }
@@ -140,7 +136,10 @@ pub async fn execute(
     });
     let state = if failed { JobState::Failure } else { JobState::Success };
     tracing::info!(job_id = job.id, state = state.to_value().as_str(), "preheat finished");
-    record(db, &job, state, &runs, &plan).await
+    if !record(db, &job, state, &runs, &plan).await? {
+        tracing::info!(job_id = job.id, "preheat job cancelled as it ended; its result is dropped");
+    }
+    Ok(())
 }
 
 /// The tasks to warm: the image's blobs, or the files.
@@ -232,19 +231,20 @@ async fn on_cluster(
     Err(refusals.join("; "))
 }
 
-/// Writes the job's state and its per-cluster results in Dragonfly's shape.
+/// Writes the job's state and its per-cluster results in Dragonfly's shape; false when the job
+/// was cancelled or deleted meanwhile.
 async fn record(
     db: &DatabaseConnection,
     job: &jobs::Model,
     state: JobState,
     runs: &HashMap<i64, std::sync::Mutex<ClusterRun>>,
     plan: &Plan,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let mut clusters: Vec<&i64> = runs.keys().collect();
     clusters.sort();
     let states: Vec<Value> =
         clusters.into_iter().map(|c| job_state(*c, &runs[c].lock().unwrap_or_else(|p| p.into_inner()), plan)).collect();
-    finish(db, job.clone(), state, Value::Array(states)).await
+    finish(db, job, state, Value::Array(states)).await
 }
 
 /// One cluster's `job_states[]` entry: its state, its error and its success and failure tasks.
@@ -310,11 +310,8 @@ fn job_state(cluster: i64, run: &ClusterRun, plan: &Plan) -> Value {
     })
 }
 
-async fn finish(db: &DatabaseConnection, job: jobs::Model, state: JobState, job_states: Value) -> Result<(), Error> {
-    let mut active: jobs::ActiveModel = job.into();
-    active.state = Set(state);
-    active.result = Set(Some(json!({ "job_states": job_states })));
-    active.updated_at = Set(Utc::now().naive_utc());
-    active.update(db).await?;
-    Ok(())
+/// Writes the job's state and results while it is still this runner's; false when it was
+/// cancelled or deleted meanwhile.
+async fn finish(db: &DatabaseConnection, job: &jobs::Model, state: JobState, job_states: Value) -> Result<bool, Error> {
+    super::record_run(db, job.id, state, json!({ "job_states": job_states })).await
 }

@@ -47,11 +47,10 @@ pub async fn execute(
     let (state, error, results) = outcome;
     let state_name = state.to_value();
     tracing::info!(job_id = job.id, r#type = %job.r#type, state = state_name.as_str(), "job finished");
-    let mut active: jobs::ActiveModel = job.into();
-    active.state = Set(state);
-    active.result = Set(Some(json!({"job_states": [{"state": state_name, "error": error, "results": results}]})));
-    active.updated_at = Set(Utc::now().naive_utc());
-    active.update(db).await?;
+    let result = json!({"job_states": [{"state": state_name, "error": error, "results": results}]});
+    if !super::record_run(db, job.id, state, result).await? {
+        tracing::info!(job_id = job.id, "job cancelled or deleted while it ran; its result is dropped");
+    }
     Ok(())
 }
 

@@ -8,9 +8,10 @@ use std::{collections::HashMap, sync::Mutex, time::Instant};
 use chrono::Utc;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-    sea_query::Query as SqlQuery,
+    sea_query::{Expr, Query as SqlQuery},
 };
 use serde::Deserialize;
+use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
@@ -81,6 +82,9 @@ pub struct CreateJob {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateJob {
     pub bio: Option<String>,
+    /// `FAILURE` cancels a job that is `PENDING` or `RUNNING` (a running preheat stops on its
+    /// hosts); no other state may be set.
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -274,16 +278,58 @@ pub async fn get(cx: Ctx<'_>, id: i64) -> Result<Job, Error> {
     Ok(load(cx, id, Act::Read).await?.into())
 }
 
-/// Changes a job's description.
+/// Changes a job's description, or cancels it (`state: FAILURE`).
 pub async fn update(cx: Ctx<'_>, id: i64, body: UpdateJob) -> Result<Job, Error> {
+    let job = load(cx, id, Act::Update).await?;
+    if let Some(bio) = &body.bio {
+        validate::text("bio", bio, 1024)?;
+    }
+    if let Some(state) = &body.state {
+        if state != "FAILURE" {
+            return Err(Error::Unprocessable {
+                field: Some("state".into()),
+                message: format!("state may only be set to FAILURE, to cancel the job (not {state:?})"),
+            });
+        }
+        cancel(cx, &job).await?;
+    }
     let job = load(cx, id, Act::Update).await?;
     let mut active: jobs::ActiveModel = job.into();
     if let Some(bio) = body.bio {
-        validate::text("bio", &bio, 1024)?;
         active.bio = Set(bio);
     }
     active.updated_at = Set(Utc::now().naive_utc());
     Ok(active.update(cx.db).await?.into())
+}
+
+/// Ends a `PENDING` or `RUNNING` job as `FAILURE`, saying who cancelled it. The conditional
+/// update is the whole protocol: the runner writes only while the job is `RUNNING`, so it sees
+/// the cancellation at its next write and stops (a preheat cancels its hosts' orders).
+async fn cancel(cx: Ctx<'_>, job: &jobs::Model) -> Result<(), Error> {
+    let error = format!("cancelled by {}", cx.me.name);
+    let mut result = job.result.clone().unwrap_or_else(|| json!({"job_states": []}));
+    match result.get_mut("job_states").and_then(Value::as_array_mut) {
+        Some(states) if !states.is_empty() => {
+            for s in states.iter_mut() {
+                s["state"] = json!("FAILURE");
+                s["error"] = json!(error);
+            }
+        }
+        _ => result = json!({"job_states": [{"state": "FAILURE", "error": error, "results": []}]}),
+    }
+    let cancelled = jobs::Entity::update_many()
+        .col_expr(jobs::Column::State, Expr::value(JobState::Failure))
+        .col_expr(jobs::Column::Result, Expr::value(result))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(Utc::now().naive_utc()))
+        .filter(jobs::Column::Id.eq(job.id))
+        .filter(jobs::Column::State.is_in([JobState::Pending, JobState::Running]))
+        .exec(cx.db)
+        .await?;
+    if cancelled.rows_affected == 0 {
+        return Err(Error::Conflict(format!("job {} has already ended", job.id)));
+    }
+    tracing::info!(job_id = job.id, by = %cx.me.name, "job cancelled");
+    Ok(())
 }
 
 /// Deletes a job record (a running job is not stopped by this); answers its tenant.

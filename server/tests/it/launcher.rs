@@ -6,13 +6,15 @@
 use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
 use common::health::{HealthReport, HealthStatus};
 use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
+
+const ROOT_PASSWORD: &str = "launcher-test";
 
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_damselfly")).parent().unwrap().to_owned()
@@ -22,27 +24,48 @@ fn alive(pid: i32) -> bool {
     signal::kill(Pid::from_raw(pid), None).is_ok()
 }
 
-#[tokio::test]
-async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Result<()> {
-    for b in ["manager", "scheduler", "dfdaemon", "dfget"] {
+/// `damselfly up --peers <peers>` on `dir`, once its cluster.json is written: the launcher and
+/// the cluster it describes.
+async fn up(dir: &Path, peers: u32) -> anyhow::Result<(Child, Value)> {
+    for b in ["manager", "scheduler", "dfdaemon", "dfget", "dfctl"] {
         anyhow::ensure!(bin_dir().join(b).is_file(), "{b} is not built: run `cargo build --workspace --bins`");
     }
-    let dir = tempfile::tempdir()?;
     let mut launcher = Command::new(env!("CARGO_BIN_EXE_damselfly"))
-        .args(["up", "--peers", "1", "--data-dir"])
-        .arg(dir.path())
-        .env("DAMSELFLY_ROOT_PASSWORD", "launcher-test")
+        .args(["up", "--peers", &peers.to_string(), "--data-dir"])
+        .arg(dir)
+        .env("DAMSELFLY_ROOT_PASSWORD", ROOT_PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let cluster_json = dir.path().join("cluster.json");
+    let cluster_json = dir.join("cluster.json");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !cluster_json.exists() {
         anyhow::ensure!(launcher.try_wait()?.is_none(), "launcher exited during start-up");
         anyhow::ensure!(Instant::now() < deadline, "cluster.json did not appear in 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let cluster: Value = serde_json::from_slice(&std::fs::read(&cluster_json)?)?;
+    let cluster = serde_json::from_slice(&std::fs::read(&cluster_json)?)?;
+    Ok((launcher, cluster))
+}
+
+/// Ctrl-C to the launcher; its exit status within 30 s.
+async fn interrupt(launcher: &mut Child) -> anyhow::Result<ExitStatus> {
+    signal::kill(Pid::from_raw(launcher.id() as i32), signal::Signal::SIGINT)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(exit) = launcher.try_wait()? {
+            return Ok(exit);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "launcher still running 30 s after SIGINT");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut launcher, cluster) = up(dir.path(), 1).await?;
+    let cluster_json = dir.path().join("cluster.json");
     let peers = cluster["peers"].as_array().unwrap();
     assert_eq!(peers.len(), 2);
     assert_eq!(peers.iter().filter(|p| p["seed"] == true).count(), 1);
@@ -116,15 +139,7 @@ async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Res
     }
 
     let pids: Vec<i32> = peers.iter().map(|p| p["pid"].as_i64().unwrap() as i32).collect();
-    signal::kill(Pid::from_raw(launcher.id() as i32), signal::Signal::SIGINT)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = launcher.try_wait()? {
-            break exit;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "launcher still running 30 s after SIGINT");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let exit = interrupt(&mut launcher).await?;
     assert!(exit.success(), "launcher exit: {exit:?}");
     for pid in pids {
         assert!(!alive(pid), "peer process {pid} survived the launcher");
@@ -181,5 +196,129 @@ fn cert_issues_a_certificate_named_as_enrolment_would_name_it() -> anyhow::Resul
         assert!(!out.status.success() && stderr.contains(says), "{args:?}: {stderr}");
         assert!(!refused.exists(), "{args:?} wrote nothing");
     }
+    Ok(())
+}
+
+/// What an operator does on a fresh `damselfly up`: sign in, make a personal access token, then
+/// `dfctl preheat … --wait` an image from a registry with token auth onto every host. Each host
+/// then lists every blob with `dfctl task ls` and pulls it with `dfget` from its cache: the
+/// registry served the image's blobs once, during the preheat, and nothing during the pulls.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_then_dfctl_preheats_an_image_from_a_token_registry_onto_every_host() -> anyhow::Result<()> {
+    use testkit::registry::{Image, Layer, Registry};
+
+    let registry = Registry::with_token_auth("ops", "s3cret").await;
+    let image = Image::of(vec![
+        Layer::raw(9 << 20, 1, "application/vnd.oci.image.layer.v1.tar"),
+        Layer::tar(200_000, 2),
+    ]);
+    let pushed = registry.push("team/app", "2.0", &image).await;
+    let blobs = pushed.for_platform("linux/amd64").blobs.clone();
+    let image_bytes: u64 = blobs.iter().map(|b| b.size).sum();
+    let served_before = registry.served().blob_bytes;
+
+    let dir = tempfile::tempdir()?;
+    let (mut launcher, cluster) = up(dir.path(), 2).await?;
+    let manager = cluster["manager"]["http"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let signed_in: Value = client
+        .post(format!("{manager}/api/v1/users/signin"))
+        .json(&serde_json::json!({"name": "root", "password": ROOT_PASSWORD}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let pat: Value = client
+        .post(format!("{manager}/api/v1/personal-access-tokens"))
+        .bearer_auth(signed_in["token"].as_str().unwrap())
+        .json(&serde_json::json!({"name": "ops", "scopes": ["job"], "expired_at": tomorrow}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+
+    // Hosts join the scheduler's order streams a moment after the cluster is up: a preheat
+    // picks the hosts connected when it starts, so ask again until it picked all three.
+    let preheat = || -> anyhow::Result<Value> {
+        let mut dfctl = Command::new(bin_dir().join("dfctl"))
+            .args(["preheat", &pushed.manifest_url, "--scope", "all_peers", "--username", "ops"])
+            .args(["--password-stdin", "--wait", "--output", "json", "--manager", &manager])
+            .env("DFCTL_TOKEN", pat["token"].as_str().unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        std::io::Write::write_all(&mut dfctl.stdin.take().unwrap(), b"s3cret\n")?;
+        let out = dfctl.wait_with_output()?;
+        anyhow::ensure!(out.status.success(), "dfctl preheat: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job = tokio::task::block_in_place(preheat)?;
+        let warmed = job["result"]["job_states"][0]["results"][0]["success_tasks"].as_array().map_or(0, Vec::len);
+        if warmed == 3 * blobs.len() {
+            break job;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no preheat reached all three hosts in 60 s: {job}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(job["state"], "SUCCESS", "{job}");
+    assert_eq!(job["args"]["password"], "******", "dfctl shows the job as the manager masks it");
+
+    // Every host caches every blob, as `dfctl task ls` on its own socket shows.
+    for peer in cluster["peers"].as_array().unwrap() {
+        let out = Command::new(bin_dir().join("dfctl"))
+            .args(["task", "ls", "--output", "json", "--socket", peer["endpoint"].as_str().unwrap()])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "dfctl task ls: {}", String::from_utf8_lossy(&out.stderr));
+        let tasks: Value = serde_json::from_slice(&out.stdout)?;
+        for b in &blobs {
+            let url = format!("{}/v2/team/app/blobs/{}", registry.base, b.digest);
+            let task = tasks.as_array().unwrap().iter().find(|t| t["url"] == url.as_str());
+            let task = task.unwrap_or_else(|| panic!("{} lacks {url}: {tasks}", peer["name"]));
+            assert_eq!(task["content_length"], b.size, "{task}");
+        }
+    }
+    // Each blob crossed the registry's link about once, whatever the retries above did.
+    testkit::eventually("the registry's log of the blobs served", Duration::from_secs(5), || async {
+        registry.served().blob_bytes - served_before >= image_bytes
+    })
+    .await;
+    let served = registry.served().blob_bytes - served_before;
+    assert!(served as f64 <= 1.02 * image_bytes as f64, "the registry served {served} bytes of a {image_bytes}-byte image");
+
+
+    // Then every host pulls every blob with dfget, with a registry token of its own: all from
+    // its cache, none of it from the registry.
+    let login = server::image::ImageRequest {
+        url: pushed.manifest_url.clone(),
+        username: Some("ops".into()),
+        password: Some("s3cret".into()),
+        ..Default::default()
+    };
+    let token = server::image::resolve(&client, &login).await?.headers["Authorization"].clone();
+    for peer in cluster["peers"].as_array().unwrap() {
+        for b in &blobs {
+            let out = dir.path().join(format!("{}-{}", peer["name"].as_str().unwrap(), &b.digest[7..19]));
+            let status = Command::new(bin_dir().join("dfget"))
+                .arg(format!("{}/v2/team/app/blobs/{}", registry.base, b.digest))
+                .arg("-O")
+                .arg(&out)
+                .args(["-e", peer["endpoint"].as_str().unwrap(), "--no-progress", "-H"])
+                .arg(format!("Authorization: {token}"))
+                .status()?;
+            assert!(status.success(), "dfget on {}", peer["name"]);
+            assert_eq!(std::fs::metadata(&out)?.len(), b.size);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(registry.served().blob_bytes - served_before, served, "the pulls took no blob bytes from the registry");
+
+    let exit = interrupt(&mut launcher).await?;
+    assert!(exit.success(), "launcher exit: {exit:?}");
     Ok(())
 }

@@ -356,6 +356,36 @@ async fn a_preheat_outlives_a_manager_restart_and_fails_with_the_reason_when_its
     })
     .await;
 
+    // So does setting it to FAILURE: it stays FAILURE with who cancelled it, and what it had
+    // done is kept; nothing else may be set, and an ended job cannot be cancelled.
+    let job = m
+        .post(
+            "/api/v1/jobs",
+            &m.root,
+            json!({"type": "preheat", "args": {"type": "file", "url": slow, "tag": "patched", "scope": "all_peers"}}),
+        )
+        .await
+        .expect(201);
+    until_state(&m, job.id(), "RUNNING").await;
+    testkit::eventually("the scheduler runs the preheat", Duration::from_secs(5), || async {
+        running(metrics().await).as_deref() == Some("1")
+    })
+    .await;
+    let path = format!("/api/v1/jobs/{}", job.id());
+    let refused = m.patch(&path, &m.root, json!({"state": "SUCCESS"})).await.expect(422);
+    assert_eq!(refused.body["field"], "state");
+    let cancelled = m.patch(&path, &m.root, json!({"state": "FAILURE"})).await.expect(200).body;
+    assert_eq!(cancelled["state"], "FAILURE");
+    testkit::eventually("the cancelled preheat ends on the scheduler", Duration::from_secs(10), || async {
+        running(metrics().await).as_deref() == Some("0")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = m.get(&path, &m.root).await.expect(200).body;
+    assert_eq!(after["state"], "FAILURE", "the runner did not write over the cancellation: {after}");
+    assert_eq!(after["result"]["job_states"][0]["error"], "cancelled by root", "{after}");
+    m.patch(&path, &m.root, json!({"state": "FAILURE"})).await.expect(409);
+
     // The scheduler stops mid-preheat: its part fails with the reason, nothing hangs.
     let job = m
         .post(
