@@ -153,7 +153,12 @@ impl Runner {
 /// Writes a running job's state and result, only while it is still `RUNNING`: a job that was
 /// cancelled (set to `FAILURE` through the API) or deleted meanwhile is left as it is. Answers
 /// whether the write took.
-async fn record_run(db: &DatabaseConnection, id: i64, state: JobState, result: serde_json::Value) -> Result<bool, Error> {
+async fn record_run(
+    db: &DatabaseConnection,
+    id: i64,
+    state: JobState,
+    result: serde_json::Value,
+) -> Result<bool, Error> {
     let written = jobs::Entity::update_many()
         .col_expr(jobs::Column::State, Expr::value(state))
         .col_expr(jobs::Column::Result, Expr::value(result))

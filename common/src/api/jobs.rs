@@ -148,7 +148,10 @@ mod tests {
         let r: JobResult = serde_json::from_str(preheat).unwrap();
         let cluster = &r.job_states[0].results[0];
         assert_eq!(cluster.progress, Some(PreheatProgress { tasks: 2, finished: 2, bytes: 10 }));
-        assert_eq!((cluster.hosts[0].hostname.as_str(), cluster.hosts[0].finished, cluster.hosts[0].bytes), ("h1", 1, 10));
+        assert_eq!(
+            (cluster.hosts[0].hostname.as_str(), cluster.hosts[0].finished, cluster.hosts[0].bytes),
+            ("h1", 1, 10)
+        );
         assert_eq!(cluster.failure_tasks[0].description, "404");
         let failed_early = r#"{"job_states":[{"state":"FAILURE","error":"no such image","results":[]}]}"#;
         assert_eq!(serde_json::from_str::<JobResult>(failed_early).unwrap().job_states[0].error, "no such image");

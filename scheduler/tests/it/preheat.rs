@@ -197,11 +197,13 @@ async fn a_host_behind_on_its_orders_gets_the_rest_later_rather_than_failing_the
     let scheduler = TestScheduler::start(SchedulerConfig::default()).await;
     let (mut a, mut a_orders) = host(&scheduler, "a").await;
     let mut manager = client_as(&scheduler, Component::Manager, "manager");
-    // Five preheats of 64 big orders each, all in flight at once: more than the host's order
-    // queue and the stream's flow-control window hold while the host reads nothing.
-    let padding: std::collections::HashMap<String, String> = [("x-padding".to_owned(), "p".repeat(4096))].into();
+    // Sixteen preheats of 64 big orders each, all in flight at once: more than the host's order
+    // queue (256) and the stream's flow-control window (2 MiB, about 250 orders) hold while the host
+    // reads nothing.
+    const PREHEATS: usize = 16;
+    let padding: std::collections::HashMap<String, String> = [("x-padding".to_owned(), "p".repeat(8000))].into();
     let mut streams = Vec::new();
-    for p in 0..5 {
+    for p in 0..PREHEATS {
         let tasks = (0..64)
             .map(|i| pb::TaskSpec {
                 url: format!("http://origin.example/p{p}/f{i}"),
@@ -223,10 +225,10 @@ async fn a_host_behind_on_its_orders_gets_the_rest_later_rather_than_failing_the
 
     // The host catches up: every order arrives and every task succeeds.
     let mut ordered = 0;
-    while ordered < 5 * 64 {
+    while ordered < PREHEATS * 64 {
         let order = tokio::time::timeout(Duration::from_secs(5), a_orders.next())
             .await
-            .unwrap_or_else(|_| panic!("only {ordered} of 320 orders arrived"))
+            .unwrap_or_else(|_| panic!("only {ordered} of {} orders arrived", PREHEATS * 64))
             .unwrap()
             .unwrap();
         let order = preheat_of(order.order);

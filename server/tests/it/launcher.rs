@@ -208,10 +208,8 @@ async fn up_then_dfctl_preheats_an_image_from_a_token_registry_onto_every_host()
     use testkit::registry::{Image, Layer, Registry};
 
     let registry = Registry::with_token_auth("ops", "s3cret").await;
-    let image = Image::of(vec![
-        Layer::raw(9 << 20, 1, "application/vnd.oci.image.layer.v1.tar"),
-        Layer::tar(200_000, 2),
-    ]);
+    let image =
+        Image::of(vec![Layer::raw(9 << 20, 1, "application/vnd.oci.image.layer.v1.tar"), Layer::tar(200_000, 2)]);
     let pushed = registry.push("team/app", "2.0", &image).await;
     let blobs = pushed.for_platform("linux/amd64").blobs.clone();
     let image_bytes: u64 = blobs.iter().map(|b| b.size).sum();
@@ -289,8 +287,10 @@ async fn up_then_dfctl_preheats_an_image_from_a_token_registry_onto_every_host()
     })
     .await;
     let served = registry.served().blob_bytes - served_before;
-    assert!(served as f64 <= 1.02 * image_bytes as f64, "the registry served {served} bytes of a {image_bytes}-byte image");
-
+    assert!(
+        served as f64 <= 1.02 * image_bytes as f64,
+        "the registry served {served} bytes of a {image_bytes}-byte image"
+    );
 
     // Then every host pulls every blob with dfget, with a registry token of its own: all from
     // its cache, none of it from the registry.
