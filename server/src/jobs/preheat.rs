@@ -14,10 +14,9 @@ use std::{
     time::Duration,
 };
 
-use chrono::Utc;
 use common::task_id::{TaskSpec, task_id};
 use futures::{StreamExt, future::join_all};
-use sea_orm::{ActiveEnum, ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ActiveEnum, DatabaseConnection};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use common::task_id::{TaskSpec, task_id};
-use sea_orm::{ActiveEnum, ActiveModelTrait, DatabaseConnection, Set};
+use sea_orm::{ActiveEnum, DatabaseConnection};
 use serde_json::{Value, json};
 
 use crate::service::scheduler_rpc::SchedulerClient;
