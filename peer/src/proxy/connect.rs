@@ -305,25 +305,30 @@ async fn intercept<C>(
 }
 
 /// One request inside an intercepted connection, answered as a proxy request for
-/// `https://host:port` + its path: whatever the request line or `Host` say, it stays on the
-/// host the CONNECT named and the policy checked.
+/// [`inner_target`].
 async fn inner(state: ProxyState, base: &url::Url, mut request: Request) -> Response {
     if request.method() == axum::http::Method::CONNECT {
         return error(StatusCode::METHOD_NOT_ALLOWED, ErrorType::Proxy, "CONNECT inside a tunnel".into());
     }
-    let uri = request.uri();
+    match inner_target(base, request.uri()) {
+        Ok(absolute) => *request.uri_mut() = absolute,
+        Err(message) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, message),
+    }
+    super::fetch(state, request).await
+}
+
+/// `https://host:port` of the CONNECT + the request's path and query: whatever the request
+/// line (an absolute URI naming another host) or `Host` say, the request stays on the host the
+/// CONNECT named and the policy checked.
+fn inner_target(base: &url::Url, uri: &Uri) -> Result<Uri, String> {
     let path = uri.path();
     if !path.starts_with('/') {
-        return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, format!("request target {uri} is not a path"));
+        return Err(format!("request target {uri} is not a path"));
     }
     let mut target = base.clone();
     target.set_path(path);
     target.set_query(uri.query());
-    match target.as_str().parse::<Uri>() {
-        Ok(absolute) => *request.uri_mut() = absolute,
-        Err(e) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, format!("request target {uri}: {e}")),
-    }
-    super::fetch(state, request).await
+    target.as_str().parse::<Uri>().map_err(|e| format!("request target {uri}: {e}"))
 }
 
 #[cfg(test)]
@@ -341,5 +346,20 @@ mod tests {
             let Ok(uri) = bad.parse::<Uri>() else { continue };
             assert!(destination(&uri).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_request_inside_an_interception_stays_on_the_connect_host() {
+        let base = destination(&"registry.example:5000".parse().unwrap()).unwrap();
+        let inner = |t: &str| inner_target(&base, &t.parse().unwrap()).map(|u| u.to_string());
+        assert_eq!(
+            inner("/v2/lib/blobs/sha256:ab?x=1").unwrap(),
+            "https://registry.example:5000/v2/lib/blobs/sha256:ab?x=1"
+        );
+        // An absolute URI, or a path that looks like another authority, names no other host.
+        assert_eq!(inner("https://169.254.169.254/latest").unwrap(), "https://registry.example:5000/latest");
+        assert_eq!(inner("http://other.example:80/a?b").unwrap(), "https://registry.example:5000/a?b");
+        assert_eq!(inner("//other.example/a").unwrap(), "https://registry.example:5000//other.example/a");
+        assert!(inner("*").is_err());
     }
 }

@@ -130,14 +130,18 @@ mod tests {
         // Quiet for the limit: idle.
         tokio::time::timeout(limit + Duration::from_secs(1), activity.idle_for(limit)).await.unwrap();
 
-        // A byte read at 8 s pushes idleness to 18 s.
+        // A byte written, then one read 8 s later: idle 10 s after the second.
+        let mut byte = [0u8; 1];
+        watched.write_all(b"x").await.unwrap();
+        b.read_exact(&mut byte).await.unwrap();
         let idle = tokio::spawn({
             let activity = activity.clone();
             async move { activity.idle_for(limit).await }
         });
         tokio::time::sleep(Duration::from_secs(8)).await;
+        tokio::task::yield_now().await;
+        assert!(!idle.is_finished(), "idle 8 s after a byte");
         b.write_all(b"x").await.unwrap();
-        let mut byte = [0u8; 1];
         watched.read_exact(&mut byte).await.unwrap();
         tokio::time::sleep(Duration::from_secs(9)).await;
         tokio::task::yield_now().await;
