@@ -333,6 +333,8 @@ fn inner_target(base: &url::Url, uri: &Uri) -> Result<Uri, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -346,6 +348,44 @@ mod tests {
             let Ok(uri) = bad.parse::<Uri>() else { continue };
             assert!(destination(&uri).is_err(), "{bad}");
         }
+    }
+
+    fn ca_of(connect: &Connect) -> String {
+        connect.interceptor.as_ref().unwrap().leaves.ca().fingerprint()
+    }
+
+    #[test]
+    fn the_generated_ca_is_kept_for_later_starts_and_an_operators_ca_is_used_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ConnectConfig { intercept: vec!["registry.example".into()], ..Default::default() };
+        let first = Connect::new(&config, dir.path(), CancellationToken::new()).unwrap();
+        let key = dir.path().join("proxy-ca").join("ca.key");
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        let again = Connect::new(&config, dir.path(), CancellationToken::new()).unwrap();
+        assert_eq!(ca_of(&first), ca_of(&again), "a restart keeps the CA clients trust");
+
+        // Nothing intercepted: no CA at all.
+        let none = tempfile::tempdir().unwrap();
+        let tunnels = Connect::new(&ConnectConfig::default(), none.path(), CancellationToken::new()).unwrap();
+        assert!(tunnels.interceptor.is_none() && !none.path().join("proxy-ca").exists());
+
+        // The operator's CA, as given; a file that is not there is an error naming the key.
+        let (ca, key_pem) = CertificateAuthority::generate("operator CA").unwrap();
+        let own = tempfile::tempdir().unwrap();
+        std::fs::write(own.path().join("op.crt"), ca.cert_pem()).unwrap();
+        std::fs::write(own.path().join("op.key"), key_pem).unwrap();
+        let config = ConnectConfig {
+            intercept: vec!["*".into()],
+            ca_cert: Some(own.path().join("op.crt")),
+            ca_key: Some(own.path().join("op.key")),
+            ..Default::default()
+        };
+        let operator = Connect::new(&config, own.path(), CancellationToken::new()).unwrap();
+        assert_eq!(ca_of(&operator), ca.fingerprint());
+        assert!(!own.path().join("proxy-ca").exists());
+        let missing = ConnectConfig { ca_key: Some(own.path().join("gone.key")), ..config };
+        let err = Connect::new(&missing, own.path(), CancellationToken::new()).unwrap_err().to_string();
+        assert!(err.contains("proxy.connect.ca_cert") && err.contains("gone.key"), "{err}");
     }
 
     #[test]

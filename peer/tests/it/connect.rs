@@ -107,10 +107,16 @@ async fn an_intercepted_host_is_answered_with_the_proxy_ca_and_its_blobs_come_fr
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the CA key is private");
 
     let url = format!("{origin}/bytes/300000/7");
-    for http in ["--http2", "--http1.1"] {
-        let out = curl(&["--fail", "--proxy", &peer.proxy, "--cacert", &ca, http, &url]).await;
+    let file = dir.path().join("fetched");
+    let file_arg = file.display().to_string();
+    for (http, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let args =
+            ["--fail", "--proxy", &peer.proxy, "--cacert", &ca, http, "-o", &file_arg, "-w", "%{http_version}", &url];
+        let out = curl(&args).await;
         assert!(out.status.success(), "curl {http}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.stdout == content(300_000, 7), "curl {http}: {} bytes, not the origin's", out.stdout.len());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), version, "ALPN settles the protocol");
+        let fetched = std::fs::read(&file).unwrap();
+        assert!(fetched == content(300_000, 7), "curl {http}: {} bytes, not the origin's", fetched.len());
     }
     assert_eq!(origin.gets(), 1, "the second fetch came from the cache");
 

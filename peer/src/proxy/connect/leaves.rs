@@ -73,6 +73,11 @@ impl Leaves {
         Ok(config)
     }
 
+    /// The CA that signs the leaves.
+    pub(super) fn ca(&self) -> &CertificateAuthority {
+        &self.ca
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Leaf>> {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
