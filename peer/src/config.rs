@@ -59,9 +59,13 @@
 //! # for later starts, and logged with its path. It is not the cluster's mTLS CA.
 //! # ca_cert = "/etc/damselfly/proxy-ca.crt"
 //! # ca_key = "/etc/damselfly/proxy-ca.key"
-//! # CA certificates (PEM files) trusted, besides the built-in Mozilla roots, for every HTTPS
-//! # origin the dfdaemon fetches from (intercepted hosts included). Default: []
+//! # CA certificates (PEM files) trusted for every HTTPS origin the dfdaemon fetches from
+//! # (intercepted hosts included), besides the built-in Mozilla roots and the system's bundle
+//! # (/etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt or /etc/ssl/cert.pem,
+//! # the first there). Default: []
 //! upstream_ca_certs = []
+//! # Trust the system's bundle too. Default: true
+//! system_roots = true
 //! # Tunnels and intercepted connections open at once; a CONNECT beyond it gets 503. Default: 512
 //! max_connections = 512
 //! # Seconds a client has to finish the TLS handshake with an intercepting proxy. Default: 10
@@ -323,6 +327,8 @@ pub struct ConnectConfig {
     pub ca_key: Option<PathBuf>,
     /// Extra CA certificates (PEM files) trusted for upstream HTTPS.
     pub upstream_ca_certs: Vec<PathBuf>,
+    /// Whether the system's CA bundle is trusted for upstream HTTPS too.
+    pub system_roots: bool,
     /// Tunnels and intercepted connections at once.
     pub max_connections: usize,
     /// Deadline of a client's TLS handshake, seconds.
@@ -341,6 +347,7 @@ impl Default for ConnectConfig {
             ca_cert: None,
             ca_key: None,
             upstream_ca_certs: Vec::new(),
+            system_roots: true,
             max_connections: 512,
             handshake_timeout_secs: 10,
             connect_timeout_secs: 10,

@@ -14,8 +14,8 @@
 //!   signed by the proxy's CA ([`leaves`]), and each request inside is answered by the proxy's
 //!   own path as `https://host:port/<path>`: a blob GET through P2P and the cache, anything else
 //!   forwarded by the guarded client, which checks the addresses it connects to again and
-//!   verifies the upstream's certificate (built-in roots plus `upstream_ca_certs`; never
-//!   skipped). HTTP/2 or HTTP/1.1, as ALPN settles.
+//!   verifies the upstream's certificate ([`roots`]: built-in, the system's, `upstream_ca_certs`;
+//!   never skipped). HTTP/2 or HTTP/1.1, as ALPN settles.
 //!
 //! Bounds, so a client cannot hold the proxy: at most `max_connections` tunnels and intercepted
 //! connections at once (a CONNECT beyond is a 503), a TLS handshake deadline, a connect
@@ -28,6 +28,7 @@
 
 mod idle;
 mod leaves;
+mod roots;
 
 use std::{convert::Infallible, path::Path, sync::Arc, time::Duration};
 
@@ -42,6 +43,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{net::TcpStream, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use self::roots::upstream_roots;
 use self::{
     idle::{Activity, Watched},
     leaves::Leaves,
@@ -127,24 +129,6 @@ fn load_ca(config: &ConnectConfig, data_dir: &Path) -> Result<CertificateAuthori
         "HTTPS interception CA: clients of intercepted hosts must trust this certificate"
     );
     Ok(ca)
-}
-
-/// The CA certificates `upstream_ca_certs` names, for the origin clients.
-pub fn upstream_roots(config: &ConnectConfig) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, Error> {
-    use rustls_pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = Vec::new();
-    for path in &config.upstream_ca_certs {
-        let bad =
-            |detail: String| Error::Config(format!("proxy.connect.upstream_ca_certs: {}: {detail}", path.display()));
-        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let certs =
-            CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(bad("no certificate in the file".into()));
-        }
-        roots.extend(certs);
-    }
-    Ok(roots)
 }
 
 /// Where a CONNECT goes, as `https://host:port/`: the request target must be `host:port`.
