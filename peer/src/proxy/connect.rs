@@ -20,7 +20,8 @@
 //! Bounds, so a client cannot hold the proxy: at most `max_connections` tunnels and intercepted
 //! connections at once (a CONNECT beyond is a 503), a TLS handshake deadline, a connect
 //! deadline for tunnels, and an idle timeout ([`idle`]): a tunnel with no byte either way, or an
-//! intercepted connection with no byte and no request being answered, is closed. Open
+//! intercepted connection with no byte and no request being answered, is closed; an HTTP/1.1
+//! request head inside an interception must arrive within 30 s. Open
 //! connections end when the dfdaemon stops.
 //!
 //! This module does not decide what is fetched or cached: intercepted requests go through the
@@ -39,7 +40,7 @@ use axum::{
     response::Response,
 };
 use common::tls::CertificateAuthority;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::{net::TcpStream, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +55,9 @@ use crate::{
     config::ConnectConfig,
     download::{HostPatterns, ResolveError},
 };
+
+/// How long an HTTP/1.1 request head inside an interception may take to arrive.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the CA generated on first start is named.
 const GENERATED_CA_NAME: &str = "Damselfly proxy CA";
@@ -275,7 +279,9 @@ async fn intercept<C>(
             Ok::<_, Infallible>(response)
         }
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // A request head trickled a byte at a time is not traffic worth keeping a slot for.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         result = connection => {

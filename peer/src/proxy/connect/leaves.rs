@@ -74,6 +74,7 @@ impl Leaves {
     }
 
     /// The CA that signs the leaves.
+    #[cfg(test)]
     pub(super) fn ca(&self) -> &CertificateAuthority {
         &self.ca
     }
