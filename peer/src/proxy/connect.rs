@@ -127,8 +127,9 @@ fn load_ca(config: &ConnectConfig, data_dir: &Path) -> Result<CertificateAuthori
     }
     let dir = data_dir.join("proxy-ca");
     let ca = CertificateAuthority::load_or_generate_named(&dir, GENERATED_CA_NAME)?;
+    let cert = dir.join("ca.crt");
     tracing::info!(
-        cert = %dir.join("ca.crt").display(),
+        cert = %std::fs::canonicalize(&cert).unwrap_or(cert).display(),
         sha256 = %ca.fingerprint(),
         "HTTPS interception CA: clients of intercepted hosts must trust this certificate"
     );
@@ -166,7 +167,9 @@ pub(super) async fn handle(state: &ProxyState, mut request: Request) -> Response
     };
     let upgrade = hyper::upgrade::on(&mut request);
     let (limits, shutdown) = (connect.limits, connect.shutdown.clone());
-    if let Some(interceptor) = connect.intercepts(&target) {
+    let intercepted = connect.intercepts(&target);
+    tracing::debug!(%target, intercepted = intercepted.is_some(), "CONNECT");
+    if let Some(interceptor) = intercepted {
         if let Err(refusal) = state.origins.policy().check_target(&target).await {
             tracing::warn!(%target, %refusal, "CONNECT target refused");
             return error(StatusCode::FORBIDDEN, ErrorType::Proxy, refusal.to_string());
