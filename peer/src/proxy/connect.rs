@@ -54,6 +54,7 @@ use crate::{
     Error,
     config::ConnectConfig,
     download::{HostPatterns, ResolveError},
+    metrics::ConnectMode,
 };
 
 /// How long an HTTP/1.1 request head inside an interception may take to arrive.
@@ -151,34 +152,38 @@ fn destination(uri: &Uri) -> Result<url::Url, String> {
 }
 
 /// Answers a CONNECT: 200 and a tunnel or an interception, or the error saying why not.
-pub(super) async fn handle(state: &ProxyState, mut request: Request) -> Response {
+pub(super) async fn handle(state: &ProxyState, request: Request) -> Response {
+    let (mode, response) = answer(state, request).await;
+    state.downloader.metrics().connect(mode);
+    response
+}
+
+async fn answer(state: &ProxyState, mut request: Request) -> (ConnectMode, Response) {
+    let refused = |status, kind, message| (ConnectMode::Refused, error(status, kind, message));
     let connect = &state.connect;
     let target = match destination(request.uri()) {
         Ok(t) => t,
-        Err(message) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, message),
+        Err(message) => return refused(StatusCode::BAD_REQUEST, ErrorType::Proxy, message),
     };
     let Ok(permit) = connect.slots.clone().try_acquire_owned() else {
         tracing::warn!(target = %target, "CONNECT refused: proxy.connect.max_connections are open");
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorType::Proxy,
-            "too many open tunnels (proxy.connect.max_connections); try again".into(),
-        );
+        let message = "too many open tunnels (proxy.connect.max_connections); try again".into();
+        return (ConnectMode::Busy, error(StatusCode::SERVICE_UNAVAILABLE, ErrorType::Proxy, message));
     };
     let upgrade = hyper::upgrade::on(&mut request);
     let (limits, shutdown) = (connect.limits, connect.shutdown.clone());
     let intercepted = connect.intercepts(&target);
     tracing::debug!(%target, intercepted = intercepted.is_some(), "CONNECT");
-    if let Some(interceptor) = intercepted {
+    let mode = if let Some(interceptor) = intercepted {
         if let Err(refusal) = state.origins.policy().check_target(&target).await {
             tracing::warn!(%target, %refusal, "CONNECT target refused");
-            return error(StatusCode::FORBIDDEN, ErrorType::Proxy, refusal.to_string());
+            return refused(StatusCode::FORBIDDEN, ErrorType::Proxy, refusal.to_string());
         }
         let tls = match interceptor.leaves.server_config(&target) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(%target, error = %e, "no certificate for an intercepted host");
-                return error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, e.to_string());
+                return refused(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, e.to_string());
             }
         };
         let state = state.clone();
@@ -189,10 +194,11 @@ pub(super) async fn handle(state: &ProxyState, mut request: Request) -> Response
                 Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
             }
         });
+        ConnectMode::Intercept
     } else {
         let upstream = match open_tunnel(state, &target, limits.connect).await {
             Ok(s) => s,
-            Err(response) => return response,
+            Err(response) => return (ConnectMode::Refused, response),
         };
         tokio::spawn(async move {
             let _permit = permit;
@@ -201,8 +207,9 @@ pub(super) async fn handle(state: &ProxyState, mut request: Request) -> Response
                 Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
             }
         });
-    }
-    Response::builder().status(StatusCode::OK).body(Body::empty()).unwrap_or_default()
+        ConnectMode::Tunnel
+    };
+    (mode, Response::builder().status(StatusCode::OK).body(Body::empty()).unwrap_or_default())
 }
 
 /// Connects to the addresses the policy checked for `target`, within `deadline`.

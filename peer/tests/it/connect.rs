@@ -12,7 +12,7 @@ use std::{os::unix::fs::PermissionsExt, path::Path, process::Output, time::Durat
 
 use testkit::{
     origin::{Origin, content},
-    peer::{PeerBuilder, TestPeer},
+    peer::{PeerBuilder, TestPeer, counter, metric_text},
     registry::{Image, Layer, Registry},
     tls::{TestCa, loopback_name},
 };
@@ -185,6 +185,8 @@ async fn a_connect_to_a_refused_target_is_a_403_and_nothing_is_reached() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(origin.gets(), 0);
+    let refused = counter(&metric_text(&peer.http).await, "damselfly_dfdaemon_proxy_connects_total{mode=\"refused\"}");
+    assert_eq!(refused, 5.0, "three refused targets, one without a port, curl's");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -222,6 +224,12 @@ async fn tunnels_are_bounded_in_number_idle_time_and_handshake_time() {
     };
     // The handshake deadline (1 s), not the idle timeout (3 s), closes it.
     assert!(closed_within(&mut silent, Duration::from_secs(2)).await, "no handshake, no connection");
+
+    let metrics = metric_text(&peer.http).await;
+    for (mode, at_least) in [("tunnel", 1.0), ("busy", 1.0), ("intercept", 1.0)] {
+        let count = counter(&metrics, &format!("damselfly_dfdaemon_proxy_connects_total{{mode=\"{mode}\"}}"));
+        assert!(count >= at_least, "{mode}: {count}\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
