@@ -403,3 +403,71 @@ mod tests {
         assert!(inner("*").is_err());
     }
 }
+
+/// A CONNECT's target and the request lines inside an interception come from the client: any of
+/// them gives a host:port the policy can check, or a 400, and an inner request never leaves the
+/// CONNECT's host and port.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Authority-form targets, near misses, and anything.
+    fn connect_target() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ("[a-zA-Z0-9.-]{0,20}", proptest::option::of(any::<u16>())).prop_map(|(h, p)| match p {
+                Some(p) => format!("{h}:{p}"),
+                None => h,
+            }),
+            "\\[[0-9a-f:.]{0,20}\\]:[0-9]{0,6}",
+            "[!-~]{0,30}",
+            any::<String>(),
+        ]
+    }
+
+    /// Request targets inside a tunnel: paths, absolute URIs of other hosts, odd forms.
+    fn request_target() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "/[!-~]{0,30}",
+            "(http|https)://[a-z0-9.:@\\[\\]-]{0,20}(/[!-~]{0,20})?",
+            "(//|/\\.\\./|\\*)[!-~]{0,20}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_connect_target_is_its_host_and_port_or_refused(target in connect_target()) {
+            let Ok(uri) = target.parse::<Uri>() else { return Ok(()) };
+            let Ok(url) = destination(&uri) else { return Ok(()) };
+            let authority = uri.authority().unwrap();
+            prop_assert_eq!(url.port_or_known_default(), authority.port_u16());
+            prop_assert_eq!(url.scheme(), "https");
+            prop_assert_eq!(url.path(), "/");
+            prop_assert!(url.username().is_empty() && url.password().is_none());
+            let host = url.host_str().unwrap().to_owned();
+            prop_assert!(!host.is_empty());
+            prop_assert!(authority.host().eq_ignore_ascii_case(&host) || url.host().is_some_and(|h| !matches!(h, url::Host::Domain(_))),
+                "{} from {}", host, target);
+        }
+
+        #[test]
+        fn an_inner_request_stays_on_the_connect_host(
+            connect in "[a-z0-9.-]{1,12}:[0-9]{1,5}",
+            target in request_target(),
+        ) {
+            let Ok(base) = destination(&connect.parse().unwrap()) else { return Ok(()) };
+            let Ok(uri) = target.parse::<Uri>() else { return Ok(()) };
+            let Ok(inner) = inner_target(&base, &uri) else { return Ok(()) };
+            let url = url::Url::parse(&inner.to_string()).unwrap();
+            prop_assert_eq!(
+                (url.scheme(), url.host_str(), url.port_or_known_default()),
+                (base.scheme(), base.host_str(), base.port_or_known_default()),
+                "{} from {}", inner, target
+            );
+        }
+    }
+}
