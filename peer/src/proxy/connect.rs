@@ -21,11 +21,11 @@
 //! connections at once (a CONNECT beyond is a 503), a TLS handshake deadline, a connect
 //! deadline for tunnels, and an idle timeout ([`idle`]): a tunnel with no byte either way, or an
 //! intercepted connection with no byte and no request being answered, is closed; an HTTP/1.1
-//! request head inside an interception must arrive within 30 s. Open
-//! connections end when the dfdaemon stops.
+//! request head inside an interception must arrive within 30 s. Open connections end when the
+//! dfdaemon stops.
 //!
 //! This module does not decide what is fetched or cached: intercepted requests go through the
-//! same `handle` as plain proxy requests.
+//! same `fetch` as plain proxy requests.
 
 mod idle;
 mod leaves;
