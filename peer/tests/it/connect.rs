@@ -144,6 +144,30 @@ async fn an_intercepted_host_is_answered_with_the_proxy_ca_and_its_blobs_come_fr
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_intercepted_upstream_whose_certificate_no_trusted_ca_signed_is_never_fetched() {
+    let (origin, _origin_ca) = tls_origin().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Trusts another CA than the origin's (and the built-in and system roots).
+    let stranger = TestCa::new("not the origin's CA");
+    let peer = daemon(dir.path(), &[ORIGIN_HOST], &stranger.cert_path)
+        .config(|c| c.proxy.rules.push("/bytes/".into()))
+        .start()
+        .await;
+    let ca = proxy_ca(&peer).await;
+    // Through P2P and forwarded alike: a 502 naming the backend, nothing served.
+    for path in ["/bytes/1000/1", "/ranged/1000/1"] {
+        let url = format!("{origin}{path}");
+        let out = curl(&["--proxy", &peer.proxy, "--cacert", &ca, "-D", "-", "-o", "/dev/null", &url]).await;
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        // The first status line is the proxy's answer to CONNECT, the last the request's.
+        let status = head.lines().filter(|l| l.starts_with("http/")).last().unwrap_or_default().to_owned();
+        assert!(status.split(' ').nth(1) == Some("502"), "{path}: {head}");
+        assert!(head.contains("x-dragonfly-error-type: backend"), "{path}: {head}");
+    }
+    assert_eq!(origin.gets(), 0, "no request reached the origin over an unverified connection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_host_no_rule_names_is_tunnelled_and_the_client_sees_the_origin_s_own_certificate() {
     let (origin, origin_ca) = tls_origin().await;
     let dir = tempfile::tempdir().unwrap();
