@@ -160,7 +160,7 @@ async fn an_intercepted_upstream_whose_certificate_no_trusted_ca_signed_is_never
         let out = curl(&["--proxy", &peer.proxy, "--cacert", &ca, "-D", "-", "-o", "/dev/null", &url]).await;
         let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
         // The first status line is the proxy's answer to CONNECT, the last the request's.
-        let status = head.lines().filter(|l| l.starts_with("http/")).last().unwrap_or_default().to_owned();
+        let status = head.lines().rfind(|l| l.starts_with("http/")).unwrap_or_default().to_owned();
         assert!(status.split(' ').nth(1) == Some("502"), "{path}: {head}");
         assert!(head.contains("x-dragonfly-error-type: backend"), "{path}: {head}");
     }
