@@ -46,6 +46,36 @@
 //! # user's own) are not restricted. Default: [] (public addresses only)
 //! allowed_private_networks = []
 //!
+//! [proxy.connect]
+//! # HTTPS_PROXY clients send CONNECT host:port; the target is held to the [proxy] policy like
+//! # any proxy request (a 403 otherwise). Hosts matching these patterns ("registry.example.com",
+//! # "*.example.com", an address or CIDR, or "*" for every host) are intercepted: the client's
+//! # TLS ends here with a certificate for the host signed by the proxy's CA, and its requests
+//! # take the proxy's path (blobs through P2P); every other CONNECT is a byte tunnel.
+//! # Default: [] (intercept nothing)
+//! intercept = []
+//! # The CA that signs intercepted hosts' certificates, PEM; both or neither. Clients must trust
+//! # it. Default: generated on first start in <data_dir>/proxy-ca (ca.crt; ca.key 0600), kept
+//! # for later starts, and logged with its path. It is not the cluster's mTLS CA.
+//! # ca_cert = "/etc/damselfly/proxy-ca.crt"
+//! # ca_key = "/etc/damselfly/proxy-ca.key"
+//! # CA certificates (PEM files) trusted for every HTTPS origin the dfdaemon fetches from
+//! # (intercepted hosts included), besides the built-in Mozilla roots and the system's bundle
+//! # (/etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt or /etc/ssl/cert.pem,
+//! # the first there). Default: []
+//! upstream_ca_certs = []
+//! # Trust the system's bundle too. Default: true
+//! system_roots = true
+//! # Tunnels and intercepted connections open at once; a CONNECT beyond it gets 503. Default: 512
+//! max_connections = 512
+//! # Seconds a client has to finish the TLS handshake with an intercepting proxy. Default: 10
+//! handshake_timeout_secs = 10
+//! # Seconds to connect a tunnel to its target. Default: 10
+//! connect_timeout_secs = 10
+//! # Seconds a tunnel, or an intercepted connection with no request being answered, may carry
+//! # no byte before it is closed. Default: 120
+//! idle_timeout_secs = 120
+//!
 //! [download]
 //! # Pieces fetched at once per task. Default: 16
 //! concurrency = 16
@@ -281,6 +311,70 @@ pub struct ProxyConfig {
     /// Networks whose non-public addresses (loopback, private, link-local…) proxy requests and
     /// seed orders may reach anyway. Empty: public addresses only.
     pub allowed_private_networks: Vec<ipnet::IpNet>,
+    /// CONNECT: tunnels, and which hosts are intercepted.
+    pub connect: ConnectConfig,
+}
+
+/// `[proxy.connect]`: HTTPS_PROXY clients' CONNECT tunnels, and which hosts are intercepted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectConfig {
+    /// Host patterns whose CONNECTs are intercepted (`*` for all); empty: tunnel everything.
+    pub intercept: Vec<String>,
+    /// The operator's CA certificate for intercepted hosts (PEM); `None` with `ca_key`: generated.
+    pub ca_cert: Option<PathBuf>,
+    /// Its key (PEM).
+    pub ca_key: Option<PathBuf>,
+    /// Extra CA certificates (PEM files) trusted for upstream HTTPS.
+    pub upstream_ca_certs: Vec<PathBuf>,
+    /// Whether the system's CA bundle is trusted for upstream HTTPS too.
+    pub system_roots: bool,
+    /// Tunnels and intercepted connections at once.
+    pub max_connections: usize,
+    /// Deadline of a client's TLS handshake, seconds.
+    pub handshake_timeout_secs: u64,
+    /// Deadline of a tunnel's connect, seconds.
+    pub connect_timeout_secs: u64,
+    /// Seconds without traffic (and, intercepted, without a request being answered) before a
+    /// connection is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        Self {
+            intercept: Vec::new(),
+            ca_cert: None,
+            ca_key: None,
+            upstream_ca_certs: Vec::new(),
+            system_roots: true,
+            max_connections: 512,
+            handshake_timeout_secs: 10,
+            connect_timeout_secs: 10,
+            idle_timeout_secs: 120,
+        }
+    }
+}
+
+impl ConnectConfig {
+    fn validate(&self) -> Result<(), Error> {
+        let patterns: Vec<String> = self.intercept.iter().filter(|p| p.trim() != "*").cloned().collect();
+        crate::download::HostPatterns::parse(&patterns)
+            .map_err(|e| Error::Config(format!("proxy.connect.intercept: {e}")))?;
+        if self.ca_cert.is_some() != self.ca_key.is_some() {
+            return Err(Error::Config("proxy.connect.ca_cert and ca_key: both or neither".into()));
+        }
+        if self.max_connections == 0
+            || self.handshake_timeout_secs == 0
+            || self.connect_timeout_secs == 0
+            || self.idle_timeout_secs == 0
+        {
+            return Err(Error::Config(
+                "proxy.connect: max_connections and every *_timeout_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ProxyConfig {
@@ -290,6 +384,7 @@ impl Default for ProxyConfig {
             registry_mirror: String::new(),
             allowed_hosts: Vec::new(),
             allowed_private_networks: Vec::new(),
+            connect: ConnectConfig::default(),
         }
     }
 }
@@ -432,6 +527,7 @@ impl DfdaemonConfig {
             regex::Regex::new(rule).map_err(|e| Error::Config(format!("proxy.rules: {rule:?}: {e}")))?;
         }
         c.proxy.target_policy()?;
+        c.proxy.connect.validate()?;
         if c.gc.interval_secs == 0
             || c.gc.disk_high_watermark_percent > 100
             || c.gc.disk_low_watermark_percent >= c.gc.disk_high_watermark_percent
@@ -524,6 +620,25 @@ mod tests {
         let err = load_text("[proxy]\nallowed_private_networks = [\"10.0.0.1\"]").unwrap_err();
         assert!(err.to_string().contains("allowed_private_networks"), "{err}");
         let err = toml::from_str::<DfdaemonConfig>("[proxy]\nallow_private_targets = true").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn connect_rules_and_bounds_are_checked() {
+        let c = load_text("[proxy.connect]\nintercept = [\"*\", \"reg.example\", \"*.cdn.example\", \"10.0.0.0/8\"]")
+            .unwrap();
+        assert_eq!(c.proxy.connect.intercept.len(), 4);
+        assert_eq!(c.proxy.connect.idle_timeout_secs, 120);
+        for (text, key) in [
+            ("intercept = [\"reg*.example\"]", "proxy.connect.intercept"),
+            ("ca_cert = \"/x.crt\"", "both or neither"),
+            ("max_connections = 0", "max_connections"),
+            ("handshake_timeout_secs = 0", "timeout_secs"),
+        ] {
+            let err = load_text(&format!("[proxy.connect]\n{text}")).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        let err = toml::from_str::<DfdaemonConfig>("[proxy.connect]\nhijack = true").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 }

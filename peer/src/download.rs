@@ -10,7 +10,9 @@ mod origin;
 mod p2p;
 mod request;
 
-pub use origin::{AddressClass, OriginClients, Refusal, Requester, TargetPolicy, classify, refusal_in};
+pub use origin::{
+    AddressClass, HostPatterns, OriginClients, Refusal, Requester, ResolveError, TargetPolicy, classify, refusal_in,
+};
 pub use request::{DownloadRequest, Event, EventSink, TaskRequest, TaskShape};
 
 use std::{

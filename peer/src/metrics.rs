@@ -20,6 +20,8 @@ common::snake_label!(TrafficType {
 
 common::snake_label!(Outcome { Success => "success", Failure => "failure" });
 
+common::snake_label!(ConnectMode { Tunnel => "tunnel", Intercept => "intercept", Refused => "refused", Busy => "busy" });
+
 common::snake_label!(PieceFailure { Unreachable => "unreachable", Corrupt => "corrupt", Missing => "missing" });
 
 /// Where downloaded bytes came from.
@@ -62,6 +64,24 @@ pub struct PieceFailureLabels {
     pub reason: PieceFailure,
 }
 
+/// What became of a `CONNECT` to the proxy.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum ConnectMode {
+    /// Tunnelled untouched.
+    Tunnel,
+    /// Intercepted with the proxy's CA.
+    Intercept,
+    /// Refused: a bad target, the target policy, or an upstream that could not be reached.
+    Refused,
+    /// Refused: `proxy.connect.max_connections` were open.
+    Busy,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectLabels {
+    pub mode: ConnectMode,
+}
+
 /// Every metric of one dfdaemon.
 #[derive(Debug)]
 pub struct Metrics {
@@ -74,6 +94,8 @@ pub struct Metrics {
     pub downloads: Family<OutcomeLabels, Counter>,
     /// Pieces from parents that could not be used, by reason.
     pub piece_failures: Family<PieceFailureLabels, Counter>,
+    /// `CONNECT`s to the proxy, by what became of them.
+    pub proxy_connects: Family<ConnectLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -91,7 +113,13 @@ impl Default for Metrics {
             "Pieces from parents that were rejected, by reason",
             piece_failures.clone(),
         );
-        Self { registry, download_traffic, upload_traffic, downloads, piece_failures }
+        let proxy_connects = Family::<ConnectLabels, Counter>::default();
+        registry.register(
+            "proxy_connects",
+            "CONNECT requests to the proxy, by what became of them",
+            proxy_connects.clone(),
+        );
+        Self { registry, download_traffic, upload_traffic, downloads, piece_failures, proxy_connects }
     }
 }
 
@@ -104,6 +132,11 @@ impl Metrics {
     /// Bytes received from `source` so far.
     pub fn downloaded_total(&self, source: TrafficType) -> u64 {
         self.download_traffic.get_or_create(&TrafficLabels { r#type: source }).get()
+    }
+
+    /// Counts a `CONNECT` that became `mode`.
+    pub fn connect(&self, mode: ConnectMode) {
+        self.proxy_connects.get_or_create(&ConnectLabels { mode }).inc();
     }
 
     /// The text exposition format.

@@ -18,6 +18,7 @@
 //! through P2P, goes through the guarded client, whose resolver and redirect policy check each
 //! connection and each hop again (see `download::origin::guard`).
 
+pub mod connect;
 mod p2p;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ struct ProxyState {
     /// Its guarded client forwards; its policy checks every target first.
     origins: OriginClients,
     rules: Arc<ProxyRules>,
+    /// CONNECT: tunnels and interception.
+    connect: Arc<connect::Connect>,
 }
 
 /// Serves the proxy on `listener` until `shutdown`.
@@ -58,9 +61,10 @@ pub async fn serve(
     downloader: Downloader,
     origins: OriginClients,
     rules: ProxyRules,
+    connect: connect::Connect,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let state = ProxyState { downloader, origins, rules: Arc::new(rules) };
+    let state = ProxyState { downloader, origins, rules: Arc::new(rules), connect: Arc::new(connect) };
     let app = Router::new().fallback(handle).with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
@@ -88,12 +92,13 @@ fn error(status: StatusCode, kind: ErrorType, message: String) -> Response {
 
 async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
     if request.method() == Method::CONNECT {
-        return error(
-            StatusCode::NOT_IMPLEMENTED,
-            ErrorType::Proxy,
-            "HTTPS tunnelling (CONNECT) is not supported yet; use the mirror mode or plain HTTP".into(),
-        );
+        return connect::handle(&state, request).await;
     }
+    fetch(state, request).await
+}
+
+/// A proxy or mirror request (anything but CONNECT; intercepted requests come here too).
+async fn fetch(state: ProxyState, request: Request) -> Response {
     let target = match target_url(request.uri(), request.headers(), state.rules.registry_mirror.as_ref()) {
         Ok(u) => u,
         Err(message) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, message),

@@ -67,7 +67,11 @@ impl Dfdaemon {
                 .transpose()
                 .map_err(|e| Error::Config(format!("proxy.registry_mirror: {e}")))?,
         };
-        let http_client = OriginClients::new(config.proxy.target_policy()?)?;
+        let http_client = OriginClients::with_roots(
+            config.proxy.target_policy()?,
+            &proxy::connect::upstream_roots(&config.proxy.connect)?,
+        )?;
+        let connect = proxy::connect::Connect::new(&config.proxy.connect, &config.data_dir, shutdown.clone())?;
         // The schedulers: the static one, replaced by the manager's answers when a manager is set.
         let static_scheduler: Vec<std::net::SocketAddr> = (!config.scheduler.addr.is_empty())
             .then(|| config.scheduler.addr.parse())
@@ -189,7 +193,7 @@ impl Dfdaemon {
         let http = axum::serve(listeners.http, http::router(started, metrics.clone()))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let upload = upload::serve(listeners.upload, upload_ctx, shutdown.clone());
-        let proxy = proxy::serve(listeners.proxy, downloader, http_client, rules, shutdown.clone());
+        let proxy = proxy::serve(listeners.proxy, downloader, http_client, rules, connect, shutdown.clone());
         let (grpc, http, (), proxy) = tokio::join!(grpc, http, upload, proxy);
         for task in [announcer, seeder, order_taker, Some(gc_task), renewal].into_iter().flatten() {
             let _ = task.await;

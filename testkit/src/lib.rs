@@ -4,8 +4,8 @@
 //!
 //! Features keep each crate's tests to what they start: `manager` (a manager on a fresh
 //! database of each kind, [`db`] and [`manager`]), `scheduler` ([`scheduler`]), `peer`
-//! ([`peer`]), `registry` (a real `docker-registry` and `skopeo`, [`registry`]); [`origin`] is
-//! always there, and [`cluster`] needs `scheduler` and `peer`.
+//! ([`peer`]), `registry` (a real `docker-registry` and `skopeo`, [`registry`]), `tls` (servers over TLS
+//! with a test CA, [`tls`]); [`origin`] is always there, and [`cluster`] needs `scheduler` and `peer`.
 //!
 //! This is test code: helpers panic with a message instead of returning errors, and [`db`]
 //! reads `DAMSELFLY_TEST_DB` (libraries never read the environment; a test harness may).
@@ -25,6 +25,8 @@ pub mod peer;
 pub mod registry;
 #[cfg(feature = "scheduler")]
 pub mod scheduler;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::{future::Future, time::Duration};
 

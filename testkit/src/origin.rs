@@ -54,7 +54,7 @@ struct Counters {
 
 /// A running origin and what it has served so far.
 pub struct Origin {
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (over TLS: `https://<host>:<port>`).
     pub base: String,
     counters: Arc<Counters>,
 }
@@ -62,23 +62,16 @@ pub struct Origin {
 impl Origin {
     pub async fn start() -> Self {
         let counters = Arc::new(Counters::default());
-        let app = Router::new()
-            .route("/bytes/{n}", get(|m: Method, s: State<Arc<Counters>>, Path(n): Path<usize>| bytes(m, s, n, 0)))
-            .route(
-                "/bytes/{n}/{seed}",
-                get(|m: Method, s: State<Arc<Counters>>, Path((n, seed)): Path<(usize, u8)>| bytes(m, s, n, seed)),
-            )
-            .route("/ranged/{n}/{seed}", get(ranged))
-            .route("/status/{code}", get(|Path(code): Path<u16>| async move { StatusCode::from_u16(code).unwrap() }))
-            .route(
-                "/truncated/{n}",
-                get(|Path(n): Path<usize>| async move {
-                    Response::builder().header(header::CONTENT_LENGTH, n).body(Body::from(content(n / 2, 0))).unwrap()
-                }),
-            )
-            .route("/slow", get(slow))
-            .with_state(counters.clone());
-        Self { base: serve(app).await, counters }
+        Self { base: serve(routes(counters.clone())).await, counters }
+    }
+
+    /// The same origin over TLS, its certificate for `host` (and 127.0.0.1) from `ca`:
+    /// `base` is `https://<host>:<port>` (see [`crate::tls::loopback_name`]).
+    #[cfg(feature = "tls")]
+    pub async fn start_tls(ca: &crate::tls::TestCa, host: &str) -> Self {
+        let counters = Arc::new(Counters::default());
+        let port = crate::tls::serve_tls(routes(counters.clone()), &ca.web(host)).await;
+        Self { base: format!("https://{host}:{port}"), counters }
     }
 
     /// Body bytes sent so far by `/bytes` and `/ranged`.
@@ -95,6 +88,25 @@ impl Origin {
     pub fn range_gets(&self) -> usize {
         self.counters.range_gets.load(Ordering::SeqCst)
     }
+}
+
+fn routes(counters: Arc<Counters>) -> Router {
+    Router::new()
+        .route("/bytes/{n}", get(|m: Method, s: State<Arc<Counters>>, Path(n): Path<usize>| bytes(m, s, n, 0)))
+        .route(
+            "/bytes/{n}/{seed}",
+            get(|m: Method, s: State<Arc<Counters>>, Path((n, seed)): Path<(usize, u8)>| bytes(m, s, n, seed)),
+        )
+        .route("/ranged/{n}/{seed}", get(ranged))
+        .route("/status/{code}", get(|Path(code): Path<u16>| async move { StatusCode::from_u16(code).unwrap() }))
+        .route(
+            "/truncated/{n}",
+            get(|Path(n): Path<usize>| async move {
+                Response::builder().header(header::CONTENT_LENGTH, n).body(Body::from(content(n / 2, 0))).unwrap()
+            }),
+        )
+        .route("/slow", get(slow))
+        .with_state(counters)
 }
 
 /// Its base URL, so `format!("{origin}/bytes/10")` reads like a URL.

@@ -204,15 +204,17 @@ struct TokenService {
 
 /// A running `docker-registry`; dropping it stops the process and the token service.
 pub struct Registry {
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (over TLS: `https://<host>:<port>`).
     pub base: String,
-    /// `127.0.0.1:<port>`.
+    /// `127.0.0.1:<port>` (over TLS: `<host>:<port>`).
     pub host: String,
     /// The credentials the token service accepts (and pushes use), when auth is on.
     pub credentials: Option<(String, String)>,
     token: Option<Arc<TokenService>>,
     served: Arc<Mutex<Served>>,
     log_tail: Arc<Mutex<VecDeque<String>>>,
+    /// The CA of its certificate, when it speaks TLS.
+    tls: Option<crate::tls::TestCa>,
     _child: Child,
     stop: CancellationToken,
     dir: tempfile::TempDir,
@@ -227,15 +229,27 @@ impl Drop for Registry {
 impl Registry {
     /// A registry anyone may pull from and push to.
     pub async fn start() -> Self {
-        Self::launch(None).await
+        Self::launch(None, None).await
+    }
+
+    /// A registry anyone may pull from, over TLS with a certificate for `host` from a CA of its
+    /// own ([`Registry::ca_cert_path`]): `base` is `https://<host>:<port>`. `host` must resolve
+    /// to 127.0.0.1 ([`crate::tls::loopback_name`]).
+    pub async fn with_tls(host: &str) -> Self {
+        Self::launch(None, Some(host)).await
+    }
+
+    /// The PEM file of the CA its TLS certificate chains to, when it speaks TLS.
+    pub fn ca_cert_path(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|ca| ca.cert_path.as_path())
     }
 
     /// A registry behind token auth; `username`/`password` may pull and push.
     pub async fn with_token_auth(username: &str, password: &str) -> Self {
-        Self::launch(Some((username.to_owned(), password.to_owned()))).await
+        Self::launch(Some((username.to_owned(), password.to_owned())), None).await
     }
 
-    async fn launch(credentials: Option<(String, String)>) -> Self {
+    async fn launch(credentials: Option<(String, String)>, tls_host: Option<&str>) -> Self {
         require("docker-registry");
         let stop = CancellationToken::new();
         let dir = tempfile::Builder::new().prefix("damselfly-registry").tempdir().unwrap();
@@ -243,13 +257,19 @@ impl Registry {
             Some((user, password)) => Some(start_token_service(dir.path(), user, password, stop.clone()).await),
             None => None,
         };
+        let tls = tls_host.map(|host| {
+            let ca = crate::tls::TestCa::new("damselfly test registry CA");
+            let files = ca.web_files(host, dir.path());
+            (ca, files, host.to_owned())
+        });
         // The registry binds its own port: take a free one, and try again if another process
         // grabbed it in between.
         for _attempt in 0..3 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let config = dir.path().join("config.yml");
-            std::fs::write(&config, registry_config(dir.path(), port, token.as_ref().map(|(_, realm)| realm.as_str())))
-                .unwrap();
+            let realm = token.as_ref().map(|(_, realm)| realm.as_str());
+            let files = tls.as_ref().map(|(_, (cert, key), _)| (cert.as_path(), key.as_path()));
+            std::fs::write(&config, registry_config(dir.path(), port, realm, files)).unwrap();
             let mut child = Command::new("docker-registry")
                 .arg("serve")
                 .arg(&config)
@@ -262,9 +282,11 @@ impl Registry {
             let served = Arc::new(Mutex::new(Served::default()));
             let log_tail = Arc::new(Mutex::new(VecDeque::new()));
             tokio::spawn(read_log(child.stderr.take().unwrap(), served.clone(), log_tail.clone()));
-            let host = format!("127.0.0.1:{port}");
-            let base = format!("http://{host}");
-            if wait_ready(&base, &mut child).await {
+            let (host, base) = match &tls {
+                Some((_, _, name)) => (format!("{name}:{port}"), format!("https://{name}:{port}")),
+                None => (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}")),
+            };
+            if wait_ready(&base, tls.as_ref().map(|(ca, ..)| ca), &mut child).await {
                 return Self {
                     base,
                     host,
@@ -272,6 +294,7 @@ impl Registry {
                     token: token.map(|(t, _)| t),
                     served,
                     log_tail,
+                    tls: tls.map(|(ca, ..)| ca),
                     _child: child,
                     stop,
                     dir,
@@ -333,9 +356,13 @@ impl Registry {
 
 /// Polls `GET /v2/` until the registry answers (200, or 401 behind auth); false if it exits
 /// or stays silent for 10 s.
-async fn wait_ready(base: &str, child: &mut Child) -> bool {
+async fn wait_ready(base: &str, ca: Option<&crate::tls::TestCa>, child: &mut Child) -> bool {
     let url = format!("{base}/v2/");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let mut client = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy();
+    if let Some(ca) = ca {
+        client = client.add_root_certificate(reqwest::Certificate::from_der(ca.ca.cert()).unwrap());
+    }
+    let client = client.build().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -351,7 +378,7 @@ async fn wait_ready(base: &str, child: &mut Child) -> bool {
     false
 }
 
-fn registry_config(dir: &Path, port: u16, realm: Option<&str>) -> String {
+fn registry_config(dir: &Path, port: u16, realm: Option<&str>, tls: Option<(&Path, &Path)>) -> String {
     let storage = dir.join("storage");
     let mut config = format!(
         "version: 0.1\n\
@@ -360,6 +387,9 @@ fn registry_config(dir: &Path, port: u16, realm: Option<&str>) -> String {
          http:\n  addr: 127.0.0.1:{port}\n",
         storage.display()
     );
+    if let Some((cert, key)) = tls {
+        config.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+    }
     if let Some(realm) = realm {
         config.push_str(&format!(
             "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",

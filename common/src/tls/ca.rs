@@ -19,7 +19,7 @@ use rcgen::{
 use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
 use sha2::{Digest as _, Sha256};
 
-use super::{Credentials, Error, Identity, credentials::write_private};
+use super::{Credentials, Error, Identity, WebIdentity, credentials::write_private};
 
 /// Longest certificate request accepted: an ECDSA or RSA-4096 request is well under it.
 pub const MAX_CSR_BYTES: usize = 16 * 1024;
@@ -83,12 +83,20 @@ impl CertificateAuthority {
 
     /// The CA in `dir` (`ca.crt`, `ca.key`), made there on first use; the key is written 0600.
     pub fn load_or_generate(dir: &Path) -> Result<Self, Error> {
+        Self::load_or_generate_named(dir, "Damselfly cluster CA")
+    }
+
+    /// [`load_or_generate`](Self::load_or_generate) for another CA than the cluster's (the
+    /// proxy's, whose certificates clients trust for the hosts it intercepts): a CA generated
+    /// here is named `common_name`. The certificate stays readable by all, for operators to
+    /// install in trust stores.
+    pub fn load_or_generate_named(dir: &Path, common_name: &str) -> Result<Self, Error> {
         let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
         if cert_path.exists() || key_path.exists() {
             return Self::load(&cert_path, &key_path);
         }
         std::fs::create_dir_all(dir).map_err(|source| Error::File { path: dir.to_owned(), source })?;
-        let (ca, key_pem) = Self::generate("Damselfly cluster CA")?;
+        let (ca, key_pem) = Self::generate(common_name)?;
         write_private(&key_path, key_pem.as_bytes())?;
         std::fs::write(&cert_path, ca.cert_pem.as_bytes()).map_err(|source| Error::File { path: cert_path, source })?;
         Ok(ca)
@@ -144,6 +152,31 @@ impl CertificateAuthority {
         let params = leaf(identity, names, validity, key.der_bytes())?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Credentials::from_pem(&format!("{}{}", cert.pem(), self.cert_pem), &key.serialize_pem(), &self.cert_pem)
+    }
+
+    /// A key and a web server leaf for `names` (DNS names and addresses, no identity), usable
+    /// for server authentication only: what an intercepting proxy shows a client for the host
+    /// it asked for. A name that is not a DNS name is an error.
+    pub fn issue_web(&self, names: &AltNames, validity: Duration) -> Result<WebIdentity, Error> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let first = names.dns.first().cloned().or_else(|| names.ips.first().map(ToString::to_string));
+        params.distinguished_name = name(first.as_deref().unwrap_or("damselfly"));
+        for dns in &names.dns {
+            let dns = rcgen::string::Ia5String::try_from(dns.clone())
+                .map_err(|e| Error::Malformed { what: "DNS name", detail: e.to_string() })?;
+            params.subject_alt_names.push(SanType::DnsName(dns));
+        }
+        params.subject_alt_names.extend(names.ips.iter().copied().map(SanType::IpAddress));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let now = SystemTime::now();
+        params.not_before = (now - BACKDATE).into();
+        params.not_after = (now + validity).into();
+        params.serial_number = Some(serial(key.der_bytes(), now));
+        let cert = params.signed_by(&key, &self.issuer)?;
+        WebIdentity::from_pem(&format!("{}{}", cert.pem(), self.cert_pem), &key.serialize_pem())
     }
 }
 

@@ -154,3 +154,30 @@ async fn kept_credentials_serve_until_they_expire_and_a_spent_token_is_not_neede
     let err = obtain(&settings, Some(&spent), &other, enrol).await.unwrap_err();
     assert!(err.to_string().contains("asked"), "{err}");
 }
+
+#[test]
+fn a_web_leaf_is_trusted_for_exactly_its_names_and_only_through_its_ca() {
+    let (ca, _) = CertificateAuthority::generate("proxy CA").unwrap();
+    let (other, _) = CertificateAuthority::generate("other CA").unwrap();
+    let verifier = |ca: &CertificateAuthority| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.cert().clone()).unwrap();
+        rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider())
+            .build()
+            .unwrap()
+    };
+    let check = |verifier: &dyn ServerCertVerifier, leaf: &WebIdentity, name: &str| {
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        verifier.verify_server_cert(leaf.leaf(), &[], &name, &[], UnixTime::now()).map(|_| ())
+    };
+    let named = ca.issue_web(&AltNames { dns: vec!["registry.example".into()], ips: vec![] }, DAY).unwrap();
+    let addressed = ca.issue_web(&AltNames { dns: vec![], ips: vec!["10.1.2.3".parse().unwrap()] }, DAY).unwrap();
+    let ours = verifier(&ca);
+    check(ours.as_ref(), &named, "registry.example").unwrap();
+    check(ours.as_ref(), &addressed, "10.1.2.3").unwrap();
+    assert!(check(ours.as_ref(), &named, "other.example").is_err());
+    assert!(check(ours.as_ref(), &addressed, "10.1.2.4").is_err());
+    assert!(check(verifier(&other).as_ref(), &named, "registry.example").is_err());
+    // A leaf signs handshakes as a server: its key is the certificate's.
+    named.server_config().unwrap();
+}

@@ -43,6 +43,11 @@ impl WebIdentity {
         Ok(Self { chain, key })
     }
 
+    /// The chain and key as rustls presents them (for a server resolving certificates itself).
+    pub fn certified_key(&self) -> Arc<rustls::sign::CertifiedKey> {
+        self.key.clone()
+    }
+
     /// The leaf certificate.
     pub fn leaf(&self) -> &CertificateDer<'static> {
         &self.chain[0]

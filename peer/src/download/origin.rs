@@ -17,7 +17,9 @@
 mod guard;
 mod ranged;
 
-pub use guard::{AddressClass, OriginClients, Refusal, Requester, TargetPolicy, classify, refusal_in};
+pub use guard::{
+    AddressClass, HostPatterns, OriginClients, Refusal, Requester, ResolveError, TargetPolicy, classify, refusal_in,
+};
 
 pub(super) use ranged::{Limits, fetch_piece as fetch_range, inner_limits, plan as probe_ranges};
 

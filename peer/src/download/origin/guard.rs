@@ -307,6 +307,20 @@ impl TargetPolicy {
         }
     }
 
+    /// The addresses a connection to `url`'s host and port may be made to, for a tunnel that
+    /// connects itself: [`check_url`](Self::check_url), then a name resolved once with every
+    /// address checked. What is checked is what the caller connects to: no second lookup.
+    pub async fn addresses(&self, url: &Url) -> Result<Vec<SocketAddr>, ResolveError> {
+        self.check_url(url).map_err(ResolveError::Refused)?;
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addrs = match Target::of(url) {
+            Some(Target::Name(name)) => self.resolve(&name).await?,
+            Some(Target::Address(ip)) => vec![SocketAddr::new(ip, port)],
+            None => return Err(ResolveError::Refused(Refusal::Scheme { url: url.to_string() })),
+        };
+        Ok(addrs.into_iter().map(|a| SocketAddr::new(a.ip(), port)).collect())
+    }
+
     fn check_host(&self, target: &Target) -> Result<(), Refusal> {
         if self.allowed_hosts.is_empty() || self.allowed_hosts.iter().any(|p| p.matches(target)) {
             Ok(())
@@ -340,12 +354,37 @@ impl TargetPolicy {
     }
 }
 
+/// Why a host's addresses were not given.
 #[derive(Debug, thiserror::Error)]
-enum ResolveError {
+pub enum ResolveError {
+    /// The policy refused the host or one of its addresses.
     #[error(transparent)]
     Refused(Refusal),
+    /// The name did not resolve.
     #[error(transparent)]
     Lookup(std::io::Error),
+}
+
+/// Host patterns written as `proxy.allowed_hosts` entries are (`name`, `*.suffix`, an address
+/// or a CIDR), for other lists of hosts (the proxy's interception rules).
+#[derive(Debug, Clone, Default)]
+pub struct HostPatterns(Vec<HostPattern>);
+
+impl HostPatterns {
+    /// Parses each pattern; an invalid one is an error naming it.
+    pub fn parse(patterns: &[String]) -> Result<Self, String> {
+        patterns.iter().map(|p| HostPattern::parse(p)).collect::<Result<_, _>>().map(Self)
+    }
+
+    /// Whether `url`'s host matches one of the patterns.
+    pub fn matches(&self, url: &Url) -> bool {
+        Target::of(url).is_some_and(|t| self.0.iter().any(|p| p.matches(&t)))
+    }
+
+    /// No pattern at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// The refusal behind a failed request, if a [`TargetPolicy`] refused it (in the resolver or
@@ -393,10 +432,27 @@ impl OriginClients {
     /// Both clients; the guarded one resolves through `policy`, checks every redirect and uses
     /// no proxy from the environment.
     pub fn new(policy: TargetPolicy) -> Result<Self, Error> {
+        Self::with_roots(policy, &[])
+    }
+
+    /// [`new`](Self::new), both clients trusting `roots` (DER CA certificates an operator
+    /// names, `proxy.connect.upstream_ca_certs`) besides the built-in ones.
+    pub fn with_roots(
+        policy: TargetPolicy,
+        roots: &[rustls_pki_types::CertificateDer<'static>],
+    ) -> Result<Self, Error> {
         let policy = Arc::new(policy);
-        let local = reqwest::Client::builder().user_agent(USER_AGENT).build();
+        let trusting = |mut builder: reqwest::ClientBuilder| -> Result<reqwest::ClientBuilder, Error> {
+            for root in roots {
+                let cert = reqwest::Certificate::from_der(root)
+                    .map_err(|e| Error::Config(format!("upstream CA certificate: {e}")))?;
+                builder = builder.add_root_certificate(cert);
+            }
+            Ok(builder)
+        };
+        let local = trusting(reqwest::Client::builder())?.user_agent(USER_AGENT).build();
         let hops = policy.clone();
-        let guarded = reqwest::Client::builder()
+        let guarded = trusting(reqwest::Client::builder())?
             .user_agent(USER_AGENT)
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
