@@ -118,6 +118,44 @@ impl tokio_stream::Stream for TlsIncoming {
     }
 }
 
+/// What a plain HTTP/1 client that reached a TLS port is told.
+const PLAIN_HTTP_ANSWER: &str =
+    r#"{"code":"bad_request","message":"this port speaks HTTPS (TLS): use an https:// URL"}"#;
+
+/// When the first bytes on a connection are a plain HTTP/1 request line rather than a TLS
+/// record, answers `400` with a JSON body saying to use `https://` and closes: whoever typed
+/// `http://` learns why, instead of seeing the connection drop. Anything else goes on to the
+/// handshake; true when the connection was answered.
+async fn answered_plain_http(tcp: &mut TcpStream) -> bool {
+    use tokio::io::AsyncWriteExt;
+    const METHODS: [&[u8; 4]; 9] = [b"GET ", b"HEAD", b"POST", b"PUT ", b"DELE", b"PATC", b"OPTI", b"CONN", b"TRAC"];
+    let mut head = [0u8; 4];
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    // A request line's first four bytes may come in more than one segment.
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.peek(&mut head)).await {
+            Ok(Ok(n)) if n >= 4 => break,
+            Ok(Ok(n)) if n > 0 && head[0] != 0x16 && METHODS.iter().any(|m| m.starts_with(&head[..n])) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            _ => return false,
+        }
+    }
+    if !METHODS.contains(&&head) {
+        return false;
+    }
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{PLAIN_HTTP_ANSWER}",
+        PLAIN_HTTP_ANSWER.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        tcp.write_all(answer.as_bytes()).await?;
+        tcp.shutdown().await
+    })
+    .await;
+    true
+}
+
 async fn accept(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<io::Result<TlsConn>>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
     loop {
@@ -135,6 +173,10 @@ async fn accept(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<i
         let (acceptor, tx) = (acceptor.clone(), tx.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            let mut tcp = tcp;
+            if answered_plain_http(&mut tcp).await {
+                return tracing::debug!(%remote, "plain HTTP on a TLS port: answered 400");
+            }
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake refused"),

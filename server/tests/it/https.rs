@@ -51,15 +51,24 @@ async fn given_a_certificate_the_manager_speaks_only_https_and_its_cookies_are_s
     let me = m.http.get(format!("{}/api/v1/users/me", m.base)).header("cookie", jwt).send().await.unwrap();
     assert_eq!(me.status(), 200, "the cookie is a session");
 
-    // Plain HTTP on the HTTPS port: refused at once, not left hanging.
+    // Plain HTTP on the HTTPS port: told at once to use https://, with no page of the API.
     let started = Instant::now();
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/healthy"))
         .timeout(Duration::from_secs(30))
         .send()
-        .await;
-    let err = plain.expect_err("plain HTTP gets no answer from the HTTPS port");
-    assert!(!err.is_timeout() && started.elapsed() < Duration::from_secs(5), "{err:?} after {:?}", started.elapsed());
+        .await
+        .expect("plain HTTP gets an answer from the HTTPS port");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
+    assert_eq!(plain.status(), 400);
+    let body: serde_json::Value = plain.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("https://"), "{body}");
+    // Bytes that are neither TLS nor HTTP get no HTTP answer (at most a TLS alert) and the close.
+    let mut junk = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    junk.write_all(b"\x00\x01garbage\r\n\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), junk.read_to_end(&mut rest)).await.unwrap();
+    assert!(read.is_err() || !rest.starts_with(b"HTTP"), "junk got an HTTP answer: {rest:?}");
 
     // ALPN offers HTTP/2, and the server speaks it: its first frame is SETTINGS.
     let mut roots = rustls::RootCertStore::empty();
