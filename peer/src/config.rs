@@ -117,7 +117,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::{Error, download::TargetPolicy};
+use crate::{Error, download::TargetPolicy, proxy::Upstreams};
 
 /// The whole dfdaemon configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -298,13 +298,32 @@ impl ProxyConfig {
     /// The policy proxy requests and seed orders are fetched under: these allowed hosts and
     /// networks, the registry mirror's host trusted.
     pub fn target_policy(&self) -> Result<TargetPolicy, Error> {
-        let mirror = (!self.registry_mirror.is_empty())
-            .then(|| url::Url::parse(&self.registry_mirror))
-            .transpose()
-            .map_err(|e| Error::Config(format!("proxy.registry_mirror {:?}: {e}", self.registry_mirror)))?;
-        TargetPolicy::new(&self.allowed_hosts, &self.allowed_private_networks, mirror.as_slice())
+        let upstreams = self.upstreams()?;
+        let trusted: Vec<url::Url> = upstreams.all().cloned().collect();
+        TargetPolicy::new(&self.allowed_hosts, &self.allowed_private_networks, &trusted)
             .map_err(|e| Error::Config(format!("proxy.allowed_hosts: {e}")))
     }
+
+    /// The configured upstream registries of mirror requests.
+    pub fn upstreams(&self) -> Result<Upstreams, Error> {
+        let default = (!self.registry_mirror.is_empty())
+            .then(|| upstream_url(&self.registry_mirror))
+            .transpose()
+            .map_err(|e| Error::Config(format!("proxy.registry_mirror {:?}: {e}", self.registry_mirror)))?;
+        Ok(Upstreams { default })
+    }
+}
+
+/// An upstream registry's URL: `http` or `https`, a host, no query, no credentials.
+fn upstream_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err("must carry no query and no credentials".into());
+    }
+    Ok(url)
 }
 
 /// The scheduler to announce to.

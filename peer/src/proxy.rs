@@ -3,7 +3,8 @@
 //!
 //! - Forward proxy: `GET http://host/path` (absolute URI) goes to that URL.
 //! - Mirror: `GET /v2/...` (no host) goes to the upstream named by `X-Dragonfly-Registry`, else
-//!   the `ns` query parameter containerd appends, else `proxy.registry_mirror` from the config.
+//!   the `ns` query parameter containerd appends, else `proxy.registry_mirror` from the config
+//!   (`route`).
 //!
 //! A GET whose URL matches a rule (default: blobs by digest), or that carries
 //! `X-Dragonfly-Use-P2P: true`, is fetched through the downloader (cache, parents, origin) and
@@ -19,6 +20,9 @@
 //! connection and each hop again (see `download::origin::guard`).
 
 mod p2p;
+mod route;
+
+pub use route::Upstreams;
 
 use std::sync::Arc;
 
@@ -26,7 +30,7 @@ use axum::{
     Router,
     body::Body,
     extract::{Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use regex::Regex;
@@ -40,8 +44,8 @@ use crate::download::{Downloader, OriginClients, TaskShape, refusal_in};
 pub struct ProxyRules {
     /// URLs matching any of these go through P2P (GET only).
     pub p2p: Vec<Regex>,
-    /// Upstream for mirror requests without `X-Dragonfly-Registry` or `ns` (e.g. `https://index.docker.io`).
-    pub registry_mirror: Option<url::Url>,
+    /// The configured upstream registries of mirror requests (see `route`).
+    pub upstreams: Upstreams,
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +98,7 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
             "HTTPS tunnelling (CONNECT) is not supported yet; use the mirror mode or plain HTTP".into(),
         );
     }
-    let target = match target_url(request.uri(), request.headers(), state.rules.registry_mirror.as_ref()) {
+    let target = match route::target_url(request.uri(), request.headers(), &state.rules.upstreams) {
         Ok(u) => u,
         Err(message) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, message),
     };
@@ -110,37 +114,6 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
     } else {
         forward(state.origins.guarded(), target, request).await
     }
-}
-
-/// The URL a request is for: absolute-form URIs as they are, mirror requests on their upstream.
-fn target_url(uri: &Uri, headers: &HeaderMap, mirror: Option<&url::Url>) -> Result<url::Url, String> {
-    if uri.scheme().is_some() && uri.authority().is_some() {
-        return url::Url::parse(&uri.to_string()).map_err(|e| format!("invalid request URI: {e}"));
-    }
-    let upstream = if let Some(registry) = control_header(headers, "x-dragonfly-registry")? {
-        url::Url::parse(registry).map_err(|e| format!("X-Dragonfly-Registry {registry:?}: {e}"))?
-    } else if let Some(ns) = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "ns")
-        .map(|(_, v)| v.into_owned())
-    {
-        url::Url::parse(&format!("https://{ns}")).map_err(|e| format!("ns {ns:?}: {e}"))?
-    } else if let Some(m) = mirror {
-        m.clone()
-    } else {
-        return Err(
-            "no upstream: send an absolute URI, X-Dragonfly-Registry, or configure proxy.registry_mirror".into()
-        );
-    };
-    // The request's path replaces the upstream's: joined as a reference, `//host/...` would
-    // name another host.
-    if upstream.cannot_be_a_base() {
-        return Err(format!("upstream {upstream} cannot take a path"));
-    }
-    let mut target = upstream;
-    target.set_path(uri.path());
-    target.set_query(uri.query());
-    target.set_fragment(None);
-    Ok(target)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -243,30 +216,6 @@ mod tests {
     }
 
     #[test]
-    fn upstream_comes_from_uri_then_header_then_ns_then_config() {
-        let abs: Uri = "http://origin.test/a/b?x=1".parse().unwrap();
-        assert_eq!(target_url(&abs, &HeaderMap::new(), None).unwrap().as_str(), "http://origin.test/a/b?x=1");
-
-        let mirror: Uri = "/v2/lib/blobs/sha256:ab?ns=reg.example".parse().unwrap();
-        let h = headers(&[("x-dragonfly-registry", "http://127.0.0.1:5000")]);
-        assert_eq!(
-            target_url(&mirror, &h, None).unwrap().as_str(),
-            "http://127.0.0.1:5000/v2/lib/blobs/sha256:ab?ns=reg.example"
-        );
-        assert_eq!(
-            target_url(&mirror, &HeaderMap::new(), None).unwrap().as_str(),
-            "https://reg.example/v2/lib/blobs/sha256:ab?ns=reg.example"
-        );
-        let plain: Uri = "/v2/".parse().unwrap();
-        let configured = url::Url::parse("https://index.docker.io").unwrap();
-        assert_eq!(
-            target_url(&plain, &HeaderMap::new(), Some(&configured)).unwrap().as_str(),
-            "https://index.docker.io/v2/"
-        );
-        assert!(target_url(&plain, &HeaderMap::new(), None).unwrap_err().contains("no upstream"));
-    }
-
-    #[test]
     fn hop_by_hop_and_control_headers_stay_here() {
         let h = headers(&[
             ("authorization", "Bearer t"),
@@ -288,70 +237,5 @@ mod tests {
         assert_eq!(shape.filtered_query_params, vec!["X-Amz-Date".to_string(), "Expires".to_string()]);
         let err = task_shaping(&headers(&[("x-dragonfly-piece-length", "lots")])).unwrap_err();
         assert!(err.contains("X-Dragonfly-Piece-Length"), "{err}");
-    }
-}
-
-/// A proxied request's target comes from whoever reaches the proxy: any request line and
-/// `X-Dragonfly-Registry` value give a target or a 400, and a mirror request stays on the
-/// upstream it names.
-#[cfg(test)]
-mod properties {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    /// Request targets: absolute URLs, origin-form paths (some with `ns=`), and odd paths.
-    fn request_target() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "(http|https|ftp)://[a-z0-9.:\\[\\]@-]{0,20}(/[ -~]{0,20})?",
-            "/[!-~]{0,30}",
-            ("/v2/[a-z/]{0,10}", "(ns=[a-z0-9.:@/-]{0,16})?").prop_map(|(p, q)| format!("{p}?{q}")),
-            "(/|//|/\\\\|/\\.\\./)[a-z0-9.@:]{0,12}(/[a-z]{0,4})?",
-            any::<String>(),
-        ]
-    }
-
-    fn registry() -> impl Strategy<Value = Vec<u8>> {
-        prop_oneof![
-            "(http|https)://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[a-z]{0,4})?".prop_map(String::into_bytes),
-            "[ -~]{0,20}".prop_map(String::into_bytes),
-            proptest::collection::vec(any::<u8>(), 0..20),
-        ]
-        .prop_map(|b| b.into_iter().filter(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)).collect())
-    }
-
-    proptest! {
-        #![proptest_config(crate::proptest_config(256))]
-
-        #[test]
-        fn a_target_is_the_absolute_uri_or_stays_on_the_named_upstream(
-            target in request_target(),
-            registry in proptest::option::of(registry()),
-            mirror in any::<bool>(),
-        ) {
-            let Ok(uri) = target.parse::<Uri>() else { return Ok(()) };
-            let mut headers = HeaderMap::new();
-            if let Some(registry) = &registry {
-                headers.insert("x-dragonfly-registry", HeaderValue::from_bytes(registry).unwrap());
-            }
-            let configured = url::Url::parse("https://mirror.example:5000/").unwrap();
-            let mirror = mirror.then_some(&configured);
-            let Ok(url) = target_url(&uri, &headers, mirror) else { return Ok(()) };
-            if uri.scheme().is_some() && uri.authority().is_some() {
-                prop_assert_eq!(Some(url), url::Url::parse(&uri.to_string()).ok());
-                return Ok(());
-            }
-            let registry = registry.as_deref().map(std::str::from_utf8);
-            prop_assert!(registry.is_none_or(|r| r.is_ok()), "an unreadable X-Dragonfly-Registry was ignored");
-            let upstream = match registry {
-                Some(r) => url::Url::parse(r.unwrap()).unwrap(),
-                None => match url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).find(|(k, _)| k == "ns") {
-                    Some((_, ns)) => url::Url::parse(&format!("https://{ns}")).unwrap(),
-                    None => configured,
-                },
-            };
-            let place = |u: &url::Url| (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port_or_known_default());
-            prop_assert_eq!(place(&url), place(&upstream), "{} from {}", url, uri);
-        }
     }
 }

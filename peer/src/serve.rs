@@ -62,10 +62,7 @@ impl Dfdaemon {
                 .iter()
                 .map(|r| regex::Regex::new(r).map_err(|e| Error::Config(format!("proxy.rules: {e}"))))
                 .collect::<Result<_, _>>()?,
-            registry_mirror: (!config.proxy.registry_mirror.is_empty())
-                .then(|| url::Url::parse(&config.proxy.registry_mirror))
-                .transpose()
-                .map_err(|e| Error::Config(format!("proxy.registry_mirror: {e}")))?,
+            upstreams: config.proxy.upstreams()?,
         };
         let http_client = OriginClients::new(config.proxy.target_policy()?)?;
         // The schedulers: the static one, replaced by the manager's answers when a manager is set.

@@ -4,7 +4,8 @@
 //!
 //! Features keep each crate's tests to what they start: `manager` (a manager on a fresh
 //! database of each kind, [`db`] and [`manager`]), `scheduler` ([`scheduler`]), `peer`
-//! ([`peer`]), `registry` (a real `docker-registry` and `skopeo`, [`registry`]); [`origin`] is
+//! ([`peer`]), `registry` (a real `docker-registry` and `skopeo`, [`registry`], and a real containerd,
+//! [`containerd`]); [`origin`] is
 //! always there, and [`cluster`] needs `scheduler` and `peer`.
 //!
 //! This is test code: helpers panic with a message instead of returning errors, and [`db`]
@@ -15,6 +16,8 @@ pub mod pki;
 
 #[cfg(all(feature = "scheduler", feature = "peer"))]
 pub mod cluster;
+#[cfg(feature = "registry")]
+pub mod containerd;
 #[cfg(feature = "manager")]
 pub mod db;
 #[cfg(feature = "manager")]
