@@ -21,8 +21,10 @@
 
 mod p2p;
 mod route;
+mod token;
 
-pub use route::Upstreams;
+use route::Route;
+pub use route::{Prefixed, Upstreams};
 
 use std::sync::Arc;
 
@@ -98,8 +100,10 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
             "HTTPS tunnelling (CONNECT) is not supported yet; use the mirror mode or plain HTTP".into(),
         );
     }
-    let target = match route::target_url(request.uri(), request.headers(), &state.rules.upstreams) {
-        Ok(u) => u,
+    let (target, brokered) = match route::route(request.uri(), request.headers(), &state.rules.upstreams) {
+        Ok(Route::Upstream { target, brokered }) => (target, brokered),
+        Ok(Route::Ping) => return token::ping(request.headers()),
+        Ok(Route::Token) => return token::serve(&state, request.uri(), request.headers()).await,
         Err(message) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, message),
     };
     if let Err(refusal) = state.origins.policy().check_target(&target).await {
@@ -109,10 +113,15 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
     let use_p2p = request.method() == Method::GET
         && (header_str(request.headers(), "x-dragonfly-use-p2p").is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || state.rules.p2p.iter().any(|r| r.is_match(target.as_str())));
-    if use_p2p {
+    let host = request.headers().get(header::HOST).cloned();
+    let response = if use_p2p {
         p2p::serve(&state.downloader, target, request.headers()).await
     } else {
         forward(state.origins.guarded(), target, request).await
+    };
+    match brokered {
+        Some(brokered) => token::rewrite_challenges(response, host.as_ref(), &brokered),
+        None => response,
     }
 }
 
@@ -147,11 +156,17 @@ fn forwardable(name: &HeaderName) -> bool {
     ) && !name.as_str().starts_with("x-dragonfly-")
 }
 
+/// A request header that reaches the origin: forwardable, and not the placeholder token the
+/// dfdaemon hands out for an upstream that needs none.
+fn forwarded(name: &HeaderName, value: &HeaderValue) -> bool {
+    forwardable(name) && !(name == header::AUTHORIZATION && value.as_bytes() == token::ANONYMOUS.as_bytes())
+}
+
 /// Request headers for the origin.
 fn origin_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
-        .filter(|(n, _)| forwardable(n) && *n != header::RANGE)
+        .filter(|(n, v)| forwarded(n, v) && *n != header::RANGE)
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect()
 }
@@ -160,7 +175,7 @@ fn origin_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut builder = client.request(parts.method.clone(), target.clone());
-    for (name, value) in parts.headers.iter().filter(|(n, _)| forwardable(n)) {
+    for (name, value) in parts.headers.iter().filter(|(n, v)| forwarded(n, v)) {
         builder = builder.header(name, value);
     }
     if !matches!(parts.method, Method::GET | Method::HEAD) {

@@ -6,7 +6,15 @@
 //! 2. `?ns=<host[:port]>` (containerd adds it when the mirror is not the registry): the configured
 //!    upstream of that host (so its scheme is known: a plain-HTTP registry), else `https://<ns>`
 //!    (`docker.io` is Docker Hub's `registry-1.docker.io`);
-//! 3. the configured default upstream (`[proxy] registry_mirror`), when there is one.
+//! 3. a path `/v2/<prefix>/<repository>/…` of a `[[proxy.registries]]` entry: that entry's
+//!    upstream, the prefix taken out. A registries.conf mirror `location = "<dfdaemon>/<prefix>"`
+//!    makes CRI-O and podman send exactly that (they send neither header nor `ns`);
+//! 4. the configured default upstream (`[proxy] registry_mirror`), when there is one.
+//!
+//! With prefixed entries, one dfdaemon address stands for several registries, each maybe with
+//! its own token service, and clients ask for tokens naming the prefixed repository
+//! (`repository:<prefix>/<repository>:pull`). So the dfdaemon answers the `/v2/` ping itself and
+//! brokers tokens ([`Route::Ping`], [`Route::Token`], see `token`).
 //!
 //! Nothing here fetches: the target is then held to the target policy like any other.
 
@@ -20,12 +28,58 @@ use super::control_header;
 pub struct Upstreams {
     /// `registry_mirror`: where a mirror request that names no upstream goes.
     pub default: Option<Url>,
+    /// `[[proxy.registries]]`: upstreams told apart by a path prefix.
+    pub prefixed: Vec<Prefixed>,
 }
+
+/// An upstream reached through `/v2/<prefix>/…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefixed {
+    /// One or more repository path components, e.g. `reg-a` or `mirrors/reg-a`.
+    pub prefix: String,
+    pub upstream: Url,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Route {
+    /// Fetch `target` (the forward proxy, or a mirror request on its upstream); `brokered` when
+    /// the upstream's token challenges are to name the dfdaemon's token endpoint.
+    Upstream { target: Url, brokered: Option<Brokered> },
+    /// `/v2/` while tokens are brokered: answered here.
+    Ping,
+    /// The dfdaemon's token endpoint.
+    Token,
+}
+
+/// A request on a configured upstream while tokens are brokered: its challenges are rewritten,
+/// naming repositories with the prefix the client used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Brokered {
+    pub prefix: Option<String>,
+}
+
+/// The token endpoint's path: not a registry path, so no repository can shadow it.
+pub(super) const TOKEN_PATH: &str = "/_damselfly/token";
 
 impl Upstreams {
     /// Every configured upstream, for the target policy to trust.
     pub fn all(&self) -> impl Iterator<Item = &Url> {
-        self.default.iter()
+        self.default.iter().chain(self.prefixed.iter().map(|p| &p.upstream))
+    }
+
+    /// Whether the dfdaemon answers `/v2/` and brokers tokens: when one address stands for
+    /// several registries.
+    pub(super) fn brokers_tokens(&self) -> bool {
+        !self.prefixed.is_empty()
+    }
+
+    /// The entry whose prefix starts repository `name`, and the name without it.
+    pub(super) fn strip_prefix<'a>(&self, name: &'a str) -> Option<(&Prefixed, &'a str)> {
+        self.prefixed.iter().find_map(|p| {
+            let rest = name.strip_prefix(p.prefix.as_str())?.strip_prefix('/')?;
+            Some((p, rest))
+        })
     }
 
     /// The configured upstream whose host (and port, when `ns` names one) is `ns`'s.
@@ -40,11 +94,14 @@ impl Upstreams {
     }
 }
 
-/// The URL a request is for: absolute-form URIs as they are, mirror requests on their upstream.
-pub(super) fn target_url(uri: &Uri, headers: &HeaderMap, upstreams: &Upstreams) -> Result<Url, String> {
+/// Where a request goes; a refusal is the 400's message.
+pub(super) fn route(uri: &Uri, headers: &HeaderMap, upstreams: &Upstreams) -> Result<Route, String> {
     if uri.scheme().is_some() && uri.authority().is_some() {
-        return Url::parse(&uri.to_string()).map_err(|e| format!("invalid request URI: {e}"));
+        let target = Url::parse(&uri.to_string()).map_err(|e| format!("invalid request URI: {e}"))?;
+        return Ok(Route::Upstream { target, brokered: None });
     }
+    let mut path = uri.path().to_owned();
+    let mut brokered = None;
     let upstream = if let Some(registry) = control_header(headers, "x-dragonfly-registry")? {
         Url::parse(registry).map_err(|e| format!("X-Dragonfly-Registry {registry:?}: {e}"))?
     } else if let Some(ns) = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
@@ -52,7 +109,17 @@ pub(super) fn target_url(uri: &Uri, headers: &HeaderMap, upstreams: &Upstreams) 
         .map(|(_, v)| v.into_owned())
     {
         namespace_upstream(&ns, upstreams)?
+    } else if upstreams.brokers_tokens() && path == TOKEN_PATH {
+        return Ok(Route::Token);
+    } else if upstreams.brokers_tokens() && matches!(path.as_str(), "/v2" | "/v2/") {
+        return Ok(Route::Ping);
+    } else if let Some((entry, rest)) = path.strip_prefix("/v2/").and_then(|name| upstreams.strip_prefix(name)) {
+        brokered = Some(Brokered { prefix: Some(entry.prefix.clone()) });
+        let upstream = entry.upstream.clone();
+        path = format!("/v2/{rest}");
+        upstream
     } else if let Some(m) = &upstreams.default {
+        brokered = upstreams.brokers_tokens().then_some(Brokered { prefix: None });
         m.clone()
     } else {
         return Err(
@@ -65,10 +132,19 @@ pub(super) fn target_url(uri: &Uri, headers: &HeaderMap, upstreams: &Upstreams) 
         return Err(format!("upstream {upstream} cannot take a path"));
     }
     let mut target = upstream;
-    target.set_path(uri.path());
+    target.set_path(&path);
     target.set_query(uri.query());
     target.set_fragment(None);
-    Ok(target)
+    Ok(Route::Upstream { target, brokered })
+}
+
+/// The URL a request is for, when it is fetched at all.
+#[cfg(test)]
+fn target_url(uri: &Uri, headers: &HeaderMap, upstreams: &Upstreams) -> Result<Url, String> {
+    match route(uri, headers, upstreams)? {
+        Route::Upstream { target, .. } => Ok(target),
+        other => Err(format!("answered here: {other:?}")),
+    }
 }
 
 /// The upstream containerd's `ns` names: `host[:port]` and nothing else.
@@ -98,7 +174,55 @@ mod tests {
     }
 
     fn upstreams(default: Option<&str>) -> Upstreams {
-        Upstreams { default: default.map(|d| Url::parse(d).unwrap()) }
+        Upstreams { default: default.map(|d| Url::parse(d).unwrap()), prefixed: Vec::new() }
+    }
+
+    #[test]
+    fn a_path_prefix_picks_its_upstream_and_is_taken_out() {
+        let mut both = upstreams(Some("https://default.example"));
+        for (prefix, upstream) in [("reg-a", "http://127.0.0.1:5001"), ("mirrors/reg-b", "https://b.example")] {
+            both.prefixed.push(Prefixed { prefix: prefix.into(), upstream: Url::parse(upstream).unwrap() });
+        }
+        let at = |uri: &str| route(&uri.parse().unwrap(), &HeaderMap::new(), &both).unwrap();
+        let upstream = |target: &str, prefix: Option<&str>| Route::Upstream {
+            target: Url::parse(target).unwrap(),
+            brokered: Some(Brokered { prefix: prefix.map(String::from) }),
+        };
+        assert_eq!(
+            at("/v2/reg-a/library/app/manifests/1.0"),
+            upstream("http://127.0.0.1:5001/v2/library/app/manifests/1.0", Some("reg-a"))
+        );
+        assert_eq!(
+            at("/v2/mirrors/reg-b/app/blobs/sha256:ab?x=1"),
+            upstream("https://b.example/v2/app/blobs/sha256:ab?x=1", Some("mirrors/reg-b"))
+        );
+        // A prefix is whole path components; anything else is the default upstream's.
+        assert_eq!(
+            at("/v2/reg-ab/app/manifests/1"),
+            upstream("https://default.example/v2/reg-ab/app/manifests/1", None)
+        );
+        assert_eq!(
+            at("/v2/mirrors/app/manifests/1"),
+            upstream("https://default.example/v2/mirrors/app/manifests/1", None)
+        );
+        assert_eq!(at("/v2/"), Route::Ping);
+        assert_eq!(at(TOKEN_PATH), Route::Token);
+        // containerd's header and ns still name their own upstream, not brokered.
+        let h = route(&"/v2/reg-a/x/manifests/1?ns=reg.example".parse().unwrap(), &HeaderMap::new(), &both).unwrap();
+        assert_eq!(
+            h,
+            Route::Upstream {
+                target: Url::parse("https://reg.example/v2/reg-a/x/manifests/1?ns=reg.example").unwrap(),
+                brokered: None
+            }
+        );
+        // Without prefixed entries, the ping is the default upstream's and nothing is brokered.
+        let single = upstreams(Some("https://default.example"));
+        let ping = route(&"/v2/".parse().unwrap(), &HeaderMap::new(), &single).unwrap();
+        assert_eq!(
+            ping,
+            Route::Upstream { target: Url::parse("https://default.example/v2/").unwrap(), brokered: None }
+        );
     }
 
     #[test]
@@ -198,7 +322,7 @@ mod properties {
                 headers.insert("x-dragonfly-registry", HeaderValue::from_bytes(registry).unwrap());
             }
             let configured = Url::parse("https://mirror.example:5000/").unwrap();
-            let upstreams = Upstreams { default: mirror.then(|| configured.clone()) };
+            let upstreams = Upstreams { default: mirror.then(|| configured.clone()), prefixed: Vec::new() };
             let Ok(url) = target_url(&uri, &headers, &upstreams) else { return Ok(()) };
             if uri.scheme().is_some() && uri.authority().is_some() {
                 prop_assert_eq!(Some(url), Url::parse(&uri.to_string()).ok());

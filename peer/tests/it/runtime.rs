@@ -173,11 +173,13 @@ async fn containerd_with_a_default_mirror_and_no_header_reaches_the_registry_its
     let pushed = registry.push("team/tool", "2.0", &unpackable()).await;
     let image_bytes: u64 = pushed.for_platform("linux/amd64").blobs.iter().map(|b| b.size).sum();
     let dir = tempfile::tempdir().unwrap();
-    // The configured upstream says the registry speaks plain HTTP; the request's `?ns=` is what
-    // picks it.
+    // No default upstream: the request's `?ns=` is what picks the registry, and the configured
+    // entry of that host says it speaks plain HTTP.
     let upstream = registry.base.clone();
     let node = PeerBuilder::new(dir.path().join("node"), "node")
-        .config(move |c| c.proxy.registry_mirror = upstream)
+        .config(move |c| {
+            c.proxy.registries = vec![peer::config::RegistryEntry { prefix: "team-registry".into(), upstream }];
+        })
         .start()
         .await;
     let hosts = HostsDir::new();
@@ -188,5 +190,100 @@ async fn containerd_with_a_default_mirror_and_no_header_reaches_the_registry_its
     let pulled = runtime.pull(hosts.path(), Some("puller:pull-pw"), &reference).await;
     assert_pulled(&pulled, "ctr through the _default mirror", &runtime, &registry);
     assert_eq!(blob_bytes_since(&registry, before, image_bytes).await, image_bytes);
+    node.shutdown.cancel();
+}
+
+/// `skopeo copy` of `reference` (`<name>/<repository>:<tag>`) as CRI-O and podman pull it with a
+/// registries.conf: the registry `name` lives at a closed port, its one mirror is
+/// `<dfdaemon><mirror_path>` (insecure: plain HTTP). containers/image never sends a registry's
+/// credentials to its mirrors: `creds` are the mirror location's, in the auth file.
+fn pull_with_registries_conf(
+    peer: &TestPeer,
+    name: &str,
+    mirror_path: &str,
+    reference: &str,
+    creds: &str,
+    out: &Path,
+) -> std::process::Output {
+    let conf = out.with_extension("registries.conf");
+    let mirror = peer.proxy.trim_start_matches("http://");
+    let closed = closed_port();
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nprefix = {name:?}\nlocation = {location:?}\n\n[[registry.mirror]]\nlocation = \"{mirror}{mirror_path}\"\ninsecure = true\n",
+            location = closed.trim_start_matches("http://"),
+        ),
+    )
+    .unwrap();
+    let auth = out.with_extension("auth.json");
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, creds);
+    let auths = serde_json::json!({ "auths": { format!("{mirror}{mirror_path}"): { "auth": encoded } } });
+    std::fs::write(&auth, auths.to_string()).unwrap();
+    Command::new("skopeo")
+        .arg("--registries-conf")
+        .arg(&conf)
+        .args(["copy", "--preserve-digests", "--retry-times", "0", "--src-authfile"])
+        .arg(&auth)
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:pulled", out.display()))
+        .output()
+        .expect("skopeo runs (apt-get install -y skopeo, or make apt-deps)")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skopeo_pulls_from_two_token_registries_through_one_dfdaemon_told_apart_by_the_mirror_path() {
+    let default = Registry::with_token_auth("alice", "alice-pw").await;
+    let other = Registry::with_token_auth("bob", "bob-pw").await;
+    let image_a = default.push("library/app", "1.0", &Image::of(vec![Layer::tar(2 * PIECE as usize, 4)])).await;
+    let image_b =
+        other.push("team/tool", "2.0", &Image::of(vec![Layer::tar(3 * PIECE as usize, 5), Layer::tar(900, 6)])).await;
+    let bytes = |p: &testkit::registry::Pushed| p.for_platform("linux/amd64").blobs.iter().map(|b| b.size).sum::<u64>();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (default_base, other_base) = (default.base.clone(), other.base.clone());
+    let node = PeerBuilder::new(dir.path().join("node"), "node")
+        .config(move |c| {
+            c.proxy.registry_mirror = default_base;
+            c.proxy.registries =
+                vec![peer::config::RegistryEntry { prefix: "mirrors/reg-b".into(), upstream: other_base }];
+        })
+        .start()
+        .await;
+    let (before_a, before_b) = (default.served().blob_bytes, other.served().blob_bytes);
+
+    // Each registry's own credentials, each image from its own registry: the mirror path is
+    // what tells them apart, and each token comes from the realm of the registry it is for.
+    let refused = pull_with_registries_conf(
+        &node,
+        "reg-b.test",
+        "/mirrors/reg-b",
+        "reg-b.test/team/tool:2.0",
+        "alice:alice-pw",
+        &dir.path().join("refused"),
+    );
+    assert!(!refused.status.success(), "the default registry's user pulled from the other registry");
+    for (name, path, reference, creds, out, pushed) in [
+        ("reg-a.test", "", "reg-a.test/library/app:1.0", "alice:alice-pw", "out-a", &image_a),
+        ("reg-b.test", "/mirrors/reg-b", "reg-b.test/team/tool:2.0", "bob:bob-pw", "out-b", &image_b),
+    ] {
+        let pulled = pull_with_registries_conf(&node, name, path, reference, creds, &dir.path().join(out));
+        assert!(
+            pulled.status.success(),
+            "skopeo {reference} through {}{path}: {}\nregistry a: {}\nregistry b: {}",
+            node.proxy,
+            String::from_utf8_lossy(&pulled.stderr),
+            default.log_tail(),
+            other.log_tail()
+        );
+        for b in &pushed.for_platform("linux/amd64").blobs {
+            let hex = b.digest.trim_start_matches("sha256:");
+            let len = std::fs::metadata(dir.path().join(out).join("blobs/sha256").join(hex)).unwrap().len();
+            assert_eq!(len, b.size, "{} in {out}", b.digest);
+        }
+    }
+    assert_eq!(blob_bytes_since(&default, before_a, bytes(&image_a)).await, bytes(&image_a));
+    assert_eq!(blob_bytes_since(&other, before_b, bytes(&image_b)).await, bytes(&image_b));
+    assert!(other.token_requests() > 0 && default.token_requests() > 0, "each registry's realm issued the tokens");
     node.shutdown.cancel();
 }
