@@ -35,6 +35,10 @@
 //! # trusted as configured: reached even on a private address or outside allowed_hosts.
 //! # Default: "" (none)
 //! registry_mirror = ""
+//! # Seconds a registry's acceptance of a requester's credentials for a blob is reused before
+//! # the blob is served from the P2P network again without asking (a HEAD of the blob at the
+//! # registry); 0 asks every time. Default: 60
+//! auth_cache_secs = 60
 //! # More upstream registries for runtimes that name none (CRI-O, podman): each behind a path
 //! # prefix. A registries.conf mirror `location = "127.0.0.1:4001/reg-a"` sends
 //! # /v2/reg-a/<repository>/..., which goes to this upstream as /v2/<repository>/... . A prefix is
@@ -290,6 +294,8 @@ pub struct ProxyConfig {
     pub registry_mirror: String,
     /// More upstreams, each behind a path prefix; trusted like `registry_mirror`.
     pub registries: Vec<RegistryEntry>,
+    /// Seconds a registry's acceptance of a requester for a blob is reused.
+    pub auth_cache_secs: u64,
     /// Hosts proxy requests and seed orders may fetch from: `name`, `*.suffix`, an IP address
     /// or a CIDR (matching URLs that name an address). Empty: any host.
     pub allowed_hosts: Vec<String>,
@@ -304,6 +310,7 @@ impl Default for ProxyConfig {
             rules: vec!["blobs/sha256.*".into()],
             registry_mirror: String::new(),
             registries: Vec::new(),
+            auth_cache_secs: 60,
             allowed_hosts: Vec::new(),
             allowed_private_networks: Vec::new(),
         }

@@ -19,6 +19,7 @@
 //! through P2P, goes through the guarded client, whose resolver and redirect policy check each
 //! connection and each hop again (see `download::origin::guard`).
 
+mod authz;
 mod p2p;
 mod route;
 mod token;
@@ -48,6 +49,8 @@ pub struct ProxyRules {
     pub p2p: Vec<Regex>,
     /// The configured upstream registries of mirror requests (see `route`).
     pub upstreams: Upstreams,
+    /// How long a registry's acceptance of a requester for a blob is reused (see `authz`).
+    pub auth_cache_ttl: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +59,8 @@ struct ProxyState {
     /// Its guarded client forwards; its policy checks every target first.
     origins: OriginClients,
     rules: Arc<ProxyRules>,
+    /// The registry's verdicts on who may have a blob served through P2P.
+    authz: Arc<authz::Authorizer>,
 }
 
 /// Serves the proxy on `listener` until `shutdown`.
@@ -66,7 +71,8 @@ pub async fn serve(
     rules: ProxyRules,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let state = ProxyState { downloader, origins, rules: Arc::new(rules) };
+    let authz = Arc::new(authz::Authorizer::new(rules.auth_cache_ttl));
+    let state = ProxyState { downloader, origins, rules: Arc::new(rules), authz };
     let app = Router::new().fallback(handle).with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
@@ -115,7 +121,7 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
             || state.rules.p2p.iter().any(|r| r.is_match(target.as_str())));
     let host = request.headers().get(header::HOST).cloned();
     let response = if use_p2p {
-        p2p::serve(&state.downloader, target, request.headers()).await
+        serve_p2p(&state, target, request.headers()).await
     } else {
         forward(state.origins.guarded(), target, request).await
     };
@@ -123,6 +129,23 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
         Some(brokered) => token::rewrite_challenges(response, host.as_ref(), &brokered),
         None => response,
     }
+}
+
+/// A GET through P2P; a registry blob only for a requester the registry accepts (`authz`),
+/// checked again, and its refusal relayed, when the registry refuses the download itself.
+async fn serve_p2p(state: &ProxyState, target: url::Url, headers: &HeaderMap) -> Response {
+    let blob = common::digest::Digest::from_oci_blob_path(target.path()).is_some();
+    let client = state.origins.guarded();
+    if blob && let Err(refused) = state.authz.check(client, &target, headers, false).await {
+        return refused;
+    }
+    let response = p2p::serve(&state.downloader, target.clone(), headers).await;
+    if blob && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
+        if let Err(refused) = state.authz.check(client, &target, headers, true).await {
+            return refused;
+        }
+    }
+    response
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -63,6 +63,7 @@ impl Dfdaemon {
                 .map(|r| regex::Regex::new(r).map_err(|e| Error::Config(format!("proxy.rules: {e}"))))
                 .collect::<Result<_, _>>()?,
             upstreams: config.proxy.upstreams()?,
+            auth_cache_ttl: std::time::Duration::from_secs(config.proxy.auth_cache_secs),
         };
         let http_client = OriginClients::new(config.proxy.target_policy()?)?;
         // The schedulers: the static one, replaced by the manager's answers when a manager is set.

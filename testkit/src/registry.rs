@@ -190,7 +190,7 @@ pub struct Served {
     pub by_digest: BTreeMap<String, (usize, u64)>,
     /// Manifest GETs (any status).
     pub manifest_gets: usize,
-    /// Blob HEADs (any status): what a mirror's authorization checks cost the registry.
+    /// Blob HEADs answered (any status): what a mirror's authorization checks cost the registry.
     pub blob_heads: usize,
 }
 
@@ -383,6 +383,7 @@ async fn read_log(
             && entry["http.request.method"] == "HEAD"
             && let Some(uri) = entry["http.request.uri"].as_str()
             && uri.contains("/blobs/")
+            && entry.get("http.response.status").is_some()
         {
             served.lock().unwrap().blob_heads += 1;
         } else if let Ok(entry) = serde_json::from_str::<Value>(&line)
