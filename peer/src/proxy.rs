@@ -140,10 +140,11 @@ async fn serve_p2p(state: &ProxyState, target: url::Url, headers: &HeaderMap) ->
         return refused;
     }
     let response = p2p::serve(&state.downloader, target.clone(), headers).await;
-    if blob && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
-        if let Err(refused) = state.authz.check(client, &target, headers, true).await {
-            return refused;
-        }
+    if blob
+        && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
+        && let Err(refused) = state.authz.check(client, &target, headers, true).await
+    {
+        return refused;
     }
     response
 }
