@@ -39,6 +39,12 @@
 //! # the blob is served from the P2P network again without asking (a HEAD of the blob at the
 //! # registry); 0 asks every time. Default: 60
 //! auth_cache_secs = 60
+//! # The task id of an OCI blob URL (/v2/<repository>/blobs/sha256:<hex>) comes from its digest
+//! # alone, so the same layer from several registries or repositories is fetched from an origin
+//! # once (its content is checked against the digest before it is served, and each requester is
+//! # still checked by its own registry). A request's
+//! # X-Dragonfly-Enable-Task-ID-Based-Blob-Digest: true|false decides for itself. Default: false
+//! blob_digest_task_id = false
 //! # More upstream registries for runtimes that name none (CRI-O, podman): each behind a path
 //! # prefix. A registries.conf mirror `location = "127.0.0.1:4001/reg-a"` sends
 //! # /v2/reg-a/<repository>/..., which goes to this upstream as /v2/<repository>/... . A prefix is
@@ -296,6 +302,8 @@ pub struct ProxyConfig {
     pub registries: Vec<RegistryEntry>,
     /// Seconds a registry's acceptance of a requester for a blob is reused.
     pub auth_cache_secs: u64,
+    /// OCI blob URLs get their digest's task id.
+    pub blob_digest_task_id: bool,
     /// Hosts proxy requests and seed orders may fetch from: `name`, `*.suffix`, an IP address
     /// or a CIDR (matching URLs that name an address). Empty: any host.
     pub allowed_hosts: Vec<String>,
@@ -311,6 +319,7 @@ impl Default for ProxyConfig {
             registry_mirror: String::new(),
             registries: Vec::new(),
             auth_cache_secs: 60,
+            blob_digest_task_id: false,
             allowed_hosts: Vec::new(),
             allowed_private_networks: Vec::new(),
         }

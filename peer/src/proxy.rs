@@ -51,6 +51,8 @@ pub struct ProxyRules {
     pub upstreams: Upstreams,
     /// How long a registry's acceptance of a requester for a blob is reused (see `authz`).
     pub auth_cache_ttl: std::time::Duration,
+    /// OCI blob URLs get their digest's task id unless the request says otherwise.
+    pub blob_digest_task_id: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +141,7 @@ async fn serve_p2p(state: &ProxyState, target: url::Url, headers: &HeaderMap) ->
     if blob && let Err(refused) = state.authz.check(client, &target, headers, false).await {
         return refused;
     }
-    let response = p2p::serve(&state.downloader, target.clone(), headers).await;
+    let response = p2p::serve(&state.downloader, target.clone(), headers, state.rules.blob_digest_task_id).await;
     if blob
         && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
         && let Err(refused) = state.authz.check(client, &target, headers, true).await
@@ -227,7 +229,7 @@ async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -
 
 /// The task-id inputs carried in `X-Dragonfly-*` headers; a header that is not UTF-8, or a piece
 /// length that is not a number, is an error (its range is checked where the task id is derived).
-fn task_shaping(headers: &HeaderMap) -> Result<TaskShape, String> {
+fn task_shaping(headers: &HeaderMap, blob_digest_default: bool) -> Result<TaskShape, String> {
     let tag = control_header(headers, "x-dragonfly-tag")?.unwrap_or("").to_owned();
     let application = control_header(headers, "x-dragonfly-application")?.unwrap_or("").to_owned();
     let filtered_query_params = control_header(headers, "x-dragonfly-filtered-query-params")?
@@ -239,7 +241,13 @@ fn task_shaping(headers: &HeaderMap) -> Result<TaskShape, String> {
             Some(v.trim().parse().map_err(|_| format!("X-Dragonfly-Piece-Length {v:?} is not a number of bytes"))?)
         }
     };
-    Ok(TaskShape { tag, application, filtered_query_params, piece_length })
+    let blob_digest = match control_header(headers, "x-dragonfly-enable-task-id-based-blob-digest")? {
+        None => blob_digest_default,
+        Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
+        Some(v) if v.trim().eq_ignore_ascii_case("false") => false,
+        Some(v) => return Err(format!("X-Dragonfly-Enable-Task-ID-Based-Blob-Digest {v:?} is not true or false")),
+    };
+    Ok(TaskShape { tag, application, filtered_query_params, piece_length, blob_digest })
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -266,15 +274,26 @@ mod tests {
         let mut kept = origin_headers(&h);
         kept.sort();
         assert_eq!(kept, vec![("accept".into(), "*/*".into()), ("authorization".into(), "Bearer t".into())]);
-        let shape = task_shaping(&headers(&[
-            ("x-dragonfly-tag", "t1"),
-            ("x-dragonfly-filtered-query-params", "X-Amz-Date&Expires"),
-            ("x-dragonfly-piece-length", "4194304"),
-        ]))
+        let shape = task_shaping(
+            &headers(&[
+                ("x-dragonfly-tag", "t1"),
+                ("x-dragonfly-filtered-query-params", "X-Amz-Date&Expires"),
+                ("x-dragonfly-piece-length", "4194304"),
+            ]),
+            false,
+        )
         .unwrap();
         assert_eq!((shape.tag.as_str(), shape.application.as_str(), shape.piece_length), ("t1", "", Some(4_194_304)));
         assert_eq!(shape.filtered_query_params, vec!["X-Amz-Date".to_string(), "Expires".to_string()]);
-        let err = task_shaping(&headers(&[("x-dragonfly-piece-length", "lots")])).unwrap_err();
+        let err = task_shaping(&headers(&[("x-dragonfly-piece-length", "lots")]), false).unwrap_err();
         assert!(err.contains("X-Dragonfly-Piece-Length"), "{err}");
+        let digest_mode = |value: &'static str, default: bool| {
+            task_shaping(&headers(&[("x-dragonfly-enable-task-id-based-blob-digest", value)]), default)
+                .map(|s| s.blob_digest)
+        };
+        assert_eq!((digest_mode("true", false), digest_mode("False", true)), (Ok(true), Ok(false)));
+        assert_eq!(task_shaping(&HeaderMap::new(), true).map(|s| s.blob_digest), Ok(true), "the config's default");
+        let err = digest_mode("yes", false).unwrap_err();
+        assert!(err.contains("Blob-Digest"), "{err}");
     }
 }

@@ -64,6 +64,7 @@ impl Dfdaemon {
                 .collect::<Result<_, _>>()?,
             upstreams: config.proxy.upstreams()?,
             auth_cache_ttl: std::time::Duration::from_secs(config.proxy.auth_cache_secs),
+            blob_digest_task_id: config.proxy.blob_digest_task_id,
         };
         let http_client = OriginClients::new(config.proxy.target_policy()?)?;
         // The schedulers: the static one, replaced by the manager's answers when a manager is set.

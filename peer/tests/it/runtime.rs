@@ -287,3 +287,83 @@ async fn skopeo_pulls_from_two_token_registries_through_one_dfdaemon_told_apart_
     assert!(other.token_requests() > 0 && default.token_requests() > 0, "each registry's realm issued the tokens");
     node.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_blob_digest_task_ids_the_same_image_from_a_second_registry_is_fetched_from_neither_again() {
+    let first = Registry::with_token_auth("alice", "alice-pw").await;
+    let second = Registry::with_token_auth("bob", "bob-pw").await;
+    let image = Image::of(vec![Layer::tar(3 * PIECE as usize + 11, 8), Layer::tar(1500, 9)]);
+    let pushed = first.push("library/app", "1.0", &image).await;
+    let again = second.push("mirrored/app", "1.0", &image).await;
+    let blobs = pushed.for_platform("linux/amd64").blobs.clone();
+    assert_eq!(blobs, again.for_platform("linux/amd64").blobs, "the same blobs in both registries");
+    let image_bytes: u64 = blobs.iter().map(|b| b.size).sum();
+
+    let scheduler = TestScheduler::start(SchedulerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let (first_base, second_base) = (first.base.clone(), second.base.clone());
+    let _seed = PeerBuilder::new(dir.path().join("seed"), "seed")
+        .seed(true)
+        .scheduler(&scheduler.addr)
+        .stopped_by(&stop)
+        .start()
+        .await;
+    let node = PeerBuilder::new(dir.path().join("node"), "node")
+        .scheduler(&scheduler.addr)
+        .stopped_by(&stop)
+        .config(move |c| {
+            c.proxy.registry_mirror = first_base;
+            c.proxy.registries = vec![peer::config::RegistryEntry { prefix: "second".into(), upstream: second_base }];
+            c.proxy.blob_digest_task_id = true;
+        })
+        .start()
+        .await;
+    scheduler.wait_for_hosts(2).await;
+    let (before_first, before_second) = (first.served().blob_bytes, second.served().blob_bytes);
+    let heads_before = second.served().blob_heads;
+
+    let pulled = pull_with_registries_conf(
+        &node,
+        "first.test",
+        "",
+        "first.test/library/app:1.0",
+        "alice:alice-pw",
+        &dir.path().join("out-1"),
+    );
+    assert!(pulled.status.success(), "from the first registry: {}", String::from_utf8_lossy(&pulled.stderr));
+    assert_eq!(blob_bytes_since(&first, before_first, image_bytes).await, image_bytes);
+
+    // The second registry's own user, through its own path: each blob is checked with that
+    // registry (a HEAD), and served from the task the first pull filled.
+    let anonymous =
+        reqwest::get(format!("{}/v2/second/mirrored/app/blobs/{}", node.proxy, blobs[1].digest)).await.unwrap();
+    assert_eq!(anonymous.status(), 401, "the second registry refuses anonymous callers, cached or not");
+    let pulled = pull_with_registries_conf(
+        &node,
+        "second.test",
+        "/second",
+        "second.test/mirrored/app:1.0",
+        "bob:bob-pw",
+        &dir.path().join("out-2"),
+    );
+    assert!(
+        pulled.status.success(),
+        "from the second registry: {}\n{}",
+        String::from_utf8_lossy(&pulled.stderr),
+        second.log_tail()
+    );
+    for b in &blobs {
+        let hex = b.digest.trim_start_matches("sha256:");
+        let copy = std::fs::read(dir.path().join("out-2/blobs/sha256").join(hex)).unwrap();
+        assert_eq!(copy.len() as u64, b.size, "{}", b.digest);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(second.served().blob_bytes - before_second, 0, "the second registry sent no blob bytes");
+    assert!(
+        second.served().blob_heads - heads_before >= blobs.len(),
+        "each blob was authorised by the second registry"
+    );
+    assert_eq!(first.served().blob_bytes - before_first, image_bytes, "and the first sent each blob once");
+    stop.cancel();
+}
