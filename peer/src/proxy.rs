@@ -137,7 +137,7 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
 /// checked again, and its refusal relayed, when the registry refuses the download itself.
 async fn serve_p2p(state: &ProxyState, target: url::Url, headers: &HeaderMap) -> Response {
     let blob = common::digest::Digest::from_oci_blob_path(target.path()).is_some();
-    let client = state.origins.guarded();
+    let client = state.origins.guarded_unredirected();
     if blob && let Err(refused) = state.authz.check(client, &target, headers, false).await {
         return refused;
     }

@@ -4,8 +4,9 @@
 //! handing it to whoever asks would turn the cache into a way around a private registry. So
 //! before a blob GET (`/v2/<repository>/blobs/<digest>`) is served through P2P, cold or warm, the
 //! registry is asked with a `HEAD` of the same URL carrying the requester's own headers
-//! (`Authorization` or none: then the registry decides about anonymous callers). A 2xx lets the
-//! request through; any other answer is relayed as the registry sent it (status and
+//! (`Authorization` or none: then the registry decides about anonymous callers). A 2xx, or a
+//! redirect (to storage: the registry has said yes, and the storage URL may be signed for GET
+//! only), lets the request through; any other answer is relayed as the registry sent it (status and
 //! `WWW-Authenticate`) and no byte is served; a registry that cannot be asked refuses (a 502),
 //! since there is no way to tell a private blob from a public one without it.
 //!
@@ -119,7 +120,8 @@ impl Authorizer {
             }
         };
         let status = answer.status();
-        if status.is_success() {
+        // A redirect (to storage, maybe signed for GET only) is the registry's go-ahead.
+        if status.is_success() || status.is_redirection() {
             self.accept(key);
             return Ok(());
         }

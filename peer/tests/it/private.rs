@@ -145,3 +145,58 @@ async fn a_cached_private_blob_goes_only_to_requesters_the_registry_accepts() {
     assert_eq!(served.blob_heads - heads, 1, "one HEAD per node, credential and blob within the TTL");
     s.stop.cancel();
 }
+
+/// A registry that sends blobs from storage by redirect, to a URL signed for GET only (as S3
+/// presigned URLs are): a HEAD there is refused, yet the requester may have the blob.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_that_redirects_blobs_to_storage_signed_for_get_still_authorises_by_its_redirect() {
+    use axum::{
+        Router,
+        http::{HeaderMap, Method, StatusCode, header},
+        response::IntoResponse,
+        routing::get,
+    };
+    use sha2::Digest as _;
+    let blob: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&blob)));
+    let stored = blob.clone();
+    let app = Router::new()
+        .route(
+            "/v2/r/blobs/{digest}",
+            get(|headers: HeaderMap| async move {
+                if headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()) != Some(b"Bearer ok") {
+                    return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"x\"")])
+                        .into_response();
+                }
+                (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, "/storage/blob?signature=for-get")])
+                    .into_response()
+            }),
+        )
+        .route(
+            "/storage/blob",
+            get(move |method: Method| async move {
+                if method == Method::HEAD {
+                    StatusCode::FORBIDDEN.into_response()
+                } else {
+                    stored.clone().into_response()
+                }
+            }),
+        );
+    let origin = testkit::origin::serve(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = PeerBuilder::new(dir.path().join("node"), "node").start().await;
+    let path = format!("/v2/r/blobs/{digest}");
+    let ask = |auth: Option<&'static str>| {
+        let mut request =
+            reqwest::Client::new().get(format!("{}{path}", node.proxy)).header("x-dragonfly-registry", &origin);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send()
+    };
+    let served = ask(Some("Bearer ok")).await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap(), blob);
+    assert_refused(ask(None).await.unwrap(), 401, Some("Bearer realm=\"x\""), &blob, "anonymous").await;
+    node.shutdown.cancel();
+}
