@@ -367,3 +367,80 @@ async fn with_blob_digest_task_ids_the_same_image_from_a_second_registry_is_fetc
     assert_eq!(first.served().blob_bytes - before_first, image_bytes, "and the first sent each blob once");
     stop.cancel();
 }
+
+/// `dfdaemon init-runtime` with `args`; its standard output.
+fn init_runtime(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_dfdaemon")).arg("init-runtime").args(args).output().unwrap();
+    assert!(out.status.success(), "init-runtime {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_runtime_writes_what_ctr_and_skopeo_pull_through_and_writing_again_changes_nothing() {
+    let registry = Registry::with_token_auth("puller", "pull-pw").await;
+    let pushed = registry.push("library/app", "1.0", &unpackable()).await;
+    let image_bytes: u64 = pushed.for_platform("linux/amd64").blobs.iter().map(|b| b.size).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = registry.base.clone();
+    let node = PeerBuilder::new(dir.path().join("node"), "node")
+        .config(move |c| c.proxy.registry_mirror = upstream)
+        .start()
+        .await;
+    let config = dir.path().join("dfdaemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nproxy_addr = {:?}\n[proxy]\nregistry_mirror = {:?}\n",
+            node.proxy.trim_start_matches("http://"),
+            registry.base
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let hosts = dir.path().join("certs.d");
+    let hosts_arg = hosts.to_str().unwrap();
+    let first = init_runtime(&["containerd", "--config", config, "--dir", hosts_arg]);
+    assert_eq!(first.trim(), format!("wrote {}", hosts.join(&registry.host).join("hosts.toml").display()));
+    let again = init_runtime(&["containerd", "--config", config, "--dir", hosts_arg]);
+    assert!(again.starts_with("unchanged "), "{again}");
+
+    // The registry is containerd's fallback here: the dfdaemon's own traffic shows the way taken.
+    let runtime = Containerd::start().await;
+    let pulled = runtime.pull(&hosts, Some("puller:pull-pw"), &format!("{}/library/app:1.0", registry.host)).await;
+    assert_pulled(&pulled, "ctr with init-runtime's hosts.toml", &runtime, &registry);
+    let metrics = testkit::peer::metric_text(&node.http).await;
+    let from_registry =
+        testkit::peer::counter(&metrics, r#"damselfly_dfdaemon_download_traffic_bytes_total{type="back_to_source"}"#);
+    assert_eq!(from_registry as u64, image_bytes, "the blobs came through the dfdaemon\n{metrics}");
+
+    // CRI-O and podman: the drop-in is a registries.conf skopeo reads as it is.
+    let drop_ins = dir.path().join("registries.conf.d");
+    let written = init_runtime(&["crio", "--config", config, "--dir", drop_ins.to_str().unwrap()]);
+    assert!(written.starts_with("wrote "), "{written}");
+    let auth = dir.path().join("auth.json");
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "puller:pull-pw");
+    let mirror = node.proxy.trim_start_matches("http://");
+    std::fs::write(&auth, serde_json::json!({ "auths": { mirror: { "auth": encoded } } }).to_string()).unwrap();
+    let out = dir.path().join("skopeo-out");
+    let copied = Command::new("skopeo")
+        .arg("--registries-conf")
+        .arg(drop_ins.join(peer::init_runtime::DROP_IN))
+        .args(["copy", "--retry-times", "0", "--src-authfile"])
+        .arg(&auth)
+        .arg(format!("docker://{}/library/app:1.0", registry.host))
+        .arg(format!("oci:{}:pulled", out.display()))
+        .output()
+        .unwrap();
+    assert!(copied.status.success(), "skopeo with the drop-in: {}", String::from_utf8_lossy(&copied.stderr));
+
+    // Nothing to mirror, or a runtime it does not know: a message and a failing exit.
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    for args in [vec!["podman", "--config", empty.to_str().unwrap()], vec!["docker"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dfdaemon")).arg("init-runtime").args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("nothing to mirror") || said.contains("invalid value 'docker'"), "{args:?}: {said}");
+    }
+    node.shutdown.cancel();
+}
