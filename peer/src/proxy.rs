@@ -3,14 +3,16 @@
 //!
 //! - Forward proxy: `GET http://host/path` (absolute URI) goes to that URL.
 //! - Mirror: `GET /v2/...` (no host) goes to the upstream named by `X-Dragonfly-Registry`, else
-//!   the `ns` query parameter containerd appends, else `proxy.registry_mirror` from the config
-//!   (`route`).
+//!   the `ns` query parameter containerd appends, else a `[[proxy.registries]]` path prefix,
+//!   else `proxy.registry_mirror` from the config (`route`); with prefixed upstreams the
+//!   dfdaemon answers `/v2/` and brokers tokens (`token`).
 //!
 //! A GET whose URL matches a rule (default: blobs by digest), or that carries
 //! `X-Dragonfly-Use-P2P: true`, is fetched through the downloader (cache, parents, origin) and
-//! answered from the cache, with `Range` support; everything else is forwarded as is. Request
-//! headers except hop-by-hop ones reach the origin; `X-Dragonfly-Tag`, `-Application`,
-//! `-Filtered-Query-Params` and `-Piece-Length` shape the task id like dfget's flags do.
+//! answered from the cache, with `Range` support; a registry blob only once the registry accepts
+//! the requester (`authz`). Everything else is forwarded as is. Request headers except hop-by-hop
+//! ones reach the origin; `X-Dragonfly-Tag`, `-Application`, `-Filtered-Query-Params`,
+//! `-Piece-Length` and `-Enable-Task-ID-Based-Blob-Digest` shape the task id like dfget's flags do.
 //!
 //! Whoever reaches the proxy is not this host's user: every target is held to the
 //! [`TargetPolicy`](crate::download::TargetPolicy) (`[proxy] allowed_hosts`, `allowed_private_networks`; the configured
