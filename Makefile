@@ -17,7 +17,7 @@ SHELL := /bin/bash
 CARGO := $(shell PATH="$(HOME)/.cargo/bin:$$PATH" command -v cargo)
 WEB_CARGO := /usr/bin/cargo
 WEB_RUSTC := /usr/bin/rustc
-APT_PACKAGES := rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium zopfli docker-registry skopeo curl
+APT_PACKAGES := rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium zopfli docker-registry skopeo curl containerd
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3}' Cargo.lock)
 WASM_BINDGEN := $(HOME)/.cargo/bin/wasm-bindgen
 SITE := target/site

@@ -71,6 +71,10 @@ pub struct TaskSpec<'a> {
     /// Query parameter names to drop. Empty means [`DEFAULT_FILTERED_QUERY_PARAMS`]; a non-empty
     /// list replaces the defaults entirely (dfget's `--filtered-query-param`).
     pub filtered_query_params: &'a [String],
+    /// An OCI blob URL (`/v2/<repository>/blobs/<algorithm>:<hex>`) is named by its digest alone:
+    /// the same blob from any registry, mirror or repository is one task. Its content is checked
+    /// against the digest before it is served. No effect on other URLs.
+    pub blob_digest: bool,
 }
 
 /// Why a task id could not be derived.
@@ -114,7 +118,8 @@ pub fn filtered_url(url: &str, filtered: &[String]) -> Result<String, TaskIdErro
 /// The task id of `spec` (refused when its piece length is outside
 /// [`crate::piece::REQUESTABLE_PIECE_LENGTHS`]): lower-case hex SHA-256 of
 /// `<filtered url>|<tag>|<application>|<piece length>`, the piece length in decimal or empty when
-/// `None`.
+/// `None`. With [`TaskSpec::blob_digest`] and an OCI blob URL, `oci-blob|<digest>` stands for the
+/// URL (a URL always has `:` before any `|`, so the two never meet).
 ///
 /// This format is stable: changing it splits every running task in a cluster of mixed versions.
 pub fn task_id(spec: &TaskSpec) -> Result<TaskId, TaskIdError> {
@@ -122,8 +127,15 @@ pub fn task_id(spec: &TaskSpec) -> Result<TaskId, TaskIdError> {
         crate::piece::requested_piece_length(length)?;
     }
     let url = filtered_url(spec.url, spec.filtered_query_params)?;
+    let named = match spec.blob_digest {
+        true => Url::parse(&url)
+            .ok()
+            .and_then(|u| crate::digest::Digest::from_oci_blob_path(u.path()))
+            .map(|digest| format!("oci-blob|{digest}")),
+        false => None,
+    };
     let piece_length = spec.piece_length.map(|len| len.to_string()).unwrap_or_default();
-    let input = [url.as_str(), spec.tag, spec.application, &piece_length].join("|");
+    let input = [named.as_deref().unwrap_or(&url), spec.tag, spec.application, &piece_length].join("|");
     Ok(TaskId(hex::encode(Sha256::digest(input.as_bytes()))))
 }
 
@@ -162,6 +174,24 @@ mod tests {
     }
 
     #[test]
+    fn a_blob_digest_id_is_the_same_from_every_registry_and_repository() {
+        let hex = "a".repeat(64);
+        let a = format!("https://reg-a.example/v2/library/app/blobs/sha256:{hex}");
+        let b = format!("http://10.0.0.5:5000/v2/team/other/blobs/sha256:{hex}?ns=reg-a.example");
+        let by_digest = |url| id(TaskSpec { url, blob_digest: true, ..TaskSpec::default() });
+        assert_eq!(by_digest(&a), by_digest(&b));
+        assert_ne!(by_digest(&a), id(TaskSpec { url: &a, ..TaskSpec::default() }), "the mode is part of the id");
+        assert_ne!(id(TaskSpec { url: &a, ..TaskSpec::default() }), id(TaskSpec { url: &b, ..TaskSpec::default() }));
+        // Tag, application and piece length still separate tasks.
+        assert_ne!(by_digest(&a), id(TaskSpec { url: &a, blob_digest: true, tag: "t", ..TaskSpec::default() }));
+        // Another digest is another task; a URL that names no blob keeps its URL id.
+        let other = format!("https://reg-a.example/v2/library/app/blobs/sha256:{}", "b".repeat(64));
+        assert_ne!(by_digest(&a), by_digest(&other));
+        let manifest = "https://reg-a.example/v2/library/app/manifests/1.0";
+        assert_eq!(by_digest(manifest), id(TaskSpec { url: manifest, ..TaskSpec::default() }));
+    }
+
+    #[test]
     fn presigned_urls_of_one_object_are_one_task() {
         let a = s3_presigned("20240101", "aaaa");
         let b = s3_presigned("20250607", "bbbb");
@@ -185,6 +215,7 @@ mod tests {
             application: "app",
             piece_length: Some(4 << 20),
             filtered_query_params: &[],
+            blob_digest: false,
         };
         let variants = [
             TaskSpec { tag: "v2", ..base },
@@ -208,10 +239,14 @@ mod tests {
             application: "app",
             piece_length: Some(4194304),
             filtered_query_params: &[],
+            blob_digest: false,
         };
         assert_eq!(id(spec).0, "32a2d3a352fb052cb9b52c4687b963d376ca135553129fdba26a47c90e3252c7");
         let spec = TaskSpec { url: "https://example.com/a", application: "dfget", ..Default::default() };
         assert_eq!(id(spec).0, "8363f0b4f6f11493b4f3a69d9eaefd2b282785aa3dea78f0a3a8e2f1e8abfefd");
+        let blob = format!("http://reg.example/v2/lib/blobs/sha256:{}", "a".repeat(64));
+        let spec = TaskSpec { url: &blob, blob_digest: true, ..Default::default() };
+        assert_eq!(id(spec).0, "74948bd265c07090d08ea80ca2e7087d496562f0b0a4ecec1597b7968dceaa0a");
     }
 
     #[test]
@@ -362,7 +397,7 @@ mod properties {
             application in any::<String>(),
             piece_length in proptest::option::of(prop_oneof![any::<u64>(), 0..(2u64 << 30)]),
         ) {
-            let spec = TaskSpec { url: &url, tag: &tag, application: &application, piece_length, filtered_query_params: &filtered };
+            let spec = TaskSpec { url: &url, tag: &tag, application: &application, piece_length, filtered_query_params: &filtered, blob_digest: false };
             match task_id(&spec) {
                 Ok(id) => {
                     prop_assert_eq!(TaskId::parse(&id.0), Ok(id.clone()));

@@ -35,6 +35,25 @@
 //! # trusted as configured: reached even on a private address or outside allowed_hosts.
 //! # Default: "" (none)
 //! registry_mirror = ""
+//! # Seconds a registry's acceptance of a requester's credentials for a blob is reused before
+//! # the blob is served from the P2P network again without asking (a HEAD of the blob at the
+//! # registry); 0 asks every time. Default: 60
+//! auth_cache_secs = 60
+//! # The task id of an OCI blob URL (/v2/<repository>/blobs/sha256:<hex>) comes from its digest
+//! # alone, so the same layer from several registries or repositories is fetched from an origin
+//! # once (its content is checked against the digest before it is served, and each requester is
+//! # still checked by its own registry). A request's
+//! # X-Dragonfly-Enable-Task-ID-Based-Blob-Digest: true|false decides for itself. Default: false
+//! blob_digest_task_id = false
+//! # More upstream registries for runtimes that name none (CRI-O, podman): each behind a path
+//! # prefix. A registries.conf mirror `location = "127.0.0.1:4001/reg-a"` sends
+//! # /v2/reg-a/<repository>/..., which goes to this upstream as /v2/<repository>/... . A prefix is
+//! # one or more repository path components; a repository of the default upstream starting with
+//! # it is shadowed. The upstreams are trusted like registry_mirror. With entries, the dfdaemon
+//! # answers /v2/ itself and relays token requests to each upstream's token service. Default: []
+//! # [[proxy.registries]]
+//! # prefix = "reg-a"
+//! # upstream = "https://reg-a.example.com"
 //! # Hosts that proxy requests and seed orders may fetch from: "registry.example.com",
 //! # "*.example.com" (names under it), or an address or CIDR ("203.0.113.0/24", matching URLs
 //! # that name an address). Each redirect hop is checked too. Default: [] (any host)
@@ -147,7 +166,11 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::{Error, download::TargetPolicy};
+use crate::{
+    Error,
+    download::TargetPolicy,
+    proxy::{Prefixed, Upstreams},
+};
 
 /// The whole dfdaemon configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -305,6 +328,12 @@ pub struct ProxyConfig {
     /// Upstream for mirror requests that name none; empty for none. Trusted as configured: its
     /// host is reached whatever `allowed_hosts` and `allowed_private_networks` say.
     pub registry_mirror: String,
+    /// More upstreams, each behind a path prefix; trusted like `registry_mirror`.
+    pub registries: Vec<RegistryEntry>,
+    /// Seconds a registry's acceptance of a requester for a blob is reused.
+    pub auth_cache_secs: u64,
+    /// OCI blob URLs get their digest's task id.
+    pub blob_digest_task_id: bool,
     /// Hosts proxy requests and seed orders may fetch from: `name`, `*.suffix`, an IP address
     /// or a CIDR (matching URLs that name an address). Empty: any host.
     pub allowed_hosts: Vec<String>,
@@ -382,6 +411,9 @@ impl Default for ProxyConfig {
         Self {
             rules: vec!["blobs/sha256.*".into()],
             registry_mirror: String::new(),
+            registries: Vec::new(),
+            auth_cache_secs: 60,
+            blob_digest_task_id: false,
             allowed_hosts: Vec::new(),
             allowed_private_networks: Vec::new(),
             connect: ConnectConfig::default(),
@@ -393,13 +425,76 @@ impl ProxyConfig {
     /// The policy proxy requests and seed orders are fetched under: these allowed hosts and
     /// networks, the registry mirror's host trusted.
     pub fn target_policy(&self) -> Result<TargetPolicy, Error> {
-        let mirror = (!self.registry_mirror.is_empty())
-            .then(|| url::Url::parse(&self.registry_mirror))
-            .transpose()
-            .map_err(|e| Error::Config(format!("proxy.registry_mirror {:?}: {e}", self.registry_mirror)))?;
-        TargetPolicy::new(&self.allowed_hosts, &self.allowed_private_networks, mirror.as_slice())
+        let upstreams = self.upstreams()?;
+        let trusted: Vec<url::Url> = upstreams.all().cloned().collect();
+        TargetPolicy::new(&self.allowed_hosts, &self.allowed_private_networks, &trusted)
             .map_err(|e| Error::Config(format!("proxy.allowed_hosts: {e}")))
     }
+
+    /// The configured upstream registries of mirror requests.
+    pub fn upstreams(&self) -> Result<Upstreams, Error> {
+        let default = (!self.registry_mirror.is_empty())
+            .then(|| upstream_url(&self.registry_mirror))
+            .transpose()
+            .map_err(|e| Error::Config(format!("proxy.registry_mirror {:?}: {e}", self.registry_mirror)))?;
+        let mut prefixed: Vec<Prefixed> = Vec::new();
+        for entry in &self.registries {
+            let at = |why: String| Error::Config(format!("proxy.registries prefix {:?}: {why}", entry.prefix));
+            if !valid_prefix(&entry.prefix) {
+                return Err(at("must be repository path components: lower-case letters, digits, \
+                               separators . _ - inside a component, / between them"
+                    .into()));
+            }
+            if let Some(other) = prefixed.iter().find(|p| {
+                let (a, b) = (format!("{}/", p.prefix), format!("{}/", entry.prefix));
+                a.starts_with(&b) || b.starts_with(&a)
+            }) {
+                return Err(at(format!("overlaps the prefix {:?}: which one a path means is unclear", other.prefix)));
+            }
+            let upstream =
+                upstream_url(&entry.upstream).map_err(|e| at(format!("upstream {:?}: {e}", entry.upstream)))?;
+            prefixed.push(Prefixed { prefix: entry.prefix.clone(), upstream });
+        }
+        Ok(Upstreams { default, prefixed })
+    }
+}
+
+/// One `[[proxy.registries]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// The path a runtime's mirror location carries after the dfdaemon's address (`reg-a`).
+    pub prefix: String,
+    /// The registry it stands for (`https://reg-a.example.com`).
+    pub upstream: String,
+}
+
+/// Repository path components as the distribution spec writes them: `[a-z0-9]+` joined by
+/// `.`, `_`, `__` or `-`s inside a component, `/` between components.
+fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.split('/').all(|component| {
+            let bytes = component.as_bytes();
+            !bytes.is_empty()
+                && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+                && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+                && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        })
+}
+
+/// An upstream registry's URL: `http` or `https`, a host, no query, no credentials.
+fn upstream_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err("must carry no query and no credentials".into());
+    }
+    if url.path() != "/" {
+        return Err("must carry no path (the request's path replaces it)".into());
+    }
+    Ok(url)
 }
 
 /// The scheduler to announce to.
@@ -639,6 +734,51 @@ mod tests {
             assert!(err.to_string().contains(key), "{text}: {err}");
         }
         let err = toml::from_str::<DfdaemonConfig>("[proxy.connect]\nhijack = true").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn prefixed_registries_are_checked_at_start_and_trusted() {
+        let c = load_text(
+            r#"
+            [proxy]
+            registry_mirror = "https://index.docker.io"
+            [[proxy.registries]]
+            prefix = "reg-a"
+            upstream = "http://10.1.2.3:5000"
+            [[proxy.registries]]
+            prefix = "mirrors/reg-b"
+            upstream = "https://b.example"
+            "#,
+        )
+        .unwrap();
+        let upstreams = c.proxy.upstreams().unwrap();
+        let prefixes: Vec<_> = upstreams.prefixed.iter().map(|p| (p.prefix.as_str(), p.upstream.as_str())).collect();
+        assert_eq!(prefixes, vec![("reg-a", "http://10.1.2.3:5000/"), ("mirrors/reg-b", "https://b.example/")]);
+        let policy = c.proxy.target_policy().unwrap();
+        assert!(policy.check_url(&"http://10.1.2.3:5000/v2/".parse().unwrap()).is_ok(), "an upstream is trusted");
+        let entry = |prefix: &str, upstream: &str| {
+            format!(
+                "[proxy]\n[[proxy.registries]]\nprefix = \"a\"\nupstream = \"https://a.example\"\n[[proxy.registries]]\nprefix = {prefix:?}\nupstream = {upstream:?}\n"
+            )
+        };
+        for (prefix, upstream, says) in [
+            ("", "https://b.example", "repository path components"),
+            ("Reg", "https://b.example", "repository path components"),
+            ("b/", "https://b.example", "repository path components"),
+            ("../b", "https://b.example", "repository path components"),
+            ("a", "https://b.example", "overlaps"),
+            ("a/b", "https://b.example", "overlaps"),
+            ("b", "ftp://b.example", "http:// or https://"),
+            ("b", "https://u:p@b.example", "no credentials"),
+            ("b", "https://b.example/v2", "no path"),
+            ("b", "not a url", "upstream"),
+        ] {
+            let err = load_text(&entry(prefix, upstream)).unwrap_err().to_string();
+            assert!(err.contains("proxy.registries") && err.contains(says), "{prefix:?} {upstream:?}: {err}");
+        }
+        let err =
+            load_text("[[proxy.registries]]\nprefix = \"a\"\nupstream = \"https://a.example\"\nextra = 1").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 }

@@ -11,6 +11,7 @@ pub mod download;
 mod error;
 pub mod gc;
 mod http;
+pub mod init_runtime;
 pub mod limiter;
 pub mod metrics;
 pub mod proxy;

@@ -3,13 +3,16 @@
 //!
 //! - Forward proxy: `GET http://host/path` (absolute URI) goes to that URL.
 //! - Mirror: `GET /v2/...` (no host) goes to the upstream named by `X-Dragonfly-Registry`, else
-//!   the `ns` query parameter containerd appends, else `proxy.registry_mirror` from the config.
+//!   the `ns` query parameter containerd appends, else a `[[proxy.registries]]` path prefix,
+//!   else `proxy.registry_mirror` from the config (`route`); with prefixed upstreams the
+//!   dfdaemon answers `/v2/` and brokers tokens (`token`).
 //!
 //! A GET whose URL matches a rule (default: blobs by digest), or that carries
 //! `X-Dragonfly-Use-P2P: true`, is fetched through the downloader (cache, parents, origin) and
-//! answered from the cache, with `Range` support; everything else is forwarded as is. Request
-//! headers except hop-by-hop ones reach the origin; `X-Dragonfly-Tag`, `-Application`,
-//! `-Filtered-Query-Params` and `-Piece-Length` shape the task id like dfget's flags do.
+//! answered from the cache, with `Range` support; a registry blob only once the registry accepts
+//! the requester (`authz`). Everything else is forwarded as is. Request headers except hop-by-hop
+//! ones reach the origin; `X-Dragonfly-Tag`, `-Application`, `-Filtered-Query-Params`,
+//! `-Piece-Length` and `-Enable-Task-ID-Based-Blob-Digest` shape the task id like dfget's flags do.
 //!
 //! Whoever reaches the proxy is not this host's user: every target is held to the
 //! [`TargetPolicy`](crate::download::TargetPolicy) (`[proxy] allowed_hosts`, `allowed_private_networks`; the configured
@@ -19,7 +22,13 @@
 //! connection and each hop again (see `download::origin::guard`).
 
 pub mod connect;
+mod authz;
 mod p2p;
+mod route;
+mod token;
+
+use route::Route;
+pub use route::{Prefixed, Upstreams};
 
 use std::sync::Arc;
 
@@ -27,7 +36,7 @@ use axum::{
     Router,
     body::Body,
     extract::{Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use regex::Regex;
@@ -41,8 +50,12 @@ use crate::download::{Downloader, OriginClients, TaskShape, refusal_in};
 pub struct ProxyRules {
     /// URLs matching any of these go through P2P (GET only).
     pub p2p: Vec<Regex>,
-    /// Upstream for mirror requests without `X-Dragonfly-Registry` or `ns` (e.g. `https://index.docker.io`).
-    pub registry_mirror: Option<url::Url>,
+    /// The configured upstream registries of mirror requests (see `route`).
+    pub upstreams: Upstreams,
+    /// How long a registry's acceptance of a requester for a blob is reused (see `authz`).
+    pub auth_cache_ttl: std::time::Duration,
+    /// OCI blob URLs get their digest's task id unless the request says otherwise.
+    pub blob_digest_task_id: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +66,8 @@ struct ProxyState {
     rules: Arc<ProxyRules>,
     /// CONNECT: tunnels and interception.
     connect: Arc<connect::Connect>,
+    /// The registry's verdicts on who may have a blob served through P2P.
+    authz: Arc<authz::Authorizer>,
 }
 
 /// Serves the proxy on `listener` until `shutdown`.
@@ -64,7 +79,8 @@ pub async fn serve(
     connect: connect::Connect,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let state = ProxyState { downloader, origins, rules: Arc::new(rules), connect: Arc::new(connect) };
+    let authz = Arc::new(authz::Authorizer::new(rules.auth_cache_ttl));
+    let state = ProxyState { downloader, origins, rules: Arc::new(rules), connect: Arc::new(connect), authz };
     let app = Router::new().fallback(handle).with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
@@ -99,8 +115,10 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
 
 /// A proxy or mirror request (anything but CONNECT; intercepted requests come here too).
 async fn fetch(state: ProxyState, request: Request) -> Response {
-    let target = match target_url(request.uri(), request.headers(), state.rules.registry_mirror.as_ref()) {
-        Ok(u) => u,
+    let (target, brokered) = match route::route(request.uri(), request.headers(), &state.rules.upstreams) {
+        Ok(Route::Upstream { target, brokered }) => (target, brokered),
+        Ok(Route::Ping) => return token::ping(request.headers()),
+        Ok(Route::Token) => return token::serve(&state, request.uri(), request.headers()).await,
         Err(message) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, message),
     };
     if let Err(refusal) = state.origins.policy().check_target(&target).await {
@@ -110,42 +128,34 @@ async fn fetch(state: ProxyState, request: Request) -> Response {
     let use_p2p = request.method() == Method::GET
         && (header_str(request.headers(), "x-dragonfly-use-p2p").is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || state.rules.p2p.iter().any(|r| r.is_match(target.as_str())));
-    if use_p2p {
-        p2p::serve(&state.downloader, target, request.headers()).await
+    let host = request.headers().get(header::HOST).cloned();
+    let response = if use_p2p {
+        serve_p2p(&state, target, request.headers()).await
     } else {
         forward(state.origins.guarded(), target, request).await
+    };
+    match brokered {
+        Some(brokered) => token::rewrite_challenges(response, host.as_ref(), &brokered),
+        None => response,
     }
 }
 
-/// The URL a request is for: absolute-form URIs as they are, mirror requests on their upstream.
-fn target_url(uri: &Uri, headers: &HeaderMap, mirror: Option<&url::Url>) -> Result<url::Url, String> {
-    if uri.scheme().is_some() && uri.authority().is_some() {
-        return url::Url::parse(&uri.to_string()).map_err(|e| format!("invalid request URI: {e}"));
+/// A GET through P2P; a registry blob only for a requester the registry accepts (`authz`),
+/// checked again, and its refusal relayed, when the registry refuses the download itself.
+async fn serve_p2p(state: &ProxyState, target: url::Url, headers: &HeaderMap) -> Response {
+    let blob = common::digest::Digest::from_oci_blob_path(target.path()).is_some();
+    let client = state.origins.guarded_unredirected();
+    if blob && let Err(refused) = state.authz.check(client, &target, headers, false).await {
+        return refused;
     }
-    let upstream = if let Some(registry) = control_header(headers, "x-dragonfly-registry")? {
-        url::Url::parse(registry).map_err(|e| format!("X-Dragonfly-Registry {registry:?}: {e}"))?
-    } else if let Some(ns) = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "ns")
-        .map(|(_, v)| v.into_owned())
+    let response = p2p::serve(&state.downloader, target.clone(), headers, state.rules.blob_digest_task_id).await;
+    if blob
+        && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
+        && let Err(refused) = state.authz.check(client, &target, headers, true).await
     {
-        url::Url::parse(&format!("https://{ns}")).map_err(|e| format!("ns {ns:?}: {e}"))?
-    } else if let Some(m) = mirror {
-        m.clone()
-    } else {
-        return Err(
-            "no upstream: send an absolute URI, X-Dragonfly-Registry, or configure proxy.registry_mirror".into()
-        );
-    };
-    // The request's path replaces the upstream's: joined as a reference, `//host/...` would
-    // name another host.
-    if upstream.cannot_be_a_base() {
-        return Err(format!("upstream {upstream} cannot take a path"));
+        return refused;
     }
-    let mut target = upstream;
-    target.set_path(uri.path());
-    target.set_query(uri.query());
-    target.set_fragment(None);
-    Ok(target)
+    response
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -179,11 +189,17 @@ fn forwardable(name: &HeaderName) -> bool {
     ) && !name.as_str().starts_with("x-dragonfly-")
 }
 
+/// A request header that reaches the origin: forwardable, and not the placeholder token the
+/// dfdaemon hands out for an upstream that needs none.
+fn forwarded(name: &HeaderName, value: &HeaderValue) -> bool {
+    forwardable(name) && !(name == header::AUTHORIZATION && value.as_bytes() == token::ANONYMOUS.as_bytes())
+}
+
 /// Request headers for the origin.
 fn origin_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
-        .filter(|(n, _)| forwardable(n) && *n != header::RANGE)
+        .filter(|(n, v)| forwarded(n, v) && *n != header::RANGE)
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect()
 }
@@ -192,7 +208,7 @@ fn origin_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut builder = client.request(parts.method.clone(), target.clone());
-    for (name, value) in parts.headers.iter().filter(|(n, _)| forwardable(n)) {
+    for (name, value) in parts.headers.iter().filter(|(n, v)| forwarded(n, v)) {
         builder = builder.header(name, value);
     }
     if !matches!(parts.method, Method::GET | Method::HEAD) {
@@ -220,7 +236,7 @@ async fn forward(client: &reqwest::Client, target: url::Url, request: Request) -
 
 /// The task-id inputs carried in `X-Dragonfly-*` headers; a header that is not UTF-8, or a piece
 /// length that is not a number, is an error (its range is checked where the task id is derived).
-fn task_shaping(headers: &HeaderMap) -> Result<TaskShape, String> {
+fn task_shaping(headers: &HeaderMap, blob_digest_default: bool) -> Result<TaskShape, String> {
     let tag = control_header(headers, "x-dragonfly-tag")?.unwrap_or("").to_owned();
     let application = control_header(headers, "x-dragonfly-application")?.unwrap_or("").to_owned();
     let filtered_query_params = control_header(headers, "x-dragonfly-filtered-query-params")?
@@ -232,7 +248,13 @@ fn task_shaping(headers: &HeaderMap) -> Result<TaskShape, String> {
             Some(v.trim().parse().map_err(|_| format!("X-Dragonfly-Piece-Length {v:?} is not a number of bytes"))?)
         }
     };
-    Ok(TaskShape { tag, application, filtered_query_params, piece_length })
+    let blob_digest = match control_header(headers, "x-dragonfly-enable-task-id-based-blob-digest")? {
+        None => blob_digest_default,
+        Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
+        Some(v) if v.trim().eq_ignore_ascii_case("false") => false,
+        Some(v) => return Err(format!("X-Dragonfly-Enable-Task-ID-Based-Blob-Digest {v:?} is not true or false")),
+    };
+    Ok(TaskShape { tag, application, filtered_query_params, piece_length, blob_digest })
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -248,30 +270,6 @@ mod tests {
     }
 
     #[test]
-    fn upstream_comes_from_uri_then_header_then_ns_then_config() {
-        let abs: Uri = "http://origin.test/a/b?x=1".parse().unwrap();
-        assert_eq!(target_url(&abs, &HeaderMap::new(), None).unwrap().as_str(), "http://origin.test/a/b?x=1");
-
-        let mirror: Uri = "/v2/lib/blobs/sha256:ab?ns=reg.example".parse().unwrap();
-        let h = headers(&[("x-dragonfly-registry", "http://127.0.0.1:5000")]);
-        assert_eq!(
-            target_url(&mirror, &h, None).unwrap().as_str(),
-            "http://127.0.0.1:5000/v2/lib/blobs/sha256:ab?ns=reg.example"
-        );
-        assert_eq!(
-            target_url(&mirror, &HeaderMap::new(), None).unwrap().as_str(),
-            "https://reg.example/v2/lib/blobs/sha256:ab?ns=reg.example"
-        );
-        let plain: Uri = "/v2/".parse().unwrap();
-        let configured = url::Url::parse("https://index.docker.io").unwrap();
-        assert_eq!(
-            target_url(&plain, &HeaderMap::new(), Some(&configured)).unwrap().as_str(),
-            "https://index.docker.io/v2/"
-        );
-        assert!(target_url(&plain, &HeaderMap::new(), None).unwrap_err().contains("no upstream"));
-    }
-
-    #[test]
     fn hop_by_hop_and_control_headers_stay_here() {
         let h = headers(&[
             ("authorization", "Bearer t"),
@@ -283,80 +281,26 @@ mod tests {
         let mut kept = origin_headers(&h);
         kept.sort();
         assert_eq!(kept, vec![("accept".into(), "*/*".into()), ("authorization".into(), "Bearer t".into())]);
-        let shape = task_shaping(&headers(&[
-            ("x-dragonfly-tag", "t1"),
-            ("x-dragonfly-filtered-query-params", "X-Amz-Date&Expires"),
-            ("x-dragonfly-piece-length", "4194304"),
-        ]))
+        let shape = task_shaping(
+            &headers(&[
+                ("x-dragonfly-tag", "t1"),
+                ("x-dragonfly-filtered-query-params", "X-Amz-Date&Expires"),
+                ("x-dragonfly-piece-length", "4194304"),
+            ]),
+            false,
+        )
         .unwrap();
         assert_eq!((shape.tag.as_str(), shape.application.as_str(), shape.piece_length), ("t1", "", Some(4_194_304)));
         assert_eq!(shape.filtered_query_params, vec!["X-Amz-Date".to_string(), "Expires".to_string()]);
-        let err = task_shaping(&headers(&[("x-dragonfly-piece-length", "lots")])).unwrap_err();
+        let err = task_shaping(&headers(&[("x-dragonfly-piece-length", "lots")]), false).unwrap_err();
         assert!(err.contains("X-Dragonfly-Piece-Length"), "{err}");
-    }
-}
-
-/// A proxied request's target comes from whoever reaches the proxy: any request line and
-/// `X-Dragonfly-Registry` value give a target or a 400, and a mirror request stays on the
-/// upstream it names.
-#[cfg(test)]
-mod properties {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    /// Request targets: absolute URLs, origin-form paths (some with `ns=`), and odd paths.
-    fn request_target() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "(http|https|ftp)://[a-z0-9.:\\[\\]@-]{0,20}(/[ -~]{0,20})?",
-            "/[!-~]{0,30}",
-            ("/v2/[a-z/]{0,10}", "(ns=[a-z0-9.:@/-]{0,16})?").prop_map(|(p, q)| format!("{p}?{q}")),
-            "(/|//|/\\\\|/\\.\\./)[a-z0-9.@:]{0,12}(/[a-z]{0,4})?",
-            any::<String>(),
-        ]
-    }
-
-    fn registry() -> impl Strategy<Value = Vec<u8>> {
-        prop_oneof![
-            "(http|https)://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[a-z]{0,4})?".prop_map(String::into_bytes),
-            "[ -~]{0,20}".prop_map(String::into_bytes),
-            proptest::collection::vec(any::<u8>(), 0..20),
-        ]
-        .prop_map(|b| b.into_iter().filter(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)).collect())
-    }
-
-    proptest! {
-        #![proptest_config(crate::proptest_config(256))]
-
-        #[test]
-        fn a_target_is_the_absolute_uri_or_stays_on_the_named_upstream(
-            target in request_target(),
-            registry in proptest::option::of(registry()),
-            mirror in any::<bool>(),
-        ) {
-            let Ok(uri) = target.parse::<Uri>() else { return Ok(()) };
-            let mut headers = HeaderMap::new();
-            if let Some(registry) = &registry {
-                headers.insert("x-dragonfly-registry", HeaderValue::from_bytes(registry).unwrap());
-            }
-            let configured = url::Url::parse("https://mirror.example:5000/").unwrap();
-            let mirror = mirror.then_some(&configured);
-            let Ok(url) = target_url(&uri, &headers, mirror) else { return Ok(()) };
-            if uri.scheme().is_some() && uri.authority().is_some() {
-                prop_assert_eq!(Some(url), url::Url::parse(&uri.to_string()).ok());
-                return Ok(());
-            }
-            let registry = registry.as_deref().map(std::str::from_utf8);
-            prop_assert!(registry.is_none_or(|r| r.is_ok()), "an unreadable X-Dragonfly-Registry was ignored");
-            let upstream = match registry {
-                Some(r) => url::Url::parse(r.unwrap()).unwrap(),
-                None => match url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).find(|(k, _)| k == "ns") {
-                    Some((_, ns)) => url::Url::parse(&format!("https://{ns}")).unwrap(),
-                    None => configured,
-                },
-            };
-            let place = |u: &url::Url| (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port_or_known_default());
-            prop_assert_eq!(place(&url), place(&upstream), "{} from {}", url, uri);
-        }
+        let digest_mode = |value: &'static str, default: bool| {
+            task_shaping(&headers(&[("x-dragonfly-enable-task-id-based-blob-digest", value)]), default)
+                .map(|s| s.blob_digest)
+        };
+        assert_eq!((digest_mode("true", false), digest_mode("False", true)), (Ok(true), Ok(false)));
+        assert_eq!(task_shaping(&HeaderMap::new(), true).map(|s| s.blob_digest), Ok(true), "the config's default");
+        let err = digest_mode("yes", false).unwrap_err();
+        assert!(err.contains("Blob-Digest"), "{err}");
     }
 }

@@ -62,10 +62,9 @@ impl Dfdaemon {
                 .iter()
                 .map(|r| regex::Regex::new(r).map_err(|e| Error::Config(format!("proxy.rules: {e}"))))
                 .collect::<Result<_, _>>()?,
-            registry_mirror: (!config.proxy.registry_mirror.is_empty())
-                .then(|| url::Url::parse(&config.proxy.registry_mirror))
-                .transpose()
-                .map_err(|e| Error::Config(format!("proxy.registry_mirror: {e}")))?,
+            upstreams: config.proxy.upstreams()?,
+            auth_cache_ttl: std::time::Duration::from_secs(config.proxy.auth_cache_secs),
+            blob_digest_task_id: config.proxy.blob_digest_task_id,
         };
         let http_client = OriginClients::with_roots(
             config.proxy.target_policy()?,

@@ -242,6 +242,7 @@ pub(crate) fn spec_task_id(spec: &pb::TaskSpec) -> Result<common::ids::TaskId, c
         application: &spec.application,
         piece_length: spec.piece_length,
         filtered_query_params: &spec.filtered_query_params,
+        blob_digest: spec.blob_digest_task_id,
     })
 }
 
@@ -255,6 +256,7 @@ pub(crate) fn task_spec(o: crate::resource::SeedOrder) -> pb::TaskSpec {
         tag: o.tag,
         application: o.application,
         filtered_query_params: o.filtered_query_params,
+        blob_digest_task_id: o.blob_digest,
     }
 }
 

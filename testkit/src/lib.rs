@@ -4,8 +4,9 @@
 //!
 //! Features keep each crate's tests to what they start: `manager` (a manager on a fresh
 //! database of each kind, [`db`] and [`manager`]), `scheduler` ([`scheduler`]), `peer`
-//! ([`peer`]), `registry` (a real `docker-registry` and `skopeo`, [`registry`]), `tls` (servers over TLS
-//! with a test CA, [`tls`]); [`origin`] is always there, and [`cluster`] needs `scheduler` and `peer`.
+//! ([`peer`]), `registry` (a real `docker-registry` and `skopeo`, [`registry`], and a real containerd,
+//! [`containerd`]), `tls` (servers over TLS with a test CA, [`tls`]); [`origin`] is always there,
+//! and [`cluster`] needs `scheduler` and `peer`.
 //!
 //! This is test code: helpers panic with a message instead of returning errors, and [`db`]
 //! reads `DAMSELFLY_TEST_DB` (libraries never read the environment; a test harness may).
@@ -15,6 +16,8 @@ pub mod pki;
 
 #[cfg(all(feature = "scheduler", feature = "peer"))]
 pub mod cluster;
+#[cfg(feature = "registry")]
+pub mod containerd;
 #[cfg(feature = "manager")]
 pub mod db;
 #[cfg(feature = "manager")]

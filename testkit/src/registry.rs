@@ -10,7 +10,7 @@
 //!   CNAI/ModelPack artifact) and [`Registry::push`] copies it with `skopeo copy
 //!   --preserve-digests`, so the digests and sizes it returns are what the registry serves.
 //! - [`Registry::served`] reads the registry's own request log: blob GETs and the body bytes
-//!   written for them. A log line lands a few milliseconds after its response, so wait for a
+//!   written for them, and blob HEADs. A log line lands a few milliseconds after its response, so wait for a
 //!   count with [`crate::eventually`] rather than reading it once.
 //!
 //! The binaries come from `make apt-deps`; when one is missing the fixture panics saying so.
@@ -57,14 +57,14 @@ const SERVICE: &str = "damselfly-test-registry";
 const ISSUER: &str = "damselfly-testkit";
 
 /// Panics with how to install `binary` unless it is on the `PATH`.
-fn require(binary: &str) {
+pub(crate) fn require(binary: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(binary).is_file()))
         .unwrap_or(false);
     assert!(
         found,
-        "`{binary}` is not installed: the registry tests need Debian's docker-registry and skopeo \
-         packages (`make apt-deps`, or `apt-get install -y docker-registry skopeo`)"
+        "`{binary}` is not installed: the registry and runtime tests need Debian's docker-registry, \
+         skopeo and containerd packages (`make apt-deps`, or `apt-get install -y docker-registry skopeo containerd`)"
     );
 }
 
@@ -190,6 +190,8 @@ pub struct Served {
     pub by_digest: BTreeMap<String, (usize, u64)>,
     /// Manifest GETs (any status).
     pub manifest_gets: usize,
+    /// Blob HEADs answered (any status): what a mirror's authorization checks cost the registry.
+    pub blob_heads: usize,
 }
 
 /// A token service's users and what it has handed out.
@@ -408,6 +410,13 @@ async fn read_log(
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if let Ok(entry) = serde_json::from_str::<Value>(&line)
+            && entry["http.request.method"] == "HEAD"
+            && let Some(uri) = entry["http.request.uri"].as_str()
+            && uri.contains("/blobs/")
+            && entry.get("http.response.status").is_some()
+        {
+            served.lock().unwrap().blob_heads += 1;
+        } else if let Ok(entry) = serde_json::from_str::<Value>(&line)
             && entry["http.request.method"] == "GET"
             && let Some(uri) = entry["http.request.uri"].as_str()
         {

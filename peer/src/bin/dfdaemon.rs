@@ -7,6 +7,7 @@ use common::runtime::{self, ProcessArgs};
 use peer::{
     Dfdaemon, Listeners,
     config::{DfdaemonConfig, Overrides},
+    init_runtime::{self, Runtime},
 };
 use tokio::net::UnixListener;
 
@@ -15,7 +16,7 @@ use tokio::net::UnixListener;
 #[command(version = common::VERSION)]
 struct Cli {
     /// TOML configuration file (every key is optional; see README "Configuration").
-    #[arg(short, long, env = "DAMSELFLY_DFDAEMON_CONFIG")]
+    #[arg(short, long, env = "DAMSELFLY_DFDAEMON_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Directory for content, metadata and the socket [default: /var/lib/damselfly/dfdaemon].
     #[arg(long, env = "DAMSELFLY_DFDAEMON_DATA_DIR")]
@@ -36,7 +37,7 @@ struct Cli {
     #[arg(long, env = "DAMSELFLY_DFDAEMON_UPLOAD_ADDR")]
     upload_addr: Option<SocketAddr>,
     /// Address of the HTTP proxy and registry mirror [default: 127.0.0.1:4001].
-    #[arg(long, env = "DAMSELFLY_DFDAEMON_PROXY_ADDR")]
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_PROXY_ADDR", global = true)]
     proxy_addr: Option<SocketAddr>,
     /// Scheduler gRPC address, host:port [default: none, every download goes to the origin].
     #[arg(long, env = "DAMSELFLY_DFDAEMON_SCHEDULER")]
@@ -49,11 +50,59 @@ struct Cli {
     join_token: Option<String>,
     #[command(flatten)]
     process: ProcessArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Write a container runtime's mirror configuration pointing at this dfdaemon, from its
+    /// configuration (proxy address, registry_mirror, [[proxy.registries]]); files that already
+    /// say the same are left alone.
+    InitRuntime {
+        /// The runtime to configure.
+        #[arg(value_enum)]
+        runtime: Runtime,
+        /// Directory to write into [default: /etc/containerd/certs.d for containerd,
+        /// /etc/containers/registries.conf.d for CRI-O and podman].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Another registry to pull through the dfdaemon (containerd only), e.g. https://quay.io.
+        #[arg(long = "registry")]
+        registries: Vec<url::Url>,
+        /// containerd: also `_default/hosts.toml`, every other registry through the dfdaemon.
+        #[arg(long)]
+        all_registries: bool,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::InitRuntime { runtime, dir, registries, all_registries }) = cli.command.take() {
+        return init_runtime(&cli, runtime, dir, &registries, all_registries);
+    }
     runtime::main("dfdaemon", cli.process.log_format, run(cli))
+}
+
+/// `dfdaemon init-runtime`: prints each file written or left alone; an error is a message and
+/// exit code 1.
+fn init_runtime(cli: &Cli, target: Runtime, dir: Option<PathBuf>, extra: &[url::Url], all: bool) -> ExitCode {
+    let overrides = Overrides { proxy_addr: cli.proxy_addr, ..Overrides::default() };
+    let written = DfdaemonConfig::load(cli.config.as_deref(), overrides, &runtime::hostname())
+        .and_then(|config| init_runtime::files(target, &config, extra, all))
+        .and_then(|files| init_runtime::write(dir.as_deref().unwrap_or(target.default_dir()), &files));
+    match written {
+        Ok(written) => {
+            for w in written {
+                println!("{} {}", if w.changed { "wrote" } else { "unchanged" }, w.path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dfdaemon init-runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -88,6 +88,7 @@ pub(super) async fn run(
         tag: req.tag.clone(),
         application: req.application.clone(),
         filtered_query_params: req.filtered_query_params.clone(),
+        blob_digest: req.blob_digest,
     };
     let mut stream = PeerStream::open(schedulers, addr, registration).await?;
     let mut download = Download {

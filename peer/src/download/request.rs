@@ -38,6 +38,8 @@ pub struct TaskShape {
     pub filtered_query_params: Vec<String>,
     /// An explicit piece length; `None` for the default for the content length.
     pub piece_length: Option<u64>,
+    /// An OCI blob URL's id is its digest's: the same blob from any registry is one task.
+    pub blob_digest: bool,
 }
 
 /// A download as the daemon understands it (converted from the RPC at the edge).
@@ -76,6 +78,8 @@ pub struct TaskRequest {
     pub application: String,
     /// Query parameters left out of the id, so the scheduler can derive it again.
     pub filtered_query_params: Vec<String>,
+    /// The id of a blob URL is its digest's, so the scheduler can derive it again.
+    pub blob_digest: bool,
     /// Whose request it is, which decides what its origin fetch may reach; remote unless
     /// [`requested_by`](Self::requested_by) says otherwise.
     pub requester: Requester,
@@ -90,6 +94,7 @@ impl TaskRequest {
             application: &shape.application,
             piece_length: shape.piece_length,
             filtered_query_params: &shape.filtered_query_params,
+            blob_digest: shape.blob_digest,
         };
         let task_id = task_id(&spec).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         Ok(Self::unchecked(task_id, url, shape, headers))
@@ -108,7 +113,7 @@ impl TaskRequest {
     }
 
     fn unchecked(task_id: TaskId, url: Url, shape: TaskShape, headers: Vec<(String, String)>) -> Self {
-        let TaskShape { tag, application, filtered_query_params, piece_length } = shape;
+        let TaskShape { tag, application, filtered_query_params, piece_length, blob_digest } = shape;
         Self {
             task_id,
             url,
@@ -118,6 +123,7 @@ impl TaskRequest {
             tag,
             application,
             filtered_query_params,
+            blob_digest,
             requester: Requester::Remote,
         }
     }

@@ -16,8 +16,13 @@ use crate::{
     download::{Downloader, EventSink, TaskRequest, verify_whole},
 };
 
-pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &HeaderMap) -> Response {
-    let req = match task_request(target, headers) {
+pub(super) async fn serve(
+    downloader: &Downloader,
+    target: url::Url,
+    headers: &HeaderMap,
+    blob_digest: bool,
+) -> Response {
+    let req = match task_request(target, headers, blob_digest) {
         Ok(req) => req,
         Err(why) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
     };
@@ -76,8 +81,8 @@ pub(super) async fn serve(downloader: &Downloader, target: url::Url, headers: &H
 
 /// The download a proxied GET asks for, shaped by its `X-Dragonfly-*` headers; a refusal is
 /// the 400's message.
-fn task_request(target: url::Url, headers: &HeaderMap) -> Result<TaskRequest, String> {
-    let shape = task_shaping(headers)?;
+fn task_request(target: url::Url, headers: &HeaderMap, blob_digest: bool) -> Result<TaskRequest, String> {
+    let shape = task_shaping(headers, blob_digest)?;
     TaskRequest::new(target, shape, origin_headers(headers)).map_err(|e| match e {
         Error::InvalidRequest(why) => why,
         e => e.to_string(),
@@ -208,7 +213,7 @@ mod properties {
                     .filter(|n| REQUESTABLE_PIECE_LENGTHS.contains(n))
             });
             let target = url::Url::parse("http://o.example/v2/blobs/x").unwrap();
-            match task_request(target, &headers) {
+            match task_request(target, &headers, false) {
                 Ok(req) => {
                     prop_assert!(readable, "an unreadable header was ignored");
                     prop_assert_eq!(req.piece_length, requested.flatten());

@@ -91,6 +91,7 @@ impl TryFrom<pb::DownloadRequest> for DownloadRequest {
                 application: r.application,
                 filtered_query_params: r.filtered_query_params,
                 piece_length: r.piece_length,
+                blob_digest: false,
             },
         })
     }

@@ -202,6 +202,7 @@ fn request_of(spec: pb::TaskSpec) -> Result<TaskRequest, String> {
         application: spec.application,
         filtered_query_params: spec.filtered_query_params,
         piece_length: spec.piece_length,
+        blob_digest: spec.blob_digest_task_id,
     };
     TaskRequest::ordered(&spec.task_id, url, shape, spec.request_headers.into_iter().collect())
         .map_err(|e| e.to_string())

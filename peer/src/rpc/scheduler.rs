@@ -84,6 +84,7 @@ pub struct Registration {
     pub tag: String,
     pub application: String,
     pub filtered_query_params: Vec<String>,
+    pub blob_digest: bool,
 }
 
 /// An open `AnnouncePeer` stream.
@@ -116,6 +117,7 @@ impl PeerStream {
                 tag: reg.tag,
                 application: reg.application,
                 filtered_query_params: reg.filtered_query_params,
+                blob_digest_task_id: reg.blob_digest,
             }),
             disable_back_to_source: reg.disable_back_to_source,
         };

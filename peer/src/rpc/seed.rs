@@ -56,6 +56,7 @@ fn start(downloader: &Downloader, order: pb::SeedTask) {
         application: spec.application,
         filtered_query_params: spec.filtered_query_params,
         piece_length: spec.piece_length,
+        blob_digest: spec.blob_digest_task_id,
     };
     let req = match TaskRequest::ordered(&spec.task_id, url, shape, spec.request_headers.into_iter().collect()) {
         Ok(req) => req,

@@ -7,6 +7,7 @@ mod dfctl_cli;
 mod dfdaemon;
 mod dfget_cli;
 mod p2p;
+mod private;
 mod proxy;
 mod runtime;
 mod tasks;

@@ -11,6 +11,8 @@ pub struct SeedOrder {
     pub tag: String,
     pub application: String,
     pub filtered_query_params: Vec<String>,
+    /// The id of a blob URL is its digest's.
+    pub blob_digest: bool,
 }
 
 /// Connected seed peers, each with the channel its stream reads from.
@@ -33,6 +35,7 @@ mod tests {
             tag: String::new(),
             application: String::new(),
             filtered_query_params: vec![],
+            blob_digest: false,
         };
         assert!(!seeds.dispatch(order.clone()));
         let mut rx = seeds.watch(HostId("seed".into()));

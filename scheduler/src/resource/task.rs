@@ -55,6 +55,8 @@ pub struct Task {
     pub tag: String,
     pub application: String,
     pub filtered_query_params: Vec<String>,
+    /// The id of a blob URL is its digest's (the same blob from any registry is this task).
+    pub blob_digest: bool,
     pub content_length: Option<u64>,
     pub piece_length: Option<u64>,
     digests: Vec<Option<PieceDigest>>,
@@ -93,6 +95,7 @@ impl Task {
             tag: String::new(),
             application: String::new(),
             filtered_query_params: Vec::new(),
+            blob_digest: false,
             content_length: None,
             piece_length,
             digests: Vec::new(),

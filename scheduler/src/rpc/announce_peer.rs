@@ -51,6 +51,7 @@ pub async fn start(
         // Every registrant's spec derives the same id, so any of them describes the task.
         let mut t = cell.lock();
         (t.tag, t.application, t.filtered_query_params) = (spec.tag, spec.application, spec.filtered_query_params);
+        t.blob_digest = spec.blob_digest_task_id;
         t.register(peer.clone(), host_id.clone(), reg.disable_back_to_source);
         if svc.preheats.owed_by(&host_id, &task_id) {
             t.want(&peer);
@@ -109,6 +110,7 @@ async fn drive(
                         tag: t.tag.clone(),
                         application: t.application.clone(),
                         filtered_query_params: t.filtered_query_params.clone(),
+                        blob_digest: t.blob_digest,
                     }
                 };
                 let sent_to_seed = svc.seeds.dispatch(order);
@@ -406,6 +408,7 @@ mod properties {
             application: &spec.application,
             piece_length: spec.piece_length,
             filtered_query_params: &spec.filtered_query_params,
+            blob_digest: spec.blob_digest_task_id,
         })
     }
 

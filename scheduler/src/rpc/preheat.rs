@@ -135,6 +135,7 @@ fn task(spec: pb::TaskSpec) -> Result<SeedOrder, String> {
         tag: spec.tag,
         application: spec.application,
         filtered_query_params: spec.filtered_query_params,
+        blob_digest: spec.blob_digest_task_id,
     })
 }
 

@@ -171,6 +171,7 @@ async fn plan(args: &PreheatArgs, config: &JobsConfig) -> Result<Plan, String> {
             application: &args.application,
             piece_length: args.piece_length,
             filtered_query_params: &args.filtered_query_params,
+            blob_digest: false,
         };
         let id = task_id(&spec).map_err(|e| format!("{url}: {e}"))?;
         ids.insert(id.0, url.clone());

@@ -74,6 +74,7 @@ fn resolve_task_id(args: &Value) -> Result<String, String> {
         application: &application,
         piece_length: args.get("piece_length").and_then(Value::as_u64),
         filtered_query_params: &filtered,
+        blob_digest: false,
     };
     task_id(&spec).map(|id| id.0).map_err(|e| e.to_string())
 }
@@ -151,6 +152,7 @@ mod tests {
             application: "",
             piece_length: None,
             filtered_query_params: &[],
+            blob_digest: false,
         };
         assert_eq!(from_url, task_id(&spec).unwrap().0);
         let tagged = resolve_task_id(&json!({"url": "https://o.example/f", "tag": "t"})).unwrap();

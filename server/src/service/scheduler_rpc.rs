@@ -202,6 +202,7 @@ impl SchedulerClient {
                     tag: t.tag,
                     application: t.application,
                     filtered_query_params: t.filtered_query_params,
+                    blob_digest_task_id: false,
                 })
                 .collect(),
             scope: scope.into(),

@@ -425,6 +425,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
 pub struct OriginClients {
     local: reqwest::Client,
     guarded: reqwest::Client,
+    /// The guarded client that answers a redirect instead of following it.
+    unredirected: reqwest::Client,
     policy: Arc<TargetPolicy>,
 }
 
@@ -466,9 +468,15 @@ impl OriginClients {
                 }
             }))
             .build();
-        match (local, guarded) {
-            (Ok(local), Ok(guarded)) => Ok(Self { local, guarded, policy }),
-            (Err(e), _) | (_, Err(e)) => Err(Error::Config(format!("HTTP client: {e}"))),
+        let unredirected = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
+            .redirect(reqwest::redirect::Policy::none())
+            .build();
+        match (local, guarded, unredirected) {
+            (Ok(local), Ok(guarded), Ok(unredirected)) => Ok(Self { local, guarded, unredirected, policy }),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(Error::Config(format!("HTTP client: {e}"))),
         }
     }
 
@@ -480,6 +488,12 @@ impl OriginClients {
     /// The client for requests on someone else's behalf.
     pub fn guarded(&self) -> &reqwest::Client {
         &self.guarded
+    }
+
+    /// The guarded client, answering redirects instead of following them (where a redirect
+    /// is itself the answer, such as a registry's go-ahead to a blob in storage).
+    pub fn guarded_unredirected(&self) -> &reqwest::Client {
+        &self.unredirected
     }
 
     /// The client that fetches `url` for `requester`; a remote requester's URL is checked
