@@ -437,7 +437,7 @@ impl OriginClients {
         Self::with_roots(policy, &[])
     }
 
-    /// [`new`](Self::new), both clients trusting `roots` (DER CA certificates an operator
+    /// [`new`](Self::new), every client trusting `roots` (DER CA certificates an operator
     /// names, `proxy.connect.upstream_ca_certs`) besides the built-in ones.
     pub fn with_roots(
         policy: TargetPolicy,
@@ -468,7 +468,7 @@ impl OriginClients {
                 }
             }))
             .build();
-        let unredirected = reqwest::Client::builder()
+        let unredirected = trusting(reqwest::Client::builder())?
             .user_agent(USER_AGENT)
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
