@@ -69,9 +69,10 @@ async fn a_body_shorter_than_announced_fails_clearly_and_caches_nothing_wrong() 
     let dir = tempfile::tempdir().unwrap();
     let peer = daemon(dir.path()).await;
     // By ranges, and as one stream (an origin without ranges).
-    for (url, expected) in
-        [(format!("{origin}/hostile/short/{LEN}/4"), content(LEN, 4)), (format!("{origin}/truncated/{LEN}"), content(LEN, 0))]
-    {
+    for (url, expected) in [
+        (format!("{origin}/hostile/short/{LEN}/4"), content(LEN, 4)),
+        (format!("{origin}/truncated/{LEN}"), content(LEN, 0)),
+    ] {
         let out = dir.path().join("short");
         let err = peer.dfget(&url, &out, |_| {}).await.unwrap_err();
         assert!(matches!(err.code(), tonic::Code::Unavailable | tonic::Code::DataLoss), "{url}: {err}");
@@ -139,5 +140,34 @@ async fn the_proxy_never_answers_a_success_with_a_truncated_body() {
                 Err(_) => {} // the connection was aborted: the client knows the body is incomplete
             }
         }
+    }
+}
+
+/// In a cluster the scheduler hands origin pieces out by range to several peers: an origin that
+/// ignores `Range` still gives every peer the right file (each piece cut from a whole body), and
+/// one that answers the wrong range fails the download without leaving a wrong piece anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_cluster_origin_pieces_from_a_misbehaving_origin_are_right_or_refused() {
+    let origin = Origin::start().await;
+    let c = testkit::cluster::Cluster::start(2).await;
+    let url = format!("{origin}/hostile/ignores-range/{LEN}/8");
+    let downloads = c.peers.iter().enumerate().map(|(k, peer)| {
+        let (out, url) = (c.dir.path().join(format!("ignores-{k}")), url.clone());
+        async move { (peer.dfget(&url, &out, |_| {}).await, out) }
+    });
+    for (result, out) in futures::future::join_all(downloads).await {
+        result.unwrap();
+        assert!(std::fs::read(&out).unwrap() == content(LEN, 8), "the output is the content");
+    }
+    for peer in c.peers.iter().chain([&c.seed]) {
+        assert_cache_holds_only_right_pieces(&peer.data, &url, &content(LEN, 8));
+    }
+
+    let url = format!("{origin}/hostile/wrong-range/{LEN}/9");
+    let out = c.dir.path().join("wrong");
+    let err = c.peers[0].dfget(&url, &out, |_| {}).await.unwrap_err();
+    assert!(err.message().contains("Content-Range"), "the error says what the origin did: {err}");
+    for peer in c.peers.iter().chain([&c.seed]) {
+        assert_cache_holds_only_right_pieces(&peer.data, &url, &content(LEN, 9));
     }
 }

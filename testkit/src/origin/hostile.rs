@@ -61,11 +61,17 @@ fn requested_range(headers: &HeaderMap, n: usize) -> Option<(usize, usize)> {
     (start <= end).then_some((start, end))
 }
 
-pub(super) async fn serve(method: Method, headers: HeaderMap, counters: &Counters, mode: Mode, n: usize, seed: u8) -> Response {
+pub(super) async fn serve(
+    method: Method,
+    headers: HeaderMap,
+    counters: &Counters,
+    mode: Mode,
+    n: usize,
+    seed: u8,
+) -> Response {
     let all = content(n, seed);
     let range = if mode.ranges() { requested_range(&headers, n) } else { None };
-    let mut builder = Response::builder()
-        .header(header::ACCEPT_RANGES, if mode.ranges() { "bytes" } else { "none" });
+    let mut builder = Response::builder().header(header::ACCEPT_RANGES, if mode.ranges() { "bytes" } else { "none" });
     // (status, Content-Range, announced length, body)
     let (status, content_range, announced, body) = match (mode, range) {
         (Mode::IgnoresRange, _) | (Mode::WrongRange | Mode::Slow | Mode::Short, None) => {
