@@ -106,7 +106,7 @@ fn routes(counters: Arc<Counters>) -> Router {
         .route(
             "/truncated/{n}",
             get(|Path(n): Path<usize>| async move {
-                Response::builder().header(header::CONTENT_LENGTH, n).body(Body::from(content(n / 2, 0))).unwrap()
+                Response::builder().header(header::CONTENT_LENGTH, n).body(short_body(content(n / 2, 0))).unwrap()
             }),
         )
         .route("/slow", get(slow))
@@ -172,6 +172,13 @@ async fn hostile_route(
         Some(mode) => hostile::serve(method, headers, &c, mode, n, seed).await,
         None => Response::builder().status(StatusCode::NOT_FOUND).body(Body::empty()).unwrap(),
     }
+}
+
+/// A body of `bytes` that hyper cannot size in advance, so an announced `Content-Length` above
+/// its length goes out as written (a sized body would make hyper refuse the mismatch itself),
+/// and the connection ends after the last byte.
+pub(crate) fn short_body(bytes: Vec<u8>) -> Body {
+    Body::from_stream(futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(bytes))]))
 }
 
 async fn slow() -> Body {

@@ -9,5 +9,6 @@ mod dfdaemon;
 mod dfget_cli;
 mod p2p;
 mod proxy;
+mod proxy_range;
 mod runtime;
 mod tasks;

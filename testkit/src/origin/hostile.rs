@@ -114,6 +114,7 @@ pub(super) async fn serve(
                 Ok::<_, std::io::Error>(c)
             }))
         }
+        _ if mode == Mode::Short => super::short_body(body),
         _ => Body::from(body),
     };
     builder.body(body).unwrap()
