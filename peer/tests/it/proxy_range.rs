@@ -104,3 +104,60 @@ async fn a_range_cut_short_by_the_origin_aborts_instead_of_answering_short_data(
     let again = get(&client, &url, Some(&format!("bytes={}-", LEN - 10))).await;
     assert_eq!(again.status(), 502);
 }
+
+/// A runtime asks `HEAD` before it pulls: the blob's size and digest come back as the registry
+/// sent them, with no body and nothing fetched into the cache.
+#[tokio::test]
+async fn head_on_a_blob_answers_its_length_and_digest() {
+    use axum::{Router, http::Method, routing};
+    let blob = content(300_000, 13);
+    let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&blob)));
+    let gets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (served, counted, d) = (blob.clone(), gets.clone(), digest.clone());
+    let app = Router::new().route(
+        "/v2/{repo}/blobs/{digest}",
+        routing::get(move |method: Method| {
+            let (served, counted, d) = (served.clone(), counted.clone(), d.clone());
+            async move {
+                if method == Method::GET {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                ([("docker-content-digest", d)], served)
+            }
+        }),
+    );
+    let registry = testkit::origin::serve(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let peer = PeerBuilder::new(dir.path().join("d"), "range-host").start().await;
+    let url = format!("{registry}/v2/lib/blobs/{digest}");
+
+    let head = client(&peer.proxy).head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "300000");
+    assert_eq!(head.headers()["docker-content-digest"], digest.as_str());
+    assert!(head.bytes().await.unwrap().is_empty());
+    assert_eq!(gets.load(std::sync::atomic::Ordering::SeqCst), 0, "a HEAD fetches no content");
+
+    // And a range of that blob, cold, is served from pieces and checked against the digest.
+    let part = get(&client(&peer.proxy), &url, Some("bytes=5-14")).await;
+    assert_eq!(part.status(), 206);
+    assert!(part.bytes().await.unwrap()[..] == blob[5..15]);
+
+    // A blob whose bytes are not its digest: the range was served from verified pieces, but
+    // once the whole is in and fails the digest, the task leaves the cache.
+    let lying = format!("{registry}/v2/lib/blobs/sha256:{}", "ab".repeat(32));
+    let part = get(&client(&peer.proxy), &lying, Some("bytes=0-9")).await;
+    assert_eq!(part.status(), 206);
+    assert!(part.bytes().await.unwrap()[..] == blob[..10]);
+    let meta = peer.data.join("storage").join("meta");
+    testkit::eventually("the lying blob to leave the cache", Duration::from_secs(10), || {
+        let holds = std::fs::read_dir(&meta)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| std::fs::read_to_string(e.path()).unwrap_or_default().contains(&"ab".repeat(32)))
+            })
+            .unwrap_or(false);
+        async move { !holds }
+    })
+    .await;
+}
