@@ -9,7 +9,11 @@
 //!   late so every peer has registered before the first pieces are in;
 //! - `/status/{code}`: an empty answer with that status;
 //! - `/truncated/{n}`: announces `n` bytes, sends half, then the connection ends;
-//! - `/slow`: 64 KiB every 100 ms, 4 MiB in all (a download still running when stopped).
+//! - `/slow`: 64 KiB every 100 ms, 4 MiB in all (a download still running when stopped);
+//! - `/hostile/{mode}/{n}/{seed}`: the same content from an origin that breaks HTTP as
+//!   [`hostile::Mode`] says (ignores `Range`, short bodies, unasked or wrong `206`s, slow).
+
+pub mod hostile;
 
 use std::{
     sync::{
@@ -102,10 +106,11 @@ fn routes(counters: Arc<Counters>) -> Router {
         .route(
             "/truncated/{n}",
             get(|Path(n): Path<usize>| async move {
-                Response::builder().header(header::CONTENT_LENGTH, n).body(Body::from(content(n / 2, 0))).unwrap()
+                Response::builder().header(header::CONTENT_LENGTH, n).body(short_body(content(n / 2, 0))).unwrap()
             }),
         )
         .route("/slow", get(slow))
+        .route("/hostile/{mode}/{n}/{seed}", get(hostile_route))
         .with_state(counters)
 }
 
@@ -155,6 +160,25 @@ async fn ranged(
         .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{n}"))
         .body(Body::from(body))
         .unwrap()
+}
+
+async fn hostile_route(
+    method: Method,
+    headers: HeaderMap,
+    State(c): State<Arc<Counters>>,
+    Path((mode, n, seed)): Path<(String, usize, u8)>,
+) -> Response {
+    match hostile::Mode::parse(&mode) {
+        Some(mode) => hostile::serve(method, headers, &c, mode, n, seed).await,
+        None => Response::builder().status(StatusCode::NOT_FOUND).body(Body::empty()).unwrap(),
+    }
+}
+
+/// A body of `bytes` that hyper cannot size in advance, so an announced `Content-Length` above
+/// its length goes out as written (a sized body would make hyper refuse the mismatch itself),
+/// and the connection ends after the last byte.
+pub(crate) fn short_body(bytes: Vec<u8>) -> Body {
+    Body::from_stream(futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(bytes))]))
 }
 
 async fn slow() -> Body {

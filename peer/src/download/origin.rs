@@ -6,6 +6,13 @@
 //! several workers fetch pieces with `Range` requests at once ([`ranged`]): one slow TCP stream no
 //! longer bounds the whole task. Otherwise one GET is cut into pieces as its body streams in.
 //!
+//! Origins misbehave, and no misbehaviour may become a piece ([`answer`] checks each answer
+//! before its body is read): a `206` to a GET without `Range` is refused; an origin that ignores
+//! `Range` (a `200`) is read whole once and the pieces are cut from that body; one that answers
+//! another range than asked is read whole with one GET; a body shorter than its
+//! `Content-Length` fails the download, keeping only the whole pieces before the cut (a piece
+//! counts only at its full length, see `storage::PieceWriter::finish`).
+//!
 //! Content that is one tiny piece (at most 128 bytes) is reported with its bytes: the scheduler
 //! hands them to the other peers in its own messages, so none of them opens a piece connection
 //! for so few bytes.
@@ -14,6 +21,7 @@
 //! the request's [`Requester`]: a fetch on someone else's behalf is held to the
 //! [`TargetPolicy`] ([`guard`]), and a refusal is final.
 
+mod answer;
 mod guard;
 mod ranged;
 
@@ -54,7 +62,39 @@ pub(super) async fn fetch(
     {
         return ranged::fetch(inner, task, req, layout, reporter, events).await;
     }
+    whole(inner, task, req, reporter, events, false).await
+}
+
+/// Fetches the content with one GET without `Range` and cuts it into pieces ([`stream`]); an
+/// answer that is not the whole content (a `206` for part of it) is refused before anything is
+/// stored.
+async fn whole(
+    inner: &Inner,
+    task: &Arc<TaskStore>,
+    req: &TaskRequest,
+    reporter: Option<&Reporter>,
+    events: &EventSink,
+    announced: bool,
+) -> Result<(), Error> {
     let response = fetch_with_retries(&inner.http, req).await?;
+    answer::check_whole(response.status(), response.headers())
+        .map_err(|why| Error::OriginUnavailable { url: req.url.to_string(), reason: why.0 })?;
+    stream(inner, task, req, response, reporter, events, announced).await
+}
+
+/// Cuts a whole-content answer into pieces as its body streams in, storing and reporting each;
+/// pieces already in place (fetched by range before the origin showed its ranges could not be
+/// used) are not stored again, but must hash as before. `announced`: the size was already told
+/// to the scheduler and the listener.
+async fn stream(
+    inner: &Inner,
+    task: &Arc<TaskStore>,
+    req: &TaskRequest,
+    response: reqwest::Response,
+    reporter: Option<&Reporter>,
+    events: &EventSink,
+    announced: bool,
+) -> Result<(), Error> {
     let content_length = response.content_length();
     let piece_length = req
         .piece_length
@@ -64,10 +104,12 @@ pub(super) async fn fetch(
         let layout = PieceLayout::new(len, piece_length).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         task.set_layout(layout)?;
     }
-    if let Some(r) = reporter {
-        r.send(ToScheduler::ContentInfo { content_length, piece_length, ranges: false }).await?;
+    if !announced {
+        if let Some(r) = reporter {
+            r.send(ToScheduler::ContentInfo { content_length, piece_length, ranges: false }).await?;
+        }
+        events.send(Event::Started { task_id: req.task_id.clone(), content_length, piece_length }).await;
     }
-    events.send(Event::Started { task_id: req.task_id.clone(), content_length, piece_length }).await;
 
     let mut body = response.bytes_stream();
     // Grows as bytes arrive: an origin may send fewer than the piece length.
@@ -97,7 +139,15 @@ pub(super) async fn fetch(
                 buf.extend_from_slice(&rest[..take]);
                 rest = &rest[take..];
                 if buf.len() as u64 == piece_length {
+                    let known = content_length.and(task.digest(number));
                     let digest = store_piece(task, number, written, &buf, content_length.is_some()).await?;
+                    if let Some(known) = known {
+                        same_piece(number, known, digest)?;
+                        written += buf.len() as u64;
+                        buf.clear();
+                        number += 1;
+                        continue;
+                    }
                     let tiny = tiny_bytes(task, &buf);
                     written += buf.len() as u64;
                     buf.clear();
@@ -112,11 +162,17 @@ pub(super) async fn fetch(
         }
     }
     if !buf.is_empty() {
+        let known = content_length.and(task.digest(number));
         let digest = store_piece(task, number, written, &buf, content_length.is_some()).await?;
         let tiny = tiny_bytes(task, &buf);
         written += buf.len() as u64;
-        let done = Done { number, digest, tiny, written };
-        report(reporter, events, task, done, &mut started, &mut unsized_digests).await?;
+        match known {
+            Some(known) => same_piece(number, known, digest)?,
+            None => {
+                let done = Done { number, digest, tiny, written };
+                report(reporter, events, task, done, &mut started, &mut unsized_digests).await?;
+            }
+        }
     }
     match content_length {
         Some(expected) if expected != written => {
@@ -148,6 +204,15 @@ pub(super) async fn fetch(
         }
     }
     Ok(())
+}
+
+/// A piece already in place must be what the origin sends now.
+fn same_piece(n: u32, known: PieceDigest, now: PieceDigest) -> Result<(), Error> {
+    if known == now {
+        Ok(())
+    } else {
+        Err(Error::Integrity(format!("piece {n} changed at the origin while it was fetched")))
+    }
 }
 
 async fn store_piece(

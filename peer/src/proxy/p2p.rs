@@ -1,5 +1,8 @@
 //! Answering a proxied GET from the P2P network: bring the task into the cache, then stream the
-//! requested bytes (whole, or one `Range`) from the content file.
+//! whole content from the content file. A `Range` request does not wait for the whole task
+//! ([`partial`]).
+
+mod partial;
 
 use axum::{
     body::Body,
@@ -7,7 +10,7 @@ use axum::{
     response::Response,
 };
 use common::digest::Digest;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
 use super::{ErrorType, error, header_str, header_value, origin_headers, task_shaping};
@@ -26,6 +29,9 @@ pub(super) async fn serve(
         Ok(req) => req,
         Err(why) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
     };
+    if let Some(ranges) = header_str(headers, header::RANGE.as_str()).and_then(partial::ByteRanges::parse) {
+        return partial::serve(downloader, req, ranges).await;
+    }
     let id = &req.task_id;
     let task = match downloader.fetch_task(&req, &EventSink::none()).await {
         Ok(t) => t,
@@ -41,40 +47,19 @@ pub(super) async fn serve(
     let Some(layout) = task.layout() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, "task has no layout".into());
     };
-    let total = layout.content_length;
-    let range = match header_str(headers, header::RANGE.as_str()).map(|r| parse_range(r, total)) {
-        None => None,
-        Some(Ok(r)) => Some(r),
-        Some(Err(())) => {
-            return Response::builder()
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{total}"))
-                .body(Body::empty())
-                .unwrap_or_default();
-        }
-    };
-    let (start, end) = range.unwrap_or((0, total.saturating_sub(1)));
-    let len = if total == 0 { 0 } else { end - start + 1 };
-    let mut file = match task.reader() {
+    let len = layout.content_length;
+    let file = match task.reader() {
         Ok(f) => tokio::fs::File::from_std(f),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, e.to_string()),
     };
-    if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, e.to_string());
-    }
-    let mut response = Response::builder()
+    let response = Response::builder()
         .header(header::CONTENT_LENGTH, len)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header("x-dragonfly-task-id", header_value(&id.0))
         .header("x-dragonfly-task-download-finished", "true");
-    response = match range {
-        Some(_) => response
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{total}")),
-        None => response.status(StatusCode::OK),
-    };
     response
+        .status(StatusCode::OK)
         .body(Body::from_stream(ReaderStream::with_capacity(file.take(len), 256 * 1024)))
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Dfdaemon, e.to_string()))
 }
@@ -107,49 +92,8 @@ fn download_error(e: Error) -> Response {
     }
 }
 
-/// One `bytes=` range (`a-b`, `a-`, `-n`) against a content of `total` bytes, inclusive.
-fn parse_range(header: &str, total: u64) -> Result<(u64, u64), ()> {
-    let spec = header.trim().strip_prefix("bytes=").ok_or(())?;
-    if spec.contains(',') || total == 0 {
-        return Err(());
-    }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().map_err(|_| ())?;
-            if n == 0 {
-                return Err(());
-            }
-            (total.saturating_sub(n), total - 1)
-        }
-        (a, "") => (a.parse().map_err(|_| ())?, total - 1),
-        (a, b) => (a.parse().map_err(|_| ())?, b.parse::<u64>().map_err(|_| ())?.min(total - 1)),
-    };
-    if start > end || start >= total {
-        return Err(());
-    }
-    Ok((start, end))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_range;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Ok((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Ok((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Ok((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100), Ok((50, 99)));
-        for bad in ["bytes=100-", "bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=-0", "bytes=x-1"] {
-            assert_eq!(parse_range(bad, 100), Err(()), "{bad}");
-        }
-        assert_eq!(parse_range("bytes=0-0", 0), Err(()));
-    }
-}
-
-/// Whoever reaches the proxy writes its headers: any `X-Dragonfly-*` or `Range` value is taken
-/// as it says or refused (a 400 or a 416), never ignored and never a panic.
+/// Whoever reaches the proxy writes its headers: any `X-Dragonfly-*` value is taken
+/// as it says or refused (a 400), never ignored and never a panic.
 #[cfg(test)]
 mod properties {
     use axum::http::HeaderValue;
@@ -229,23 +173,6 @@ mod properties {
                 Err(why) => {
                     prop_assert!(!readable || requested.is_some_and(|r| r.is_none()), "refused: {}", why);
                 }
-            }
-        }
-
-        #[test]
-        fn a_range_is_within_the_content_or_refused(
-            header in prop_oneof![
-                ("[ ]?", "bytes=|items=|", proptest::option::of(any::<u64>()), "[ ]?-[ ]?", proptest::option::of(any::<u64>()), "(,0-1)?")
-                    .prop_map(|(a, unit, start, dash, end, more)| {
-                        let n = |v: Option<u64>| v.map(|v| (v % 300).to_string()).unwrap_or_default();
-                        format!("{a}{unit}{}{dash}{}{more}", n(start), n(end))
-                    }),
-                any::<String>(),
-            ],
-            total in prop_oneof![0..300u64, any::<u64>()],
-        ) {
-            if let Ok((start, end)) = parse_range(&header, total) {
-                prop_assert!(start <= end && end < total, "{header:?} of {total}: {start}-{end}");
             }
         }
     }

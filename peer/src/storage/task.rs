@@ -62,6 +62,9 @@ pub struct TaskStore {
     taps: Mutex<Vec<std::sync::Weak<dyn PieceTap>>>,
     /// Pieces a [`PieceWriter`] is writing now.
     writing: Mutex<std::collections::HashSet<u32>>,
+    /// Bumped whenever the layout is set or a piece finishes, so a reader waiting for a piece
+    /// (the proxy answering a `Range` while the task is still arriving) wakes without polling.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the cache holds of one task, as `dfctl task` shows it.
@@ -135,6 +138,7 @@ impl TaskStore {
             write_lock: Mutex::new(()),
             taps: Mutex::default(),
             writing: Mutex::default(),
+            changes: tokio::sync::watch::Sender::new(0),
             state: RwLock::new(State {
                 layout: None,
                 finished: PieceBitmap::new(),
@@ -179,6 +183,7 @@ impl TaskStore {
             write_lock: Mutex::new(()),
             taps: Mutex::default(),
             writing: Mutex::default(),
+            changes: tokio::sync::watch::Sender::new(0),
             state: RwLock::new(State { layout, finished, digests, last_used: meta.last_used, sealed }),
         })
     }
@@ -211,6 +216,8 @@ impl TaskStore {
         let file = self.open_file()?;
         file.set_len(layout.content_length)?;
         state.layout = Some(layout);
+        drop(state);
+        self.changed();
         Ok(())
     }
 
@@ -266,6 +273,18 @@ impl TaskStore {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.finished.insert(n);
         state.digests.insert(n, hex);
+        drop(state);
+        self.changed();
+    }
+
+    /// Wakes whoever [`watch`](Self::watch)es the task.
+    fn changed(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change whenever the layout is set or a piece finishes.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The byte range of piece `n` if it is finished (for serving straight from the file).

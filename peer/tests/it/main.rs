@@ -2,6 +2,7 @@
 //! and a seed peer, its proxy, its cache's tasks on the local API, and `dfget` and `dfctl` as a
 //! user types them. The harness is `testkit`.
 
+mod conformance;
 mod connect;
 mod dfctl_cli;
 mod dfdaemon;
@@ -9,5 +10,6 @@ mod dfget_cli;
 mod p2p;
 mod private;
 mod proxy;
+mod proxy_range;
 mod runtime;
 mod tasks;

@@ -90,6 +90,7 @@ impl PieceWriter {
             state.finished.insert(self.n);
             state.digests.insert(self.n, hex);
         }
+        self.task.changed();
         self.finished = true;
         for tap in &self.taps {
             tap.finished(self.n, self.range.clone());
