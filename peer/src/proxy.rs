@@ -21,8 +21,8 @@
 //! through P2P, goes through the guarded client, whose resolver and redirect policy check each
 //! connection and each hop again (see `download::origin::guard`).
 
-pub mod connect;
 mod authz;
+pub mod connect;
 mod p2p;
 mod route;
 mod token;

@@ -337,49 +337,34 @@ async fn a_preheat_outlives_a_manager_restart_and_fails_with_the_reason_when_its
         text.lines().find_map(|l| l.strip_prefix("damselfly_scheduler_preheats_running ")).map(|v| v.trim().to_owned())
     };
     let metrics = || async { reqwest::get(format!("{}/metrics", scheduler.http)).await.unwrap().text().await.unwrap() };
-    let job = m
-        .post(
-            "/api/v1/jobs",
-            &m.root,
-            json!({"type": "preheat", "args": {"type": "file", "url": slow, "tag": "deleted", "scope": "all_peers"}}),
-        )
-        .await
-        .expect(201);
-    until_state(&m, job.id(), "RUNNING").await;
-    testkit::eventually("the scheduler runs the preheat", Duration::from_secs(5), || async {
-        running(metrics().await).as_deref() == Some("1")
-    })
-    .await;
-    m.delete(&format!("/api/v1/jobs/{}", job.id()), &m.root).await.expect(204);
-    testkit::eventually("the deleted preheat ends on the scheduler", Duration::from_secs(10), || async {
-        running(metrics().await).as_deref() == Some("0")
-    })
-    .await;
+    let preheats_on_scheduler = |n: &'static str, what: &'static str| async move {
+        testkit::eventually(what, Duration::from_secs(10), || async { running(metrics().await).as_deref() == Some(n) })
+            .await;
+    };
+    // A preheat of the slow file, once its job runs; the job's id.
+    let slow_preheat = |tag: &'static str| {
+        let (m, slow) = (&m, &slow);
+        async move {
+            let args = json!({"type": "file", "url": slow, "tag": tag, "scope": "all_peers"});
+            let job = m.post("/api/v1/jobs", &m.root, json!({"type": "preheat", "args": args})).await.expect(201);
+            until_state(m, job.id(), "RUNNING").await;
+            job.id()
+        }
+    };
+    let path = format!("/api/v1/jobs/{}", slow_preheat("deleted").await);
+    preheats_on_scheduler("1", "the scheduler runs the preheat").await;
+    m.delete(&path, &m.root).await.expect(204);
+    preheats_on_scheduler("0", "the deleted preheat ends on the scheduler").await;
 
     // So does setting it to FAILURE: it stays FAILURE with who cancelled it, and what it had
     // done is kept; nothing else may be set, and an ended job cannot be cancelled.
-    let job = m
-        .post(
-            "/api/v1/jobs",
-            &m.root,
-            json!({"type": "preheat", "args": {"type": "file", "url": slow, "tag": "patched", "scope": "all_peers"}}),
-        )
-        .await
-        .expect(201);
-    until_state(&m, job.id(), "RUNNING").await;
-    testkit::eventually("the scheduler runs the preheat", Duration::from_secs(5), || async {
-        running(metrics().await).as_deref() == Some("1")
-    })
-    .await;
-    let path = format!("/api/v1/jobs/{}", job.id());
+    let path = format!("/api/v1/jobs/{}", slow_preheat("patched").await);
+    preheats_on_scheduler("1", "the scheduler runs the preheat").await;
     let refused = m.patch(&path, &m.root, json!({"state": "SUCCESS"})).await.expect(422);
     assert_eq!(refused.body["field"], "state");
     let cancelled = m.patch(&path, &m.root, json!({"state": "FAILURE"})).await.expect(200).body;
     assert_eq!(cancelled["state"], "FAILURE");
-    testkit::eventually("the cancelled preheat ends on the scheduler", Duration::from_secs(10), || async {
-        running(metrics().await).as_deref() == Some("0")
-    })
-    .await;
+    preheats_on_scheduler("0", "the cancelled preheat ends on the scheduler").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = m.get(&path, &m.root).await.expect(200).body;
     assert_eq!(after["state"], "FAILURE", "the runner did not write over the cancellation: {after}");
@@ -387,18 +372,10 @@ async fn a_preheat_outlives_a_manager_restart_and_fails_with_the_reason_when_its
     m.patch(&path, &m.root, json!({"state": "FAILURE"})).await.expect(409);
 
     // The scheduler stops mid-preheat: its part fails with the reason, nothing hangs.
-    let job = m
-        .post(
-            "/api/v1/jobs",
-            &m.root,
-            json!({"type": "preheat", "args": {"type": "file", "url": slow, "tag": "again", "scope": "all_peers"}}),
-        )
-        .await
-        .expect(201);
-    until_state(&m, job.id(), "RUNNING").await;
+    let id = slow_preheat("again").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     scheduler.stop().await;
-    let failed = crate::jobs::finished_job(&m, job.id()).await;
+    let failed = crate::jobs::finished_job(&m, id).await;
     assert_eq!(failed["state"], "FAILURE", "{failed}");
     let error = failed["result"]["job_states"][0]["error"].as_str().unwrap();
     assert!(error.contains("shutting down"), "{error}");
