@@ -70,19 +70,7 @@ async fn setup() -> Setup {
     let scheduler = TestScheduler::start(SchedulerConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let node = |name: &'static str, seed: bool| {
-        let upstream = registry.base.clone();
-        PeerBuilder::new(dir.path().join(name), name)
-            .seed(seed)
-            .scheduler(&scheduler.addr)
-            .stopped_by(&stop)
-            .config(move |c| c.proxy.registry_mirror = upstream)
-            .start()
-    };
-    let _seed = node("seed", true).await;
-    let a = node("node-a", false).await;
-    let b = node("node-b", false).await;
-    scheduler.wait_for_hosts(3).await;
+    let [_seed, a, b] = crate::runtime::mirroring_nodes(&registry.base, &scheduler, dir.path(), &stop).await;
     let blob_path = format!("/v2/private/app/blobs/{digest}");
     Setup { registry, blob_path, blob, a, b, stop, _scheduler: scheduler, _dir: dir }
 }

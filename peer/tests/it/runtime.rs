@@ -32,6 +32,28 @@ fn pull(peer: &TestPeer, reference: &str, creds: &str, out: &Path) -> std::proce
         .expect("skopeo runs (apt-get install -y skopeo, or make apt-deps)")
 }
 
+/// A seed peer and two nodes (`node-a`, `node-b`) of `scheduler`, each mirroring `upstream` as
+/// its `registry_mirror`.
+pub(crate) async fn mirroring_nodes(
+    upstream: &str,
+    scheduler: &TestScheduler,
+    dir: &Path,
+    stop: &CancellationToken,
+) -> [TestPeer; 3] {
+    let node = |name: &'static str, seed: bool| {
+        let upstream = upstream.to_owned();
+        PeerBuilder::new(dir.join(name), name)
+            .seed(seed)
+            .scheduler(&scheduler.addr)
+            .stopped_by(stop)
+            .config(move |c| c.proxy.registry_mirror = upstream)
+            .start()
+    };
+    let nodes = [node("seed", true).await, node("node-a", false).await, node("node-b", false).await];
+    scheduler.wait_for_hosts(3).await;
+    nodes
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_pull_an_image_through_their_mirrors_and_the_registry_sends_each_blob_once() {
     let registry = Registry::with_token_auth("puller", "pull-pw").await;
@@ -48,19 +70,7 @@ async fn two_nodes_pull_an_image_through_their_mirrors_and_the_registry_sends_ea
     let scheduler = TestScheduler::start(SchedulerConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let node = |name: &'static str, seed: bool| {
-        let upstream = registry.base.clone();
-        PeerBuilder::new(dir.path().join(name), name)
-            .seed(seed)
-            .scheduler(&scheduler.addr)
-            .stopped_by(&stop)
-            .config(move |c| c.proxy.registry_mirror = upstream)
-            .start()
-    };
-    let _seed = node("seed", true).await;
-    let a = node("node-a", false).await;
-    let b = node("node-b", false).await;
-    scheduler.wait_for_hosts(3).await;
+    let [_seed, a, b] = mirroring_nodes(&registry.base, &scheduler, dir.path(), &stop).await;
     let before = registry.served().blob_bytes;
 
     // A wrong password is the registry's to refuse, through the mirror as without it.
