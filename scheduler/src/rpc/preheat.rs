@@ -42,6 +42,8 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_DESCRIPTION: usize = 4096;
 /// How often the driver checks that its hosts are still there.
 const LOOK_AROUND: Duration = Duration::from_secs(1);
+/// How long a cancellation waits for room in a busy host's order queue.
+const CANCEL_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A validated preheat request.
 #[derive(Debug)]
@@ -328,9 +330,25 @@ impl Driver {
             .collect()
     }
 
+    /// Tells `hosts` to drop what they have not started of this preheat. A host whose order
+    /// queue is full is told once it has room (for up to [`CANCEL_PATIENCE`]), so it does not
+    /// spend the time on tasks nobody waits for.
     fn cancel_on(&self, hosts: &[HostId]) {
         for host in hosts {
-            self.svc.orders.send(host, HostOrder::CancelPreheat(self.id.clone()));
+            let order = || HostOrder::CancelPreheat(self.id.clone());
+            if self.svc.orders.offer(host, order()) != Delivery::Full {
+                continue;
+            }
+            let (orders, host, order) = (self.svc.orders.clone(), host.clone(), order());
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + CANCEL_PATIENCE;
+                while tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if orders.offer(&host, order.clone()) != Delivery::Full {
+                        return;
+                    }
+                }
+            });
         }
     }
 
