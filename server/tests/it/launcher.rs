@@ -201,15 +201,19 @@ fn cert_issues_a_certificate_named_as_enrolment_would_name_it() -> anyhow::Resul
 
 /// What an operator does on a fresh `damselfly up`: sign in, make a personal access token, then
 /// `dfctl preheat … --wait` an image from a registry with token auth onto every host. Each host
-/// then lists every blob with `dfctl task ls` and pulls it with `dfget` from its cache: the
-/// registry served the image's blobs once, during the preheat, and nothing during the pulls.
+/// then lists every blob with `dfctl task ls` and pulls it with `dfget` from its cache, and
+/// containerd pulls the image through a host's mirror: the registry served the image's blobs
+/// once, during the preheat, and nothing during the pulls.
 #[tokio::test(flavor = "multi_thread")]
 async fn up_then_dfctl_preheats_an_image_from_a_token_registry_onto_every_host() -> anyhow::Result<()> {
-    use testkit::registry::{Image, Layer, Registry};
+    use testkit::{
+        containerd::{Containerd, HostsDir, MirrorHost},
+        registry::{Image, Layer, Registry},
+    };
 
     let registry = Registry::with_token_auth("ops", "s3cret").await;
-    let image =
-        Image::of(vec![Layer::raw(9 << 20, 1, "application/vnd.oci.image.layer.v1.tar"), Layer::tar(200_000, 2)]);
+    // Uncompressed tar layers, so containerd can unpack them at the end.
+    let image = Image::of(vec![Layer::tar(9 << 20, 1), Layer::tar(200_000, 2)]);
     let pushed = registry.push("team/app", "2.0", &image).await;
     let blobs = pushed.for_platform("linux/amd64").blobs.clone();
     let image_bytes: u64 = blobs.iter().map(|b| b.size).sum();
@@ -315,6 +319,26 @@ async fn up_then_dfctl_preheats_an_image_from_a_token_registry_onto_every_host()
             assert_eq!(std::fs::metadata(&out)?.len(), b.size);
         }
     }
+
+    // And a runtime: containerd pulls the image through peer-1's mirror (its `hosts.toml` as the
+    // README says, the fallback a closed port), every layer from the cache.
+    let node = cluster["peers"].as_array().unwrap().iter().find(|p| p["seed"] == false).unwrap();
+    let hosts = HostsDir::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mirror = MirrorHost {
+        url: node["proxy"].as_str().unwrap().to_owned(),
+        headers: vec![("X-Dragonfly-Registry".into(), registry.base.clone())],
+    };
+    hosts.write(&registry.host, &format!("http://{closed}"), &mirror);
+    let runtime = Containerd::start().await;
+    let pulled = runtime.pull(hosts.path(), Some("ops:s3cret"), &format!("{}/team/app:2.0", registry.host)).await;
+    assert!(
+        pulled.status.success(),
+        "ctr through {}: {}\ncontainerd: {}",
+        mirror.url,
+        String::from_utf8_lossy(&pulled.stderr),
+        runtime.log()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(registry.served().blob_bytes - served_before, served, "the pulls took no blob bytes from the registry");
 
