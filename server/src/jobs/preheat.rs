@@ -312,5 +312,5 @@ fn job_state(cluster: i64, run: &ClusterRun, plan: &Plan) -> Value {
 /// Writes the job's state and results while it is still this runner's; false when it was
 /// cancelled or deleted meanwhile.
 async fn finish(db: &DatabaseConnection, job: &jobs::Model, state: JobState, job_states: Value) -> Result<bool, Error> {
-    super::record_run(db, job.id, state, json!({ "job_states": job_states })).await
+    super::record_run(db, super::Claim::of(job), state, json!({ "job_states": job_states })).await
 }
