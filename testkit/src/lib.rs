@@ -3,7 +3,8 @@
 //! stopped by a `CancellationToken` (the servers' own contract, see ARCHITECTURE.md).
 //!
 //! Features keep each crate's tests to what they start: `manager` (a manager on a fresh
-//! database of each kind, [`db`] and [`manager`]), `scheduler` ([`scheduler`]), `peer`
+//! database of each kind, [`db`] and [`manager`], with [`front`] for one address before
+//! several), `scheduler` ([`scheduler`]), `peer`
 //! ([`peer`]), `registry` (a real `docker-registry` and `skopeo`, [`registry`]), `tls` (servers over TLS
 //! with a test CA, [`tls`]); [`origin`] is always there, and [`cluster`] needs `scheduler` and `peer`.
 //!
@@ -17,6 +18,8 @@ pub mod pki;
 pub mod cluster;
 #[cfg(feature = "manager")]
 pub mod db;
+#[cfg(feature = "manager")]
+pub mod front;
 #[cfg(feature = "manager")]
 pub mod manager;
 #[cfg(feature = "peer")]
