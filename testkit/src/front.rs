@@ -6,7 +6,7 @@
 use std::{
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
 };
@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Front {
     /// Where clients connect.
     pub addr: SocketAddr,
+    servers: Arc<Mutex<Vec<SocketAddr>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -26,11 +27,13 @@ impl Front {
         assert!(!servers.is_empty(), "a front needs servers");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let servers = Arc::new(servers);
+        let servers = Arc::new(Mutex::new(servers));
         let turn = Arc::new(AtomicUsize::new(0));
+        let shared = servers.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
-                let (servers, first) = (servers.clone(), turn.fetch_add(1, Ordering::Relaxed));
+                let servers = shared.lock().unwrap().clone();
+                let first = turn.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     for i in 0..servers.len() {
                         let Ok(mut server) = TcpStream::connect(servers[(first + i) % servers.len()]).await else {
@@ -42,7 +45,12 @@ impl Front {
                 });
             }
         });
-        Self { addr, task }
+        Self { addr, servers, task }
+    }
+
+    /// Adds a server; connections from now on may go to it.
+    pub fn add(&self, server: SocketAddr) {
+        self.servers.lock().unwrap().push(server);
     }
 }
 
