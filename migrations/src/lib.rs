@@ -13,6 +13,7 @@ mod m20261125_000004_job_clusters_and_samples;
 mod m20261125_000005_task_records;
 mod m20261126_000006_join_tokens;
 mod m20261207_000007_job_attempts;
+mod m20261207_000008_wider_secrets;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_task_records::Migration),
             Box::new(m20261126_000006_join_tokens::Migration),
             Box::new(m20261207_000007_job_attempts::Migration),
+            Box::new(m20261207_000008_wider_secrets::Migration),
         ]
     }
 }

@@ -80,7 +80,7 @@ impl Manager {
             .transpose()
             .map_err(Error::Config)?;
         let keys = Keys::load_or_create(&self.db).await?;
-        let pki = Pki::open(&self.config, &common::runtime::hostname())?;
+        let pki = Pki::open(&self.config, &self.db, &common::runtime::hostname()).await?;
         let dialer = Dialer::new(pki.clone());
         let state = ApiState {
             db: self.db.clone(),
