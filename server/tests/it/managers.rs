@@ -18,7 +18,7 @@ use testkit::{
 };
 use tokio_util::sync::CancellationToken;
 
-testkit::on_every_database!(two_managers_one_killed_mid_job);
+testkit::on_every_database!(two_managers_one_killed_mid_job, replicas_share_the_generated_ca);
 
 const HOSTS: [&str; 2] = ["seed-a", "peer-a"];
 
@@ -222,4 +222,59 @@ async fn cluster(manager: &str, dir: &std::path::Path, stop: &CancellationToken)
     }
     scheduler.wait_for_hosts(HOSTS.len()).await;
     (scheduler, peers)
+}
+
+/// Two managers with no operator CA are one CA, kept in the database: a join token made on A
+/// enrols through B (enrolment pins the CA the token names), and both data dirs hold the same
+/// copy. A manager whose data dir holds another CA refuses to start, saying why.
+async fn replicas_share_the_generated_ca(backend: Backend) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let generated = |c: &mut server::config::ManagerConfig| {
+        (c.tls.ca_cert, c.tls.ca_key) = Default::default();
+    };
+    let a = TestManager::start_apart(backend, generated).await;
+    let b = a.replica(|_| {}).await;
+    let copy = |m: &TestManager| std::fs::read_to_string(m.config.data_dir.join("ca/ca.crt")).unwrap();
+    assert_eq!(copy(&a), copy(&b));
+
+    let clusters = a.get("/api/v1/clusters", &a.root).await.expect(200).body;
+    let cluster = clusters.as_array().map_or(&clusters["data"][0], |c| &c[0])["id"].as_i64().unwrap();
+    let (on_a, on_b) = (join_token(&a, cluster).await, join_token(&b, cluster).await);
+    let pin = |t: &str| t.rsplit_once('.').unwrap().1.to_owned();
+    assert_eq!(pin(&on_a), pin(&on_b), "one CA whichever manager made the token");
+    assert_ne!(pin(&on_a), testkit::pki::ca().fingerprint(), "the generated CA, not the test's");
+
+    let token = common::tls::JoinToken::parse(&on_a).unwrap();
+    let request = common::tls::KeyRequest::generate().unwrap();
+    let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+    let (chain, _) = proto::enrol::enrol(&b.grpc, token, request, "sched-b", ip).await.expect("A's token enrols through B");
+    assert!(chain.contains("BEGIN CERTIFICATE"), "{chain}");
+
+    // A third manager brings a CA of its own in its data dir: it must not start.
+    let mut config = b.config.clone();
+    let other = tempfile::tempdir().unwrap();
+    config.data_dir = other.path().to_owned();
+    common::tls::CertificateAuthority::load_or_generate(&other.path().join("ca")).unwrap();
+    let (manager, _) = server::Manager::open(config, None).await.unwrap();
+    let listeners = server::Listeners {
+        http: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        grpc: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let refused = tokio::time::timeout(Duration::from_secs(10), manager.serve(listeners, CancellationToken::new()))
+        .await
+        .expect("it stops at once")
+        .expect_err("another CA is refused");
+    assert!(refused.to_string().contains("the database holds CA"), "{refused}");
+
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A scheduler join token of `cluster`, made on `m`.
+async fn join_token(m: &TestManager, cluster: i64) -> String {
+    let body = json!({"role": "scheduler", "name": "replicas", "max_uses": 5});
+    let made = m.post(&format!("/api/v1/clusters/{cluster}/join-tokens"), &m.root, body).await.expect(201);
+    made.body["token"].as_str().unwrap().to_owned()
 }
