@@ -83,11 +83,19 @@
 //! preheat_timeout_secs = 1200
 //! # Deadline of each registry request while resolving an image to preheat. Default: 30
 //! registry_timeout_secs = 30
-//! # redis:// URL: new jobs also travel over Redis so idle runners start them at once
-//! # (several replicas). Empty: the database alone. Default: ""
+//! # Older spelling of [redis] url, used when that is empty. Default: ""
 //! redis_url = ""
 //! # The Redis list carrying job ids; managers of one deployment share it. Default: damselfly:jobs
 //! redis_key = "damselfly:jobs"
+//!
+//! [redis]
+//! # redis:// URL of a Redis the manager replicas of one deployment share: new jobs travel over
+//! # it so an idle runner on any replica starts them at once, and the sign-in and job-creation
+//! # limits are counted there for all replicas together. Empty: the database alone, limits per
+//! # manager (one machine loses nothing). A Redis that is down only falls back to that. Default: ""
+//! url = ""
+//! # Prefix of the keys of the shared limits. Default: damselfly
+//! key_prefix = "damselfly"
 //!
 //! [grpc]
 //! # A scheduler, seed peer or peer whose keepalive is silent this long is inactive. Default: 30
@@ -144,6 +152,24 @@ pub struct ManagerConfig {
     pub grpc: GrpcConfig,
     /// Mutual TLS and the cluster's CA.
     pub tls: TlsConfig,
+    /// Redis shared by the replicas.
+    pub redis: RedisConfig,
+}
+
+/// Redis shared by the manager replicas of one deployment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://` URL; empty for none (the database alone, limits per manager).
+    pub url: String,
+    /// Prefix of the shared limits' keys.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: String::new(), key_prefix: "damselfly".into() }
+    }
 }
 
 /// Mutual TLS and the cluster's CA.
@@ -188,7 +214,7 @@ pub struct JobsConfig {
     pub preheat_timeout_secs: u64,
     /// Deadline of each registry request while resolving an image, in seconds.
     pub registry_timeout_secs: u64,
-    /// `redis://` URL of the queue's transport; empty for the database alone.
+    /// Older spelling of `[redis] url`, taken when that is empty.
     pub redis_url: String,
     /// The Redis list carrying job ids.
     pub redis_key: String,
@@ -301,6 +327,7 @@ impl Default for ManagerConfig {
             jobs: JobsConfig::default(),
             grpc: GrpcConfig::default(),
             tls: TlsConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -384,6 +411,9 @@ impl ManagerConfig {
                 .unwrap_or_else(|| PathBuf::from("site"));
         }
         oauth::derive(&mut self.auth.oauth);
+        if self.redis.url.is_empty() {
+            self.redis.url = self.jobs.redis_url.clone();
+        }
     }
 
     fn validate(&self) -> Result<(), Error> {

@@ -29,7 +29,10 @@ use crate::{
     pki::Pki,
     rbac::Rbac,
     service::job_queue::RedisQueue,
+    service::jobs::JobRateLimiter,
     service::scheduler_rpc::Dialer,
+    service::shared_limits::SharedLimits,
+    service::throttle::SignInThrottle,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -75,8 +78,14 @@ impl Manager {
             None => HttpListener::Plain(listeners.http),
         };
         let metrics = Arc::new(Metrics::default());
-        let queue = (!self.config.jobs.redis_url.is_empty())
-            .then(|| RedisQueue::new(&self.config.jobs.redis_url, &self.config.jobs.redis_key))
+        let redis = &self.config.redis;
+        let queue = (!redis.url.is_empty())
+            .then(|| RedisQueue::new(&redis.url, &self.config.jobs.redis_key))
+            .transpose()
+            .map_err(Error::Config)?;
+        // Without Redis each manager counts its own limits, which on one machine is all of them.
+        let shared_limits = (!redis.url.is_empty())
+            .then(|| SharedLimits::new(&redis.url, &redis.key_prefix).map(Arc::new))
             .transpose()
             .map_err(Error::Config)?;
         let keys = Keys::load_or_create(&self.db).await?;
@@ -90,8 +99,14 @@ impl Manager {
             oauth: Arc::new(OAuth::new(self.config.auth.oauth.clone(), keys)?),
             allow_signup: self.config.auth.allow_signup,
             metrics: metrics.clone(),
-            sign_in_throttle: Arc::default(),
-            job_limiter: Arc::default(),
+            sign_in_throttle: Arc::new(match &shared_limits {
+                Some(shared) => SignInThrottle::default().shared_through(shared.clone()),
+                None => SignInThrottle::default(),
+            }),
+            job_limiter: Arc::new(match &shared_limits {
+                Some(shared) => JobRateLimiter::shared(shared.clone()),
+                None => JobRateLimiter::default(),
+            }),
             job_queue: queue.clone(),
             keepalive_timeout: std::time::Duration::from_secs(self.config.grpc.keepalive_timeout_secs),
             sample_interval: std::time::Duration::from_secs(self.config.grpc.sample_interval_secs),

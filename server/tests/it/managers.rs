@@ -18,7 +18,11 @@ use testkit::{
 };
 use tokio_util::sync::CancellationToken;
 
-testkit::on_every_database!(two_managers_one_killed_mid_job, replicas_share_the_generated_ca);
+testkit::on_every_database!(
+    two_managers_one_killed_mid_job,
+    replicas_share_the_generated_ca,
+    limits_are_one_budget_across_replicas_with_redis,
+);
 
 const HOSTS: [&str; 2] = ["seed-a", "peer-a"];
 
@@ -239,8 +243,7 @@ async fn replicas_share_the_generated_ca(backend: Backend) {
     let copy = |m: &TestManager| std::fs::read_to_string(m.config.data_dir.join("ca/ca.crt")).unwrap();
     assert_eq!(copy(&a), copy(&b));
 
-    let clusters = a.get("/api/v1/clusters", &a.root).await.expect(200).body;
-    let cluster = clusters.as_array().map_or(&clusters["data"][0], |c| &c[0])["id"].as_i64().unwrap();
+    let cluster = default_cluster(&a).await;
     let (on_a, on_b) = (join_token(&a, cluster).await, join_token(&b, cluster).await);
     let pin = |t: &str| t.rsplit_once('.').unwrap().1.to_owned();
     assert_eq!(pin(&on_a), pin(&on_b), "one CA whichever manager made the token");
@@ -277,4 +280,61 @@ async fn join_token(m: &TestManager, cluster: i64) -> String {
     let body = json!({"role": "scheduler", "name": "replicas", "max_uses": 5});
     let made = m.post(&format!("/api/v1/clusters/{cluster}/join-tokens"), &m.root, body).await.expect(201);
     made.body["token"].as_str().unwrap().to_owned()
+}
+
+/// The id of the first cluster `m` lists (the default one on a fresh database).
+async fn default_cluster(m: &TestManager) -> i64 {
+    let clusters = m.get("/api/v1/clusters", &m.root).await.expect(200).body;
+    clusters.as_array().map_or(&clusters["data"][0], |c| &c[0])["id"].as_i64().unwrap()
+}
+
+/// With Redis, the sign-in budget of a name (20 at once) and a cluster's job rate are one
+/// budget for both managers: a flood spread over the two is refused as from one.
+async fn limits_are_one_budget_across_replicas_with_redis(backend: Backend) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let redis = testkit::db::redis().await;
+    let prefix = format!("damselfly:test:{}", uuid::Uuid::new_v4().simple());
+    let a = TestManager::start_apart(backend, |c| {
+        c.redis.url = redis.into();
+        c.redis.key_prefix = prefix.clone();
+    })
+    .await;
+    let b = a.replica(|_| {}).await;
+
+    // 15 attempts on each at once: 20 pass the shared bucket (a refill or two aside), the rest
+    // are told to wait. Each manager alone would have let all 15 through.
+    let answers = futures::future::join_all((0..30).map(|i| {
+        let m = if i % 2 == 0 { &a } else { &b };
+        let body = json!({"name": "victim", "password": "guess-guess"});
+        m.call(reqwest::Method::POST, "/api/v1/users/signin", None, Some(body))
+    }))
+    .await;
+    let tried = answers.iter().filter(|r| r.status == 401).count();
+    let refused = answers.iter().filter(|r| r.status == 429).count();
+    assert_eq!(tried + refused, 30, "only 401s and 429s");
+    assert!((20..=22).contains(&tried), "one budget of 20 for both: {tried} tried, {refused} refused");
+
+    // A cluster taking one job a second: a burst over both managers is admitted once per
+    // window, not once per manager.
+    let cluster = default_cluster(&a).await;
+    let config = json!({"candidate_parent_limit": 6, "filter_parent_limit": 60, "job_rate_limit": 1});
+    a.patch(&format!("/api/v1/clusters/{cluster}"), &a.root, json!({"scheduler_cluster_config": config}))
+        .await
+        .expect(200);
+    let started = std::time::Instant::now();
+    let job = json!({"type": "get_task", "args": {"url": "https://o/f"}, "scheduler_cluster_ids": [cluster]});
+    let burst = (0..8).map(|i| {
+        let m = if i % 2 == 0 { &a } else { &b };
+        m.post("/api/v1/jobs", &m.root, job.clone())
+    });
+    let answers = futures::future::join_all(burst).await;
+    let windows = started.elapsed().as_secs() as usize + 1;
+    let accepted = answers.iter().filter(|r| r.status == 201).count();
+    assert_eq!(accepted + answers.iter().filter(|r| r.status == 429).count(), 8, "only 201s and 429s");
+    assert!((1..=windows).contains(&accepted), "{accepted} jobs admitted over {windows} window(s)");
+
+    b.stop().await;
+    a.stop().await;
 }
