@@ -120,7 +120,7 @@ impl Manager {
             None => (format!("http://{http_addr}"), reqwest::Client::new()),
         };
         let app = api
-            .route_layer(from_fn_with_state(metrics, metrics::track))
+            .route_layer(from_fn_with_state(metrics.clone(), metrics::track))
             .merge(console::router(&self.config.console.site_root, api_base, loopback, state, shutdown.clone()))
             .layer(from_fn_with_state(
                 // Over HTTPS every cookie is `Secure`, as behind a TLS-terminating proxy.
@@ -138,7 +138,7 @@ impl Manager {
 
         let (_, health_service) = tonic_health::server::health_reporter();
         let registration = grpc::Registration::new(self.db.clone(), &self.config.grpc, pki.clone(), shutdown.clone());
-        let sweeper = tokio::spawn(registration.clone().sweep());
+        let sweeper = tokio::spawn(registration.clone().sweep(metrics.clone()));
         let router =
             tonic::transport::Server::builder().add_service(health_service).add_service(registration.service());
         let stop = shutdown.clone().cancelled_owned();

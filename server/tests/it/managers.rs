@@ -22,6 +22,7 @@ testkit::on_every_database!(
     two_managers_one_killed_mid_job,
     replicas_share_the_generated_ca,
     limits_are_one_budget_across_replicas_with_redis,
+    both_managers_expire_silent_rows_each_once,
 );
 
 const HOSTS: [&str; 2] = ["seed-a", "peer-a"];
@@ -334,6 +335,48 @@ async fn limits_are_one_budget_across_replicas_with_redis(backend: Backend) {
     let accepted = answers.iter().filter(|r| r.status == 201).count();
     assert_eq!(accepted + answers.iter().filter(|r| r.status == 429).count(), 8, "only 201s and 429s");
     assert!((1..=windows).contains(&accepted), "{accepted} jobs admitted over {windows} window(s)");
+
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A counter of a manager's `/metrics`.
+async fn manager_metric(m: &TestManager, name: &str) -> u64 {
+    let text = m.http.get(format!("{}/metrics", m.base)).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+}
+
+/// Both managers sweep for silent components; each stale row is marked inactive once, by one
+/// of them, and the counts of the two add up to the rows.
+async fn both_managers_expire_silent_rows_each_once(backend: Backend) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    // A one-second timeout: each manager sweeps every half second.
+    let a = TestManager::start_apart(backend, |c| c.grpc.keepalive_timeout_secs = 1).await;
+    let b = a.replica(|_| {}).await;
+    let cluster = default_cluster(&a).await;
+    const ROWS: u64 = 60;
+    let silent = "'2001-01-01 00:00:00'";
+    let values: Vec<String> =
+        (0..ROWS).map(|i| format!("({cluster}, 'peer-{i}', '10.0.0.{i}', 65000, 'active', {silent})")).collect();
+    let insert =
+        format!("INSERT INTO peers (cluster_id, hostname, ip, port, state, last_keep_alive_at) VALUES {}", values.join(", "));
+    a.db.exec(&insert).await;
+    let count_active = || async {
+        let sql = "SELECT COUNT(*) AS n FROM peers WHERE state = 'active'";
+        let row = a.sql.query_one(Statement::from_string(a.sql.get_database_backend(), sql)).await.unwrap().unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    testkit::eventually("every silent peer is inactive", Duration::from_secs(10), || async {
+        count_active().await == 0
+    })
+    .await;
+    let name = "damselfly_manager_expired_components_total";
+    let (by_a, by_b) = (manager_metric(&a, name).await, manager_metric(&b, name).await);
+    assert_eq!(by_a + by_b, ROWS, "each row expired once: {by_a} by A, {by_b} by B");
 
     b.stop().await;
     a.stop().await;
