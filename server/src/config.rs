@@ -166,6 +166,14 @@ pub struct RedisConfig {
     pub key_prefix: String,
 }
 
+impl ManagerConfig {
+    /// The Redis replicas share: `[redis] url`, or its older spelling `[jobs] redis_url`;
+    /// `None` without one.
+    pub fn redis_url(&self) -> Option<&str> {
+        [&self.redis.url, &self.jobs.redis_url].into_iter().find(|u| !u.is_empty()).map(String::as_str)
+    }
+}
+
 impl Default for RedisConfig {
     fn default() -> Self {
         Self { url: String::new(), key_prefix: "damselfly".into() }
@@ -411,9 +419,6 @@ impl ManagerConfig {
                 .unwrap_or_else(|| PathBuf::from("site"));
         }
         oauth::derive(&mut self.auth.oauth);
-        if self.redis.url.is_empty() {
-            self.redis.url = self.jobs.redis_url.clone();
-        }
     }
 
     fn validate(&self) -> Result<(), Error> {

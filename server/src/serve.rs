@@ -78,14 +78,11 @@ impl Manager {
             None => HttpListener::Plain(listeners.http),
         };
         let metrics = Arc::new(Metrics::default());
-        let redis = &self.config.redis;
-        let queue = (!redis.url.is_empty())
-            .then(|| RedisQueue::new(&redis.url, &self.config.jobs.redis_key))
-            .transpose()
-            .map_err(Error::Config)?;
+        let redis = self.config.redis_url();
+        let queue = redis.map(|url| RedisQueue::new(url, &self.config.jobs.redis_key)).transpose().map_err(Error::Config)?;
         // Without Redis each manager counts its own limits, which on one machine is all of them.
-        let shared_limits = (!redis.url.is_empty())
-            .then(|| SharedLimits::new(&redis.url, &redis.key_prefix).map(Arc::new))
+        let shared_limits = redis
+            .map(|url| SharedLimits::new(url, &self.config.redis.key_prefix).map(Arc::new))
             .transpose()
             .map_err(Error::Config)?;
         let keys = Keys::load_or_create(&self.db).await?;

@@ -72,8 +72,9 @@ async fn two_managers_one_killed_mid_job(backend: Backend) {
     let a = TestManager::start_apart(backend, |c| {
         c.jobs.poll_interval_ms = 100;
         c.jobs.stale_after_secs = 2;
-        c.jobs.redis_url = redis.into();
-        c.jobs.redis_key = key.clone();
+        c.redis.url = redis.into();
+        c.redis.key_prefix = key.clone();
+        c.jobs.redis_key = format!("{key}:jobs");
         c.grpc.keepalive_timeout_secs = 3;
     })
     .await;
