@@ -79,7 +79,8 @@ impl Manager {
         };
         let metrics = Arc::new(Metrics::default());
         let redis = self.config.redis_url();
-        let queue = redis.map(|url| RedisQueue::new(url, &self.config.jobs.redis_key)).transpose().map_err(Error::Config)?;
+        let queue =
+            redis.map(|url| RedisQueue::new(url, &self.config.jobs.redis_key)).transpose().map_err(Error::Config)?;
         // Without Redis each manager counts its own limits, which on one machine is all of them.
         let shared_limits = redis
             .map(|url| SharedLimits::new(url, &self.config.redis.key_prefix).map(Arc::new))

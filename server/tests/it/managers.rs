@@ -254,7 +254,8 @@ async fn replicas_share_the_generated_ca(backend: Backend) {
     let token = common::tls::JoinToken::parse(&on_a).unwrap();
     let request = common::tls::KeyRequest::generate().unwrap();
     let ip: std::net::IpAddr = [127, 0, 0, 1].into();
-    let (chain, _) = proto::enrol::enrol(&b.grpc, token, request, "sched-b", ip).await.expect("A's token enrols through B");
+    let (chain, _) =
+        proto::enrol::enrol(&b.grpc, token, request, "sched-b", ip).await.expect("A's token enrols through B");
     assert!(chain.contains("BEGIN CERTIFICATE"), "{chain}");
 
     // A third manager brings a CA of its own in its data dir: it must not start.
@@ -363,8 +364,10 @@ async fn both_managers_expire_silent_rows_each_once(backend: Backend) {
     let silent = "'2001-01-01 00:00:00'";
     let values: Vec<String> =
         (0..ROWS).map(|i| format!("({cluster}, 'peer-{i}', '10.0.0.{i}', 65000, 'active', {silent})")).collect();
-    let insert =
-        format!("INSERT INTO peers (cluster_id, hostname, ip, port, state, last_keep_alive_at) VALUES {}", values.join(", "));
+    let insert = format!(
+        "INSERT INTO peers (cluster_id, hostname, ip, port, state, last_keep_alive_at) VALUES {}",
+        values.join(", ")
+    );
     a.db.exec(&insert).await;
     let count_active = || async {
         let sql = "SELECT COUNT(*) AS n FROM peers WHERE state = 'active'";
