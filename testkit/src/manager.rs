@@ -47,14 +47,12 @@ pub struct TestManager {
     addrs: (std::net::SocketAddr, std::net::SocketAddr),
 }
 
-/// Opens the manager (root's password set when it makes the user) and serves on `listeners`,
-/// all on the runtime this runs on.
-async fn open_and_serve(
-    config: ManagerConfig,
+/// Serves an opened manager on `listeners`, on the runtime this runs on.
+async fn serve(
+    manager: Manager,
     listeners: (std::net::TcpListener, std::net::TcpListener),
     shutdown: CancellationToken,
 ) -> Result<(), server::Error> {
-    let (manager, _) = Manager::open(config, Some(ROOT_PASSWORD)).await?;
     let listen = |l: std::net::TcpListener| {
         l.set_nonblocking(true)?;
         TcpListener::from_std(l)
@@ -161,12 +159,17 @@ impl TestManager {
         let base = if https { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
         let grpc_addr = grpc.local_addr().unwrap().to_string();
         let shutdown = CancellationToken::new();
+        // Opened (root's password set when it makes the user) on the runtime it serves on, so its
+        // database connections are that runtime's.
+        let open = Manager::open(config.clone(), Some(ROOT_PASSWORD));
         let (apart, server) = if apart {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            let server = runtime.spawn(open_and_serve(config.clone(), (http_listener, grpc), shutdown.clone()));
+            let (manager, _) = runtime.spawn(open).await.unwrap().unwrap();
+            let server = runtime.spawn(serve(manager, (http_listener, grpc), shutdown.clone()));
             (Some(Apart(Some(runtime))), server)
         } else {
-            (None, tokio::spawn(open_and_serve(config.clone(), (http_listener, grpc), shutdown.clone())))
+            let (manager, _) = open.await.unwrap();
+            (None, tokio::spawn(serve(manager, (http_listener, grpc), shutdown.clone())))
         };
         let sql = Database::connect(&db.url).await.unwrap();
         let http = if https {

@@ -6,7 +6,8 @@
 //! Each check is one atomic script (no read-then-write race between replicas), timed by
 //! Redis's clock (replicas' clocks do not matter). Redis being down or slow never refuses a
 //! caller: the check answers [`Unavailable`] and the caller counts in its own memory instead,
-//! so a replica still bounds what reaches it.
+//! so a replica still bounds what reaches it. After a failure Redis is left alone for
+//! [`REST`], so an outage does not add its timeout to every sign-in.
 
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use redis::aio::MultiplexedConnection;
 
 /// How long a check waits for Redis before counting locally.
 const PATIENCE: Duration = Duration::from_millis(500);
+/// How long Redis is not asked after it failed.
+const REST: Duration = Duration::from_secs(5);
 
 /// A token bucket per key: `burst` tokens, refilled at `per_second`. Takes one token, or
 /// answers the seconds until one is there. Keys expire once full again.
@@ -56,13 +59,20 @@ pub struct SharedLimits {
     prefix: String,
     /// One multiplexed connection, made on first use and again after a failure.
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// Until when Redis is not asked, after a failure.
+    resting_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl SharedLimits {
     /// Checks the URL; the connection is made when first needed.
     pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("redis.url: {e}"))?;
-        Ok(Self { client, prefix: prefix.to_owned(), conn: tokio::sync::Mutex::default() })
+        Ok(Self {
+            client,
+            prefix: prefix.to_owned(),
+            conn: tokio::sync::Mutex::default(),
+            resting_until: std::sync::Mutex::default(),
+        })
     }
 
     /// Takes a token from the bucket `bucket`/`key`: `Ok(Ok(()))`, or `Ok(Err(wait))` when empty.
@@ -104,6 +114,19 @@ impl SharedLimits {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, Unavailable> {
+        let now = tokio::time::Instant::now();
+        if self.resting_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|t| now < t) {
+            return Err(Unavailable("resting after a failure".into()));
+        }
+        let answer = self.ask(cmd).await;
+        if answer.is_err() {
+            *self.resting_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(tokio::time::Instant::now() + REST);
+        }
+        answer
+    }
+
+    async fn ask<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, Unavailable> {
         let attempt = async {
             let mut held = self.conn.lock().await;
             let mut conn = match held.as_ref() {
@@ -129,5 +152,21 @@ impl SharedLimits {
                 Err(Unavailable("timed out".into()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_reported_then_left_alone_for_a_while() {
+        // Port 1 on loopback refuses at once.
+        let limits = SharedLimits::new("redis://127.0.0.1:1/", "test").unwrap();
+        let Err(Unavailable(first)) = limits.take("names", "alice", 3, 60).await else { panic!("no Redis there") };
+        assert!(!first.contains("resting"), "{first}");
+        let Err(Unavailable(then)) = limits.admit_all("jobs", &[("1".into(), 1)]).await else { panic!("resting") };
+        assert!(then.contains("resting"), "{then}");
+        assert!(SharedLimits::new("not a url", "test").is_err());
     }
 }
