@@ -75,7 +75,8 @@
 //! poll_interval_ms = 1000
 //! # Deadline for one call to a scheduler, in seconds. Default: 10
 //! scheduler_timeout_secs = 10
-//! # A job RUNNING this long without an update is handed back to PENDING. Default: 120
+//! # A job RUNNING this long without a stamp (its runner stamps it every third of this; one that
+//! # died does not) is handed back to PENDING and run again by any manager. Default: 120
 //! stale_after_secs = 120
 //! # Jobs one manager runs at once. Default: 16
 //! concurrency = 16
@@ -112,7 +113,8 @@
 //! # authenticated, for debugging only (logged at every start). Default: mtls
 //! mode = "mtls"
 //! # The CA's certificate and key (PEM files), when an operator brings one; the replicas of one
-//! # deployment must share it. Empty: a CA generated in <data_dir>/ca on first start. Default: ""
+//! # deployment must share it. Empty: a CA generated on first start and kept in the database for
+//! # every replica, copied to <data_dir>/ca. Default: ""
 //! ca_cert = ""
 //! ca_key = ""
 //! # Days a certificate issued at enrolment stays valid. Default: 90
@@ -186,7 +188,7 @@ impl Default for RedisConfig {
 pub struct TlsConfig {
     /// mTLS (default) or plaintext.
     pub mode: common::tls::Mode,
-    /// An operator's CA certificate (PEM); empty: generated in `<data_dir>/ca`.
+    /// An operator's CA certificate (PEM); empty: generated once and kept in the database.
     pub ca_cert: PathBuf,
     /// Its key (PEM).
     pub ca_key: PathBuf,
@@ -213,8 +215,8 @@ pub struct JobsConfig {
     pub poll_interval_ms: u64,
     /// Deadline for one call to a scheduler, in seconds.
     pub scheduler_timeout_secs: u64,
-    /// A job `RUNNING` this long without an update is handed back to `PENDING` (a running
-    /// preheat writes its progress every 2 s).
+    /// A job `RUNNING` this long without a stamp is handed back to `PENDING` (its runner stamps
+    /// it every third of this while it runs).
     pub stale_after_secs: u64,
     /// Jobs one manager runs at once.
     pub concurrency: usize,
