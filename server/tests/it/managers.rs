@@ -314,10 +314,13 @@ async fn limits_are_one_budget_across_replicas_with_redis(backend: Backend) {
         m.call(reqwest::Method::POST, "/api/v1/users/signin", None, Some(body))
     }))
     .await;
-    let tried = answers.iter().filter(|r| r.status == 401).count();
-    let refused = answers.iter().filter(|r| r.status == 429).count();
-    assert_eq!(tried + refused, 30, "only 401s and 429s");
-    assert!((20..=22).contains(&tried), "one budget of 20 for both: {tried} tried, {refused} refused");
+    assert!(answers.iter().all(|r| r.status == 401 || r.status == 429), "only 401s and 429s");
+    // Refused for the name's budget (not for a busy hashing queue, which is each manager's own).
+    let over_budget = answers
+        .iter()
+        .filter(|r| r.status == 429 && r.body["message"].as_str().is_some_and(|m| m.contains("for this user")))
+        .count();
+    assert!((8..=10).contains(&over_budget), "one budget of 20 for both: {over_budget} of 30 refused for it");
 
     // A cluster taking one job a second: a burst over both managers is admitted once per
     // window, not once per manager.
