@@ -12,6 +12,8 @@ mod m20261124_000003_user_identities;
 mod m20261125_000004_job_clusters_and_samples;
 mod m20261125_000005_task_records;
 mod m20261126_000006_join_tokens;
+mod m20261207_000007_job_attempts;
+mod m20261207_000008_wider_secrets;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -27,6 +29,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_job_clusters_and_samples::Migration),
             Box::new(m20261125_000005_task_records::Migration),
             Box::new(m20261126_000006_join_tokens::Migration),
+            Box::new(m20261207_000007_job_attempts::Migration),
+            Box::new(m20261207_000008_wider_secrets::Migration),
         ]
     }
 }

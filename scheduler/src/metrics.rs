@@ -16,6 +16,7 @@ use prometheus_client::{
 common::snake_label!(ParentFailureReason { Unreachable => "unreachable", Corrupt => "corrupt", Missing => "missing" });
 
 common::snake_label!(PeerResult { Succeeded => "succeeded", Failed => "failed" });
+common::snake_label!(TaskCall { Stat => "stat", Delete => "delete" });
 
 common::snake_label!(TrafficSource { BackToSource => "back_to_source", RemotePeer => "remote_peer", Inline => "inline" });
 
@@ -44,6 +45,19 @@ pub enum PeerResult {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: PeerResult,
+}
+
+/// A call on one task from outside a download: the manager's jobs (`get_task`, `delete_task`)
+/// and operators' tools.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum TaskCall {
+    Stat,
+    Delete,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub call: TaskCall,
 }
 
 /// Where the bytes of a finished piece came from.
@@ -96,6 +110,8 @@ pub struct Metrics {
     /// Hosts' results for preheated tasks, by result (a host that left or the deadline count
     /// as failed).
     pub preheat_results: Family<ResultLabels, Counter>,
+    /// `StatTask` and `DeleteTask` calls answered, by call.
+    pub task_calls: Family<CallLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -112,6 +128,7 @@ impl Default for Metrics {
         let traffic_bytes = Family::<TrafficLabels, Counter>::default();
         let preheats_running = Gauge::default();
         let preheat_results = Family::<ResultLabels, Counter>::default();
+        let task_calls = Family::<CallLabels, Counter>::default();
         registry.register("hosts", "Hosts known", hosts_gauge.clone());
         registry.register("tasks", "Tasks known", tasks_gauge.clone());
         registry.register("peers_registered", "Downloads registered", peers_registered.clone());
@@ -123,6 +140,7 @@ impl Default for Metrics {
         registry.register("traffic_bytes", "Bytes of pieces peers fetched, by source", traffic_bytes.clone());
         registry.register("preheats_running", "Preheats under way", preheats_running.clone());
         registry.register("preheat_results", "Hosts' results for preheated tasks, by result", preheat_results.clone());
+        registry.register("task_calls", "StatTask and DeleteTask calls answered, by call", task_calls.clone());
         Self {
             registry,
             hosts_gauge,
@@ -136,6 +154,7 @@ impl Default for Metrics {
             traffic_bytes,
             preheats_running,
             preheat_results,
+            task_calls,
         }
     }
 }

@@ -26,6 +26,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     Error,
+    metrics::{CallLabels, TaskCall},
     resource::{Host, HostKind, HostOrders, Hosts, Preheats, SeedWatchers, TaskSnapshot, Tasks},
     scheduling::{LiveBlockList, LiveLimits},
 };
@@ -191,6 +192,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
 
     async fn stat_task(&self, request: Request<pb::StatTaskRequest>) -> Result<Response<pb::TaskInfo>, Status> {
         self.reader(&Caller::of(&request))?;
+        self.metrics.task_calls.get_or_create(&CallLabels { call: TaskCall::Stat }).inc();
         let id = common::ids::TaskId::parse(&request.into_inner().task_id)
             .map_err(|e| Status::invalid_argument(format!("task_id: {e}")))?;
         let cell = self.tasks.get(&id).ok_or_else(|| Status::not_found(format!("task {id} is not known")))?;
@@ -203,6 +205,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         request: Request<pb::DeleteTaskRequest>,
     ) -> Result<Response<pb::DeleteTaskResponse>, Status> {
         Caller::of(&request).require(&[Component::Manager])?;
+        self.metrics.task_calls.get_or_create(&CallLabels { call: TaskCall::Delete }).inc();
         orders::delete_task(self, request.into_inner()).map(Response::new)
     }
 

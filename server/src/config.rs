@@ -75,7 +75,8 @@
 //! poll_interval_ms = 1000
 //! # Deadline for one call to a scheduler, in seconds. Default: 10
 //! scheduler_timeout_secs = 10
-//! # A job RUNNING this long without an update is handed back to PENDING. Default: 120
+//! # A job RUNNING this long without a stamp (its runner stamps it every third of this; one that
+//! # died does not) is handed back to PENDING and run again by any manager. Default: 120
 //! stale_after_secs = 120
 //! # Jobs one manager runs at once. Default: 16
 //! concurrency = 16
@@ -83,11 +84,19 @@
 //! preheat_timeout_secs = 1200
 //! # Deadline of each registry request while resolving an image to preheat. Default: 30
 //! registry_timeout_secs = 30
-//! # redis:// URL: new jobs also travel over Redis so idle runners start them at once
-//! # (several replicas). Empty: the database alone. Default: ""
+//! # Older spelling of [redis] url, used when that is empty. Default: ""
 //! redis_url = ""
 //! # The Redis list carrying job ids; managers of one deployment share it. Default: damselfly:jobs
 //! redis_key = "damselfly:jobs"
+//!
+//! [redis]
+//! # redis:// URL of a Redis the manager replicas of one deployment share: new jobs travel over
+//! # it so an idle runner on any replica starts them at once, and the sign-in and job-creation
+//! # limits are counted there for all replicas together. Empty: the database alone, limits per
+//! # manager (one machine loses nothing). A Redis that is down only falls back to that. Default: ""
+//! url = ""
+//! # Prefix of the keys of the shared limits. Default: damselfly
+//! key_prefix = "damselfly"
 //!
 //! [grpc]
 //! # A scheduler, seed peer or peer whose keepalive is silent this long is inactive. Default: 30
@@ -104,7 +113,8 @@
 //! # authenticated, for debugging only (logged at every start). Default: mtls
 //! mode = "mtls"
 //! # The CA's certificate and key (PEM files), when an operator brings one; the replicas of one
-//! # deployment must share it. Empty: a CA generated in <data_dir>/ca on first start. Default: ""
+//! # deployment must share it. Empty: a CA generated on first start and kept in the database for
+//! # every replica, copied to <data_dir>/ca. Default: ""
 //! ca_cert = ""
 //! ca_key = ""
 //! # Days a certificate issued at enrolment stays valid. Default: 90
@@ -144,6 +154,32 @@ pub struct ManagerConfig {
     pub grpc: GrpcConfig,
     /// Mutual TLS and the cluster's CA.
     pub tls: TlsConfig,
+    /// Redis shared by the replicas.
+    pub redis: RedisConfig,
+}
+
+/// Redis shared by the manager replicas of one deployment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://` URL; empty for none (the database alone, limits per manager).
+    pub url: String,
+    /// Prefix of the shared limits' keys.
+    pub key_prefix: String,
+}
+
+impl ManagerConfig {
+    /// The Redis replicas share: `[redis] url`, or its older spelling `[jobs] redis_url`;
+    /// `None` without one.
+    pub fn redis_url(&self) -> Option<&str> {
+        [&self.redis.url, &self.jobs.redis_url].into_iter().find(|u| !u.is_empty()).map(String::as_str)
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: String::new(), key_prefix: "damselfly".into() }
+    }
 }
 
 /// Mutual TLS and the cluster's CA.
@@ -152,7 +188,7 @@ pub struct ManagerConfig {
 pub struct TlsConfig {
     /// mTLS (default) or plaintext.
     pub mode: common::tls::Mode,
-    /// An operator's CA certificate (PEM); empty: generated in `<data_dir>/ca`.
+    /// An operator's CA certificate (PEM); empty: generated once and kept in the database.
     pub ca_cert: PathBuf,
     /// Its key (PEM).
     pub ca_key: PathBuf,
@@ -179,8 +215,8 @@ pub struct JobsConfig {
     pub poll_interval_ms: u64,
     /// Deadline for one call to a scheduler, in seconds.
     pub scheduler_timeout_secs: u64,
-    /// A job `RUNNING` this long without an update is handed back to `PENDING` (a running
-    /// preheat writes its progress every 2 s).
+    /// A job `RUNNING` this long without a stamp is handed back to `PENDING` (its runner stamps
+    /// it every third of this while it runs).
     pub stale_after_secs: u64,
     /// Jobs one manager runs at once.
     pub concurrency: usize,
@@ -188,7 +224,7 @@ pub struct JobsConfig {
     pub preheat_timeout_secs: u64,
     /// Deadline of each registry request while resolving an image, in seconds.
     pub registry_timeout_secs: u64,
-    /// `redis://` URL of the queue's transport; empty for the database alone.
+    /// Older spelling of `[redis] url`, taken when that is empty.
     pub redis_url: String,
     /// The Redis list carrying job ids.
     pub redis_key: String,
@@ -301,6 +337,7 @@ impl Default for ManagerConfig {
             jobs: JobsConfig::default(),
             grpc: GrpcConfig::default(),
             tls: TlsConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }

@@ -78,9 +78,10 @@ impl Registration {
         pb::manager_server::ManagerServer::new(self)
     }
 
-    /// Expires silent components until shutdown; run one per replica.
-    pub async fn sweep(self) {
-        keepalive::sweep(self.db, self.keepalive_timeout, self.sampling, self.shutdown).await;
+    /// Expires silent components until shutdown, counting them in `metrics`; run one per
+    /// replica (each row is expired by one sweep, whichever comes first).
+    pub async fn sweep(self, metrics: Arc<crate::metrics::Metrics>) {
+        keepalive::sweep(self.db, self.keepalive_timeout, self.sampling, metrics, self.shutdown).await;
     }
 }
 

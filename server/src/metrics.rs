@@ -37,6 +37,9 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub audit_failures: Counter,
+    /// Silent components this manager's sweep marked inactive. With several replicas each row
+    /// is counted by the one replica whose sweep changed it, so their sum is the whole.
+    pub expired: Counter,
 }
 
 impl Default for Metrics {
@@ -50,7 +53,13 @@ impl Default for Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         let audit_failures = Counter::default();
         registry.register("audit_write_failures", "Audit entries that could not be written", audit_failures.clone());
-        Self { registry, requests, latency, audit_failures }
+        let expired = Counter::default();
+        registry.register(
+            "expired_components",
+            "Silent schedulers, seed peers and peers this manager marked inactive",
+            expired.clone(),
+        );
+        Self { registry, requests, latency, audit_failures, expired }
     }
 }
 

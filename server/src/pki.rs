@@ -1,8 +1,8 @@
 //! The manager as the cluster's certificate authority.
 //!
-//! On start it loads the operator's CA (`[tls] ca_cert`/`ca_key`) or the one it generated in
-//! `<data_dir>/ca` earlier, making it on the first start, and issues itself a certificate naming
-//! the manager. Its gRPC listener asks clients for certificates without requiring one, since
+//! On start it loads the operator's CA (`[tls] ca_cert`/`ca_key`) or the generated one the
+//! database keeps for every replica ([`stored`], copied to `<data_dir>/ca`), making it on the
+//! first start, and issues itself a certificate naming the manager. Its gRPC listener asks clients for certificates without requiring one, since
 //! enrolment comes before a component has any; each RPC then checks its
 //! [`Caller`](common::tls::Caller). Its own certificate is also what it shows schedulers when it
 //! calls them (task look-ups and deletions).
@@ -17,7 +17,11 @@ use common::{
     },
 };
 
+use sea_orm::DatabaseConnection;
+
 use crate::{Error, config::ManagerConfig};
+
+mod stored;
 
 /// The manager's own certificate lasts this long; it is made again at every start.
 const OWN_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
@@ -34,7 +38,11 @@ pub struct Pki {
 
 impl Pki {
     /// The manager's CA per `[tls]`; `None` in plaintext mode (logged loudly).
-    pub fn open(config: &ManagerConfig, hostname: &str) -> Result<Option<Arc<Self>>, Error> {
+    pub async fn open(
+        config: &ManagerConfig,
+        db: &DatabaseConnection,
+        hostname: &str,
+    ) -> Result<Option<Arc<Self>>, Error> {
         if config.tls.mode == Mode::Plaintext {
             tracing::warn!(
                 "TLS IS OFF ([tls] mode = \"plaintext\"): any client may register schedulers and seed peers and call every gRPC method; use only for debugging"
@@ -43,7 +51,7 @@ impl Pki {
         }
         let tls_error = |e: common::tls::Error| Error::Config(format!("tls: {e}"));
         let ca = if config.tls.ca_cert.as_os_str().is_empty() {
-            CertificateAuthority::load_or_generate(&config.data_dir.join("ca")).map_err(tls_error)?
+            stored::shared_ca(db, &config.data_dir.join("ca")).await?
         } else {
             CertificateAuthority::load(&config.tls.ca_cert, &config.tls.ca_key).map_err(tls_error)?
         };

@@ -29,7 +29,10 @@ use crate::{
     pki::Pki,
     rbac::Rbac,
     service::job_queue::RedisQueue,
+    service::jobs::JobRateLimiter,
     service::scheduler_rpc::Dialer,
+    service::shared_limits::SharedLimits,
+    service::throttle::SignInThrottle,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -75,12 +78,16 @@ impl Manager {
             None => HttpListener::Plain(listeners.http),
         };
         let metrics = Arc::new(Metrics::default());
-        let queue = (!self.config.jobs.redis_url.is_empty())
-            .then(|| RedisQueue::new(&self.config.jobs.redis_url, &self.config.jobs.redis_key))
+        let redis = self.config.redis_url();
+        let queue =
+            redis.map(|url| RedisQueue::new(url, &self.config.jobs.redis_key)).transpose().map_err(Error::Config)?;
+        // Without Redis each manager counts its own limits, which on one machine is all of them.
+        let shared_limits = redis
+            .map(|url| SharedLimits::new(url, &self.config.redis.key_prefix).map(Arc::new))
             .transpose()
             .map_err(Error::Config)?;
         let keys = Keys::load_or_create(&self.db).await?;
-        let pki = Pki::open(&self.config, &common::runtime::hostname())?;
+        let pki = Pki::open(&self.config, &self.db, &common::runtime::hostname()).await?;
         let dialer = Dialer::new(pki.clone());
         let state = ApiState {
             db: self.db.clone(),
@@ -90,8 +97,14 @@ impl Manager {
             oauth: Arc::new(OAuth::new(self.config.auth.oauth.clone(), keys)?),
             allow_signup: self.config.auth.allow_signup,
             metrics: metrics.clone(),
-            sign_in_throttle: Arc::default(),
-            job_limiter: Arc::default(),
+            sign_in_throttle: Arc::new(match &shared_limits {
+                Some(shared) => SignInThrottle::default().shared_through(shared.clone()),
+                None => SignInThrottle::default(),
+            }),
+            job_limiter: Arc::new(match &shared_limits {
+                Some(shared) => JobRateLimiter::shared(shared.clone()),
+                None => JobRateLimiter::default(),
+            }),
             job_queue: queue.clone(),
             keepalive_timeout: std::time::Duration::from_secs(self.config.grpc.keepalive_timeout_secs),
             sample_interval: std::time::Duration::from_secs(self.config.grpc.sample_interval_secs),
@@ -105,7 +118,7 @@ impl Manager {
             None => (format!("http://{http_addr}"), reqwest::Client::new()),
         };
         let app = api
-            .route_layer(from_fn_with_state(metrics, metrics::track))
+            .route_layer(from_fn_with_state(metrics.clone(), metrics::track))
             .merge(console::router(&self.config.console.site_root, api_base, loopback, state, shutdown.clone()))
             .layer(from_fn_with_state(
                 // Over HTTPS every cookie is `Secure`, as behind a TLS-terminating proxy.
@@ -123,7 +136,7 @@ impl Manager {
 
         let (_, health_service) = tonic_health::server::health_reporter();
         let registration = grpc::Registration::new(self.db.clone(), &self.config.grpc, pki.clone(), shutdown.clone());
-        let sweeper = tokio::spawn(registration.clone().sweep());
+        let sweeper = tokio::spawn(registration.clone().sweep(metrics.clone()));
         let router =
             tonic::transport::Server::builder().add_service(health_service).add_service(registration.service());
         let stop = shutdown.clone().cancelled_owned();

@@ -33,6 +33,7 @@ pub mod roles;
 pub mod samples;
 pub mod scheduler_rpc;
 pub mod scopes;
+pub mod shared_limits;
 pub mod stats;
 pub mod task_records;
 pub mod tasks;

@@ -168,6 +168,8 @@ pub struct TestDb {
     pub url: String,
     name: String,
     dir: tempfile::TempDir,
+    /// Whether [`TestDb::drop_db`] drops the database (not for a [`TestDb::shared`] view).
+    owner: bool,
 }
 
 impl TestDb {
@@ -187,7 +189,7 @@ impl TestDb {
                 format!("mysql://root@127.0.0.1:3306/{name}")
             }
         };
-        Self { backend, url, name, dir }
+        Self { backend, url, name, dir, owner: true }
     }
 
     /// A temp dir that lives as long as the database (the manager's data dir).
@@ -202,7 +204,17 @@ impl TestDb {
         db.close().await.unwrap();
     }
 
+    /// The same database with a temp dir of its own, as a second manager on another machine
+    /// sees it; dropping the view leaves the database to its owner.
+    pub fn shared(&self) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        Self { backend: self.backend, url: self.url.clone(), name: self.name.clone(), dir, owner: false }
+    }
+
     pub async fn drop_db(self) {
+        if !self.owner {
+            return;
+        }
         match self.backend {
             Backend::Sqlite => {}
             Backend::Postgres => {

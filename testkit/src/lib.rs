@@ -3,10 +3,11 @@
 //! stopped by a `CancellationToken` (the servers' own contract, see ARCHITECTURE.md).
 //!
 //! Features keep each crate's tests to what they start: `manager` (a manager on a fresh
-//! database of each kind, [`db`] and [`manager`]), `scheduler` ([`scheduler`]), `peer`
-//! ([`peer`]), `registry` (a real `docker-registry` and `skopeo`, [`registry`], and a real containerd,
-//! [`containerd`]), `tls` (servers over TLS with a test CA, [`tls`]); [`origin`] is always there,
-//! and [`cluster`] needs `scheduler` and `peer`.
+//! database of each kind, [`db`] and [`manager`], with [`front`] for one address before
+//! several), `scheduler` ([`scheduler`]), `peer` ([`peer`]), `registry` (a real
+//! `docker-registry` and `skopeo`, [`registry`], and a real containerd, [`containerd`]), `tls`
+//! (servers over TLS with a test CA, [`tls`]); [`origin`] is always there, and [`cluster`] needs
+//! `scheduler` and `peer`.
 //!
 //! This is test code: helpers panic with a message instead of returning errors, and [`db`]
 //! reads `DAMSELFLY_TEST_DB` (libraries never read the environment; a test harness may).
@@ -20,6 +21,8 @@ pub mod cluster;
 pub mod containerd;
 #[cfg(feature = "manager")]
 pub mod db;
+#[cfg(feature = "manager")]
+pub mod front;
 #[cfg(feature = "manager")]
 pub mod manager;
 #[cfg(feature = "peer")]

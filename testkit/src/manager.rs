@@ -1,5 +1,11 @@
 //! A manager in-process on a fresh database ([`TestManager`]), signed in as root, with a small
 //! HTTP client whose answers ([`Answer`]) check the API's JSON error shape.
+//!
+//! Several managers on one database: [`TestManager::replica`] starts another on the same
+//! database with a data dir of its own, as on another machine. A replica, or a manager started
+//! with [`TestManager::start_apart`], runs on a Tokio runtime of its own, so
+//! [`TestManager::kill`] can drop every one of its tasks and sockets at once with no graceful
+//! step, as when its process is killed.
 
 use std::time::Duration;
 
@@ -33,9 +39,37 @@ pub struct TestManager {
     pub root: String,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<Result<(), server::Error>>,
-    config: ManagerConfig,
+    /// The runtime the server runs on when it is not the test's own.
+    apart: Option<Apart>,
+    /// The configuration it was started with (a replica starts from it).
+    pub config: ManagerConfig,
     /// The HTTP and gRPC listeners' addresses, which a restart binds again.
     addrs: (std::net::SocketAddr, std::net::SocketAddr),
+}
+
+/// Serves an opened manager on `listeners`, on the runtime this runs on.
+async fn serve(
+    manager: Manager,
+    listeners: (std::net::TcpListener, std::net::TcpListener),
+    shutdown: CancellationToken,
+) -> Result<(), server::Error> {
+    let listen = |l: std::net::TcpListener| {
+        l.set_nonblocking(true)?;
+        TcpListener::from_std(l)
+    };
+    let listeners = Listeners { http: listen(listeners.0)?, grpc: listen(listeners.1)? };
+    manager.serve(listeners, shutdown).await
+}
+
+/// A runtime of a manager's own; dropping it drops every task on it at once, from any context.
+struct Apart(Option<tokio::runtime::Runtime>);
+
+impl Drop for Apart {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// An answer: status, body as JSON (Null when empty), headers.
@@ -82,8 +116,27 @@ impl TestManager {
 
     /// Starts a manager whose configuration `adjust` changed first.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut ManagerConfig)) -> Self {
+        Self::launch(TestDb::new(backend).await, adjust, false).await
+    }
+
+    /// Like [`TestManager::start_with`], on a runtime of its own: [`TestManager::kill`] works.
+    pub async fn start_apart(backend: Backend, adjust: impl FnOnce(&mut ManagerConfig)) -> Self {
+        Self::launch(TestDb::new(backend).await, adjust, true).await
+    }
+
+    /// Another manager on this one's database, with this one's configuration (but a data dir
+    /// of its own and new ports) changed by `adjust`, on a runtime of its own.
+    pub async fn replica(&self, adjust: impl FnOnce(&mut ManagerConfig)) -> Self {
+        let db = self.db.shared();
+        let mut config = self.config.clone();
+        config.data_dir = db.dir().to_owned();
+        config.console.site_root = db.dir().join("no-site");
+        adjust(&mut config);
+        Self::launch(db, |c| *c = config, true).await
+    }
+
+    async fn launch(db: TestDb, adjust: impl FnOnce(&mut ManagerConfig), apart: bool) -> Self {
         crate::init_logs();
-        let db = TestDb::new(backend).await;
         let mut config = ManagerConfig::load(
             None,
             Overrides {
@@ -99,15 +152,25 @@ impl TestManager {
         (config.tls.ca_cert, config.tls.ca_key) = crate::pki::ca_files();
         adjust(&mut config);
         let https = config.server.https();
-        let (manager, _) = Manager::open(config.clone(), Some(ROOT_PASSWORD)).await.unwrap();
-        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let grpc = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let http_listener_addr = http_listener.local_addr().unwrap();
         let port = http_listener_addr.port();
         let base = if https { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
         let grpc_addr = grpc.local_addr().unwrap().to_string();
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(manager.serve(Listeners { http: http_listener, grpc }, shutdown.clone()));
+        // Opened (root's password set when it makes the user) on the runtime it serves on, so its
+        // database connections are that runtime's.
+        let open = Manager::open(config.clone(), Some(ROOT_PASSWORD));
+        let (apart, server) = if apart {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let (manager, _) = runtime.spawn(open).await.unwrap().unwrap();
+            let server = runtime.spawn(serve(manager, (http_listener, grpc), shutdown.clone()));
+            (Some(Apart(Some(runtime))), server)
+        } else {
+            let (manager, _) = open.await.unwrap();
+            (None, tokio::spawn(serve(manager, (http_listener, grpc), shutdown.clone())))
+        };
         let sql = Database::connect(&db.url).await.unwrap();
         let http = if https {
             // Trusting the test CA alone, as a browser trusting the operator's CA would.
@@ -119,9 +182,20 @@ impl TestManager {
             reqwest::Client::new()
         };
         let addrs = (http_listener_addr, grpc_addr.parse().unwrap());
-        let mut m = Self { base, grpc: grpc_addr, db, sql, http, root: String::new(), shutdown, server, config, addrs };
+        let mut m =
+            Self { base, grpc: grpc_addr, db, sql, http, root: String::new(), shutdown, server, apart, config, addrs };
         m.root = m.signin("root", ROOT_PASSWORD).await;
         m
+    }
+
+    /// Takes a manager started apart down at once, as a killed process: no graceful step runs,
+    /// its jobs stay as they were in the database, its sockets close. Answers the database,
+    /// which stays for the other managers on it.
+    pub async fn kill(mut self) -> TestDb {
+        let runtime = self.apart.take().expect("only a manager started apart can be killed");
+        drop(runtime);
+        self.sql.close().await.unwrap();
+        self.db
     }
 
     /// Stops the manager cleanly and starts it again on the same database and addresses, as an
@@ -129,6 +203,7 @@ impl TestManager {
     pub async fn restart(mut self) -> Self {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(20), &mut self.server).await.unwrap().unwrap().unwrap();
+        assert!(self.apart.is_none(), "restart a manager started on the test's runtime");
         let (manager, _) = Manager::open(self.config.clone(), None).await.unwrap();
         let http = TcpListener::bind(self.addrs.0).await.unwrap();
         let grpc = TcpListener::bind(self.addrs.1).await.unwrap();
@@ -137,10 +212,12 @@ impl TestManager {
         self
     }
 
-    /// Stops the manager (within 10 s, cleanly) and drops its database.
-    pub async fn stop(self) {
+    /// Stops the manager (within 10 s, cleanly) and drops its database (unless it is a
+    /// replica, whose database belongs to the manager it replicates).
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.server).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), &mut self.server).await.unwrap().unwrap().unwrap();
+        drop(self.apart.take());
         self.sql.close().await.unwrap();
         self.db.drop_db().await;
     }

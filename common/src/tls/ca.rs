@@ -95,11 +95,18 @@ impl CertificateAuthority {
         if cert_path.exists() || key_path.exists() {
             return Self::load(&cert_path, &key_path);
         }
-        std::fs::create_dir_all(dir).map_err(|source| Error::File { path: dir.to_owned(), source })?;
         let (ca, key_pem) = Self::generate(common_name)?;
-        write_private(&key_path, key_pem.as_bytes())?;
-        std::fs::write(&cert_path, ca.cert_pem.as_bytes()).map_err(|source| Error::File { path: cert_path, source })?;
+        Self::store_pem(dir, &ca.cert_pem, &key_pem)?;
         Ok(ca)
+    }
+
+    /// Writes a CA's certificate and key as `dir/ca.crt` and `dir/ca.key` (0600), as
+    /// [`load_or_generate`](Self::load_or_generate) reads them.
+    pub fn store_pem(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::File { path: dir.to_owned(), source })?;
+        write_private(&dir.join("ca.key"), key_pem.as_bytes())?;
+        let cert_path = dir.join("ca.crt");
+        std::fs::write(&cert_path, cert_pem.as_bytes()).map_err(|source| Error::File { path: cert_path, source })
     }
 
     /// A CA from two PEM files.

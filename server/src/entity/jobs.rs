@@ -17,6 +17,8 @@ pub struct Model {
     pub cluster_ids: Json,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+    /// How many times a runner has claimed the job; a run's writes name the attempt it claimed.
+    pub attempt: i64,
 }
 
 /// Where a job is in its run, stored as `PENDING`, `RUNNING`, `SUCCESS` or `FAILURE`.

@@ -112,8 +112,15 @@ pub async fn hold(
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Expires silent components every few seconds, and deletes samples and task records past their
-/// retention every hour, until `shutdown`.
-pub async fn sweep(db: DatabaseConnection, timeout: Duration, sampling: Sampling, shutdown: CancellationToken) {
+/// retention every hour, until `shutdown`. Every replica runs it: each is a conditional update
+/// or delete, so a row is expired or deleted by one of them and the others find nothing to do.
+pub async fn sweep(
+    db: DatabaseConnection,
+    timeout: Duration,
+    sampling: Sampling,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    shutdown: CancellationToken,
+) {
     let period = (timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -125,7 +132,10 @@ pub async fn sweep(db: DatabaseConnection, timeout: Duration, sampling: Sampling
         }
         match registry::sweep(&db, timeout).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "marked silent components inactive"),
+            Ok(n) => {
+                metrics.expired.inc_by(n);
+                tracing::info!(expired = n, "marked silent components inactive");
+            }
             Err(e) => tracing::warn!(error = %e, "keepalive sweep failed"),
         }
         if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {

@@ -3,8 +3,8 @@
 //! cluster's stream of per-host results until every one is in.
 //!
 //! The manager stays off the data path: it only relays orders and tallies results. While the
-//! preheat runs, its progress is written to the job every [`PROGRESS_EVERY`] (which also tells
-//! other replicas the job is alive); a job deleted, or set to `FAILURE` through the API, is
+//! preheat runs, its progress is written to the job every [`PROGRESS_EVERY`] (the runner stamps
+//! it as alive besides, [`super::keep_stamped`]); a job deleted, or set to `FAILURE` through the API, is
 //! cancelled (the dropped streams tell the schedulers) and keeps what the API wrote; a shutdown hands the job back as `PENDING`, so the next start runs it again and
 //! the hosts find what they already cached. A scheduler that goes away fails its cluster's
 //! unfinished tasks with the reason; nothing waits past the job's timeout.
@@ -313,5 +313,5 @@ fn job_state(cluster: i64, run: &ClusterRun, plan: &Plan) -> Value {
 /// Writes the job's state and results while it is still this runner's; false when it was
 /// cancelled or deleted meanwhile.
 async fn finish(db: &DatabaseConnection, job: &jobs::Model, state: JobState, job_states: Value) -> Result<bool, Error> {
-    super::record_run(db, job.id, state, json!({ "job_states": job_states })).await
+    super::record_run(db, super::Claim::of(job), state, json!({ "job_states": job_states })).await
 }

@@ -47,7 +47,7 @@ pub async fn execute(
     let state_name = state.to_value();
     tracing::info!(job_id = job.id, r#type = %job.r#type, state = state_name.as_str(), "job finished");
     let result = json!({"job_states": [{"state": state_name, "error": error, "results": results}]});
-    if !super::record_run(db, job.id, state, result).await? {
+    if !super::record_run(db, super::Claim::of(&job), state, result).await? {
         tracing::info!(job_id = job.id, "job cancelled or deleted while it ran; its result is dropped");
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! Redis as the job queue's transport, when `jobs.redis_url` is set: creating a job pushes its
+//! Redis as the job queue's transport, when `[redis] url` is set: creating a job pushes its
 //! id on a list and an idle runner blocked on `BLPOP` takes it at once, on whichever manager
 //! replica is free. The database stays the source of truth (state, results, the claim), so a
 //! push lost to a Redis outage only delays a job until the next database poll.

@@ -15,7 +15,12 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    Ctx, Listed, Page, clusters::SchedulerClusterConfig, job_queue::RedisQueue, owned, timestamp, validate, visible,
+    Ctx, Listed, Page,
+    clusters::SchedulerClusterConfig,
+    job_queue::RedisQueue,
+    owned,
+    shared_limits::{SharedLimits, Unavailable},
+    timestamp, validate, visible,
 };
 use crate::{
     Error,
@@ -98,16 +103,40 @@ pub struct JobFilter {
     pub scheduler_cluster_id: Option<i64>,
 }
 
-/// Per-cluster job admission (`scheduler_cluster_config.job_rate_limit` jobs per second), per
-/// manager replica.
+/// Per-cluster job admission (`scheduler_cluster_config.job_rate_limit` jobs per second):
+/// counted in Redis for all manager replicas together when it is configured and reachable,
+/// else by this manager alone.
 #[derive(Debug, Default)]
 pub struct JobRateLimiter {
     windows: Mutex<HashMap<i64, (Instant, u32)>>,
+    shared: Option<std::sync::Arc<SharedLimits>>,
 }
 
 impl JobRateLimiter {
+    /// A limiter counting in `shared` (falling back to its own memory while Redis is away).
+    pub fn shared(shared: std::sync::Arc<SharedLimits>) -> Self {
+        Self { windows: Mutex::default(), shared: Some(shared) }
+    }
+
     /// Admits one job on every cluster of `limits`, or none.
-    pub fn admit(&self, limits: &[(i64, u32)]) -> Result<(), Error> {
+    pub async fn admit(&self, limits: &[(i64, u32)]) -> Result<(), Error> {
+        if let Some(shared) = &self.shared {
+            let keys: Vec<(String, u32)> = limits.iter().map(|(c, l)| (c.to_string(), *l)).collect();
+            match shared.admit_all("jobs-per-second", &keys).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(full)) => {
+                    let limit = keys.iter().find(|(k, _)| k == full).map_or(0, |(_, l)| *l);
+                    return Err(too_many(full, limit));
+                }
+                Err(Unavailable(e)) => {
+                    tracing::warn!(error = %e, "Redis unavailable for the job limits; counting on this manager");
+                }
+            }
+        }
+        self.admit_here(limits)
+    }
+
+    fn admit_here(&self, limits: &[(i64, u32)]) -> Result<(), Error> {
         let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         for (cluster, limit) in limits {
@@ -117,9 +146,7 @@ impl JobRateLimiter {
                 *count = 0;
             }
             if *count >= *limit {
-                return Err(Error::TooManyRequests(format!(
-                    "cluster {cluster} accepts {limit} job(s) per second; retry shortly"
-                )));
+                return Err(too_many(cluster, *limit));
             }
         }
         for (cluster, _) in limits {
@@ -129,6 +156,10 @@ impl JobRateLimiter {
         }
         Ok(())
     }
+}
+
+fn too_many(cluster: impl std::fmt::Display, limit: u32) -> Error {
+    Error::TooManyRequests(format!("cluster {cluster} accepts {limit} job(s) per second; retry shortly"))
 }
 
 fn check_url(field: &str, v: &serde_json::Value) -> Result<(), Error> {
@@ -239,7 +270,7 @@ pub async fn create(
             (c.id, config.job_rate_limit)
         })
         .collect();
-    limiter.admit(&limits)?;
+    limiter.admit(&limits).await?;
     let cluster_ids: Vec<i64> = chosen.iter().map(|c| c.id).collect();
     let now = Utc::now().naive_utc();
     let txn = cx.db.begin().await?;

@@ -5,6 +5,11 @@
 //! hash is made, and one that waits too long for a hashing turn is told 429 too.
 //!
 //! The console signs its visitors in over loopback, so loopback callers are bounded by name only.
+//!
+//! With Redis configured the buckets are kept there ([`SharedLimits`]), one budget for every
+//! manager replica, so spreading attempts over replicas gains nothing; while Redis is away, and
+//! without it, each manager keeps its own. The hashing turns are always this manager's own:
+//! they guard its CPU and memory.
 
 use std::{
     collections::HashMap,
@@ -15,12 +20,15 @@ use std::{
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use super::shared_limits::{SharedLimits, Unavailable};
 use crate::Error;
 
 /// A bucket per key: `burst` tokens, refilled at `per_minute`; at most `MAX_KEYS` keys are kept
 /// (full buckets are dropped first, then the whole table when every key is busy).
 #[derive(Debug)]
 struct Buckets {
+    /// What the buckets are (`names`, `addresses`): their keys' place in Redis.
+    kind: &'static str,
     burst: f64,
     per_minute: f64,
     keys: Mutex<HashMap<String, (f64, Instant)>>,
@@ -29,8 +37,23 @@ struct Buckets {
 const MAX_KEYS: usize = 100_000;
 
 impl Buckets {
-    fn new(burst: u32, per_minute: u32) -> Self {
-        Self { burst: f64::from(burst), per_minute: f64::from(per_minute), keys: Mutex::default() }
+    fn new(kind: &'static str, burst: u32, per_minute: u32) -> Self {
+        Self { kind, burst: f64::from(burst), per_minute: f64::from(per_minute), keys: Mutex::default() }
+    }
+
+    /// Takes a token for `key` from Redis when given and reachable, else from this manager's own.
+    async fn take_shared(&self, shared: Option<&SharedLimits>, key: &str) -> Result<(), Duration> {
+        if let Some(shared) = shared {
+            // Both fit: they were made from u32.
+            let (burst, per_minute) = (self.burst as u32, self.per_minute as u32);
+            match shared.take(self.kind, key, burst, per_minute).await {
+                Ok(answer) => return answer,
+                Err(Unavailable(e)) => {
+                    tracing::warn!(error = %e, "Redis unavailable for the sign-in limits; counting on this manager");
+                }
+            }
+        }
+        self.take(key, Instant::now())
     }
 
     /// Takes a token for `key`, or says how long until one is there.
@@ -66,6 +89,8 @@ pub struct SignInThrottle {
     addresses: Buckets,
     hashing: Semaphore,
     wait: Duration,
+    /// Where the buckets are kept for every replica, when Redis is configured.
+    shared: Option<std::sync::Arc<SharedLimits>>,
 }
 
 impl Default for SignInThrottle {
@@ -86,22 +111,30 @@ impl SignInThrottle {
         wait: Duration,
     ) -> Self {
         Self {
-            names: Buckets::new(name_burst, name_per_minute),
-            addresses: Buckets::new(address_burst, address_per_minute),
+            names: Buckets::new("sign-in-names", name_burst, name_per_minute),
+            addresses: Buckets::new("sign-in-addresses", address_burst, address_per_minute),
             hashing: Semaphore::new(hashes_at_once.max(1)),
             wait,
+            shared: None,
         }
+    }
+
+    /// The same budget, kept in `shared` for every replica.
+    pub fn shared_through(mut self, shared: std::sync::Arc<SharedLimits>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// Admits one attempt for `name` from `from` (loopback: the console, bounded by name only),
     /// and waits for a hashing turn.
     pub async fn admit(&self, name: &str, from: Option<IpAddr>) -> Result<SemaphorePermit<'_>, Error> {
-        let now = Instant::now();
+        let shared = self.shared.as_deref();
         if let Some(ip) = from.filter(|ip| !ip.is_loopback()) {
-            self.addresses.take(&ip.to_string(), now).map_err(|after| throttled("from this address", after))?;
+            let key = ip.to_string();
+            self.addresses.take_shared(shared, &key).await.map_err(|after| throttled("from this address", after))?;
         }
         let key: String = name.chars().take(256).collect::<String>().to_lowercase();
-        self.names.take(&key, now).map_err(|after| throttled("for this user", after))?;
+        self.names.take_shared(shared, &key).await.map_err(|after| throttled("for this user", after))?;
         tokio::time::timeout(self.wait, self.hashing.acquire())
             .await
             .map_err(|_| throttled("while the manager is busy", Duration::from_secs(1)))?
@@ -138,7 +171,7 @@ mod tests {
             drop(t.admit("dave", Some(lo)).await.unwrap());
         }
         // A bucket refills: one token a second here.
-        let b = Buckets::new(1, 60);
+        let b = Buckets::new("test", 1, 60);
         let now = Instant::now();
         assert!(b.take("k", now).is_ok());
         assert!(b.take("k", now).is_err());
@@ -156,7 +189,7 @@ mod tests {
 
     #[test]
     fn the_key_table_is_bounded() {
-        let b = Buckets::new(1, 1);
+        let b = Buckets::new("test", 1, 1);
         let now = Instant::now();
         for i in 0..MAX_KEYS + 10 {
             let _ = b.take(&i.to_string(), now);

@@ -9,6 +9,7 @@ mod jobs;
 mod join_tokens;
 mod launcher;
 mod manager;
+mod managers;
 mod oauth;
 mod preheat;
 mod registration;
