@@ -65,6 +65,17 @@ impl SchedulerService {
         Ok(())
     }
 
+    /// The caller must be the manager, or an operator of this cluster (a site without a
+    /// manager: `dfctl preheat --scheduler`).
+    fn preheater(&self, caller: &Caller) -> Result<(), Status> {
+        match caller.require(&[Component::Manager, Component::Operator])? {
+            Some(id) if id.component == Component::Operator && Some(id.cluster_id) != self.cluster_id => {
+                Err(Status::permission_denied(format!("{id} is not of this scheduler's cluster")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The caller must be the manager, or a dfdaemon of this cluster.
     fn reader(&self, caller: &Caller) -> Result<(), Status> {
         match caller.require(&[Component::Manager, Component::SeedPeer, Component::Peer])? {
@@ -219,7 +230,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
     type PreheatStream = BoxStream<pb::PreheatEvent>;
 
     async fn preheat(&self, request: Request<pb::PreheatRequest>) -> Result<Response<Self::PreheatStream>, Status> {
-        Caller::of(&request).require(&[Component::Manager])?;
+        self.preheater(&Caller::of(&request))?;
         preheat::start(self, request.into_inner())
     }
 
