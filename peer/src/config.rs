@@ -137,11 +137,12 @@
 //! announce_interval_secs = 30
 //!
 //! [manager]
-//! # gRPC address of the manager, host:port ("" = use scheduler.addr only). When set, the
-//! # schedulers come from the manager (scheduler.addr is the fallback until it first answers),
-//! # and the host keeps itself alive there. Default: ""
+//! # gRPC address of the manager, host:port ("" = use scheduler.addr and addrs only). When set,
+//! # the schedulers come from the manager (scheduler.addr and addrs are the fallback until it
+//! # first answers), and the host keeps itself alive there. Default: ""
 //! addr = ""
-//! # Cluster a seed peer registers in (normal peers are placed by the manager). Default: 1
+//! # Cluster a seed peer registers in (normal peers are placed by the manager); without a
+//! # manager, the cluster a seed peer's certificate names. Default: 1
 //! cluster_id = 1
 //! # Seconds between keepalive messages. Default: 5
 //! keepalive_interval_secs = 5
@@ -210,7 +211,7 @@ pub struct DfdaemonConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ManagerClientConfig {
-    /// gRPC `host:port`; empty means none (only `scheduler.addr`).
+    /// gRPC `host:port`; empty means none (only `scheduler.addr` and `addrs`).
     pub addr: String,
     /// Cluster a seed peer registers in.
     pub cluster_id: u64,
