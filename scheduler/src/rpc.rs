@@ -230,7 +230,12 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
     type PreheatStream = BoxStream<pb::PreheatEvent>;
 
     async fn preheat(&self, request: Request<pb::PreheatRequest>) -> Result<Response<Self::PreheatStream>, Status> {
-        self.preheater(&Caller::of(&request))?;
+        let caller = Caller::of(&request);
+        self.preheater(&caller)?;
+        // Without a manager there is no job history: the log says who asked.
+        if let Caller::Known(id) = &caller {
+            tracing::info!(caller = %id.uri(), tasks = request.get_ref().tasks.len(), "preheat asked");
+        }
         preheat::start(self, request.into_inner())
     }
 
