@@ -188,8 +188,7 @@ pub struct BlockListConfig {
 impl BlockListConfig {
     /// The list to enforce; a pattern that does not compile is an error.
     pub fn build(&self) -> Result<crate::scheduling::BlockList, Error> {
-        let (list, bad) =
-            crate::scheduling::BlockList::new(self.applications.clone(), &self.urls, self.tags.clone());
+        let (list, bad) = crate::scheduling::BlockList::new(self.applications.clone(), &self.urls, self.tags.clone());
         if let Some(p) = bad.first() {
             return Err(Error::Config(format!("block_list.urls: {p:?} is not a valid regex")));
         }

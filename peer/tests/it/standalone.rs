@@ -21,7 +21,12 @@ use peer::{
     config::{DfdaemonConfig, Overrides},
     rpc::scheduler_set::SchedulerSet,
 };
-use scheduler::{Listeners, Scheduler, config::SchedulerConfig, resource::{Hosts, Tasks}, scheduling::LiveLimits};
+use scheduler::{
+    Listeners, Scheduler,
+    config::SchedulerConfig,
+    resource::{Hosts, Tasks},
+    scheduling::LiveLimits,
+};
 use testkit::{
     origin::{Origin, content},
     peer::{PIECE, PeerBuilder, TestPeer},
@@ -266,8 +271,23 @@ async fn dfctl_preheats_on_a_scheduler_with_an_operator_certificate_and_a_peers_
     let out = dfctl(
         &home,
         &[
-            "preheat", &a, &b, "--scope", "all_peers", "--piece-length", &piece, "--scheduler", &down,
-            "--scheduler", &site.schedulers[0].addr, "--cert", &cert, "--key", &key, "--ca", &ca,
+            "preheat",
+            &a,
+            &b,
+            "--scope",
+            "all_peers",
+            "--piece-length",
+            &piece,
+            "--scheduler",
+            &down,
+            "--scheduler",
+            &site.schedulers[0].addr,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--ca",
+            &ca,
         ],
     )
     .await;
@@ -322,8 +342,16 @@ async fn dfctl_preheats_on_a_scheduler_with_an_operator_certificate_and_a_peers_
     let out = dfctl(
         &home,
         &[
-            "preheat", &a, "--scheduler", &site.schedulers[0].addr, "--cert", &g("cert.pem"), "--key",
-            &g("key.pem"), "--ca", &g("ca.pem"),
+            "preheat",
+            &a,
+            "--scheduler",
+            &site.schedulers[0].addr,
+            "--cert",
+            &g("cert.pem"),
+            "--key",
+            &g("key.pem"),
+            "--ca",
+            &g("ca.pem"),
         ],
     )
     .await;

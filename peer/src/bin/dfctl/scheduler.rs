@@ -61,11 +61,9 @@ pub fn credentials(flags: TlsFiles) -> Result<Credentials, Failure> {
             format!("{from}: cert, key and ca go together")
         }));
     };
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))
-    };
-    Credentials::from_pem(&read(cert)?, &read(key)?, &read(ca)?)
-        .map_err(|e| Failure::usage(format!("{from}: {e}")))
+    let read =
+        |p: &Path| std::fs::read_to_string(p).map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())));
+    Credentials::from_pem(&read(cert)?, &read(key)?, &read(ca)?).map_err(|e| Failure::usage(format!("{from}: {e}")))
 }
 
 /// What is asked of the scheduler, with each task's URL by its id (the results name ids).
@@ -122,12 +120,7 @@ struct Host {
 }
 
 /// Reads the stream to its end, showing progress on a terminal.
-async fn follow(
-    addr: &str,
-    cluster: i64,
-    mut stream: tonic::Streaming<pb::PreheatEvent>,
-    preheat: &Preheat,
-) -> Ran {
+async fn follow(addr: &str, cluster: i64, mut stream: tonic::Streaming<pb::PreheatEvent>, preheat: &Preheat) -> Ran {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
