@@ -125,17 +125,24 @@
 //! disk_low_watermark_percent = 60
 //!
 //! [scheduler]
-//! # gRPC address of the scheduler ("" = none: every download goes to the origin). Default: ""
+//! # gRPC address of the scheduler, IP:port ("" = none: every download goes to the origin).
+//! # Default: ""
 //! addr = ""
+//! # More schedulers of the cluster, IP:port each (a site without a manager): this host
+//! # announces itself to every one, and each task goes to one of them by rendezvous hashing,
+//! # the same on every host (the same set a manager's list feeds). Taken together with addr.
+//! # Default: []
+//! addrs = []
 //! # Seconds between host announcements. Default: 30
 //! announce_interval_secs = 30
 //!
 //! [manager]
-//! # gRPC address of the manager, host:port ("" = use scheduler.addr only). When set, the
-//! # schedulers come from the manager (scheduler.addr is the fallback until it first answers),
-//! # and the host keeps itself alive there. Default: ""
+//! # gRPC address of the manager, host:port ("" = use scheduler.addr and addrs only). When set,
+//! # the schedulers come from the manager (scheduler.addr and addrs are the fallback until it
+//! # first answers), and the host keeps itself alive there. Default: ""
 //! addr = ""
-//! # Cluster a seed peer registers in (normal peers are placed by the manager). Default: 1
+//! # Cluster a seed peer registers in (normal peers are placed by the manager); without a
+//! # manager, the cluster a seed peer's certificate names. Default: 1
 //! cluster_id = 1
 //! # Seconds between keepalive messages. Default: 5
 //! keepalive_interval_secs = 5
@@ -204,7 +211,7 @@ pub struct DfdaemonConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ManagerClientConfig {
-    /// gRPC `host:port`; empty means none (only `scheduler.addr`).
+    /// gRPC `host:port`; empty means none (only `scheduler.addr` and `addrs`).
     pub addr: String,
     /// Cluster a seed peer registers in.
     pub cluster_id: u64,
@@ -497,12 +504,29 @@ fn upstream_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
+impl SchedulerClientConfig {
+    /// Every configured scheduler (`addr` and `addrs`), once each; the configuration is
+    /// validated, so each parses.
+    pub fn static_addrs(&self) -> Vec<SocketAddr> {
+        let mut all: Vec<SocketAddr> = std::iter::once(&self.addr)
+            .filter(|a| !a.is_empty())
+            .chain(&self.addrs)
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
 /// The scheduler to announce to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerClientConfig {
     /// gRPC address (`host:port`); empty means none.
     pub addr: String,
+    /// More schedulers, taken together with `addr`.
+    pub addrs: Vec<String>,
     /// Seconds between host announcements.
     pub announce_interval_secs: u64,
 }
@@ -544,7 +568,7 @@ impl Default for ServerConfig {
 
 impl Default for SchedulerClientConfig {
     fn default() -> Self {
-        Self { addr: String::new(), announce_interval_secs: 30 }
+        Self { addr: String::new(), addrs: Vec::new(), announce_interval_secs: 30 }
     }
 }
 
@@ -641,6 +665,9 @@ impl DfdaemonConfig {
                 c.scheduler.addr
             )));
         }
+        if let Some(bad) = c.scheduler.addrs.iter().find(|a| a.parse::<SocketAddr>().is_err()) {
+            return Err(Error::Config(format!("scheduler.addrs: {bad:?} must be IP:port")));
+        }
         if !c.manager.addr.is_empty()
             && tonic::transport::Endpoint::from_shared(format!("http://{}", c.manager.addr)).is_err()
         {
@@ -681,6 +708,18 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), text).unwrap();
         DfdaemonConfig::load(Some(file.path()), Overrides::default(), "box")
+    }
+
+    #[test]
+    fn a_static_scheduler_list_is_addr_and_addrs_together() {
+        let c = load_text("[scheduler]\naddr = \"10.0.0.2:8002\"\naddrs = [\"10.0.0.1:8002\", \"10.0.0.2:8002\"]\n")
+            .unwrap();
+        assert_eq!(c.scheduler.static_addrs(), ["10.0.0.1:8002".parse().unwrap(), "10.0.0.2:8002".parse().unwrap()]);
+        let c = load_text("[scheduler]\naddrs = [\"10.0.0.1:8002\"]\n").unwrap();
+        assert_eq!(c.scheduler.static_addrs(), ["10.0.0.1:8002".parse().unwrap()]);
+        assert!(load_text("").unwrap().scheduler.static_addrs().is_empty());
+        let err = load_text("[scheduler]\naddrs = [\"scheduler.example:8002\"]\n").unwrap_err();
+        assert!(err.to_string().contains("scheduler.addrs"), "{err}");
     }
 
     #[test]

@@ -71,13 +71,8 @@ impl Dfdaemon {
             &proxy::connect::upstream_roots(&config.proxy.connect)?,
         )?;
         let connect = proxy::connect::Connect::new(&config.proxy.connect, &config.data_dir, shutdown.clone())?;
-        // The schedulers: the static one, replaced by the manager's answers when a manager is set.
-        let static_scheduler: Vec<std::net::SocketAddr> = (!config.scheduler.addr.is_empty())
-            .then(|| config.scheduler.addr.parse())
-            .transpose()
-            .map_err(|e| Error::Config(format!("scheduler.addr {:?}: {e}", config.scheduler.addr)))?
-            .into_iter()
-            .collect();
+        // The schedulers: the static ones, replaced by the manager's answers when a manager is set.
+        let static_scheduler = config.scheduler.static_addrs();
         // A host with neither scheduler nor manager talks to no one but origins.
         let networked = !static_scheduler.is_empty() || !config.manager.addr.is_empty();
         let credentials = if networked { manager::credentials(&config).await? } else { None };

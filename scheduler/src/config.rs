@@ -1,5 +1,11 @@
 //! The scheduler's configuration: one TOML tree, every key documented with its default.
 //!
+//! With a manager (`[manager] addr`), the cluster's settings it hands out (parent limits, load
+//! limits, block list) replace `[scheduling]`'s parent and load limits and `[block_list]` once it
+//! first answers. Standalone (`addr = ""`, a site running only schedulers and dfdaemons), these
+//! keys are the cluster's settings: give every scheduler of the site the same ones, and
+//! `[manager] cluster_id` the cluster its certificates name.
+//!
 //! ```toml
 //! [server]
 //! # gRPC for peers. Default: 0.0.0.0:8002
@@ -20,6 +26,18 @@
 //! # peer, taking turns (1–1000). Fewer transfers at once make each piece whole, and passed
 //! # on, sooner. Default: 3
 //! origin_ranges_at_once = 3
+//! # Children a normal peer uploads to at once at most, over what it announces (0 = what it
+//! # announces). The manager's cluster setting peer_load_limit. Default: 0
+//! peer_load_limit = 0
+//! # The same for seed peers (the manager's seed_peer_load_limit). Default: 0
+//! seed_peer_load_limit = 0
+//!
+//! [block_list]
+//! # Downloads this cluster refuses to schedule: URLs matching one of these regexes, these
+//! # applications, these tags. The manager's cluster block list replaces it. Default: none
+//! urls = []
+//! applications = []
+//! tags = []
 //!
 //! [gc]
 //! # Forget a host that has not announced itself for this long. Default: 3600
@@ -83,6 +101,8 @@ pub struct SchedulerConfig {
     pub server: ServerConfig,
     /// Parent selection limits.
     pub scheduling: SchedulingConfig,
+    /// Downloads refused, until a manager sends its cluster's list.
+    pub block_list: BlockListConfig,
     /// Garbage collection of state.
     pub gc: GcConfig,
     /// How this scheduler presents itself to the manager.
@@ -147,6 +167,33 @@ pub struct SchedulingConfig {
     pub back_to_source_limit: usize,
     /// Pieces of one task fetched at once from an origin serving ranges (1–1000).
     pub origin_ranges_at_once: usize,
+    /// Children a normal peer uploads to at once at most; 0: what it announces.
+    pub peer_load_limit: u32,
+    /// Children a seed peer uploads to at once at most; 0: what it announces.
+    pub seed_peer_load_limit: u32,
+}
+
+/// Downloads the cluster refuses, as the manager's cluster block list says them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockListConfig {
+    /// URL regexes.
+    pub urls: Vec<String>,
+    /// Applications, exactly.
+    pub applications: Vec<String>,
+    /// Tags, exactly.
+    pub tags: Vec<String>,
+}
+
+impl BlockListConfig {
+    /// The list to enforce; a pattern that does not compile is an error.
+    pub fn build(&self) -> Result<crate::scheduling::BlockList, Error> {
+        let (list, bad) = crate::scheduling::BlockList::new(self.applications.clone(), &self.urls, self.tags.clone());
+        if let Some(p) = bad.first() {
+            return Err(Error::Config(format!("block_list.urls: {p:?} is not a valid regex")));
+        }
+        Ok(list)
+    }
 }
 
 impl Default for SchedulingConfig {
@@ -156,6 +203,8 @@ impl Default for SchedulingConfig {
             filter_parent_limit: crate::scheduling::DEFAULT_FILTER_PARENT_LIMIT,
             back_to_source_limit: crate::scheduling::DEFAULT_BACK_TO_SOURCE_LIMIT,
             origin_ranges_at_once: crate::scheduling::DEFAULT_ORIGIN_RANGES_AT_ONCE,
+            peer_load_limit: 0,
+            seed_peer_load_limit: 0,
         }
     }
 }
@@ -249,6 +298,7 @@ impl SchedulerConfig {
         if !(1..=1000).contains(&config.scheduling.origin_ranges_at_once) {
             return Err(Error::Config("scheduling.origin_ranges_at_once must be 1–1000".into()));
         }
+        config.block_list.build()?;
         if config.gc.host_ttl_secs == 0 {
             return Err(Error::Config("gc.host_ttl_secs must be at least 1".into()));
         }
@@ -306,6 +356,15 @@ mod tests {
         assert!(err.to_string().contains("origin_ranges_at_once"), "{err}");
         let c = load("[scheduling]\norigin_ranges_at_once = 8\n").unwrap();
         assert_eq!(c.scheduling.origin_ranges_at_once, 8);
+        let c = load("[scheduling]\npeer_load_limit = 5\nseed_peer_load_limit = 50\n").unwrap();
+        assert_eq!((c.scheduling.peer_load_limit, c.scheduling.seed_peer_load_limit), (5, 50));
+        let c = load("[block_list]\nurls = [\"^https://big\\\\.example/\"]\ntags = [\"nightly\"]\n").unwrap();
+        let list = c.block_list.build().unwrap();
+        assert!(list.refuses("https://big.example/m", "", "").is_some());
+        assert!(list.refuses("https://small.example/m", "", "nightly").is_some());
+        assert!(list.refuses("https://small.example/m", "", "").is_none());
+        let err = load("[block_list]\nurls = [\"(\"]\n").unwrap_err();
+        assert!(err.to_string().contains("block_list.urls"), "{err}");
         let err = load("[manager]\naddr = \"a b\"\n").unwrap_err();
         assert!(err.to_string().contains("manager.addr"), "{err}");
     }

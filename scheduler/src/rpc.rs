@@ -66,6 +66,17 @@ impl SchedulerService {
         Ok(())
     }
 
+    /// The caller must be the manager, or an operator of this cluster (a site without a
+    /// manager: `dfctl preheat --scheduler`).
+    fn preheater(&self, caller: &Caller) -> Result<(), Status> {
+        match caller.require(&[Component::Manager, Component::Operator])? {
+            Some(id) if id.component == Component::Operator && Some(id.cluster_id) != self.cluster_id => {
+                Err(Status::permission_denied(format!("{id} is not of this scheduler's cluster")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The caller must be the manager, or a dfdaemon of this cluster.
     fn reader(&self, caller: &Caller) -> Result<(), Status> {
         match caller.require(&[Component::Manager, Component::SeedPeer, Component::Peer])? {
@@ -222,7 +233,12 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
     type PreheatStream = BoxStream<pb::PreheatEvent>;
 
     async fn preheat(&self, request: Request<pb::PreheatRequest>) -> Result<Response<Self::PreheatStream>, Status> {
-        Caller::of(&request).require(&[Component::Manager])?;
+        let caller = Caller::of(&request);
+        self.preheater(&caller)?;
+        // Without a manager there is no job history: the log says who asked.
+        if let Caller::Known(id) = &caller {
+            tracing::info!(caller = %id.uri(), tasks = request.get_ref().tasks.len(), "preheat asked");
+        }
         preheat::start(self, request.into_inner())
     }
 

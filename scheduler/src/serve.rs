@@ -47,7 +47,9 @@ impl Scheduler {
             filter_parent_limit: config.scheduling.filter_parent_limit,
             back_to_source_limit: config.scheduling.back_to_source_limit,
             origin_ranges_at_once: config.scheduling.origin_ranges_at_once,
-            ..Limits::default()
+            peer_load_limit: (config.scheduling.peer_load_limit > 0).then_some(config.scheduling.peer_load_limit),
+            seed_load_limit: (config.scheduling.seed_peer_load_limit > 0)
+                .then_some(config.scheduling.seed_peer_load_limit),
         });
         Self { config, hosts: Arc::default(), tasks: Arc::default(), limits }
     }
@@ -75,6 +77,7 @@ impl Scheduler {
         let credentials = manager::credentials(&self.config, grpc_addr, reg.as_ref()).await?;
         let ttl = Duration::from_secs(self.config.gc.host_ttl_secs);
         let block_list = LiveBlockList::default();
+        block_list.set(self.config.block_list.build()?);
         let service = SchedulerService {
             hosts: self.hosts.clone(),
             tasks: self.tasks.clone(),

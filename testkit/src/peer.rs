@@ -64,6 +64,15 @@ impl PeerBuilder {
         self.config(|c| c.scheduler.announce_interval_secs = 1)
     }
 
+    /// Announces to every scheduler of `addrs` (`[scheduler] addrs`), every second.
+    pub fn schedulers(self, addrs: &[&str]) -> Self {
+        let addrs: Vec<String> = addrs.iter().map(|a| (*a).to_owned()).collect();
+        self.config(move |c| {
+            c.scheduler.addrs = addrs;
+            c.scheduler.announce_interval_secs = 1;
+        })
+    }
+
     /// Asks the manager at `addr` for its schedulers, keeping alive every second.
     pub fn manager(mut self, addr: &str) -> Self {
         self.overrides.manager_addr = Some(addr.into());
@@ -100,7 +109,7 @@ impl PeerBuilder {
         }
         // Mutual TLS unless the test says otherwise, with a certificate of the test CA naming the
         // host as enrolment would (a seed peer for the configured cluster, a peer for cluster 1).
-        let networked = !config.scheduler.addr.is_empty() || !config.manager.addr.is_empty();
+        let networked = !config.scheduler.static_addrs().is_empty() || !config.manager.addr.is_empty();
         if networked && config.tls.mode == common::tls::Mode::Mtls && config.tls.cert.is_none() {
             let role = if config.seed { common::tls::Component::SeedPeer } else { common::tls::Component::Peer };
             let cluster = i64::try_from(config.manager.cluster_id).unwrap();

@@ -22,6 +22,12 @@ pub enum Component {
     SeedPeer,
     /// A dfdaemon.
     Peer,
+    /// An operator's tool (`dfctl preheat --scheduler`) where no manager runs: it may start
+    /// preheats on the schedulers of its one cluster and nothing else. Unlike a manager's
+    /// certificate it cannot pass for a server (clients expect a manager, scheduler or
+    /// dfdaemon), reaches one cluster only, and may not delete tasks. Only `damselfly cert`
+    /// issues it; no join token enrols one.
+    Operator,
 }
 
 impl Component {
@@ -32,6 +38,7 @@ impl Component {
             Self::Scheduler => "scheduler",
             Self::SeedPeer => "seed-peer",
             Self::Peer => "peer",
+            Self::Operator => "operator",
         }
     }
 
@@ -55,6 +62,7 @@ impl FromStr for Component {
             "scheduler" => Self::Scheduler,
             "seed-peer" => Self::SeedPeer,
             "peer" => Self::Peer,
+            "operator" => Self::Operator,
             other => return Err(crate::tls::Error::Identity(format!("unknown component {:?}", trim(other)))),
         })
     }
@@ -203,7 +211,8 @@ mod properties {
             Just(Component::Manager),
             Just(Component::Scheduler),
             Just(Component::SeedPeer),
-            Just(Component::Peer)
+            Just(Component::Peer),
+            Just(Component::Operator)
         ]
     }
 

@@ -51,11 +51,15 @@ pub async fn run(
             match result {
                 Ok(()) if announced.insert(addr) => {
                     tracing::info!(host_id = %id, scheduler = %addr, "announced to scheduler");
-                    let _ = announced_tx.send(true);
                 }
                 Ok(()) => {}
                 Err(e) => tracing::warn!(error = %e, scheduler = %addr, "announce failed; will retry"),
             }
+        }
+        // Streams open once every scheduler of the round has heard of this host (those that
+        // answered): one that has not would refuse the stream for a second.
+        if !announced.is_empty() {
+            announced_tx.send_if_modified(|a| !std::mem::replace(a, true));
         }
     }
     let leave_all = async {

@@ -4,7 +4,7 @@
 //! The manager only names schedulers; it is never on a download's path. Its answers replace the
 //! [`SchedulerSet`] when they name at least one scheduler, so a manager that is down, or a
 //! cluster whose schedulers are all restarting, leaves the host on the last known list (or the
-//! static `scheduler.addr` if the manager never answered). Each keepalive carries the host's
+//! static `scheduler.addr`/`addrs` if the manager never answered). Each keepalive carries the host's
 //! upload rate since the previous one: its load on the console's topology.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

@@ -1,5 +1,5 @@
 //! The peer's integration tests, one binary: the dfdaemon alone, in a cluster with a scheduler
-//! and a seed peer, its proxy, its cache's tasks on the local API, and `dfget` and `dfctl` as a
+//! and a seed peer (with a manager or without: `standalone`), its proxy, its cache's tasks on the local API, and `dfget` and `dfctl` as a
 //! user types them. The harness is `testkit`.
 
 mod conformance;
@@ -12,4 +12,5 @@ mod private;
 mod proxy;
 mod proxy_range;
 mod runtime;
+mod standalone;
 mod tasks;

@@ -171,3 +171,41 @@ async fn a_client_without_a_certificate_of_the_cluster_ca_is_refused() -> anyhow
     scheduler.stop().await;
     Ok(())
 }
+
+/// An operator's certificate (`damselfly cert --component operator`, for a site without a
+/// manager) starts preheats on its own cluster's scheduler and does nothing else: not another
+/// cluster's, no task deletion, no reads, no announcing as a host.
+#[tokio::test]
+async fn an_operator_certificate_preheats_in_its_own_cluster_only() -> anyhow::Result<()> {
+    let scheduler = TestScheduler::start(SchedulerConfig::default()).await;
+    let mut a = peer(&scheduler, "a");
+    a.announce_host(pb::AnnounceHostRequest { host: Some(host("a")) }).await?;
+    let _orders = a.watch_host_orders(pb::WatchHostOrdersRequest { host_id: "a".into() }).await?;
+    let preheat = || pb::PreheatRequest {
+        tasks: vec![pb::TaskSpec { url: "http://origin.example/f".into(), ..Default::default() }],
+        scope: pb::PreheatScope::AllPeers as i32,
+        ..Default::default()
+    };
+    let mut operator = client_as(&scheduler, Component::Operator, 1, "alice");
+    let mut events = operator.preheat(preheat()).await?.into_inner();
+    match events.message().await? {
+        Some(pb::PreheatEvent { event: Some(pb::preheat_event::Event::Hosts(h)) }) => {
+            assert_eq!(h.hosts.iter().map(|h| h.host_id.as_str()).collect::<Vec<_>>(), ["a"]);
+        }
+        other => panic!("the hosts picked first, not {other:?}"),
+    }
+    drop(events);
+
+    let denied = |r: Result<(), tonic::Status>, what: &str| {
+        let err = r.expect_err(what);
+        assert_eq!(err.code(), Code::PermissionDenied, "{what}: {err:?}");
+    };
+    let mut elsewhere = client_as(&scheduler, Component::Operator, 2, "alice");
+    denied(elsewhere.preheat(preheat()).await.map(drop), "an operator of cluster 2");
+    denied(operator.delete_task(pb::DeleteTaskRequest { task_id: "0".repeat(64) }).await.map(drop), "delete");
+    denied(operator.stat_task(pb::StatTaskRequest { task_id: "0".repeat(64) }).await.map(drop), "stat");
+    denied(operator.announce_host(pb::AnnounceHostRequest { host: Some(host("alice")) }).await.map(drop), "announce");
+    denied(a.preheat(preheat()).await.map(drop), "a peer's certificate");
+    scheduler.stop().await;
+    Ok(())
+}

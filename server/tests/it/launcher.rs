@@ -184,7 +184,17 @@ fn cert_issues_a_certificate_named_as_enrolment_would_name_it() -> anyhow::Resul
     let creds = common::tls::Credentials::load(&peer)?.expect("credentials written");
     common::tls::verify::chains_to(&creds.chain[0], &[], &[ca.cert().clone()])?;
 
+    // An operator's certificate names a person or tool of one cluster, and no address.
+    let operator = dir.path().join("operator");
+    let out = cert(&["--component", "operator", "--cluster", "3", "--hostname", "alice"], &operator)?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "damselfly://operator/3/alice");
+    let creds = common::tls::Credentials::load(&operator)?.expect("credentials written");
+    common::tls::verify::chains_to(&creds.chain[0], &[], &[ca.cert().clone()])?;
+
     for (args, says) in [
+        (&["--component", "operator", "--cluster", "3", "--hostname", "a", "--ip", "10.0.0.1"][..], "drop --ip"),
+        (&["--component", "peer", "--cluster", "3", "--hostname", "m"][..], "--ip is required"),
         (&["--component", "manager", "--cluster", "3", "--hostname", "m", "--ip", "10.0.0.1"][..], "manager"),
         (&["--component", "root", "--cluster", "3", "--hostname", "m", "--ip", "10.0.0.1"][..], "unknown component"),
         (&["--component", "peer", "--cluster", "0", "--hostname", "m", "--ip", "10.0.0.1"][..], "--cluster"),

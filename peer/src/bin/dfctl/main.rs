@@ -1,13 +1,15 @@
 //! `dfctl`: the operator's command line, in Dragonfly's habits. `dfctl preheat` asks the manager
-//! to warm caches (`/oapi/v1/jobs`, a personal access token); `dfctl task` lists, shows and
+//! to warm caches (`/oapi/v1/jobs`, a personal access token), or a scheduler directly where no
+//! manager runs (`--scheduler`, an operator's certificate); `dfctl task` lists, shows and
 //! removes the tasks cached by the local dfdaemon (its unix socket).
 //!
 //! Exit status: 0 when done (a preheat that succeeded, or was created without `--wait`); 1 when a
-//! preheat failed, or the manager or the dfdaemon could not be reached or refused; 2 for bad
-//! arguments, including a missing token.
+//! preheat failed, or the manager, the scheduler or the dfdaemon could not be reached or refused;
+//! 2 for bad arguments, including a missing token or certificate.
 
 mod manager;
 mod preheat;
+mod scheduler;
 mod table;
 mod task;
 
@@ -15,11 +17,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Preheat caches through the manager and manage the local dfdaemon's tasks.
+/// Preheat caches through the manager (or a scheduler) and manage the local dfdaemon's tasks.
 #[derive(Debug, Parser)]
 #[command(version = common::VERSION, after_help = "Examples:\n  \
     dfctl preheat https://registry.example/v2/library/alpine/manifests/3.19 --scope all_peers --wait\n  \
     dfctl preheat https://example.com/model.bin --type file --percentage 50\n  \
+    dfctl preheat https://example.com/model.bin --scheduler 10.0.0.5:8002 --cert op.crt --key op.key --ca ca.crt\n  \
     dfctl task ls\n  \
     dfctl task rm <task id>")]
 struct Cli {
@@ -29,7 +32,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Warm the caches of a cluster's hosts with an image or files (a manager job).
+    /// Warm the caches of a cluster's hosts with an image or files (a manager job), or files on a scheduler.
     Preheat(Box<preheat::Args>),
     /// The tasks this host's dfdaemon caches.
     Task(task::Args),

@@ -16,12 +16,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tries of a job creation the manager answers 429 to (its per-cluster job rate), a second apart.
 const CREATE_TRIES: u32 = 5;
 
-/// `dfctl.toml`: `manager = "http://…"` and `token = "dfly_pat_…"`, both optional.
+/// `dfctl.toml`: `manager = "http://…"` and `token = "dfly_pat_…"`, both optional, and the
+/// `[scheduler]` section for preheats without a manager.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
+pub struct FileConfig {
     manager: Option<String>,
     token: Option<String>,
+    /// The operator's certificate for `dfctl preheat --scheduler`.
+    #[serde(default)]
+    pub scheduler: crate::scheduler::TlsFiles,
 }
 
 /// `$XDG_CONFIG_HOME/damselfly/dfctl.toml`, else `~/.config/damselfly/dfctl.toml`.
@@ -33,7 +37,7 @@ pub fn config_path() -> Option<PathBuf> {
     Some(base.join("damselfly").join("dfctl.toml"))
 }
 
-fn read_config(path: Option<PathBuf>) -> Result<FileConfig, Failure> {
+pub fn read_config(path: Option<PathBuf>) -> Result<FileConfig, Failure> {
     let Some(path) = path else { return Ok(FileConfig::default()) };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,

@@ -1,5 +1,7 @@
 //! `dfctl preheat`: a preheat job on the manager, in the body Harbor and Dragonfly's dfctl send,
-//! optionally waited for with a progress line and then a table of every host's result.
+//! optionally waited for with a progress line and then a table of every host's result; or, with
+//! `--scheduler`, a preheat of files asked of a scheduler directly ([`crate::scheduler`]), for a
+//! site without a manager, printed the same way.
 //!
 //! What can be checked here is checked before the manager is asked (exit 2); the manager checks
 //! everything again and its refusal names the field (exit 1).
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 use crate::{
     Failure, Output,
     manager::{Manager, Poll},
-    table,
+    scheduler, table,
 };
 
 /// How often a waited-for job is polled.
@@ -24,7 +26,8 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const MISSED_POLLS: u32 = 30;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "The job runs on the manager: stopping dfctl while it waits does not stop the job.")]
+#[command(after_help = "The job runs on the manager: stopping dfctl while it waits does not stop the job.\n\
+    With --scheduler there is no job: dfctl waits for every result, and stopping it cancels the preheat.")]
 pub struct Args {
     /// What to warm: an image's manifest URL (<registry>/v2/<repository>/manifests/<tag or
     /// digest>) or file URLs (several for one job).
@@ -81,6 +84,21 @@ pub struct Args {
     /// Wait until the job is done, then print every host's result.
     #[arg(long)]
     wait: bool,
+    /// Ask this scheduler (host:port of its gRPC API) instead of a manager, for a site that runs
+    /// none; repeat to try others in turn. Files only; dfctl waits for every result.
+    #[arg(long = "scheduler", value_name = "HOST:PORT", value_parser = parse_host_port,
+        conflicts_with_all = ["clusters", "platform", "username", "password_stdin"])]
+    schedulers: Vec<String>,
+    /// With --scheduler: the operator's certificate (PEM), from `damselfly cert --component
+    /// operator` [default: cert under [scheduler] in dfctl.toml].
+    #[arg(long, requires = "schedulers")]
+    cert: Option<std::path::PathBuf>,
+    /// With --scheduler: its private key [default: key under [scheduler] in dfctl.toml].
+    #[arg(long, requires = "schedulers")]
+    key: Option<std::path::PathBuf>,
+    /// With --scheduler: the cluster's CA certificate [default: ca under [scheduler] in dfctl.toml].
+    #[arg(long, requires = "schedulers")]
+    ca: Option<std::path::PathBuf>,
     /// The manager's REST address [default: from dfctl.toml, else http://127.0.0.1:8080].
     #[arg(long, env = "DFCTL_MANAGER")]
     manager: Option<String>,
@@ -129,6 +147,20 @@ fn parse_url(s: &str) -> Result<url::Url, String> {
         return Err(format!("{s:?} is not an http or https URL"));
     }
     Ok(url)
+}
+
+/// `host:port` with a port: a scheduler's gRPC address.
+fn parse_host_port(s: &str) -> Result<String, String> {
+    let bad = || format!("{s:?} is not host:port, such as 10.0.0.5:8002");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host_ok = host.parse::<IpAddr>().is_ok()
+        || (!host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    if port == 0 || !host_ok {
+        return Err(bad());
+    }
+    Ok(s.to_owned())
 }
 
 fn parse_platform(s: &str) -> Result<String, String> {
@@ -215,6 +247,9 @@ fn read_password() -> Result<String, Failure> {
 
 pub async fn run(args: Args) -> Result<(), Failure> {
     let kind = kind_of(&args)?;
+    if !args.schedulers.is_empty() {
+        return on_scheduler(&args, kind).await;
+    }
     let manager = Manager::settle(args.manager.clone(), args.token.clone())?;
     let password = if args.password_stdin { Some(read_password()?) } else { None };
     let job = manager.create_job(&body(&args, kind, password)).await?;
@@ -241,6 +276,84 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     let why = if outcome.errors.is_empty() { "no reason given".to_owned() } else { outcome.errors.join("; ") };
     eprintln!("dfctl: job {} {}: {why}", job.id, job.state);
     Err(Failure::Reported)
+}
+
+/// A preheat of files straight on a scheduler: always waited for, printed as a job's hosts are.
+async fn on_scheduler(args: &Args, kind: Kind) -> Result<(), Failure> {
+    if kind == Kind::Image {
+        return Err(Failure::usage(
+            "--scheduler preheats files only: an image's manifest is resolved to its blobs by the manager. \
+             Preheat the image through the manager, or pass its blob URLs (…/v2/<repository>/blobs/<digest>) \
+             with --type file",
+        ));
+    }
+    let files = scheduler::TlsFiles { cert: args.cert.clone(), key: args.key.clone(), ca: args.ca.clone() };
+    let credentials = scheduler::credentials(files)?;
+    let ran = scheduler::run(&args.schedulers, &credentials, scheduler_preheat(args)?).await?;
+    let outcome = Outcome::of_result(Some(&ran.result));
+    let state = if ran.succeeded { "SUCCESS" } else { "FAILURE" };
+    match args.output {
+        Output::Json => {
+            let text = serde_json::to_string_pretty(&json!({"state": state, "result": ran.result}))
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            println!("{text}");
+        }
+        Output::Table => print!("{}", host_table(&outcome)),
+    }
+    if ran.succeeded {
+        eprintln!("dfctl: preheat SUCCESS: {}", outcome.summary());
+        return Ok(());
+    }
+    let why = if outcome.errors.is_empty() { "no reason given".to_owned() } else { outcome.errors.join("; ") };
+    eprintln!("dfctl: preheat FAILURE: {why}");
+    Err(Failure::Reported)
+}
+
+/// The scheduler's `Preheat` request for the files of `args`, and each task's URL by its id.
+fn scheduler_preheat(args: &Args) -> Result<scheduler::Preheat, Failure> {
+    use proto::scheduler::v1 as pb;
+    let tag = args.tag.clone().unwrap_or_default();
+    let application = args.application.clone().unwrap_or_default();
+    let headers: std::collections::HashMap<String, String> = args.headers.iter().cloned().collect();
+    let mut urls = BTreeMap::new();
+    let mut tasks = Vec::with_capacity(args.urls.len());
+    for url in &args.urls {
+        let spec = common::task_id::TaskSpec {
+            url: url.as_str(),
+            tag: &tag,
+            application: &application,
+            piece_length: args.piece_length,
+            filtered_query_params: &args.filtered_query_params,
+            blob_digest: false,
+        };
+        let id = common::task_id::task_id(&spec).map_err(|e| Failure::usage(format!("{url}: {e}")))?;
+        urls.insert(id.0.clone(), url.to_string());
+        tasks.push(pb::TaskSpec {
+            task_id: id.0,
+            url: url.to_string(),
+            request_headers: headers.clone(),
+            piece_length: args.piece_length,
+            tag: tag.clone(),
+            application: application.clone(),
+            filtered_query_params: args.filtered_query_params.clone(),
+            blob_digest_task_id: false,
+        });
+    }
+    let scope = match args.scope {
+        Scope::SingleSeedPeer => pb::PreheatScope::SingleSeedPeer,
+        Scope::AllSeedPeers => pb::PreheatScope::AllSeedPeers,
+        Scope::AllPeers => pb::PreheatScope::AllPeers,
+    };
+    let request = pb::PreheatRequest {
+        tasks,
+        scope: scope.into(),
+        ips: args.ips.iter().map(ToString::to_string).collect(),
+        count: args.count,
+        percentage: args.percentage,
+        concurrent_count: args.concurrent_count.unwrap_or(0),
+        timeout_secs: args.timeout.unwrap_or(0),
+    };
+    Ok(scheduler::Preheat { request, urls })
 }
 
 fn print_json(job: &Job) -> Result<(), Failure> {
@@ -367,8 +480,12 @@ struct Outcome {
 
 impl Outcome {
     fn of(job: &Job) -> Self {
-        let result: PreheatResult =
-            job.result.as_ref().and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default();
+        Self::of_result(job.result.as_ref())
+    }
+
+    /// From a preheat's `result` (a manager job's, or dfctl's own tally of a scheduler's).
+    fn of_result(result: Option<&Value>) -> Self {
+        let result: PreheatResult = result.and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default();
         let mut out = Self::default();
         for state in result.job_states {
             if !state.error.is_empty() {
