@@ -64,7 +64,7 @@ async fn dfctl_reading(manager: &str, token: Option<&str>, args: &[&str], input:
 /// A scheduler registered with `m` and [`HOSTS`] announced to it, and a personal access token
 /// with scope `job`.
 async fn cluster(m: &TestManager, dir: &Path, stop: &CancellationToken) -> (TestScheduler, Vec<TestPeer>, String) {
-    let (scheduler, peers) = crate::preheat::cluster(m, &HOSTS, dir, stop).await;
+    let (scheduler, peers) = crate::preheat::cluster(&m.grpc, &HOSTS, dir, stop).await;
     (scheduler, peers, crate::preheat::job_token(m, "dfctl").await)
 }
 

@@ -8,14 +8,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
-use testkit::{
-    db::Backend,
-    front::Front,
-    manager::TestManager,
-    origin::Origin,
-    peer::{PeerBuilder, TestPeer},
-    scheduler::{TestScheduler, registering},
-};
+use testkit::{db::Backend, front::Front, manager::TestManager, origin::Origin, scheduler::TestScheduler};
 use tokio_util::sync::CancellationToken;
 
 testkit::on_every_database!(
@@ -84,7 +77,7 @@ async fn two_managers_one_killed_mid_job(backend: Backend) {
 
     // A alone at first, behind the front; the scheduler keeps alive through the front (so, A).
     let front = Front::start(vec![a.grpc.parse().unwrap()]).await;
-    let (scheduler, _peers) = cluster(&front.addr.to_string(), dir.path(), &stop).await;
+    let (scheduler, _peers) = crate::preheat::cluster(&front.addr.to_string(), &HOSTS, dir.path(), &stop).await;
     testkit::eventually("the scheduler is active", Duration::from_secs(10), || async {
         active_scheduler(&a).await.is_some()
     })
@@ -211,23 +204,6 @@ async fn active_scheduler(m: &TestManager) -> Option<chrono::NaiveDateTime> {
     let sql = "SELECT last_keep_alive_at FROM schedulers WHERE state = 'active' AND last_keep_alive_at IS NOT NULL";
     let row = m.sql.query_one(Statement::from_string(m.sql.get_database_backend(), sql)).await.unwrap()?;
     Some(row.try_get("", "last_keep_alive_at").unwrap())
-}
-
-/// A scheduler registering with the manager at `manager` and a dfdaemon per name of [`HOSTS`].
-async fn cluster(manager: &str, dir: &std::path::Path, stop: &CancellationToken) -> (TestScheduler, Vec<TestPeer>) {
-    let scheduler = TestScheduler::start(registering(manager, "sched")).await;
-    let mut peers = Vec::new();
-    for name in HOSTS {
-        let p = PeerBuilder::new(dir.join(name), name)
-            .seed(name.starts_with("seed"))
-            .scheduler(&scheduler.addr)
-            .stopped_by(stop)
-            .start()
-            .await;
-        peers.push(p);
-    }
-    scheduler.wait_for_hosts(HOSTS.len()).await;
-    (scheduler, peers)
 }
 
 /// Two managers with no operator CA are one CA, kept in the database: a join token made on A

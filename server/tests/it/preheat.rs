@@ -57,7 +57,7 @@ async fn file_preheats_warm_the_hosts_their_scope_picks() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let (_scheduler, peers) = cluster(&m, &HOSTS, dir.path(), &stop).await;
+    let (_scheduler, peers) = cluster(&m.grpc, &HOSTS, dir.path(), &stop).await;
     let cached_on =
         |task: &str| -> Vec<&str> { HOSTS.iter().copied().filter(|h| caches(&dir.path().join(h), task)).collect() };
 
@@ -163,15 +163,15 @@ async fn file_preheats_warm_the_hosts_their_scope_picks() {
     stop.cancel();
 }
 
-/// A scheduler registered with `m` and a dfdaemon per name of `hosts` announced to it (the
-/// names starting with `seed` are seed peers).
+/// A scheduler registered with the manager at `manager_grpc` and a dfdaemon per name of `hosts`
+/// announced to it (the names starting with `seed` are seed peers).
 pub(crate) async fn cluster(
-    m: &TestManager,
+    manager_grpc: &str,
     hosts: &[&str],
     dir: &Path,
     stop: &CancellationToken,
 ) -> (TestScheduler, Vec<TestPeer>) {
-    let scheduler = TestScheduler::start(registering(&m.grpc, "sched")).await;
+    let scheduler = TestScheduler::start(registering(manager_grpc, "sched")).await;
     let mut peers = Vec::new();
     for name in hosts {
         let p = PeerBuilder::new(dir.join(name), name)
@@ -210,7 +210,7 @@ async fn harbor_preheats_an_image_from_a_token_registry_onto_every_peer() {
     let m = TestManager::start_with(Backend::Sqlite, |c| c.jobs.poll_interval_ms = 50).await;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let (_scheduler, peers) = cluster(&m, &HOSTS, dir.path(), &stop).await;
+    let (_scheduler, peers) = cluster(&m.grpc, &HOSTS, dir.path(), &stop).await;
     let pat = job_token(&m, "harbor").await;
 
     // Harbor holds a registry token of its own and sends it as the Authorization header.
@@ -311,7 +311,7 @@ async fn a_preheat_outlives_a_manager_restart_and_fails_with_the_reason_when_its
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let (scheduler, _peers) = cluster(&m, &HOSTS, dir.path(), &stop).await;
+    let (scheduler, _peers) = cluster(&m.grpc, &HOSTS, dir.path(), &stop).await;
 
     // `/slow` takes about 6 s: the manager restarts while the hosts fetch it.
     let slow = format!("{origin}/slow");
