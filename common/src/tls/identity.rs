@@ -161,7 +161,10 @@ impl Caller {
             Self::Plaintext => Ok(None),
             Self::Anonymous => Err(tonic::Status::unauthenticated("a client certificate is required")),
             Self::Known(id) if allowed.contains(&id.component) => Ok(Some(id)),
-            Self::Known(id) => Err(tonic::Status::permission_denied(format!("a {} may not call this", id.component))),
+            Self::Known(id) => Err(tonic::Status::permission_denied(format!(
+                "a certificate of component {} may not call this",
+                id.component
+            ))),
         }
     }
 }

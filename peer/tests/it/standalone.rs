@@ -356,7 +356,7 @@ async fn dfctl_preheats_on_a_scheduler_with_an_operator_certificate_and_a_peers_
     )
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("a peer may not call this"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("component peer may not call this"), "{}", text(&out.stderr));
 
     // Bad input is exit 2 with the reason, and nothing is asked of a scheduler.
     let other_home = site.dir.path().join("empty-home");
