@@ -362,16 +362,21 @@ fn print_json(job: &Job) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Polls the job until it is `SUCCESS` or `FAILURE`, showing its progress on a terminal.
-async fn wait(manager: &Manager, id: i64) -> Result<Job, Failure> {
-    let bar = std::io::stderr().is_terminal().then(|| {
+/// A bar of tasks done on stderr when it is a terminal; none otherwise (scripts, pipes).
+pub(crate) fn progress_bar() -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} tasks {msg} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
-    });
+    })
+}
+
+/// Polls the job until it is `SUCCESS` or `FAILURE`, showing its progress on a terminal.
+async fn wait(manager: &Manager, id: i64) -> Result<Job, Failure> {
+    let bar = progress_bar();
     let mut missed = 0;
     loop {
         match manager.job(id).await {

@@ -10,18 +10,16 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::IsTerminal,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use common::tls::{Credentials, Expect};
-use indicatif::{ProgressBar, ProgressStyle};
 use proto::scheduler::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::Failure;
+use crate::{Failure, preheat::progress_bar};
 
 /// How long connecting to one scheduler may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -121,14 +119,7 @@ struct Host {
 
 /// Reads the stream to its end, showing progress on a terminal.
 async fn follow(addr: &str, cluster: i64, mut stream: tonic::Streaming<pb::PreheatEvent>, preheat: &Preheat) -> Ran {
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} tasks {msg} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = progress_bar();
     let mut hosts: BTreeMap<String, Host> = BTreeMap::new();
     let mut results: HashMap<(String, String), Result<u64, String>> = HashMap::new();
     let mut broken = None;
