@@ -15,6 +15,8 @@
 //! for wasm32 at all.
 
 pub mod audits;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod certificates;
 pub mod clusters;
 pub mod jobs;
 #[cfg(not(target_arch = "wasm32"))]
@@ -28,6 +30,8 @@ pub mod tokens;
 pub mod users;
 
 pub use audits::Audit;
+#[cfg(not(target_arch = "wasm32"))]
+pub use certificates::{Certificate, CertificateState, RevokeCertificates, RevokedCertificates};
 pub use clusters::{BlockList, Cluster, PeerClusterConfig, SchedulerClusterConfig, Scopes, SeedPeerClusterConfig};
 pub use jobs::{ClusterResult, HostTask, Job, JobResult, JobStateResult, PreheatHostProgress, PreheatProgress};
 #[cfg(not(target_arch = "wasm32"))]

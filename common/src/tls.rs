@@ -8,12 +8,14 @@
 //! a peer's certificate cannot pass for a scheduler's.
 //!
 //! The plumbing is here, shared by the three services: [`ca`] issues, [`credentials`] keeps a
-//! component's key and certificate, [`verify`] checks the other side, [`transport`] plugs rustls
-//! into tonic on both ends. No I/O beyond reading and writing credential files and sockets.
+//! component's key and certificate, [`verify`] checks the other side, [`revoked`] holds the
+//! serials no longer honoured, [`transport`] plugs rustls into tonic on both ends. No I/O beyond
+//! reading and writing credential files and sockets.
 
 pub mod ca;
 pub mod credentials;
 pub mod identity;
+pub mod revoked;
 pub mod settings;
 pub mod transport;
 pub mod verify;
@@ -25,6 +27,7 @@ mod tests;
 pub use ca::CertificateAuthority;
 pub use credentials::{ClientAuth, Credentials, KeyRequest};
 pub use identity::{Caller, Component, Identity};
+pub use revoked::{Revocations, serial_of};
 pub use rustls::{ClientConfig, ServerConfig};
 pub use settings::{Expected, JoinToken, Mode, TlsSettings, obtain};
 pub use transport::{TlsIncoming, channel};

@@ -14,6 +14,7 @@ mod m20261125_000005_task_records;
 mod m20261126_000006_join_tokens;
 mod m20261207_000007_job_attempts;
 mod m20261207_000008_wider_secrets;
+mod m20261208_000009_certificates;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_join_tokens::Migration),
             Box::new(m20261207_000007_job_attempts::Migration),
             Box::new(m20261207_000008_wider_secrets::Migration),
+            Box::new(m20261208_000009_certificates::Migration),
         ]
     }
 }

@@ -19,7 +19,7 @@ use tokio_stream::StreamExt;
 
 use common::{
     ids::HostId,
-    tls::{Caller, Component},
+    tls::{Caller, Component, transport::Revocable},
 };
 use proto::{common::v1 as pb_common, scheduler::v1 as pb};
 use tonic::{Request, Response, Status};
@@ -177,7 +177,9 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         request: Request<tonic::Streaming<pb::AnnouncePeerRequest>>,
     ) -> Result<Response<Self::AnnouncePeerStream>, Status> {
         let caller = Caller::of(&request);
-        announce_peer::start(self.clone(), caller, request.into_inner()).await
+        let revocable = Revocable::of(&request);
+        let answer = announce_peer::start(self.clone(), caller, request.into_inner()).await?;
+        Ok(Response::new(Box::pin(revocable.wrap(answer.into_inner()))))
     }
 
     type WatchSeedTasksStream = BoxStream<pb::SeedTask>;
@@ -187,6 +189,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         request: Request<pb::WatchSeedTasksRequest>,
     ) -> Result<Response<Self::WatchSeedTasksStream>, Status> {
         let caller = Caller::of(&request);
+        let revocable = Revocable::of(&request);
         let id = HostId::parse(&request.into_inner().host_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.daemon_of(&caller, &id, &[Component::SeedPeer])?;
         match self.hosts.get(&id) {
@@ -198,7 +201,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         let orders = tokio_stream::wrappers::ReceiverStream::new(self.seeds.watch(id));
         let stream = orders.map(|o| Ok(pb::SeedTask { task: Some(task_spec(o)) }));
         let stream = futures::StreamExt::take_until(stream, self.shutdown.clone().cancelled_owned());
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(revocable.wrap(Box::pin(stream)))))
     }
 
     async fn stat_task(&self, request: Request<pb::StatTaskRequest>) -> Result<Response<pb::TaskInfo>, Status> {
@@ -227,7 +230,9 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         request: Request<pb::WatchHostOrdersRequest>,
     ) -> Result<Response<Self::WatchHostOrdersStream>, Status> {
         let caller = Caller::of(&request);
-        orders::watch_host_orders(self, &caller, request.into_inner())
+        let revocable = Revocable::of(&request);
+        let answer = orders::watch_host_orders(self, &caller, request.into_inner())?;
+        Ok(Response::new(Box::pin(revocable.wrap(answer.into_inner()))))
     }
 
     type PreheatStream = BoxStream<pb::PreheatEvent>;

@@ -110,7 +110,11 @@ impl Scheduler {
             tokio::spawn(manager::run(
                 reg,
                 credentials.clone(),
-                manager::Policy { limits: self.limits.clone(), block_list: block_list.clone() },
+                manager::Policy {
+                    limits: self.limits.clone(),
+                    block_list: block_list.clone(),
+                    revoked: credentials.as_ref().map(|c| c.revocations().clone()),
+                },
                 manager::Reporter { tasks: self.tasks.clone(), hosts: self.hosts.clone(), metrics: metrics.clone() },
                 shutdown.clone(),
             ))
@@ -128,7 +132,11 @@ impl Scheduler {
         let grpc: std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
             match &credentials {
                 Some(c) => {
-                    let incoming = TlsIncoming::new(listeners.grpc, c.server_config(ClientAuth::Required)?);
+                    let incoming = TlsIncoming::new(
+                        listeners.grpc,
+                        c.server_config(ClientAuth::Required)?,
+                        c.revocations().clone(),
+                    );
                     Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
                 }
                 None => Box::pin(router.serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), stop)),

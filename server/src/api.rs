@@ -10,6 +10,7 @@
 
 mod applications;
 mod audits;
+mod certificates;
 mod clusters;
 mod configs;
 pub mod extract;
@@ -43,6 +44,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(tenants::routes())
         .merge(clusters::routes())
         .merge(join_tokens::routes())
+        .merge(certificates::routes())
         .merge(tasks::routes())
         .merge(hosts::routes())
         .merge(applications::routes())

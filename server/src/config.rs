@@ -119,6 +119,10 @@
 //! ca_key = ""
 //! # Days a certificate issued at enrolment stays valid. Default: 90
 //! certificate_validity_days = 90
+//! # A host enrols from the address it names (its certificate's host id comes from that
+//! # address), so a join token's holder cannot take another host's identity. Turn off only when
+//! # a NAT or load balancer in front of the manager rewrites source addresses. Default: true
+//! enrolment_address_check = true
 //! ```
 
 use std::{
@@ -194,6 +198,8 @@ pub struct TlsConfig {
     pub ca_key: PathBuf,
     /// Days an enrolled certificate stays valid.
     pub certificate_validity_days: u64,
+    /// Whether an enrolling host must connect from the IP address it names.
+    pub enrolment_address_check: bool,
 }
 
 impl Default for TlsConfig {
@@ -203,6 +209,7 @@ impl Default for TlsConfig {
             ca_cert: PathBuf::new(),
             ca_key: PathBuf::new(),
             certificate_validity_days: 90,
+            enrolment_address_check: true,
         }
     }
 }

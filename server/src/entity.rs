@@ -2,6 +2,7 @@
 
 pub mod applications;
 pub mod audits;
+pub mod certificates;
 pub mod clusters;
 pub mod configs;
 pub mod job_clusters;

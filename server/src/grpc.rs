@@ -56,6 +56,8 @@ pub struct Registration {
     shutdown: CancellationToken,
     /// The CA enrolment signs with; `None` in plaintext mode.
     pki: Option<Arc<Pki>>,
+    /// Whether an enrolling host must connect from the address it names.
+    enrolment_address_check: bool,
 }
 
 impl Registration {
@@ -64,13 +66,15 @@ impl Registration {
         db: DatabaseConnection,
         config: &GrpcConfig,
         pki: Option<Arc<Pki>>,
+        enrolment_address_check: bool,
         shutdown: CancellationToken,
     ) -> Self {
         let sampling = Sampling {
             interval: Duration::from_secs(config.sample_interval_secs),
             retention: Duration::from_secs(config.sample_retention_days.saturating_mul(86_400)),
         };
-        Self { db, keepalive_timeout: Duration::from_secs(config.keepalive_timeout_secs), sampling, shutdown, pki }
+        let keepalive_timeout = Duration::from_secs(config.keepalive_timeout_secs);
+        Self { db, keepalive_timeout, sampling, shutdown, pki, enrolment_address_check }
     }
 
     /// The tonic service to mount.
@@ -80,6 +84,21 @@ impl Registration {
 
     /// Expires silent components until shutdown, counting them in `metrics`; run one per
     /// replica (each row is expired by one sweep, whichever comes first).
+    /// What a scheduler of `cluster` reads: its settings and the serials it must refuse.
+    async fn cluster_config(&self, cluster: &crate::entity::clusters::Model) -> Result<pb::ClusterConfig, Error> {
+        let mut config: pb::ClusterConfig = ClusterSettings::from_row(cluster).into();
+        config.revoked_serials = self.revoked_serials(cluster.id).await?;
+        Ok(config)
+    }
+
+    /// The revoked serials of `cluster` (none without TLS, where nothing is checked).
+    async fn revoked_serials(&self, cluster: i64) -> Result<Vec<String>, Error> {
+        if self.pki.is_none() {
+            return Ok(Vec::new());
+        }
+        crate::service::certificates::revoked_serials(&self.db, Some(cluster)).await
+    }
+
     pub async fn sweep(self, metrics: Arc<crate::metrics::Metrics>) {
         keepalive::sweep(self.db, self.keepalive_timeout, self.sampling, metrics, self.shutdown).await;
     }
@@ -251,6 +270,8 @@ impl From<ClusterSettings> for pb::ClusterConfig {
                 urls: s.peer.block_list.urls,
                 tags: s.peer.block_list.tags,
             }),
+            // Filled in by the service, which reads them from the certificate record.
+            revoked_serials: Vec::new(),
         }
     }
 }
@@ -261,12 +282,14 @@ impl pb::manager_server::Manager for Registration {
         let Some(pki) = &self.pki else {
             return Err(Status::failed_precondition("this manager runs without TLS ([tls] mode = \"plaintext\")"));
         };
+        let from = request.extensions().get::<common::tls::transport::PeerInfo>().map(|p| p.remote.ip());
         let r = request.into_inner();
         let e = Enrolment {
             join_token: r.join_token,
             csr_der: r.certificate_request,
             ip: ip(&r.ip, "ip")?,
             hostname: hostname(r.hostname, "hostname")?,
+            from: from.filter(|_| self.enrolment_address_check),
         };
         let enrolled = enrolment::enrol(&self.db, pki, e).await?;
         Ok(Response::new(pb::EnrollResponse {
@@ -285,7 +308,7 @@ impl pb::manager_server::Manager for Registration {
         let Some(identity) = caller.require(&[Role::Scheduler, Role::SeedPeer, Role::Peer])?.cloned() else {
             return Err(Status::failed_precondition("renewal needs TLS"));
         };
-        let enrolled = enrolment::renew(pki, identity, &request.into_inner().certificate_request)?;
+        let enrolled = enrolment::renew(&self.db, pki, identity, &request.into_inner().certificate_request).await?;
         Ok(Response::new(pb::EnrollResponse {
             certificate_chain: enrolled.chain,
             ca_certificate: enrolled.ca,
@@ -304,7 +327,8 @@ impl pb::manager_server::Manager for Registration {
         let cluster = registry::live_cluster(&self.db, r.key.cluster_id).await?;
         tracing::info!(hostname = %r.key.hostname, ip = %r.key.ip, cluster_id = r.key.cluster_id, "scheduler registered");
         let row = registry::upsert_scheduler(&self.db, r).await?;
-        Ok(Response::new(scheduler_reply(row, Some(ClusterSettings::from_row(&cluster).into()))))
+        let config = self.cluster_config(&cluster).await?;
+        Ok(Response::new(scheduler_reply(row, Some(config))))
     }
 
     async fn update_seed_peer(
@@ -368,6 +392,7 @@ impl pb::manager_server::Manager for Registration {
         Ok(Response::new(pb::ListSchedulersResponse {
             schedulers: schedulers.into_iter().map(|s| scheduler_reply(s, None)).collect(),
             cluster_id: u64::try_from(cluster_id).unwrap_or_default(),
+            revoked_serials: self.revoked_serials(cluster_id).await?,
         }))
     }
 
@@ -383,7 +408,7 @@ impl pb::manager_server::Manager for Registration {
             return Err(Status::permission_denied(format!("{me} may not read cluster {id}'s settings")));
         }
         let cluster = registry::live_cluster(&self.db, id).await?;
-        Ok(Response::new(ClusterSettings::from_row(&cluster).into()))
+        Ok(Response::new(self.cluster_config(&cluster).await?))
     }
 
     async fn keep_alive(
@@ -392,8 +417,13 @@ impl pb::manager_server::Manager for Registration {
     ) -> Result<Response<()>, Status> {
         let caller = Caller::of(&request);
         caller.require(&[Role::Scheduler, Role::SeedPeer, Role::Peer])?;
+        // The stream outlives any one check: a certificate revoked while it is open ends it.
+        let connection = request.extensions().get::<common::tls::transport::PeerInfo>().cloned();
         let messages = request.into_inner().map(move |m| match m {
             Ok(m) => {
+                if let Some(Caller::Revoked(id)) = connection.as_ref().map(|c| c.caller_now()) {
+                    return Err(Error::Unauthorized(format!("the certificate of {id} was revoked")));
+                }
                 let alive = KeepAlive::try_from(m)?;
                 let role = match alive.kind {
                     Component::Scheduler => Role::Scheduler,

@@ -57,7 +57,7 @@ impl HttpsListener {
     pub fn new(listener: TcpListener, identity: &WebIdentity) -> Result<Self, Error> {
         let local = listener.local_addr()?;
         let config = identity.server_config().map_err(|e| Error::Config(format!("server.tls_cert: {e}")))?;
-        Ok(Self { incoming: TlsIncoming::new(listener, config), local })
+        Ok(Self { incoming: TlsIncoming::new(listener, config, Default::default()), local })
     }
 }
 

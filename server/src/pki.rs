@@ -74,6 +74,12 @@ impl Pki {
         self.ca.cert_pem()
     }
 
+    /// The serials the manager refuses, loaded from the certificate record
+    /// ([`crate::service::certificates`]) and refreshed while it runs.
+    pub fn revocations(&self) -> &common::tls::Revocations {
+        self.own.revocations()
+    }
+
     /// The gRPC server's TLS: the manager's certificate; client certificates asked, not required.
     pub fn server_config(&self) -> Result<Arc<common::tls::ServerConfig>, Error> {
         self.own.server_config(ClientAuth::Optional).map_err(|e| Error::Config(format!("tls: {e}")))

@@ -88,6 +88,18 @@ impl Manager {
             .map_err(Error::Config)?;
         let keys = Keys::load_or_create(&self.db).await?;
         let pki = Pki::open(&self.config, &self.db, &common::runtime::hostname()).await?;
+        // Revoked certificates are refused from the first handshake on, then kept current.
+        let revocations = match &pki {
+            Some(pki) => {
+                crate::service::certificates::refresh(&self.db, pki.revocations()).await?;
+                Some(tokio::spawn(crate::service::certificates::keep_fresh(
+                    self.db.clone(),
+                    pki.revocations().clone(),
+                    shutdown.clone(),
+                )))
+            }
+            None => None,
+        };
         let dialer = Dialer::new(pki.clone());
         let state = ApiState {
             db: self.db.clone(),
@@ -135,14 +147,20 @@ impl Manager {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
 
         let (_, health_service) = tonic_health::server::health_reporter();
-        let registration = grpc::Registration::new(self.db.clone(), &self.config.grpc, pki.clone(), shutdown.clone());
+        let registration = grpc::Registration::new(
+            self.db.clone(),
+            &self.config.grpc,
+            pki.clone(),
+            self.config.tls.enrolment_address_check,
+            shutdown.clone(),
+        );
         let sweeper = tokio::spawn(registration.clone().sweep(metrics.clone()));
         let router =
             tonic::transport::Server::builder().add_service(health_service).add_service(registration.service());
         let stop = shutdown.clone().cancelled_owned();
         let grpc: std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match &pki {
             Some(pki) => {
-                let incoming = TlsIncoming::new(listeners.grpc, pki.server_config()?);
+                let incoming = TlsIncoming::new(listeners.grpc, pki.server_config()?, pki.revocations().clone());
                 Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
             }
             None => Box::pin(router.serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), stop)),
@@ -176,6 +194,9 @@ impl Manager {
         let (http, grpc) = tokio::join!(http, grpc);
         let _ = sweeper.await;
         let _ = runner.await;
+        if let Some(revocations) = revocations {
+            let _ = revocations.await;
+        }
         http?;
         grpc.map_err(|e| Error::Io(std::io::Error::other(e)))?;
         self.db.close().await?;

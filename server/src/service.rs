@@ -16,6 +16,7 @@
 
 pub mod applications;
 pub mod audits;
+pub mod certificates;
 pub mod cluster_config;
 pub mod clusters;
 pub mod configs;

@@ -84,7 +84,7 @@ pub fn loopback_name(name: &str) -> String {
 pub async fn serve_tls(app: Router, identity: &WebIdentity) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let local = listener.local_addr().unwrap();
-    let incoming = TlsIncoming::new(listener, identity.server_config().unwrap());
+    let incoming = TlsIncoming::new(listener, identity.server_config().unwrap(), Default::default());
     tokio::spawn(async move { axum::serve(TlsListener { incoming, local }, app).await });
     local.port()
 }

@@ -10,7 +10,7 @@ use std::{
 use rustls::{ClientConfig, RootCertStore, ServerConfig, server::WebPkiClientVerifier};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
-use super::{Error, Identity, provider, verify};
+use super::{Error, Identity, provider, revoked::Revocations, verify};
 
 /// What a component proves itself with.
 #[derive(Clone)]
@@ -32,6 +32,8 @@ pub struct Credentials {
     /// credentials and their clones, so [`Credentials::install`] reaches live servers and
     /// channels without restarting them.
     live: Arc<LiveKey>,
+    /// The serials this component refuses, shared the same way as `live`.
+    revoked: Revocations,
 }
 
 /// The certified key handshakes present now.
@@ -104,6 +106,7 @@ impl Credentials {
             not_before,
             not_after,
             live: Arc::new(LiveKey(std::sync::RwLock::new(certified))),
+            revoked: Revocations::default(),
         })
     }
 
@@ -139,6 +142,12 @@ impl Credentials {
         write_private(&dir.join("cert.pem"), self.cert_pem.as_bytes())
     }
 
+    /// The revoked serials every configuration made from these credentials refuses (and their
+    /// clones share): what the manager's revocation list is loaded into.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revoked
+    }
+
     /// The chain in PEM, leaf first.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
@@ -171,23 +180,30 @@ impl Credentials {
             ClientAuth::Optional => builder.allow_unauthenticated().build(),
         }
         .map_err(|e| Error::Tls(e.to_string()))?;
+        let verifier = Arc::new(verify::NotRevoked::new(verifier, self.revoked.clone()));
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(self.live.clone());
         config.alpn_protocols = vec![b"h2".to_vec()];
+        // No session resumption: a resumed handshake skips the verifier, and with it the check
+        // of a certificate revoked since the session began.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(Arc::new(config))
     }
 
     /// A client configuration presenting these credentials to a server that must be `expect`.
     pub fn client_config(&self, expect: verify::Expect) -> Result<Arc<ClientConfig>, Error> {
-        let verifier = verify::ComponentVerifier::new(&self.roots, expect)?;
+        let verifier = verify::ComponentVerifier::new(&self.roots, expect)?.refusing(self.revoked.clone());
         let mut config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_client_cert_resolver(self.live.clone());
         config.alpn_protocols = vec![b"h2".to_vec()];
+        // Every handshake verifies the server (and whether it was revoked) in full.
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(Arc::new(config))
     }
 }
@@ -220,7 +236,7 @@ impl KeyRequest {
 }
 
 /// Every certificate in a PEM text.
-pub(crate) fn parse_certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>, Error> {
+pub fn parse_certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Malformed { what, detail: e.to_string() })?;

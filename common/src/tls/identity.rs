@@ -139,6 +139,9 @@ pub enum Caller {
     Anonymous,
     /// A client whose certificate chained to the cluster's CA.
     Known(Identity),
+    /// A client whose certificate chained to the CA but has been revoked since its connection
+    /// opened: refused by every call.
+    Revoked(Identity),
 }
 
 impl Caller {
@@ -150,7 +153,7 @@ impl Caller {
             None => request
                 .extensions()
                 .get::<crate::tls::transport::PeerInfo>()
-                .map(|p| p.caller.clone())
+                .map(crate::tls::transport::PeerInfo::caller_now)
                 .unwrap_or(Self::Anonymous),
         }
     }
@@ -160,6 +163,9 @@ impl Caller {
         match self {
             Self::Plaintext => Ok(None),
             Self::Anonymous => Err(tonic::Status::unauthenticated("a client certificate is required")),
+            Self::Revoked(id) => {
+                Err(tonic::Status::unauthenticated(format!("the certificate of {id} was revoked; enrol again")))
+            }
             Self::Known(id) if allowed.contains(&id.component) => Ok(Some(id)),
             Self::Known(id) => Err(tonic::Status::permission_denied(format!(
                 "a certificate of component {} may not call this",

@@ -27,7 +27,7 @@ use tokio::{
 use tokio_rustls::{TlsAcceptor, TlsConnector, server::TlsStream};
 use tonic::transport::{Channel, Endpoint, server::Connected};
 
-use super::{Caller, Error, Identity};
+use super::{Caller, Error, Identity, Revocations, serial_of};
 
 /// A client must finish its handshake within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +40,21 @@ const HANDSHAKES_AT_ONCE: usize = 256;
 pub struct PeerInfo {
     pub remote: SocketAddr,
     pub caller: Caller,
+    /// The serial of the certificate the caller showed, if any.
+    pub serial: Option<String>,
+    /// The server's revocation list, consulted again at each request: a connection opened before
+    /// its certificate was revoked serves nothing after.
+    pub revoked: Revocations,
+}
+
+impl PeerInfo {
+    /// The caller as of now: [`Caller::Revoked`] once its certificate's serial is revoked.
+    pub fn caller_now(&self) -> Caller {
+        match (&self.caller, &self.serial) {
+            (Caller::Known(id), Some(serial)) if self.revoked.contains(serial) => Caller::Revoked(id.clone()),
+            (caller, _) => caller.clone(),
+        }
+    }
 }
 
 /// A server-side TLS connection with what its certificate proved.
@@ -97,10 +112,11 @@ impl std::fmt::Debug for TlsIncoming {
 }
 
 impl TlsIncoming {
-    /// Starts accepting on `listener` with `config`; stops when dropped.
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> Self {
+    /// Starts accepting on `listener` with `config`; stops when dropped. `revoked` is the
+    /// list `config`'s verifier refuses (from the same credentials), checked again per request.
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>, revoked: Revocations) -> Self {
         let (tx, connections) = mpsc::channel(16);
-        let acceptor = tokio::spawn(accept(listener, TlsAcceptor::from(config), tx));
+        let acceptor = tokio::spawn(accept(listener, TlsAcceptor::from(config), revoked, tx));
         Self { connections, acceptor }
     }
 }
@@ -156,7 +172,12 @@ async fn answered_plain_http(tcp: &mut TcpStream) -> bool {
     true
 }
 
-async fn accept(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<io::Result<TlsConn>>) {
+async fn accept(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    revoked: Revocations,
+    tx: mpsc::Sender<io::Result<TlsConn>>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
@@ -170,7 +191,7 @@ async fn accept(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<i
             }
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        let (acceptor, tx, revoked) = (acceptor.clone(), tx.clone(), revoked.clone());
         tokio::spawn(async move {
             let _slot = slot;
             let mut tcp = tcp;
@@ -182,7 +203,9 @@ async fn accept(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<i
                 Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake refused"),
                 Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
             };
-            let caller = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+            let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let serial = leaf.and_then(|leaf| serial_of(leaf).ok());
+            let caller = match leaf {
                 None => Caller::Anonymous,
                 Some(leaf) => match Identity::from_cert(leaf) {
                     Ok(id) => Caller::Known(id),
@@ -192,7 +215,7 @@ async fn accept(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<i
                     }
                 },
             };
-            let _ = tx.send(Ok(TlsConn { stream, info: PeerInfo { remote, caller } })).await;
+            let _ = tx.send(Ok(TlsConn { stream, info: PeerInfo { remote, caller, serial, revoked } })).await;
         });
     }
 }
@@ -216,4 +239,54 @@ pub fn channel(addr: &str, config: Arc<ClientConfig>, connect_timeout: Duration)
             Ok::<_, io::Error>(TokioIo::new(stream))
         }
     })))
+}
+
+/// A response stream that ends with `Unauthenticated` once the certificate of the connection
+/// its request came on is revoked: long-lived streams (a dfdaemon's orders, a seed's tasks, a
+/// download's parents) stop serving a revoked host at once, not at its next call.
+pub struct UntilRevoked<S> {
+    inner: S,
+    watch: Option<(PeerInfo, tokio_stream::wrappers::WatchStream<u64>)>,
+    done: bool,
+}
+
+/// The connection a request came on, kept to end its response stream if the caller's
+/// certificate is revoked ([`UntilRevoked`]).
+#[derive(Debug, Clone)]
+pub struct Revocable(Option<PeerInfo>);
+
+impl Revocable {
+    /// What `request` came on (a plaintext or anonymous caller has nothing to revoke).
+    pub fn of<R>(request: &tonic::Request<R>) -> Self {
+        Self(request.extensions().get::<PeerInfo>().filter(|info| info.serial.is_some()).cloned())
+    }
+
+    /// `inner`, ending once the certificate is revoked.
+    pub fn wrap<S>(self, inner: S) -> UntilRevoked<S> {
+        let watch = self.0.map(|info| (tokio_stream::wrappers::WatchStream::from_changes(info.revoked.watch()), info));
+        UntilRevoked { inner, watch: watch.map(|(w, i)| (i, w)), done: false }
+    }
+}
+
+impl<S, T> tokio_stream::Stream for UntilRevoked<S>
+where
+    S: tokio_stream::Stream<Item = Result<T, tonic::Status>> + Unpin,
+{
+    type Item = Result<T, tonic::Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some((info, changes)) = &mut self.watch {
+            while let Poll::Ready(Some(_)) = Pin::new(&mut *changes).poll_next(cx) {
+                if let Caller::Revoked(id) = info.caller_now() {
+                    self.done = true;
+                    let message = format!("the certificate of {id} was revoked; enrol again");
+                    return Poll::Ready(Some(Err(tonic::Status::unauthenticated(message))));
+                }
+            }
+        }
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
 }

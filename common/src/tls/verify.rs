@@ -6,14 +6,17 @@
 use std::sync::Arc;
 
 use rustls::{
-    DigitallySignedStruct, RootCertStore, SignatureScheme,
+    DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature},
-    server::ParsedCertificate,
+    server::{
+        ParsedCertificate,
+        danger::{ClientCertVerified, ClientCertVerifier},
+    },
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::{Component, Error, Identity, ca::fingerprint, provider};
+use super::{Component, Error, Identity, ca::fingerprint, provider, revoked::Revocations};
 
 /// Which server a client expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +115,7 @@ pub struct ComponentVerifier {
     roots: RootCertStore,
     expect: Expect,
     algorithms: WebPkiSupportedAlgorithms,
+    revoked: Revocations,
 }
 
 impl ComponentVerifier {
@@ -120,7 +124,18 @@ impl ComponentVerifier {
         for root in roots {
             store.add(root.clone())?;
         }
-        Ok(Self { roots: store, expect, algorithms: provider().signature_verification_algorithms })
+        Ok(Self {
+            roots: store,
+            expect,
+            algorithms: provider().signature_verification_algorithms,
+            revoked: Revocations::default(),
+        })
+    }
+
+    /// The same, also refusing a server whose certificate's serial is in `revoked`.
+    pub fn refusing(mut self, revoked: Revocations) -> Self {
+        self.revoked = revoked;
+        self
     }
 }
 
@@ -143,10 +158,72 @@ impl ServerCertVerifier for ComponentVerifier {
         )?;
         let id = Identity::from_cert(end_entity).map_err(|e| rustls::Error::General(e.to_string()))?;
         self.expect.check(&id)?;
+        self.revoked.check(end_entity)?;
         Ok(ServerCertVerified::assertion())
     }
 
     handshake_signatures!();
+}
+
+/// A client-certificate verifier that also refuses revoked serials: the chain is checked by the
+/// verifier it wraps, then the leaf's serial against the component's revocation list.
+#[derive(Debug)]
+pub struct NotRevoked {
+    inner: Arc<dyn ClientCertVerifier>,
+    revoked: Revocations,
+}
+
+impl NotRevoked {
+    pub fn new(inner: Arc<dyn ClientCertVerifier>, revoked: Revocations) -> Self {
+        Self { inner, revoked }
+    }
+}
+
+impl ClientCertVerifier for NotRevoked {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        self.revoked.check(end_entity)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Enrolment, before a component has the CA: the manager must present a chain holding a CA whose

@@ -56,6 +56,9 @@ struct Me {
     seed_cluster_id: u64,
     keepalive_interval: Duration,
     refresh_interval: Duration,
+    /// The revoked serials this host refuses as parent or child (its credentials'); `None`
+    /// without TLS.
+    revoked: Option<common::tls::Revocations>,
 }
 
 /// Follows the manager until `shutdown`.
@@ -86,6 +89,7 @@ pub async fn run(
         seed_cluster_id: config.manager.cluster_id,
         keepalive_interval: Duration::from_secs(config.manager.keepalive_interval_secs),
         refresh_interval: Duration::from_secs(config.manager.refresh_interval_secs),
+        revoked: credentials.as_ref().map(|c| c.revocations().clone()),
     };
     // The cluster the manager placed this (normal) peer in, which its keepalive names.
     let (cluster_tx, cluster_rx) = watch::channel(me.seed.then_some(me.seed_cluster_id));
@@ -124,6 +128,15 @@ async fn list_schedulers(
                 let resp = resp.into_inner();
                 if !me.seed {
                     cluster.send_replace(Some(resp.cluster_id));
+                }
+                if let Some(revoked) = &me.revoked {
+                    match revoked.replace(&resp.revoked_serials) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(newly_revoked = n, "refusing revoked certificates"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the manager's revocation list is unusable; keeping the last one")
+                        }
+                    }
                 }
                 let addrs: Vec<SocketAddr> = resp
                     .schedulers

@@ -678,6 +678,39 @@ mod tests {
         shutdown.cancel();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_certificate_neither_fetches_nor_serves_pieces() {
+        use common::tls::{CertificateAuthority, Component, serial_of};
+        let (ca, _) = CertificateAuthority::generate("test CA").unwrap();
+        let parent = credentials(&ca, Component::Peer, 1, "p-127.0.0.1");
+        let (addr, shutdown, _dir) = tls_server(PieceTls::new(&parent).unwrap()).await;
+        let (child, other) =
+            (credentials(&ca, Component::Peer, 1, "a-127.0.0.1"), credentials(&ca, Component::Peer, 1, "b-127.0.0.1"));
+        let child_serial = serial_of(&child.chain[0]).unwrap();
+        let (to_parent, other_dialer) = (dialer(&child), dialer(&other));
+        let before = tokio::task::spawn_blocking({
+            let to_parent = to_parent.clone();
+            move || fetch_with(&to_parent, addr)
+        });
+        assert!(before.await.unwrap().is_ok(), "served before the revocation");
+
+        // The parent learns the child's serial is revoked: the child is refused, others not.
+        parent.revocations().replace([child_serial.as_str()]).unwrap();
+        let (refused, served) =
+            tokio::task::spawn_blocking(move || (fetch_with(&to_parent, addr), fetch_with(&other_dialer, addr)))
+                .await
+                .unwrap();
+        assert!(refused.is_err(), "a revoked child fetched a piece");
+        assert!(served.is_ok(), "another child is served: {:?}", served.err());
+
+        // The child learns the parent's serial is revoked: it takes nothing from that parent.
+        parent.revocations().replace(Vec::<String>::new()).unwrap();
+        other.revocations().replace([serial_of(&parent.chain[0]).unwrap()]).unwrap();
+        let from_revoked = tokio::task::spawn_blocking(move || fetch_with(&dialer(&other), addr)).await.unwrap();
+        assert!(matches!(from_revoked, Err(FetchError::Unreachable(_))), "{:?}", from_revoked.err());
+        shutdown.cancel();
+    }
+
     /// An upload server over TLS with `tls`, holding the 8 MiB piece.
     async fn tls_server(tls: PieceTls) -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
         server_over(4, Limits::default(), Some(tls)).await

@@ -118,6 +118,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub struct Policy {
     pub limits: LiveLimits,
     pub block_list: LiveBlockList,
+    /// The revoked serials this scheduler refuses (its credentials'); `None` without TLS.
+    pub revoked: Option<common::tls::Revocations>,
 }
 
 /// Where the keepalive's figures come from.
@@ -324,6 +326,13 @@ fn update_request(reg: &Registration) -> pb::UpdateSchedulerRequest {
 /// Takes the cluster's parent limits, clamped to what the scheduler accepts in its own
 /// configuration (1–20 parents, 10–1000 candidates).
 fn apply(policy: &Policy, c: &pb::ClusterConfig) {
+    if let Some(revoked) = &policy.revoked {
+        match revoked.replace(&c.revoked_serials) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(newly_revoked = n, total = revoked.len(), "refusing revoked certificates"),
+            Err(e) => tracing::warn!(error = %e, "the cluster's revocation list is unusable; keeping the last one"),
+        }
+    }
     let list = c.block_list.clone().unwrap_or_default();
     let (block_list, bad) = BlockList::new(list.applications, &list.urls, list.tags);
     if !bad.is_empty() {

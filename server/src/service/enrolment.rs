@@ -23,6 +23,9 @@ pub struct Enrolment {
     pub csr_der: Vec<u8>,
     pub hostname: String,
     pub ip: IpAddr,
+    /// The address the request came from, when it must match `ip`
+    /// (`[tls] enrolment_address_check`).
+    pub from: Option<IpAddr>,
 }
 
 /// What it gets.
@@ -39,6 +42,14 @@ pub struct Enrolled {
 /// does not use the token up.
 pub async fn enrol(db: &DatabaseConnection, pki: &Pki, e: Enrolment) -> Result<Enrolled, Error> {
     common::tls::ca::parse_request(&e.csr_der).map_err(|err| Error::invalid("certificate_request", err.to_string()))?;
+    if let Some(from) = e.from
+        && canonical(from) != canonical(e.ip)
+    {
+        return Err(Error::Forbidden(format!(
+            "the enrolment names {} but comes from {from}: a host enrols from the address it names (behind a NAT or a load balancer that rewrites source addresses, set [tls] enrolment_address_check = false on the manager)",
+            e.ip
+        )));
+    }
     // Either id the token's role may give the host must be one.
     let host_id = |seed| {
         let derived = HostId::for_host(&e.hostname, &e.ip.to_string(), seed);
@@ -54,14 +65,25 @@ pub async fn enrol(db: &DatabaseConnection, pki: &Pki, e: Enrolment) -> Result<E
     let host_id = if component == Component::SeedPeer { as_seed } else { as_other };
     let identity = Identity { component, cluster_id: grant.cluster_id, host_id };
     let chain = pki.issue(&e.csr_der, &identity, &e.hostname, e.ip)?;
+    super::certificates::record(db, &identity, Some((&e.hostname, e.ip)), &chain).await?;
     tracing::info!(%identity, token_id = grant.token_id, "enrolled");
     Ok(Enrolled { identity, chain, ca: pki.ca_pem().to_owned() })
 }
 
+/// `ip` with an IPv4-mapped IPv6 address (a dual-stack listener's view of an IPv4 client) as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// A new certificate for what the caller's current certificate names, over the request's key.
-/// The caller proved that identity in its handshake; nothing in the request can change it.
-pub fn renew(pki: &Pki, identity: Identity, csr_der: &[u8]) -> Result<Enrolled, Error> {
+/// The caller proved that identity in its handshake (with a certificate not revoked); nothing in
+/// the request can change it.
+pub async fn renew(db: &DatabaseConnection, pki: &Pki, identity: Identity, csr_der: &[u8]) -> Result<Enrolled, Error> {
     let chain = pki.issue_for(csr_der, &identity)?;
+    super::certificates::record(db, &identity, None, &chain).await?;
     tracing::info!(%identity, "renewed");
     Ok(Enrolled { identity, chain, ca: pki.ca_pem().to_owned() })
 }

@@ -3,6 +3,7 @@
 //! HTTP origin); `DAMSELFLY_TEST_DB` picks the databases (default: all three).
 
 mod api;
+mod certificates;
 mod dfctl;
 mod https;
 mod jobs;

@@ -548,13 +548,13 @@ async fn enrolment_turns_a_join_token_into_a_certificate_naming_what_the_token_s
 
     let request = KeyRequest::generate()?;
     let key = request.key_pem().to_owned();
-    let ip: std::net::IpAddr = "10.0.0.7".parse()?;
+    let ip: std::net::IpAddr = "127.0.0.1".parse()?;
     let (chain, ca) = proto::enrol::enrol(&manager.grpc, join.clone(), request, "seed", ip).await?;
     let credentials = Credentials::from_pem(&chain, &key, &ca)?;
     let expected = Identity {
         component: Component::SeedPeer,
         cluster_id: 1,
-        host_id: common::ids::HostId("seed-10.0.0.7-seed".into()),
+        host_id: common::ids::HostId("seed-127.0.0.1-seed".into()),
     };
     assert_eq!(credentials.identity, expected);
     // The certificate works, as what it names.
@@ -562,7 +562,7 @@ async fn enrolment_turns_a_join_token_into_a_certificate_naming_what_the_token_s
     let mut client = Client::new(common::tls::channel(&manager.grpc, tls, Duration::from_secs(3))?);
     let seed = pb::UpdateSeedPeerRequest {
         hostname: "seed".into(),
-        ip: "10.0.0.7".into(),
+        ip: "127.0.0.1".into(),
         port: 4000,
         cluster_id: 1,
         ..Default::default()
@@ -570,7 +570,7 @@ async fn enrolment_turns_a_join_token_into_a_certificate_naming_what_the_token_s
     client.update_seed_peer(seed.clone()).await?;
     let err = client.update_scheduler(pb::UpdateSchedulerRequest {
         hostname: "seed".into(),
-        ip: "10.0.0.7".into(),
+        ip: "127.0.0.1".into(),
         port: 8002,
         cluster_id: 1,
         ..Default::default()
@@ -665,7 +665,12 @@ async fn a_refused_enrolment_does_not_use_up_its_token() -> anyhow::Result<()> {
         .await
         .expect(201);
     let join = JoinToken::parse(created.body["token"].as_str().unwrap())?;
-    let ip: std::net::IpAddr = "10.0.0.9".parse()?;
+    let ip: std::net::IpAddr = "127.0.0.1".parse()?;
+    // Another host's address than the one the request comes from: no certificate for it.
+    let elsewhere: std::net::IpAddr = "10.0.0.9".parse()?;
+    let err =
+        proto::enrol::enrol(&manager.grpc, join.clone(), KeyRequest::generate()?, "ok", elsewhere).await.unwrap_err();
+    assert!(err.to_string().contains("comes from 127.0.0.1"), "{err}");
     // A host name no host id can hold, and a request whose signature does not hold.
     let err = proto::enrol::enrol(&manager.grpc, join.clone(), KeyRequest::generate()?, "a/b", ip).await.unwrap_err();
     assert!(err.to_string().contains("host id"), "{err}");
@@ -677,5 +682,15 @@ async fn a_refused_enrolment_does_not_use_up_its_token() -> anyhow::Result<()> {
     // The single use is still there.
     proto::enrol::enrol(&manager.grpc, join, KeyRequest::generate()?, "ok", ip).await?;
     manager.stop().await;
+
+    // Behind a NAT the operator turns the address check off.
+    let behind_nat = TestManager::start_with(Backend::Sqlite, |c| c.tls.enrolment_address_check = false).await;
+    let created = behind_nat
+        .post("/api/v1/clusters/1/join-tokens", &behind_nat.root, serde_json::json!({"role": "peer", "name": "nat"}))
+        .await
+        .expect(201);
+    let join = JoinToken::parse(created.body["token"].as_str().unwrap())?;
+    proto::enrol::enrol(&behind_nat.grpc, join, KeyRequest::generate()?, "ok", elsewhere).await?;
+    behind_nat.stop().await;
     Ok(())
 }
