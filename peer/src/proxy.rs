@@ -133,8 +133,7 @@ async fn fetch(state: ProxyState, request: Request) -> Response {
     let host = request.headers().get(header::HOST).cloned();
     let response = if use_p2p {
         serve_p2p(&state, target, request.headers()).await
-    } else if request.method() == Method::HEAD && common::digest::Digest::from_oci_blob_path(target.path()).is_some()
-    {
+    } else if request.method() == Method::HEAD && common::digest::Digest::from_oci_blob_path(target.path()).is_some() {
         head::serve(&state, target, request).await
     } else {
         forward(state.origins.guarded(), target, request).await

@@ -261,10 +261,8 @@ async fn ask(client: &reqwest::Client, target: &url::Url, headers: &HeaderMap, f
     if status.is_success() || status.is_redirection() || (first_byte && status == StatusCode::RANGE_NOT_SATISFIABLE) {
         return Answer::Accepted;
     }
-    let unreachable = matches!(
-        status,
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-    );
+    let unreachable =
+        matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT);
     if !unreachable {
         tracing::info!(url = %target, %status, "the origin refused a requester content served through P2P");
     }

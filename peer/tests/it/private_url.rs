@@ -39,7 +39,11 @@ fn origin() -> (Router, Served) {
     let body = |headers: &HeaderMap, served: &Served| -> Response {
         let bytes = content(LEN, 9);
         if headers.get(header::RANGE).map(|v| v.as_bytes()) == Some(b"bytes=0-0") {
-            return (StatusCode::PARTIAL_CONTENT, [(header::CONTENT_RANGE, format!("bytes 0-0/{LEN}"))], vec![bytes[0]])
+            return (
+                StatusCode::PARTIAL_CONTENT,
+                [(header::CONTENT_RANGE, format!("bytes 0-0/{LEN}"))],
+                vec![bytes[0]],
+            )
                 .into_response();
         }
         served.0.fetch_add(1, Ordering::SeqCst);

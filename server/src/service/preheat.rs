@@ -231,7 +231,10 @@ impl PreheatArgs {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => {
-                return Err(Error::invalid("args.blob_digest_task_id", "args.blob_digest_task_id must be true or false"));
+                return Err(Error::invalid(
+                    "args.blob_digest_task_id",
+                    "args.blob_digest_task_id must be true or false",
+                ));
             }
         };
         Ok(Self {

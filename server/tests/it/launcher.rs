@@ -413,7 +413,11 @@ async fn up_with_a_registry_mirror_lets_skopeo_pull_through_two_hosts_and_the_re
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(registry.served().blob_bytes - before, image_bytes, "two hosts pulled; each blob left the registry once");
+    assert_eq!(
+        registry.served().blob_bytes - before,
+        image_bytes,
+        "two hosts pulled; each blob left the registry once"
+    );
 
     let exit = interrupt(&mut launcher).await?;
     assert!(exit.success(), "launcher exit: {exit:?}");
