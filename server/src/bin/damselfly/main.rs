@@ -82,9 +82,16 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     if let Some(url) = &registry_mirror
-        && (!matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || url.path() != "/")
+        && (!matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || url.path() != "/"
+            || url.query().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some())
     {
-        eprintln!("damselfly: --registry-mirror {url} must be http:// or https:// with a host and no path");
+        eprintln!(
+            "damselfly: --registry-mirror must be http:// or https:// with a host and no path, query or credentials"
+        );
         return ExitCode::from(2);
     }
     let opts = match options(peers, data_dir, bin_dir, site_root, registry_mirror) {
