@@ -4,6 +4,7 @@
 #               the live manager against its OpenAPI document (schemathesis), browser tests
 #   make bench  distribution benchmark vs curl and BitTorrent (root; quick: make bench BENCH_ARGS="-F 32 -N 4")
 #   make bench-preheat one preheat job of a 512 MiB image (8 layers) to N=8 peers vs plain pulls (root; quick: BENCH_ARGS="-N 4 --layer-mib 16")
+#   make bench-pull    skopeo pulls a 256 MiB image on N=4 hosts through their dfdaemons vs from the registry (root; BENCH_ARGS="-N 8")
 #   make bench-single  1 GiB peer-to-peer on loopback vs curl from nginx, serving peer's RSS (quick: BENCH_ARGS="--size-mib 128")
 #   make bench-console the console's WASM size and server-side render time (clusters list, 100 clusters)
 #   make screenshots   run the browser suite and refresh the README's console screenshots
@@ -26,10 +27,10 @@ PEERS ?= 2
 DATA_DIR ?= .damselfly
 BENCH_ARGS ?=
 
-.PHONY: screenshots bench-console help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single bench-preheat
+.PHONY: screenshots bench-console help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single bench-preheat bench-pull
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,11p' Makefile
 
 deps: apt-deps wasm-bindgen npm-deps
 
@@ -149,6 +150,16 @@ bench-preheat: BENCH_PACKAGES += docker-registry skopeo
 bench-preheat: bench-deps
 	nice -n 10 $(CARGO) build --release --bins
 	python3 peer/benches/preheat/preheat.py $(BENCH_ARGS)
+
+# skopeo (CRI-O's and podman's library) pulling an image of 4 × 64 MiB random layers on N=4 hosts at
+# once, each through its own dfdaemon's registry mirror, vs straight from docker-registry, under
+# make bench's caps; then a warm pull vs one direct pull alone. Needs root, docker-registry, skopeo
+# and the release binaries. See peer/benches/pull/README.md.
+bench-pull: BENCH_PACKAGES += docker-registry skopeo
+bench-pull: bench-deps
+	nice -n 10 $(CARGO) build --release -p scheduler -p peer --bins
+	nice -n 10 $(CARGO) build --release -p server --bin damselfly
+	python3 peer/benches/pull/pull.py $(BENCH_ARGS)
 
 # One 1 GiB file cached on peer A, fetched by peer B on loopback, vs curl from nginx (sendfile),
 # alternating, 3 reps each; then 16 children fetch it from A at once (A's peak RSS).

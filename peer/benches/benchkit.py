@@ -166,9 +166,10 @@ def start_scheduler(a, run_dir, host, ca_dir, tls=True, manager=None, env=None):
     return sched, sdir
 
 
-def start_dfdaemons(a, run_dir, net, ca_dir, tls=True, manager=None, env=None):
+def start_dfdaemons(a, run_dir, net, ca_dir, tls=True, manager=None, env=None, registry_mirror=None):
     """One dfdaemon per net.peers host: peers[0] is the seed peer ("seed"), the others "peer<i>".
-    Each may reach the origin's private address (seed orders, preheats). Answers (processes,
+    Each may reach the origin's private address (seed orders, preheats); with registry_mirror
+    (a URL), each one's proxy (127.0.0.1:4001 in its namespace) mirrors that registry. Answers (processes,
     names, download sockets) once every one is healthy and --settle seconds have passed (every
     host announced, the order streams open)."""
     sch, o = net.tracker, net.origin
@@ -186,6 +187,8 @@ def start_dfdaemons(a, run_dir, net, ca_dir, tls=True, manager=None, env=None):
                 f.write('\n[upload]\nconcurrency = %d\n' % a.df_upload_concurrency)
             # The origin's namespace address is private: let the seed peer's order reach it.
             f.write('\n[proxy]\nallowed_private_networks = ["%s/32"]\n' % o.addr)
+            if registry_mirror:
+                f.write('registry_mirror = "%s"\n' % registry_mirror)
             if manager:
                 f.write('\n[manager]\naddr = "%s"\n' % manager)
             role = "seed-peer" if idx == 0 else "peer"

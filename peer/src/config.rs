@@ -585,6 +585,8 @@ pub struct Overrides {
     pub scheduler_addr: Option<String>,
     pub manager_addr: Option<String>,
     pub join_token: Option<String>,
+    /// `[proxy] registry_mirror`: `damselfly up --registry-mirror` hands it to every dfdaemon.
+    pub registry_mirror: Option<String>,
 }
 
 impl DfdaemonConfig {
@@ -629,6 +631,9 @@ impl DfdaemonConfig {
         }
         if let Some(v) = o.join_token {
             c.manager.join_token = v;
+        }
+        if let Some(v) = o.registry_mirror {
+            c.proxy.registry_mirror = v;
         }
         if c.host.hostname.is_empty() {
             c.host.hostname = machine_hostname.to_owned();

@@ -9,8 +9,9 @@
 //!
 //! A GET whose URL matches a rule (default: blobs by digest), or that carries
 //! `X-Dragonfly-Use-P2P: true`, is fetched through the downloader (cache, parents, origin) and
-//! answered from the cache, with `Range` support; a registry blob only once the registry accepts
-//! the requester (`authz`). Everything else is forwarded as is. Request headers except hop-by-hop
+//! answered from the cache, with `Range` support, only once the origin accepts the requester
+//! (`authz`). A `HEAD` of a registry blob is forwarded, and answered from the cache when the
+//! registry is down (`head`). Everything else is forwarded as is. Request headers except hop-by-hop
 //! ones reach the origin; `X-Dragonfly-Tag`, `-Application`, `-Filtered-Query-Params`,
 //! `-Piece-Length` and `-Enable-Task-ID-Based-Blob-Digest` shape the task id like dfget's flags do.
 //!
@@ -23,6 +24,7 @@
 
 mod authz;
 pub mod connect;
+mod head;
 mod p2p;
 mod route;
 mod token;
@@ -131,6 +133,8 @@ async fn fetch(state: ProxyState, request: Request) -> Response {
     let host = request.headers().get(header::HOST).cloned();
     let response = if use_p2p {
         serve_p2p(&state, target, request.headers()).await
+    } else if request.method() == Method::HEAD && common::digest::Digest::from_oci_blob_path(target.path()).is_some() {
+        head::serve(&state, target, request).await
     } else {
         forward(state.origins.guarded(), target, request).await
     };
@@ -140,17 +144,20 @@ async fn fetch(state: ProxyState, request: Request) -> Response {
     }
 }
 
-/// A GET through P2P; a registry blob only for a requester the registry accepts (`authz`),
-/// checked again, and its refusal relayed, when the registry refuses the download itself.
+/// A GET through P2P, only for a requester the origin accepts (`authz`), checked again, and its
+/// refusal relayed, when the origin refuses the download itself. A request the dfdaemon cannot
+/// take (its `X-Dragonfly-*` headers) is refused before the origin is asked anything.
 async fn serve_p2p(state: &ProxyState, target: url::Url, headers: &HeaderMap) -> Response {
-    let blob = common::digest::Digest::from_oci_blob_path(target.path()).is_some();
+    let req = match p2p::task_request(target.clone(), headers, state.rules.blob_digest_task_id) {
+        Ok(req) => req,
+        Err(why) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
+    };
     let client = state.origins.guarded_unredirected();
-    if blob && let Err(refused) = state.authz.check(client, &target, headers, false).await {
+    if let Err(refused) = state.authz.check(client, &target, headers, false).await {
         return refused;
     }
-    let response = p2p::serve(&state.downloader, target.clone(), headers, state.rules.blob_digest_task_id).await;
-    if blob
-        && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
+    let response = p2p::serve(&state.downloader, req, headers).await;
+    if matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
         && let Err(refused) = state.authz.check(client, &target, headers, true).await
     {
         return refused;

@@ -48,6 +48,10 @@ struct Cli {
     /// Join token to enrol with when no certificate is kept (see `[manager] join_token`).
     #[arg(long, env = "DAMSELFLY_JOIN_TOKEN", hide_env_values = true)]
     join_token: Option<String>,
+    /// Upstream registry of mirror requests that name none (`[proxy] registry_mirror`), e.g.
+    /// http://registry.local:5000 for CRI-O's or podman's `[[registry.mirror]]`.
+    #[arg(long, env = "DAMSELFLY_DFDAEMON_REGISTRY_MIRROR", global = true)]
+    registry_mirror: Option<String>,
     #[command(flatten)]
     process: ProcessArgs,
     #[command(subcommand)]
@@ -87,7 +91,8 @@ fn main() -> ExitCode {
 /// `dfdaemon init-runtime`: prints each file written or left alone; an error is a message and
 /// exit code 1.
 fn init_runtime(cli: &Cli, target: Runtime, dir: Option<PathBuf>, extra: &[url::Url], all: bool) -> ExitCode {
-    let overrides = Overrides { proxy_addr: cli.proxy_addr, ..Overrides::default() };
+    let overrides =
+        Overrides { proxy_addr: cli.proxy_addr, registry_mirror: cli.registry_mirror.clone(), ..Overrides::default() };
     let written = DfdaemonConfig::load(cli.config.as_deref(), overrides, &runtime::hostname())
         .and_then(|config| init_runtime::files(target, &config, extra, all))
         .and_then(|files| init_runtime::write(dir.as_deref().unwrap_or(target.default_dir()), &files));
@@ -117,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         scheduler_addr: cli.scheduler,
         manager_addr: cli.manager,
         join_token: cli.join_token,
+        registry_mirror: cli.registry_mirror,
     };
     let config = DfdaemonConfig::load(cli.config.as_deref(), overrides, &runtime::hostname())?;
     std::fs::create_dir_all(&config.data_dir)?;

@@ -19,16 +19,8 @@ use crate::{
     download::{Downloader, EventSink, TaskRequest, verify_whole},
 };
 
-pub(super) async fn serve(
-    downloader: &Downloader,
-    target: url::Url,
-    headers: &HeaderMap,
-    blob_digest: bool,
-) -> Response {
-    let req = match task_request(target, headers, blob_digest) {
-        Ok(req) => req,
-        Err(why) => return error(StatusCode::BAD_REQUEST, ErrorType::Proxy, why),
-    };
+/// Serves `req`, the download of a proxied GET (see [`task_request`]) with its `headers`.
+pub(super) async fn serve(downloader: &Downloader, req: TaskRequest, headers: &HeaderMap) -> Response {
     if let Some(ranges) = header_str(headers, header::RANGE.as_str()).and_then(partial::ByteRanges::parse) {
         return partial::serve(downloader, req, ranges).await;
     }
@@ -66,7 +58,7 @@ pub(super) async fn serve(
 
 /// The download a proxied GET asks for, shaped by its `X-Dragonfly-*` headers; a refusal is
 /// the 400's message.
-fn task_request(target: url::Url, headers: &HeaderMap, blob_digest: bool) -> Result<TaskRequest, String> {
+pub(super) fn task_request(target: url::Url, headers: &HeaderMap, blob_digest: bool) -> Result<TaskRequest, String> {
     let shape = task_shaping(headers, blob_digest)?;
     TaskRequest::new(target, shape, origin_headers(headers)).map_err(|e| match e {
         Error::InvalidRequest(why) => why,

@@ -23,7 +23,7 @@ async fn challenge(registry: &Registry, path: &str) -> String {
 }
 
 /// A pull token for `repository` from the registry's realm, as a runtime gets one.
-async fn token(registry: &Registry, repository: &str, creds: &str) -> String {
+pub(crate) async fn token(registry: &Registry, repository: &str, creds: &str) -> String {
     let challenge = challenge(registry, "/v2/").await;
     let param = |name: &str| {
         challenge.split(&format!("{name}=\"")).nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned()

@@ -80,12 +80,15 @@ async fn forward_proxy_serves_blobs_from_the_cache_and_forwards_the_rest() {
     }
     assert_eq!(blobs.load(Ordering::SeqCst), 1, "the second pull comes from the cache");
 
-    let part = client.get(&blob_url).header("range", "bytes=100-199").send().await.unwrap();
+    // A range of the cached task, for a requester the origin accepts (anyone else gets its 401).
+    let part = client.get(&blob_url).bearer_auth("secret").header("range", "bytes=100-199").send().await.unwrap();
     assert_eq!(part.status(), 206);
     assert_eq!(part.headers()["content-range"], "bytes 100-199/300000");
     assert_eq!(part.bytes().await.unwrap(), blob(300_000)[100..200]);
-    let bad = client.get(&blob_url).header("range", "bytes=400000-").send().await.unwrap();
+    let bad = client.get(&blob_url).bearer_auth("secret").header("range", "bytes=400000-").send().await.unwrap();
     assert_eq!(bad.status(), 416);
+    let anonymous = client.get(&blob_url).header("range", "bytes=100-199").send().await.unwrap();
+    assert_eq!(anonymous.status(), 401, "a cached task goes only to requesters the origin accepts");
 
     for _ in 0..2 {
         let m = client.get(format!("{origin}/v2/lib/manifests/latest")).send().await.unwrap();

@@ -171,7 +171,7 @@ async fn plan(args: &PreheatArgs, config: &JobsConfig) -> Result<Plan, String> {
             application: &args.application,
             piece_length: args.piece_length,
             filtered_query_params: &args.filtered_query_params,
-            blob_digest: false,
+            blob_digest: args.blob_digest_task_id,
         };
         let id = task_id(&spec).map_err(|e| format!("{url}: {e}"))?;
         ids.insert(id.0, url.clone());
@@ -182,6 +182,7 @@ async fn plan(args: &PreheatArgs, config: &JobsConfig) -> Result<Plan, String> {
             filtered_query_params: args.filtered_query_params.clone(),
             piece_length: args.piece_length,
             headers: headers.clone(),
+            blob_digest_task_id: args.blob_digest_task_id,
         });
     }
     Ok(Plan { tasks, urls: ids })

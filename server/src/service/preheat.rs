@@ -50,6 +50,10 @@ pub struct PreheatArgs {
     pub platform: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Each OCI blob's task id comes from its digest alone (`TaskSpec.blob_digest_task_id`): the
+    /// tasks a dfdaemon in blob-digest mode (`[proxy] blob_digest_task_id`) looks up. Off: the
+    /// tasks of URL-derived ids, what dfget and a proxy in the default mode look up.
+    pub blob_digest_task_id: bool,
 }
 
 /// Most URLs of one file preheat.
@@ -223,6 +227,16 @@ impl PreheatArgs {
         }
         let username = Some(text(obj, "username")?).filter(|s| !s.is_empty());
         let password = Some(text(obj, "password")?).filter(|s| !s.is_empty());
+        let blob_digest_task_id = match obj.get("blob_digest_task_id") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "args.blob_digest_task_id",
+                    "args.blob_digest_task_id must be true or false",
+                ));
+            }
+        };
         Ok(Self {
             kind,
             urls,
@@ -240,6 +254,7 @@ impl PreheatArgs {
             platform,
             username,
             password,
+            blob_digest_task_id,
         })
     }
 }

@@ -146,6 +146,8 @@ pub struct PreheatTask {
     pub filtered_query_params: Vec<String>,
     pub piece_length: Option<u64>,
     pub headers: std::collections::BTreeMap<String, String>,
+    /// An OCI blob's task id from its digest alone (the blob-digest mode of dfdaemons).
+    pub blob_digest_task_id: bool,
 }
 
 /// What a preheat asks of one cluster's scheduler.
@@ -202,7 +204,7 @@ impl SchedulerClient {
                     tag: t.tag,
                     application: t.application,
                     filtered_query_params: t.filtered_query_params,
-                    blob_digest_task_id: false,
+                    blob_digest_task_id: t.blob_digest_task_id,
                 })
                 .collect(),
             scope: scope.into(),

@@ -24,15 +24,16 @@ fn alive(pid: i32) -> bool {
     signal::kill(Pid::from_raw(pid), None).is_ok()
 }
 
-/// `damselfly up --peers <peers>` on `dir`, once its cluster.json is written: the launcher and
-/// the cluster it describes.
-async fn up(dir: &Path, peers: u32) -> anyhow::Result<(Child, Value)> {
+/// `damselfly up --peers <peers> <extra…>` on `dir`, once its cluster.json is written: the
+/// launcher and the cluster it describes.
+async fn up(dir: &Path, peers: u32, extra: &[&str]) -> anyhow::Result<(Child, Value)> {
     for b in ["manager", "scheduler", "dfdaemon", "dfget", "dfctl"] {
         anyhow::ensure!(bin_dir().join(b).is_file(), "{b} is not built: run `cargo build --workspace --bins`");
     }
     let mut launcher = Command::new(env!("CARGO_BIN_EXE_damselfly"))
         .args(["up", "--peers", &peers.to_string(), "--data-dir"])
         .arg(dir)
+        .args(extra)
         .env("DAMSELFLY_ROOT_PASSWORD", ROOT_PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -64,7 +65,7 @@ async fn interrupt(launcher: &mut Child) -> anyhow::Result<ExitStatus> {
 #[tokio::test]
 async fn up_starts_a_healthy_cluster_and_ctrl_c_stops_all_of_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (mut launcher, cluster) = up(dir.path(), 1).await?;
+    let (mut launcher, cluster) = up(dir.path(), 1, &[]).await?;
     let cluster_json = dir.path().join("cluster.json");
     let peers = cluster["peers"].as_array().unwrap();
     assert_eq!(peers.len(), 2);
@@ -230,7 +231,7 @@ async fn up_then_dfctl_preheats_an_image_from_a_token_registry_onto_every_host()
     let served_before = registry.served().blob_bytes;
 
     let dir = tempfile::tempdir()?;
-    let (mut launcher, cluster) = up(dir.path(), 2).await?;
+    let (mut launcher, cluster) = up(dir.path(), 2, &[]).await?;
     let manager = cluster["manager"]["http"].as_str().unwrap().to_owned();
     let client = reqwest::Client::new();
     let signed_in: Value = client
@@ -354,5 +355,73 @@ async fn up_then_dfctl_preheats_an_image_from_a_token_registry_onto_every_host()
 
     let exit = interrupt(&mut launcher).await?;
     assert!(exit.success(), "launcher exit: {exit:?}");
+    Ok(())
+}
+
+/// CRI-O's and podman's way through a `damselfly up` cluster: the launcher's `--registry-mirror`
+/// makes every peer's proxy a mirror of a token-auth registry, and `skopeo` (containers/image,
+/// the library both use) copies the image through peer-1's mirror and then peer-2's, as a
+/// `[[registry.mirror]]` of each would send it (paths only, the registry's own token flow
+/// relayed). A wrong password is refused, and the registry sends each blob once: peer-2's
+/// layers come from peer-1 (or the seed) through the P2P network.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_with_a_registry_mirror_lets_skopeo_pull_through_two_hosts_and_the_registry_sends_each_blob_once()
+-> anyhow::Result<()> {
+    use testkit::registry::{Image, Layer, Registry};
+
+    let registry = Registry::with_token_auth("crio", "crio-pw").await;
+    let image = Image::of(vec![Layer::tar(9 << 20, 3), Layer::tar(300_000, 4)]);
+    let pushed = registry.push("team/svc", "1.0", &image).await;
+    let blobs = pushed.for_platform("linux/amd64").blobs.clone();
+    let image_bytes: u64 = blobs.iter().map(|b| b.size).sum();
+
+    let dir = tempfile::tempdir()?;
+    let (mut launcher, cluster) = up(dir.path(), 2, &["--registry-mirror", &registry.base]).await?;
+    assert_eq!(cluster["registry_mirror"], registry.base.as_str(), "cluster.json names the mirrored registry");
+    let nodes: Vec<&Value> = cluster["peers"].as_array().unwrap().iter().filter(|p| p["seed"] == false).collect();
+    assert_eq!(nodes.len(), 2);
+    let before = registry.served().blob_bytes;
+
+    let skopeo = |node: &Value, creds: &str, out: &Path| {
+        let mirror = node["proxy"].as_str().unwrap().trim_start_matches("http://").to_owned();
+        Command::new("skopeo")
+            .args(["copy", "--preserve-digests", "--src-tls-verify=false", "--retry-times", "0", "--src-creds", creds])
+            .arg(format!("docker://{mirror}/team/svc:1.0"))
+            .arg(format!("oci:{}:pulled", out.display()))
+            .output()
+    };
+    let refused = tokio::task::block_in_place(|| skopeo(nodes[0], "crio:wrong", &dir.path().join("refused")))?;
+    assert!(!refused.status.success(), "a wrong password pulled the image through the mirror");
+
+    for (i, node) in nodes.iter().enumerate() {
+        let out = dir.path().join(format!("pulled-{i}"));
+        let pulled = tokio::task::block_in_place(|| skopeo(node, "crio:crio-pw", &out))?;
+        assert!(
+            pulled.status.success(),
+            "skopeo through {}: {}\nregistry: {}",
+            node["name"],
+            String::from_utf8_lossy(&pulled.stderr),
+            registry.log_tail()
+        );
+        for b in &blobs {
+            let copied = out.join("blobs/sha256").join(b.digest.trim_start_matches("sha256:"));
+            assert_eq!(std::fs::metadata(&copied)?.len(), b.size, "{} on {}", b.digest, node["name"]);
+        }
+    }
+    testkit::eventually("the registry's log of the blobs served", Duration::from_secs(5), || async {
+        registry.served().blob_bytes - before >= image_bytes
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        registry.served().blob_bytes - before,
+        image_bytes,
+        "two hosts pulled; each blob left the registry once"
+    );
+
+    let exit = interrupt(&mut launcher).await?;
+    assert!(exit.success(), "launcher exit: {exit:?}");
+    let stdout = std::io::read_to_string(launcher.stdout.take().unwrap())?;
+    assert!(stdout.contains("skopeo copy --src-tls-verify=false docker://"), "{stdout}");
     Ok(())
 }

@@ -13,6 +13,7 @@ mod manager;
 mod managers;
 mod oauth;
 mod preheat;
+mod preheat_digest;
 mod registration;
 mod registry;
 mod tenant_matrix;

@@ -81,6 +81,11 @@ pub struct Args {
     /// Piece length in bytes, as given to dfget (part of the task id).
     #[arg(long)]
     piece_length: Option<u64>,
+    /// Warm each OCI blob under its digest's task id: what dfdaemons with `[proxy]
+    /// blob_digest_task_id = true` look up (without it, the URL's task id, what dfget and the
+    /// proxy's default mode look up).
+    #[arg(long)]
+    blob_digest_task_id: bool,
     /// Wait until the job is done, then print every host's result.
     #[arg(long)]
     wait: bool,
@@ -231,6 +236,7 @@ fn body(args: &Args, kind: Kind, password: Option<String>) -> Value {
     put("application", args.application.clone().map(Value::from));
     put("filtered_query_params", (!args.filtered_query_params.is_empty()).then(|| json!(args.filtered_query_params)));
     put("piece_length", args.piece_length.map(Value::from));
+    put("blob_digest_task_id", args.blob_digest_task_id.then_some(Value::Bool(true)));
     let clusters = (!args.clusters.is_empty()).then(|| json!(args.clusters));
     json!({"type": "preheat", "args": a, "scheduler_cluster_ids": clusters})
 }
@@ -324,7 +330,7 @@ fn scheduler_preheat(args: &Args) -> Result<scheduler::Preheat, Failure> {
             application: &application,
             piece_length: args.piece_length,
             filtered_query_params: &args.filtered_query_params,
-            blob_digest: false,
+            blob_digest: args.blob_digest_task_id,
         };
         let id = common::task_id::task_id(&spec).map_err(|e| Failure::usage(format!("{url}: {e}")))?;
         urls.insert(id.0.clone(), url.to_string());
@@ -336,7 +342,7 @@ fn scheduler_preheat(args: &Args) -> Result<scheduler::Preheat, Failure> {
             tag: tag.clone(),
             application: application.clone(),
             filtered_query_params: args.filtered_query_params.clone(),
-            blob_digest_task_id: false,
+            blob_digest_task_id: args.blob_digest_task_id,
         });
     }
     let scope = match args.scope {

@@ -21,6 +21,9 @@ pub struct UpOptions {
     pub bin_dir: PathBuf,
     pub site_root: Option<PathBuf>,
     pub root_password: Option<String>,
+    /// Every dfdaemon's `[proxy] registry_mirror`, given as a flag so that it follows the
+    /// launcher's command line rather than a config file written on the first start.
+    pub registry_mirror: Option<url::Url>,
 }
 
 /// The contents of `<data dir>/cluster.json`.
@@ -30,6 +33,9 @@ pub struct ClusterFile {
     pub manager: ManagerEntry,
     pub scheduler: SchedulerEntry,
     pub peers: Vec<PeerEntry>,
+    /// The registry each peer's mirror stands for (`--registry-mirror`), when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_mirror: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -198,6 +204,9 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
         if seed {
             args.push("--seed".into());
         }
+        if let Some(upstream) = &opts.registry_mirror {
+            args.extend(["--registry-mirror".into(), upstream.as_str().trim_end_matches('/').to_owned()]);
+        }
         let role = if seed { "seed_peer" } else { "peer" };
         let env = joiner.env_for(&peer_dir.join("tls"), role, &name).await?;
         let addrs = start(opts, children, &name, "dfdaemon", args, &env, &client, &run_dir, &log_dir).await?;
@@ -218,6 +227,7 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
         manager: ManagerEntry { http: format!("http://{}", manager["http"]), grpc: manager["grpc"].clone() },
         scheduler: SchedulerEntry { grpc: scheduler["grpc"].clone(), http: format!("http://{}", scheduler["http"]) },
         peers,
+        registry_mirror: opts.registry_mirror.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()),
     };
     let path = opts.data_dir.join("cluster.json");
     let tmp = path.with_extension("json.tmp");

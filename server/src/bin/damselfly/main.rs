@@ -44,6 +44,12 @@ enum Command {
         /// The console bundle directory [default: the manager's default].
         #[arg(long)]
         site_root: Option<PathBuf>,
+        /// A registry every dfdaemon's mirror stands for (`[proxy] registry_mirror`), so CRI-O,
+        /// podman and skopeo pull through a peer with a `[[registry.mirror]]` of its proxy
+        /// address, e.g. http://127.0.0.1:5000 [default: none; containerd names the registry
+        /// itself].
+        #[arg(long)]
+        registry_mirror: Option<url::Url>,
     },
     /// Issue a scheduler's or dfdaemon's certificate from a CA directory, offline (for hosts
     /// that cannot enrol with a join token); prints the identity it names.
@@ -54,8 +60,10 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     runtime::init_logging(cli.log_format);
-    let (peers, data_dir, bin_dir, site_root) = match cli.command {
-        Command::Up { peers, data_dir, bin_dir, site_root } => (peers, data_dir, bin_dir, site_root),
+    let (peers, data_dir, bin_dir, site_root, registry_mirror) = match cli.command {
+        Command::Up { peers, data_dir, bin_dir, site_root, registry_mirror } => {
+            (peers, data_dir, bin_dir, site_root, registry_mirror)
+        }
         Command::Cert(args) => {
             return match cert::issue(&args) {
                 Ok(identity) => {
@@ -73,7 +81,20 @@ async fn main() -> ExitCode {
         eprintln!("damselfly: --peers {peers} is more than one machine should run (at most 64)");
         return ExitCode::from(2);
     }
-    let opts = match options(peers, data_dir, bin_dir, site_root) {
+    if let Some(url) = &registry_mirror
+        && (!matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || url.path() != "/"
+            || url.query().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some())
+    {
+        eprintln!(
+            "damselfly: --registry-mirror must be http:// or https:// with a host and no path, query or credentials"
+        );
+        return ExitCode::from(2);
+    }
+    let opts = match options(peers, data_dir, bin_dir, site_root, registry_mirror) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("damselfly: {e:#}");
@@ -94,6 +115,7 @@ fn options(
     data_dir: PathBuf,
     bin_dir: Option<PathBuf>,
     site_root: Option<PathBuf>,
+    registry_mirror: Option<url::Url>,
 ) -> anyhow::Result<UpOptions> {
     std::fs::create_dir_all(&data_dir)?;
     let data_dir = std::fs::canonicalize(&data_dir)?;
@@ -105,7 +127,7 @@ fn options(
             .to_owned(),
     };
     let root_password = std::env::var("DAMSELFLY_ROOT_PASSWORD").ok().filter(|p| !p.is_empty());
-    Ok(UpOptions { data_dir, peers, bin_dir, site_root, root_password })
+    Ok(UpOptions { data_dir, peers, bin_dir, site_root, root_password, registry_mirror })
 }
 
 async fn run(opts: UpOptions) -> anyhow::Result<ExitCode> {
@@ -187,6 +209,14 @@ fn print_banner(opts: &UpOptions, cluster: &Cluster) {
             f.manager.http,
             peer.endpoint
         );
+        if let Some(upstream) = &f.registry_mirror {
+            println!();
+            println!("Pull {upstream}'s images through {} (CRI-O, podman, skopeo):", peer.name);
+            println!(
+                "  skopeo copy --src-tls-verify=false docker://{}/<repository>:<tag> oci:/tmp/image",
+                peer.proxy.trim_start_matches("http://")
+            );
+        }
     }
     println!();
 }
