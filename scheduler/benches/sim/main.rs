@@ -84,7 +84,7 @@ struct Args {
     #[arg(long)]
     manager_only: bool,
     /// Directory of the release binaries.
-    #[arg(long, default_value = "target/release")]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release"))]
     bin_dir: PathBuf,
     /// `cargo bench` passes this; ignored.
     #[arg(long, hide = true)]
