@@ -167,25 +167,27 @@ async fn scheduler_part(args: &Args, root: &Path) -> anyhow::Result<()> {
         args.peers_per_task, args.layers, args.pieces, args.piece_ms
     );
     println!(
-        "{:>6} {:>6} {:>3} | {:>17} | {:>17} | {:>9} | {:>6} {:>6} | {:>8} | {:>8} | {:>6} {:>7}",
-        "peers", "hosts", "run", "register→parents", "report→update", "reports/s", "CPU", "RSS", "done", "announce", "sim", "sim lag"
+        "{:>6} {:>6} {:>3} | {:>17} | {:>17} | {:>17} | {:>9} | {:>6} {:>6} {:>7} | {:>9} | {:>8} | {:>6} {:>7}",
+        "peers", "hosts", "run", "register→update", "register→parents", "report→update", "reports/s", "CPU", "RSS", "CPU/rep", "done", "announce", "sim", "sim lag"
     );
     println!(
-        "{:>6} {:>6} {:>3} | {:>17} | {:>17} | {:>9} | {:>6} {:>6} | {:>8} | {:>8} | {:>6} {:>7}",
-        "", "", "", "p50 / p99 ms", "p50 / p99 ms", "", "cores", "MiB", "of peers", "s", "cores", "p99 ms"
+        "{:>6} {:>6} {:>3} | {:>17} | {:>17} | {:>17} | {:>9} | {:>6} {:>6} {:>7} | {:>9} | {:>8} | {:>6} {:>7}",
+        "", "", "", "p50 / p99 ms", "p50 / p99 ms", "p50 / p99 ms", "", "cores", "MiB", "µs", "of peers", "s", "cores", "p99 ms"
     );
     for r in &mut rows {
         let lag = stats::quantile_ms(&mut r.out.sim_lag, 0.99).unwrap_or(0.0);
         println!(
-            "{:>6} {:>6} {:>3} | {:>17} | {:>17} | {:>9.0} | {:>6.2} {:>6.0} | {:>8} | {:>8.1} | {:>6.2} {:>7.1}",
+            "{:>6} {:>6} {:>3} | {:>17} | {:>17} | {:>17} | {:>9.0} | {:>6.2} {:>6.0} {:>7.0} | {:>9} | {:>8.1} | {:>6.2} {:>7.1}",
             r.peers,
             r.hosts,
             r.rep,
+            p50_p99(&mut r.out.first_update),
             p50_p99(&mut r.out.register),
             p50_p99(&mut r.out.report),
             r.out.reports as f64 / r.swarm_secs,
             r.cpu_secs / r.swarm_secs,
             mib(r.peak_rss),
+            r.cpu_secs / r.out.reports.max(1) as f64 * 1e6,
             format!("{}/{}", r.out.finished, r.out.finished + r.out.unfinished),
             r.announce_secs,
             r.sim_cpu_secs / r.swarm_secs,

@@ -8,8 +8,10 @@
 //! (±50 %) from a parent the scheduler gave them that holds it, reporting each piece at once as
 //! a dfdaemon does. No bytes move: only the scheduler's protocol is exercised.
 //!
-//! Two latencies are recorded, both seen from the client, so they include the wire, TLS, h2 and
+//! Latencies are recorded as seen from the client, so they include the wire, TLS, h2 and
 //! this process's own queueing (measured separately as [`Outcome::sim_lag`]):
+//! - *register → first update*: `RegisterPeer` sent → the first `TaskUpdate` (the decision made
+//!   at registration: the content's size, and parents if one has a piece and a free slot);
 //! - *register → first parents*: `RegisterPeer` sent → the first `TaskUpdate` with parents;
 //! - *report → updated parents*: a parent's `PiecesFinished` sent → a child receiving an update
 //!   that shows the parent's new piece count (matched through a table of report instants).
@@ -79,7 +81,9 @@ pub fn host_id(h: usize) -> HostId {
 /// What one run measured, client side.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Microseconds.
+    /// Microseconds: register → first update (the decision at registration, parents or not),
+    /// register → first update naming parents (also waits for a parent with a free slot).
+    pub first_update: Vec<u32>,
     pub register: Vec<u32>,
     pub report: Vec<u32>,
     /// Lateness of a 10 ms timer in this process, microseconds: the simulator's own queueing.
@@ -137,7 +141,6 @@ struct Plan {
     idx: usize,
     host: usize,
     task: usize,
-    source: bool,
     start: Duration,
 }
 
@@ -155,7 +158,7 @@ fn plans(shape: &Shape) -> Vec<Plan> {
         };
         for l in 0..shape.layers {
             let idx = out.len();
-            out.push(Plan { idx, host: h, task: image * shape.layers + l, source: k == 0, start });
+            out.push(Plan { idx, host: h, task: image * shape.layers + l, start });
         }
     }
     out
@@ -217,6 +220,7 @@ pub async fn run(clients: &[Client], shape: &Shape) -> Outcome {
     let mut last = t0;
     while let Some(r) = set.join_next().await {
         let Ok(r) = r else { continue };
+        out.first_update.extend(r.first_update);
         out.register.extend(r.register);
         out.report.extend(r.report);
         out.reports += r.reports;
@@ -254,6 +258,7 @@ async fn measure_lag(stop: tokio_util::sync::CancellationToken) -> Vec<u32> {
 }
 
 struct PeerResult {
+    first_update: Vec<u32>,
     register: Vec<u32>,
     report: Vec<u32>,
     reports: u64,
@@ -265,6 +270,7 @@ struct PeerResult {
 
 async fn peer(p: Plan, mut client: Client, shared: Arc<Shared>, shape: Shape, t0: Instant, deadline: Instant) -> PeerResult {
     let mut r = PeerResult {
+        first_update: Vec::new(),
         register: Vec::new(),
         report: Vec::new(),
         reports: 0,
@@ -280,7 +286,7 @@ async fn peer(p: Plan, mut client: Client, shared: Arc<Shared>, shape: Shape, t0
         host_id: host_id(p.host).0,
         peer_id: peer_id(&p),
         task: Some(spec(p.task, shape.piece_len)),
-        disable_back_to_source: !p.source,
+        disable_back_to_source: false,
     };
     let use_request = |request| pb::AnnouncePeerRequest { request: Some(request) };
     use pb::announce_peer_request::Request as R;
@@ -317,18 +323,24 @@ async fn peer(p: Plan, mut client: Client, shared: Arc<Shared>, shape: Shape, t0
                     Some(pb::announce_peer_response::Response::Update(u)) => {
                         let now = Instant::now();
                         r.updates += 1;
+                        if r.updates == 1 {
+                            r.first_update.push((now - sent_at).as_micros() as u32);
+                        }
                         if !u.parents.is_empty() && !got_parents {
                             got_parents = true;
                             r.register.push((now - sent_at).as_micros() as u32);
                             next = now + rng.jitter(shape.piece_interval);
                         }
                         parents.clear();
+                        // Only a parent kept from the previous update counts: one given again
+                        // later shows a count it may have reached long before.
+                        let before = std::mem::take(&mut seen);
                         for par in u.parents {
                             let bits = PieceBitmap::from_bytes(&par.finished_pieces);
                             if let Some(i) = idx_of(&par.peer_id) {
                                 let count = bits.len();
-                                if let Some(prev) = seen.insert(i, count)
-                                    && count > prev
+                                seen.insert(i, count);
+                                if before.get(&i).is_some_and(|prev| count > *prev)
                                     && let Some(at) = shared.reports[i].lock().unwrap().get(count as usize - 1)
                                 {
                                     r.report.push(now.saturating_duration_since(*at).as_micros() as u32);
