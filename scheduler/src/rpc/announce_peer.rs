@@ -83,6 +83,9 @@ fn derived_task_id(spec: &pb::TaskSpec) -> Result<TaskId, Status> {
 
 type Out = mpsc::Sender<Result<pb::AnnouncePeerResponse, Status>>;
 
+/// How often a peer that has parents chooses again when nothing told it to.
+const PARENTS_REFRESH: Duration = Duration::from_secs(2);
+
 async fn drive(
     svc: SchedulerService,
     cell: std::sync::Arc<TaskCell>,
@@ -133,7 +136,12 @@ async fn drive(
             }
         }
         let started = Instant::now();
-        let (update, handed_out) = cell.lock().update_and_hand_out(&peer, &mut sent, &svc.hosts, &limits);
+        let (update, handed_out, has_parents) = {
+            let mut t = cell.lock();
+            let (update, handed_out) = t.update_and_hand_out(&peer, &mut sent, &svc.hosts, &limits);
+            (update, handed_out, t.peer(&peer).is_some_and(|r| !r.parents.is_empty()))
+        };
+        let decided = Instant::now();
         // Origin pieces may have gone to other peers: wake their streams to tell them.
         if handed_out {
             cell.changed();
@@ -144,29 +152,47 @@ async fn drive(
         {
             break;
         }
-        tokio::select! {
-            msg = inbound.message() => match msg {
-                Ok(Some(m)) => match handle(&cell, &peer, m, &svc.metrics) {
-                    Ok(Handled::Progressed) => {
-                        let audience = cell.lock().progress_audience(&peer);
-                        cell.nudge(&audience);
-                    }
-                    Ok(Handled::Changed) => cell.changed(),
-                    Ok(Handled::Done) => {
-                        cell.changed();
-                        break;
-                    }
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        break;
-                    }
+        // Waits for a reason to decide again; true when the stream is over.
+        let over = 'wait: loop {
+            tokio::select! {
+                msg = inbound.message() => match msg {
+                    Ok(Some(m)) => match handle(&cell, &peer, m, &svc.metrics) {
+                        Ok(Handled::Progressed) => {
+                            let audience = cell.lock().progress_audience(&peer);
+                            cell.nudge(&audience);
+                            break 'wait false;
+                        }
+                        Ok(Handled::Changed) => {
+                            cell.changed();
+                            break 'wait false;
+                        }
+                        Ok(Handled::Done) => {
+                            cell.changed();
+                            break 'wait true;
+                        }
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            break 'wait true;
+                        }
+                    },
+                    Ok(None) | Err(_) => break 'wait true,
                 },
-                Ok(None) | Err(_) => break,
-            },
-            _ = version.changed() => {}
-            _ = nudge.notified() => {}
-            _ = tick.tick() => {}
-            _ = tx.closed() => break,
+                _ = version.changed() => break 'wait false,
+                _ = nudge.notified() => break 'wait false,
+                _ = tick.tick() => {
+                    // A peer with parents hears of their pieces at once and chooses again at
+                    // each report of its own: the tick is only its fallback, every
+                    // PARENTS_REFRESH. Deciding every 500 ms for every stream was, at 10k
+                    // peers, most of the scheduler's work.
+                    if !has_parents || decided.elapsed() >= PARENTS_REFRESH {
+                        break 'wait false;
+                    }
+                }
+                _ = tx.closed() => break 'wait true,
+            }
+        };
+        if over {
+            break;
         }
     }
     cell.forget(&peer);
