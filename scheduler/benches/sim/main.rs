@@ -117,7 +117,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
         .unwrap_or_default()
 }
 
@@ -168,11 +171,37 @@ async fn scheduler_part(args: &Args, root: &Path) -> anyhow::Result<()> {
     );
     println!(
         "{:>6} {:>6} {:>3} | {:>17} | {:>17} | {:>17} | {:>9} | {:>6} {:>6} {:>7} | {:>9} | {:>8} | {:>6} {:>7}",
-        "peers", "hosts", "run", "register→update", "register→parents", "report→update", "reports/s", "CPU", "RSS", "CPU/rep", "done", "announce", "sim", "sim lag"
+        "peers",
+        "hosts",
+        "run",
+        "register→update",
+        "register→parents",
+        "report→update",
+        "reports/s",
+        "CPU",
+        "RSS",
+        "CPU/rep",
+        "done",
+        "announce",
+        "sim",
+        "sim lag"
     );
     println!(
         "{:>6} {:>6} {:>3} | {:>17} | {:>17} | {:>17} | {:>9} | {:>6} {:>6} {:>7} | {:>9} | {:>8} | {:>6} {:>7}",
-        "", "", "", "p50 / p99 ms", "p50 / p99 ms", "p50 / p99 ms", "", "cores", "MiB", "µs", "of peers", "s", "cores", "p99 ms"
+        "",
+        "",
+        "",
+        "p50 / p99 ms",
+        "p50 / p99 ms",
+        "p50 / p99 ms",
+        "",
+        "cores",
+        "MiB",
+        "µs",
+        "of peers",
+        "s",
+        "cores",
+        "p99 ms"
     );
     for r in &mut rows {
         let lag = stats::quantile_ms(&mut r.out.sim_lag, 0.99).unwrap_or(0.0);
@@ -297,7 +326,17 @@ async fn manager_part(args: &Args, root: &Path) -> anyhow::Result<()> {
     );
     println!(
         "{:>8} {:>3} | {:>12} | {:>10} | {:>7} | {:>8} {:>9} {:>9} | {:>10} | {:>6} | {:>8}",
-        "database", "run", "keepalives/s", "CPU µs/ka", "CPU %", "xacts/ka", "rows upd", "rows read", "KiB wr/ka", "RSS", "register"
+        "database",
+        "run",
+        "keepalives/s",
+        "CPU µs/ka",
+        "CPU %",
+        "xacts/ka",
+        "rows upd",
+        "rows read",
+        "KiB wr/ka",
+        "RSS",
+        "register"
     );
     for (name, rep, w) in &windows {
         let per = |x: f64| x / w.keepalives.max(1) as f64;

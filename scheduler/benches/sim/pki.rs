@@ -26,7 +26,12 @@ pub fn ca(dir: &Path) -> anyhow::Result<CertificateAuthority> {
 
 /// A server's certificate written to `dir` as `cert.pem`, `key.pem`, `ca.pem`; answers the
 /// `[tls]` section that uses them.
-pub fn server_files(ca: &CertificateAuthority, dir: &Path, component: Component, host: &HostId) -> anyhow::Result<String> {
+pub fn server_files(
+    ca: &CertificateAuthority,
+    dir: &Path,
+    component: Component,
+    host: &HostId,
+) -> anyhow::Result<String> {
     let identity = Identity { component, cluster_id: CLUSTER, host_id: host.clone() };
     let names = AltNames { dns: vec!["localhost".into()], ips: vec!["127.0.0.1".parse()?] };
     ca.issue(&identity, &names, VALIDITY)?.store(dir)?;
@@ -50,7 +55,8 @@ pub fn clients(ca: &CertificateAuthority, hosts: &[HostId], expect: Expect) -> a
                 s.spawn(move || {
                     part.iter()
                         .map(|h| {
-                            let identity = Identity { component: Component::Peer, cluster_id: CLUSTER, host_id: h.clone() };
+                            let identity =
+                                Identity { component: Component::Peer, cluster_id: CLUSTER, host_id: h.clone() };
                             Ok(ca.issue(&identity, &AltNames::default(), VALIDITY)?.client_config(expect)?)
                         })
                         .collect::<anyhow::Result<Vec<_>>>()

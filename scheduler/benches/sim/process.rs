@@ -109,11 +109,8 @@ pub fn usage(pid: u32) -> anyhow::Result<Usage> {
             * 1024
     };
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    let write_bytes = io
-        .lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    let write_bytes =
+        io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     Ok(Usage { cpu_secs, rss: kib("VmRSS:"), peak_rss: kib("VmHWM:"), write_bytes })
 }
 

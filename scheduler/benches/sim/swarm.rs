@@ -268,7 +268,14 @@ struct PeerResult {
     error: Option<String>,
 }
 
-async fn peer(p: Plan, mut client: Client, shared: Arc<Shared>, shape: Shape, t0: Instant, deadline: Instant) -> PeerResult {
+async fn peer(
+    p: Plan,
+    mut client: Client,
+    shared: Arc<Shared>,
+    shape: Shape,
+    t0: Instant,
+    deadline: Instant,
+) -> PeerResult {
     let mut r = PeerResult {
         first_update: Vec::new(),
         register: Vec::new(),
