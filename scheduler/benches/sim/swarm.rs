@@ -63,7 +63,9 @@ impl Shape {
     /// Checks the numbers divide as the shape needs.
     pub fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.peers % self.peers_per_task == 0 && self.tasks() % self.layers == 0 && self.images() > 0,
+            self.peers.is_multiple_of(self.peers_per_task)
+                && self.tasks().is_multiple_of(self.layers)
+                && self.images() > 0,
             "peers ({}) must be a multiple of peers-per-task ({}) × layers ({})",
             self.peers,
             self.peers_per_task,
