@@ -6,6 +6,7 @@
 #   make bench-preheat one preheat job of a 512 MiB image (8 layers) to N=8 peers vs plain pulls (root; quick: BENCH_ARGS="-N 4 --layer-mib 16")
 #   make bench-pull    skopeo pulls a 256 MiB image on N=4 hosts through their dfdaemons vs from the registry (root; BENCH_ARGS="-N 8")
 #   make bench-single  1 GiB peer-to-peer on loopback vs curl from nginx, serving peer's RSS (quick: BENCH_ARGS="--size-mib 128")
+#   make bench-scheduler one release scheduler under 1k/5k/10k simulated peers; a manager with 10k keepalives (quick: BENCH_ARGS="--peers 1000 --reps 1 --manager-peers 1000")
 #   make bench-console the console's WASM size and server-side render time (clusters list, 100 clusters)
 #   make screenshots   run the browser suite and refresh the README's console screenshots
 # run and test install what is missing first (Debian packages, wasm-bindgen-cli, npm packages).
@@ -27,10 +28,10 @@ PEERS ?= 2
 DATA_DIR ?= .damselfly
 BENCH_ARGS ?=
 
-.PHONY: screenshots bench-console help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single bench-preheat bench-pull
+.PHONY: screenshots bench-console help deps apt-deps wasm-bindgen npm-deps py-deps services console build run test lint unit-test e2e api-check bench bench-deps bench-single bench-preheat bench-pull bench-scheduler
 
 help:
-	@sed -n '1,11p' Makefile
+	@sed -n '1,12p' Makefile
 
 deps: apt-deps wasm-bindgen npm-deps
 
@@ -168,6 +169,16 @@ bench-single: bench-deps
 	nice -n 10 $(CARGO) build --release -p scheduler -p peer --bins
 	nice -n 10 $(CARGO) build --release -p server --bin damselfly
 	python3 peer/benches/single/run.py $(BENCH_ARGS)
+
+# One release scheduler (standalone, mTLS) under 1k, 5k and 10k simulated peers from a simulator
+# speaking its gRPC protocol as many hosts, one certificate and connection each: decision
+# latencies, CPU, RSS, where the time goes; then one release manager (SQLite; --postgres adds
+# PostgreSQL) with 10k peers keeping alive: CPU and database work per keepalive.
+# See scheduler/benches/sim/README.md.
+bench-scheduler:
+	nice -n 10 $(CARGO) build --release -p scheduler --bin scheduler -p server --bin manager
+	nice -n 10 $(CARGO) bench -p scheduler --bench sim --no-run
+	$(CARGO) bench -p scheduler --bench sim -- --bin-dir $(CURDIR)/target/release $(BENCH_ARGS)
 
 # The browser bundle's compressed size and the release manager's SSR time for the clusters list
 # with 100 clusters (console/benches/console.py prints the figures and the targets).

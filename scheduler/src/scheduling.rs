@@ -161,6 +161,16 @@ pub enum Exclusion {
 
 /// The first rule that rules `c` out as a parent of `child`, or `None` if it is eligible.
 pub fn exclusion(child: &Child, c: &Candidate, blocklist: &HashSet<PeerId>, dag: &Dag) -> Option<Exclusion> {
+    first_rule(child, c, blocklist, || dag.can_add_edge(&c.peer_id, &child.peer_id))
+}
+
+/// [`exclusion`] with the DAG's verdict asked last and only when every other rule passed.
+fn first_rule(
+    child: &Child,
+    c: &Candidate,
+    blocklist: &HashSet<PeerId>,
+    edge_allowed: impl FnOnce() -> bool,
+) -> Option<Exclusion> {
     if c.peer_id == child.peer_id {
         Some(Exclusion::IsChild)
     } else if c.host_id == child.host_id {
@@ -173,7 +183,7 @@ pub fn exclusion(child: &Child, c: &Candidate, blocklist: &HashSet<PeerId>, dag:
         Some(Exclusion::NoPieces)
     } else if c.upload_slots_free == 0 {
         Some(Exclusion::NoFreeUploadSlots)
-    } else if !dag.can_add_edge(&c.peer_id, &child.peer_id) {
+    } else if !edge_allowed() {
         Some(Exclusion::DagRefused)
     } else {
         None
@@ -194,9 +204,14 @@ pub fn select_parents(
     dag: &Dag,
     limits: &Limits,
 ) -> Vec<PeerId> {
+    // The child's descendants, walked once: an edge from any of them would close a cycle
+    // (what `Dag::can_add_edge` walks again for every candidate).
+    let below = dag.descendants(&child.peer_id);
+    let edge_allowed =
+        |c: &Candidate| below.as_ref().is_some_and(|b| dag.contains(&c.peer_id) && !b.contains(&c.peer_id));
     let mut ranked: Vec<(f64, &PeerId)> = candidates
         .iter()
-        .filter(|c| exclusion(child, c, blocklist, dag).is_none())
+        .filter(|c| first_rule(child, c, blocklist, || edge_allowed(c)).is_none())
         .take(limits.filter_parent_limit)
         .map(|c| (score(child, c), &c.peer_id))
         .collect();

@@ -2,7 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::RwLock,
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
@@ -37,7 +37,8 @@ pub struct Host {
 
 #[derive(Debug)]
 struct Entry {
-    host: Host,
+    /// Shared, so a decision reads a candidate's host without copying its strings.
+    host: Arc<Host>,
     last_announce: Instant,
 }
 
@@ -51,7 +52,7 @@ impl Hosts {
     /// Records or refreshes `host`, stamped `now`.
     pub fn announce(&self, host: Host, now: Instant) {
         let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(host.id.clone(), Entry { host, last_announce: now });
+        map.insert(host.id.clone(), Entry { host: Arc::new(host), last_announce: now });
     }
 
     /// Forgets a host; returns whether it was known.
@@ -61,12 +62,18 @@ impl Hosts {
 
     /// A snapshot of one host.
     pub fn get(&self, id: &HostId) -> Option<Host> {
+        self.shared(id).map(|h| (*h).clone())
+    }
+
+    /// One host as announced, shared rather than copied (parent selection reads every
+    /// candidate's).
+    pub fn shared(&self, id: &HostId) -> Option<Arc<Host>> {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).get(id).map(|e| e.host.clone())
     }
 
     /// A snapshot of every host.
     pub fn all(&self) -> Vec<Host> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).values().map(|e| e.host.clone()).collect()
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).values().map(|e| (*e.host).clone()).collect()
     }
 
     /// How many hosts are known.

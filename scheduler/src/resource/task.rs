@@ -144,6 +144,7 @@ impl Task {
                 origin_pieces: 0,
                 parent_pieces: HashMap::new(),
                 inline_pieces: 0,
+                parents: Vec::new(),
                 updated: Instant::now(),
             },
         );
@@ -275,6 +276,20 @@ impl Task {
             self.remove_peer(p);
         }
         gone.len()
+    }
+
+    /// Whose stream must hear at once that `reporter` finished pieces from its parents: its
+    /// children (peers it is a parent of) and downloading peers without parents. Anyone else's
+    /// choice may change too (a better-stocked candidate), and is made again at its own next
+    /// report or its stream's tick; waking every stream of the task for every piece made each
+    /// report cost a parent computation per peer of the task.
+    pub fn progress_audience(&self, reporter: &PeerId) -> Vec<PeerId> {
+        self.peers
+            .values()
+            .filter(|p| &p.id != reporter && matches!(p.phase, PeerPhase::Pending | PeerPhase::Running))
+            .filter(|p| p.parents.is_empty() || p.parents.contains(reporter))
+            .map(|p| p.id.clone())
+            .collect()
     }
 
     /// Whether no peer is left.

@@ -83,6 +83,9 @@ fn derived_task_id(spec: &pb::TaskSpec) -> Result<TaskId, Status> {
 
 type Out = mpsc::Sender<Result<pb::AnnouncePeerResponse, Status>>;
 
+/// How often a peer that has parents chooses again when nothing told it to.
+const PARENTS_REFRESH: Duration = Duration::from_secs(2);
+
 async fn drive(
     svc: SchedulerService,
     cell: std::sync::Arc<TaskCell>,
@@ -92,6 +95,7 @@ async fn drive(
     tx: Out,
 ) {
     let mut version = cell.subscribe();
+    let nudge = cell.listen(&peer);
     let mut sent = Sent::default();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -132,7 +136,12 @@ async fn drive(
             }
         }
         let started = Instant::now();
-        let (update, handed_out) = cell.lock().update_and_hand_out(&peer, &mut sent, &svc.hosts, &limits);
+        let (update, handed_out, has_parents) = {
+            let mut t = cell.lock();
+            let (update, handed_out) = t.update_and_hand_out(&peer, &mut sent, &svc.hosts, &limits);
+            (update, handed_out, t.peer(&peer).is_some_and(|r| !r.parents.is_empty()))
+        };
+        let decided = Instant::now();
         // Origin pieces may have gone to other peers: wake their streams to tell them.
         if handed_out {
             cell.changed();
@@ -143,31 +152,68 @@ async fn drive(
         {
             break;
         }
-        tokio::select! {
-            msg = inbound.message() => match msg {
-                Ok(Some(m)) => match handle(&cell, &peer, m, &svc.metrics) {
-                    Ok(done) => {
-                        cell.changed();
-                        if done { break; }
-                    }
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        break;
-                    }
+        // Waits for a reason to decide again; true when the stream is over.
+        let over = 'wait: loop {
+            tokio::select! {
+                msg = inbound.message() => match msg {
+                    Ok(Some(m)) => match handle(&cell, &peer, m, &svc.metrics) {
+                        Ok(Handled::Progressed) => {
+                            let audience = cell.lock().progress_audience(&peer);
+                            cell.nudge(&audience);
+                            break 'wait false;
+                        }
+                        Ok(Handled::Changed) => {
+                            cell.changed();
+                            break 'wait false;
+                        }
+                        Ok(Handled::Done) => {
+                            cell.changed();
+                            break 'wait true;
+                        }
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            break 'wait true;
+                        }
+                    },
+                    Ok(None) | Err(_) => break 'wait true,
                 },
-                Ok(None) | Err(_) => break,
-            },
-            _ = version.changed() => {}
-            _ = tick.tick() => {}
-            _ = tx.closed() => break,
+                _ = version.changed() => break 'wait false,
+                _ = nudge.notified() => break 'wait false,
+                _ = tick.tick() => {
+                    // A peer with parents hears of their pieces at once and chooses again at
+                    // each report of its own: the tick is only its fallback, every
+                    // PARENTS_REFRESH. Deciding every 500 ms for every stream was, at 10k
+                    // peers, most of the scheduler's work.
+                    if !has_parents || decided.elapsed() >= PARENTS_REFRESH {
+                        break 'wait false;
+                    }
+                }
+                _ = tx.closed() => break 'wait true,
+            }
+        };
+        if over {
+            break;
         }
     }
+    cell.forget(&peer);
     cell.lock().peer_left(&peer);
     cell.changed();
 }
 
-/// Applies one message; `Ok(true)` when the peer is done with the stream.
-fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics: &Metrics) -> Result<bool, Status> {
+/// What a message changed, so whose streams must hear of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    /// Something any peer of the task may need at once (content info, digests, a failure).
+    Changed,
+    /// Pieces the peer took from parents: news for its children and for peers waiting for
+    /// parents ([`Task::progress_audience`]); the others hear of it at their next decision.
+    Progressed,
+    /// The peer is done with the stream (and the task changed).
+    Done,
+}
+
+/// Applies one message.
+fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics: &Metrics) -> Result<Handled, Status> {
     use pb::announce_peer_request::Request as R;
     let mut task = cell.lock();
     match msg.request {
@@ -179,7 +225,7 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics:
                 ranges: info.ranges,
             };
             task.content_info(peer, info).map_err(Status::invalid_argument)?;
-            Ok(false)
+            Ok(Handled::Changed)
         }
         Some(R::PiecesFinished(p)) => {
             let reports = p
@@ -205,7 +251,10 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics:
             metrics.traffic(TrafficSource::BackToSource, new.origin);
             metrics.traffic(TrafficSource::RemotePeer, new.peers);
             metrics.traffic(TrafficSource::Inline, new.inline);
-            Ok(false)
+            // A piece from the origin brings a digest every peer needs; one from a parent only
+            // makes the reporter a better-stocked parent.
+            let from_parents = reports.iter().all(|r| matches!(r.source, PieceSource::Parent(_)));
+            Ok(if from_parents { Handled::Progressed } else { Handled::Changed })
         }
         Some(R::ParentFailed(f)) => {
             let corrupt = f.reason == pb::ParentFailure::Corrupt as i32;
@@ -216,19 +265,19 @@ fn handle(cell: &TaskCell, peer: &PeerId, msg: pb::AnnouncePeerRequest, metrics:
             };
             metrics.parent_failures.get_or_create(&ReasonLabels { reason }).inc();
             task.parent_failed(peer, &PeerId(f.parent_id), corrupt);
-            Ok(false)
+            Ok(Handled::Changed)
         }
         Some(R::Finished(_)) => {
             task.peer_succeeded(peer);
             metrics.peer_results.get_or_create(&ResultLabels { result: PeerResult::Succeeded }).inc();
             tracing::info!(task_id = %task.id, peer_id = %peer, "peer finished");
-            Ok(true)
+            Ok(Handled::Done)
         }
         Some(R::Failed(f)) => {
             tracing::warn!(task_id = %task.id, peer_id = %peer, reason = %f.description, "peer failed");
             task.peer_failed(peer);
             metrics.peer_results.get_or_create(&ResultLabels { result: PeerResult::Failed }).inc();
-            Ok(true)
+            Ok(Handled::Done)
         }
         None => Err(Status::invalid_argument("empty request")),
     }

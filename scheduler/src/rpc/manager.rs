@@ -151,7 +151,7 @@ impl SentTasks {
             if out.len() == TASKS_PER_KEEPALIVE {
                 break;
             }
-            let version = *cell.subscribe().borrow();
+            let version = cell.revision();
             if self.versions.get(&id) == Some(&version) {
                 continue;
             }

@@ -136,6 +136,22 @@ impl Dag {
         Ok(())
     }
 
+    /// `from` and every peer reachable from it along child edges; `None` if `from` is not a
+    /// vertex. An edge `p -> from` would close a cycle exactly when `p` is in it.
+    pub fn descendants(&self, from: &PeerId) -> Option<HashSet<&PeerId>> {
+        let (start, _) = self.vertices.get_key_value(from)?;
+        let mut seen = HashSet::from([start]);
+        let mut stack = vec![start];
+        while let Some(peer) = stack.pop() {
+            for child in self.children(peer) {
+                if seen.insert(child) {
+                    stack.push(child);
+                }
+            }
+        }
+        Some(seen)
+    }
+
     /// Whether `to` can be reached from `from` following child edges (depth-first).
     fn reaches(&self, from: &PeerId, to: &PeerId) -> bool {
         let mut stack = vec![from];
@@ -270,5 +286,30 @@ mod tests {
         g.add_edge(&p("a"), &p("b")).unwrap();
         assert!(!g.add_vertex(p("b")));
         assert_eq!(sorted(g.parents(&p("b"))), ["a"]);
+    }
+
+    #[test]
+    fn descendants_refuse_exactly_the_edges_can_add_edge_refuses() {
+        let names: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+        let mut g = Dag::new();
+        for n in &names {
+            g.add_vertex(p(n));
+        }
+        // A pseudo-random graph: every pair tried once, in a scrambled order.
+        let mut x = 7u32;
+        for _ in 0..60 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let (a, b) = ((x >> 8) as usize % names.len(), (x >> 20) as usize % names.len());
+            let _ = g.add_edge(&p(&names[a]), &p(&names[b]));
+        }
+        let stranger = p("stranger");
+        for child in names.iter().map(|n| p(n)).chain([stranger.clone()]) {
+            let below = g.descendants(&child);
+            assert_eq!(below.is_none(), child == stranger);
+            for parent in names.iter().map(|n| p(n)).chain([stranger.clone()]) {
+                let by_set = below.as_ref().is_some_and(|b| g.contains(&parent) && !b.contains(&parent));
+                assert_eq!(by_set, g.can_add_edge(&parent, &child), "{parent} -> {child}");
+            }
+        }
     }
 }

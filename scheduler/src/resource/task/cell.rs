@@ -4,20 +4,27 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-use common::ids::{HostId, TaskId};
-use tokio::sync::watch;
+use common::ids::{HostId, PeerId, TaskId};
+use tokio::sync::{Notify, watch};
 
 use super::{PeerPhase, Task};
 
-/// A task and the channel that announces its changes.
+/// A task and the channels that announce its changes: the version wakes every stream of the
+/// task (a change any of them may need to hear of), a nudge one peer's (news for it alone).
 #[derive(Debug)]
 pub struct TaskCell {
     task: Mutex<Task>,
     version: watch::Sender<u64>,
+    nudges: Mutex<HashMap<PeerId, Arc<Notify>>>,
+    /// Counts every change, woken streams or nudged: what the manager's task report compares.
+    revision: AtomicU64,
 }
 
 impl TaskCell {
@@ -28,12 +35,41 @@ impl TaskCell {
 
     /// Tells every stream of this task that something changed.
     pub fn changed(&self) {
+        self.revision.fetch_add(1, Ordering::Relaxed);
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Changes so far, whoever was told of them.
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Relaxed)
     }
 
     /// A receiver that wakes on [`changed`](Self::changed).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    /// What wakes `peer`'s stream alone ([`nudge`](Self::nudge)); a nudge sent while the stream
+    /// is busy is kept for its next wait. Dropped with [`forget`](Self::forget).
+    pub fn listen(&self, peer: &PeerId) -> Arc<Notify> {
+        let mut nudges = self.nudges.lock().unwrap_or_else(|p| p.into_inner());
+        nudges.entry(peer.clone()).or_default().clone()
+    }
+
+    /// `peer`'s stream ended.
+    pub fn forget(&self, peer: &PeerId) {
+        self.nudges.lock().unwrap_or_else(|p| p.into_inner()).remove(peer);
+    }
+
+    /// Wakes the streams of `peers` only.
+    pub fn nudge(&self, peers: &[PeerId]) {
+        self.revision.fetch_add(1, Ordering::Relaxed);
+        let nudges = self.nudges.lock().unwrap_or_else(|p| p.into_inner());
+        for p in peers {
+            if let Some(n) = nudges.get(p) {
+                n.notify_one();
+            }
+        }
     }
 }
 
@@ -60,6 +96,8 @@ impl Tasks {
                 Arc::new(TaskCell {
                     task: Mutex::new(Task::new(id.clone(), url.to_owned(), headers, piece_length)),
                     version: watch::channel(0).0,
+                    nudges: Mutex::default(),
+                    revision: AtomicU64::new(0),
                 })
             })
             .clone()

@@ -69,6 +69,9 @@ pub struct PeerRecord {
     pub origin_pieces: u32,
     pub parent_pieces: HashMap<PeerId, u32>,
     pub inline_pieces: u32,
+    /// The parents it was given last: a new piece of one of them is news for it at once
+    /// ([`Task::progress_audience`](super::Task::progress_audience)).
+    pub parents: Vec<PeerId>,
     /// When the peer last reported anything or served a piece to a child: the peer TTL
     /// (`gc.peer_ttl_secs`) counts from here.
     pub updated: Instant,

@@ -2,9 +2,16 @@
 //! for it (through `scheduling`), origin pieces handed to it, and tiny content, each sent once;
 //! [`Sent`] remembers what went out so a stream sends only news.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
-use common::{bitmap::PieceBitmap, digest::PieceDigest, ids::PeerId};
+use common::{
+    bitmap::PieceBitmap,
+    digest::PieceDigest,
+    ids::{HostId, PeerId},
+};
 
 use super::{PeerPhase, PeerRecord, Task, source::origin_fetcher};
 use crate::{
@@ -64,7 +71,7 @@ impl Task {
         limits: &Limits,
     ) -> (Option<Update>, bool) {
         let handed_out = self.spreads() && self.hand_out_origin(limits);
-        let Some(record) = self.peers.get(peer).cloned() else { return (None, handed_out) };
+        let Some(record) = self.peers.get(peer).map(ChildView::of) else { return (None, handed_out) };
         let digests: Vec<(u32, PieceDigest)> = self
             .digests
             .iter()
@@ -82,6 +89,7 @@ impl Task {
         let parents = if downloading { self.choose_parents(&record, hosts, limits) } else { Vec::new() };
         if let Some(r) = self.peers.get_mut(peer) {
             r.offered.extend(parents.iter().map(|p| p.peer_id.clone()));
+            r.parents = parents.iter().map(|p| p.peer_id.clone()).collect();
         }
         // Pieces handed to this peer (by this call or by another peer's) that it was not sent.
         let mut origin_pieces = Vec::new();
@@ -147,10 +155,10 @@ impl Task {
         !given.is_empty()
     }
 
-    fn choose_parents(&mut self, child: &PeerRecord, hosts: &Hosts, limits: &Limits) -> Vec<ParentInfo> {
-        let Some(child_host) = hosts.get(&child.host_id) else { return Vec::new() };
+    fn choose_parents(&mut self, child: &ChildView, hosts: &Hosts, limits: &Limits) -> Vec<ParentInfo> {
+        let Some(child_host) = hosts.shared(&child.host_id) else { return Vec::new() };
         let total = self.layout().map(|l| l.count()).unwrap_or(0);
-        let mut known = HashMap::new();
+        let mut known: HashMap<&PeerId, Arc<Host>> = HashMap::new();
         // Only peers holding a piece the child lacks are offered: a useless edge would still
         // occupy the DAG and forbid the reverse edge, which is often the useful one.
         // A seed peer of a spreading task serves the swarm first: it takes pieces only once no
@@ -176,7 +184,7 @@ impl Task {
             .filter(|p| p.finished.iter().any(|n| !child.finished.contains(n)))
             .filter(|p| !seed_waits || p.phase == PeerPhase::Succeeded)
             .filter_map(|p| {
-                let host = hosts.get(&p.host_id)?;
+                let host = hosts.shared(&p.host_id)?;
                 let children = self.dag.children(&p.id).count() as u32;
                 let upload_limit = limits.upload_limit(host.upload_limit, host.kind == HostKind::Seed);
                 let c = Candidate {
@@ -194,7 +202,7 @@ impl Task {
                     succeeded: p.phase == PeerPhase::Succeeded,
                     failed_or_left: p.phase == PeerPhase::Failed || p.excluded,
                 };
-                known.insert(p.id.clone(), (host, p.finished.clone()));
+                known.insert(&p.id, host);
                 Some(c)
             })
             .collect();
@@ -231,22 +239,52 @@ impl Task {
             // A slow parent beats none: never strand a child on a soft block.
             chosen = scheduling::select_parents(&me, &candidates, &child.blocked, dag, &limits);
         }
+        // Hosts and bitmaps are copied for the few chosen only.
+        let chosen: Vec<(PeerId, Arc<Host>)> =
+            chosen.into_iter().filter_map(|p| known.get(&p).cloned().map(|h| (p, h))).collect();
         chosen
             .into_iter()
-            .filter(|p| spreads || self.dag.add_edge(p, &child.id).is_ok())
-            .filter_map(|p| {
-                let (host, finished) = known.remove(&p)?;
+            .filter(|(p, _)| spreads || self.dag.add_edge(p, &child.id).is_ok())
+            .filter_map(|(p, host)| {
+                let finished = self.peers.get(&p)?.finished.clone();
                 let last_resort = host.kind == HostKind::Seed && !spreads;
-                Some(ParentInfo { peer_id: p, host, finished, last_resort })
+                Some(ParentInfo { peer_id: p, host: (*host).clone(), finished, last_resort })
             })
             .collect()
+    }
+}
+
+/// What a decision needs of the child, copied out of its record: not its history as a parent
+/// (transfer costs, credits, every parent it was offered), which a whole record would copy on
+/// every update of every stream.
+struct ChildView {
+    id: PeerId,
+    host_id: HostId,
+    phase: PeerPhase,
+    finished: PieceBitmap,
+    blocked: HashSet<PeerId>,
+    slow: HashSet<PeerId>,
+    wanted: bool,
+}
+
+impl ChildView {
+    fn of(r: &PeerRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            host_id: r.host_id.clone(),
+            phase: r.phase,
+            finished: r.finished.clone(),
+            blocked: r.blocked.clone(),
+            slow: r.slow.clone(),
+            wanted: r.wanted,
+        }
     }
 }
 
 /// A peer on a normal host that still wants pieces.
 fn downloading_normal_peer(p: &PeerRecord, hosts: &Hosts) -> bool {
     matches!(p.phase, PeerPhase::Pending | PeerPhase::Running | PeerPhase::BackToSource)
-        && hosts.get(&p.host_id).is_some_and(|h| h.kind != HostKind::Seed)
+        && hosts.shared(&p.host_id).is_some_and(|h| h.kind != HostKind::Seed)
 }
 
 #[cfg(test)]
@@ -257,6 +295,34 @@ mod tests {
 
     use super::*;
     use crate::resource::task::{ContentInfo, PieceReport, SourceDecision, test_support::*};
+
+    #[test]
+    fn a_piece_from_a_parent_is_news_at_once_for_its_children_and_peers_without_parents() {
+        let hosts = Hosts::default();
+        for h in ["a", "b", "c", "d"] {
+            hosts.announce(host(h), Instant::now());
+        }
+        let [a, b, c, d] = ["a-1", "b-1", "c-1", "d-1"].map(|p| PeerId(p.into()));
+        let mut t = Task::new(TaskId("t".into()), "http://o/x".into(), vec![], Some(1024));
+        fetch_all_from_origin(&mut t, &a, 4);
+        let limits = Limits { candidate_parent_limit: 1, ..Limits::default() };
+        // b takes a piece from a; c is given b as its parent.
+        t.register(b.clone(), HostId("b".into()), false);
+        t.update_for(&b, &mut Sent::default(), &hosts, &limits).unwrap();
+        t.pieces_finished(&b, &[from_parent(0, &a, 100)]).unwrap();
+        t.peer_succeeded(&a);
+        t.peers.get_mut(&a).unwrap().excluded = true;
+        t.register(c.clone(), HostId("c".into()), false);
+        let uc = t.update_for(&c, &mut Sent::default(), &hosts, &limits).unwrap();
+        assert_eq!(uc.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+        // d has registered but was given nobody yet.
+        t.register(d.clone(), HostId("d".into()), false);
+
+        let mut audience = t.progress_audience(&b);
+        audience.sort();
+        assert_eq!(audience, vec![c.clone(), d.clone()], "b's child and the parentless d; not b, not the finished a");
+        assert!(t.progress_audience(&c).contains(&d) && !t.progress_audience(&c).contains(&b));
+    }
 
     #[test]
     fn a_slow_only_parent_is_avoided_but_never_leaves_the_child_without_parents() {
