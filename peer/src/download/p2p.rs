@@ -66,8 +66,9 @@ const PARENT_BUSY_RETRY: Duration = Duration::from_millis(150);
 /// ([`BUSY_RETRY`], [`PARENT_BUSY_RETRY`]) is over are scheduled again.
 const TICK: Duration = Duration::from_millis(50);
 
-/// Runs the download through the scheduler at `addr`. `Err(SchedulerLost)` tells the caller to
-/// fall back.
+/// Runs the download through the scheduler at `addr`, registering the pieces `task` already
+/// holds (a scheduler lost before this one). `Err(SchedulerLost)` tells the caller to try the
+/// next scheduler or fall back.
 pub(super) async fn run(
     inner: &Inner,
     task: &Arc<TaskStore>,
@@ -89,6 +90,7 @@ pub(super) async fn run(
         application: req.application.clone(),
         filtered_query_params: req.filtered_query_params.clone(),
         blob_digest: req.blob_digest,
+        held: task.finished(),
     };
     let mut stream = PeerStream::open(schedulers, addr, registration).await?;
     let mut download = Download {

@@ -24,14 +24,23 @@ fn alive(pid: i32) -> bool {
     signal::kill(Pid::from_raw(pid), None).is_ok()
 }
 
+mod schedulers;
+
 /// `damselfly up --peers <peers>` on `dir`, once its cluster.json is written: the launcher and
 /// the cluster it describes.
 async fn up(dir: &Path, peers: u32) -> anyhow::Result<(Child, Value)> {
+    up_with(dir, &["--peers", &peers.to_string()]).await
+}
+
+/// `damselfly up <args>` on `dir`, as [`up`].
+async fn up_with(dir: &Path, args: &[&str]) -> anyhow::Result<(Child, Value)> {
     for b in ["manager", "scheduler", "dfdaemon", "dfget", "dfctl"] {
         anyhow::ensure!(bin_dir().join(b).is_file(), "{b} is not built: run `cargo build --workspace --bins`");
     }
     let mut launcher = Command::new(env!("CARGO_BIN_EXE_damselfly"))
-        .args(["up", "--peers", &peers.to_string(), "--data-dir"])
+        .arg("up")
+        .args(args)
+        .arg("--data-dir")
         .arg(dir)
         .env("DAMSELFLY_ROOT_PASSWORD", ROOT_PASSWORD)
         .stdout(Stdio::piped())
