@@ -237,6 +237,9 @@ impl Downloader {
     }
 }
 
+/// How long a download that lost its scheduler waits for its pieces in flight to land.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Downloader {
     /// Downloads through the task's scheduler; when it is lost (down when asked, or its stream
     /// breaks mid-download), the next in rendezvous order takes over and the download carries on
@@ -253,6 +256,13 @@ impl Downloader {
         for addr in ranked {
             match p2p::run(&self.inner, task, req, set, *addr, events).await {
                 Err(Error::SchedulerLost(why)) => {
+                    // Fetches of the lost stream may still be writing pieces: the next scheduler
+                    // hears of them with the rest when they land first (a short wait; a piece
+                    // that lands later is only unknown to it, never wrong).
+                    let settle = tokio::time::Instant::now() + SETTLE;
+                    while task.writing_now() && tokio::time::Instant::now() < settle {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
                     tracing::warn!(task_id = %req.task_id, scheduler = %addr, %why, held = task.finished().len(), "scheduler lost; the next one takes the download over");
                     lost.push(format!("{addr}: {why}"));
                 }

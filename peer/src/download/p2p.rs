@@ -280,6 +280,21 @@ impl Download<'_> {
         }
         self.jobs.shutdown().await;
         self.origin_jobs.shutdown().await;
+        // Pieces held from before (a scheduler lost while this peer fetched them): it is the
+        // origin fetcher here too, so it reports them with their digests as it will the rest,
+        // which the stream below only checks against them.
+        let held: Vec<PieceReport> = self
+            .task
+            .finished()
+            .iter()
+            .filter_map(|number| {
+                let digest = Some(self.task.digest(number)?);
+                Some(PieceReport { number, digest, source: PieceSource::Origin { content: None }, cost_micros: 0 })
+            })
+            .collect();
+        if !held.is_empty() {
+            self.reporter.send(ToScheduler::Pieces(held)).await?;
+        }
         Ok(Some(match origin::fetch(self.inner, self.task, self.req, Some(&self.reporter), self.events).await {
             Ok(()) => End::Complete { content_length: self.task.layout().map(|l| l.content_length).unwrap_or(0) },
             Err(e) => End::Failed(e),

@@ -339,6 +339,11 @@ impl TaskStore {
         self.state.read().unwrap_or_else(|p| p.into_inner()).digests.get(&n).and_then(|hex| hex.parse().ok())
     }
 
+    /// Whether a [`PieceWriter`] is writing a piece now.
+    pub fn writing_now(&self) -> bool {
+        !self.writing.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     /// Whether every piece is finished.
     pub fn is_complete(&self) -> bool {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());

@@ -56,7 +56,8 @@ async fn a_scheduler_lost_mid_download_hands_its_task_to_the_next_and_the_downlo
         let (out, url) = (dir.path().join(format!("out-{i}")), url.clone());
         async move { peer.dfget(&url, &out, |_| {}).await.map(|_| out) }
     }));
-    // Both peers hold some pieces, not all, on the task's scheduler: it is lost.
+    // The seed peer holds the whole file and both peers some pieces, not all, on the task's
+    // scheduler: it is lost.
     let lose_the_owner = async {
         let tasks = schedulers[owner].tasks.clone();
         let task = id.clone();
@@ -67,7 +68,8 @@ async fn a_scheduler_lost_mid_download_hands_its_task_to_the_next_and_the_downlo
                 let peers = cell.lock().snapshot().peers;
                 let normal: Vec<u32> =
                     peers.iter().filter(|p| p.host_id.0.starts_with("peer")).map(|p| p.finished.len()).collect();
-                normal.len() == 2 && normal.iter().all(|n| (4..30).contains(n))
+                let seed_whole = peers.iter().any(|p| p.host_id.0.starts_with("seed") && p.finished.len() == 40);
+                seed_whole && normal.len() == 2 && normal.iter().all(|n| (4..30).contains(n))
             }
         })
         .await;
@@ -94,6 +96,7 @@ async fn a_scheduler_lost_mid_download_hands_its_task_to_the_next_and_the_downlo
         let from_parents: u32 = p.parent_pieces.values().sum();
         assert_eq!(p.origin_pieces, 0, "{name}");
         assert!(from_parents < 40, "{name} carried on from the pieces it held: {from_parents} from parents");
+        assert_eq!(p.finished.len(), 40, "{name}: the next scheduler knows every piece it holds, old and new");
     }
     assert!(schedulers[last].tasks.get(&id).is_none(), "the third scheduler never saw the task");
     drop(seed);

@@ -105,6 +105,12 @@ async fn drive(
     let mut sent = Sent::default();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
+        // A stopping scheduler decides nothing more: its streams end as they stop (a seed peer's
+        // among them), and electing a new source then would send a peer to the origin for
+        // nothing; every peer carries on with the next scheduler.
+        if svc.shutdown.is_cancelled() {
+            break;
+        }
         let limits = svc.limits.get();
         let decision = cell.lock().decide_source(&peer, svc.seeds.any(), is_seed, Instant::now());
         match decision {
