@@ -156,7 +156,7 @@ async fn run(opts: UpOptions) -> anyhow::Result<ExitCode> {
 /// scheduler while another still runs (the others take its tasks over; it is reported here).
 async fn first_exit(children: &mut [Supervised]) -> String {
     loop {
-        let waits = children.iter_mut().filter(|c| !c.has_exited()).map(|c| {
+        let waits = children.iter_mut().filter_map(|c| (!c.has_exited()).then_some(c)).map(|c| {
             Box::pin(async move {
                 let _ = c.exited().await;
                 c.name.clone()
