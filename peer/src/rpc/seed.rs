@@ -82,8 +82,12 @@ fn start(downloader: &Downloader, cache: &CacheAnnouncer, channel: &Channel, ord
         tokio::spawn(async move {
             match cache.announce_one(channel, &task).await {
                 Ok(true) => tracing::info!(task_id = %req.task_id, "seed order for a cached task: told the scheduler"),
-                Ok(false) => tracing::warn!(task_id = %req.task_id, "seed order for a cached task the scheduler refused"),
-                Err(e) => tracing::warn!(task_id = %req.task_id, error = %e, "telling the scheduler of a cached task failed"),
+                Ok(false) => {
+                    tracing::warn!(task_id = %req.task_id, "seed order for a cached task the scheduler refused")
+                }
+                Err(e) => {
+                    tracing::warn!(task_id = %req.task_id, error = %e, "telling the scheduler of a cached task failed")
+                }
             }
         });
         return;

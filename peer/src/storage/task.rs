@@ -202,7 +202,14 @@ impl TaskStore {
             taps: Mutex::default(),
             writing: Mutex::default(),
             changes: tokio::sync::watch::Sender::new(0),
-            state: RwLock::new(State { layout, finished, digests, last_used: meta.last_used, sealed, shape: meta.shape }),
+            state: RwLock::new(State {
+                layout,
+                finished,
+                digests,
+                last_used: meta.last_used,
+                sealed,
+                shape: meta.shape,
+            }),
         })
     }
 

@@ -34,9 +34,7 @@ async fn a_scheduler_lost_mid_download_hands_its_task_to_the_next_and_the_downlo
     let seed = PeerBuilder::new(dir.path().join("seed"), "seed").seed(true).schedulers(&addrs).start().await;
     // 40 pieces at 640 KiB/s: about four seconds per peer, long enough to lose a scheduler.
     let slow = |name: &str| {
-        PeerBuilder::new(dir.path().join(name), name)
-            .schedulers(&addrs)
-            .config(|c| c.download.rate_limit = 10 * PIECE)
+        PeerBuilder::new(dir.path().join(name), name).schedulers(&addrs).config(|c| c.download.rate_limit = 10 * PIECE)
     };
     let peers = [slow("peer0").start().await, slow("peer1").start().await];
     for s in &schedulers {

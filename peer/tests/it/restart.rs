@@ -86,7 +86,8 @@ async fn after_a_restart_the_seed_peers_copy_serves_the_next_download_with_its_d
     }
     assert_eq!(cached_digests(&peers[2].data, &id)?, seeds);
     let snapshot = t.snapshot();
-    let new = snapshot.peers.iter().find(|p| p.host_id.0.starts_with("peer2") && p.id != CachedCopy::peer_id(&p.host_id));
+    let new =
+        snapshot.peers.iter().find(|p| p.host_id.0.starts_with("peer2") && p.id != CachedCopy::peer_id(&p.host_id));
     let new = new.expect("peer2 registered");
     assert_eq!((new.origin_pieces, new.parent_pieces.values().sum::<u32>()), (0, 13));
     assert!(snapshot.peers.iter().any(|p| p.id == CachedCopy::peer_id(&HostId("seed-127.0.0.1-seed".into()))));

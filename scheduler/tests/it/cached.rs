@@ -23,8 +23,11 @@ fn client_as(scheduler: &TestScheduler, component: Component, host: &str) -> Cli
 
 /// Announces `id` as a host of `kind` and answers its client.
 async fn announced(scheduler: &TestScheduler, id: &str, seed: bool) -> Client {
-    let (component, kind) =
-        if seed { (Component::SeedPeer, pb_common::HostType::Seed) } else { (Component::Peer, pb_common::HostType::Normal) };
+    let (component, kind) = if seed {
+        (Component::SeedPeer, pb_common::HostType::Seed)
+    } else {
+        (Component::Peer, pb_common::HostType::Normal)
+    };
     let mut client = client_as(scheduler, component, id);
     let host = pb_common::Host {
         id: id.into(),
@@ -101,7 +104,8 @@ async fn cached_tasks_are_bounded_and_checked_before_anything_is_kept() -> anyho
     let many = pb::AnnounceCachedTasksRequest { host_id: String::new(), tasks: vec![copy(1, 1); 257] };
     assert_eq!(seed.announce_cached_tasks(many).await.unwrap_err().code(), Code::InvalidArgument);
 
-    let other = task_id(&TaskSpec { url: "https://o.example/other", piece_length: Some(PIECE), ..TaskSpec::default() })?;
+    let other =
+        task_id(&TaskSpec { url: "https://o.example/other", piece_length: Some(PIECE), ..TaskSpec::default() })?;
     let refused = [
         // An id that is not its spec's, and one that names no file.
         pb::CachedTask { task: Some(pb::TaskSpec { task_id: other.0, ..spec(URL) }), ..copy(3, 1) },
@@ -132,13 +136,8 @@ async fn cached_tasks_are_bounded_and_checked_before_anything_is_kept() -> anyho
     let mut stranger = client_as(&scheduler, Component::SeedPeer, "t");
     let request = pb::AnnounceCachedTasksRequest { host_id: "s".into(), tasks: vec![copy(3, 1)] };
     assert_eq!(stranger.announce_cached_tasks(request.clone()).await.unwrap_err().code(), Code::FailedPrecondition);
-    let mut foreign = Client::new(testkit::pki::channel(
-        &scheduler.addr,
-        Component::SeedPeer,
-        2,
-        "s",
-        Expect::scheduler(Some(1)),
-    ));
+    let mut foreign =
+        Client::new(testkit::pki::channel(&scheduler.addr, Component::SeedPeer, 2, "s", Expect::scheduler(Some(1))));
     assert_eq!(foreign.announce_cached_tasks(request).await.unwrap_err().code(), Code::PermissionDenied);
     assert!(scheduler.tasks.get(&id()).is_none_or(|c| c.lock().is_empty()));
     Ok(())

@@ -165,7 +165,10 @@ mod tests {
         let u = t.update_for(&c, &mut Sent::default(), &hosts, &Limits::default()).unwrap();
         assert_eq!((u.content_length, u.piece_length), (Some(3 * 1024), Some(1024)));
         assert_eq!(u.digests, (0..3).map(|n| (n, digest(n))).collect::<Vec<_>>());
-        assert_eq!(u.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![CachedCopy::peer_id(&HostId("s".into()))]);
+        assert_eq!(
+            u.parents.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(),
+            vec![CachedCopy::peer_id(&HostId("s".into()))]
+        );
 
         // Announced again (a second boot id): the same record, not a second one.
         t.restore(copy("s", 3, vec![])).unwrap();

@@ -36,7 +36,12 @@ async fn gauge(base: &str, name: &str) -> f64 {
     testkit::peer::counter(&text.await.unwrap_or_default(), &format!("damselfly_scheduler_{name} "))
 }
 
-#[tokio::test]
+/// Runs `cmd` to its end off the runtime (the test's origin is served on it meanwhile).
+async fn run(mut cmd: Command) -> anyhow::Result<std::process::ExitStatus> {
+    Ok(tokio::task::spawn_blocking(move || cmd.status()).await??)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_with_two_schedulers_spreads_tasks_and_a_killed_one_fails_no_download() -> anyhow::Result<()> {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir()?;
@@ -80,9 +85,8 @@ async fn up_with_two_schedulers_spreads_tasks_and_a_killed_one_fails_no_download
     let (small, big) = (3 << 20, 6 << 20);
     let files = [pick(small, &grpc[0], 0), pick(small, &grpc[1], 0)];
     let peers = cluster["peers"].as_array().unwrap();
-    let endpoint = |name: &str| {
-        peers.iter().find(|p| p["name"] == name).and_then(|p| p["endpoint"].as_str()).unwrap().to_owned()
-    };
+    let endpoint =
+        |name: &str| peers.iter().find(|p| p["name"] == name).and_then(|p| p["endpoint"].as_str()).unwrap().to_owned();
     let check = |out: &Path, url: &str| -> anyhow::Result<()> {
         let seed: u8 = url.rsplit('/').next().unwrap().parse()?;
         let len: usize = url.rsplit('/').nth(1).unwrap().parse()?;
@@ -92,7 +96,7 @@ async fn up_with_two_schedulers_spreads_tasks_and_a_killed_one_fails_no_download
     };
     for (i, url) in files.iter().enumerate() {
         let out = dir.path().join(format!("file-{i}"));
-        assert!(dfget(url, &out, &endpoint("peer-1")).status()?.success(), "{url}");
+        assert!(run(dfget(url, &out, &endpoint("peer-1"))).await?.success(), "{url}");
         check(&out, url)?;
     }
     for base in &http {
@@ -114,16 +118,12 @@ async fn up_with_two_schedulers_spreads_tasks_and_a_killed_one_fails_no_download
 
     // A new download of a task the dead scheduler owned, and the running one, both finish.
     let after_out = dir.path().join("after");
-    assert!(dfget(&after, &after_out, &endpoint("peer-1")).status()?.success(), "{after}");
+    assert!(run(dfget(&after, &after_out, &endpoint("peer-1"))).await?.success(), "{after}");
     check(&after_out, &after)?;
     let status = tokio::task::spawn_blocking(move || slow.wait()).await??;
     assert!(status.success(), "the running download failed: {status:?}");
     check(&running_out, &running)?;
-    assert_eq!(
-        origin.sent(),
-        (2 * small + 2 * big) as u64,
-        "each file left the origin once (its seed peer's fetch)"
-    );
+    assert_eq!(origin.sent(), (2 * small + 2 * big) as u64, "each file left the origin once (its seed peer's fetch)");
 
     assert!(launcher.try_wait()?.is_none(), "the launcher keeps the cluster up with one scheduler left");
     let exit = interrupt(&mut launcher).await?;
