@@ -51,7 +51,8 @@ async fn after_a_restart_the_seed_peers_copy_serves_the_next_download_with_its_d
     let expected = content(len, 9);
     let (a, b) = (dir.path().join("out-0"), dir.path().join("out-1"));
     let (r0, r1) = tokio::join!(fetch(&peers[0], &url, &a, &expected), fetch(&peers[1], &url, &b, &expected));
-    (r0?, r1?);
+    r0?;
+    r1?;
     assert_eq!(origin.sent(), len as u64);
 
     let scheduler = scheduler.restart().await;
