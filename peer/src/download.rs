@@ -1,9 +1,8 @@
 //! Producing content on this host: from the cache, from parent peers, or from the origin.
 //!
 //! [`Downloader::fetch_task`] brings a task's pieces into storage (the scheduler decides where
-//! from: parents via [`p2p`], or the origin via [`origin`]; a scheduler lost on the way hands
-//! the download to the next in rendezvous order, which carries on from the pieces held; without
-//! a scheduler, or when none is reachable, the origin is used unless back-to-source is disabled). [`Downloader::download`]
+//! from: parents via [`p2p`], or the origin via [`origin`]; without a scheduler, or when it is
+//! unreachable, the origin is used unless back-to-source is disabled). [`Downloader::download`]
 //! then checks the whole-content digest and exports a copy under the user's path, atomically.
 
 mod follow;
@@ -32,7 +31,7 @@ use crate::{
     limiter::RateLimiter,
     metrics::{Metrics, TrafficType},
     rpc::scheduler_set::SchedulerSet,
-    storage::{Link, Storage, StoredShape, TaskStore},
+    storage::{Link, Storage, TaskStore},
 };
 
 /// Settings of the downloader.
@@ -198,19 +197,10 @@ impl Downloader {
             tracing::info!(task_id = %req.task_id, "served from the local cache");
             return Ok(task);
         }
-        if task.shape().is_none() {
-            task.set_shape(StoredShape {
-                tag: req.tag.clone(),
-                application: req.application.clone(),
-                filtered_query_params: req.filtered_query_params.clone(),
-                piece_length: req.piece_length,
-                blob_digest: req.blob_digest,
-            });
-        }
-        // The task's schedulers; none while the manager has named none and no static one is set.
-        let scheduler = self.inner.scheduler.as_ref().map(|set| (set, set.ranked(&req.task_id.0)));
-        let result = match scheduler.filter(|(_, ranked)| !ranked.is_empty()) {
-            Some((set, ranked)) => match self.through_schedulers(&task, req, set, &ranked, events).await {
+        // The task's scheduler; none while the manager has named none and no static one is set.
+        let scheduler = self.inner.scheduler.as_ref().and_then(|set| Some((set, set.for_task(&req.task_id.0)?)));
+        let result = match scheduler {
+            Some((set, addr)) => match p2p::run(&self.inner, &task, req, set, addr, events).await {
                 Err(Error::SchedulerLost(why)) if !req.disable_back_to_source => {
                     tracing::warn!(task_id = %req.task_id, %why, "scheduler unavailable; fetching from the origin");
                     origin::fetch(&self.inner, &task, req, None, events).await
@@ -234,42 +224,6 @@ impl Downloader {
                 Err(e)
             }
         }
-    }
-}
-
-/// How long a download that lost its scheduler waits for its pieces in flight to land.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl Downloader {
-    /// Downloads through the task's scheduler; when it is lost (down when asked, or its stream
-    /// breaks mid-download), the next in rendezvous order takes over and the download carries on
-    /// from the pieces it holds. `Err(SchedulerLost)` once every scheduler was tried.
-    async fn through_schedulers(
-        &self,
-        task: &Arc<TaskStore>,
-        req: &TaskRequest,
-        set: &SchedulerSet,
-        ranked: &[std::net::SocketAddr],
-        events: &EventSink,
-    ) -> Result<(), Error> {
-        let mut lost = Vec::new();
-        for addr in ranked {
-            match p2p::run(&self.inner, task, req, set, *addr, events).await {
-                Err(Error::SchedulerLost(why)) => {
-                    // Fetches of the lost stream may still be writing pieces: the next scheduler
-                    // hears of them with the rest when they land first (a short wait; a piece
-                    // that lands later is only unknown to it, never wrong).
-                    let settle = tokio::time::Instant::now() + SETTLE;
-                    while task.writing_now() && tokio::time::Instant::now() < settle {
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    }
-                    tracing::warn!(task_id = %req.task_id, scheduler = %addr, %why, held = task.finished().len(), "scheduler lost; the next one takes the download over");
-                    lost.push(format!("{addr}: {why}"));
-                }
-                other => return other,
-            }
-        }
-        Err(Error::SchedulerLost(lost.join("; ")))
     }
 }
 

@@ -3,14 +3,12 @@
 //! - [`scheduler`]: the download's stream to the scheduler, as the peer's own message types;
 //! - [`scheduler_set`]: which schedulers this host uses, and which one serves a task;
 //! - `manager`: learning the schedulers from the manager and keeping the host alive there;
-//! - `announce`: host announcements; `cached`: what the cache holds, told to a scheduler that
-//!   does not know it (restarted, or taking over a dead one's tasks); `seed`: seed orders in seed mode; `orders`: the
+//! - `announce`: host announcements; `seed`: seed orders in seed mode; `orders`: the
 //!   scheduler's orders for this host (task deletions); `watch`: how those two streams are kept
 //!   open with every scheduler.
 
 pub(crate) mod announce;
 pub use announce::host_id;
-pub(crate) mod cached;
 pub mod caller;
 pub mod dfdaemon;
 pub(crate) mod manager;

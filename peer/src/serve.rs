@@ -115,14 +115,9 @@ impl Dfdaemon {
 
         let upload_port = listeners.upload.local_addr()?.port();
         let (announced_tx, announced_rx) = tokio::sync::watch::channel(false);
-        let cache = crate::rpc::cached::CacheAnnouncer {
-            storage: storage.clone(),
-            host_id: host_id.clone(),
-            seed: config.seed,
-        };
-        let announcer = schedulers.clone().map(|set| {
-            tokio::spawn(announce::run(config.clone(), upload_port, set, cache.clone(), announced_tx, shutdown.clone()))
-        });
+        let announcer = schedulers
+            .clone()
+            .map(|set| tokio::spawn(announce::run(config.clone(), upload_port, set, announced_tx, shutdown.clone())));
         let manager_client = match (&schedulers, config.manager.addr.is_empty()) {
             (Some(set), false) => Some(tokio::spawn(manager::run(
                 config.clone(),
@@ -147,7 +142,6 @@ impl Dfdaemon {
         let seeder = match (&schedulers, config.seed) {
             (Some(set), true) => Some(tokio::spawn(seed::run(
                 downloader.clone(),
-                cache,
                 set.clone(),
                 host_id.clone(),
                 announced_rx,

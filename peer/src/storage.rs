@@ -1,7 +1,6 @@
 //! Where a dfdaemon keeps content: one file per task under `content/<id[..3]>/<id>`, written piece
 //! by piece at its offset, plus `meta/<id>.json` with the layout, the finished pieces and their
-//! digests, and what the id was derived from, so a restarted daemon still serves and reuses what
-//! it has, and can tell a scheduler that knows nothing of it (`rpc::cached`).
+//! digests, so a restarted daemon still serves and reuses what it has.
 //!
 //! Storage knows nothing about parents, schedulers or origins: it stores verified pieces and
 //! hands out byte ranges. Verification happens before [`TaskStore::write_piece`] is called.
@@ -16,7 +15,7 @@ use std::{
 
 use common::ids::TaskId;
 
-pub use task::{BusyGuard, Link, PieceTap, PieceWriter, Seal, StoredShape, TaskMeta, TaskStore, TaskSummary, publish};
+pub use task::{BusyGuard, Link, PieceTap, PieceWriter, Seal, TaskMeta, TaskStore, TaskSummary, publish};
 
 use crate::Error;
 

@@ -13,7 +13,7 @@ pub use orders::{HostOrder, HostOrders};
 pub use preheats::{PreheatOutcome, PreheatResult, Preheats, ReportRefused};
 pub use seed::{SeedOrder, SeedWatchers};
 pub use task::{
-    CachedCopy, Census, ContentInfo, ParentInfo, PeerPhase, PeerRecord, PieceReport, PieceSource, SEED_GRACE, Sent,
-    SourceDecision, Task, TaskCell, TaskSnapshot, Tasks, Update,
+    Census, ContentInfo, ParentInfo, PeerPhase, PeerRecord, PieceReport, PieceSource, SEED_GRACE, Sent, SourceDecision,
+    Task, TaskCell, TaskSnapshot, Tasks, Update,
 };
 pub use watchers::{Delivery, Watchers};

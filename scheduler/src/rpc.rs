@@ -8,7 +8,6 @@
 //! takes seed orders; only the manager deletes tasks and starts preheats.
 
 mod announce_peer;
-mod cached;
 pub mod manager;
 mod orders;
 pub mod preheat;
@@ -52,9 +51,6 @@ pub struct SchedulerService {
     /// Cancelled when the scheduler stops: order streams and preheats end with it, so the
     /// graceful stop does not wait on them and callers learn why.
     pub shutdown: tokio_util::sync::CancellationToken,
-    /// Random per start, sent in every `AnnounceHostResponse`: a host that sees a new one
-    /// announces its cached tasks again, since this scheduler starts knowing none.
-    pub boot_id: String,
 }
 
 impl SchedulerService {
@@ -156,7 +152,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         self.daemon_of(&caller, &host.id, &[role])?;
         tracing::debug!(host_id = %host.id, kind = ?host.kind, "host announced");
         self.hosts.announce(host, Instant::now());
-        Ok(Response::new(pb::AnnounceHostResponse { host_ttl_secs: self.host_ttl_secs, boot_id: self.boot_id.clone() }))
+        Ok(Response::new(pb::AnnounceHostResponse { host_ttl_secs: self.host_ttl_secs }))
     }
 
     async fn leave_host(
@@ -258,14 +254,6 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         let caller = Caller::of(&request);
         preheat::report(self, &caller, request.into_inner())?;
         Ok(Response::new(pb::ReportPreheatResponse {}))
-    }
-
-    async fn announce_cached_tasks(
-        &self,
-        request: Request<pb::AnnounceCachedTasksRequest>,
-    ) -> Result<Response<pb::AnnounceCachedTasksResponse>, Status> {
-        let caller = Caller::of(&request);
-        cached::announce(self, &caller, request.into_inner()).map(Response::new)
     }
 }
 

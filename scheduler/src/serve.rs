@@ -90,7 +90,6 @@ impl Scheduler {
             host_ttl_secs: self.config.gc.host_ttl_secs,
             metrics: Arc::new(Metrics::default()),
             cluster_id: credentials.as_ref().map(|c| c.identity.cluster_id),
-            boot_id: boot_id(),
         };
         let metrics = service.metrics.clone();
         let (reporter, health) = tonic_health::server::health_reporter();
@@ -157,12 +156,6 @@ impl Scheduler {
         http?;
         Ok(())
     }
-}
-
-/// A fresh random id for this start of the scheduler (128 bits, hex).
-fn boot_id() -> String {
-    use rand::Rng;
-    format!("{:032x}", rand::rng().random::<u128>())
 }
 
 /// How long silent state is kept (`[gc]`).

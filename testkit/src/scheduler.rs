@@ -23,8 +23,6 @@ pub struct TestScheduler {
     pub limits: LiveLimits,
     pub shutdown: CancellationToken,
     task: JoinHandle<Result<(), scheduler::Error>>,
-    /// What it was started with, for [`restart`](TestScheduler::restart).
-    config: SchedulerConfig,
 }
 
 /// A scheduler configuration that registers with the manager at `manager` (gRPC address) as
@@ -52,26 +50,13 @@ impl TestScheduler {
         }
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(config, grpc, http)
-    }
-
-    fn serve(config: SchedulerConfig, grpc: TcpListener, http: TcpListener) -> Self {
         let addr = grpc.local_addr().unwrap().to_string();
         let http_base = format!("http://{}", http.local_addr().unwrap());
-        let scheduler = Scheduler::new(config.clone());
+        let scheduler = Scheduler::new(config);
         let (hosts, tasks, limits) = (scheduler.hosts(), scheduler.tasks(), scheduler.limits());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(scheduler.serve(Listeners { grpc, http }, shutdown.clone()));
-        Self { addr, http: http_base, hosts, tasks, limits, shutdown, task, config }
-    }
-
-    /// Stops the scheduler and starts a new one with the same configuration on the same
-    /// addresses: a restart, with every host, task and peer forgotten.
-    pub async fn restart(self) -> Self {
-        let (addr, http, config) = (self.addr.clone(), self.http.clone(), self.config.clone());
-        self.stop().await;
-        let http = http.trim_start_matches("http://").to_owned();
-        Self::serve(config, TcpListener::bind(&addr).await.unwrap(), TcpListener::bind(&http).await.unwrap())
+        Self { addr, http: http_base, hosts, tasks, limits, shutdown, task }
     }
 
     /// `http://` + [`addr`](Self::addr), for gRPC clients.

@@ -66,9 +66,8 @@ const PARENT_BUSY_RETRY: Duration = Duration::from_millis(150);
 /// ([`BUSY_RETRY`], [`PARENT_BUSY_RETRY`]) is over are scheduled again.
 const TICK: Duration = Duration::from_millis(50);
 
-/// Runs the download through the scheduler at `addr`, registering the pieces `task` already
-/// holds (a scheduler lost before this one). `Err(SchedulerLost)` tells the caller to try the
-/// next scheduler or fall back.
+/// Runs the download through the scheduler at `addr`. `Err(SchedulerLost)` tells the caller to
+/// fall back.
 pub(super) async fn run(
     inner: &Inner,
     task: &Arc<TaskStore>,
@@ -90,7 +89,6 @@ pub(super) async fn run(
         application: req.application.clone(),
         filtered_query_params: req.filtered_query_params.clone(),
         blob_digest: req.blob_digest,
-        held: task.finished(),
     };
     let mut stream = PeerStream::open(schedulers, addr, registration).await?;
     let mut download = Download {
@@ -280,21 +278,6 @@ impl Download<'_> {
         }
         self.jobs.shutdown().await;
         self.origin_jobs.shutdown().await;
-        // Pieces held from before (a scheduler lost while this peer fetched them): it is the
-        // origin fetcher here too, so it reports them with their digests as it will the rest,
-        // which the stream below only checks against them.
-        let held: Vec<PieceReport> = self
-            .task
-            .finished()
-            .iter()
-            .filter_map(|number| {
-                let digest = Some(self.task.digest(number)?);
-                Some(PieceReport { number, digest, source: PieceSource::Origin { content: None }, cost_micros: 0 })
-            })
-            .collect();
-        if !held.is_empty() {
-            self.reporter.send(ToScheduler::Pieces(held)).await?;
-        }
         Ok(Some(match origin::fetch(self.inner, self.task, self.req, Some(&self.reporter), self.events).await {
             Ok(()) => End::Complete { content_length: self.task.layout().map(|l| l.content_length).unwrap_or(0) },
             Err(e) => End::Failed(e),

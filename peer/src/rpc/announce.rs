@@ -1,19 +1,14 @@
 //! Keeping the schedulers informed about this host: announce to each at start, periodically and
-//! whenever the list changes; leave on shutdown. A scheduler answering with a boot id not seen
-//! before (met for the first time, or restarted with an empty task table) also hears what the
-//! cache holds of its tasks (`cached`). A scheduler that is down only delays the
+//! whenever the list changes; leave on shutdown. A scheduler that is down only delays the
 //! announcement; downloads keep working.
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Duration,
-};
+use std::{collections::HashSet, time::Duration};
 
 use common::ids::HostId;
 use proto::{common::v1 as pb_common, scheduler::v1 as pb};
 use tokio_util::sync::CancellationToken;
 
-use super::{cached::CacheAnnouncer, scheduler_set::SchedulerSet};
+use super::scheduler_set::SchedulerSet;
 use crate::config::DfdaemonConfig;
 
 /// Announces until `shutdown`, then tells the schedulers the host leaves.
@@ -21,7 +16,6 @@ pub async fn run(
     config: DfdaemonConfig,
     upload_port: u16,
     schedulers: SchedulerSet,
-    cache: CacheAnnouncer,
     announced_tx: tokio::sync::watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
@@ -41,8 +35,6 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(config.scheduler.announce_interval_secs));
     let mut changes = schedulers.subscribe();
     let mut announced = HashSet::new();
-    // Each scheduler's boot id as last seen: a new one means it knows nothing of this cache.
-    let mut boot_ids: HashMap<std::net::SocketAddr, String> = HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -52,20 +44,15 @@ pub async fn run(
         for addr in schedulers.addrs() {
             let result = async {
                 let mut client = pb::scheduler_client::SchedulerClient::new(schedulers.channel(addr)?);
-                let answer = client.announce_host(pb::AnnounceHostRequest { host: Some(host.clone()) }).await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(answer.into_inner().boot_id)
+                client.announce_host(pb::AnnounceHostRequest { host: Some(host.clone()) }).await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
             }
             .await;
             match result {
-                Ok(boot_id) => {
-                    if announced.insert(addr) {
-                        tracing::info!(host_id = %id, scheduler = %addr, "announced to scheduler");
-                    }
-                    if boot_ids.get(&addr) != Some(&boot_id) {
-                        boot_ids.insert(addr, boot_id);
-                        tokio::spawn(tell_cache(cache.clone(), schedulers.clone(), addr));
-                    }
+                Ok(()) if announced.insert(addr) => {
+                    tracing::info!(host_id = %id, scheduler = %addr, "announced to scheduler");
                 }
+                Ok(()) => {}
                 Err(e) => tracing::warn!(error = %e, scheduler = %addr, "announce failed; will retry"),
             }
         }
@@ -90,16 +77,6 @@ pub async fn run(
     };
     if tokio::time::timeout(Duration::from_secs(2), leave_all).await.is_err() {
         tracing::warn!("leaving the schedulers timed out");
-    }
-}
-
-/// Tells a scheduler met for the first time or restarted (a new boot id) what this host's cache
-/// holds of its tasks.
-async fn tell_cache(cache: CacheAnnouncer, schedulers: SchedulerSet, addr: std::net::SocketAddr) {
-    match cache.announce_owned(&schedulers, addr).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(scheduler = %addr, tasks = n, "cached tasks announced"),
-        Err(e) => tracing::warn!(scheduler = %addr, error = %e, "announcing cached tasks failed"),
     }
 }
 

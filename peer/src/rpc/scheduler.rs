@@ -85,8 +85,6 @@ pub struct Registration {
     pub application: String,
     pub filtered_query_params: Vec<String>,
     pub blob_digest: bool,
-    /// Pieces already held (a download that lost its scheduler registers with the next).
-    pub held: PieceBitmap,
 }
 
 /// An open `AnnouncePeer` stream.
@@ -122,7 +120,6 @@ impl PeerStream {
                 blob_digest_task_id: reg.blob_digest,
             }),
             disable_back_to_source: reg.disable_back_to_source,
-            held_pieces: reg.held.to_bytes(),
         };
         out.send(pb::AnnouncePeerRequest { request: Some(pb::announce_peer_request::Request::Register(register)) })
             .await

@@ -115,13 +115,6 @@ impl SchedulerSet {
     pub fn for_task(&self, task_id: &str) -> Option<SocketAddr> {
         pick(&self.addrs.borrow(), task_id)
     }
-
-    /// Every scheduler in the order `task_id` falls to them: the responsible one first, then the
-    /// one that takes the task over when it is lost, and so on. Every host computes the same
-    /// order, so the peers of a task that lost its scheduler meet again on the next one.
-    pub fn ranked(&self, task_id: &str) -> Vec<SocketAddr> {
-        rank(&self.addrs.borrow(), task_id)
-    }
 }
 
 fn normalise(mut addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
@@ -132,26 +125,16 @@ fn normalise(mut addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
 
 /// Rendezvous hashing: the address with the highest hash of (task, address).
 fn pick(addrs: &[SocketAddr], task_id: &str) -> Option<SocketAddr> {
-    addrs.iter().copied().max_by_key(|addr| weight(task_id, addr))
-}
-
-/// Every address, highest hash of (task, address) first: removing the first leaves the rest in
-/// the same order, so the second is whom [`pick`] names once the first is gone.
-fn rank(addrs: &[SocketAddr], task_id: &str) -> Vec<SocketAddr> {
-    let mut ranked = addrs.to_vec();
-    ranked.sort_by_key(|addr| std::cmp::Reverse(weight(task_id, addr)));
-    ranked
-}
-
-fn weight(task_id: &str, addr: &SocketAddr) -> u64 {
-    let mut h = blake3::Hasher::new();
-    h.update(task_id.as_bytes());
-    h.update(b"\0");
-    h.update(addr.to_string().as_bytes());
-    let bytes = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&bytes.as_bytes()[..8]);
-    u64::from_be_bytes(first)
+    addrs.iter().copied().max_by_key(|addr| {
+        let mut h = blake3::Hasher::new();
+        h.update(task_id.as_bytes());
+        h.update(b"\0");
+        h.update(addr.to_string().as_bytes());
+        let bytes = h.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&bytes.as_bytes()[..8]);
+        u64::from_be_bytes(first)
+    })
 }
 
 #[cfg(test)]
@@ -183,20 +166,6 @@ mod tests {
         }
         // Spread: each of four schedulers gets roughly a quarter.
         assert!((20..80).contains(&moved), "{moved}");
-    }
-
-    #[test]
-    fn the_next_in_rank_is_whom_the_hash_names_once_the_first_is_gone() {
-        let all = addrs(&[1, 2, 3]);
-        for i in 0..100 {
-            let task = format!("task-{i}");
-            let ranked = rank(&all, &task);
-            assert_eq!(ranked.len(), 3);
-            assert_eq!(Some(ranked[0]), pick(&all, &task));
-            let rest: Vec<_> = all.iter().copied().filter(|a| *a != ranked[0]).collect();
-            assert_eq!(Some(ranked[1]), pick(&rest, &task), "{task}");
-            assert_eq!(rank(&rest, &task), ranked[1..].to_vec());
-        }
     }
 
     #[test]

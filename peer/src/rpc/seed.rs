@@ -1,9 +1,7 @@
 //! Seed mode: keep a `WatchSeedTasks` stream open and fetch every ordered task into the cache,
 //! from the origin (the scheduler tells the seed to go back to source), so normal peers can take
 //! pieces from here while it still downloads. One stream per scheduler in the [`SchedulerSet`],
-//! following its changes; each reconnects when it breaks ([`super::watch`]). An order for a task
-//! already whole in the cache is answered by telling that scheduler of the copy
-//! ([`super::cached`]): it did not know of it, and the origin is not asked again.
+//! following its changes; each reconnects when it breaks ([`super::watch`]).
 
 use common::ids::HostId;
 use proto::scheduler::v1 as pb;
@@ -11,13 +9,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::{cached::CacheAnnouncer, scheduler_set::SchedulerSet};
+use super::scheduler_set::SchedulerSet;
 use crate::download::{Downloader, EventSink, TaskRequest, TaskShape};
 
 /// Takes seed orders from every scheduler until `shutdown`.
 pub async fn run(
     downloader: Downloader,
-    cache: CacheAnnouncer,
     schedulers: SchedulerSet,
     host_id: HostId,
     announced: watch::Receiver<bool>,
@@ -25,19 +22,13 @@ pub async fn run(
 ) {
     // The scheduler only accepts watchers that have announced themselves as seed hosts.
     super::watch::on_every_scheduler(schedulers, announced, shutdown, |channel, stop| {
-        watch_one(downloader.clone(), cache.clone(), channel, host_id.clone(), stop)
+        watch_one(downloader.clone(), channel, host_id.clone(), stop)
     })
     .await;
 }
 
 /// Keeps one scheduler's seed-order stream open until `shutdown`.
-async fn watch_one(
-    downloader: Downloader,
-    cache: CacheAnnouncer,
-    channel: Channel,
-    host_id: HostId,
-    shutdown: CancellationToken,
-) {
+async fn watch_one(downloader: Downloader, channel: Channel, host_id: HostId, shutdown: CancellationToken) {
     let open = || {
         let mut client = pb::scheduler_client::SchedulerClient::new(channel.clone());
         let host_id = host_id.clone();
@@ -51,10 +42,10 @@ async fn watch_one(
             opened
         }
     };
-    super::watch::keep_open(&shutdown, open, |order| start(&downloader, &cache, &channel, order)).await;
+    super::watch::keep_open(&shutdown, open, |order| start(&downloader, order)).await;
 }
 
-fn start(downloader: &Downloader, cache: &CacheAnnouncer, channel: &Channel, order: pb::SeedTask) {
+fn start(downloader: &Downloader, order: pb::SeedTask) {
     let Some(spec) = order.task else { return };
     let Ok(url) = url::Url::parse(&spec.url) else {
         tracing::warn!(url = %spec.url, "seed order with an invalid URL ignored");
@@ -75,23 +66,6 @@ fn start(downloader: &Downloader, cache: &CacheAnnouncer, channel: &Channel, ord
         }
     };
     let downloader = downloader.clone();
-    // Whole here already: the scheduler that orders it does not know (it took the task over
-    // from one that died, or restarted), so it is told, with the digests, instead of fetching.
-    if let Some(task) = cache.storage.get(&req.task_id).filter(|t| t.is_complete() && t.shape().is_some()) {
-        let (cache, channel) = (cache.clone(), channel.clone());
-        tokio::spawn(async move {
-            match cache.announce_one(channel, &task).await {
-                Ok(true) => tracing::info!(task_id = %req.task_id, "seed order for a cached task: told the scheduler"),
-                Ok(false) => {
-                    tracing::warn!(task_id = %req.task_id, "seed order for a cached task the scheduler refused")
-                }
-                Err(e) => {
-                    tracing::warn!(task_id = %req.task_id, error = %e, "telling the scheduler of a cached task failed")
-                }
-            }
-        });
-        return;
-    }
     tokio::spawn(async move {
         match downloader.fetch_task(&req, &EventSink::none()).await {
             Ok(_) => tracing::info!(task_id = %req.task_id, "seed task cached"),

@@ -33,22 +33,6 @@ pub struct TaskMeta {
     /// The complete content file's seal (see [`Seal`]); absent before completion.
     #[serde(default)]
     pub sealed: Option<Seal>,
-    /// What besides its URL the task's id was derived from; absent for tasks cached before it
-    /// was kept (those are never announced to a scheduler, which could not derive their id).
-    #[serde(default)]
-    pub shape: Option<StoredShape>,
-}
-
-/// What, besides its URL, a task's id was derived from, kept so the cache can tell a scheduler
-/// which task it holds (the scheduler derives the id again from it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredShape {
-    pub tag: String,
-    pub application: String,
-    pub filtered_query_params: Vec<String>,
-    /// The piece length asked for, not the one chosen for the content.
-    pub piece_length: Option<u64>,
-    pub blob_digest: bool,
 }
 
 #[derive(Debug)]
@@ -58,7 +42,6 @@ struct State {
     digests: std::collections::BTreeMap<u32, String>,
     last_used: u64,
     sealed: Option<Seal>,
-    shape: Option<StoredShape>,
 }
 
 /// One task's content file and what is known about it.
@@ -162,7 +145,6 @@ impl TaskStore {
                 digests: Default::default(),
                 last_used: now(),
                 sealed: None,
-                shape: None,
             }),
         })
     }
@@ -202,14 +184,7 @@ impl TaskStore {
             taps: Mutex::default(),
             writing: Mutex::default(),
             changes: tokio::sync::watch::Sender::new(0),
-            state: RwLock::new(State {
-                layout,
-                finished,
-                digests,
-                last_used: meta.last_used,
-                sealed,
-                shape: meta.shape,
-            }),
+            state: RwLock::new(State { layout, finished, digests, last_used: meta.last_used, sealed }),
         })
     }
 
@@ -221,16 +196,6 @@ impl TaskStore {
     /// The URL it was created for.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// What besides its URL the task's id was derived from, when known.
-    pub fn shape(&self) -> Option<StoredShape> {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).shape.clone()
-    }
-
-    /// Records what the task's id was derived from (kept by the next [`persist`](Self::persist)).
-    pub fn set_shape(&self, shape: StoredShape) {
-        self.state.write().unwrap_or_else(|p| p.into_inner()).shape = Some(shape);
     }
 
     /// The piece layout, once the content length is known.
@@ -346,11 +311,6 @@ impl TaskStore {
         self.state.read().unwrap_or_else(|p| p.into_inner()).digests.get(&n).and_then(|hex| hex.parse().ok())
     }
 
-    /// Whether a [`PieceWriter`] is writing a piece now.
-    pub fn writing_now(&self) -> bool {
-        !self.writing.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-    }
-
     /// Whether every piece is finished.
     pub fn is_complete(&self) -> bool {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
@@ -426,7 +386,6 @@ impl TaskStore {
                 digests: s.digests.clone(),
                 last_used: s.last_used,
                 sealed: s.sealed,
-                shape: s.shape.clone(),
             }
         };
         let tmp = self.meta.with_extension("json.tmp");

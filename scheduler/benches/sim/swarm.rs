@@ -296,8 +296,6 @@ async fn peer(
         peer_id: peer_id(&p),
         task: Some(spec(p.task, shape.piece_len)),
         disable_back_to_source: false,
-        // A simulated peer starts with nothing (no scheduler failover in the simulation).
-        held_pieces: Vec::new(),
     };
     let use_request = |request| pb::AnnouncePeerRequest { request: Some(request) };
     use pb::announce_peer_request::Request as R;

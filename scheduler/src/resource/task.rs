@@ -8,15 +8,13 @@
 //! - `source`: who fetches from the origin (the elected source, or a spreading task's fetchers);
 //! - `pieces`: what peers report (content info, finished pieces, digests, tiny content);
 //! - `update`: what each peer's stream is told next, and the parents chosen for it;
-//! - `cell`: every task behind a mutex with the version that wakes its streams;
-//! - `cached`: copies hosts hold in their caches, told to a scheduler that does not know them.
+//! - `cell`: every task behind a mutex with the version that wakes its streams.
 //!
 //! A peer moves `Pending → Running | BackToSource → Succeeded | Failed`; a peer that leaves
 //! unfinished is removed, and any peer silent for the peer TTL (neither reporting nor serving)
 //! is forgotten, so a finished peer on a live host is not offered forever. Every change bumps the task's version so the peers' streams push
 //! updates without polling.
 
-mod cached;
 mod cell;
 mod peer;
 mod pieces;
@@ -37,7 +35,6 @@ use common::{
     piece::PieceLayout,
 };
 
-pub use cached::CachedCopy;
 pub use cell::{Census, TaskCell, Tasks};
 pub use peer::{PeerPhase, PeerRecord};
 pub use pieces::{ContentInfo, PieceReport, PieceSource};
@@ -115,11 +112,6 @@ impl Task {
     /// The layout, once the source reported the content length.
     pub fn layout(&self) -> Option<PieceLayout> {
         PieceLayout::new(self.content_length?, self.piece_length?).ok()
-    }
-
-    /// The digest recorded for piece `n` (by its origin fetcher or a seed peer's cached copy).
-    pub fn digest(&self, n: u32) -> Option<PieceDigest> {
-        self.digests.get(n as usize).copied().flatten()
     }
 
     /// A peer of this task.

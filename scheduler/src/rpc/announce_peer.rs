@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use common::{
-    bitmap::PieceBitmap,
     digest::PieceDigest,
     ids::{HostId, PeerId, TaskId},
 };
@@ -47,22 +46,13 @@ pub async fn start(
 
     let peer = PeerId(reg.peer_id);
     let headers: Vec<(String, String)> = spec.request_headers.into_iter().collect();
-    // Pieces a download held before it came here (its scheduler was lost): a bitmap, bounded by
-    // what any content may have.
-    let held = PieceBitmap::from_bytes(&reg.held_pieces);
-    let cell = svc.tasks.get_or_create(&task_id, &spec.url, headers.clone(), spec.piece_length);
+    let cell = svc.tasks.get_or_create(&task_id, &spec.url, headers, spec.piece_length);
     {
         // Every registrant's spec derives the same id, so any of them describes the task.
         let mut t = cell.lock();
         (t.tag, t.application, t.filtered_query_params) = (spec.tag, spec.application, spec.filtered_query_params);
         t.blob_digest = spec.blob_digest_task_id;
-        // A task first learnt from a cache's announcement has no origin headers to order a
-        // seed peer with: the first download's are taken.
-        if t.headers.is_empty() {
-            t.headers = headers;
-        }
-        t.register_holding(peer.clone(), host_id.clone(), reg.disable_back_to_source, held)
-            .map_err(Status::invalid_argument)?;
+        t.register(peer.clone(), host_id.clone(), reg.disable_back_to_source);
         if svc.preheats.owed_by(&host_id, &task_id) {
             t.want(&peer);
         }
@@ -80,7 +70,7 @@ pub async fn start(
 /// The task's id, derived here from what the peer says it downloads (URL, tag, application,
 /// piece length, filtered query parameters) and compared with the id it sent: a peer cannot bind
 /// a task id to another URL, and an id that is not a hash never reaches a file name or a seed peer.
-pub(super) fn derived_task_id(spec: &pb::TaskSpec) -> Result<TaskId, Status> {
+fn derived_task_id(spec: &pb::TaskSpec) -> Result<TaskId, Status> {
     let claimed = TaskId::parse(&spec.task_id).map_err(|e| Status::invalid_argument(format!("task.task_id: {e}")))?;
     let derived = super::spec_task_id(spec).map_err(|e| Status::invalid_argument(format!("task: {e}")))?;
     if derived != claimed {
@@ -109,12 +99,6 @@ async fn drive(
     let mut sent = Sent::default();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
-        // A stopping scheduler decides nothing more: its streams end as they stop (a seed peer's
-        // among them), and electing a new source then would send a peer to the origin for
-        // nothing; every peer carries on with the next scheduler.
-        if svc.shutdown.is_cancelled() {
-            break;
-        }
         let limits = svc.limits.get();
         let decision = cell.lock().decide_source(&peer, svc.seeds.any(), is_seed, Instant::now());
         match decision {
@@ -205,9 +189,6 @@ async fn drive(
                     }
                 }
                 _ = tx.closed() => break 'wait true,
-                // A stopping scheduler ends its downloads' streams: each peer carries on with the
-                // next scheduler instead of waiting for this one.
-                _ = svc.shutdown.cancelled() => break 'wait true,
             }
         };
         if over {

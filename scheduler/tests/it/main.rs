@@ -1,5 +1,4 @@
 //! The scheduler's integration tests, one binary; the harness is `testkit`.
 
-mod cached;
 mod grpc;
 mod preheat;

@@ -24,27 +24,16 @@ fn alive(pid: i32) -> bool {
     signal::kill(Pid::from_raw(pid), None).is_ok()
 }
 
-mod schedulers;
-
 /// `damselfly up --peers <peers> <extra…>` on `dir`, once its cluster.json is written: the
 /// launcher and the cluster it describes.
 async fn up(dir: &Path, peers: u32, extra: &[&str]) -> anyhow::Result<(Child, Value)> {
-    let peers = peers.to_string();
-    let mut args = vec!["--peers", peers.as_str()];
-    args.extend_from_slice(extra);
-    up_with(dir, &args).await
-}
-
-/// `damselfly up <args>` on `dir`, as [`up`].
-async fn up_with(dir: &Path, args: &[&str]) -> anyhow::Result<(Child, Value)> {
     for b in ["manager", "scheduler", "dfdaemon", "dfget", "dfctl"] {
         anyhow::ensure!(bin_dir().join(b).is_file(), "{b} is not built: run `cargo build --workspace --bins`");
     }
     let mut launcher = Command::new(env!("CARGO_BIN_EXE_damselfly"))
-        .arg("up")
-        .args(args)
-        .arg("--data-dir")
+        .args(["up", "--peers", &peers.to_string(), "--data-dir"])
         .arg(dir)
+        .args(extra)
         .env("DAMSELFLY_ROOT_PASSWORD", ROOT_PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -18,8 +18,6 @@ use crate::{
 pub struct UpOptions {
     pub data_dir: PathBuf,
     pub peers: usize,
-    /// Scheduler processes (at least 1); every dfdaemon learns all of them from the manager.
-    pub schedulers: usize,
     pub bin_dir: PathBuf,
     pub site_root: Option<PathBuf>,
     pub root_password: Option<String>,
@@ -33,10 +31,7 @@ pub struct UpOptions {
 pub struct ClusterFile {
     pub data_dir: PathBuf,
     pub manager: ManagerEntry,
-    /// The first scheduler (what a one-scheduler cluster has).
     pub scheduler: SchedulerEntry,
-    /// Every scheduler, the first included.
-    pub schedulers: Vec<SchedulerEntry>,
     pub peers: Vec<PeerEntry>,
     /// The registry each peer's mirror stands for (`--registry-mirror`), when given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,14 +46,12 @@ pub struct ManagerEntry {
     pub grpc: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct SchedulerEntry {
-    pub name: String,
     /// gRPC `host:port`.
     pub grpc: String,
     /// Base URL of `/healthy` and `/metrics`.
     pub http: String,
-    pub pid: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,18 +106,7 @@ const DFDAEMON_TOML: &str = "\
 allowed_private_networks = [\"127.0.0.0/8\", \"::1/128\"]
 ";
 
-/// The configuration of a second or later scheduler on a first start: its own name, so the
-/// manager registers each scheduler apart.
-fn scheduler_toml(name: &str) -> String {
-    format!(
-        "# Written by `damselfly up` on the first start; edit it and run `damselfly up` again.\n\
-         # Every key and its default: the scheduler's configuration in the README.\n\n\
-         [host]\n# Registered with the manager; each scheduler of the cluster has its own.\nhostname = \"{name}\"\n"
-    )
-}
-
-/// Starts manager, `schedulers` schedulers, a seed peer and `peers` peers; on error, stops what
-/// it started.
+/// Starts manager, scheduler, a seed peer and `peers` peers; on error, stops what it started.
 pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Result<Cluster> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
     let run_dir = opts.data_dir.join("run");
@@ -165,15 +147,16 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
     // gRPC is mutual TLS: components without a kept certificate enrol with a join token.
     let password = opts.root_password.clone().or_else(|| generated.clone());
     let mut joiner = Joiner::new(&client, format!("http://{}", manager["http"]), password);
-    let mut schedulers = Vec::new();
-    for i in 1..=opts.schedulers.max(1) {
-        // The first keeps the name (and data directory) of a one-scheduler cluster.
-        let name = if i == 1 { "scheduler".to_string() } else { format!("scheduler-{i}") };
-        let dir = opts.data_dir.join(&name);
-        let tls = dir.join("tls");
-        let env = joiner.env_for(&tls, "scheduler", &name).await?;
+    let scheduler_tls = opts.data_dir.join("scheduler").join("tls");
+    let scheduler_env = joiner.env_for(&scheduler_tls, "scheduler", "scheduler").await?;
+
+    let scheduler = start(
+        opts,
+        children,
+        "scheduler",
+        "scheduler",
         // It registers with the manager and keeps alive there (cluster 1, the default cluster).
-        let mut args = vec![
+        vec![
             "--grpc-addr".into(),
             loopback.clone(),
             "--http-addr".into(),
@@ -181,39 +164,14 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
             "--manager".into(),
             manager["grpc"].clone(),
             "--tls-dir".into(),
-            tls.display().to_string(),
-        ];
-        if i > 1 {
-            std::fs::create_dir_all(&dir)?;
-            let config = dir.join("scheduler.toml");
-            if !config.exists() {
-                std::fs::write(&config, scheduler_toml(&name))?;
-            }
-            args.extend(["--config".into(), config.display().to_string()]);
-        }
-        let addrs = start(opts, children, &name, "scheduler", args, &env, &client, &run_dir, &log_dir).await?;
-        let pid = children.last().and_then(Supervised::pid).unwrap_or_default();
-        schedulers.push(SchedulerEntry {
-            name,
-            grpc: addrs["grpc"].clone(),
-            http: format!("http://{}", addrs["http"]),
-            pid,
-        });
-    }
-    let first_scheduler = schedulers[0].clone();
-    // The dfdaemons ask the manager for the schedulers once at start (then every minute): with
-    // several, they start once the manager lists every one as active.
-    if schedulers.len() > 1 {
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        while joiner.active_schedulers().await?.is_some_and(|n| n < schedulers.len()) {
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "the manager did not list all {} schedulers as active in {START_TIMEOUT:?}",
-                schedulers.len()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+            scheduler_tls.display().to_string(),
+        ],
+        &scheduler_env,
+        &client,
+        &run_dir,
+        &log_dir,
+    )
+    .await?;
 
     let mut peers = Vec::new();
     for i in 0..=opts.peers {
@@ -237,11 +195,11 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
             loopback.clone(),
             "--proxy-addr".into(),
             loopback.clone(),
-            // The manager names the schedulers (all of them); the first serves until it answers.
+            // The manager names the schedulers; the static one serves until it first answers.
             "--manager".into(),
             manager["grpc"].clone(),
             "--scheduler".into(),
-            first_scheduler.grpc.clone(),
+            scheduler["grpc"].clone(),
         ];
         if seed {
             args.push("--seed".into());
@@ -267,8 +225,7 @@ pub async fn up(opts: &UpOptions, children: &mut Vec<Supervised>) -> anyhow::Res
     let file = ClusterFile {
         data_dir: opts.data_dir.clone(),
         manager: ManagerEntry { http: format!("http://{}", manager["http"]), grpc: manager["grpc"].clone() },
-        scheduler: first_scheduler,
-        schedulers,
+        scheduler: SchedulerEntry { grpc: scheduler["grpc"].clone(), http: format!("http://{}", scheduler["http"]) },
         peers,
         registry_mirror: opts.registry_mirror.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()),
     };

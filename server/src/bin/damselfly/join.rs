@@ -40,28 +40,7 @@ impl<'a> Joiner<'a> {
         Ok(vec![("DAMSELFLY_JOIN_TOKEN", token)])
     }
 
-    /// How many schedulers of cluster 1 the manager lists as active; `None` when root's
-    /// password is not known to this start (nothing to sign in with).
-    pub async fn active_schedulers(&mut self) -> anyhow::Result<Option<usize>> {
-        if self.password.is_none() && self.session.is_none() {
-            return Ok(None);
-        }
-        let session = self.signed_in().await?;
-        let listed: Vec<Value> = self
-            .client
-            .get(format!("{}/api/v1/schedulers?cluster_id=1&state=active&per_page=100", self.base))
-            .bearer_auth(session)
-            .send()
-            .await?
-            .error_for_status()
-            .context("listing the schedulers")?
-            .json()
-            .await?;
-        Ok(Some(listed.len()))
-    }
-
-    /// Root's session, signing in on first need.
-    async fn signed_in(&mut self) -> anyhow::Result<String> {
+    async fn token(&mut self, role: &str, name: &str) -> anyhow::Result<String> {
         if self.session.is_none() {
             let password = self.password.clone().context(
                 "a component needs a join token and root's password is not known to this start: \
@@ -79,15 +58,11 @@ impl<'a> Joiner<'a> {
                 .await?;
             self.session = answer["token"].as_str().map(str::to_owned);
         }
-        self.session.clone().context("the sign-in answer had no token")
-    }
-
-    async fn token(&mut self, role: &str, name: &str) -> anyhow::Result<String> {
-        let session = self.signed_in().await?;
+        let session = self.session.as_deref().context("the sign-in answer had no token")?;
         let answer: Value = self
             .client
             .post(format!("{}/api/v1/clusters/1/join-tokens", self.base))
-            .bearer_auth(&session)
+            .bearer_auth(session)
             .json(&json!({"role": role, "name": format!("damselfly up: {name}"), "max_uses": 1}))
             .send()
             .await?

@@ -29,16 +29,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a local cluster (manager with console on SQLite, schedulers, seed peer, peers) in
-    /// the foreground; Ctrl-C stops all of it.
+    /// Start a local cluster (manager with console on SQLite, scheduler, seed peer, peers) in the
+    /// foreground; Ctrl-C stops all of it.
     Up {
         /// Number of normal peers besides the seed peer.
         #[arg(long, default_value_t = 2)]
         peers: usize,
-        /// Number of schedulers; each task goes to one of them (rendezvous hashing), and a
-        /// scheduler that stops hands its tasks to the next.
-        #[arg(long, default_value_t = 1)]
-        schedulers: usize,
         /// Where databases, content, logs and cluster.json go.
         #[arg(long, default_value = ".damselfly")]
         data_dir: PathBuf,
@@ -64,9 +60,9 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     runtime::init_logging(cli.log_format);
-    let (peers, schedulers, data_dir, bin_dir, site_root, registry_mirror) = match cli.command {
-        Command::Up { peers, schedulers, data_dir, bin_dir, site_root, registry_mirror } => {
-            (peers, schedulers, data_dir, bin_dir, site_root, registry_mirror)
+    let (peers, data_dir, bin_dir, site_root, registry_mirror) = match cli.command {
+        Command::Up { peers, data_dir, bin_dir, site_root, registry_mirror } => {
+            (peers, data_dir, bin_dir, site_root, registry_mirror)
         }
         Command::Cert(args) => {
             return match cert::issue(&args) {
@@ -85,10 +81,6 @@ async fn main() -> ExitCode {
         eprintln!("damselfly: --peers {peers} is more than one machine should run (at most 64)");
         return ExitCode::from(2);
     }
-    if !(1..=8).contains(&schedulers) {
-        eprintln!("damselfly: --schedulers {schedulers} must be between 1 and 8");
-        return ExitCode::from(2);
-    }
     if let Some(url) = &registry_mirror
         && (!matches!(url.scheme(), "http" | "https")
             || url.host_str().is_none()
@@ -102,7 +94,7 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let opts = match options(peers, schedulers, data_dir, bin_dir, site_root, registry_mirror) {
+    let opts = match options(peers, data_dir, bin_dir, site_root, registry_mirror) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("damselfly: {e:#}");
@@ -120,7 +112,6 @@ async fn main() -> ExitCode {
 
 fn options(
     peers: usize,
-    schedulers: usize,
     data_dir: PathBuf,
     bin_dir: Option<PathBuf>,
     site_root: Option<PathBuf>,
@@ -136,7 +127,7 @@ fn options(
             .to_owned(),
     };
     let root_password = std::env::var("DAMSELFLY_ROOT_PASSWORD").ok().filter(|p| !p.is_empty());
-    Ok(UpOptions { data_dir, peers, schedulers, bin_dir, site_root, root_password, registry_mirror })
+    Ok(UpOptions { data_dir, peers, bin_dir, site_root, root_password, registry_mirror })
 }
 
 async fn run(opts: UpOptions) -> anyhow::Result<ExitCode> {
@@ -172,25 +163,15 @@ async fn run(opts: UpOptions) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// Resolves with the name of the first child whose exit stops the cluster: any, except a
-/// scheduler while another still runs (the others take its tasks over; it is reported here).
+/// Resolves with the name of the first child that exits.
 async fn first_exit(children: &mut [Supervised]) -> String {
-    loop {
-        let waits = children.iter_mut().filter_map(|c| (!c.has_exited()).then_some(c)).map(|c| {
-            Box::pin(async move {
-                let _ = c.exited().await;
-                c.name.clone()
-            })
-        });
-        let name = futures_select_all(waits).await;
-        let scheduler = |c: &mut Supervised| c.program() == "scheduler";
-        let gone_is_scheduler = children.iter_mut().any(|c| c.name == name && scheduler(c));
-        let another_runs = children.iter_mut().any(|c| scheduler(c) && !c.has_exited());
-        if !(gone_is_scheduler && another_runs) {
-            return name;
-        }
-        eprintln!("damselfly: {name} exited; the other schedulers take its tasks over");
-    }
+    let waits = children.iter_mut().map(|c| {
+        Box::pin(async move {
+            let _ = c.exited().await;
+            c.name.clone()
+        })
+    });
+    futures_select_all(waits).await
 }
 
 async fn futures_select_all<F: std::future::Future<Output = String> + Unpin>(futs: impl Iterator<Item = F>) -> String {

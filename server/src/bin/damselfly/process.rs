@@ -16,8 +16,6 @@ use tokio::process::{Child, Command};
 pub struct Supervised {
     pub name: String,
     pub log: PathBuf,
-    /// The program's file name (`scheduler`, `dfdaemon`…).
-    program: String,
     child: Child,
 }
 
@@ -50,13 +48,7 @@ impl Supervised {
             cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from));
         }
         let child = cmd.spawn().map_err(|e| anyhow::anyhow!("cannot start {}: {e}", program.display()))?;
-        let program_name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Self { name: name.to_owned(), log, program: program_name, child })
-    }
-
-    /// The program's file name.
-    pub fn program(&self) -> &str {
-        &self.program
+        Ok(Self { name: name.to_owned(), log, child })
     }
 
     /// The child's pid, while it runs.
